@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop bench: simulated plant, scenarios, runner and benchmarks (``v2g-hil``)."""

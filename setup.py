@@ -1,0 +1,30 @@
+"""Build the Cython kernels in ext/ into the packages that use them.
+
+Each kernel's compiled module sits beside its pure-Python reference; the selector module of that
+package picks one (see edge/accel.py).
+"""
+
+from Cython.Build import cythonize
+from setuptools import Extension, find_packages, setup
+
+# Fused multiply-add would move threshold crossings between x86-64 and arm64.
+CFLAGS = ["-O2", "-ffp-contract=off", "-fno-fast-math"]
+
+# module name -> source in ext/
+KERNELS = {
+    "edge.control._lag_c": "ext/lag.pyx",
+}
+
+setup(
+    packages=find_packages(include=["edge*", "drivers*", "hil*"]),
+    ext_modules=cythonize(
+        [Extension(name, [src], extra_compile_args=CFLAGS) for name, src in KERNELS.items()],
+        compiler_directives={
+            "language_level": "3",
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+        },
+    ),
+)
