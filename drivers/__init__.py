@@ -1,0 +1,1 @@
+"""Modbus devices: transport workers, SunSpec decoding, vendor maps and capability interfaces."""

@@ -1,0 +1,1 @@
+"""SunSpec: the official model definitions (``models/``) and their register codec (``models.py``)."""
