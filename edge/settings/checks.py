@@ -1,0 +1,233 @@
+"""Cross-field rules of the settings model that hold for every profile.
+
+Function ownership (one reactive mode; protection never off), site export terms, curve ordering, the
+inverter's reactive capability against the category and against every Q point, and the owner's SoC window.
+The profile's own ranges are in ranges.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+from edge.settings.errors import SettingsError
+from edge.settings.model import PROTECTION_FUNCTIONS, REACTIVE_MODES, Grid, Inverter, Settings
+from edge.settings.profiles import ResolvedProfile
+
+
+def _order(path_a: str, a: float, path_b: str, b: float, strict: bool = True) -> None:
+    """Require a < b (or a <= b): the error names b, its value and the bound a sets."""
+    if a < b or (not strict and a <= b):
+        return
+    rel = ">" if strict else ">="
+    raise SettingsError(path_b, b, f"must be {rel} {path_a} ({a:g})", f"{rel} {a:g}")
+
+
+def check_functions(settings: Settings) -> None:
+    """Ownership rules: at most one reactive mode; protection never off; a non-export site has a cap owner."""
+    f = settings.functions
+    active = {m: getattr(f, m) for m in REACTIVE_MODES if getattr(f, m) != "off"}
+    if len(active) > 1:
+        raise SettingsError(
+            "functions",
+            active,
+            "only one reactive-power mode may be active (two reactive modes fight)",
+            "at most one of " + ", ".join(REACTIVE_MODES),
+        )
+    for name in PROTECTION_FUNCTIONS:
+        if getattr(f, name) == "off":
+            raise SettingsError(
+                f"functions.{name}",
+                "off",
+                "protection is never turned off (the certified inverter's protection stays on)",
+                "inverter, daemon",
+            )
+    if settings.site.non_export and f.export_cap == "off":
+        raise SettingsError(
+            "functions.export_cap", "off", "a non-export site needs an export-cap owner", "inverter, daemon"
+        )
+
+
+def check_site(settings: Settings) -> None:
+    """A non-export or V2H site has a zero export cap."""
+    site = settings.site
+    if site.export_cap_w > 0 and (site.non_export or site.mode == "v2h"):
+        why = "site.non_export = true" if site.non_export else "site.mode = 'v2h'"
+        raise SettingsError("site.export_cap_w", site.export_cap_w, f"no export allowed while {why}", "0")
+
+
+def check_owner(settings: Settings) -> None:
+    """Departure target above the reserve; a departure time needs a target SoC."""
+    owner = settings.owner
+    if owner.departure_time is not None and owner.departure_soc is None:
+        raise SettingsError("owner.departure_soc", None, "a departure time needs a departure SoC", "0 … 1")
+    if owner.departure_soc is not None and owner.departure_soc < owner.min_soc:
+        raise SettingsError(
+            "owner.departure_soc",
+            owner.departure_soc,
+            "below the reserve owner.min_soc",
+            f"{owner.min_soc:g} … 1",
+        )
+
+
+def check_inverter(inv: Inverter) -> None:
+    """Ratings consistent with the apparent-power rating."""
+    for name in ("p_rated_w", "p_rated_charge_w", "q_max_inj_var", "q_max_abs_var"):
+        value = getattr(inv, name)
+        if value > inv.s_rated_va:
+            raise SettingsError(
+                f"inverter.{name}", value, "exceeds inverter.s_rated_va", f"0 … {inv.s_rated_va:g}"
+            )
+
+
+def check_mqtt(settings: Settings) -> None:
+    """TLS files only with TLS on; a client certificate needs its key."""
+    m = settings.mqtt
+    if not m.tls:
+        for name in ("ca_file", "cert_file", "key_file"):
+            if getattr(m, name) is not None:
+                raise SettingsError(f"mqtt.{name}", getattr(m, name), "set only with mqtt.tls = true")
+    if (m.cert_file is None) != (m.key_file is None):
+        raise SettingsError("mqtt.key_file", m.key_file, "mqtt.cert_file and mqtt.key_file go together")
+
+
+def check_grid_order(grid: Grid, f_nominal_hz: float) -> None:
+    """Curves monotonic, trip stages nested, windows around nominal, bands well formed."""
+    vv = grid.volt_var
+    _order("grid.volt_var.v1_pu", vv.v1_pu, "grid.volt_var.v2_pu", vv.v2_pu)
+    _order("grid.volt_var.v2_pu", vv.v2_pu, "grid.volt_var.v3_pu", vv.v3_pu, strict=False)
+    _order("grid.volt_var.v3_pu", vv.v3_pu, "grid.volt_var.v4_pu", vv.v4_pu)
+    vw = grid.volt_watt
+    _order("grid.volt_watt.v1_pu", vw.v1_pu, "grid.volt_watt.v2_pu", vw.v2_pu)
+    wv = grid.watt_var
+    _order("grid.watt_var.p1_pu", wv.p1_pu, "grid.watt_var.p2_pu", wv.p2_pu)
+    _order("grid.watt_var.p2_pu", wv.p2_pu, "grid.watt_var.p3_pu", wv.p3_pu)
+    _order(
+        "grid.watt_var.p3_charging_pu", wv.p3_charging_pu, "grid.watt_var.p2_charging_pu", wv.p2_charging_pu
+    )
+    _order(
+        "grid.watt_var.p2_charging_pu", wv.p2_charging_pu, "grid.watt_var.p1_charging_pu", wv.p1_charging_pu
+    )
+    vt = grid.voltage_trip
+    if vt.ov1.enabled and vt.ov2.enabled:
+        _order(
+            "grid.voltage_trip.ov1.pickup_pu",
+            vt.ov1.pickup_pu,
+            "grid.voltage_trip.ov2.pickup_pu",
+            vt.ov2.pickup_pu,
+            False,
+        )
+    if vt.uv1.enabled and vt.uv2.enabled:
+        _order(
+            "grid.voltage_trip.uv2.pickup_pu",
+            vt.uv2.pickup_pu,
+            "grid.voltage_trip.uv1.pickup_pu",
+            vt.uv1.pickup_pu,
+            False,
+        )
+    ft = grid.frequency_trip
+    for name in ("of1", "of2"):
+        stage = getattr(ft, name)
+        if stage.enabled:
+            _order("f_nominal_hz", f_nominal_hz, f"grid.frequency_trip.{name}.pickup_hz", stage.pickup_hz)
+    for name in ("uf1", "uf2"):
+        stage = getattr(ft, name)
+        if stage.enabled:
+            _order(f"grid.frequency_trip.{name}.pickup_hz", stage.pickup_hz, "f_nominal_hz", f_nominal_hz)
+    if ft.of1.enabled and ft.of2.enabled:
+        _order(
+            "grid.frequency_trip.of1.pickup_hz",
+            ft.of1.pickup_hz,
+            "grid.frequency_trip.of2.pickup_hz",
+            ft.of2.pickup_hz,
+            False,
+        )
+    if ft.uf1.enabled and ft.uf2.enabled:
+        _order(
+            "grid.frequency_trip.uf2.pickup_hz",
+            ft.uf2.pickup_hz,
+            "grid.frequency_trip.uf1.pickup_hz",
+            ft.uf1.pickup_hz,
+            False,
+        )
+    es = grid.enter_service
+    _order("grid.enter_service.v_low_pu", es.v_low_pu, "grid.enter_service.v_high_pu", es.v_high_pu)
+    _order("grid.enter_service.f_low_hz", es.f_low_hz, "f_nominal_hz", f_nominal_hz, strict=False)
+    _order("f_nominal_hz", f_nominal_hz, "grid.enter_service.f_high_hz", es.f_high_hz, strict=False)
+    for i, vb in enumerate(grid.ride_through.voltage):
+        _order(
+            f"grid.ride_through.voltage[{i}].v_low_pu",
+            vb.v_low_pu,
+            f"grid.ride_through.voltage[{i}].v_high_pu",
+            vb.v_high_pu,
+        )
+    for i, fb in enumerate(grid.ride_through.frequency):
+        _order(
+            f"grid.ride_through.frequency[{i}].f_low_hz",
+            fb.f_low_hz,
+            f"grid.ride_through.frequency[{i}].f_high_hz",
+            fb.f_high_hz,
+        )
+
+
+def check_reactive_capability(grid: Grid, inv: Inverter, profile: ResolvedProfile) -> None:
+    """The inverter meets the category's minimum capability, and no Q point asks for more than it has."""
+    inj = inv.q_max_inj_var / inv.s_rated_va
+    absorb = inv.q_max_abs_var / inv.s_rated_va
+    need = profile.reactive_capability
+    if need is not None:
+        for name, have, want in (
+            ("q_max_inj_var", inj, need.inject_pu),
+            ("q_max_abs_var", absorb, need.absorb_pu),
+        ):
+            if have < want - 1e-9:
+                raise SettingsError(
+                    f"inverter.{name}",
+                    getattr(inv, name),
+                    f"below the reactive capability profile {profile.label} requires ({want:g} × s_rated_va)",
+                    f">= {want * inv.s_rated_va:g}",
+                )
+    points = {
+        **{f"grid.volt_var.{k}": getattr(grid.volt_var, k) for k in ("q1_pu", "q2_pu", "q3_pu", "q4_pu")},
+        "grid.constant_var.q_pu": grid.constant_var.q_pu,
+        **{
+            f"grid.watt_var.{k}": getattr(grid.watt_var, k)
+            for k in ("q1_pu", "q2_pu", "q3_pu", "q1_charging_pu", "q2_charging_pu", "q3_charging_pu")
+        },
+    }
+    pf = grid.constant_pf
+    q_pf = max(inv.p_rated_w, inv.p_rated_charge_w) / inv.s_rated_va * math.tan(math.acos(pf.pf))
+    points["grid.constant_pf.pf"] = q_pf if pf.excitation == "inject" else -q_pf
+    for path, q in points.items():
+        if q > inj + 1e-9 or q < -absorb - 1e-9:
+            value = pf.pf if path == "grid.constant_pf.pf" else q
+            raise SettingsError(
+                path,
+                value,
+                f"needs Q = {q:+.3g} × s_rated_va, beyond the inverter's capability "
+                "(inverter.q_max_inj_var / q_max_abs_var)",
+                f"Q {-absorb:+.3g} … {inj:+.3g} × s_rated_va",
+            )
+
+
+def check_settings(settings: Settings, profile: ResolvedProfile | None) -> None:
+    """Every cross-field rule; profile-dependent ones only once a profile is commissioned."""
+    check_functions(settings)
+    check_site(settings)
+    check_owner(settings)
+    check_mqtt(settings)
+    if settings.inverter is not None:
+        check_inverter(settings.inverter)
+    comm = settings.commissioning
+    if profile is None:
+        return
+    if comm.f_nominal_hz is not None and comm.f_nominal_hz != profile.f_nominal_hz:
+        raise SettingsError(
+            "commissioning.f_nominal_hz",
+            comm.f_nominal_hz,
+            f"profile {profile.id} is a {profile.f_nominal_hz} Hz code",
+            str(profile.f_nominal_hz),
+        )
+    if settings.grid is not None:
+        check_grid_order(settings.grid, float(profile.f_nominal_hz))
+        if settings.inverter is not None:
+            check_reactive_capability(settings.grid, settings.inverter, profile)

@@ -1,0 +1,376 @@
+"""The typed settings model: one msgspec definition for the config file, MQTT changes and CLI edits.
+
+Conventions (docs/conventions.md): P > 0 is export from the EV into the AC side (discharge), P < 0
+charging; Q > 0 injection (over-excited). Units are in the field names. In ``grid`` the per-unit bases
+are: voltage ``*_pu`` of ``commissioning.v_nominal_v``; active power ``p*_pu`` of ``inverter.p_rated_w``
+(discharge side) and ``inverter.p_rated_charge_w`` (charging side, negative values); reactive power
+``q*_pu`` of ``inverter.s_rated_va``. Frequencies in the grid section are absolute Hz (a 50 Hz profile
+writes 51.5, a 60 Hz one 61.2), deadbands are Hz from nominal.
+
+The grid section of a config file holds only overrides: the loader fills every other value from the
+commissioned grid-code profile, so each ``grid`` struct below has no defaults of its own. ``Settings.grid``
+is None until the profile (and its categories) is commissioned, which makes "no grid function without
+a commissioned profile" visible to the type checker.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+Owner = Literal["inverter", "daemon", "off"]
+PhaseTopology = Literal["single", "split", "three"]
+NormalCategory = Literal["A", "B"]
+AbnormalCategory = Literal["I", "II", "III"]
+VoltageBasis = Literal["line_neutral", "line_line"]
+TripVoltage = Literal["min_max_phase", "positive_sequence"]
+VoltVarVoltage = Literal["average", "positive_sequence"]
+Excitation = Literal["inject", "absorb"]
+RideThroughMode = Literal["continuous", "mandatory", "permissive", "momentary_cessation", "cease"]
+SiteMode = Literal["v2h", "v2g"]
+CapVsDroop = Literal["cap_wins", "droop_wins"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+# Sanity bounds only; the grid-code ranges live in the profile data.
+VPu = Annotated[float, Meta(ge=0.0, le=2.0)]
+PowerPu = Annotated[float, Meta(ge=-1.0, le=1.0)]
+FreqHz = Annotated[float, Meta(ge=40.0, le=70.0)]
+DeadbandHz = Annotated[float, Meta(ge=0.0, le=10.0)]
+Seconds = Annotated[float, Meta(ge=0.0, le=100_000.0)]
+Watts = Annotated[float, Meta(ge=0.0)]
+Soc = Annotated[float, Meta(ge=0.0, le=1.0)]
+Droop = Annotated[float, Meta(gt=0.0, le=1.0)]
+
+
+class _Struct(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Strict base: unknown keys are errors, instances are immutable (shared across tasks)."""
+
+
+# --- commissioning -------------------------------------------------------------------------------------
+
+
+class Commissioning(_Struct, frozen=True):
+    """What the installer sets once, locally; the daemon will not energize until it is complete.
+
+    ``v_nominal_v`` is the nominal of the voltage the meter reports per measurement: line-to-neutral
+    (``voltage_basis = "line_neutral"``, e.g. 230 or 120) or line-to-line (``"line_line"``, e.g. 240 for
+    North-American split phase measured L1-L2).
+    """
+
+    profile: str | None = None
+    normal_category: NormalCategory | None = None
+    abnormal_category: AbnormalCategory | None = None
+    v_nominal_v: Annotated[float, Meta(gt=0.0, le=1000.0)] | None = None
+    f_nominal_hz: Literal[50, 60] | None = None
+    phase_topology: PhaseTopology | None = None
+    voltage_basis: VoltageBasis = "line_neutral"
+    trip_voltage: TripVoltage = "min_max_phase"
+    volt_var_voltage: VoltVarVoltage = "average"
+    commissioned_by: str | None = None
+    commissioned_at: datetime | None = None
+
+    def missing(self) -> list[str]:
+        """Field paths still to commission (categories only where the named profile defines them)."""
+        from edge.settings.commissioning import missing_items
+
+        return missing_items(self)
+
+    def is_complete(self) -> bool:
+        """True once every commissioning item is set."""
+        return not self.missing()
+
+
+# --- function ownership --------------------------------------------------------------------------------
+
+
+class Functions(_Struct, frozen=True):
+    """Who runs each grid function: ``inverter`` (certified, configured through SunSpec 70x and read
+    back), ``daemon`` (computed here, written as P/Q setpoints) or ``off``. One field per function, so a
+    function can never have two owners. Protection (trips, anti-islanding, enter service) can never be
+    ``off``; ride-through and momentary cessation belong to whoever owns the trips. ``supervisory_backup``
+    is not an owner: it only ever sends the stop command, with thresholds outside the owner's.
+    See docs/safety.md.
+    """
+
+    frequency_droop: Owner = "off"
+    volt_var: Owner = "off"
+    volt_watt: Owner = "off"
+    constant_pf: Owner = "off"
+    constant_var: Owner = "off"
+    watt_var: Owner = "off"
+    voltage_trip: Owner = "inverter"
+    frequency_trip: Owner = "inverter"
+    anti_islanding: Owner = "inverter"
+    enter_service: Owner = "inverter"
+    export_cap: Owner = "daemon"
+    supervisory_backup: bool = True
+    supervisory_extra_delay_s: Annotated[float, Meta(ge=0.05, le=10.0)] = 0.5
+
+
+REACTIVE_MODES = ("volt_var", "constant_pf", "constant_var", "watt_var")
+PROTECTION_FUNCTIONS = ("voltage_trip", "frequency_trip", "anti_islanding", "enter_service")
+
+
+# --- grid functions (every value from the profile unless overridden) ----------------------------------
+
+
+class VoltVar(_Struct, frozen=True):
+    """Volt-var (IEEE 1547 5.3.3 / EN 50549 Q(U)); Q in per-unit of S rated, + = injection."""
+
+    v_ref_pu: VPu
+    v1_pu: VPu
+    v2_pu: VPu
+    v3_pu: VPu
+    v4_pu: VPu
+    q1_pu: PowerPu
+    q2_pu: PowerPu
+    q3_pu: PowerPu
+    q4_pu: PowerPu
+    olrt_s: Seconds
+    v_ref_auto: bool
+    v_ref_tau_s: Seconds
+
+
+class VoltWatt(_Struct, frozen=True):
+    """Volt-watt (1547 5.4.2): a cap on P from p1_pu at v1_pu to p2_pu at v2_pu (p2_charging_pu if the
+    EV can absorb: a negative value means the curve asks for charging at v2_pu)."""
+
+    v1_pu: VPu
+    v2_pu: VPu
+    p1_pu: PowerPu
+    p2_pu: PowerPu
+    p2_charging_pu: PowerPu
+    olrt_s: Seconds
+
+
+class FreqDroop(_Struct, frozen=True):
+    """Frequency droop (1547 6.5.2.7.2, EN 50549 LFSM-O/LFSM-U); k is per-unit frequency per per-unit
+    power (0.05 = 5 %), p_min_pu may be negative (charging)."""
+
+    db_of_hz: DeadbandHz
+    db_uf_hz: DeadbandHz
+    k_of: Droop
+    k_uf: Droop
+    olrt_s: Seconds
+    p_min_pu: PowerPu
+
+
+class ConstantPf(_Struct, frozen=True):
+    """Constant power factor; ``inject`` = over-excited (Q > 0)."""
+
+    pf: Annotated[float, Meta(gt=0.0, le=1.0)]
+    excitation: Excitation
+
+
+class ConstantVar(_Struct, frozen=True):
+    """Constant reactive power, per-unit of S rated (+ = injection)."""
+
+    q_pu: PowerPu
+
+
+class WattVar(_Struct, frozen=True):
+    """Watt-var (1547 5.3.4): discharge-side points p1..p3 > 0 and charging-side points < 0."""
+
+    p1_pu: PowerPu
+    p2_pu: PowerPu
+    p3_pu: PowerPu
+    q1_pu: PowerPu
+    q2_pu: PowerPu
+    q3_pu: PowerPu
+    p1_charging_pu: PowerPu
+    p2_charging_pu: PowerPu
+    p3_charging_pu: PowerPu
+    q1_charging_pu: PowerPu
+    q2_charging_pu: PowerPu
+    q3_charging_pu: PowerPu
+    olrt_s: Seconds
+
+
+class VoltageTripStage(_Struct, frozen=True):
+    """One voltage protection stage: trip when beyond pickup_pu for clearing_s."""
+
+    enabled: bool
+    pickup_pu: VPu
+    clearing_s: Seconds
+
+
+class FrequencyTripStage(_Struct, frozen=True):
+    """One frequency protection stage: trip when beyond pickup_hz for clearing_s."""
+
+    enabled: bool
+    pickup_hz: FreqHz
+    clearing_s: Seconds
+
+
+class VoltageTrip(_Struct, frozen=True):
+    """Must-trip table (1547 6.4.1; EN 50549 interface protection). ``ov_mean_10min`` is the EN 50549
+    10-minute mean over-voltage stage (disabled in IEEE 1547)."""
+
+    ov1: VoltageTripStage
+    ov2: VoltageTripStage
+    uv1: VoltageTripStage
+    uv2: VoltageTripStage
+    ov_mean_10min: VoltageTripStage
+
+
+class FrequencyTrip(_Struct, frozen=True):
+    """Must-trip table (1547 6.5.1; EN 50549 interface protection)."""
+
+    of1: FrequencyTripStage
+    of2: FrequencyTripStage
+    uf1: FrequencyTripStage
+    uf2: FrequencyTripStage
+
+
+class VoltageBand(_Struct, frozen=True):
+    """A voltage ride-through region. ``t_min_s`` None means no limit (continuous) or no requirement
+    (cease); the minimum time is ``t_min_s + t_slope_s_per_pu * (v - v_low_pu)``."""
+
+    v_low_pu: VPu
+    v_high_pu: VPu
+    mode: RideThroughMode
+    t_min_s: Seconds | None = None
+    t_slope_s_per_pu: float = 0.0
+
+
+class FrequencyBand(_Struct, frozen=True):
+    """A frequency ride-through region (absolute Hz)."""
+
+    f_low_hz: FreqHz
+    f_high_hz: FreqHz
+    mode: RideThroughMode
+    t_min_s: Seconds | None = None
+
+
+class RideThrough(_Struct, frozen=True):
+    """Ride-through regions, momentary cessation, ROCOF and phase-jump ride-through."""
+
+    voltage: list[VoltageBand]
+    frequency: list[FrequencyBand]
+    momentary_cessation: bool
+    mc_low_pu: VPu
+    mc_high_pu: VPu
+    rocof_hz_per_s: Annotated[float, Meta(ge=0.0, le=20.0)]
+    phase_jump_multi_phase_deg: Annotated[float, Meta(ge=0.0, le=180.0)]
+    phase_jump_single_phase_deg: Annotated[float, Meta(ge=0.0, le=180.0)]
+
+
+class EnterService(_Struct, frozen=True):
+    """Enter-service window and ramp (1547 4.10). ``randomized_delay_s`` > 0 replaces the ramp."""
+
+    v_low_pu: VPu
+    v_high_pu: VPu
+    f_low_hz: FreqHz
+    f_high_hz: FreqHz
+    delay_s: Seconds
+    ramp_s: Seconds
+    randomized_delay_s: Seconds
+
+
+class Ramp(_Struct, frozen=True):
+    """Ramp rates in per-unit of rated power per second: normal changes, and a non-protective stop
+    (schedule end, owner stop). Protective stops do not ramp."""
+
+    normal_pu_per_s: Annotated[float, Meta(gt=0.0, le=100.0)]
+    stop_pu_per_s: Annotated[float, Meta(gt=0.0, le=100.0)]
+
+
+class Grid(_Struct, frozen=True):
+    """All grid-function settings, resolved from the profile plus the site's overrides."""
+
+    volt_var: VoltVar
+    volt_watt: VoltWatt
+    freq_droop: FreqDroop
+    constant_pf: ConstantPf
+    constant_var: ConstantVar
+    watt_var: WattVar
+    voltage_trip: VoltageTrip
+    frequency_trip: FrequencyTrip
+    ride_through: RideThrough
+    enter_service: EnterService
+    ramp: Ramp
+
+
+# --- site, equipment, owner, services ------------------------------------------------------------------
+
+
+class Site(_Struct, frozen=True):
+    """The site's interconnection terms (local only). ``p_site_import_w`` > 0 is import from the grid;
+    ``min_import_w`` > 0 turns on the supervisory reverse-power check (stop if import drops below it)."""
+
+    mode: SiteMode = "v2h"
+    non_export: bool = True
+    export_cap_w: Watts = 0.0
+    export_margin_w: Watts = 100.0
+    min_import_w: Watts = 0.0
+    stale_meter_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 2.0
+    export_backstop_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 2.0
+    cap_vs_droop: CapVsDroop = "cap_wins"
+
+
+class Inverter(_Struct, frozen=True):
+    """Nameplate ratings of the charger's power stage (AC side)."""
+
+    p_rated_w: Annotated[float, Meta(gt=0.0)]
+    p_rated_charge_w: Annotated[float, Meta(gt=0.0)]
+    s_rated_va: Annotated[float, Meta(gt=0.0)]
+    q_max_inj_var: Watts
+    q_max_abs_var: Watts
+    reduced_q_at_low_p: bool = True
+
+
+class EvOwner(_Struct, frozen=True):
+    """The EV owner's wishes: a reserve never discharged below, and an optional departure target."""
+
+    min_soc: Soc = 0.3
+    departure_soc: Soc | None = None
+    departure_time: time | None = None
+
+
+class Mqtt(_Struct, frozen=True):
+    """MQTT 5 link to the aggregator. Secrets live in files named here, never in this file."""
+
+    enabled: bool = False
+    host: str = "localhost"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 1883
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    client_id: str = "v2g-edge"
+    topic_prefix: str = "v2g-edge"
+    keepalive_s: Annotated[int, Meta(ge=5, le=3600)] = 30
+
+
+class Daemon(_Struct, frozen=True):
+    """The control loop: ``cycle_s`` 0.1 s suits Modbus devices (a SunSpec read/write pair over RS-485
+    takes tens of ms); protection stays in the inverter, so the loop need not be faster."""
+
+    cycle_s: Annotated[float, Meta(ge=0.01, le=1.0)] = 0.1
+    state_dir: str = "/var/lib/v2g-edge"
+    log_level: LogLevel = "INFO"
+
+
+class Settings(_Struct, frozen=True):
+    """The whole configuration.
+
+    ``buses`` and ``devices`` are the drivers' sections, kept as raw tables here and validated by
+    ``drivers.config.parse`` (the lead may swap these annotations for the drivers' structs: the loader
+    and the schema follow the annotations).
+    """
+
+    commissioning: Commissioning = msgspec.field(default_factory=Commissioning)
+    functions: Functions = msgspec.field(default_factory=Functions)
+    site: Site = msgspec.field(default_factory=Site)
+    inverter: Inverter | None = None
+    owner: EvOwner = msgspec.field(default_factory=EvOwner)
+    mqtt: Mqtt = msgspec.field(default_factory=Mqtt)
+    daemon: Daemon = msgspec.field(default_factory=Daemon)
+    grid: Grid | None = None
+    buses: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    devices: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
