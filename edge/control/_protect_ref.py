@@ -1,0 +1,549 @@
+"""Pure-Python reference of the protection kernel (see ext/protect.pyx; same maths, same order).
+
+One call of ``step(p, s, i, o)`` advances the supervisory protection by one daemon cycle. It acts after
+kernel I (edge/control/pq.py) on that kernel's P/Q request and produces the final command:
+
+1. ride-through bookkeeping: how long voltage and frequency have been outside their continuous
+   operation region, which band they are in, whether that band is a momentary-cessation band;
+2. the eight trip elements (OV2, OV1, UV1, UV2, OF2, OF1, UF1, UF2): a trip fires once the quantity
+   has stayed beyond pickup for the clearing time minus the actuation latency, and never while a
+   ride-through region still requires operation;
+3. passive islanding detectors: ROCOF beyond the category's ride-through, phase jump, and for
+   non-export sites minimum import at the site meter;
+4. site-meter freshness (stale, frozen) and the V2H export cap: the discharge command is bounded by the
+   estimated house load plus the cap minus the margin, trimmed by a slow feedback term, with a backstop;
+5. the service state machine (tripped, waiting to enter service, ramping in, normal) and the output.
+
+Arrays are float64 with the layouts of edge/control/protect_types.py; times are the caller's monotonic
+seconds. ``math.nan`` marks "not running" for every timer start. Comparisons are written so that a NaN
+input always lands on the safe side (a NaN is never "fresh", never "inside the window").
+"""
+
+from __future__ import annotations
+
+import math
+
+from edge.control.protect_types import (
+    I_CAP_MODE,
+    I_F_HZ,
+    I_LOCK,
+    I_METER_SEQ,
+    I_METER_T_S,
+    I_P_DROOP_W,
+    I_P_INV_MEAS_W,
+    I_P_REQ_W,
+    I_P_SITE_IMPORT_W,
+    I_PERMIT,
+    I_PHASE_JUMP_DEG,
+    I_Q_REQ_VAR,
+    I_T_S,
+    I_U_RAND,
+    I_V_MAX_PU,
+    I_V_MIN_PU,
+    N_HIST,
+    O_CAP_BOUND_W,
+    O_ES_REMAINING_S,
+    O_LOAD_EST_W,
+    O_METER_AGE_S,
+    O_P_W,
+    O_PERMIT_SERVICE,
+    O_Q_VAR,
+    O_RAMP_FRACTION,
+    O_REASON,
+    O_ROCOF_HZ_S,
+    O_STATE,
+    O_TRIM_W,
+    O_TRIP_REASON,
+    O_TRIP_REMAINING_S,
+    P_BACKSTOP_HOLD_S,
+    P_BACKSTOP_S,
+    P_CAP_WINS,
+    P_DISCHARGE_DETECT_W,
+    P_ES_DELAY_S,
+    P_ES_F_HI_HZ,
+    P_ES_F_LO_HZ,
+    P_ES_RAMP_S,
+    P_ES_RAND_S,
+    P_ES_V_HI_PU,
+    P_ES_V_LO_PU,
+    P_EXPORT_CAP_W,
+    P_F_CONT_HI_HZ,
+    P_F_CONT_LO_HZ,
+    P_FB_GAIN_PER_S,
+    P_FHI_BANDS,
+    P_FHI_N,
+    P_FLO_BANDS,
+    P_FLO_N,
+    P_FROZEN_DELTA_W,
+    P_FROZEN_S,
+    P_FROZEN_STILL_S,
+    P_FROZEN_TOL_W,
+    P_LATENCY_S,
+    P_MARGIN_W,
+    P_MC_RESTORE_S,
+    P_MIN_IMPORT_S,
+    P_MIN_IMPORT_W,
+    P_NON_EXPORT,
+    P_PHASE_JUMP_LIMIT_DEG,
+    P_RATED_W,
+    P_RISE_W_PER_S,
+    P_ROCOF_LIMIT_HZ_S,
+    P_ROCOF_PICKUP_S,
+    P_ROCOF_WINDOW_S,
+    P_STALE_METER_S,
+    P_TRIM_MAX_W,
+    P_TRIP,
+    P_V_CONT_HI_PU,
+    P_V_CONT_LO_PU,
+    P_VHI_BANDS,
+    P_VHI_N,
+    P_VLO_BANDS,
+    P_VLO_N,
+    S_BACKSTOP_T,
+    S_BOUND_PREV,
+    S_ES_RAND_DELAY_S,
+    S_ES_T0,
+    S_EXP_T0,
+    S_F_REF,
+    S_FHI_T0,
+    S_FLO_T0,
+    S_FROZEN_T0,
+    S_HIST_P,
+    S_HIST_POS,
+    S_HIST_T,
+    S_IMP_LAST,
+    S_LAST_SEQ,
+    S_LOAD_EST,
+    S_MC_ACTIVE,
+    S_MC_CLEAR_T,
+    S_MI_T0,
+    S_P_CHG,
+    S_PINV_AT_CHG,
+    S_RAMP_T0,
+    S_ROCOF,
+    S_ROCOF_T0,
+    S_SERVICE,
+    S_T_CHG,
+    S_T_LAST_NEW,
+    S_T_PREV,
+    S_T_REF,
+    S_TM_LAST,
+    S_TRIM_W,
+    S_TRIP_REASON,
+    S_TRIP_T0,
+    S_VHI_T0,
+    S_VLO_T0,
+    FloatArray,
+)
+
+# Integer codes as plain constants (the compiled kernel uses the same numbers; see protect_types).
+NORMAL = 0
+MOMENTARY_CESSATION = 1
+TRIPPED = 2
+WAITING = 3
+RAMPING = 4
+MODE_CONTINUOUS = 0
+MODE_MOMENTARY_CESSATION = 3
+MODE_NONE = 4
+R_ISLAND_ROCOF = 1 << 8
+R_ISLAND_PHASE_JUMP = 1 << 9
+R_ISLAND_MIN_IMPORT = 1 << 10
+R_GRID_MEAS_INVALID = 1 << 11
+R_COMMISSIONING_LOCK = 1 << 12
+R_PERMIT_OFF = 1 << 13
+R_MOMENTARY_CESSATION = 1 << 14
+R_EXPORT_BACKSTOP = 1 << 15
+R_METER_STALE = 1 << 16
+R_METER_FROZEN = 1 << 17
+R_CAP_LIMITING = 1 << 18
+R_RIDE_THROUGH = 1 << 19
+
+INF = math.inf
+NAN = math.nan
+
+
+def _band(p: FloatArray, i_n: int, base: int, x: float, over: bool) -> int:
+    """Index of the ride-through band holding ``x`` beyond the continuous region; -1 past the last band.
+
+    Bands are stored from the continuous region outwards as (far edge, mode, t0_s, slope_s_per_unit).
+    Over-value bands are (near, far]; under-value bands are [far, near).
+    """
+    n = int(p[i_n])
+    for k in range(n):
+        edge = p[base + 4 * k]
+        if over:
+            if x <= edge:
+                return k
+        elif x >= edge:
+            return k
+    return -1
+
+
+def _band_mode(p: FloatArray, base: int, k: int) -> int:
+    if k < 0:
+        return MODE_NONE
+    return int(p[base + 4 * k + 1])
+
+
+def _rt_remaining(p: FloatArray, base: int, k: int, x: float, elapsed: float) -> float:
+    """Ride-through time still required in band ``k`` after ``elapsed`` seconds of disturbance."""
+    mode = _band_mode(p, base, k)
+    if mode in (MODE_NONE, MODE_CONTINUOUS):
+        return 0.0
+    need = p[base + 4 * k + 2] + p[base + 4 * k + 3] * math.fabs(x - p[base + 4 * k])
+    rem = need - elapsed
+    if rem > 0.0:
+        return float(rem)
+    return 0.0
+
+
+def _disturbance_start(s: FloatArray, idx: int, disturbed: bool, t: float) -> float:
+    """Keep the start time of a disturbance in ``s[idx]``; return seconds since it began (0 if none)."""
+    if disturbed:
+        if math.isnan(s[idx]):
+            s[idx] = t
+        return float(t - s[idx])
+    s[idx] = NAN
+    return 0.0
+
+
+def _hist_at(s: FloatArray, tm: float, fallback: float) -> float:
+    """Inverter power at time ``tm`` from the history ring (linear between samples).
+
+    Before the oldest entry the oldest value is used (a sample that old is stale anyway); after the
+    newest, the newest. ``fallback`` when the ring is empty.
+    """
+    best_t = NAN
+    best_p = fallback
+    after_t = NAN
+    after_p = fallback
+    for k in range(N_HIST):
+        tk = s[S_HIST_T + k]
+        if math.isnan(tk):
+            continue
+        if tk <= tm:
+            if math.isnan(best_t) or tk > best_t:
+                best_t = tk
+                best_p = s[S_HIST_P + k]
+        elif math.isnan(after_t) or tk < after_t:
+            after_t = tk
+            after_p = s[S_HIST_P + k]
+    if math.isnan(best_t):
+        return float(after_p)
+    if math.isnan(after_t) or after_t <= best_t:
+        return float(best_p)
+    w = (tm - best_t) / (after_t - best_t)
+    return float(best_p + (after_p - best_p) * w)
+
+
+def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
+    """Advance the protection kernel by one cycle; writes the command and telemetry into ``o``."""
+    t = i[I_T_S]
+    dt = t - s[S_T_PREV]
+    if not dt > 0.0:
+        dt = 0.0
+    if not t < s[S_T_PREV]:
+        s[S_T_PREV] = t
+    vmax = i[I_V_MAX_PU]
+    vmin = i[I_V_MIN_PU]
+    f = i[I_F_HZ]
+    meas_ok = vmin <= vmax and vmin >= 0.0 and f > 0.0  # False for any NaN
+    service = int(s[S_SERVICE])
+    in_service = service in (NORMAL, RAMPING)
+    lat = p[P_LATENCY_S]
+    active = 0  # reason bits active now
+    fired = 0  # reason bits that trip in this cycle
+
+    # 1. ride-through bookkeeping
+    el_vlo = _disturbance_start(s, S_VLO_T0, meas_ok and vmin < p[P_V_CONT_LO_PU], t)
+    el_vhi = _disturbance_start(s, S_VHI_T0, meas_ok and vmax > p[P_V_CONT_HI_PU], t)
+    el_flo = _disturbance_start(s, S_FLO_T0, meas_ok and f < p[P_F_CONT_LO_HZ], t)
+    el_fhi = _disturbance_start(s, S_FHI_T0, meas_ok and f > p[P_F_CONT_HI_HZ], t)
+    k_vlo = _band(p, P_VLO_N, P_VLO_BANDS, vmin, False) if not math.isnan(s[S_VLO_T0]) else -2
+    k_vhi = _band(p, P_VHI_N, P_VHI_BANDS, vmax, True) if not math.isnan(s[S_VHI_T0]) else -2
+    k_flo = _band(p, P_FLO_N, P_FLO_BANDS, f, False) if not math.isnan(s[S_FLO_T0]) else -2
+    k_fhi = _band(p, P_FHI_N, P_FHI_BANDS, f, True) if not math.isnan(s[S_FHI_T0]) else -2
+    rt_vlo = _rt_remaining(p, P_VLO_BANDS, k_vlo, vmin, el_vlo) if k_vlo > -2 else 0.0
+    rt_vhi = _rt_remaining(p, P_VHI_BANDS, k_vhi, vmax, el_vhi) if k_vhi > -2 else 0.0
+    rt_flo = _rt_remaining(p, P_FLO_BANDS, k_flo, f, el_flo) if k_flo > -2 else 0.0
+    rt_fhi = _rt_remaining(p, P_FHI_BANDS, k_fhi, f, el_fhi) if k_fhi > -2 else 0.0
+
+    # momentary cessation: inside an MC band now, or within the restore delay after leaving it
+    mc_now = (k_vlo > -2 and _band_mode(p, P_VLO_BANDS, k_vlo) == MODE_MOMENTARY_CESSATION) or (
+        k_vhi > -2 and _band_mode(p, P_VHI_BANDS, k_vhi) == MODE_MOMENTARY_CESSATION
+    )
+    if mc_now:
+        s[S_MC_ACTIVE] = 1.0
+        s[S_MC_CLEAR_T] = NAN
+    elif s[S_MC_ACTIVE] != 0.0:
+        if math.isnan(s[S_MC_CLEAR_T]):
+            s[S_MC_CLEAR_T] = t
+        if t - s[S_MC_CLEAR_T] >= p[P_MC_RESTORE_S]:
+            s[S_MC_ACTIVE] = 0.0
+            s[S_MC_CLEAR_T] = NAN
+    mc = s[S_MC_ACTIVE] != 0.0
+
+    # 2. trip elements
+    trip_rem = INF
+    for k in range(8):
+        pickup = p[P_TRIP + 2 * k]
+        if k < 2:
+            x = vmax
+            picked = x > pickup
+            rt_rem = rt_vhi
+        elif k < 4:
+            x = vmin
+            picked = x < pickup
+            rt_rem = rt_vlo
+        elif k < 6:
+            x = f
+            picked = x > pickup
+            rt_rem = rt_fhi
+        else:
+            x = f
+            picked = x < pickup
+            rt_rem = rt_flo
+        if picked:
+            if math.isnan(s[S_TRIP_T0 + k]):
+                s[S_TRIP_T0 + k] = t
+            need = p[P_TRIP + 2 * k + 1] - lat
+            need = max(need, 0.0)
+            rem = need - (t - s[S_TRIP_T0 + k])
+            rem = max(rem, rt_rem)
+            if rem <= 0.0:
+                fired |= 1 << k
+                rem = 0.0
+            elif rt_rem > 0.0:
+                active |= R_RIDE_THROUGH
+            trip_rem = min(trip_rem, rem)
+        else:
+            s[S_TRIP_T0 + k] = NAN
+    if not meas_ok and in_service:
+        fired |= R_GRID_MEAS_INVALID
+
+    # 3a. ROCOF: frequency difference over at least the averaging window, then a pickup delay
+    if f > 0.0:
+        if math.isnan(s[S_F_REF]):
+            s[S_F_REF] = f
+            s[S_T_REF] = t
+        elif t - s[S_T_REF] >= p[P_ROCOF_WINDOW_S]:
+            s[S_ROCOF] = (f - s[S_F_REF]) / (t - s[S_T_REF])
+            s[S_F_REF] = f
+            s[S_T_REF] = t
+    if math.fabs(s[S_ROCOF]) > p[P_ROCOF_LIMIT_HZ_S]:
+        if math.isnan(s[S_ROCOF_T0]):
+            s[S_ROCOF_T0] = t
+        if t - s[S_ROCOF_T0] >= p[P_ROCOF_PICKUP_S]:
+            fired |= R_ISLAND_ROCOF
+    else:
+        s[S_ROCOF_T0] = NAN
+
+    # 3b. phase jump reported by the meter (vector shift since its previous sample); NaN = no angle
+    if math.fabs(i[I_PHASE_JUMP_DEG]) > p[P_PHASE_JUMP_LIMIT_DEG]:
+        fired |= R_ISLAND_PHASE_JUMP
+
+    # 4. site meter: history of inverter power, new samples, staleness, frozen values
+    pinv = i[I_P_INV_MEAS_W]
+    pinv_ok = not math.isnan(pinv)
+    if pinv_ok:
+        pos = int(s[S_HIST_POS])
+        s[S_HIST_T + pos] = t
+        s[S_HIST_P + pos] = pinv
+        s[S_HIST_POS] = float((pos + 1) % N_HIST)
+    seq = i[I_METER_SEQ]
+    imp = i[I_P_SITE_IMPORT_W]
+    tm = i[I_METER_T_S]
+    cap_applies = p[P_NON_EXPORT] != 0.0 or i[I_CAP_MODE] != 0.0
+    if (
+        not math.isnan(seq)
+        and seq != s[S_LAST_SEQ]
+        and not math.isnan(imp)
+        and not math.isnan(tm)
+        and pinv_ok
+    ):
+        tm_prev = s[S_TM_LAST]
+        s[S_LAST_SEQ] = seq
+        s[S_T_LAST_NEW] = t
+        s[S_IMP_LAST] = imp
+        s[S_TM_LAST] = tm
+        pinv_at = _hist_at(s, tm, pinv)
+        s[S_LOAD_EST] = imp + pinv_at
+        if math.isnan(s[S_P_CHG]) or math.fabs(imp - s[S_P_CHG]) > p[P_FROZEN_TOL_W]:
+            s[S_P_CHG] = imp
+            s[S_T_CHG] = t
+            s[S_PINV_AT_CHG] = pinv_at
+            s[S_FROZEN_T0] = NAN
+        # slow trim from the meter's net power, error clamped so transients barely move it
+        dts = tm - tm_prev
+        if cap_applies and dts > 0.0 and dts < p[P_STALE_METER_S]:
+            err = imp - (p[P_MARGIN_W] - p[P_EXPORT_CAP_W])
+            if err > p[P_TRIM_MAX_W]:
+                err = p[P_TRIM_MAX_W]
+            elif err < -p[P_TRIM_MAX_W]:
+                err = -p[P_TRIM_MAX_W]
+            trim = s[S_TRIM_W] + p[P_FB_GAIN_PER_S] * err * dts
+            if trim > 0.0:
+                trim = 0.0
+            elif trim < -p[P_TRIM_MAX_W]:
+                trim = -p[P_TRIM_MAX_W]
+            s[S_TRIM_W] = trim
+    age = t - s[S_T_LAST_NEW]
+    sample_age = t - s[S_TM_LAST]
+    age = max(age, sample_age)
+    if not age < p[P_STALE_METER_S]:  # NaN (never a sample) is stale
+        active |= R_METER_STALE
+    discharging = pinv > p[P_DISCHARGE_DETECT_W]
+    # frozen: the meter value stopped changing while the inverter's power moved, or while
+    # discharging it has not changed at all for frozen_still_s (a live meter always jitters)
+    if pinv_ok and not math.isnan(s[S_P_CHG]) and math.fabs(pinv - s[S_PINV_AT_CHG]) >= p[P_FROZEN_DELTA_W]:
+        if math.isnan(s[S_FROZEN_T0]):
+            s[S_FROZEN_T0] = t
+        if t - s[S_FROZEN_T0] >= p[P_FROZEN_S]:
+            active |= R_METER_FROZEN
+    else:
+        s[S_FROZEN_T0] = NAN
+    if discharging and p[P_FROZEN_STILL_S] > 0.0 and t - s[S_T_CHG] >= p[P_FROZEN_STILL_S]:
+        active |= R_METER_FROZEN
+    meter_ok = pinv_ok and (active & (R_METER_STALE | R_METER_FROZEN)) == 0
+    imp_last = s[S_IMP_LAST]
+
+    # 3c. minimum import (non-export sites, min_import_w > 0): no island can form while the site
+    # keeps importing
+    mi_low = p[P_MIN_IMPORT_W] > 0.0 and meter_ok and imp_last < p[P_MIN_IMPORT_W]
+    if p[P_NON_EXPORT] != 0.0 and in_service and discharging and mi_low:
+        if math.isnan(s[S_MI_T0]):
+            s[S_MI_T0] = t
+        if t - s[S_MI_T0] >= p[P_MIN_IMPORT_S]:
+            fired |= R_ISLAND_MIN_IMPORT
+    else:
+        s[S_MI_T0] = NAN
+
+    # export backstop: export above the cap for too long stops discharge for the hold time
+    exporting = cap_applies and meter_ok and discharging and imp_last < -p[P_EXPORT_CAP_W]
+    if exporting:
+        if math.isnan(s[S_EXP_T0]):
+            s[S_EXP_T0] = t
+        if t - s[S_EXP_T0] >= p[P_BACKSTOP_S]:
+            s[S_BACKSTOP_T] = t
+    else:
+        s[S_EXP_T0] = NAN
+    if not math.isnan(s[S_BACKSTOP_T]):
+        if not cap_applies or (not exporting and t - s[S_BACKSTOP_T] >= p[P_BACKSTOP_HOLD_S]):
+            s[S_BACKSTOP_T] = NAN
+        else:
+            active |= R_EXPORT_BACKSTOP
+
+    # export-cap bound: estimated load + cap - margin + trim, falling at once, rising at a limited rate
+    if meter_ok:
+        bound = s[S_LOAD_EST] + p[P_EXPORT_CAP_W] - p[P_MARGIN_W] + s[S_TRIM_W]
+        rise = s[S_BOUND_PREV] + p[P_RISE_W_PER_S] * dt
+        bound = min(bound, rise)
+    else:
+        bound = 0.0
+    s[S_BOUND_PREV] = bound
+
+    # 5. service state machine
+    hold = 0
+    if i[I_LOCK] != 0.0:
+        hold |= R_COMMISSIONING_LOCK
+    if i[I_PERMIT] == 0.0:
+        hold |= R_PERMIT_OFF
+    active |= hold
+    if fired != 0 or (hold != 0 and in_service):
+        service = TRIPPED
+        s[S_TRIP_REASON] = float(fired | hold)
+        s[S_ES_T0] = NAN
+    in_window = (
+        meas_ok
+        and vmin >= p[P_ES_V_LO_PU]
+        and vmax <= p[P_ES_V_HI_PU]
+        and f >= p[P_ES_F_LO_HZ]
+        and f <= p[P_ES_F_HI_HZ]
+    )
+    if service == TRIPPED and hold == 0 and fired == 0 and in_window:
+        service = WAITING
+    es_rem = 0.0
+    if service == WAITING:
+        if hold != 0 or not in_window:
+            s[S_ES_T0] = NAN
+            es_rem = p[P_ES_DELAY_S]
+        else:
+            if math.isnan(s[S_ES_T0]):
+                s[S_ES_T0] = t
+                u = i[I_U_RAND]
+                if not u > 0.0:
+                    u = 0.0
+                elif u > 1.0:
+                    u = 1.0
+                s[S_ES_RAND_DELAY_S] = u * p[P_ES_RAND_S]
+            es_rem = p[P_ES_DELAY_S] + s[S_ES_RAND_DELAY_S] - (t - s[S_ES_T0])
+            if es_rem <= 0.0:
+                es_rem = 0.0
+                s[S_ES_T0] = NAN
+                if p[P_ES_RAND_S] > 0.0 or not p[P_ES_RAMP_S] > 0.0:
+                    service = NORMAL
+                else:
+                    service = RAMPING
+                    s[S_RAMP_T0] = t
+    elif service == TRIPPED:
+        es_rem = p[P_ES_DELAY_S]
+    s[S_SERVICE] = float(service)
+
+    # 6. output
+    p_out = 0.0
+    q_out = 0.0
+    ramp = 0.0
+    if service in (NORMAL, RAMPING):
+        ramp = 1.0
+        p_out = i[I_P_REQ_W]
+        q_out = i[I_Q_REQ_VAR]
+        if math.isnan(p_out):
+            p_out = 0.0
+        if math.isnan(q_out):
+            q_out = 0.0
+        if service == RAMPING:
+            ramp = (t - s[S_RAMP_T0]) / p[P_ES_RAMP_S]
+            if ramp >= 1.0:
+                ramp = 1.0
+                s[S_SERVICE] = float(NORMAL)
+            lim = ramp * p[P_RATED_W]
+            if p_out > lim:
+                p_out = lim
+            elif p_out < -lim:
+                p_out = -lim
+        if cap_applies:
+            droop = 0.0
+            if p[P_CAP_WINS] == 0.0 and i[I_P_DROOP_W] > 0.0:
+                droop = i[I_P_DROOP_W]
+            base = p_out - droop
+            limit = bound
+            if not meter_ok or (active & R_EXPORT_BACKSTOP) != 0 or limit < 0.0:
+                limit = 0.0
+            if base > limit:
+                base = limit
+                active |= R_CAP_LIMITING
+            p_out = base + droop
+        if mc:
+            p_out = 0.0
+            q_out = 0.0
+    if mc:
+        active |= R_MOMENTARY_CESSATION
+    active |= fired
+
+    state = int(s[S_SERVICE])
+    o[O_P_W] = p_out
+    o[O_Q_VAR] = q_out
+    o[O_PERMIT_SERVICE] = 1.0 if state in (NORMAL, RAMPING) else 0.0
+    if mc and (state in (NORMAL, RAMPING)):
+        state = MOMENTARY_CESSATION
+    o[O_STATE] = float(state)
+    o[O_REASON] = float(active)
+    o[O_TRIP_REASON] = s[S_TRIP_REASON]
+    o[O_ES_REMAINING_S] = es_rem
+    o[O_RAMP_FRACTION] = ramp
+    o[O_TRIP_REMAINING_S] = trip_rem
+    o[O_LOAD_EST_W] = s[S_LOAD_EST]
+    o[O_CAP_BOUND_W] = bound if cap_applies else INF
+    o[O_ROCOF_HZ_S] = s[S_ROCOF]
+    o[O_METER_AGE_S] = age
+    o[O_TRIM_W] = s[S_TRIM_W]

@@ -1,0 +1,426 @@
+"""Typed parameters of the protection kernel, their packing into the kernel's array, and the settings map.
+
+Defaults come from IEEE 1547-2018 as transcribed in the team notes (A.6 voltage trip, A.7 frequency
+trip, A.8/A.9 ride-through, A.10 enter service); values the notes mark UNCONFIRMED are named in
+docs/protection.md. ``ProtectParams.for_category(2)`` gives the Category II defaults; ``pack()`` checks
+every field (a clear error names the field, the value and the allowed range) and returns the array.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
+
+from edge.control import protect_types as pt
+from edge.control.protect_types import Mode
+
+if TYPE_CHECKING:
+    from edge.settings.model import FrequencyBand, Settings, VoltageBand
+
+
+class ProtectParamError(ValueError):
+    """A protection parameter is out of range or inconsistent with another one."""
+
+
+@dataclass(frozen=True)
+class Trip:
+    """One trip element: pickup (p.u. of VN or Hz) and clearing time in seconds."""
+
+    pickup: float
+    clearing_s: float
+
+
+@dataclass(frozen=True)
+class Band:
+    """A ride-through band, from the continuous region outwards.
+
+    ``far_edge`` is the band's edge away from nominal (p.u. or Hz); the minimum ride-through time is
+    ``t0_s + slope_s_per_unit * |x - far_edge|`` (the slope expresses Table 14/15's linear mandatory
+    regions, e.g. Cat II 3 s + 8.7 s/p.u. x (V - 0.65)).
+    """
+
+    far_edge: float
+    mode: Mode
+    t0_s: float
+    slope_s_per_unit: float = 0.0
+
+
+# 1547-2018 Tables 14-16 (notes A.8): under-voltage bands, then over-voltage bands, per category.
+_VLO = {
+    1: (Band(0.70, Mode.MANDATORY, 0.7, 4.0), Band(0.50, Mode.PERMISSIVE, 0.16)),
+    2: (
+        Band(0.65, Mode.MANDATORY, 3.0, 8.7),
+        Band(0.45, Mode.PERMISSIVE, 0.32),
+        Band(0.30, Mode.PERMISSIVE, 0.16),
+    ),
+    3: (
+        Band(0.70, Mode.MANDATORY, 20.0),
+        Band(0.50, Mode.MANDATORY, 10.0),
+        Band(0.0, Mode.MOMENTARY_CESSATION, 1.0),
+    ),
+}
+_VHI_I_II = (
+    Band(1.15, Mode.PERMISSIVE, 1.0),
+    Band(1.175, Mode.PERMISSIVE, 0.5),
+    Band(1.20, Mode.PERMISSIVE, 0.2),
+)
+_VHI = {1: _VHI_I_II, 2: _VHI_I_II, 3: (Band(1.20, Mode.MOMENTARY_CESSATION, 12.0),)}
+# notes A.6 defaults: OV2, OV1, UV1, UV2
+_VTRIP = {
+    1: (Trip(1.20, 0.16), Trip(1.10, 2.0), Trip(0.70, 2.0), Trip(0.45, 0.16)),
+    2: (Trip(1.20, 0.16), Trip(1.10, 2.0), Trip(0.70, 10.0), Trip(0.45, 0.16)),
+    3: (Trip(1.20, 0.16), Trip(1.10, 13.0), Trip(0.88, 21.0), Trip(0.50, 2.0)),
+}
+# notes A.9 Table 21 ROCOF ride-through
+_ROCOF = {1: 0.5, 2: 2.0, 3: 3.0}
+
+
+@dataclass(frozen=True)
+class ProtectParams:
+    """All parameters of the protection kernel (units in the names; p.u. of VN; Hz; W; s)."""
+
+    rated_w: float
+    category: int = 2
+    # measured command-to-cease latency incl. one sampling period; negative = deliberately late
+    # (a supervisory backup behind the certified inverter, see params_from_settings)
+    latency_s: float = 0.2
+    ov2: Trip = Trip(1.20, 0.16)
+    ov1: Trip = Trip(1.10, 2.0)
+    uv1: Trip = Trip(0.70, 10.0)
+    uv2: Trip = Trip(0.45, 0.16)
+    of2: Trip = Trip(62.0, 0.16)
+    of1: Trip = Trip(61.2, 300.0)
+    uf1: Trip = Trip(58.5, 300.0)
+    uf2: Trip = Trip(56.5, 0.16)
+    v_cont_lo_pu: float = 0.88
+    v_cont_hi_pu: float = 1.10
+    f_cont_lo_hz: float = 58.8
+    f_cont_hi_hz: float = 61.2
+    v_lo_bands: tuple[Band, ...] = _VLO[2]
+    v_hi_bands: tuple[Band, ...] = _VHI[2]
+    f_lo_bands: tuple[Band, ...] = (Band(57.0, Mode.MANDATORY, 299.0),)
+    f_hi_bands: tuple[Band, ...] = (Band(61.8, Mode.MANDATORY, 299.0),)
+    mc_restore_s: float = 0.0  # restore output this long after leaving a momentary-cessation band
+    rocof_limit_hz_s: float = 2.0
+    rocof_window_s: float = 0.2  # averaging window (UNCONFIRMED in the standard)
+    rocof_pickup_s: float = 0.3
+    phase_jump_limit_deg: float = 20.0  # 60 for single-phase DER
+    es_v_lo_pu: float = 0.917
+    es_v_hi_pu: float = 1.05
+    es_f_lo_hz: float = 59.5
+    es_f_hi_hz: float = 60.1
+    es_delay_s: float = 300.0
+    es_ramp_s: float = 300.0
+    es_rand_s: float = 0.0  # > 0: randomized delay instead of the ramp
+    non_export: bool = True
+    cap_wins: bool = True
+    export_cap_w: float = 0.0
+    margin_w: float = 250.0  # aim this far below the cap: the command is bounded by load + cap - margin
+    fb_gain_per_s: float = 0.5
+    trim_max_w: float = 500.0
+    rise_w_per_s: float = 5000.0
+    backstop_s: float = 2.0
+    backstop_hold_s: float = 60.0
+    stale_meter_s: float = 1.0
+    frozen_tol_w: float = 0.0
+    frozen_delta_w: float = 300.0
+    frozen_s: float = 1.0
+    frozen_still_s: float = 5.0  # 0 = off
+    min_import_w: float = 100.0
+    min_import_s: float = 1.0
+    discharge_detect_w: float = 50.0
+
+    @classmethod
+    def for_category(cls, category: int, rated_w: float, **overrides: object) -> ProtectParams:
+        """Defaults of abnormal-performance Category I, II or III (notes A.6-A.10), then ``overrides``."""
+        if category not in (1, 2, 3):
+            raise ProtectParamError(f"category: {category!r} is not one of 1, 2, 3")
+        ov2, ov1, uv1, uv2 = _VTRIP[category]
+        base = cls(
+            rated_w=rated_w,
+            category=category,
+            ov2=ov2,
+            ov1=ov1,
+            uv1=uv1,
+            uv2=uv2,
+            v_lo_bands=_VLO[category],
+            v_hi_bands=_VHI[category],
+            rocof_limit_hz_s=_ROCOF[category],
+        )
+        return replace(base, **overrides)  # type: ignore[arg-type]
+
+    def pack(self) -> pt.FloatArray:
+        """Check every field and return the kernel's parameter array."""
+        self._check()
+        p = pt.new_params()
+        p[pt.P_RATED_W] = self.rated_w
+        p[pt.P_LATENCY_S] = self.latency_s
+        for k, trip in enumerate(
+            (self.ov2, self.ov1, self.uv1, self.uv2, self.of2, self.of1, self.uf1, self.uf2)
+        ):
+            p[pt.P_TRIP + 2 * k] = trip.pickup
+            p[pt.P_TRIP + 2 * k + 1] = trip.clearing_s
+        p[pt.P_V_CONT_LO_PU] = self.v_cont_lo_pu
+        p[pt.P_V_CONT_HI_PU] = self.v_cont_hi_pu
+        p[pt.P_F_CONT_LO_HZ] = self.f_cont_lo_hz
+        p[pt.P_F_CONT_HI_HZ] = self.f_cont_hi_hz
+        for i_n, base, bands in (
+            (pt.P_VLO_N, pt.P_VLO_BANDS, self.v_lo_bands),
+            (pt.P_VHI_N, pt.P_VHI_BANDS, self.v_hi_bands),
+            (pt.P_FLO_N, pt.P_FLO_BANDS, self.f_lo_bands),
+            (pt.P_FHI_N, pt.P_FHI_BANDS, self.f_hi_bands),
+        ):
+            p[i_n] = len(bands)
+            for k, band in enumerate(bands):
+                p[base + 4 * k : base + 4 * k + 4] = (
+                    band.far_edge,
+                    int(band.mode),
+                    band.t0_s,
+                    band.slope_s_per_unit,
+                )
+        scalars = {
+            pt.P_MC_RESTORE_S: self.mc_restore_s,
+            pt.P_ROCOF_LIMIT_HZ_S: self.rocof_limit_hz_s,
+            pt.P_ROCOF_WINDOW_S: self.rocof_window_s,
+            pt.P_ROCOF_PICKUP_S: self.rocof_pickup_s,
+            pt.P_PHASE_JUMP_LIMIT_DEG: self.phase_jump_limit_deg,
+            pt.P_ES_V_LO_PU: self.es_v_lo_pu,
+            pt.P_ES_V_HI_PU: self.es_v_hi_pu,
+            pt.P_ES_F_LO_HZ: self.es_f_lo_hz,
+            pt.P_ES_F_HI_HZ: self.es_f_hi_hz,
+            pt.P_ES_DELAY_S: self.es_delay_s,
+            pt.P_ES_RAMP_S: self.es_ramp_s,
+            pt.P_ES_RAND_S: self.es_rand_s,
+            pt.P_NON_EXPORT: float(self.non_export),
+            pt.P_CAP_WINS: float(self.cap_wins),
+            pt.P_EXPORT_CAP_W: self.export_cap_w,
+            pt.P_MARGIN_W: self.margin_w,
+            pt.P_FB_GAIN_PER_S: self.fb_gain_per_s,
+            pt.P_TRIM_MAX_W: self.trim_max_w,
+            pt.P_RISE_W_PER_S: self.rise_w_per_s,
+            pt.P_BACKSTOP_S: self.backstop_s,
+            pt.P_BACKSTOP_HOLD_S: self.backstop_hold_s,
+            pt.P_STALE_METER_S: self.stale_meter_s,
+            pt.P_FROZEN_TOL_W: self.frozen_tol_w,
+            pt.P_FROZEN_DELTA_W: self.frozen_delta_w,
+            pt.P_FROZEN_S: self.frozen_s,
+            pt.P_FROZEN_STILL_S: self.frozen_still_s,
+            pt.P_MIN_IMPORT_W: self.min_import_w,
+            pt.P_MIN_IMPORT_S: self.min_import_s,
+            pt.P_DISCHARGE_DETECT_W: self.discharge_detect_w,
+        }
+        for idx, value in scalars.items():
+            p[idx] = value
+        return p
+
+    def _check(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float | int) and not isinstance(value, bool) and not math.isfinite(value):
+                _fail(f.name, value, "a finite number")
+        _range("rated_w", self.rated_w, 1.0, 1e7)
+        _range("latency_s", self.latency_s, -10.0, 2.0)
+        for name in ("ov2", "ov1", "uv1", "uv2"):
+            trip: Trip = getattr(self, name)
+            _range(f"{name}.pickup", trip.pickup, 0.0, 2.0)
+            _range(f"{name}.clearing_s", trip.clearing_s, 0.0, 1000.0)
+        for name in ("of2", "of1", "uf1", "uf2"):
+            trip = getattr(self, name)
+            _range(f"{name}.pickup", trip.pickup, 40.0, 70.0)
+            _range(f"{name}.clearing_s", trip.clearing_s, 0.0, 1000.0)
+        _range("ov2.pickup", self.ov2.pickup, self.ov1.pickup, 2.0)
+        _range("uv2.pickup", self.uv2.pickup, 0.0, self.uv1.pickup)
+        _range("of2.pickup", self.of2.pickup, self.of1.pickup, 70.0)
+        _range("uf2.pickup", self.uf2.pickup, 40.0, self.uf1.pickup)
+        _range("v_cont_lo_pu", self.v_cont_lo_pu, 0.5, 1.0)
+        _range("v_cont_hi_pu", self.v_cont_hi_pu, 1.0, 1.5)
+        _range("f_cont_lo_hz", self.f_cont_lo_hz, 40.0, self.f_cont_hi_hz)
+        _range("f_cont_hi_hz", self.f_cont_hi_hz, self.f_cont_lo_hz, 70.0)
+        for name, cont, over in (
+            ("v_lo_bands", self.v_cont_lo_pu, False),
+            ("v_hi_bands", self.v_cont_hi_pu, True),
+            ("f_lo_bands", self.f_cont_lo_hz, False),
+            ("f_hi_bands", self.f_cont_hi_hz, True),
+        ):
+            bands: tuple[Band, ...] = getattr(self, name)
+            if len(bands) > pt.N_BANDS:
+                _fail(name, len(bands), f"at most {pt.N_BANDS} bands")
+            near = cont
+            for k, band in enumerate(bands):
+                if (band.far_edge <= near) if over else (band.far_edge >= near):
+                    _fail(f"{name}[{k}].far_edge", band.far_edge, f"{'above' if over else 'below'} {near}")
+                if band.mode == Mode.CONTINUOUS:
+                    _fail(f"{name}[{k}].mode", band.mode, "not CONTINUOUS (that is the central region)")
+                _range(f"{name}[{k}].t0_s", band.t0_s, 0.0, 1000.0)
+                _range(f"{name}[{k}].slope_s_per_unit", band.slope_s_per_unit, 0.0, 1000.0)
+                near = band.far_edge
+        _range("mc_restore_s", self.mc_restore_s, 0.0, 60.0)
+        _range("rocof_limit_hz_s", self.rocof_limit_hz_s, 0.1, 10.0)
+        _range("rocof_window_s", self.rocof_window_s, 0.0, 1.0)
+        _range("rocof_pickup_s", self.rocof_pickup_s, 0.0, 1.5)
+        # 1547 clause 8.1: cease to energize within 2 s of island formation (notes A.10)
+        lat = max(self.latency_s, 0.0)
+        _range(
+            "rocof_window_s + rocof_pickup_s + latency_s",
+            self.rocof_window_s + self.rocof_pickup_s + lat,
+            0.0,
+            2.0,
+        )
+        _range("phase_jump_limit_deg", self.phase_jump_limit_deg, 1.0, 180.0)
+        _range("es_v_lo_pu", self.es_v_lo_pu, 0.5, 1.0)
+        _range("es_v_hi_pu", self.es_v_hi_pu, 1.0, 1.5)
+        _range("es_f_lo_hz", self.es_f_lo_hz, 40.0, self.es_f_hi_hz)
+        _range("es_f_hi_hz", self.es_f_hi_hz, self.es_f_lo_hz, 70.0)
+        _range("es_delay_s", self.es_delay_s, 0.0, 600.0)
+        _range("es_ramp_s", self.es_ramp_s, 0.0, 1000.0)
+        _range("es_rand_s", self.es_rand_s, 0.0, 1000.0)
+        _range("export_cap_w", self.export_cap_w, 0.0, 1e7)
+        _range("margin_w", self.margin_w, 0.0, 1e5)
+        _range("fb_gain_per_s", self.fb_gain_per_s, 0.0, 5.0)
+        _range("trim_max_w", self.trim_max_w, 0.0, 1e5)
+        _range("rise_w_per_s", self.rise_w_per_s, 1.0, 1e7)
+        _range("backstop_s", self.backstop_s, 0.1, 60.0)
+        _range("backstop_hold_s", self.backstop_hold_s, 0.0, 3600.0)
+        _range("stale_meter_s", self.stale_meter_s, 0.05, 10.0)
+        _range("frozen_tol_w", self.frozen_tol_w, 0.0, 1e4)
+        _range("frozen_delta_w", self.frozen_delta_w, 1.0, 1e5)
+        _range("frozen_s", self.frozen_s, 0.0, 60.0)
+        _range("frozen_still_s", self.frozen_still_s, 0.0, 3600.0)
+        _range("min_import_w", self.min_import_w, 0.0, 1e5)
+        _range("min_import_s + latency_s", self.min_import_s + lat, 0.0, 2.0)
+        _range("discharge_detect_w", self.discharge_detect_w, 0.0, 1e4)
+        if self.non_export:
+            if not self.cap_wins:
+                _fail("cap_wins", self.cap_wins, "True at a non-export site (the cap must win over droop)")
+            if self.export_cap_w != 0.0:
+                _fail("export_cap_w", self.export_cap_w, "0 at a non-export site")
+            _range("margin_w", self.margin_w, self.min_import_w, 1e5)
+
+
+def _fail(name: str, value: object, allowed: str) -> None:
+    raise ProtectParamError(f"protection parameter {name} = {value!r}: must be {allowed}")
+
+
+def _range(name: str, value: float, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        _fail(name, value, f"within [{lo}, {hi}]")
+
+
+_MODES = {
+    "mandatory": Mode.MANDATORY,
+    "permissive": Mode.PERMISSIVE,
+    "momentary_cessation": Mode.MOMENTARY_CESSATION,
+    "cease": Mode.NONE,
+}
+_CATEGORIES = {"I": 1, "II": 2, "III": 3}
+
+
+def params_from_settings(settings: Settings, *, measured_latency_s: float) -> ProtectParams:
+    """Kernel parameters from validated, commissioned settings.
+
+    ``measured_latency_s`` is the command-to-cease latency measured at commissioning (one daemon cycle
+    plus the Modbus write plus the inverter's stop). Where the certified inverter owns the trips the
+    kernel is its supervisory backup: it acts ``functions.supervisory_extra_delay_s`` after the trip is
+    due (thresholds outside the owner's), so it never races the inverter; where the daemon owns them it
+    subtracts the latency so that output ceases by the clearing time. Without the backup the trip
+    elements are neutralized (islanding detectors and the export cap stay on).
+    """
+    grid, inverter, comm = settings.grid, settings.inverter, settings.commissioning
+    if grid is None or inverter is None:
+        raise ProtectParamError("protection parameters need a commissioned profile and [inverter] ratings")
+    fn, site, rt, es = settings.functions, settings.site, grid.ride_through, grid.enter_service
+    owned = fn.voltage_trip == "daemon" and fn.frequency_trip == "daemon"
+    latency = measured_latency_s if owned else measured_latency_s - fn.supervisory_extra_delay_s
+    vt, ft = grid.voltage_trip, grid.frequency_trip
+    if vt.ov_mean_10min.enabled:
+        _fail("grid.voltage_trip.ov_mean_10min.enabled", True, "false (not in the supervisory kernel)")
+    backup = owned or fn.supervisory_backup
+
+    def trip(stage_enabled: bool, pickup: float, clearing_s: float, off: float) -> Trip:
+        return Trip(pickup, clearing_s) if stage_enabled and backup else Trip(off, 1000.0)
+
+    v_lo, v_cont, v_hi = _split_bands("grid.ride_through.voltage", rt.voltage, rt.momentary_cessation)
+    f_lo, f_cont, f_hi = _split_bands("grid.ride_through.frequency", rt.frequency, False)
+    single = comm.phase_topology == "single"
+    return ProtectParams(
+        rated_w=inverter.p_rated_w,
+        category=_CATEGORIES.get(comm.abnormal_category or "", 2),
+        latency_s=latency,
+        ov2=trip(vt.ov2.enabled, vt.ov2.pickup_pu, vt.ov2.clearing_s, 2.0),
+        ov1=trip(vt.ov1.enabled, vt.ov1.pickup_pu, vt.ov1.clearing_s, 2.0),
+        uv1=trip(vt.uv1.enabled, vt.uv1.pickup_pu, vt.uv1.clearing_s, 0.0),
+        uv2=trip(vt.uv2.enabled, vt.uv2.pickup_pu, vt.uv2.clearing_s, 0.0),
+        of2=trip(ft.of2.enabled, ft.of2.pickup_hz, ft.of2.clearing_s, 70.0),
+        of1=trip(ft.of1.enabled, ft.of1.pickup_hz, ft.of1.clearing_s, 70.0),
+        uf1=trip(ft.uf1.enabled, ft.uf1.pickup_hz, ft.uf1.clearing_s, 40.0),
+        uf2=trip(ft.uf2.enabled, ft.uf2.pickup_hz, ft.uf2.clearing_s, 40.0),
+        v_cont_lo_pu=v_cont[0],
+        v_cont_hi_pu=v_cont[1],
+        f_cont_lo_hz=f_cont[0],
+        f_cont_hi_hz=f_cont[1],
+        v_lo_bands=v_lo,
+        v_hi_bands=v_hi,
+        f_lo_bands=f_lo,
+        f_hi_bands=f_hi,
+        rocof_limit_hz_s=rt.rocof_hz_per_s,
+        phase_jump_limit_deg=rt.phase_jump_single_phase_deg if single else rt.phase_jump_multi_phase_deg,
+        es_v_lo_pu=es.v_low_pu,
+        es_v_hi_pu=es.v_high_pu,
+        es_f_lo_hz=es.f_low_hz,
+        es_f_hi_hz=es.f_high_hz,
+        es_delay_s=es.delay_s,
+        es_ramp_s=es.ramp_s,
+        es_rand_s=es.randomized_delay_s,
+        non_export=site.non_export,
+        cap_wins=site.cap_vs_droop == "cap_wins",
+        export_cap_w=site.export_cap_w,
+        margin_w=site.export_margin_w,
+        backstop_s=site.export_backstop_s,
+        stale_meter_s=site.stale_meter_s,
+        min_import_w=site.min_import_w,
+    )
+
+
+def _edges(band: VoltageBand | FrequencyBand) -> tuple[float, float]:
+    from edge.settings.model import VoltageBand
+
+    if isinstance(band, VoltageBand):
+        return band.v_low_pu, band.v_high_pu
+    return band.f_low_hz, band.f_high_hz
+
+
+def _split_bands(
+    where: str, bands: Sequence[VoltageBand | FrequencyBand], mc_enabled: bool
+) -> tuple[tuple[Band, ...], tuple[float, float], tuple[Band, ...]]:
+    """Settings bands (low/high edges) to kernel bands (far edge, outwards from the continuous region)."""
+    edges = [_edges(b) for b in bands]
+    cont = [k for k, b in enumerate(bands) if b.mode == "continuous"]
+    if len(cont) != 1:
+        _fail(where, [b.mode for b in bands], "exactly one continuous band")
+    lo_c, hi_c = edges[cont[0]]
+    below: list[Band] = []
+    above: list[Band] = []
+    for k in sorted(range(len(bands)), key=lambda k: -edges[k][1]):
+        b, (lo, hi) = bands[k], edges[k]
+        if k == cont[0]:
+            continue
+        mode = _MODES[b.mode]
+        if mode is Mode.MOMENTARY_CESSATION and not mc_enabled:
+            mode = Mode.PERMISSIVE
+        slope = getattr(b, "t_slope_s_per_pu", 0.0)
+        t0 = b.t_min_s or 0.0
+        if hi <= lo_c:  # under-value side: the far edge is the low edge, the slope counts from it
+            below.append(Band(lo, mode, t0, slope))
+        elif lo >= hi_c:
+            if slope != 0.0:
+                _fail(f"{where}[{k}].t_slope_s_per_pu", slope, "0 on the over-value side")
+            above.append(Band(hi, mode, t0))
+        else:
+            _fail(f"{where}[{k}]", (lo, hi), f"outside the continuous band {lo_c}-{hi_c}")
+    above.reverse()
+    for side in (below, above):  # bands beyond the last one are "no requirement" already
+        while side and side[-1].mode is Mode.NONE:
+            side.pop()
+    return tuple(below), (lo_c, hi_c), tuple(above)

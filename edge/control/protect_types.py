@@ -1,0 +1,348 @@
+"""Shared vocabulary of the protection kernel: states, band modes, reason bits and array layouts.
+
+The kernel (ext/protect.pyx and its reference edge/control/_protect_ref.py) works on four flat float64
+arrays so that both implementations share one layout: parameters (``P_*``), state (``S_*``), inputs
+(``I_*``) and outputs (``O_*``). Discrete values (states, flags, reason bit masks) are stored as exact
+integers in those arrays. The compiled kernel needs the indices as compile-time constants, so
+ext/protect.pyx repeats them in a ``cdef enum``; ``layout()`` of the compiled module returns its copy and
+a test checks that it equals ``LAYOUT`` here.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import IntEnum, IntFlag
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class State(IntEnum):
+    """Output state of the protection kernel (``O_STATE``); the internal service state uses 0 and 2..4."""
+
+    NORMAL = 0
+    MOMENTARY_CESSATION = 1
+    TRIPPED = 2
+    WAITING = 3  # waiting to enter service: window not met yet or enter-service delay running
+    RAMPING = 4  # in service, enter-service ramp running
+
+
+class Mode(IntEnum):
+    """Operating mode required in a ride-through band (IEEE 1547-2018 clause 6.4.2 / 6.5.2)."""
+
+    CONTINUOUS = 0
+    MANDATORY = 1
+    PERMISSIVE = 2
+    MOMENTARY_CESSATION = 3
+    NONE = 4  # no ride-through requirement: trip elements act on their own timing
+
+
+class Element(IntEnum):
+    """Trip elements, in their slot order in ``P_TRIP`` (pickup, clearing time) and ``S_TRIP_T0``."""
+
+    OV2 = 0
+    OV1 = 1
+    UV1 = 2
+    UV2 = 3
+    OF2 = 4
+    OF1 = 5
+    UF1 = 6
+    UF2 = 7
+
+
+class Reason(IntFlag):
+    """Reason bits (``O_REASON`` = active now, ``O_TRIP_REASON`` = what caused the last trip)."""
+
+    OV2 = 1 << 0
+    OV1 = 1 << 1
+    UV1 = 1 << 2
+    UV2 = 1 << 3
+    OF2 = 1 << 4
+    OF1 = 1 << 5
+    UF1 = 1 << 6
+    UF2 = 1 << 7
+    ISLAND_ROCOF = 1 << 8
+    ISLAND_PHASE_JUMP = 1 << 9
+    ISLAND_MIN_IMPORT = 1 << 10
+    GRID_MEAS_INVALID = 1 << 11
+    COMMISSIONING_LOCK = 1 << 12
+    PERMIT_OFF = 1 << 13
+    MOMENTARY_CESSATION = 1 << 14
+    EXPORT_BACKSTOP = 1 << 15
+    METER_STALE = 1 << 16
+    METER_FROZEN = 1 << 17
+    CAP_LIMITING = 1 << 18
+    RIDE_THROUGH = 1 << 19  # a trip element has picked up but a ride-through region holds it off
+
+
+P_RATED_W: Final = 0
+P_LATENCY_S: Final = 1
+P_TRIP: Final = 2
+P_V_CONT_LO_PU: Final = 18
+P_V_CONT_HI_PU: Final = 19
+P_F_CONT_LO_HZ: Final = 20
+P_F_CONT_HI_HZ: Final = 21
+P_VLO_N: Final = 22
+P_VLO_BANDS: Final = 23
+P_VHI_N: Final = 39
+P_VHI_BANDS: Final = 40
+P_FLO_N: Final = 56
+P_FLO_BANDS: Final = 57
+P_FHI_N: Final = 73
+P_FHI_BANDS: Final = 74
+P_MC_RESTORE_S: Final = 90
+P_ROCOF_LIMIT_HZ_S: Final = 91
+P_ROCOF_WINDOW_S: Final = 92
+P_ROCOF_PICKUP_S: Final = 93
+P_PHASE_JUMP_LIMIT_DEG: Final = 94
+P_ES_V_LO_PU: Final = 95
+P_ES_V_HI_PU: Final = 96
+P_ES_F_LO_HZ: Final = 97
+P_ES_F_HI_HZ: Final = 98
+P_ES_DELAY_S: Final = 99
+P_ES_RAMP_S: Final = 100
+P_ES_RAND_S: Final = 101
+P_NON_EXPORT: Final = 102
+P_CAP_WINS: Final = 103
+P_EXPORT_CAP_W: Final = 104
+P_MARGIN_W: Final = 105
+P_FB_GAIN_PER_S: Final = 106
+P_TRIM_MAX_W: Final = 107
+P_RISE_W_PER_S: Final = 108
+P_BACKSTOP_S: Final = 109
+P_BACKSTOP_HOLD_S: Final = 110
+P_STALE_METER_S: Final = 111
+P_FROZEN_TOL_W: Final = 112
+P_FROZEN_DELTA_W: Final = 113
+P_FROZEN_S: Final = 114
+P_FROZEN_STILL_S: Final = 115
+P_MIN_IMPORT_W: Final = 116
+P_MIN_IMPORT_S: Final = 117
+P_DISCHARGE_DETECT_W: Final = 118
+N_PARAMS: Final = 119
+S_T_PREV: Final = 0
+S_SERVICE: Final = 1
+S_TRIP_REASON: Final = 2
+S_TRIP_T0: Final = 3
+S_VLO_T0: Final = 11
+S_VHI_T0: Final = 12
+S_FLO_T0: Final = 13
+S_FHI_T0: Final = 14
+S_MC_ACTIVE: Final = 15
+S_MC_CLEAR_T: Final = 16
+S_F_REF: Final = 17
+S_T_REF: Final = 18
+S_ROCOF: Final = 19
+S_ROCOF_T0: Final = 20
+S_ES_T0: Final = 21
+S_ES_RAND_DELAY_S: Final = 22
+S_RAMP_T0: Final = 23
+S_LAST_SEQ: Final = 24
+S_T_LAST_NEW: Final = 25
+S_IMP_LAST: Final = 26
+S_TM_LAST: Final = 27
+S_LOAD_EST: Final = 28
+S_P_CHG: Final = 29
+S_T_CHG: Final = 30
+S_PINV_AT_CHG: Final = 31
+S_FROZEN_T0: Final = 32
+S_MI_T0: Final = 33
+S_EXP_T0: Final = 34
+S_BACKSTOP_T: Final = 35
+S_TRIM_W: Final = 36
+S_BOUND_PREV: Final = 37
+S_HIST_POS: Final = 38
+S_HIST_T: Final = 39
+S_HIST_P: Final = 71
+N_STATE: Final = 103
+I_T_S: Final = 0
+I_V_MAX_PU: Final = 1
+I_V_MIN_PU: Final = 2
+I_F_HZ: Final = 3
+I_PHASE_JUMP_DEG: Final = 4
+I_P_REQ_W: Final = 5
+I_Q_REQ_VAR: Final = 6
+I_P_DROOP_W: Final = 7
+I_CAP_MODE: Final = 8
+I_METER_T_S: Final = 9
+I_METER_SEQ: Final = 10
+I_P_SITE_IMPORT_W: Final = 11
+I_P_INV_MEAS_W: Final = 12
+I_U_RAND: Final = 13
+I_LOCK: Final = 14
+I_PERMIT: Final = 15
+N_INPUTS: Final = 16
+O_P_W: Final = 0
+O_Q_VAR: Final = 1
+O_STATE: Final = 2
+O_PERMIT_SERVICE: Final = 3
+O_REASON: Final = 4
+O_TRIP_REASON: Final = 5
+O_ES_REMAINING_S: Final = 6
+O_RAMP_FRACTION: Final = 7
+O_TRIP_REMAINING_S: Final = 8
+O_LOAD_EST_W: Final = 9
+O_CAP_BOUND_W: Final = 10
+O_ROCOF_HZ_S: Final = 11
+O_METER_AGE_S: Final = 12
+O_TRIM_W: Final = 13
+N_OUTPUTS: Final = 14
+N_BANDS: Final = 4
+N_HIST: Final = 32
+
+
+LAYOUT: Final[dict[str, int]] = {
+    "P_RATED_W": P_RATED_W,
+    "P_LATENCY_S": P_LATENCY_S,
+    "P_TRIP": P_TRIP,
+    "P_V_CONT_LO_PU": P_V_CONT_LO_PU,
+    "P_V_CONT_HI_PU": P_V_CONT_HI_PU,
+    "P_F_CONT_LO_HZ": P_F_CONT_LO_HZ,
+    "P_F_CONT_HI_HZ": P_F_CONT_HI_HZ,
+    "P_VLO_N": P_VLO_N,
+    "P_VLO_BANDS": P_VLO_BANDS,
+    "P_VHI_N": P_VHI_N,
+    "P_VHI_BANDS": P_VHI_BANDS,
+    "P_FLO_N": P_FLO_N,
+    "P_FLO_BANDS": P_FLO_BANDS,
+    "P_FHI_N": P_FHI_N,
+    "P_FHI_BANDS": P_FHI_BANDS,
+    "P_MC_RESTORE_S": P_MC_RESTORE_S,
+    "P_ROCOF_LIMIT_HZ_S": P_ROCOF_LIMIT_HZ_S,
+    "P_ROCOF_WINDOW_S": P_ROCOF_WINDOW_S,
+    "P_ROCOF_PICKUP_S": P_ROCOF_PICKUP_S,
+    "P_PHASE_JUMP_LIMIT_DEG": P_PHASE_JUMP_LIMIT_DEG,
+    "P_ES_V_LO_PU": P_ES_V_LO_PU,
+    "P_ES_V_HI_PU": P_ES_V_HI_PU,
+    "P_ES_F_LO_HZ": P_ES_F_LO_HZ,
+    "P_ES_F_HI_HZ": P_ES_F_HI_HZ,
+    "P_ES_DELAY_S": P_ES_DELAY_S,
+    "P_ES_RAMP_S": P_ES_RAMP_S,
+    "P_ES_RAND_S": P_ES_RAND_S,
+    "P_NON_EXPORT": P_NON_EXPORT,
+    "P_CAP_WINS": P_CAP_WINS,
+    "P_EXPORT_CAP_W": P_EXPORT_CAP_W,
+    "P_MARGIN_W": P_MARGIN_W,
+    "P_FB_GAIN_PER_S": P_FB_GAIN_PER_S,
+    "P_TRIM_MAX_W": P_TRIM_MAX_W,
+    "P_RISE_W_PER_S": P_RISE_W_PER_S,
+    "P_BACKSTOP_S": P_BACKSTOP_S,
+    "P_BACKSTOP_HOLD_S": P_BACKSTOP_HOLD_S,
+    "P_STALE_METER_S": P_STALE_METER_S,
+    "P_FROZEN_TOL_W": P_FROZEN_TOL_W,
+    "P_FROZEN_DELTA_W": P_FROZEN_DELTA_W,
+    "P_FROZEN_S": P_FROZEN_S,
+    "P_FROZEN_STILL_S": P_FROZEN_STILL_S,
+    "P_MIN_IMPORT_W": P_MIN_IMPORT_W,
+    "P_MIN_IMPORT_S": P_MIN_IMPORT_S,
+    "P_DISCHARGE_DETECT_W": P_DISCHARGE_DETECT_W,
+    "N_PARAMS": N_PARAMS,
+    "S_T_PREV": S_T_PREV,
+    "S_SERVICE": S_SERVICE,
+    "S_TRIP_REASON": S_TRIP_REASON,
+    "S_TRIP_T0": S_TRIP_T0,
+    "S_VLO_T0": S_VLO_T0,
+    "S_VHI_T0": S_VHI_T0,
+    "S_FLO_T0": S_FLO_T0,
+    "S_FHI_T0": S_FHI_T0,
+    "S_MC_ACTIVE": S_MC_ACTIVE,
+    "S_MC_CLEAR_T": S_MC_CLEAR_T,
+    "S_F_REF": S_F_REF,
+    "S_T_REF": S_T_REF,
+    "S_ROCOF": S_ROCOF,
+    "S_ROCOF_T0": S_ROCOF_T0,
+    "S_ES_T0": S_ES_T0,
+    "S_ES_RAND_DELAY_S": S_ES_RAND_DELAY_S,
+    "S_RAMP_T0": S_RAMP_T0,
+    "S_LAST_SEQ": S_LAST_SEQ,
+    "S_T_LAST_NEW": S_T_LAST_NEW,
+    "S_IMP_LAST": S_IMP_LAST,
+    "S_TM_LAST": S_TM_LAST,
+    "S_LOAD_EST": S_LOAD_EST,
+    "S_P_CHG": S_P_CHG,
+    "S_T_CHG": S_T_CHG,
+    "S_PINV_AT_CHG": S_PINV_AT_CHG,
+    "S_FROZEN_T0": S_FROZEN_T0,
+    "S_MI_T0": S_MI_T0,
+    "S_EXP_T0": S_EXP_T0,
+    "S_BACKSTOP_T": S_BACKSTOP_T,
+    "S_TRIM_W": S_TRIM_W,
+    "S_BOUND_PREV": S_BOUND_PREV,
+    "S_HIST_POS": S_HIST_POS,
+    "S_HIST_T": S_HIST_T,
+    "S_HIST_P": S_HIST_P,
+    "N_STATE": N_STATE,
+    "I_T_S": I_T_S,
+    "I_V_MAX_PU": I_V_MAX_PU,
+    "I_V_MIN_PU": I_V_MIN_PU,
+    "I_F_HZ": I_F_HZ,
+    "I_PHASE_JUMP_DEG": I_PHASE_JUMP_DEG,
+    "I_P_REQ_W": I_P_REQ_W,
+    "I_Q_REQ_VAR": I_Q_REQ_VAR,
+    "I_P_DROOP_W": I_P_DROOP_W,
+    "I_CAP_MODE": I_CAP_MODE,
+    "I_METER_T_S": I_METER_T_S,
+    "I_METER_SEQ": I_METER_SEQ,
+    "I_P_SITE_IMPORT_W": I_P_SITE_IMPORT_W,
+    "I_P_INV_MEAS_W": I_P_INV_MEAS_W,
+    "I_U_RAND": I_U_RAND,
+    "I_LOCK": I_LOCK,
+    "I_PERMIT": I_PERMIT,
+    "N_INPUTS": N_INPUTS,
+    "O_P_W": O_P_W,
+    "O_Q_VAR": O_Q_VAR,
+    "O_STATE": O_STATE,
+    "O_PERMIT_SERVICE": O_PERMIT_SERVICE,
+    "O_REASON": O_REASON,
+    "O_TRIP_REASON": O_TRIP_REASON,
+    "O_ES_REMAINING_S": O_ES_REMAINING_S,
+    "O_RAMP_FRACTION": O_RAMP_FRACTION,
+    "O_TRIP_REMAINING_S": O_TRIP_REMAINING_S,
+    "O_LOAD_EST_W": O_LOAD_EST_W,
+    "O_CAP_BOUND_W": O_CAP_BOUND_W,
+    "O_ROCOF_HZ_S": O_ROCOF_HZ_S,
+    "O_METER_AGE_S": O_METER_AGE_S,
+    "O_TRIM_W": O_TRIM_W,
+    "N_OUTPUTS": N_OUTPUTS,
+    "N_BANDS": N_BANDS,
+    "N_HIST": N_HIST,
+}
+
+
+def new_params() -> FloatArray:
+    """A zeroed parameter array; build real ones with ``edge.control.protect_params``."""
+    return np.zeros(N_PARAMS, dtype=np.float64)
+
+
+def new_state() -> FloatArray:
+    """Kernel state at daemon start: waiting to enter service, no timers running, no meter sample yet.
+
+    A daemon start counts as entering service (docs/protection.md), hence ``WAITING``.
+    """
+    s = np.full(N_STATE, math.nan, dtype=np.float64)
+    s[S_SERVICE] = float(State.WAITING)
+    s[S_TRIP_REASON] = 0.0
+    s[S_MC_ACTIVE] = 0.0
+    s[S_ROCOF] = 0.0
+    s[S_ES_RAND_DELAY_S] = 0.0
+    s[S_TRIM_W] = 0.0
+    s[S_BOUND_PREV] = 0.0
+    s[S_HIST_POS] = 0.0
+    return s
+
+
+def new_inputs() -> FloatArray:
+    """An input array with no optional measurement (NaN) and permit service on."""
+    x = np.full(N_INPUTS, math.nan, dtype=np.float64)
+    for idx in (I_P_REQ_W, I_Q_REQ_VAR, I_P_DROOP_W, I_CAP_MODE, I_U_RAND, I_LOCK):
+        x[idx] = 0.0
+    x[I_PERMIT] = 1.0
+    return x
+
+
+def new_outputs() -> FloatArray:
+    """An output array for ``step`` to fill."""
+    return np.zeros(N_OUTPUTS, dtype=np.float64)

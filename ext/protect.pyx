@@ -1,0 +1,774 @@
+# cython: language_level=3
+"""Compiled protection kernel; the reference is edge/control/_protect_ref.py (same maths, same order).
+
+The array indices repeat edge/control/protect_types.py as compile-time constants; ``layout()`` returns
+them so a test can check both copies agree.
+"""
+
+from libc.math cimport INFINITY, NAN, fabs, isnan
+
+cdef enum:
+    P_RATED_W = 0
+    P_LATENCY_S = 1
+    P_TRIP = 2
+    P_V_CONT_LO_PU = 18
+    P_V_CONT_HI_PU = 19
+    P_F_CONT_LO_HZ = 20
+    P_F_CONT_HI_HZ = 21
+    P_VLO_N = 22
+    P_VLO_BANDS = 23
+    P_VHI_N = 39
+    P_VHI_BANDS = 40
+    P_FLO_N = 56
+    P_FLO_BANDS = 57
+    P_FHI_N = 73
+    P_FHI_BANDS = 74
+    P_MC_RESTORE_S = 90
+    P_ROCOF_LIMIT_HZ_S = 91
+    P_ROCOF_WINDOW_S = 92
+    P_ROCOF_PICKUP_S = 93
+    P_PHASE_JUMP_LIMIT_DEG = 94
+    P_ES_V_LO_PU = 95
+    P_ES_V_HI_PU = 96
+    P_ES_F_LO_HZ = 97
+    P_ES_F_HI_HZ = 98
+    P_ES_DELAY_S = 99
+    P_ES_RAMP_S = 100
+    P_ES_RAND_S = 101
+    P_NON_EXPORT = 102
+    P_CAP_WINS = 103
+    P_EXPORT_CAP_W = 104
+    P_MARGIN_W = 105
+    P_FB_GAIN_PER_S = 106
+    P_TRIM_MAX_W = 107
+    P_RISE_W_PER_S = 108
+    P_BACKSTOP_S = 109
+    P_BACKSTOP_HOLD_S = 110
+    P_STALE_METER_S = 111
+    P_FROZEN_TOL_W = 112
+    P_FROZEN_DELTA_W = 113
+    P_FROZEN_S = 114
+    P_FROZEN_STILL_S = 115
+    P_MIN_IMPORT_W = 116
+    P_MIN_IMPORT_S = 117
+    P_DISCHARGE_DETECT_W = 118
+    N_PARAMS = 119
+    S_T_PREV = 0
+    S_SERVICE = 1
+    S_TRIP_REASON = 2
+    S_TRIP_T0 = 3
+    S_VLO_T0 = 11
+    S_VHI_T0 = 12
+    S_FLO_T0 = 13
+    S_FHI_T0 = 14
+    S_MC_ACTIVE = 15
+    S_MC_CLEAR_T = 16
+    S_F_REF = 17
+    S_T_REF = 18
+    S_ROCOF = 19
+    S_ROCOF_T0 = 20
+    S_ES_T0 = 21
+    S_ES_RAND_DELAY_S = 22
+    S_RAMP_T0 = 23
+    S_LAST_SEQ = 24
+    S_T_LAST_NEW = 25
+    S_IMP_LAST = 26
+    S_TM_LAST = 27
+    S_LOAD_EST = 28
+    S_P_CHG = 29
+    S_T_CHG = 30
+    S_PINV_AT_CHG = 31
+    S_FROZEN_T0 = 32
+    S_MI_T0 = 33
+    S_EXP_T0 = 34
+    S_BACKSTOP_T = 35
+    S_TRIM_W = 36
+    S_BOUND_PREV = 37
+    S_HIST_POS = 38
+    S_HIST_T = 39
+    S_HIST_P = 71
+    N_STATE = 103
+    I_T_S = 0
+    I_V_MAX_PU = 1
+    I_V_MIN_PU = 2
+    I_F_HZ = 3
+    I_PHASE_JUMP_DEG = 4
+    I_P_REQ_W = 5
+    I_Q_REQ_VAR = 6
+    I_P_DROOP_W = 7
+    I_CAP_MODE = 8
+    I_METER_T_S = 9
+    I_METER_SEQ = 10
+    I_P_SITE_IMPORT_W = 11
+    I_P_INV_MEAS_W = 12
+    I_U_RAND = 13
+    I_LOCK = 14
+    I_PERMIT = 15
+    N_INPUTS = 16
+    O_P_W = 0
+    O_Q_VAR = 1
+    O_STATE = 2
+    O_PERMIT_SERVICE = 3
+    O_REASON = 4
+    O_TRIP_REASON = 5
+    O_ES_REMAINING_S = 6
+    O_RAMP_FRACTION = 7
+    O_TRIP_REMAINING_S = 8
+    O_LOAD_EST_W = 9
+    O_CAP_BOUND_W = 10
+    O_ROCOF_HZ_S = 11
+    O_METER_AGE_S = 12
+    O_TRIM_W = 13
+    N_OUTPUTS = 14
+    N_BANDS = 4
+    N_HIST = 32
+
+cdef enum:
+    NORMAL = 0
+    MOMENTARY_CESSATION = 1
+    TRIPPED = 2
+    WAITING = 3
+    RAMPING = 4
+    MODE_CONTINUOUS = 0
+    MODE_MOMENTARY_CESSATION = 3
+    MODE_NONE = 4
+
+cdef long long R_ISLAND_ROCOF = 1 << 8
+cdef long long R_ISLAND_PHASE_JUMP = 1 << 9
+cdef long long R_ISLAND_MIN_IMPORT = 1 << 10
+cdef long long R_GRID_MEAS_INVALID = 1 << 11
+cdef long long R_COMMISSIONING_LOCK = 1 << 12
+cdef long long R_PERMIT_OFF = 1 << 13
+cdef long long R_MOMENTARY_CESSATION = 1 << 14
+cdef long long R_EXPORT_BACKSTOP = 1 << 15
+cdef long long R_METER_STALE = 1 << 16
+cdef long long R_METER_FROZEN = 1 << 17
+cdef long long R_CAP_LIMITING = 1 << 18
+cdef long long R_RIDE_THROUGH = 1 << 19
+
+_NAMES = (
+    "P_RATED_W",
+    "P_LATENCY_S",
+    "P_TRIP",
+    "P_V_CONT_LO_PU",
+    "P_V_CONT_HI_PU",
+    "P_F_CONT_LO_HZ",
+    "P_F_CONT_HI_HZ",
+    "P_VLO_N",
+    "P_VLO_BANDS",
+    "P_VHI_N",
+    "P_VHI_BANDS",
+    "P_FLO_N",
+    "P_FLO_BANDS",
+    "P_FHI_N",
+    "P_FHI_BANDS",
+    "P_MC_RESTORE_S",
+    "P_ROCOF_LIMIT_HZ_S",
+    "P_ROCOF_WINDOW_S",
+    "P_ROCOF_PICKUP_S",
+    "P_PHASE_JUMP_LIMIT_DEG",
+    "P_ES_V_LO_PU",
+    "P_ES_V_HI_PU",
+    "P_ES_F_LO_HZ",
+    "P_ES_F_HI_HZ",
+    "P_ES_DELAY_S",
+    "P_ES_RAMP_S",
+    "P_ES_RAND_S",
+    "P_NON_EXPORT",
+    "P_CAP_WINS",
+    "P_EXPORT_CAP_W",
+    "P_MARGIN_W",
+    "P_FB_GAIN_PER_S",
+    "P_TRIM_MAX_W",
+    "P_RISE_W_PER_S",
+    "P_BACKSTOP_S",
+    "P_BACKSTOP_HOLD_S",
+    "P_STALE_METER_S",
+    "P_FROZEN_TOL_W",
+    "P_FROZEN_DELTA_W",
+    "P_FROZEN_S",
+    "P_FROZEN_STILL_S",
+    "P_MIN_IMPORT_W",
+    "P_MIN_IMPORT_S",
+    "P_DISCHARGE_DETECT_W",
+    "N_PARAMS",
+    "S_T_PREV",
+    "S_SERVICE",
+    "S_TRIP_REASON",
+    "S_TRIP_T0",
+    "S_VLO_T0",
+    "S_VHI_T0",
+    "S_FLO_T0",
+    "S_FHI_T0",
+    "S_MC_ACTIVE",
+    "S_MC_CLEAR_T",
+    "S_F_REF",
+    "S_T_REF",
+    "S_ROCOF",
+    "S_ROCOF_T0",
+    "S_ES_T0",
+    "S_ES_RAND_DELAY_S",
+    "S_RAMP_T0",
+    "S_LAST_SEQ",
+    "S_T_LAST_NEW",
+    "S_IMP_LAST",
+    "S_TM_LAST",
+    "S_LOAD_EST",
+    "S_P_CHG",
+    "S_T_CHG",
+    "S_PINV_AT_CHG",
+    "S_FROZEN_T0",
+    "S_MI_T0",
+    "S_EXP_T0",
+    "S_BACKSTOP_T",
+    "S_TRIM_W",
+    "S_BOUND_PREV",
+    "S_HIST_POS",
+    "S_HIST_T",
+    "S_HIST_P",
+    "N_STATE",
+    "I_T_S",
+    "I_V_MAX_PU",
+    "I_V_MIN_PU",
+    "I_F_HZ",
+    "I_PHASE_JUMP_DEG",
+    "I_P_REQ_W",
+    "I_Q_REQ_VAR",
+    "I_P_DROOP_W",
+    "I_CAP_MODE",
+    "I_METER_T_S",
+    "I_METER_SEQ",
+    "I_P_SITE_IMPORT_W",
+    "I_P_INV_MEAS_W",
+    "I_U_RAND",
+    "I_LOCK",
+    "I_PERMIT",
+    "N_INPUTS",
+    "O_P_W",
+    "O_Q_VAR",
+    "O_STATE",
+    "O_PERMIT_SERVICE",
+    "O_REASON",
+    "O_TRIP_REASON",
+    "O_ES_REMAINING_S",
+    "O_RAMP_FRACTION",
+    "O_TRIP_REMAINING_S",
+    "O_LOAD_EST_W",
+    "O_CAP_BOUND_W",
+    "O_ROCOF_HZ_S",
+    "O_METER_AGE_S",
+    "O_TRIM_W",
+    "N_OUTPUTS",
+    "N_BANDS",
+    "N_HIST",
+)
+_VALUES = (
+    P_RATED_W,
+    P_LATENCY_S,
+    P_TRIP,
+    P_V_CONT_LO_PU,
+    P_V_CONT_HI_PU,
+    P_F_CONT_LO_HZ,
+    P_F_CONT_HI_HZ,
+    P_VLO_N,
+    P_VLO_BANDS,
+    P_VHI_N,
+    P_VHI_BANDS,
+    P_FLO_N,
+    P_FLO_BANDS,
+    P_FHI_N,
+    P_FHI_BANDS,
+    P_MC_RESTORE_S,
+    P_ROCOF_LIMIT_HZ_S,
+    P_ROCOF_WINDOW_S,
+    P_ROCOF_PICKUP_S,
+    P_PHASE_JUMP_LIMIT_DEG,
+    P_ES_V_LO_PU,
+    P_ES_V_HI_PU,
+    P_ES_F_LO_HZ,
+    P_ES_F_HI_HZ,
+    P_ES_DELAY_S,
+    P_ES_RAMP_S,
+    P_ES_RAND_S,
+    P_NON_EXPORT,
+    P_CAP_WINS,
+    P_EXPORT_CAP_W,
+    P_MARGIN_W,
+    P_FB_GAIN_PER_S,
+    P_TRIM_MAX_W,
+    P_RISE_W_PER_S,
+    P_BACKSTOP_S,
+    P_BACKSTOP_HOLD_S,
+    P_STALE_METER_S,
+    P_FROZEN_TOL_W,
+    P_FROZEN_DELTA_W,
+    P_FROZEN_S,
+    P_FROZEN_STILL_S,
+    P_MIN_IMPORT_W,
+    P_MIN_IMPORT_S,
+    P_DISCHARGE_DETECT_W,
+    N_PARAMS,
+    S_T_PREV,
+    S_SERVICE,
+    S_TRIP_REASON,
+    S_TRIP_T0,
+    S_VLO_T0,
+    S_VHI_T0,
+    S_FLO_T0,
+    S_FHI_T0,
+    S_MC_ACTIVE,
+    S_MC_CLEAR_T,
+    S_F_REF,
+    S_T_REF,
+    S_ROCOF,
+    S_ROCOF_T0,
+    S_ES_T0,
+    S_ES_RAND_DELAY_S,
+    S_RAMP_T0,
+    S_LAST_SEQ,
+    S_T_LAST_NEW,
+    S_IMP_LAST,
+    S_TM_LAST,
+    S_LOAD_EST,
+    S_P_CHG,
+    S_T_CHG,
+    S_PINV_AT_CHG,
+    S_FROZEN_T0,
+    S_MI_T0,
+    S_EXP_T0,
+    S_BACKSTOP_T,
+    S_TRIM_W,
+    S_BOUND_PREV,
+    S_HIST_POS,
+    S_HIST_T,
+    S_HIST_P,
+    N_STATE,
+    I_T_S,
+    I_V_MAX_PU,
+    I_V_MIN_PU,
+    I_F_HZ,
+    I_PHASE_JUMP_DEG,
+    I_P_REQ_W,
+    I_Q_REQ_VAR,
+    I_P_DROOP_W,
+    I_CAP_MODE,
+    I_METER_T_S,
+    I_METER_SEQ,
+    I_P_SITE_IMPORT_W,
+    I_P_INV_MEAS_W,
+    I_U_RAND,
+    I_LOCK,
+    I_PERMIT,
+    N_INPUTS,
+    O_P_W,
+    O_Q_VAR,
+    O_STATE,
+    O_PERMIT_SERVICE,
+    O_REASON,
+    O_TRIP_REASON,
+    O_ES_REMAINING_S,
+    O_RAMP_FRACTION,
+    O_TRIP_REMAINING_S,
+    O_LOAD_EST_W,
+    O_CAP_BOUND_W,
+    O_ROCOF_HZ_S,
+    O_METER_AGE_S,
+    O_TRIM_W,
+    N_OUTPUTS,
+    N_BANDS,
+    N_HIST,
+)
+
+
+def layout():
+    """The compiled copy of the array layout, for the agreement test with protect_types.LAYOUT."""
+    return dict(zip(_NAMES, _VALUES))
+
+
+cdef inline int _band(double[::1] p, int i_n, int base, double x, bint over) noexcept nogil:
+    cdef int n = <int>p[i_n]
+    cdef int k
+    cdef double edge
+    for k in range(n):
+        edge = p[base + 4 * k]
+        if over:
+            if x <= edge:
+                return k
+        elif x >= edge:
+            return k
+    return -1
+
+
+cdef inline int _band_mode(double[::1] p, int base, int k) noexcept nogil:
+    if k < 0:
+        return MODE_NONE
+    return <int>p[base + 4 * k + 1]
+
+
+cdef inline double _rt_remaining(double[::1] p, int base, int k, double x, double elapsed) noexcept nogil:
+    cdef int mode = _band_mode(p, base, k)
+    cdef double need, rem
+    if mode == MODE_NONE or mode == MODE_CONTINUOUS:
+        return 0.0
+    need = p[base + 4 * k + 2] + p[base + 4 * k + 3] * fabs(x - p[base + 4 * k])
+    rem = need - elapsed
+    if rem > 0.0:
+        return rem
+    return 0.0
+
+
+cdef inline double _disturbance_start(double[::1] s, int idx, bint disturbed, double t) noexcept nogil:
+    if disturbed:
+        if isnan(s[idx]):
+            s[idx] = t
+        return t - s[idx]
+    s[idx] = NAN
+    return 0.0
+
+
+cdef inline double _hist_at(double[::1] s, double tm, double fallback) noexcept nogil:
+    cdef double best_t = NAN
+    cdef double best_p = fallback
+    cdef double after_t = NAN
+    cdef double after_p = fallback
+    cdef double tk, w
+    cdef int k
+    for k in range(N_HIST):
+        tk = s[S_HIST_T + k]
+        if isnan(tk):
+            continue
+        if tk <= tm:
+            if isnan(best_t) or tk > best_t:
+                best_t = tk
+                best_p = s[S_HIST_P + k]
+        elif isnan(after_t) or tk < after_t:
+            after_t = tk
+            after_p = s[S_HIST_P + k]
+    if isnan(best_t):
+        return after_p
+    if isnan(after_t) or after_t <= best_t:
+        return best_p
+    w = (tm - best_t) / (after_t - best_t)
+    return best_p + (after_p - best_p) * w
+
+
+cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noexcept nogil:
+    cdef double t, dt, vmax, vmin, f, lat, el_vlo, el_vhi, el_flo, el_fhi
+    cdef double rt_vlo, rt_vhi, rt_flo, rt_fhi, trip_rem, pickup, x, rt_rem, need, rem
+    cdef double pinv, seq, imp, tm, tm_prev, pinv_at, dts, err, trim, age, sample_age, imp_last
+    cdef double bound, rise, u, es_rem, p_out, q_out, ramp, lim, droop, base, limit
+    cdef bint meas_ok, in_service, mc_now, mc, picked, pinv_ok, cap_applies, meter_ok, discharging
+    cdef bint exporting, in_window, mi_low
+    cdef int service, k_vlo, k_vhi, k_flo, k_fhi, k, pos, state
+    cdef long long active = 0
+    cdef long long fired = 0
+    cdef long long hold = 0
+
+    t = i[I_T_S]
+    dt = t - s[S_T_PREV]
+    if not dt > 0.0:
+        dt = 0.0
+    if not t < s[S_T_PREV]:
+        s[S_T_PREV] = t
+    vmax = i[I_V_MAX_PU]
+    vmin = i[I_V_MIN_PU]
+    f = i[I_F_HZ]
+    meas_ok = vmin <= vmax and vmin >= 0.0 and f > 0.0
+    service = <int>s[S_SERVICE]
+    in_service = service == NORMAL or service == RAMPING
+    lat = p[P_LATENCY_S]
+
+    # 1. ride-through bookkeeping
+    el_vlo = _disturbance_start(s, S_VLO_T0, meas_ok and vmin < p[P_V_CONT_LO_PU], t)
+    el_vhi = _disturbance_start(s, S_VHI_T0, meas_ok and vmax > p[P_V_CONT_HI_PU], t)
+    el_flo = _disturbance_start(s, S_FLO_T0, meas_ok and f < p[P_F_CONT_LO_HZ], t)
+    el_fhi = _disturbance_start(s, S_FHI_T0, meas_ok and f > p[P_F_CONT_HI_HZ], t)
+    k_vlo = _band(p, P_VLO_N, P_VLO_BANDS, vmin, False) if not isnan(s[S_VLO_T0]) else -2
+    k_vhi = _band(p, P_VHI_N, P_VHI_BANDS, vmax, True) if not isnan(s[S_VHI_T0]) else -2
+    k_flo = _band(p, P_FLO_N, P_FLO_BANDS, f, False) if not isnan(s[S_FLO_T0]) else -2
+    k_fhi = _band(p, P_FHI_N, P_FHI_BANDS, f, True) if not isnan(s[S_FHI_T0]) else -2
+    rt_vlo = _rt_remaining(p, P_VLO_BANDS, k_vlo, vmin, el_vlo) if k_vlo > -2 else 0.0
+    rt_vhi = _rt_remaining(p, P_VHI_BANDS, k_vhi, vmax, el_vhi) if k_vhi > -2 else 0.0
+    rt_flo = _rt_remaining(p, P_FLO_BANDS, k_flo, f, el_flo) if k_flo > -2 else 0.0
+    rt_fhi = _rt_remaining(p, P_FHI_BANDS, k_fhi, f, el_fhi) if k_fhi > -2 else 0.0
+
+    mc_now = (k_vlo > -2 and _band_mode(p, P_VLO_BANDS, k_vlo) == MODE_MOMENTARY_CESSATION) or (
+        k_vhi > -2 and _band_mode(p, P_VHI_BANDS, k_vhi) == MODE_MOMENTARY_CESSATION
+    )
+    if mc_now:
+        s[S_MC_ACTIVE] = 1.0
+        s[S_MC_CLEAR_T] = NAN
+    elif s[S_MC_ACTIVE] != 0.0:
+        if isnan(s[S_MC_CLEAR_T]):
+            s[S_MC_CLEAR_T] = t
+        if t - s[S_MC_CLEAR_T] >= p[P_MC_RESTORE_S]:
+            s[S_MC_ACTIVE] = 0.0
+            s[S_MC_CLEAR_T] = NAN
+    mc = s[S_MC_ACTIVE] != 0.0
+
+    # 2. trip elements
+    trip_rem = INFINITY
+    for k in range(8):
+        pickup = p[P_TRIP + 2 * k]
+        if k < 2:
+            x = vmax
+            picked = x > pickup
+            rt_rem = rt_vhi
+        elif k < 4:
+            x = vmin
+            picked = x < pickup
+            rt_rem = rt_vlo
+        elif k < 6:
+            x = f
+            picked = x > pickup
+            rt_rem = rt_fhi
+        else:
+            x = f
+            picked = x < pickup
+            rt_rem = rt_flo
+        if picked:
+            if isnan(s[S_TRIP_T0 + k]):
+                s[S_TRIP_T0 + k] = t
+            need = p[P_TRIP + 2 * k + 1] - lat
+            if need < 0.0:
+                need = 0.0
+            rem = need - (t - s[S_TRIP_T0 + k])
+            if rem < rt_rem:
+                rem = rt_rem
+            if rem <= 0.0:
+                fired |= (<long long>1) << k
+                rem = 0.0
+            elif rt_rem > 0.0:
+                active |= R_RIDE_THROUGH
+            if rem < trip_rem:
+                trip_rem = rem
+        else:
+            s[S_TRIP_T0 + k] = NAN
+    if not meas_ok and in_service:
+        fired |= R_GRID_MEAS_INVALID
+
+    # 3a. ROCOF
+    if f > 0.0:
+        if isnan(s[S_F_REF]):
+            s[S_F_REF] = f
+            s[S_T_REF] = t
+        elif t - s[S_T_REF] >= p[P_ROCOF_WINDOW_S]:
+            s[S_ROCOF] = (f - s[S_F_REF]) / (t - s[S_T_REF])
+            s[S_F_REF] = f
+            s[S_T_REF] = t
+    if fabs(s[S_ROCOF]) > p[P_ROCOF_LIMIT_HZ_S]:
+        if isnan(s[S_ROCOF_T0]):
+            s[S_ROCOF_T0] = t
+        if t - s[S_ROCOF_T0] >= p[P_ROCOF_PICKUP_S]:
+            fired |= R_ISLAND_ROCOF
+    else:
+        s[S_ROCOF_T0] = NAN
+
+    # 3b. phase jump
+    if fabs(i[I_PHASE_JUMP_DEG]) > p[P_PHASE_JUMP_LIMIT_DEG]:
+        fired |= R_ISLAND_PHASE_JUMP
+
+    # 4. site meter
+    pinv = i[I_P_INV_MEAS_W]
+    pinv_ok = not isnan(pinv)
+    if pinv_ok:
+        pos = <int>s[S_HIST_POS]
+        s[S_HIST_T + pos] = t
+        s[S_HIST_P + pos] = pinv
+        s[S_HIST_POS] = <double>((pos + 1) % N_HIST)
+    seq = i[I_METER_SEQ]
+    imp = i[I_P_SITE_IMPORT_W]
+    tm = i[I_METER_T_S]
+    cap_applies = p[P_NON_EXPORT] != 0.0 or i[I_CAP_MODE] != 0.0
+    if (
+        not isnan(seq)
+        and seq != s[S_LAST_SEQ]
+        and not isnan(imp)
+        and not isnan(tm)
+        and pinv_ok
+    ):
+        tm_prev = s[S_TM_LAST]
+        s[S_LAST_SEQ] = seq
+        s[S_T_LAST_NEW] = t
+        s[S_IMP_LAST] = imp
+        s[S_TM_LAST] = tm
+        pinv_at = _hist_at(s, tm, pinv)
+        s[S_LOAD_EST] = imp + pinv_at
+        if isnan(s[S_P_CHG]) or fabs(imp - s[S_P_CHG]) > p[P_FROZEN_TOL_W]:
+            s[S_P_CHG] = imp
+            s[S_T_CHG] = t
+            s[S_PINV_AT_CHG] = pinv_at
+            s[S_FROZEN_T0] = NAN
+        dts = tm - tm_prev
+        if cap_applies and dts > 0.0 and dts < p[P_STALE_METER_S]:
+            err = imp - (p[P_MARGIN_W] - p[P_EXPORT_CAP_W])
+            if err > p[P_TRIM_MAX_W]:
+                err = p[P_TRIM_MAX_W]
+            elif err < -p[P_TRIM_MAX_W]:
+                err = -p[P_TRIM_MAX_W]
+            trim = s[S_TRIM_W] + p[P_FB_GAIN_PER_S] * err * dts
+            if trim > 0.0:
+                trim = 0.0
+            elif trim < -p[P_TRIM_MAX_W]:
+                trim = -p[P_TRIM_MAX_W]
+            s[S_TRIM_W] = trim
+    age = t - s[S_T_LAST_NEW]
+    sample_age = t - s[S_TM_LAST]
+    if sample_age > age:
+        age = sample_age
+    if not age < p[P_STALE_METER_S]:
+        active |= R_METER_STALE
+    discharging = pinv > p[P_DISCHARGE_DETECT_W]
+    # frozen: the meter value stopped changing while the inverter's power moved, or while
+    # discharging it has not changed at all for frozen_still_s (a live meter always jitters)
+    if pinv_ok and not isnan(s[S_P_CHG]) and fabs(pinv - s[S_PINV_AT_CHG]) >= p[P_FROZEN_DELTA_W]:
+        if isnan(s[S_FROZEN_T0]):
+            s[S_FROZEN_T0] = t
+        if t - s[S_FROZEN_T0] >= p[P_FROZEN_S]:
+            active |= R_METER_FROZEN
+    else:
+        s[S_FROZEN_T0] = NAN
+    if discharging and p[P_FROZEN_STILL_S] > 0.0 and t - s[S_T_CHG] >= p[P_FROZEN_STILL_S]:
+        active |= R_METER_FROZEN
+    meter_ok = pinv_ok and (active & (R_METER_STALE | R_METER_FROZEN)) == 0
+    imp_last = s[S_IMP_LAST]
+
+    # 3c. minimum import
+    mi_low = p[P_MIN_IMPORT_W] > 0.0 and meter_ok and imp_last < p[P_MIN_IMPORT_W]
+    if p[P_NON_EXPORT] != 0.0 and in_service and discharging and mi_low:
+        if isnan(s[S_MI_T0]):
+            s[S_MI_T0] = t
+        if t - s[S_MI_T0] >= p[P_MIN_IMPORT_S]:
+            fired |= R_ISLAND_MIN_IMPORT
+    else:
+        s[S_MI_T0] = NAN
+
+    # export backstop
+    exporting = cap_applies and meter_ok and discharging and imp_last < -p[P_EXPORT_CAP_W]
+    if exporting:
+        if isnan(s[S_EXP_T0]):
+            s[S_EXP_T0] = t
+        if t - s[S_EXP_T0] >= p[P_BACKSTOP_S]:
+            s[S_BACKSTOP_T] = t
+    else:
+        s[S_EXP_T0] = NAN
+    if not isnan(s[S_BACKSTOP_T]):
+        if not cap_applies or (not exporting and t - s[S_BACKSTOP_T] >= p[P_BACKSTOP_HOLD_S]):
+            s[S_BACKSTOP_T] = NAN
+        else:
+            active |= R_EXPORT_BACKSTOP
+
+    # export-cap bound
+    if meter_ok:
+        bound = s[S_LOAD_EST] + p[P_EXPORT_CAP_W] - p[P_MARGIN_W] + s[S_TRIM_W]
+        rise = s[S_BOUND_PREV] + p[P_RISE_W_PER_S] * dt
+        if bound > rise:
+            bound = rise
+    else:
+        bound = 0.0
+    s[S_BOUND_PREV] = bound
+
+    # 5. service state machine
+    if i[I_LOCK] != 0.0:
+        hold |= R_COMMISSIONING_LOCK
+    if not i[I_PERMIT] != 0.0:
+        hold |= R_PERMIT_OFF
+    active |= hold
+    if fired != 0 or (hold != 0 and in_service):
+        service = TRIPPED
+        s[S_TRIP_REASON] = <double>(fired | hold)
+        s[S_ES_T0] = NAN
+    in_window = (
+        meas_ok
+        and vmin >= p[P_ES_V_LO_PU]
+        and vmax <= p[P_ES_V_HI_PU]
+        and f >= p[P_ES_F_LO_HZ]
+        and f <= p[P_ES_F_HI_HZ]
+    )
+    if service == TRIPPED and hold == 0 and fired == 0 and in_window:
+        service = WAITING
+    es_rem = 0.0
+    if service == WAITING:
+        if hold != 0 or not in_window:
+            s[S_ES_T0] = NAN
+            es_rem = p[P_ES_DELAY_S]
+        else:
+            if isnan(s[S_ES_T0]):
+                s[S_ES_T0] = t
+                u = i[I_U_RAND]
+                if not u > 0.0:
+                    u = 0.0
+                elif u > 1.0:
+                    u = 1.0
+                s[S_ES_RAND_DELAY_S] = u * p[P_ES_RAND_S]
+            es_rem = p[P_ES_DELAY_S] + s[S_ES_RAND_DELAY_S] - (t - s[S_ES_T0])
+            if es_rem <= 0.0:
+                es_rem = 0.0
+                s[S_ES_T0] = NAN
+                if p[P_ES_RAND_S] > 0.0 or not p[P_ES_RAMP_S] > 0.0:
+                    service = NORMAL
+                else:
+                    service = RAMPING
+                    s[S_RAMP_T0] = t
+    elif service == TRIPPED:
+        es_rem = p[P_ES_DELAY_S]
+    s[S_SERVICE] = <double>service
+
+    # 6. output
+    p_out = 0.0
+    q_out = 0.0
+    ramp = 0.0
+    if service == NORMAL or service == RAMPING:
+        ramp = 1.0
+        p_out = i[I_P_REQ_W]
+        q_out = i[I_Q_REQ_VAR]
+        if isnan(p_out):
+            p_out = 0.0
+        if isnan(q_out):
+            q_out = 0.0
+        if service == RAMPING:
+            ramp = (t - s[S_RAMP_T0]) / p[P_ES_RAMP_S]
+            if ramp >= 1.0:
+                ramp = 1.0
+                s[S_SERVICE] = <double>NORMAL
+            lim = ramp * p[P_RATED_W]
+            if p_out > lim:
+                p_out = lim
+            elif p_out < -lim:
+                p_out = -lim
+        if cap_applies:
+            droop = 0.0
+            if p[P_CAP_WINS] == 0.0 and i[I_P_DROOP_W] > 0.0:
+                droop = i[I_P_DROOP_W]
+            base = p_out - droop
+            limit = bound
+            if not meter_ok or (active & R_EXPORT_BACKSTOP) != 0 or limit < 0.0:
+                limit = 0.0
+            if base > limit:
+                base = limit
+                active |= R_CAP_LIMITING
+            p_out = base + droop
+        if mc:
+            p_out = 0.0
+            q_out = 0.0
+    if mc:
+        active |= R_MOMENTARY_CESSATION
+    active |= fired
+
+    state = <int>s[S_SERVICE]
+    o[O_P_W] = p_out
+    o[O_Q_VAR] = q_out
+    o[O_PERMIT_SERVICE] = 1.0 if state == NORMAL or state == RAMPING else 0.0
+    if mc and (state == NORMAL or state == RAMPING):
+        state = MOMENTARY_CESSATION
+    o[O_STATE] = <double>state
+    o[O_REASON] = <double>active
+    o[O_TRIP_REASON] = s[S_TRIP_REASON]
+    o[O_ES_REMAINING_S] = es_rem
+    o[O_RAMP_FRACTION] = ramp
+    o[O_TRIP_REMAINING_S] = trip_rem
+    o[O_LOAD_EST_W] = s[S_LOAD_EST]
+    o[O_CAP_BOUND_W] = bound if cap_applies else INFINITY
+    o[O_ROCOF_HZ_S] = s[S_ROCOF]
+    o[O_METER_AGE_S] = age
+    o[O_TRIM_W] = s[S_TRIM_W]
