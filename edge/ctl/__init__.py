@@ -1,0 +1,1 @@
+"""``v2gctl``: the technician's command line on the device."""

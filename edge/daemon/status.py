@@ -1,0 +1,73 @@
+"""The daemon's status file: what it is doing and why, for ``v2gctl status`` on the device.
+
+Written atomically (temporary file, then rename) about once a second into the runtime directory, so
+a reader never sees half a file. A reader judges the daemon's liveness from ``written_at``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+
+class DeviceHealth(msgspec.Struct, kw_only=True):
+    """One device as the daemon sees it."""
+
+    name: str
+    role: str
+    ok: bool
+    last_success_age_s: float | None = None
+    error: str | None = None
+    rtt_p50_ms: float | None = None
+    rtt_p99_ms: float | None = None
+    errors: int = 0
+    timeouts: int = 0
+
+
+class Status(msgspec.Struct, kw_only=True):
+    """A snapshot of the daemon's state; ``binding`` names what limited the command."""
+
+    written_at: float
+    pid: int
+    state: str
+    energize_allowed: bool
+    hold_reasons: list[str] = []
+    p_cmd_w: float = 0.0
+    q_cmd_var: float = 0.0
+    p_request_w: float = 0.0
+    binding: list[str] = []
+    reasons: list[str] = []
+    p_meas_w: float | None = None
+    q_meas_var: float | None = None
+    p_site_import_w: float | None = None
+    v_pu: float | None = None
+    f_hz: float | None = None
+    soc: float | None = None
+    devices: list[DeviceHealth] = []
+    cycles: int = 0
+    overruns: int = 0
+    telemetry_backlog: int = 0
+    telemetry_dropped: int = 0
+
+
+def write(path: Path, status: Status) -> None:
+    """Replace ``path`` with ``status`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".status-", suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(msgspec.json.format(msgspec.json.encode(status)))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read(path: Path) -> tuple[Status, float]:
+    """The status in ``path`` and its age in seconds (wall clock)."""
+    status = msgspec.json.decode(path.read_bytes(), type=Status)
+    return status, time.time() - status.written_at
