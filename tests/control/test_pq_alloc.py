@@ -1,0 +1,32 @@
+"""The compiled P/Q step allocates nothing, packing included; the benchmark reports its figures."""
+
+from __future__ import annotations
+
+from edge import accel
+from edge.control import _pq_c, pq
+from hil.bench import kernel
+
+
+def test_compiled_step_allocates_nothing() -> None:
+    blocks, bytes_ = kernel.allocations(_pq_c, 20_000)
+    assert blocks == 0
+    assert bytes_ == 0
+
+
+def test_bench_kernel_quick() -> None:
+    figures = {f.name: f for f in kernel.run(quick=True)}
+    assert "kernel.step.reference" in figures
+    if not accel.is_compiled(pq.impl):  # V2G_EDGE_PURE_PYTHON=1: nothing compiled to compare
+        assert not any(".compiled" in name for name in figures)
+        return
+    assert set(figures) >= {
+        "kernel.step.reference",
+        "kernel.step.compiled",
+        "kernel.allocs.compiled",
+        "kernel.alloc_bytes.compiled",
+    }
+    compiled = figures["kernel.step.compiled"]
+    assert compiled.value > 0
+    assert compiled.ratio is not None
+    assert compiled.baseline == "kernel.step.reference"
+    assert figures["kernel.allocs.compiled"].value == 0
