@@ -132,6 +132,11 @@ class ProtectParams:
     min_import_s: float = 1.0
     discharge_detect_w: float = 50.0
 
+    def without_enter_service_delay(self) -> ProtectParams:
+        """These parameters for a site whose inverter owns enter service: the daemon waits for the
+        enter-service window only, with no delay or ramp of its own on top of the inverter's."""
+        return replace(self, es_delay_s=0.0, es_ramp_s=0.0, es_rand_s=0.0)
+
     @classmethod
     def for_category(cls, category: int, rated_w: float, **overrides: object) -> ProtectParams:
         """Defaults of abnormal-performance Category I, II or III (notes A.6-A.10), then ``overrides``."""

@@ -1,0 +1,184 @@
+"""The cycle's controllers in priority order: dispatch, kernel I (grid-support P/Q functions and the
+owner's and battery's limits), kernel II (protection, enter service, anti-islanding, export cap).
+
+Pure computation on a snapshot: no I/O and no clock (time is the ``t_s`` argument), so a cycle can be
+replayed. The kernels' records are allocated once here and refilled every cycle.
+
+Where the snapshot lacks something the command falls safe: with no fresh power-stage reading there is
+nothing to act on (P = Q = 0); with no fresh meter reading the export cap stops discharge (kernel II);
+an unknown SoC counts as below the reserve (kernel I). A configuration the kernels cannot take holds
+P = Q = 0 and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+from drivers.capabilities import MeterReading, PowerStageRatings, PowerStageReading
+from edge.control import pq, protect
+from edge.control import protect_types as pt
+from edge.control.pq_params import PqSettingsError
+from edge.control.pq_params import params_from_settings as pq_params_from_settings
+from edge.control.pq_types import Constraint, binding_names
+from edge.control.protect_params import ProtectParamError
+from edge.control.protect_params import params_from_settings as protect_params_from_settings
+from edge.settings import Settings, energize_lock
+
+log = logging.getLogger(__name__)
+
+# Command-to-output latency assumed until commissioning measures it: one cycle, the Modbus write
+# and the inverter's own reaction (docs/protection.md).
+DEFAULT_LATENCY_S = 0.3
+SQRT3 = math.sqrt(3.0)
+
+
+@dataclass(frozen=True)
+class Command:
+    """What the cycle decided: the setpoint (or a stop) and why."""
+
+    p_w: float
+    q_var: float
+    stop: bool
+    state: str
+    binding: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    p_request_w: float = 0.0
+    v_pu: float | None = None
+
+
+def phase_base_v(settings: Settings) -> float | None:
+    """The line-to-neutral nominal voltage the meters' per-phase readings are compared with."""
+    c = settings.commissioning
+    if c.v_nominal_v is None:
+        return None
+    # A single-phase connection has one measured voltage, whichever conductors it is between.
+    if c.voltage_basis == "line_neutral" or c.phase_topology == "single":
+        return c.v_nominal_v
+    return c.v_nominal_v / (2.0 if c.phase_topology == "split" else SQRT3)
+
+
+class Controllers:
+    """Kernel I then kernel II, with the settings mapped onto their parameters once."""
+
+    def __init__(self, settings: Settings, *, latency_s: float = DEFAULT_LATENCY_S) -> None:
+        self.settings = settings
+        self.hold_reason: str | None = energize_lock(settings)
+        self.v_base_v = phase_base_v(settings)
+        self.cap_mode = settings.site.mode == "v2h" or settings.site.non_export
+        self._pq_i, self._pq_s, self._pq_o = pq.PqInputs(), pq.PqState(), pq.PqOutputs()
+        self._x, self._s, self._o = pt.new_inputs(), pt.new_state(), pt.new_outputs()
+        self._pq_p = pq.PqParams()
+        self._prot_p = pt.new_params()
+        if self.hold_reason is None:
+            try:
+                pq_params_from_settings(settings, actuation_tau_s=0.0, into=self._pq_p)
+                params = protect_params_from_settings(settings, measured_latency_s=latency_s)
+                if settings.functions.enter_service != "daemon":
+                    # One owner: the inverter runs enter service, the daemon adds no second delay.
+                    params = params.without_enter_service_delay()
+                self._prot_p = params.pack()
+            except (PqSettingsError, ProtectParamError) as exc:
+                self.hold_reason = f"settings the kernels cannot run: {exc}"
+                log.error("holding P = Q = 0: %s", self.hold_reason)
+
+    def dispatch_w(self) -> float:
+        """The active power asked of the charger before any grid function or limit.
+
+        In V2H the EV serves the home: ask for full discharge and let the export cap bound it to the
+        house load. Elsewhere the charger idles until the aggregator dispatches it (MQTT: roadmap).
+        """
+        inv = self.settings.inverter
+        if self.cap_mode and inv is not None:
+            return inv.p_rated_w
+        return 0.0
+
+    def _voltages_pu(
+        self, meter: MeterReading | None, stage: PowerStageReading | None
+    ) -> tuple[float, float, float]:
+        """(average, highest, lowest) phase voltage in p.u.; NaN when nothing measures it."""
+        base = self.v_base_v
+        if base is None:
+            return math.nan, math.nan, math.nan
+        phases = []
+        if meter is not None:
+            phases = [v for v in (meter.v_l1_v, meter.v_l2_v, meter.v_l3_v) if v is not None]
+        if not phases and stage is not None and stage.v_ac_v is not None:
+            phases = [stage.v_ac_v]
+        if not phases:
+            return math.nan, math.nan, math.nan
+        pu = [v / base for v in phases]
+        return sum(pu) / len(pu), max(pu), min(pu)
+
+    def step(
+        self,
+        t_s: float,
+        meter: MeterReading | None,
+        stage: PowerStageReading | None,
+        ratings: PowerStageRatings | None,
+    ) -> Command:
+        if self.hold_reason is not None:
+            return Command(0.0, 0.0, False, "locked", reasons=[self.hold_reason])
+        stale_s = self.settings.site.stale_meter_s
+        if stage is None or t_s - stage.t_s > stale_s or stage.p_w is None:
+            why = "no reading from the power stage yet" if stage is None else "power stage data stale"
+            return Command(0.0, 0.0, False, "no_power_stage", reasons=[why])
+
+        v_avg, v_max, v_min = self._voltages_pu(meter, stage)
+        f_hz = meter.f_hz if meter is not None and meter.f_hz is not None else stage.f_hz
+        f = math.nan if f_hz is None else f_hz
+        p_request = self.dispatch_w()
+
+        # Battery power limits: the lower of the EV's and the charger's ratings (estimator: roadmap).
+        p_dis = ratings.p_max_export_w if ratings else 0.0
+        p_chg = ratings.p_max_charge_w if ratings else 0.0
+        if stage.ev_p_max_discharge_w is not None:
+            p_dis = min(p_dis, stage.ev_p_max_discharge_w)
+        if stage.ev_p_max_charge_w is not None:
+            p_chg = min(p_chg, stage.ev_p_max_charge_w)
+        soc_ev = math.nan if stage.ev_soc is None else stage.ev_soc
+
+        o = self._pq_o
+        pq.pack_and_step(
+            self._pq_p, self._pq_i, self._pq_s, o,
+            t_s, v_avg, f, p_request, 0.0, p_dis, p_chg, soc_ev, math.nan, stage.p_w, 0,
+        )  # fmt: skip
+        droop_extra = max(0.0, o.p_fw_w - o.p_pre_w) if o.binding & Constraint.DROOP_UF else 0.0
+
+        x = self._x
+        x[pt.I_T_S] = t_s
+        x[pt.I_V_MAX_PU] = v_max
+        x[pt.I_V_MIN_PU] = v_min
+        x[pt.I_F_HZ] = f
+        x[pt.I_PHASE_JUMP_DEG] = math.nan
+        x[pt.I_P_REQ_W] = o.p_w
+        x[pt.I_Q_REQ_VAR] = o.q_var
+        x[pt.I_P_DROOP_W] = droop_extra
+        x[pt.I_CAP_MODE] = 1.0 if self.cap_mode else 0.0
+        if meter is not None:
+            x[pt.I_METER_T_S] = meter.t_s
+            x[pt.I_METER_SEQ] = meter.t_s  # a new reading has a new read time
+            x[pt.I_P_SITE_IMPORT_W] = math.nan if meter.frozen else meter.p_site_import_w
+        x[pt.I_P_INV_MEAS_W] = stage.p_w
+        x[pt.I_U_RAND] = 0.5
+        x[pt.I_LOCK] = 0.0
+        x[pt.I_PERMIT] = 1.0
+        protect.step(self._prot_p, self._s, x, self._o)
+        out = self._o
+
+        state = pt.State(int(out[pt.O_STATE])).name.lower()
+        reasons = [r.name.lower() for r in pt.Reason if int(out[pt.O_REASON]) & r and r.name]
+        binding = binding_names(o.binding)
+        if int(out[pt.O_REASON]) & pt.Reason.CAP_LIMITING:
+            binding.insert(0, "export_cap")
+        return Command(
+            p_w=float(out[pt.O_P_W]),
+            q_var=float(out[pt.O_Q_VAR]),
+            stop=bool(out[pt.O_PERMIT_SERVICE] == 0.0),
+            state=state,
+            binding=binding,
+            reasons=reasons,
+            p_request_w=p_request,
+            v_pu=None if math.isnan(v_avg) else v_avg,
+        )

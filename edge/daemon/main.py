@@ -1,0 +1,94 @@
+"""``v2g-edged``: load and check the settings, then run the daemon until SIGTERM or SIGINT.
+
+Exit codes: 0 after a clean stop, 78 (EX_CONFIG) for a configuration that cannot run (the unit file
+does not restart on it: a broken file does not mend itself), 1 for anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import drivers
+from edge import __version__
+from edge.daemon import logs
+from edge.settings import Settings, SettingsError, energize_lock, load_default, load_file
+
+log = logging.getLogger("v2g-edged")
+
+EX_CONFIG = 78
+
+
+def runtime_dir(explicit: str | None = None) -> Path:
+    """Where the status file goes: the option, systemd's RUNTIME_DIRECTORY, or a per-user temp folder."""
+    if explicit:
+        return Path(explicit)
+    from_systemd = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if from_systemd:
+        return Path(from_systemd)
+    return Path(tempfile.gettempdir()) / f"v2g-edge-{os.getuid()}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="v2g-edged",
+        description="v2g-edge daemon: controls a bidirectional EV charger (IEEE 1547 grid support, V2H export cap).",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="configuration file (default: the embedded bench configuration)"
+    )
+    parser.add_argument("--runtime-dir", metavar="DIR", help="where to write status.json (default: see docs)")
+    parser.add_argument("--check", action="store_true", help="validate the configuration, say whether it may energize, exit")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override daemon.log_level")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def load(path: str | None) -> Settings:
+    return load_file(Path(path)) if path else load_default()
+
+
+async def _serve(settings: Settings, run_dir: Path) -> int:
+    from edge.daemon.app import Daemon
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    daemon = Daemon(settings, runtime_dir=run_dir)
+    return await daemon.run(stop)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load(args.config)
+        drivers.config.parse(settings.buses, settings.devices)
+    except (SettingsError, drivers.DriverError) as exc:
+        logs.setup("INFO")
+        log.error("configuration %s: %s", args.config or "(embedded)", exc)
+        return EX_CONFIG
+    logs.setup(args.log_level or settings.daemon.log_level)
+    hold = energize_lock(settings)
+    if args.check:
+        print(f"configuration {args.config or '(embedded)'}: valid")
+        print("energize: allowed" if hold is None else f"energize: held at P = Q = 0: {hold}")
+        return 0
+    run_dir = runtime_dir(args.runtime_dir)
+    log.info("v2g-edged %s starting (config %s, status in %s)", __version__, args.config or "embedded", run_dir)
+    try:
+        return asyncio.run(_serve(settings, run_dir))
+    except drivers.DriverError as exc:
+        log.error("cannot start: %s", exc)
+        return EX_CONFIG if exc.kind == "config" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
