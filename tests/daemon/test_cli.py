@@ -1,0 +1,93 @@
+"""The command lines: ``v2g-edged`` start checks and exit codes, ``v2gctl`` on real files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.ctl.main import main as v2gctl
+from edge.daemon import status as status_file
+from edge.daemon.main import EX_CONFIG
+from edge.daemon.main import main as v2g_edged
+from edge.settings import load_file, read_audit
+from edge.settings.load import default_config_text
+
+BIN = Path(sys.executable).parent
+
+
+def test_check_accepts_the_embedded_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert v2g_edged(["--check"]) == 0
+    out = capsys.readouterr().out
+    assert "valid" in out and "energize: allowed" in out
+
+
+def test_broken_config_exits_ex_config_naming_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(default_config_text() + "\n[site\nmode = 'v2h'\n")
+    assert v2g_edged(["--config", str(bad)]) == EX_CONFIG
+    assert "bad.toml" in capsys.readouterr().err
+
+
+def test_device_on_an_unknown_bus_is_a_config_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(default_config_text().replace('bus = "meter_link"', 'bus = "nowhere"'))
+    assert v2g_edged(["--config", str(cfg)]) == EX_CONFIG
+
+
+def test_out_of_range_setting_is_refused_with_field_value_and_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(default_config_text().replace("olrt_s = 5.0", "olrt_s = 500.0"))
+    assert v2g_edged(["--config", str(cfg), "--check"]) == EX_CONFIG
+    err = capsys.readouterr().err
+    assert "grid.volt_var.olrt_s" in err and "500" in err
+
+
+def test_console_scripts_answer_help() -> None:
+    for exe in ("v2g-edged", "v2gctl", "v2g-hil"):
+        result = subprocess.run([str(BIN / exe), "--help"], capture_output=True, text=True, check=False, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "usage:" in result.stdout
+
+
+def test_v2gctl_status_reads_the_daemon_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status_file.write(
+        tmp_path / "status.json",
+        status_file.Status(written_at=time.time(), pid=1, state="normal", energize_allowed=True, p_cmd_w=1900.0,
+                           binding=["export_cap"], reasons=["cap_limiting"]),
+    )
+    assert v2gctl(["status", "--runtime-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "export_cap" in out and "1900 W" in out
+
+
+def test_v2gctl_status_flags_a_stale_daemon(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status_file.write(
+        tmp_path / "status.json",
+        status_file.Status(written_at=time.time() - 60, pid=1, state="normal", energize_allowed=True),
+    )
+    assert v2gctl(["status", "--runtime-dir", str(tmp_path)]) == 1
+    assert "STALE" in capsys.readouterr().out
+
+
+def test_v2gctl_config_set_is_audited_and_keeps_comments(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(default_config_text())
+    audit = tmp_path / "audit.jsonl"
+    assert v2gctl(["config", "set", str(cfg), "grid.volt_var.olrt_s", "7.5", "--who", "tech-1", "--audit", str(audit)]) == 0
+    assert load_file(cfg).grid.volt_var.olrt_s == 7.5  # type: ignore[union-attr]
+    assert "# The control loop." in cfg.read_text()
+    (record,) = read_audit(audit)
+    assert record.who == "tech-1" and record.old == 5.0 and record.new == 7.5
+
+
+def test_v2gctl_config_set_refuses_out_of_range_and_writes_nothing(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(default_config_text())
+    before = cfg.read_text()
+    rc = v2gctl(["config", "set", str(cfg), "grid.voltage_trip.uv1.clearing_s", "99", "--who", "t", "--audit", str(tmp_path / "a")])
+    assert rc == 1
+    assert cfg.read_text() == before
