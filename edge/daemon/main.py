@@ -70,8 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load(args.config)
-        drivers.config.parse(settings.buses, settings.devices)
-    except (SettingsError, drivers.DriverError) as exc:
+    except SettingsError as exc:
         logs.setup("INFO")
         log.error("configuration %s: %s", args.config or "(embedded)", exc)
         return EX_CONFIG

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from drivers.config import validate as validate_drivers
+from drivers.errors import DriverError
 from edge.settings.errors import SettingsError
 from edge.settings.model import PROTECTION_FUNCTIONS, REACTIVE_MODES, Grid, Inverter, Settings
 from edge.settings.profiles import ResolvedProfile
@@ -209,9 +211,19 @@ def check_reactive_capability(grid: Grid, inv: Inverter, profile: ResolvedProfil
             )
 
 
+def check_devices(settings: Settings) -> None:
+    """The drivers' cross references (each device's bus exists, unit ids unique per bus, one device
+    per role), with the drivers' own rules and message."""
+    try:
+        validate_drivers(settings.buses, settings.devices)
+    except DriverError as exc:
+        raise SettingsError("devices", "[buses] and [devices]", str(exc)) from None
+
+
 def check_settings(settings: Settings, profile: ResolvedProfile | None) -> None:
     """Every cross-field rule; profile-dependent ones only once a profile is commissioned."""
     check_functions(settings)
+    check_devices(settings)
     check_site(settings)
     check_owner(settings)
     check_mqtt(settings)

@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from drivers.config import BusConfig, DeviceConfig
+
 Owner = Literal["inverter", "daemon", "off"]
 PhaseTopology = Literal["single", "split", "three"]
 NormalCategory = Literal["A", "B"]
@@ -359,9 +361,8 @@ class Daemon(_Struct, frozen=True):
 class Settings(_Struct, frozen=True):
     """The whole configuration.
 
-    ``buses`` and ``devices`` are the drivers' sections, kept as raw tables here and validated by
-    ``drivers.config.parse`` (the lead may swap these annotations for the drivers' structs: the loader
-    and the schema follow the annotations).
+    ``buses`` and ``devices`` are the drivers' own structs (``drivers.config``): one definition for the
+    file, the schema and the driver layer; their cross references are checked in ``checks.py``.
     """
 
     commissioning: Commissioning = msgspec.field(default_factory=Commissioning)
@@ -372,5 +373,5 @@ class Settings(_Struct, frozen=True):
     mqtt: Mqtt = msgspec.field(default_factory=Mqtt)
     daemon: Daemon = msgspec.field(default_factory=Daemon)
     grid: Grid | None = None
-    buses: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
-    devices: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    buses: dict[str, BusConfig] = msgspec.field(default_factory=dict)
+    devices: dict[str, DeviceConfig] = msgspec.field(default_factory=dict)

@@ -279,9 +279,11 @@ def test_malformed_mqtt_payload_is_refused(payload: bytes, reason: str) -> None:
 
 
 def test_broken_file_can_be_repaired_locally(site_file: Path, tmp_path: Path) -> None:
-    site_file.write_text(site_file.read_text().replace("export_cap_w = 7000.0", "export_cap_w = -1.0"))
+    broken = site_file.read_text().replace("export_cap_w = 0.0 ", "export_cap_w = -1.0 ")
+    assert "export_cap_w = -1.0" in broken
+    site_file.write_text(broken)
     log = tmp_path / "audit.jsonl"
-    s = apply_local_change(site_file, "site.export_cap_w", 5000.0, who="tech", audit_path=log, now=NOW)
-    assert s.site.export_cap_w == 5000.0
+    s = apply_local_change(site_file, "site.export_cap_w", 0.0, who="tech", audit_path=log, now=NOW)
+    assert s.site.export_cap_w == 0.0
     (rec,) = read_audit(log)
-    assert (rec.old, rec.new) == (None, 5000.0)
+    assert (rec.old, rec.new) == (None, 0.0)

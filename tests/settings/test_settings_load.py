@@ -31,7 +31,8 @@ def test_embedded_config_is_a_commissioned_bench() -> None:
     s = load_default()
     c = s.commissioning
     assert (c.profile, c.normal_category, c.abnormal_category) == ("ieee1547-2018", "B", "II")
-    assert (c.v_nominal_v, c.f_nominal_hz, c.phase_topology) == (240.0, 60, "split")
+    assert (c.v_nominal_v, c.f_nominal_hz, c.phase_topology) == (240.0, 60, "single")
+    assert (s.site.mode, s.site.non_export, s.site.export_cap_w) == ("v2h", True, 0.0)
     assert energize_lock(s) is None
     assert s.grid is not None
     assert s.daemon.cycle_s == 0.1

@@ -36,9 +36,11 @@ def test_protection_is_never_off(name: str, bench_text: str, edit: Edit) -> None
 
 
 def test_non_export_site_needs_zero_cap_and_a_cap_owner(bench_text: str, edit: Edit) -> None:
+    v2g = edit(bench_text, site__mode="v2g", site__non_export=False, site__export_cap_w=7000.0)
+    assert not load_text(v2g).site.non_export
     with pytest.raises(SettingsError, match=re.escape("no export allowed while site.non_export = true")):
-        load_text(edit(bench_text, site__non_export=True))
-    text = edit(bench_text, site__non_export=True, site__export_cap_w=0.0)
+        load_text(edit(v2g, site__non_export=True))
+    text = edit(v2g, site__non_export=True, site__export_cap_w=0.0)
     assert load_text(text).site.non_export
     with pytest.raises(SettingsError) as err:
         load_text(edit(text, functions__export_cap="off"))
@@ -47,7 +49,7 @@ def test_non_export_site_needs_zero_cap_and_a_cap_owner(bench_text: str, edit: E
 
 def test_v2h_site_does_not_export(bench_text: str, edit: Edit) -> None:
     with pytest.raises(SettingsError, match=re.escape("site.mode = 'v2h'")):
-        load_text(edit(bench_text, site__mode="v2h"))
+        load_text(edit(bench_text, site__non_export=False, site__export_cap_w=5000.0))
 
 
 def test_owner_departure_target_above_reserve(bench_text: str, edit: Edit) -> None:
@@ -147,8 +149,14 @@ def test_missing_inverter_locks(bench_text: str, edit: Edit) -> None:
     assert lock_reasons(s) == ["inverter (nameplate ratings)"]
 
 
-def test_driver_sections_are_kept_for_the_drivers(bench_text: str) -> None:
-    text = bench_text + '\n[buses.rtu0]\ntransport = "rtu"\n\n[devices.meter]\nbus = "rtu0"\nunit_id = 2\n'
+def test_driver_sections_are_typed_and_cross_checked(bench_text: str) -> None:
+    text = bench_text + '\n[buses.rtu0]\ntransport = "rtu"\nserial_port = "/dev/ttyUSB0"\nbaud = 19200\n'
     s = load_text(text)
-    assert s.buses == {"rtu0": {"transport": "rtu"}}
-    assert s.devices == {"meter": {"bus": "rtu0", "unit_id": 2}}
+    assert (s.buses["rtu0"].baud, s.buses["rtu0"].parity) == (19200, "N")
+    assert s.devices["site_meter"].bus == "meter_link"
+    with pytest.raises(SettingsError, match="rtu9"):
+        load_text(bench_text.replace('bus = "meter_link"', 'bus = "rtu9"'))
+    with pytest.raises(SettingsError, match="serial_port"):
+        load_text(bench_text + '\n[buses.rtu1]\ntransport = "rtu"\n')
+    with pytest.raises(SettingsError, match="speed"):
+        load_text(bench_text + '\n[buses.x]\ntransport = "tcp"\nspeed = 1\n')
