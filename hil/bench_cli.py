@@ -8,8 +8,12 @@ from hil import bench
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all of {bench.available()})")
-    parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run; figures are less precise)")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all of {bench.available()})"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer iterations (a smoke run; figures are less precise)"
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
 
 

@@ -73,7 +73,9 @@ class Mosquitto:
             wait_for_port(self.host, self.port, 10.0)
         except TimeoutError:
             self.stop()
-            raise RuntimeError(f"mosquitto did not start: {self.log_path.read_text(errors='replace')}") from None
+            raise RuntimeError(
+                f"mosquitto did not start: {self.log_path.read_text(errors='replace')}"
+            ) from None
         return self
 
     def stop(self) -> None:
@@ -93,5 +95,7 @@ class Mosquitto:
     def __enter__(self) -> Mosquitto:
         return self.start()
 
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(
+        self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+    ) -> None:
         self.stop()

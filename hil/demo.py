@@ -45,7 +45,9 @@ EVENING = [
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
+    parser.add_argument(
+        "--seconds", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)"
+    )
 
 
 def _port_in_use(port: int) -> bool:
@@ -103,8 +105,11 @@ async def run(args: argparse.Namespace) -> int:
         )
     counter = [0]
     counting = asyncio.create_task(_count_telemetry(counter))
-    print(f"plant: power stage 127.0.0.1:{STAGE_PORT}, site meter 127.0.0.1:{STAGE_PORT + 1}; "
-          f"daemon pid {daemon.pid} (log {log_path}); Ctrl-C stops", flush=True)
+    print(
+        f"plant: power stage 127.0.0.1:{STAGE_PORT}, site meter 127.0.0.1:{STAGE_PORT + 1}; "
+        f"daemon pid {daemon.pid} (log {log_path}); Ctrl-C stops",
+        flush=True,
+    )
     rc = 0
     try:
         t0 = loop.time()
@@ -113,7 +118,9 @@ async def run(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(stop.wait(), 1.0)
             t = loop.time() - t0
             if daemon.returncode is not None:
-                print(f"v2g-edged exited with {daemon.returncode}:\n{log_path.read_text()[-2000:]}", flush=True)
+                print(
+                    f"v2g-edged exited with {daemon.returncode}:\n{log_path.read_text()[-2000:]}", flush=True
+                )
                 rc = 1
                 break
             try:
@@ -134,7 +141,9 @@ async def run(args: argparse.Namespace) -> int:
             except TimeoutError:
                 daemon.kill()
                 await daemon.wait()
-        print(f"daemon stopped ({daemon.returncode}); plant after the stop: {plant.status_line()}", flush=True)
+        print(
+            f"daemon stopped ({daemon.returncode}); plant after the stop: {plant.status_line()}", flush=True
+        )
         await plant.stop()
         if broker is not None:
             broker.stop()

@@ -13,13 +13,10 @@ from __future__ import annotations
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.simulator import simcore
 
-_patched = False
-
 
 def patch_unknown_device_ids() -> None:
     """Install the workaround once per process (idempotent)."""
-    global _patched
-    if _patched:
+    if getattr(simcore.SimCore, "_v2g_unknown_ids_patched", False):
         return
 
     def get_device(self: simcore.SimCore, device_id: int) -> object:
@@ -30,4 +27,4 @@ def patch_unknown_device_ids() -> None:
         raise NoSuchIdException(f"no simulated device with id {device_id}")
 
     simcore.SimCore._SimCore__get_device = get_device  # type: ignore[attr-defined]
-    _patched = True
+    simcore.SimCore._v2g_unknown_ids_patched = True  # type: ignore[attr-defined]

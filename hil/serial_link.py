@@ -65,7 +65,9 @@ class SocatPair:
     def __enter__(self) -> SocatPair:
         return self.start()
 
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(
+        self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+    ) -> None:
         self.stop()
 
 
@@ -104,7 +106,9 @@ class TimedSerialLine:
         b = os.open(self._server_side.a, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         self._fds = [a, b]
         for src, dst, name in ((a, b, "to-device"), (b, a, "to-master")):
-            t = threading.Thread(target=self._relay, args=(src, dst), name=f"serial-relay-{name}", daemon=True)
+            t = threading.Thread(
+                target=self._relay, args=(src, dst), name=f"serial-relay-{name}", daemon=True
+            )
             t.start()
             self._threads.append(t)
         return self
@@ -158,5 +162,7 @@ class TimedSerialLine:
     def __enter__(self) -> TimedSerialLine:
         return self.start()
 
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(
+        self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+    ) -> None:
         self.stop()

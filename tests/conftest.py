@@ -57,7 +57,11 @@ def _child_pids() -> set[int]:
 
 
 def _threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if t.is_alive() and not t.name.startswith(_LONG_LIVED_THREAD_PREFIXES)}
+    return {
+        t
+        for t in threading.enumerate()
+        if t.is_alive() and not t.name.startswith(_LONG_LIVED_THREAD_PREFIXES)
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +102,9 @@ async def _no_leaked_tasks() -> AsyncIterator[None]:
         await asyncio.sleep(0.01)
     for t in left:
         t.cancel()
-    pytest.fail(f"asyncio tasks left running (cancelled now): {[t.get_name() + ' ' + repr(t.get_coro()) for t in left]}")
+    pytest.fail(
+        f"asyncio tasks left running (cancelled now): {[t.get_name() + ' ' + repr(t.get_coro()) for t in left]}"
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -213,7 +213,9 @@ def _resolve_count(group: GroupDef, counts: Mapping[str, int]) -> int:
     if isinstance(group.count, int):
         return group.count
     if group.count not in counts:
-        raise SunSpecDefinitionError(f"group {group.name} repeats {group.count} times: give counts[{group.count!r}]")
+        raise SunSpecDefinitionError(
+            f"group {group.name} repeats {group.count} times: give counts[{group.count!r}]"
+        )
     return int(counts[group.count])
 
 
@@ -239,7 +241,9 @@ def layout(model: ModelDef, counts: Mapping[str, int] | None = None, length: int
                 # A scale factor names a point of this group or of an enclosing one.
                 sf_path = next((scope[p.sf] for scope in reversed(scope_sf) if p.sf in scope), None)
                 if sf_path is None:
-                    raise SunSpecDefinitionError(f"model {model.id}: scale factor {p.sf} of {p.name} not found")
+                    raise SunSpecDefinitionError(
+                        f"model {model.id}: scale factor {p.sf} of {p.name} not found"
+                    )
             slots[f"{prefix}{p.name}"] = Slot(f"{prefix}{p.name}", p, offset, sf_path, sf_value)
             offset += p.size
         for sub in group.groups:
@@ -317,7 +321,9 @@ def encode(point: PointDef, value: int | float | str | None) -> list[int]:
         if not lo <= value <= hi:
             raise SunSpecDefinitionError(f"{point.name}: {value} is outside {point.type} range {lo}..{hi}")
         if value == NOT_IMPLEMENTED.get(point.type) and point.type not in ("acc16", "acc32", "acc64"):
-            raise SunSpecDefinitionError(f"{point.name}: {value} is the not-implemented value of {point.type}")
+            raise SunSpecDefinitionError(
+                f"{point.name}: {value} is the not-implemented value of {point.type}"
+            )
         raw = value & ((1 << bits) - 1)
     return [(raw >> (16 * (point.size - 1 - i))) & 0xFFFF for i in range(point.size)]
 
@@ -353,12 +359,8 @@ def model_registers(lay: Layout, values: Mapping[str, int | float | str | None])
             raw = lay.length
         elif path in values:
             raw = values[path]
-        elif p.type == "pad":
-            raw = None
-        elif p.type == "string":
-            raw = None
-        elif p.type in NOT_IMPLEMENTED or p.type in ("float32", "float64"):
-            raw = None
+        elif p.type in NOT_IMPLEMENTED or p.type in ("string", "float32", "float64"):
+            raw = None  # "pad" is in NOT_IMPLEMENTED: pads read 0x8000
         else:
             raw = 0
         regs[slot.offset : slot.offset + p.size] = encode(p, raw)

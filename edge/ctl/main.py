@@ -45,16 +45,24 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"no status at {path}: is v2g-edged running?")
         return 3
     stale = age > STALE_STATUS_S
-    print(f"daemon pid {st.pid}, status {age:.1f} s old{'  (STALE: the daemon may be stuck or gone)' if stale else ''}")
+    print(
+        f"daemon pid {st.pid}, status {age:.1f} s old{'  (STALE: the daemon may be stuck or gone)' if stale else ''}"
+    )
     print(f"state      {st.state}" + ("" if st.energize_allowed else "  (held at P = Q = 0)"))
     for reason in st.hold_reasons:
         print(f"  hold: {reason}")
-    print(f"command    P {_fmt(st.p_cmd_w, 'W')}   Q {_fmt(st.q_cmd_var, 'var')}   (requested P {_fmt(st.p_request_w, 'W')})")
+    print(
+        f"command    P {_fmt(st.p_cmd_w, 'W')}   Q {_fmt(st.q_cmd_var, 'var')}   (requested P {_fmt(st.p_request_w, 'W')})"
+    )
     print(f"bound by   {', '.join(st.binding) or 'nothing'}")
     for reason in st.reasons:
         print(f"  reason: {reason}")
-    print(f"measured   P {_fmt(st.p_meas_w, 'W')}   Q {_fmt(st.q_meas_var, 'var')}   site import {_fmt(st.p_site_import_w, 'W')}")
-    print(f"grid       V {_fmt(st.v_pu, 'p.u.', 3)}   f {_fmt(st.f_hz, 'Hz', 3)}   EV SoC {_fmt(None if st.soc is None else st.soc * 100, '%', 1)}")
+    print(
+        f"measured   P {_fmt(st.p_meas_w, 'W')}   Q {_fmt(st.q_meas_var, 'var')}   site import {_fmt(st.p_site_import_w, 'W')}"
+    )
+    print(
+        f"grid       V {_fmt(st.v_pu, 'p.u.', 3)}   f {_fmt(st.f_hz, 'Hz', 3)}   EV SoC {_fmt(None if st.soc is None else st.soc * 100, '%', 1)}"
+    )
     for d in st.devices:
         health = "ok" if d.ok else f"FAILING ({d.error})"
         print(
@@ -62,7 +70,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             f" rtt p50 {_fmt(d.rtt_p50_ms, 'ms', 1)} p99 {_fmt(d.rtt_p99_ms, 'ms', 1)};"
             f" errors {d.errors}, timeouts {d.timeouts}"
         )
-    print(f"cycles     {st.cycles} ({st.overruns} overruns); telemetry backlog {st.telemetry_backlog}, dropped {st.telemetry_dropped}")
+    print(
+        f"cycles     {st.cycles} ({st.overruns} overruns); telemetry backlog {st.telemetry_backlog}, dropped {st.telemetry_dropped}"
+    )
     return 1 if stale else 0
 
 
@@ -129,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = cfg.add_parser("set", help="change one setting in a file, keeping its comments, with an audit record")
     p.add_argument("file", help="configuration file to edit")
     p.add_argument("path", help="dotted setting path, e.g. grid.volt_var.olrt_s")
-    p.add_argument("value", nargs="?", default="", help="TOML value, e.g. 5.0, \"daemon\", true")
+    p.add_argument("value", nargs="?", default="", help='TOML value, e.g. 5.0, "daemon", true')
     p.add_argument("--unset", action="store_true", help="remove the override (back to the profile's default)")
     p.add_argument("--who", default=getpass.getuser(), help="who makes the change (for the audit record)")
     p.add_argument("--audit", metavar="FILE", help="audit log (default: <daemon.state_dir>/audit.jsonl)")

@@ -45,8 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="FILE", help="configuration file (default: the embedded bench configuration)"
     )
     parser.add_argument("--runtime-dir", metavar="DIR", help="where to write status.json (default: see docs)")
-    parser.add_argument("--check", action="store_true", help="validate the configuration, say whether it may energize, exit")
-    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override daemon.log_level")
+    parser.add_argument(
+        "--check", action="store_true", help="validate the configuration, say whether it may energize, exit"
+    )
+    parser.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override daemon.log_level"
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -81,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("energize: allowed" if hold is None else f"energize: held at P = Q = 0: {hold}")
         return 0
     run_dir = runtime_dir(args.runtime_dir)
-    log.info("v2g-edged %s starting (config %s, status in %s)", __version__, args.config or "embedded", run_dir)
+    log.info(
+        "v2g-edged %s starting (config %s, status in %s)", __version__, args.config or "embedded", run_dir
+    )
     try:
         return asyncio.run(_serve(settings, run_dir))
     except drivers.DriverError as exc:

@@ -49,7 +49,7 @@ class MqttTarget:
 
 
 def _properties(packet: int) -> Properties:
-    props = Properties(packet)
+    props = Properties(packet)  # type: ignore[no-untyped-call]  # paho ships no annotations here
     props.ContentType = CONTENT_TYPE
     return props
 
@@ -103,7 +103,11 @@ class TelemetryPublisher:
     async def _session(self) -> None:
         t = self.target
         will = aiomqtt.Will(
-            t.status_topic, b'{"online":false}', qos=1, retain=True, properties=_properties(PacketTypes.WILLMESSAGE)
+            t.status_topic,
+            b'{"online":false}',
+            qos=1,
+            retain=True,
+            properties=_properties(PacketTypes.WILLMESSAGE),
         )
         async with aiomqtt.Client(
             t.host,

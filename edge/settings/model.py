@@ -16,7 +16,7 @@ a commissioned profile" visible to the type checker.
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta

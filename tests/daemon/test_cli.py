@@ -25,7 +25,9 @@ def test_check_accepts_the_embedded_config(capsys: pytest.CaptureFixture[str]) -
     assert "valid" in out and "energize: allowed" in out
 
 
-def test_broken_config_exits_ex_config_naming_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_broken_config_exits_ex_config_naming_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(default_config_text() + "\n[site\nmode = 'v2h'\n")
     assert v2g_edged(["--config", str(bad)]) == EX_CONFIG
@@ -38,7 +40,9 @@ def test_device_on_an_unknown_bus_is_a_config_error(tmp_path: Path) -> None:
     assert v2g_edged(["--config", str(cfg)]) == EX_CONFIG
 
 
-def test_out_of_range_setting_is_refused_with_field_value_and_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_out_of_range_setting_is_refused_with_field_value_and_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text(default_config_text().replace("olrt_s = 5.0", "olrt_s = 500.0"))
     assert v2g_edged(["--config", str(cfg), "--check"]) == EX_CONFIG
@@ -48,7 +52,9 @@ def test_out_of_range_setting_is_refused_with_field_value_and_range(tmp_path: Pa
 
 def test_console_scripts_answer_help() -> None:
     for exe in ("v2g-edged", "v2gctl", "v2g-hil"):
-        result = subprocess.run([str(BIN / exe), "--help"], capture_output=True, text=True, check=False, timeout=60)
+        result = subprocess.run(
+            [str(BIN / exe), "--help"], capture_output=True, text=True, check=False, timeout=60
+        )
         assert result.returncode == 0, result.stderr
         assert "usage:" in result.stdout
 
@@ -56,8 +62,15 @@ def test_console_scripts_answer_help() -> None:
 def test_v2gctl_status_reads_the_daemon_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status_file.write(
         tmp_path / "status.json",
-        status_file.Status(written_at=time.time(), pid=1, state="normal", energize_allowed=True, p_cmd_w=1900.0,
-                           binding=["export_cap"], reasons=["cap_limiting"]),
+        status_file.Status(
+            written_at=time.time(),
+            pid=1,
+            state="normal",
+            energize_allowed=True,
+            p_cmd_w=1900.0,
+            binding=["export_cap"],
+            reasons=["cap_limiting"],
+        ),
     )
     assert v2gctl(["status", "--runtime-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -77,7 +90,22 @@ def test_v2gctl_config_set_is_audited_and_keeps_comments(tmp_path: Path) -> None
     cfg = tmp_path / "c.toml"
     cfg.write_text(default_config_text())
     audit = tmp_path / "audit.jsonl"
-    assert v2gctl(["config", "set", str(cfg), "grid.volt_var.olrt_s", "7.5", "--who", "tech-1", "--audit", str(audit)]) == 0
+    assert (
+        v2gctl(
+            [
+                "config",
+                "set",
+                str(cfg),
+                "grid.volt_var.olrt_s",
+                "7.5",
+                "--who",
+                "tech-1",
+                "--audit",
+                str(audit),
+            ]
+        )
+        == 0
+    )
     assert load_file(cfg).grid.volt_var.olrt_s == 7.5  # type: ignore[union-attr]
     assert "# The control loop." in cfg.read_text()
     (record,) = read_audit(audit)
@@ -88,6 +116,18 @@ def test_v2gctl_config_set_refuses_out_of_range_and_writes_nothing(tmp_path: Pat
     cfg = tmp_path / "c.toml"
     cfg.write_text(default_config_text())
     before = cfg.read_text()
-    rc = v2gctl(["config", "set", str(cfg), "grid.voltage_trip.uv1.clearing_s", "99", "--who", "t", "--audit", str(tmp_path / "a")])
+    rc = v2gctl(
+        [
+            "config",
+            "set",
+            str(cfg),
+            "grid.voltage_trip.uv1.clearing_s",
+            "99",
+            "--who",
+            "t",
+            "--audit",
+            str(tmp_path / "a"),
+        ]
+    )
     assert rc == 1
     assert cfg.read_text() == before

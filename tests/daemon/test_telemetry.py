@@ -14,7 +14,9 @@ from hil.broker import Mosquitto, free_port
 
 async def _collect(host: str, port: int, topic: str, n: int) -> list[bytes]:
     got: list[bytes] = []
-    async with aiomqtt.Client(host, port, protocol=aiomqtt.ProtocolVersion.V5, identifier=f"sub-{topic}") as sub:
+    async with aiomqtt.Client(
+        host, port, protocol=aiomqtt.ProtocolVersion.V5, identifier=f"sub-{topic}"
+    ) as sub:
         await sub.subscribe(topic, qos=1)
         async with asyncio.timeout(10):
             async for msg in sub.messages:

@@ -20,7 +20,17 @@ ROOT = Path(__file__).parents[2]
 def dists(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--no-isolation",
+            "--sdist",
+            "--wheel",
+            "--outdir",
+            str(out),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
         timeout=600,
@@ -30,10 +40,11 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_sdist_has_sources_and_no_generated_c(dists: Path) -> None:
     (sdist,) = dists.glob("*.tar.gz")
-    names = tarfile.open(sdist).getnames()
+    with tarfile.open(sdist) as tar:
+        names = tar.getnames()
     assert any(n.endswith("ext/pq.pyx") for n in names)
     assert any(n.endswith("ext/protect.pyx") for n in names)
-    assert not any(n.endswith(".c") or n.endswith(".so") for n in names)
+    assert not any(n.endswith((".c", ".so")) for n in names)
 
 
 def test_wheel_has_kernels_and_data_but_no_sources(dists: Path) -> None:
@@ -52,7 +63,9 @@ def test_commands_run_from_the_installed_wheel_alone(dists: Path, tmp_path: Path
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], check=True, timeout=600, capture_output=True)
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", str(wheel)], check=True, timeout=600, capture_output=True
+    )
     for exe in ("v2g-edged", "v2gctl", "v2g-hil"):
         result = subprocess.run(
             [str(env_dir / "bin" / exe), "--help"], cwd=tmp_path, capture_output=True, text=True, check=False
@@ -60,9 +73,15 @@ def test_commands_run_from_the_installed_wheel_alone(dists: Path, tmp_path: Path
         assert result.returncode == 0, result.stderr
     # The embedded configuration and its grid profile load from the package, and the kernels are compiled.
     check = subprocess.run(
-        [str(env_dir / "bin" / "v2g-edged"), "--check"], cwd=tmp_path, capture_output=True, text=True, check=False
+        [str(env_dir / "bin" / "v2g-edged"), "--check"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert check.returncode == 0 and "energize: allowed" in check.stdout, check.stderr
     probe = "import edge.control.pq as k, edge.accel as a; print(a.is_compiled(k.impl), k.impl.__file__)"
-    out = subprocess.run([str(py), "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(py), "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout
     assert out.startswith("True") and str(env_dir) in out
