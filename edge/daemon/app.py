@@ -116,8 +116,10 @@ class SetpointWriter:
                 await self.stage.stop()
                 self._stopped_device = True
         else:
+            if self._stopped_device:
+                await self.stage.resume()  # undo the stop command before setpoints count again
+                self._stopped_device = False
             await self.stage.write_setpoint(cmd.p_w, cmd.q_var)
-            self._stopped_device = False
         now = self.clock()
         if now - self._last_heartbeat >= HEARTBEAT_PERIOD_S:
             await self.stage.heartbeat()

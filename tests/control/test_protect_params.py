@@ -27,11 +27,18 @@ def _settings(**changes: object) -> Settings:
 
 @pytest.mark.parametrize(("name", "category"), [("I", 1), ("II", 2), ("III", 3)])
 def test_profile_and_kernel_defaults_agree(name: str, category: int) -> None:
-    params = params_from_settings(_settings(commissioning__abnormal_category=name), measured_latency_s=0.3)
+    # A multi-phase site: the kernel's defaults carry the multi-phase phase-jump limit (20 degrees).
+    settings = _settings(commissioning__abnormal_category=name, commissioning__phase_topology="split")
+    params = params_from_settings(settings, measured_latency_s=0.3)
     ours = ProtectParams.for_category(category, params.rated_w)
     for field in COMPARED:
         assert getattr(params, field) == getattr(ours, field), field
     params.pack()  # and it passes the kernel's own checks
+
+
+def test_single_phase_sites_ride_through_larger_phase_jumps() -> None:
+    single = params_from_settings(_settings(commissioning__phase_topology="single"), measured_latency_s=0.3)
+    assert single.phase_jump_limit_deg == 60.0
 
 
 def test_cat_iii_momentary_cessation_bands_come_through() -> None:
