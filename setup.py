@@ -13,6 +13,9 @@ CFLAGS = ["-O2", "-ffp-contract=off", "-fno-fast-math"]
 # module name -> source in ext/
 KERNELS = {
     "edge.control._lag_c": "ext/lag.pyx",
+    "edge.estimation._ecm_c": "ext/ecm.pyx",
+    "edge.control._protect_c": "ext/protect.pyx",
+    "edge.control._pq_c": "ext/pq.pyx",
 }
 
 setup(

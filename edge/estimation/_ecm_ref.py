@@ -1,0 +1,529 @@
+"""Pure-Python reference of the battery equivalent-circuit kernel (see ext/ecm.pyx; same maths, same order).
+
+One cell of the pack is modelled as OCV(SoC, T) in series with R0, a Butler-Volmer kinetic term and two
+RC branches (the Thevenin model with a nonlinear charge-transfer element). An extended Kalman filter
+tracks ``x = [soc, v1, v2, b]`` (b: the current sensor's offset); the state of power (SoP) is the
+largest constant current the same model allows over a horizon within the cell voltage limits, the SoC
+window and the temperature-derated current rating.
+
+Everything is per cell (pack voltage / series, pack current / parallel) and positive current is
+discharge. The kernel never reads a clock: the caller passes the elapsed time. State, parameters and
+outputs live in flat float64 arrays laid out by the index constants below so the compiled kernel can
+work on them in place without allocating.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import MutableSequence, Sequence
+
+# State array layout: x = [soc, v1, v2, b] with b the current sensor's offset (measured - true, A);
+# P the symmetric 4x4 covariance, upper triangle.
+S_SOC = 0
+S_V1 = 1
+S_V2 = 2
+S_B = 3
+S_P00 = 4
+S_P01 = 5
+S_P02 = 6
+S_P03 = 7
+S_P11 = 8
+S_P12 = 9
+S_P13 = 10
+S_P22 = 11
+S_P23 = 12
+S_P33 = 13
+S_I_PREV = 14  # measured current held since the previous sample (zero-order hold), A
+S_INNOV = 15  # last voltage innovation, V
+S_NIS = 16  # last normalised innovation squared (before gating)
+S_V_PRED = 17  # last predicted terminal voltage, V
+S_OCV = 18  # OCV at the updated state, V
+S_VFREE_PRIOR = 19  # OCV - v1 - v2 of the predicted state (before the update), V
+S_VFREE_POST = 20  # OCV - v1 - v2 of the updated state, V
+S_N = 21
+
+# Parameter array layout.
+P_Q_AH = 0  # capacity used by the filter, Ah
+P_R0 = 1  # ohmic resistance at T_ref, ohm
+P_R1 = 2  # first RC branch: resistance (ohm) and time constant (s)
+P_TAU1 = 3
+P_R2 = 4  # second RC branch
+P_TAU2 = 5
+P_EA_R = 6  # Arrhenius activation energy / gas constant of R0, R1, R2, K (0: independent of T)
+P_TREF_K = 7  # reference temperature of the resistances and exchange currents, K
+P_R_GROWTH = 8  # resistance growth g: the instant step resistance is g times the new cell's (1.0 new)
+P_GROWTH_OHMIC = 9  # share of the growth taken as added series resistance (0..1); the rest scales all
+P_I0_A = 10  # exchange currents of the two Butler-Volmer terms, A per cell at T_ref (0: no term)
+P_I0_B = 11
+P_EA_I0_R = 12  # Arrhenius activation energy / gas constant of the exchange currents, K
+P_Q_SOC = 13  # process noise of soc, 1/s
+P_Q_V1 = 14  # process noise of v1 and v2, V^2/s
+P_Q_V2 = 15
+P_R_V = 16  # voltage measurement noise, V^2
+P_GATE = 17  # innovations beyond GATE sigmas are de-weighted to GATE sigmas
+P_V_MIN = 18  # cell voltage limits, V
+P_V_MAX = 19
+P_I_DIS_MAX = 20  # cell current ratings, A (magnitudes)
+P_I_CHG_MAX = 21
+P_SOC_MIN = 22  # SoC window for the SoP
+P_SOC_MAX = 23
+P_DIS_T0 = 24  # discharge derating: 0 below T0, ramps to 1 at T1, 1 up to T2, ramps to 0 at T3 (degC)
+P_DIS_T1 = 25
+P_DIS_T2 = 26
+P_DIS_T3 = 27
+P_CHG_T0 = 28  # charge derating, same shape
+P_CHG_T1 = 29
+P_CHG_T2 = 30
+P_CHG_T3 = 31
+P_SOP_GROWTH = 32  # growth used for the SoP: an upper bound while the growth is uncertain
+P_Q_B = 33  # process noise of the current offset (random walk), A^2/s; 0 with P33 = 0: no offset state
+P_N = 34
+
+# SoP output layout, per horizon.
+O_I_DIS_V = 0  # discharge current allowed by the voltage limit alone, A
+O_I_CHG_V = 1  # charge current magnitude allowed by the voltage limit alone, A
+O_I_DIS = 2  # discharge current within voltage, SoC window and derated rating, A
+O_I_CHG = 3
+O_P_DIS = 4  # cell power at the end of the horizon at O_I_DIS, W (>= 0)
+O_P_CHG = 5  # cell power magnitude at the end of the horizon at O_I_CHG, W (>= 0)
+O_N = 6
+
+# Model coefficients at one (soc, T), see coefficients().
+C_R0 = 0
+C_R1 = 1
+C_R2 = 2
+C_I0A = 3
+C_I0B = 4
+C_RT = 5  # 2 R T / F, V
+C_RSS_NEW = 6  # small-signal resistance to an instant current step, new cell (R0 + kinetics), ohm
+C_N = 7
+
+KELVIN = 273.15
+TWO_R_OVER_F = 2.0 * 8.314462618 / 96485.33212  # V/K
+NEWTON_ITERATIONS = 8
+NEWTON_TOL_V = 1e-4  # stop once the pulse ends within 0.1 mV of the limit (~0.01 % of the current)
+
+
+def _segment(n: int, soc: float) -> int:
+    return min(max(math.floor(soc * (n - 1)), 0), n - 2)
+
+
+def ocv_lookup(table: Sequence[float], soc: float, temp_c: float) -> float:
+    """OCV at ``soc`` and ``temp_c`` from the uniform table (see :func:`coefficients` for its layout).
+
+    Outside 0..1 the end segments are extended linearly so the filter keeps a gradient.
+    """
+    n = len(table) // 3
+    k = _segment(n, soc)
+    w = soc * (n - 1) - k
+    v = table[k] + (table[k + 1] - table[k]) * w
+    d = table[n + k] + (table[n + k + 1] - table[n + k]) * w
+    return v + d * (temp_c - 25.0)
+
+
+def ocv_slope(table: Sequence[float], soc: float, temp_c: float) -> float:
+    """dOCV/dsoc of the table at ``soc`` (the slope of the segment ``soc`` falls in)."""
+    n = len(table) // 3
+    k = _segment(n, soc)
+    s = table[k + 1] - table[k]
+    d = table[n + k + 1] - table[n + k]
+    return (s + d * (temp_c - 25.0)) * (n - 1)
+
+
+def derate(temp_c: float, t0: float, t1: float, t2: float, t3: float) -> float:
+    """Trapezoid 0 -> 1 -> 0 over ``t0 <= t1 <= t2 <= t3`` (degC)."""
+    if temp_c <= t0 or temp_c >= t3:
+        return 0.0
+    if temp_c < t1:
+        return (temp_c - t0) / (t1 - t0)
+    if temp_c > t2:
+        return (t3 - temp_c) / (t3 - t2)
+    return 1.0
+
+
+def coefficients(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
+    params: Sequence[float],
+    table: Sequence[float],
+    soc: float,
+    temp_c: float,
+    g: float,
+    c: MutableSequence[float],
+) -> None:
+    """Model coefficients at ``soc``, ``temp_c`` and resistance growth ``g`` into ``c`` (layout C_*).
+
+    ``table`` holds three uniform columns over soc 0..1: OCV at 25 degC, dOCV/dT, and the relative
+    exchange current (1.0 where the kinetics do not depend on SoC). Growth ``g`` with ohmic share
+    ``w``: R0, R1, R2 and 1/I0 scale by ``1 + (1 - w)(g - 1)`` and ``w (g - 1)`` times the new cell's
+    small-signal instant step resistance (R0 + kinetics) is added in series, so that resistance is
+    exactly ``g`` times the new cell's whatever ``w`` is; ``w`` only says how the growth extrapolates
+    to large currents (series resistance does not flatten with current, kinetics do). A growth below
+    1 (a cell better than the profile) scales everything.
+    """
+    n = len(table) // 3
+    k = _segment(n, soc)
+    w = soc * (n - 1) - k
+    kin = table[2 * n + k] + (table[2 * n + k + 1] - table[2 * n + k]) * w
+    t_k = temp_c + KELVIN
+    f_t = math.exp(params[P_EA_R] * (1.0 / t_k - 1.0 / params[P_TREF_K]))
+    f_i0 = kin * math.exp(-params[P_EA_I0_R] * (1.0 / t_k - 1.0 / params[P_TREF_K]))
+    rt = TWO_R_OVER_F * t_k
+    r0 = params[P_R0] * f_t
+    r1 = params[P_R1] * f_t
+    r2 = params[P_R2] * f_t
+    i0a = params[P_I0_A] * f_i0
+    i0b = params[P_I0_B] * f_i0
+    rss = r0
+    if i0a > 0.0:
+        rss = rss + 0.5 * rt / i0a
+    if i0b > 0.0:
+        rss = rss + 0.5 * rt / i0b
+    if g >= 1.0:
+        gm = 1.0 + (1.0 - params[P_GROWTH_OHMIC]) * (g - 1.0)
+        added = params[P_GROWTH_OHMIC] * (g - 1.0) * rss
+    else:
+        # A cell better than the profile: everything scales (a negative series term would be absurd).
+        gm = g
+        added = 0.0
+    c[C_R0] = r0 * gm + added
+    c[C_R1] = r1 * gm
+    c[C_R2] = r2 * gm
+    c[C_I0A] = i0a / gm
+    c[C_I0B] = i0b / gm
+    c[C_RT] = rt
+    c[C_RSS_NEW] = rss
+
+
+def kinetic_overpotential(c: Sequence[float], i_a: float) -> float:
+    """Butler-Volmer overpotential of both terms at current ``i_a`` (same sign as ``i_a``), V."""
+    eta = 0.0
+    if c[C_I0A] > 0.0:
+        eta = eta + c[C_RT] * math.asinh(i_a / (2.0 * c[C_I0A]))
+    if c[C_I0B] > 0.0:
+        eta = eta + c[C_RT] * math.asinh(i_a / (2.0 * c[C_I0B]))
+    return eta
+
+
+def kinetic_slope(c: Sequence[float], i_a: float) -> float:
+    """d(overpotential)/di at ``i_a``, ohm."""
+    d = 0.0
+    if c[C_I0A] > 0.0:
+        d = d + c[C_RT] / math.sqrt(4.0 * c[C_I0A] * c[C_I0A] + i_a * i_a)
+    if c[C_I0B] > 0.0:
+        d = d + c[C_RT] / math.sqrt(4.0 * c[C_I0B] * c[C_I0B] + i_a * i_a)
+    return d
+
+
+def predict(
+    state: MutableSequence[float],
+    params: Sequence[float],
+    c: Sequence[float],
+    dt_s: float,
+) -> None:
+    """Advance the state and its covariance by ``dt_s`` under the held current ``state[S_I_PREV]``.
+
+    ``c`` are the coefficients at the state's soc and the temperature over the interval. The true
+    current is the measured one less the offset state, so F couples every state to the offset.
+    """
+    if dt_s <= 0.0:
+        return
+    i = state[S_I_PREV] - state[S_B]
+    a1 = math.exp(-dt_s / params[P_TAU1])
+    a2 = math.exp(-dt_s / params[P_TAU2])
+    beta = dt_s / (3600.0 * params[P_Q_AH])
+    g1 = -c[C_R1] * (1.0 - a1)
+    g2 = -c[C_R2] * (1.0 - a2)
+    state[S_SOC] = state[S_SOC] - i * beta
+    state[S_V1] = a1 * state[S_V1] - g1 * i
+    state[S_V2] = a2 * state[S_V2] - g2 * i
+    # P' = F P F^T + Q with F = [[1, 0, 0, beta], [0, a1, 0, g1], [0, 0, a2, g2], [0, 0, 0, 1]]:
+    # first M = F P (rows m0..m3, m3 = P's last row), then P' = M F^T.
+    p00, p01, p02, p03 = state[S_P00], state[S_P01], state[S_P02], state[S_P03]
+    p11, p12, p13 = state[S_P11], state[S_P12], state[S_P13]
+    p22, p23, p33 = state[S_P22], state[S_P23], state[S_P33]
+    m00 = p00 + beta * p03
+    m01 = p01 + beta * p13
+    m02 = p02 + beta * p23
+    m03 = p03 + beta * p33
+    m11 = a1 * p11 + g1 * p13
+    m12 = a1 * p12 + g1 * p23
+    m13 = a1 * p13 + g1 * p33
+    m22 = a2 * p22 + g2 * p23
+    m23 = a2 * p23 + g2 * p33
+    state[S_P00] = m00 + beta * m03 + params[P_Q_SOC] * dt_s
+    state[S_P01] = a1 * m01 + g1 * m03
+    state[S_P02] = a2 * m02 + g2 * m03
+    state[S_P03] = m03
+    state[S_P11] = a1 * m11 + g1 * m13 + params[P_Q_V1] * dt_s
+    state[S_P12] = a2 * m12 + g2 * m13
+    state[S_P13] = m13
+    state[S_P22] = a2 * m22 + g2 * m23 + params[P_Q_V2] * dt_s
+    state[S_P23] = m23
+    state[S_P33] = p33 + params[P_Q_B] * dt_s
+
+
+def correct(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
+    state: MutableSequence[float],
+    params: Sequence[float],
+    table: Sequence[float],
+    c: Sequence[float],
+    i_a: float,
+    v_v: float,
+    temp_c: float,
+) -> None:
+    """Kalman update with one terminal-voltage measurement ``v_v`` taken at measured current ``i_a``."""
+    soc = state[S_SOC]
+    i = i_a - state[S_B]
+    h0 = ocv_slope(table, soc, temp_c)
+    hb = c[C_R0] + kinetic_slope(c, i)  # dV/db: a larger offset means less true current
+    v_pred = (
+        ocv_lookup(table, soc, temp_c) - state[S_V1] - state[S_V2] - c[C_R0] * i - kinetic_overpotential(c, i)
+    )
+    innov = v_v - v_pred
+    state[S_VFREE_PRIOR] = ocv_lookup(table, soc, temp_c) - state[S_V1] - state[S_V2]
+    ph0 = state[S_P00] * h0 - state[S_P01] - state[S_P02] + state[S_P03] * hb
+    ph1 = state[S_P01] * h0 - state[S_P11] - state[S_P12] + state[S_P13] * hb
+    ph2 = state[S_P02] * h0 - state[S_P12] - state[S_P22] + state[S_P23] * hb
+    ph3 = state[S_P03] * h0 - state[S_P13] - state[S_P23] + state[S_P33] * hb
+    s = h0 * ph0 - ph1 - ph2 + hb * ph3 + params[P_R_V]
+    nis = innov * innov / s
+    gate = params[P_GATE]
+    if nis > gate * gate:
+        # A far-off measurement (spike, model error, wrong initial SoC) moves the state by at most
+        # GATE sigmas per sample instead of all the way.
+        s = innov * innov / (gate * gate)
+    _update(state, ph0, ph1, ph2, ph3, s, innov)
+    state[S_I_PREV] = i_a
+    state[S_INNOV] = innov
+    state[S_NIS] = nis
+    state[S_V_PRED] = v_pred
+    state[S_OCV] = ocv_lookup(table, state[S_SOC], temp_c)
+    state[S_VFREE_POST] = state[S_OCV] - state[S_V1] - state[S_V2]
+
+
+def _update(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
+    state: MutableSequence[float], ph0: float, ph1: float, ph2: float, ph3: float, s: float, innov: float
+) -> None:
+    """x += K innov, P -= K (PH)^T with K = PH / s, for a scalar measurement with P H^T = ph."""
+    k0 = ph0 / s
+    k1 = ph1 / s
+    k2 = ph2 / s
+    k3 = ph3 / s
+    state[S_SOC] = state[S_SOC] + k0 * innov
+    state[S_V1] = state[S_V1] + k1 * innov
+    state[S_V2] = state[S_V2] + k2 * innov
+    state[S_B] = state[S_B] + k3 * innov
+    state[S_P00] = state[S_P00] - k0 * ph0
+    state[S_P01] = state[S_P01] - k0 * ph1
+    state[S_P02] = state[S_P02] - k0 * ph2
+    state[S_P03] = state[S_P03] - k0 * ph3
+    state[S_P11] = state[S_P11] - k1 * ph1
+    state[S_P12] = state[S_P12] - k1 * ph2
+    state[S_P13] = state[S_P13] - k1 * ph3
+    state[S_P22] = state[S_P22] - k2 * ph2
+    state[S_P23] = state[S_P23] - k2 * ph3
+    state[S_P33] = state[S_P33] - k3 * ph3
+    state[S_P00] = max(state[S_P00], 1e-12)
+    state[S_P11] = max(state[S_P11], 1e-14)
+    state[S_P22] = max(state[S_P22], 1e-14)
+    state[S_P33] = max(state[S_P33], 0.0)
+
+
+def fuse_soc(state: MutableSequence[float], soc_meas: float, var: float, gate: float) -> int:
+    """Fuse a direct SoC measurement (the EV's own figure) of variance ``var``.
+
+    Returns 1 when fused, 0 when rejected because it lies more than ``gate`` sigmas from the estimate:
+    the EV's figure is evidence, never an override.
+    """
+    innov = soc_meas - state[S_SOC]
+    s = state[S_P00] + var
+    if innov * innov > gate * gate * s:
+        return 0
+    _update(state, state[S_P00], state[S_P01], state[S_P02], state[S_P03], s, innov)
+    return 1
+
+
+def fuse_offset(state: MutableSequence[float], offset_meas: float, var: float, gate: float) -> int:
+    """Fuse a direct observation of the current offset (the measured current while none flows).
+
+    Returns 1 when fused, 0 when rejected (more than ``gate`` sigmas away: current was flowing).
+    """
+    innov = offset_meas - state[S_B]
+    s = state[S_P33] + var
+    if innov * innov > gate * gate * s:
+        return 0
+    _update(state, state[S_P03], state[S_P13], state[S_P23], state[S_P33], s, innov)
+    return 1
+
+
+def _pulse_margin(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
+    table: Sequence[float],
+    c: Sequence[float],
+    soc: float,
+    temp_c: float,
+    v_relax: float,
+    r_lin: float,
+    k: float,
+    v_lim: float,
+    sign: float,
+    cur: float,
+) -> float:
+    """How far (V) the end of a pulse ``sign * cur`` stays inside ``v_lim`` (negative: beyond it).
+
+    V = OCV(soc - sign*cur*k) - v_relax - sign*cur*r_lin - eta(sign*cur).
+    """
+    return (
+        sign * (ocv_lookup(table, soc - sign * cur * k, temp_c) - v_relax - v_lim)
+        - cur * r_lin
+        - kinetic_overpotential(c, cur)
+    )
+
+
+def _pulse_current(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
+    table: Sequence[float],
+    c: Sequence[float],
+    soc: float,
+    temp_c: float,
+    v_relax: float,
+    r_lin: float,
+    k: float,
+    v_lim: float,
+    sign: float,
+) -> float:
+    """Largest magnitude I >= 0 of a pulse ``sign * I`` whose margin (see _pulse_margin) is zero.
+
+    The margin falls with I and is convex (the kinetic term flattens), so Newton from I = 0 climbs to
+    the root from below without overshooting.
+    """
+    cur = 0.0
+    for _ in range(NEWTON_ITERATIONS):
+        resid = _pulse_margin(table, c, soc, temp_c, v_relax, r_lin, k, v_lim, sign, cur)
+        if resid <= 0.0 and cur == 0.0:
+            return 0.0
+        if -NEWTON_TOL_V < resid < NEWTON_TOL_V:
+            return cur
+        g = ocv_slope(table, soc - sign * cur * k, temp_c) * k + r_lin + kinetic_slope(c, cur)
+        g = max(g, 1e-9)
+        cur = cur + resid / g
+        cur = max(cur, 0.0)
+    return cur
+
+
+def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
+    state: Sequence[float],
+    params: Sequence[float],
+    table: Sequence[float],
+    c: Sequence[float],
+    horizon_s: float,
+    temp_c: float,
+    out: MutableSequence[float],
+    offset: int,
+) -> None:
+    """State of power over ``horizon_s`` from the current state; writes O_N values at ``out[offset:]``."""
+    soc = state[S_SOC]
+    e1 = math.exp(-horizon_s / params[P_TAU1])
+    e2 = math.exp(-horizon_s / params[P_TAU2])
+    r_eff = c[C_R0] + c[C_R1] * (1.0 - e1) + c[C_R2] * (1.0 - e2)
+    k = horizon_s / (3600.0 * params[P_Q_AH])
+    v_relax_end = e1 * state[S_V1] + e2 * state[S_V2]
+    v_relax_now = state[S_V1] + state[S_V2]
+    # The pulse must respect the limit at its start (step on the present RC voltages) and at its end
+    # (RC branches charged, SoC moved); with both branches relaxing one way, these bound the pulse.
+    i_dis = _pulse_current(table, c, soc, temp_c, v_relax_end, r_eff, k, params[P_V_MIN], 1.0)
+    if _pulse_margin(table, c, soc, temp_c, v_relax_now, c[C_R0], 0.0, params[P_V_MIN], 1.0, i_dis) < 0.0:
+        i_dis = _pulse_current(table, c, soc, temp_c, v_relax_now, c[C_R0], 0.0, params[P_V_MIN], 1.0)
+    i_chg = _pulse_current(table, c, soc, temp_c, v_relax_end, r_eff, k, params[P_V_MAX], -1.0)
+    if _pulse_margin(table, c, soc, temp_c, v_relax_now, c[C_R0], 0.0, params[P_V_MAX], -1.0, i_chg) < 0.0:
+        i_chg = _pulse_current(table, c, soc, temp_c, v_relax_now, c[C_R0], 0.0, params[P_V_MAX], -1.0)
+    out[offset + O_I_DIS_V] = i_dis
+    out[offset + O_I_CHG_V] = i_chg
+    lim = params[P_I_DIS_MAX] * derate(
+        temp_c, params[P_DIS_T0], params[P_DIS_T1], params[P_DIS_T2], params[P_DIS_T3]
+    )
+    i_dis = min(i_dis, lim)
+    lim = (soc - params[P_SOC_MIN]) / k
+    i_dis = min(i_dis, lim)
+    i_dis = max(i_dis, 0.0)
+    lim = params[P_I_CHG_MAX] * derate(
+        temp_c, params[P_CHG_T0], params[P_CHG_T1], params[P_CHG_T2], params[P_CHG_T3]
+    )
+    i_chg = min(i_chg, lim)
+    lim = (params[P_SOC_MAX] - soc) / k
+    i_chg = min(i_chg, lim)
+    i_chg = max(i_chg, 0.0)
+    out[offset + O_I_DIS] = i_dis
+    out[offset + O_I_CHG] = i_chg
+    v_end = (
+        ocv_lookup(table, soc - i_dis * k, temp_c)
+        - v_relax_end
+        - i_dis * r_eff
+        - kinetic_overpotential(c, i_dis)
+    )
+    out[offset + O_P_DIS] = i_dis * v_end
+    v_end = (
+        ocv_lookup(table, soc + i_chg * k, temp_c)
+        - v_relax_end
+        + i_chg * r_eff
+        + kinetic_overpotential(c, i_chg)
+    )
+    out[offset + O_P_CHG] = i_chg * v_end
+
+
+def step(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
+    state: MutableSequence[float],
+    params: Sequence[float],
+    table: Sequence[float],
+    dt_s: float,
+    i_a: float,
+    v_v: float,
+    temp_c: float,
+    horizons_s: Sequence[float],
+    out: MutableSequence[float],
+    c: MutableSequence[float],
+) -> None:
+    """One sample: predict over ``dt_s``, correct with (``i_a``, ``v_v``), then the SoP per horizon.
+
+    ``c`` is scratch space (C_N values) that holds the SoP's coefficients at the updated state
+    afterwards. The filter uses the growth estimate, the SoP its upper bound.
+    """
+    coefficients(params, table, state[S_SOC], temp_c, params[P_R_GROWTH], c)
+    predict(state, params, c, dt_s)
+    correct(state, params, table, c, i_a, v_v, temp_c)
+    coefficients(params, table, state[S_SOC], temp_c, params[P_SOP_GROWTH], c)
+    for j in range(len(horizons_s)):
+        sop(state, params, table, c, horizons_s[j], temp_c, out, j * O_N)
+
+
+class Kernel:
+    """The per-sample entry points bound to one set of arrays (the compiled class binds them once).
+
+    ``state``, ``params`` and ``out`` are updated in place; ``c`` is scratch (C_N values). The arrays
+    stay the caller's: changing ``params`` between samples (capacity, growth) takes effect at once.
+    """
+
+    def __init__(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
+        self,
+        state: MutableSequence[float],
+        params: Sequence[float],
+        table: Sequence[float],
+        horizons_s: Sequence[float],
+        out: MutableSequence[float],
+        c: MutableSequence[float],
+    ) -> None:
+        self.state = state
+        self.params = params
+        self.table = table
+        self.horizons_s = horizons_s
+        self.out = out
+        self.c = c
+
+    def step(self, dt_s: float, i_a: float, v_v: float, temp_c: float) -> None:
+        """See :func:`step`."""
+        step(self.state, self.params, self.table, dt_s, i_a, v_v, temp_c, self.horizons_s, self.out, self.c)
+
+    def fuse_soc(self, soc_meas: float, var: float, gate: float) -> int:
+        """See :func:`fuse_soc`."""
+        return fuse_soc(self.state, soc_meas, var, gate)
+
+    def fuse_offset(self, offset_meas: float, var: float, gate: float) -> int:
+        """See :func:`fuse_offset`."""
+        return fuse_offset(self.state, offset_meas, var, gate)

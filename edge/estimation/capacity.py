@@ -1,0 +1,184 @@
+"""Capacity (SoH) estimation by weighted total least squares over throughput between SoC anchors.
+
+Each observation is a pair of well-estimated SoC points (anchors, taken at rest where the OCV pins
+the SoC) with the charge counted between them: ``y = Q * x`` with ``x`` the SoC change (error in x
+from both anchors) and ``y`` the counted charge in Ah (error from the current sensor's gain and
+offset). Both have errors, so the fit is total least squares weighted per point (Plett's WTLS):
+minimise ``sum (y - Q x)^2 / (var_y + Q^2 var_x)`` over Q. The nameplate is a prior observation
+(x = 1, y = nameplate) with a wide error so that a new vehicle starts there and moves away only as
+evidence accumulates. Older observations fade by a factor per session, so the estimate follows aging
+over many sessions instead of being reset at each plug-in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CapacityPoint:
+    """One observation: SoC change ``dsoc`` (first anchor minus second), ``ah`` counted (discharge > 0)."""
+
+    dsoc: float
+    ah: float
+    var_dsoc: float
+    var_ah: float
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class CapacityEstimate:
+    capacity_ah: float
+    sigma_ah: float
+    points: int
+
+
+class CapacityEstimator:
+    """Per-vehicle capacity from anchored throughput; see the module docstring."""
+
+    MAX_POINTS = 200
+    MIN_WEIGHT = 0.05
+
+    def __init__(
+        self,
+        nameplate_ah: float,
+        prior_rel_sigma: float = 0.15,
+        fade_per_session: float = 0.97,
+        points: list[CapacityPoint] | None = None,
+    ) -> None:
+        if nameplate_ah <= 0.0:
+            raise ValueError(f"nameplate capacity {nameplate_ah} Ah must be > 0")
+        self.nameplate_ah = nameplate_ah
+        self.prior_rel_sigma = prior_rel_sigma
+        self.fade_per_session = fade_per_session
+        self.points: list[CapacityPoint] = list(points or [])
+        self._estimate = self._solve()
+
+    @property
+    def estimate(self) -> CapacityEstimate:
+        return self._estimate
+
+    def add(self, point: CapacityPoint) -> CapacityEstimate:
+        """Add an observation (ignored if degenerate) and return the new estimate."""
+        if abs(point.dsoc) > 0.0 and point.var_dsoc >= 0.0 and point.var_ah > 0.0:
+            self.points.append(point)
+            if len(self.points) > self.MAX_POINTS:
+                self.points = self.points[-self.MAX_POINTS :]
+            self._estimate = self._solve()
+        return self._estimate
+
+    def new_session(self) -> None:
+        """Fade older observations (aging moves the capacity between sessions)."""
+        faded = [
+            CapacityPoint(p.dsoc, p.ah, p.var_dsoc, p.var_ah, p.weight * self.fade_per_session)
+            for p in self.points
+        ]
+        self.points = [p for p in faded if p.weight >= self.MIN_WEIGHT]
+        self._estimate = self._solve()
+
+    def _cost(self, q: float) -> float:
+        prior_var = (self.prior_rel_sigma * self.nameplate_ah) ** 2
+        cost = (self.nameplate_ah - q) ** 2 / prior_var
+        for p in self.points:
+            cost += p.weight * (p.ah - q * p.dsoc) ** 2 / (p.var_ah + q * q * p.var_dsoc)
+        return cost
+
+    def _solve(self) -> CapacityEstimate:
+        lo = 0.3 * self.nameplate_ah
+        hi = 1.7 * self.nameplate_ah
+        # The cost is smooth and unimodal over this bracket for any realistic data; golden-section
+        # search needs no derivative and no optimiser dependency.
+        ratio = (math.sqrt(5.0) - 1.0) / 2.0
+        a, b = lo, hi
+        c = b - ratio * (b - a)
+        d = a + ratio * (b - a)
+        fc, fd = self._cost(c), self._cost(d)
+        while b - a > 1e-7 * self.nameplate_ah:
+            if fc < fd:
+                b, d, fd = d, c, fc
+                c = b - ratio * (b - a)
+                fc = self._cost(c)
+            else:
+                a, c, fc = c, d, fd
+                d = a + ratio * (b - a)
+                fd = self._cost(d)
+        q = 0.5 * (a + b)
+        h = 1e-3 * self.nameplate_ah
+        curvature = (self._cost(q + h) - 2.0 * self._cost(q) + self._cost(q - h)) / (h * h)
+        # cost = chi^2, so its second derivative is 2 / variance.
+        sigma = math.sqrt(2.0 / curvature) if curvature > 0.0 else self.prior_rel_sigma * self.nameplate_ah
+        return CapacityEstimate(q, sigma, len(self.points))
+
+
+class AnchorTracker:
+    """Turns rest periods into SoC anchors and anchor pairs into capacity observations.
+
+    ``update`` is fed every sample with the filter's SoC and its variance; a rest (|i| below the rest
+    current) longer than ``rest_min_s`` makes the latest SoC a candidate anchor; when the rest ends
+    (or the session closes) the candidate is committed and paired with the previous anchor.
+    """
+
+    def __init__(
+        self,
+        *,
+        rest_current_a: float,
+        rest_min_s: float,
+        min_dsoc: float,
+        gain_sigma: float,
+        offset_sigma_a: float,
+        soc_sigma_floor: float,
+    ) -> None:
+        self.rest_current_a = rest_current_a
+        self.rest_min_s = rest_min_s
+        self.min_dsoc = min_dsoc
+        self.gain_sigma = gain_sigma
+        self.offset_sigma_a = offset_sigma_a
+        self.soc_sigma_floor = soc_sigma_floor
+        self.ah = 0.0  # counted charge since the session start, discharge > 0
+        self.ah_abs = 0.0  # counted |charge|, for the gain error
+        self.t_s = 0.0  # time since session start
+        self._rest_s = 0.0
+        self._candidate: tuple[float, float, float, float, float] | None = None
+        self._anchor: tuple[float, float, float, float, float] | None = None
+
+    def update(
+        self, dt_s: float, i_a: float, soc: float, soc_var: float, offset_a: float = 0.0
+    ) -> CapacityPoint | None:
+        """Account ``i_a`` held over ``dt_s`` then the state at the sample; maybe return an observation.
+
+        The charge is counted as measured (its error model covers the sensor's offset). Rest is a small
+        measured current, or a small current once the filter's offset estimate is taken off, so that a
+        drifting sensor still sees rests (the offset state also absorbs other steady counting errors,
+        which is why the raw current is tried first).
+        """
+        self.ah += i_a * dt_s / 3600.0
+        self.ah_abs += abs(i_a) * dt_s / 3600.0
+        self.t_s += dt_s
+        if abs(i_a) <= self.rest_current_a or abs(i_a - offset_a) <= self.rest_current_a:
+            self._rest_s += dt_s
+            if self._rest_s >= self.rest_min_s:
+                var = max(soc_var, self.soc_sigma_floor**2)
+                self._candidate = (soc, var, self.ah, self.ah_abs, self.t_s)
+            return None
+        self._rest_s = 0.0
+        return self.commit()
+
+    def commit(self) -> CapacityPoint | None:
+        """Commit the pending rest anchor (call at session end too); returns an observation if any."""
+        if self._candidate is None:
+            return None
+        new, self._candidate = self._candidate, None
+        old, self._anchor = self._anchor, new
+        if old is None:
+            return None
+        dsoc = old[0] - new[0]
+        if abs(dsoc) < self.min_dsoc:
+            # Too close to pair: keep the better-pinned anchor and wait for the SoC to move.
+            self._anchor = old if old[1] < new[1] else new
+            return None
+        ah = new[2] - old[2]
+        var_ah = (self.gain_sigma * (new[3] - old[3])) ** 2 + (
+            self.offset_sigma_a * (new[4] - old[4]) / 3600.0
+        ) ** 2
+        return CapacityPoint(dsoc, ah, old[1] + new[1], max(var_ah, 1e-12))

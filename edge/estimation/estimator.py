@@ -1,0 +1,408 @@
+"""The battery estimator of one plugged-in vehicle: SoC, SoH, SoP (DC and AC side) and aging.
+
+The daemon creates one per session (``BatteryEstimator.for_vehicle``), feeds every DC sample with
+``update`` (monotonic time in seconds, pack voltage, pack current with discharge positive,
+temperature, and whatever the EV forwards), reads ``soc`` / ``reserve_soc`` / ``limits`` / ``soh``,
+and calls ``end_session`` at unplug to persist what was learned. The per-sample maths runs in the
+compiled ECM kernel (``edge.estimation.ecm``); this class keeps the slow loops (capacity anchors,
+resistance growth, aging counters, EV SoC fusion) around it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.estimation import _ecm_ref as k
+from edge.estimation.aging import AgingIndicators
+from edge.estimation.capacity import AnchorTracker, CapacityEstimator
+from edge.estimation.ecm import impl
+from edge.estimation.fusion import EvSocPolicy, EvSocState
+from edge.estimation.profile import BatteryProfile
+from edge.estimation.resistance import ResistanceTracker
+from edge.estimation.store import VehicleRecord, VehicleStore
+
+log = logging.getLogger(__name__)
+
+# A carried-over growth is never trusted tighter than this, so it can follow aging between sessions.
+_GROWTH_SIGMA_FLOOR = 0.05
+
+
+@dataclass(frozen=True)
+class ChargerEfficiency:
+    """DC/AC conversion efficiency of the charger, which differs by direction."""
+
+    charge: float = 0.94  # DC energy into the pack / AC energy drawn
+    discharge: float = 0.95  # AC energy exported / DC energy out of the pack
+
+    def __post_init__(self) -> None:
+        for name in ("charge", "discharge"):
+            value = getattr(self, name)
+            if not 0.5 <= value <= 1.0:
+                raise ValueError(f"charger efficiency {name} = {value} outside [0.5, 1.0]")
+
+
+@dataclass(frozen=True)
+class EvLimits:
+    """Limits the EV forwards (DC side, magnitudes); None where not forwarded."""
+
+    max_charge_current_a: float | None = None
+    max_discharge_current_a: float | None = None
+    max_charge_power_w: float | None = None
+    max_discharge_power_w: float | None = None
+
+
+@dataclass(frozen=True)
+class PowerLimits:
+    """SoP over one horizon. Magnitudes (>= 0); AC values are what the kernel may command."""
+
+    horizon_s: float
+    discharge_current_a: float  # pack, within voltage, SoC window, derated rating and EV limits
+    charge_current_a: float
+    discharge_dc_w: float
+    charge_dc_w: float
+    export_ac_w: float  # discharge limit seen from the AC side
+    import_ac_w: float  # charge limit seen from the AC side
+    discharge_current_voltage_limited_a: float  # the model's voltage limit alone (pack)
+    charge_current_voltage_limited_a: float
+
+
+@dataclass(frozen=True)
+class StateOfHealth:
+    capacity_ah: float  # pack
+    capacity_sigma_ah: float
+    capacity_ratio: float  # vs nameplate
+    resistance_growth: float  # instant step resistance vs the new cell
+    resistance_growth_sigma: float
+    capacity_observations: int
+    resistance_steps: int
+
+
+class SampleError(ValueError):
+    """A sample the estimator cannot use; the message names the field, value and allowed range."""
+
+
+class BatteryEstimator:
+    """SoC / SoH / SoP estimator of one EV pack; see the module docstring."""
+
+    def __init__(
+        self,
+        profile: BatteryProfile,
+        *,
+        initial_soc: float | None = None,
+        initial_soc_sigma: float = 0.2,
+        record: VehicleRecord | None = None,
+        efficiency: ChargerEfficiency | None = None,
+        ev_policy: EvSocPolicy | None = None,
+    ) -> None:
+        if initial_soc is not None and not -0.05 <= initial_soc <= 1.05:
+            raise ValueError(f"initial_soc = {initial_soc} outside [-0.05, 1.05]")
+        self.profile = profile
+        self.efficiency = efficiency or ChargerEfficiency()
+        self.ev_policy = ev_policy or EvSocPolicy()
+        self.record = record or VehicleRecord(profile=profile.name)
+        self.record.sessions += 1
+        self._table = profile.ocv_table()
+        self._params = profile.kernel_params()
+        self._state = np.zeros(k.S_N, dtype=np.float64)
+        self._horizons = np.asarray(profile.horizons_s, dtype=np.float64)
+        self._out = np.zeros(k.O_N * len(self._horizons), dtype=np.float64)
+        self._coef = np.zeros(k.C_N, dtype=np.float64)
+        self._kernel = impl.Kernel(
+            self._state, self._params, self._table, self._horizons, self._out, self._coef
+        )
+        self._initial_soc = initial_soc
+        self._initial_soc_sigma = initial_soc_sigma
+        self.capacity = CapacityEstimator(profile.nameplate_capacity_ah, points=self.record.capacity_points)
+        self.capacity.new_session()
+        self.anchors = AnchorTracker(
+            rest_current_a=profile.rest_current_a,
+            rest_min_s=profile.rest_min_s,
+            min_dsoc=0.1,
+            gain_sigma=profile.current_gain_sigma,
+            offset_sigma_a=profile.current_offset_sigma_a,
+            soc_sigma_floor=0.01,
+        )
+        self.resistance = ResistanceTracker(
+            prior_growth=self.record.growth,
+            prior_sigma=max(self.record.growth_sigma, _GROWTH_SIGMA_FLOOR),
+        )
+        self.aging = AgingIndicators.from_dict(self.record.aging)
+        self.ev = EvSocState()
+        self._apply_capacity()
+        self._apply_growth()
+        self._t_s: float | None = None
+        self._v_cell = 0.0
+        self._temp_c = profile.reference_temp_c
+        self.samples = 0
+        self.rejected_samples = 0
+        self._ev_limits = EvLimits()
+
+    @classmethod
+    def for_vehicle(
+        cls,
+        store: VehicleStore,
+        vehicle_id: str,
+        profile: BatteryProfile,
+        *,
+        initial_soc: float | None = None,
+        efficiency: ChargerEfficiency | None = None,
+        ev_policy: EvSocPolicy | None = None,
+    ) -> tuple[BatteryEstimator, str]:
+        """An estimator seeded with what ``store`` knows about the vehicle, and its telemetry key."""
+        key = store.key(vehicle_id)
+        record = store.load(key)
+        if record is not None and record.profile != profile.name:
+            log.warning(
+                "vehicle %s was estimated with profile %s, now %s: starting over",
+                key,
+                record.profile,
+                profile.name,
+            )
+            record = None
+        est = cls(profile, initial_soc=initial_soc, record=record, efficiency=efficiency, ev_policy=ev_policy)
+        return est, key
+
+    # -- per-sample input -------------------------------------------------------------------------
+
+    def _check(self, name: str, value: float, lo: float, hi: float) -> None:
+        if not (math.isfinite(value) and lo <= value <= hi):
+            self.rejected_samples += 1
+            raise SampleError(f"battery sample field {name} = {value!r} outside [{lo}, {hi}]")
+
+    def update(
+        self,
+        t_s: float,
+        pack_v_v: float,
+        pack_i_a: float,
+        temp_c: float | None = None,
+        *,
+        ev_soc: float | None = None,
+        ev_limits: EvLimits | None = None,
+        at_rest: bool | None = None,
+    ) -> None:
+        """Feed one DC sample taken at monotonic time ``t_s`` (positive current = discharge).
+
+        ``at_rest=True`` tells that no current flows (the charger's setpoint is zero and settled, or its
+        contactor is open): the measured current is then the sensor's offset. ``None`` lets the
+        estimator judge from the current itself (below the profile's rest current).
+
+        Raises SampleError (and leaves the state untouched) for a value that cannot be a measurement;
+        a sample not later than the previous one is ignored (counted in ``rejected_samples``).
+        """
+        p = self.profile
+        self._check("t_s", t_s, -1e12, 1e12)
+        self._check("pack_v_v", pack_v_v, 0.5 * p.cell_v_min * p.series, 1.2 * p.cell_v_max * p.series)
+        self._check("pack_i_a", pack_i_a, -1e4, 1e4)
+        if temp_c is not None:
+            self._check("temp_c", temp_c, -40.0, 90.0)
+        if ev_soc is not None:
+            self._check("ev_soc", ev_soc, 0.0, 1.0)
+        if self._t_s is not None and t_s <= self._t_s:
+            self.rejected_samples += 1
+            return
+        if temp_c is not None:
+            self._temp_c = temp_c
+        if ev_limits is not None:
+            self._ev_limits = ev_limits
+        v = pack_v_v / p.series
+        i = pack_i_a / p.parallel
+        if self._t_s is None:
+            self._start(v, i)
+            dt = 0.0
+        else:
+            dt = t_s - self._t_s
+        i_prev = self._state[k.S_I_PREV]
+        vfree_post_prev = self._state[k.S_VFREE_POST]
+        v_prev = self._v_cell
+        self._kernel.step(dt, i, v, self._temp_c)
+        if dt > 0.0:
+            self.resistance.update(
+                dt,
+                i_prev,
+                i,
+                v_prev,
+                v,
+                self._state[k.S_VFREE_PRIOR] - vfree_post_prev,
+                self._coef[k.C_RSS_NEW],
+            )
+            self._apply_growth()
+            point = self.anchors.update(
+                dt, i_prev, self._state[k.S_SOC], self._state[k.S_P00], self._state[k.S_B]
+            )
+            if point is not None:
+                self.capacity.add(point)
+                self._apply_capacity()
+            self.aging.update(dt, i_prev * p.parallel, self._state[k.S_SOC], self._temp_c)
+        self._observe_offset(i, at_rest)
+        if ev_soc is not None:
+            self._fuse_ev_soc(t_s, ev_soc, i)
+        self._t_s = t_s
+        self._v_cell = v
+        self.samples += 1
+
+    def _start(self, v_cell: float, i_cell: float) -> None:
+        soc = self._initial_soc
+        if soc is None:
+            # No better knowledge: read the OCV, wide open since the pack may not be at rest.
+            soc = self.profile.ocv_to_soc(v_cell + i_cell * self.profile.r0_ohm, self._temp_c)
+        s = self._state
+        s[k.S_SOC] = soc
+        s[k.S_P00] = self._initial_soc_sigma**2
+        s[k.S_P11] = (0.02) ** 2
+        s[k.S_P22] = (0.02) ** 2
+        s[k.S_P33] = self.profile.current_offset_sigma_a**2
+        s[k.S_I_PREV] = i_cell
+        s[k.S_VFREE_POST] = v_cell + i_cell * self.profile.r0_ohm
+
+    def _observe_offset(self, i_cell: float, at_rest: bool | None) -> None:
+        # At rest the measured current is the offset. Judged from the current alone, the true
+        # current can be anything below the rest threshold, hence the wide variance; the gate
+        # rejects a "rest" that the filter's offset says is a small real current.
+        thr = self.profile.rest_current_a
+        if at_rest is None:
+            if abs(i_cell) <= thr:
+                self._kernel.fuse_offset(i_cell, thr * thr, 3.0)
+        elif at_rest:
+            # The charger knows no current flows: authoritative, so no gate.
+            self._kernel.fuse_offset(i_cell, (0.1 * thr) ** 2, math.inf)
+
+    def _fuse_ev_soc(self, t_s: float, ev_soc: float, i_cell: float) -> None:
+        var = self.ev_policy.variance(i_cell, self._params[k.P_Q_AH])
+        if self._kernel.fuse_soc(ev_soc, var, self.ev_policy.gate):
+            self.ev.fused += 1
+        else:
+            self.ev.rejected += 1
+        self.ev.last_soc = ev_soc
+        self.ev.last_t_s = t_s
+
+    def _apply_capacity(self) -> None:
+        self._params[k.P_Q_AH] = self.capacity.estimate.capacity_ah
+
+    def _apply_growth(self) -> None:
+        est = self.resistance.estimate
+        self._params[k.P_R_GROWTH] = est.growth
+        self._params[k.P_SOP_GROWTH] = est.upper
+
+    # -- outputs ----------------------------------------------------------------------------------
+
+    @property
+    def soc(self) -> float:
+        """Estimated SoC (0..1, clamped for display; the filter keeps the unclamped value)."""
+        return min(1.0, max(0.0, float(self._state[k.S_SOC])))
+
+    @property
+    def soc_sigma(self) -> float:
+        return math.sqrt(float(self._state[k.S_P00]))
+
+    @property
+    def reserve_soc(self) -> float:
+        """SoC for the owner's reserve: the lower of ours and a recent EV figure."""
+        t = self._t_s if self._t_s is not None else 0.0
+        return self.ev.reserve_soc(self.soc, t, self.ev_policy)
+
+    @property
+    def soh(self) -> StateOfHealth:
+        cap = self.capacity.estimate
+        g = self.resistance.estimate
+        par = self.profile.parallel
+        return StateOfHealth(
+            capacity_ah=cap.capacity_ah * par,
+            capacity_sigma_ah=cap.sigma_ah * par,
+            capacity_ratio=cap.capacity_ah / self.profile.nameplate_capacity_ah,
+            resistance_growth=g.growth,
+            resistance_growth_sigma=g.sigma,
+            capacity_observations=cap.points,
+            resistance_steps=g.steps,
+        )
+
+    @property
+    def current_offset_a(self) -> float:
+        """The filter's estimate of the pack current sensor's offset (measured - true), A."""
+        return float(self._state[k.S_B]) * self.profile.parallel
+
+    @property
+    def voltage_innovation_v(self) -> float:
+        """Last measured minus predicted cell voltage (model health indicator)."""
+        return float(self._state[k.S_INNOV])
+
+    def limits(self) -> list[PowerLimits]:
+        """SoP for every configured horizon (the latest sample's), lower of ours and the EV's."""
+        p = self.profile
+        ev = self._ev_limits
+        v_free = float(self._state[k.S_VFREE_POST]) * p.series
+        result = []
+        for j, horizon in enumerate(self._horizons):
+            o = self._out[j * k.O_N : (j + 1) * k.O_N]
+            i_dis = float(o[k.O_I_DIS]) * p.parallel
+            i_chg = float(o[k.O_I_CHG]) * p.parallel
+            p_dis = float(o[k.O_P_DIS]) * p.cells
+            p_chg = float(o[k.O_P_CHG]) * p.cells
+            if ev.max_discharge_current_a is not None and ev.max_discharge_current_a < i_dis:
+                # Scaling the power with the current prices it at the lower voltage of the larger
+                # current: conservative.
+                p_dis *= ev.max_discharge_current_a / i_dis
+                i_dis = ev.max_discharge_current_a
+            if ev.max_charge_current_a is not None and ev.max_charge_current_a < i_chg:
+                # At a smaller charge current the voltage is lower than at ours: price the EV's current
+                # at the free voltage (OCV less the RC voltages), which a charge pulse never goes below.
+                i_chg = ev.max_charge_current_a
+                p_chg = i_chg * v_free
+            if ev.max_discharge_power_w is not None:
+                p_dis = min(p_dis, ev.max_discharge_power_w)
+            if ev.max_charge_power_w is not None:
+                p_chg = min(p_chg, ev.max_charge_power_w)
+            result.append(
+                PowerLimits(
+                    horizon_s=float(horizon),
+                    discharge_current_a=max(0.0, i_dis),
+                    charge_current_a=max(0.0, i_chg),
+                    discharge_dc_w=max(0.0, p_dis),
+                    charge_dc_w=max(0.0, p_chg),
+                    export_ac_w=max(0.0, p_dis) * self.efficiency.discharge,
+                    import_ac_w=max(0.0, p_chg) / self.efficiency.charge,
+                    discharge_current_voltage_limited_a=float(o[k.O_I_DIS_V]) * p.parallel,
+                    charge_current_voltage_limited_a=float(o[k.O_I_CHG_V]) * p.parallel,
+                )
+            )
+        return result
+
+    def telemetry(self) -> dict[str, float]:
+        """Flat figures for telemetry (no vehicle identifier in here)."""
+        soh = self.soh
+        out: dict[str, float] = {
+            "soc": self.soc,
+            "soc_sigma": self.soc_sigma,
+            "reserve_soc": self.reserve_soc,
+            "capacity_ah": soh.capacity_ah,
+            "capacity_ratio": soh.capacity_ratio,
+            "resistance_growth": soh.resistance_growth,
+            "ev_soc_fused": float(self.ev.fused),
+            "ev_soc_rejected": float(self.ev.rejected),
+            "rejected_samples": float(self.rejected_samples),
+            "current_offset_a": self.current_offset_a,
+            "efc": self.aging.equivalent_full_cycles(soh.capacity_ah),
+        }
+        for name, value in self.aging.to_dict().items():
+            out[f"aging_{name}"] = value
+        for lim in self.limits():
+            h = f"{lim.horizon_s:g}s"
+            out[f"sop_{h}_export_ac_w"] = lim.export_ac_w
+            out[f"sop_{h}_import_ac_w"] = lim.import_ac_w
+        return out
+
+    def end_session(self) -> VehicleRecord:
+        """Close the session: commit a pending rest anchor and return the record to persist."""
+        point = self.anchors.commit()
+        if point is not None:
+            self.capacity.add(point)
+            self._apply_capacity()
+        growth = self.resistance.estimate
+        self.record.capacity_points = list(self.capacity.points)
+        self.record.growth = growth.growth
+        self.record.growth_sigma = growth.sigma
+        self.record.aging = self.aging.to_dict()
+        return self.record

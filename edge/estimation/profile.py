@@ -1,0 +1,300 @@
+"""Battery profiles: chemistry, pack layout, OCV table, initial model parameters and limits, from TOML.
+
+Profiles ship in ``edge/_config/batteries/<name>.toml``; a path to any TOML file in the same format
+works too. Everything in a profile is per cell except ``series`` / ``parallel``. A broken profile is
+rejected with an error naming the file, the field, the value and the allowed range.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import itertools
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.estimation import _ecm_ref as k
+
+GAS_CONSTANT = 8.314462618  # J/(mol K)
+TABLE_POINTS = 101  # the kernel's uniform OCV grid over soc 0..1
+_KELVIN = 273.15
+
+
+class ProfileError(ValueError):
+    """A battery profile that cannot be used; the message names the file, field and value."""
+
+
+@dataclass(frozen=True)
+class Derating:
+    """Current-rating factor vs temperature: 0 below ``t0_c``, 1 over ``t1_c..t2_c``, 0 above ``t3_c``."""
+
+    t0_c: float
+    t1_c: float
+    t2_c: float
+    t3_c: float
+
+
+@dataclass(frozen=True)
+class BatteryProfile:
+    """One battery type as a charger vendor would configure it (new cell, nameplate figures)."""
+
+    name: str
+    chemistry: str
+    description: str
+    series: int
+    parallel: int
+    nameplate_capacity_ah: float
+    ocv_soc: tuple[float, ...]
+    ocv_v: tuple[float, ...]
+    docv_dt_v_per_k: tuple[float, ...]
+    i0_rel: tuple[float, ...]
+    r0_ohm: float
+    r1_ohm: float
+    tau1_s: float
+    r2_ohm: float
+    tau2_s: float
+    resistance_ea_j_per_mol: float
+    i0_a: float
+    i0_b: float
+    i0_ea_j_per_mol: float
+    reference_temp_c: float
+    cell_v_min: float
+    cell_v_max: float
+    cell_i_discharge_max_a: float
+    cell_i_charge_max_a: float
+    soc_min: float
+    soc_max: float
+    discharge_derating: Derating
+    charge_derating: Derating
+    growth_ohmic_share: float
+    q_soc_per_s: float
+    q_v1_v2_per_s: float
+    q_v2_v2_per_s: float
+    q_offset_a2_per_s: float
+    voltage_sigma_v: float
+    gate_sigma: float
+    current_gain_sigma: float
+    current_offset_sigma_a: float
+    rest_current_a: float
+    rest_min_s: float
+    horizons_s: tuple[float, ...] = field(default=(2.0, 10.0, 30.0))
+
+    @property
+    def cells(self) -> int:
+        return self.series * self.parallel
+
+    def ocv_table(self) -> npt.NDArray[np.float64]:
+        """The kernel's table: OCV, dOCV/dT and relative exchange current on a uniform 0..1 grid."""
+        grid = np.linspace(0.0, 1.0, TABLE_POINTS)
+        soc = np.asarray(self.ocv_soc)
+        cols = [np.interp(grid, soc, np.asarray(c)) for c in (self.ocv_v, self.docv_dt_v_per_k, self.i0_rel)]
+        return np.ascontiguousarray(np.concatenate(cols), dtype=np.float64)
+
+    def kernel_params(self) -> npt.NDArray[np.float64]:
+        """The kernel's parameter array for a new cell at nameplate capacity (layout P_* of the kernel)."""
+        p = np.zeros(k.P_N, dtype=np.float64)
+        p[k.P_Q_AH] = self.nameplate_capacity_ah
+        p[k.P_R0] = self.r0_ohm
+        p[k.P_R1] = self.r1_ohm
+        p[k.P_TAU1] = self.tau1_s
+        p[k.P_R2] = self.r2_ohm
+        p[k.P_TAU2] = self.tau2_s
+        p[k.P_EA_R] = self.resistance_ea_j_per_mol / GAS_CONSTANT
+        p[k.P_TREF_K] = self.reference_temp_c + _KELVIN
+        p[k.P_R_GROWTH] = 1.0
+        p[k.P_SOP_GROWTH] = 1.0
+        p[k.P_GROWTH_OHMIC] = self.growth_ohmic_share
+        p[k.P_I0_A] = self.i0_a
+        p[k.P_I0_B] = self.i0_b
+        p[k.P_EA_I0_R] = self.i0_ea_j_per_mol / GAS_CONSTANT
+        p[k.P_Q_SOC] = self.q_soc_per_s
+        p[k.P_Q_V1] = self.q_v1_v2_per_s
+        p[k.P_Q_V2] = self.q_v2_v2_per_s
+        p[k.P_Q_B] = self.q_offset_a2_per_s
+        p[k.P_R_V] = self.voltage_sigma_v**2
+        p[k.P_GATE] = self.gate_sigma
+        p[k.P_V_MIN] = self.cell_v_min
+        p[k.P_V_MAX] = self.cell_v_max
+        p[k.P_I_DIS_MAX] = self.cell_i_discharge_max_a
+        p[k.P_I_CHG_MAX] = self.cell_i_charge_max_a
+        p[k.P_SOC_MIN] = self.soc_min
+        p[k.P_SOC_MAX] = self.soc_max
+        d, c = self.discharge_derating, self.charge_derating
+        p[k.P_DIS_T0 : k.P_DIS_T3 + 1] = (d.t0_c, d.t1_c, d.t2_c, d.t3_c)
+        p[k.P_CHG_T0 : k.P_CHG_T3 + 1] = (c.t0_c, c.t1_c, c.t2_c, c.t3_c)
+        return p
+
+    def ocv_to_soc(self, cell_v: float, temp_c: float = 25.0) -> float:
+        """Invert the OCV table (monotonic by validation) at ``temp_c``."""
+        soc = np.asarray(self.ocv_soc)
+        ocv = np.asarray(self.ocv_v) + np.asarray(self.docv_dt_v_per_k) * (temp_c - 25.0)
+        return float(np.interp(cell_v, ocv, soc))
+
+
+def _get(doc: dict[str, Any], path: str, source: str) -> Any:
+    node: Any = doc
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ProfileError(f"{source}: missing field {path!r}")
+        node = node[part]
+    return node
+
+
+def _num(doc: dict[str, Any], path: str, source: str, lo: float, hi: float) -> float:
+    value = _get(doc, path, source)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ProfileError(f"{source}: field {path!r} = {value!r} is not a finite number")
+    if not lo <= value <= hi:
+        raise ProfileError(f"{source}: field {path!r} = {value!r} outside the allowed range [{lo}, {hi}]")
+    return float(value)
+
+
+def _int(doc: dict[str, Any], path: str, source: str, lo: int, hi: int) -> int:
+    value = _get(doc, path, source)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ProfileError(f"{source}: field {path!r} = {value!r} must be an integer in [{lo}, {hi}]")
+    return value
+
+
+def _str(doc: dict[str, Any], path: str, source: str) -> str:
+    value = _get(doc, path, source)
+    if not isinstance(value, str) or not value:
+        raise ProfileError(f"{source}: field {path!r} = {value!r} must be a non-empty string")
+    return value
+
+
+def _column(
+    doc: dict[str, Any], path: str, source: str, n: int | None, default: float | None = None
+) -> tuple[float, ...]:
+    try:
+        value = _get(doc, path, source)
+    except ProfileError:
+        if default is None or n is None:
+            raise
+        return (default,) * n
+    if not isinstance(value, list) or not all(
+        isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in value
+    ):
+        raise ProfileError(f"{source}: field {path!r} must be a list of finite numbers")
+    if n is not None and len(value) != n:
+        raise ProfileError(f"{source}: field {path!r} has {len(value)} values, expected {n} (one per soc)")
+    return tuple(float(x) for x in value)
+
+
+def _derating(doc: dict[str, Any], path: str, source: str) -> Derating:
+    t = _column(doc, path, source, 4)
+    if not t[0] <= t[1] <= t[2] <= t[3] or t[0] == t[1] or t[2] == t[3]:
+        raise ProfileError(f"{source}: field {path!r} = {list(t)} must be t0 < t1 <= t2 < t3 (degC)")
+    return Derating(*t)
+
+
+def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
+    """Validate a parsed profile document; ``source`` names it in error messages."""
+    soc = _column(doc, "ocv.soc", source, None)
+    n = len(soc)
+    if (
+        n < 3
+        or abs(soc[0]) > 1e-9
+        or abs(soc[-1] - 1.0) > 1e-9
+        or any(b <= a for a, b in itertools.pairwise(soc))
+    ):
+        raise ProfileError(f"{source}: field 'ocv.soc' must rise strictly from 0.0 to 1.0 (got {n} values)")
+    ocv = _column(doc, "ocv.ocv_v", source, n)
+    if any(b <= a for a, b in itertools.pairwise(ocv)):
+        raise ProfileError(f"{source}: field 'ocv.ocv_v' must rise strictly with soc")
+    i0_rel = _column(doc, "ocv.i0_rel", source, n, default=1.0)
+    if min(i0_rel) <= 0.0:
+        raise ProfileError(f"{source}: field 'ocv.i0_rel' must be > 0 everywhere")
+    v_min = _num(doc, "limits.cell_v_min", source, 1.0, 5.0)
+    v_max = _num(doc, "limits.cell_v_max", source, v_min + 0.1, 5.0)
+    soc_min = _num(doc, "limits.soc_min", source, 0.0, 0.5)
+    soc_max = _num(doc, "limits.soc_max", source, 0.5, 1.0)
+    tau1 = _num(doc, "model.tau1_s", source, 0.1, 1e4)
+    tau2 = _num(doc, "model.tau2_s", source, tau1, 1e5)
+    horizons = _column(doc, "sop.horizons_s", source, None)
+    if not horizons or any(not 0.1 <= h <= 3600.0 for h in horizons):
+        raise ProfileError(f"{source}: field 'sop.horizons_s' = {list(horizons)} must be 0.1..3600 s each")
+    return BatteryProfile(
+        name=_str(doc, "battery.name", source),
+        chemistry=_str(doc, "battery.chemistry", source),
+        description=_str(doc, "battery.description", source),
+        series=_int(doc, "battery.series", source, 1, 1000),
+        parallel=_int(doc, "battery.parallel", source, 1, 1000),
+        nameplate_capacity_ah=_num(doc, "battery.nameplate_capacity_ah", source, 0.1, 2000.0),
+        ocv_soc=soc,
+        ocv_v=ocv,
+        docv_dt_v_per_k=_column(doc, "ocv.docv_dt_v_per_k", source, n, default=0.0),
+        i0_rel=i0_rel,
+        r0_ohm=_num(doc, "model.r0_ohm", source, 1e-6, 1.0),
+        r1_ohm=_num(doc, "model.r1_ohm", source, 0.0, 1.0),
+        tau1_s=tau1,
+        r2_ohm=_num(doc, "model.r2_ohm", source, 0.0, 1.0),
+        tau2_s=tau2,
+        resistance_ea_j_per_mol=_num(doc, "model.resistance_ea_j_per_mol", source, 0.0, 1e5),
+        i0_a=_num(doc, "model.i0_a", source, 0.0, 1e4),
+        i0_b=_num(doc, "model.i0_b", source, 0.0, 1e4),
+        i0_ea_j_per_mol=_num(doc, "model.i0_ea_j_per_mol", source, 0.0, 1e5),
+        reference_temp_c=_num(doc, "model.reference_temp_c", source, -20.0, 60.0),
+        cell_v_min=v_min,
+        cell_v_max=v_max,
+        cell_i_discharge_max_a=_num(doc, "limits.cell_i_discharge_max_a", source, 0.0, 1e4),
+        cell_i_charge_max_a=_num(doc, "limits.cell_i_charge_max_a", source, 0.0, 1e4),
+        soc_min=soc_min,
+        soc_max=soc_max,
+        discharge_derating=_derating(doc, "limits.discharge_derating_c", source),
+        charge_derating=_derating(doc, "limits.charge_derating_c", source),
+        growth_ohmic_share=_num(doc, "model.growth_ohmic_share", source, 0.0, 1.0),
+        q_soc_per_s=_num(doc, "filter.q_soc_per_s", source, 0.0, 1.0),
+        q_v1_v2_per_s=_num(doc, "filter.q_v1_v2_per_s", source, 0.0, 1.0),
+        q_v2_v2_per_s=_num(doc, "filter.q_v2_v2_per_s", source, 0.0, 1.0),
+        q_offset_a2_per_s=_num(doc, "filter.q_offset_a2_per_s", source, 0.0, 1.0),
+        voltage_sigma_v=_num(doc, "filter.voltage_sigma_v", source, 1e-5, 1.0),
+        gate_sigma=_num(doc, "filter.gate_sigma", source, 1.0, 100.0),
+        current_gain_sigma=_num(doc, "filter.current_gain_sigma", source, 0.0, 0.2),
+        current_offset_sigma_a=_num(doc, "filter.current_offset_sigma_a", source, 0.0, 10.0),
+        rest_current_a=_num(doc, "filter.rest_current_a", source, 0.0, 100.0),
+        rest_min_s=_num(doc, "filter.rest_min_s", source, 0.0, 86400.0),
+        horizons_s=horizons,
+    )
+
+
+def available() -> list[str]:
+    """Names of the profiles shipped in ``edge/_config/batteries``."""
+    folder = importlib.resources.files("edge") / "_config" / "batteries"
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_profile(name_or_path: str | Path) -> BatteryProfile:
+    """Load a shipped profile by name (``nmc-lgm50``) or any profile file by path."""
+    text: str
+    source = str(name_or_path)
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ProfileError(f"{source}: cannot read battery profile ({exc})") from exc
+    else:
+        res = importlib.resources.files("edge") / "_config" / "batteries" / f"{source}.toml"
+        if not res.is_file():
+            raise ProfileError(f"unknown battery profile {source!r}; shipped: {', '.join(available())}")
+        text = res.read_text(encoding="utf-8")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{source}: not valid TOML ({exc})") from exc
+    return parse_profile(doc, source)
+
+
+def with_pack(profile: BatteryProfile, series: int, parallel: int) -> BatteryProfile:
+    """The same cell in another pack layout (as the EV reports it)."""
+    if not 1 <= series <= 1000 or not 1 <= parallel <= 1000:
+        raise ProfileError(f"pack layout {series}s{parallel}p outside 1..1000 each")
+    values = {f.name: getattr(profile, f.name) for f in fields(profile)}
+    values.update(series=series, parallel=parallel)
+    return BatteryProfile(**values)

@@ -1,0 +1,93 @@
+"""Resistance growth tracking from current steps.
+
+Between two samples the terminal voltage changes by the model's own dynamics (OCV moving, RC branches
+relaxing under the held current) plus the instant response to the current step, which for a cell is
+``-R_step * dI`` with ``R_step`` the series resistance plus the small-signal kinetic resistance. The
+filter gives the first part; what is left is regressed on ``-R_step,new(T) * dI``: the slope is the
+growth ``g`` (1.0 for a new cell), temperature-compensated by construction.
+
+The regression is Bayesian with a Gaussian prior (a vehicle never seen: 1.0 +/- ``prior_sigma``; a
+known vehicle: its persisted value) and a forgetting factor, so it has a standard deviation: the
+filter uses the mean, the SoP an upper bound (mean + ``sop_sigmas`` sigma), so that the power
+limits of a vehicle whose resistance is not yet known are conservative and relax as steps arrive.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GrowthEstimate:
+    growth: float
+    sigma: float
+    upper: float  # what the SoP uses
+    steps: int
+
+
+class ResistanceTracker:
+    """Growth factor of the instant step resistance vs the profile's new cell."""
+
+    def __init__(
+        self,
+        *,
+        prior_growth: float = 1.0,
+        prior_sigma: float = 0.5,
+        noise_v: float = 0.003,
+        forgetting: float = 0.9995,
+        sop_sigmas: float = 2.0,
+        min_step_a: float = 0.02,
+        max_current_a: float = 2.5,
+        max_dt_s: float = 2.0,
+        bounds: tuple[float, float] = (0.5, 5.0),
+    ) -> None:
+        if prior_sigma <= 0.0 or noise_v <= 0.0:
+            raise ValueError(f"prior_sigma {prior_sigma} and noise_v {noise_v} must be > 0")
+        self.prior_growth = prior_growth
+        self.prior_precision = 1.0 / prior_sigma**2
+        self.noise_var = noise_v**2
+        self.forgetting = forgetting
+        self.sop_sigmas = sop_sigmas
+        self.min_step_a = min_step_a
+        self.max_current_a = max_current_a
+        self.max_dt_s = max_dt_s
+        self.bounds = bounds
+        self._sxx = 0.0
+        self._sxy = 0.0
+        self.steps = 0
+
+    @property
+    def estimate(self) -> GrowthEstimate:
+        precision = self.prior_precision + self._sxx / self.noise_var
+        g = (self.prior_growth * self.prior_precision + self._sxy / self.noise_var) / precision
+        g = min(max(g, self.bounds[0]), self.bounds[1])
+        sigma = 1.0 / math.sqrt(precision)
+        upper = min(g + self.sop_sigmas * sigma, self.bounds[1])
+        return GrowthEstimate(g, sigma, upper, self.steps)
+
+    def update(  # noqa: PLR0917 - called per sample; positional is the cheap call
+        self,
+        dt_s: float,
+        i_prev_a: float,
+        i_a: float,
+        v_prev_v: float,
+        v_v: float,
+        model_dv_v: float,
+        r_step_new_ohm: float,
+    ) -> None:
+        """One sample pair: ``model_dv_v`` is the model's voltage change without the current step."""
+        di = i_a - i_prev_a
+        if (
+            dt_s <= 0.0
+            or dt_s > self.max_dt_s
+            or abs(di) < self.min_step_a
+            or abs(i_a) > self.max_current_a
+            or abs(i_prev_a) > self.max_current_a
+        ):
+            return
+        x = -r_step_new_ohm * di
+        y = (v_v - v_prev_v) - model_dv_v
+        self._sxx = self.forgetting * self._sxx + x * x
+        self._sxy = self.forgetting * self._sxy + x * y
+        self.steps += 1

@@ -1,0 +1,278 @@
+"""``v2g-hil estimate``: replay a battery trace through the estimator and score it against the truth.
+
+The trace format is that of the PyBaMM ground-truth sets (``TRACE.csv.gz`` and, beside it,
+``TRACE.json`` with the truth metadata; see tests/data/battery/README.md). The estimator sees only
+the measured columns (pack current, pack voltage, temperature) and the battery profile; the truth
+columns and the JSON are read by the scoring code alone. Prints BENCH lines:
+
+* SoC RMSE and max error (%) after the first 15 minutes,
+* final capacity error (%) against the true pack capacity, and the resistance growth found,
+* 10 s charge-limit error (%) at the truth points: worst over-prediction and median.
+
+``--initial-soc`` defaults to the true initial SoC minus 20 points (plus 20 below 0.2): the target is
+to recover from a wrong start. ``--fit-rc`` instead fits R0 / RC parameters to the trace's measured
+columns and prints them as the profile's ``[model]`` lines. ``--drop``, ``--jitter-s`` and
+``--offset-drift-a-per-h`` perturb the measured samples to test robustness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.estimation.estimator import BatteryEstimator, SampleError
+from edge.estimation.fit import fit_rc
+from edge.estimation.profile import BatteryProfile, ProfileError, load_profile, with_pack
+from edge.estimation.store import VehicleStore
+from hil.bench import Figure
+
+FloatArray = npt.NDArray[np.float64]
+SKIP_S = 900.0  # SoC is scored after the first 15 minutes
+MEASURED = ("t_s", "pack_current_a_meas", "pack_voltage_v_meas", "temp_c_meas")
+
+
+@dataclass
+class Trace:
+    name: str
+    t_s: FloatArray
+    i_a: FloatArray
+    v_v: FloatArray
+    temp_c: FloatArray
+    soc_true: FloatArray | None
+    meta: dict[str, object] | None
+
+
+@dataclass
+class Replay:
+    """Estimates along the trace and the scores against its truth."""
+
+    t_s: FloatArray
+    soc: FloatArray
+    soc_true: FloatArray | None
+    figures: list[Figure] = field(default_factory=list)
+    chg10_est_a: list[float] = field(default_factory=list)
+    chg10_true_a: list[float] = field(default_factory=list)
+    chg10_t_s: list[float] = field(default_factory=list)
+    soc_rmse_pct: float = math.nan
+    soc_max_pct: float = math.nan
+    capacity_err_pct: float = math.nan
+    resistance_growth: float = math.nan
+    chg10_over_max_pct: float = math.nan
+    chg10_median_pct: float = math.nan
+    rejected: int = 0
+
+
+def load_trace(path: Path) -> Trace:
+    """Read ``path`` (.csv.gz or .csv) and, when present, the JSON beside it."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as f:  # type: ignore[operator]
+        header = f.readline().strip().split(",")
+        data = np.loadtxt(f, delimiter=",", ndmin=2)
+    cols = {name: data[:, j] for j, name in enumerate(header)}
+    missing = [c for c in MEASURED if c not in cols]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+    base = path.name.removesuffix(".gz").removesuffix(".csv")
+    meta_path = path.with_name(base + ".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
+    return Trace(
+        name=base,
+        t_s=cols["t_s"].astype(np.float64),
+        i_a=cols["pack_current_a_meas"],
+        v_v=cols["pack_voltage_v_meas"],
+        temp_c=cols["temp_c_meas"],
+        soc_true=cols.get("soc_true"),
+        meta=meta,
+    )
+
+
+def perturb(
+    trace: Trace, drop: float = 0.0, jitter_s: float = 0.0, offset_drift_a_per_h: float = 0.0, seed: int = 7
+) -> Trace:
+    """A copy with samples dropped (fraction, in bursts), timestamps jittered and a drifting offset."""
+    rng = np.random.default_rng(seed)
+    n = len(trace.t_s)
+    keep = np.ones(n, dtype=bool)
+    if drop > 0.0:
+        # Bursts of 1..30 missing samples until the fraction is reached (the first sample stays).
+        target = int(drop * n)
+        while (~keep).sum() < target:
+            start = int(rng.integers(1, n - 1))
+            keep[start : start + int(rng.integers(1, 31))] = False
+        keep[0] = True
+    t = trace.t_s + (rng.uniform(-jitter_s, jitter_s, n) if jitter_s > 0.0 else 0.0)
+    t = np.maximum.accumulate(t)  # a jittered clock still never runs backwards
+    i = trace.i_a + offset_drift_a_per_h * trace.t_s / 3600.0
+    return Trace(
+        name=trace.name,
+        t_s=t[keep],
+        i_a=i[keep],
+        v_v=trace.v_v[keep],
+        temp_c=trace.temp_c[keep],
+        soc_true=None if trace.soc_true is None else trace.soc_true[keep],
+        meta=trace.meta,
+    )
+
+
+def default_initial_soc(trace: Trace) -> float:
+    """True initial SoC minus 20 points (plus 20 if that would leave 0..1): a deliberately wrong start."""
+    if trace.meta is None or "initial_soc_true" not in trace.meta:
+        raise ValueError(f"{trace.name}: no truth JSON; give --initial-soc")
+    s0 = float(trace.meta["initial_soc_true"])  # type: ignore[arg-type]
+    return s0 - 0.2 if s0 >= 0.2 else s0 + 0.2
+
+
+def replay(
+    profile: BatteryProfile,
+    trace: Trace,
+    initial_soc: float | None,
+    estimator: BatteryEstimator | None = None,
+) -> tuple[Replay, BatteryEstimator]:
+    """Run the estimator over the trace and score it (scoring is the only reader of the truth)."""
+    est = estimator or BatteryEstimator(profile, initial_soc=initial_soc)
+    h10 = [j for j, h in enumerate(profile.horizons_s) if abs(h - 10.0) < 1e-9]
+    points: dict[float, float] = {}
+    if trace.meta is not None and h10:
+        sop = trace.meta.get("sop_truth", {})
+        for p in sop.get("points", []):  # type: ignore[union-attr]
+            points[float(p["t_s"])] = float(p["max_charge_current_a_pack"])
+    n = len(trace.t_s)
+    soc = np.empty(n)
+    result = Replay(t_s=trace.t_s, soc=soc, soc_true=trace.soc_true)
+    t_list = trace.t_s.tolist()
+    v_list = trace.v_v.tolist()
+    i_list = trace.i_a.tolist()
+    temp_list = trace.temp_c.tolist()
+    for j in range(n):
+        try:
+            est.update(t_list[j], v_list[j], i_list[j], temp_list[j])
+        except SampleError:
+            result.rejected += 1
+        soc[j] = est.soc
+        t_key = float(round(t_list[j]))
+        if t_key in points and abs(t_list[j] - t_key) < 0.5:
+            lim = est.limits()[h10[0]]
+            result.chg10_est_a.append(lim.charge_current_voltage_limited_a)
+            result.chg10_true_a.append(points.pop(t_key))
+            result.chg10_t_s.append(t_key)
+    est.end_session()
+    _score(result, est, trace)
+    return result, est
+
+
+def _score(r: Replay, est: BatteryEstimator, trace: Trace) -> None:
+    name = trace.name
+    if r.soc_true is not None:
+        sel = r.t_s >= r.t_s[0] + SKIP_S
+        err = (r.soc[sel] - r.soc_true[sel]) * 100.0
+        r.soc_rmse_pct = float(np.sqrt(np.mean(err**2)))
+        r.soc_max_pct = float(np.max(np.abs(err)))
+        r.figures += [
+            Figure(f"estimate.{name}.soc_rmse", r.soc_rmse_pct, "%"),
+            Figure(f"estimate.{name}.soc_max_err", r.soc_max_pct, "%"),
+        ]
+    soh = est.soh
+    if trace.meta is not None:
+        pack = trace.meta.get("pack", {})
+        true_ah = float(pack["true_capacity_ah"])  # type: ignore[index]
+        r.capacity_err_pct = (soh.capacity_ah / true_ah - 1.0) * 100.0
+        r.figures.append(Figure(f"estimate.{name}.capacity_err", r.capacity_err_pct, "%"))
+    r.resistance_growth = soh.resistance_growth
+    r.figures.append(Figure(f"estimate.{name}.resistance_growth", r.resistance_growth, "x"))
+    if r.chg10_true_a:
+        e = (np.asarray(r.chg10_est_a) / np.asarray(r.chg10_true_a) - 1.0) * 100.0
+        r.chg10_over_max_pct = float(np.max(e))
+        r.chg10_median_pct = float(np.median(e))
+        r.figures += [
+            Figure(f"estimate.{name}.chg10_err_max", r.chg10_over_max_pct, "%"),
+            Figure(f"estimate.{name}.chg10_err_median", r.chg10_median_pct, "%"),
+            Figure(f"estimate.{name}.chg10_abs_err_median", float(np.median(np.abs(e))), "%"),
+        ]
+
+
+def plot(r: Replay, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 7), sharex=False)
+    hours = r.t_s / 3600.0
+    ax1.plot(hours, r.soc * 100.0, label="estimate")
+    if r.soc_true is not None:
+        ax1.plot(hours, r.soc_true * 100.0, "--", label="truth")
+    ax1.set_ylabel("SoC (%)")
+    ax1.set_xlabel("time (h)")
+    ax1.set_title(title)
+    ax1.legend()
+    ax1.grid(alpha=0.3)
+    if r.chg10_true_a:
+        th = np.asarray(r.chg10_t_s) / 3600.0
+        ax2.plot(th, r.chg10_true_a, "o", label="truth")
+        ax2.plot(th, r.chg10_est_a, "x", label="estimate")
+        ax2.set_ylabel("10 s charge limit (A, pack)")
+        ax2.set_xlabel("time (h)")
+        ax2.legend()
+        ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("trace", type=Path, help="trace file (.csv.gz) with the truth JSON beside it")
+    parser.add_argument("--profile", default="nmc-lgm50", help="battery profile name or TOML path")
+    parser.add_argument("--initial-soc", type=float, default=None, help="initial SoC (0..1)")
+    parser.add_argument("--series", type=int, default=None, help="override the profile's series count")
+    parser.add_argument("--parallel", type=int, default=None, help="override the profile's parallel count")
+    parser.add_argument("--plot", type=Path, default=None, help="write estimate vs truth to this PNG")
+    parser.add_argument("--fit-rc", action="store_true", help="fit R0/RC to the trace and print them")
+    parser.add_argument("--state-dir", type=Path, default=None, help="persist per-vehicle state here")
+    parser.add_argument("--vehicle-id", default="replay", help="vehicle identifier for --state-dir")
+    parser.add_argument("--drop", type=float, default=0.0, help="fraction of samples to drop (bursts)")
+    parser.add_argument("--jitter-s", type=float, default=0.0, help="uniform timestamp jitter (+/- s)")
+    parser.add_argument("--offset-drift-a-per-h", type=float, default=0.0, help="current offset drift")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        profile = load_profile(args.profile)
+        if args.series or args.parallel:
+            profile = with_pack(profile, args.series or profile.series, args.parallel or profile.parallel)
+        trace = load_trace(args.trace)
+    except (ProfileError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.fit_rc:
+        fit = fit_rc(profile, trace.t_s, trace.i_a, trace.v_v, trace.temp_c)
+        print(f"# fitted on {trace.name}: {fit.samples} samples, rms {fit.rms_v * 1000:.2f} mV")
+        print(f"r0_ohm = {fit.r0_ohm:.5f}\nr1_ohm = {fit.r1_ohm:.5f}\ntau1_s = {fit.tau1_s:.1f}")
+        print(f"r2_ohm = {fit.r2_ohm:.5f}\ntau2_s = {fit.tau2_s:.1f}")
+        return 0
+    trace = perturb(trace, args.drop, args.jitter_s, args.offset_drift_a_per_h)
+    try:
+        initial = args.initial_soc if args.initial_soc is not None else default_initial_soc(trace)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    estimator = None
+    store = key = None
+    if args.state_dir is not None:
+        store = VehicleStore(args.state_dir)
+        estimator, key = BatteryEstimator.for_vehicle(store, args.vehicle_id, profile, initial_soc=initial)
+    result, est = replay(profile, trace, initial, estimator)
+    if store is not None and key is not None:
+        store.save(key, est.record)
+    for fig in result.figures:
+        print(fig.line())
+    if args.plot is not None:
+        plot(result, args.plot, f"{trace.name} ({profile.name}, start {initial:.2f})")
+    return 0

@@ -1,0 +1,185 @@
+"""The estimator's API: samples, EV SoC fusion and reserve, limits (DC / AC / EV), persistence."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ecm_support import duty, simulate
+
+from edge.estimation.estimator import BatteryEstimator, ChargerEfficiency, EvLimits, SampleError
+from edge.estimation.fusion import EvSocPolicy
+from edge.estimation.profile import BatteryProfile, load_profile
+from edge.estimation.store import VehicleRecord, VehicleStore
+
+
+def rested(nmc: BatteryProfile, soc: float = 0.6, seconds: int = 60) -> BatteryEstimator:
+    est = BatteryEstimator(nmc, initial_soc=soc)
+    v = float(np.interp(soc, nmc.ocv_soc, nmc.ocv_v)) * nmc.series
+    for t in range(seconds):
+        est.update(float(t), v, 0.0, 25.0)
+    return est
+
+
+def test_bad_samples_are_refused_by_name_and_leave_the_state(nmc: BatteryProfile) -> None:
+    est = rested(nmc)
+    soc = est.soc
+    with pytest.raises(SampleError, match=r"pack_v_v = nan outside \[120.0, 483.84"):
+        est.update(100.0, math.nan, 0.0, 25.0)
+    with pytest.raises(SampleError, match=r"temp_c = 150.0 outside"):
+        est.update(100.0, 370.0, 0.0, 150.0)
+    with pytest.raises(SampleError, match=r"ev_soc = 1.5 outside"):
+        est.update(100.0, 370.0, 0.0, 25.0, ev_soc=1.5)
+    est.update(30.0, 370.0, 500.0, 25.0)  # earlier than the last sample: ignored
+    assert est.rejected_samples == 4
+    assert est.soc == soc
+
+
+def test_initial_soc_from_ocv_when_unknown(nmc: BatteryProfile) -> None:
+    est = BatteryEstimator(nmc)
+    v = float(np.interp(0.42, nmc.ocv_soc, nmc.ocv_v)) * nmc.series
+    est.update(0.0, v, 0.0, 25.0)
+    assert est.soc == pytest.approx(0.42, abs=1e-3)
+    with pytest.raises(ValueError, match=r"initial_soc = 2.0"):
+        BatteryEstimator(nmc, initial_soc=2.0)
+
+
+def test_recovers_from_a_wrong_start_on_the_model_itself(nmc: BatteryProfile) -> None:
+    current = np.concatenate([np.zeros(300), duty(6000, amplitude_a=150.0)])
+    s = simulate(nmc, current, soc0=0.7, temp_c=20.0)
+    est = BatteryEstimator(nmc, initial_soc=0.5)
+    for j in range(len(s.t_s)):
+        est.update(float(s.t_s[j]), float(s.pack_v_v[j]), float(s.pack_i_a[j]), 20.0)
+        if j > 900:
+            assert abs(est.soc - s.soc[j]) < 0.01
+    assert abs(est.soc - s.soc[-1]) < 0.003
+    assert est.soc_sigma < 0.02
+
+
+def test_ev_soc_is_fused_when_consistent_rejected_when_not_and_reserve_uses_the_lower(
+    nmc: BatteryProfile,
+) -> None:
+    est = rested(nmc, 0.6)
+    est.update(100.0, float(np.interp(0.6, nmc.ocv_soc, nmc.ocv_v)) * nmc.series, 0.0, 25.0, ev_soc=0.58)
+    assert est.ev.fused == 1
+    assert est.reserve_soc == pytest.approx(0.58)
+    assert est.soc > 0.58  # evidence, not an override
+    est.update(101.0, float(np.interp(0.6, nmc.ocv_soc, nmc.ocv_v)) * nmc.series, 0.0, 25.0, ev_soc=0.95)
+    assert est.ev.rejected == 1
+    assert est.soc < 0.62
+    assert est.reserve_soc == pytest.approx(est.soc)  # the rejected figure is higher: ours is lower
+    # After the EV stops forwarding, its last figure no longer bounds the reserve.
+    est.update(101.0 + EvSocPolicy().stale_s + 1.0, 370.0, 0.0, 25.0)
+    assert est.reserve_soc == est.soc
+
+
+def test_ev_soc_variance_grows_with_current_for_the_delay() -> None:
+    p = EvSocPolicy()
+    assert p.variance(5.0, 5.0) > p.variance(0.0, 5.0) > p.definition_sigma**2
+
+
+def test_limits_are_pack_ac_side_and_the_lower_of_ours_and_the_evs(nmc: BatteryProfile) -> None:
+    eff = ChargerEfficiency(charge=0.9, discharge=0.96)
+    est = BatteryEstimator(nmc, initial_soc=0.6, efficiency=eff)
+    v = float(np.interp(0.6, nmc.ocv_soc, nmc.ocv_v)) * nmc.series
+    est.update(0.0, v, 0.0, 25.0)
+    lims = {lim.horizon_s: lim for lim in est.limits()}
+    assert set(lims) == {2.0, 10.0, 30.0}
+    ten = lims[10.0]
+    # The datasheet rating (0.7C charge) binds well below the voltage limit here.
+    assert ten.charge_current_a == pytest.approx(nmc.cell_i_charge_max_a * nmc.parallel)
+    assert ten.charge_current_voltage_limited_a > ten.charge_current_a
+    assert ten.import_ac_w == pytest.approx(ten.charge_dc_w / 0.9)
+    assert ten.export_ac_w == pytest.approx(ten.discharge_dc_w * 0.96)
+    # Power at the end of the pulse: the charging voltage is above the rest voltage.
+    assert ten.charge_current_a * v < ten.charge_dc_w < 1.08 * ten.charge_current_a * v
+    assert lims[2.0].charge_current_voltage_limited_a >= ten.charge_current_voltage_limited_a
+    assert ten.charge_current_voltage_limited_a >= lims[30.0].charge_current_voltage_limited_a
+    est.update(1.0, v, 0.0, 25.0, ev_limits=EvLimits(max_charge_current_a=50.0, max_discharge_power_w=7000.0))
+    ten = {lim.horizon_s: lim for lim in est.limits()}[10.0]
+    assert ten.charge_current_a == 50.0
+    assert ten.charge_dc_w == pytest.approx(50.0 * v, rel=1e-3)  # at the rest voltage: conservative
+    assert ten.discharge_dc_w == 7000.0
+    assert ten.export_ac_w == pytest.approx(7000.0 * 0.96)
+    with pytest.raises(ValueError, match=r"charge = 1.2 outside"):
+        ChargerEfficiency(charge=1.2)
+
+
+def test_unknown_vehicle_gets_conservative_limits_until_steps_are_seen(nmc: BatteryProfile) -> None:
+    est = rested(nmc, 0.6, seconds=5)
+    first = est.limits()[1].charge_current_voltage_limited_a
+    current = duty(3000, amplitude_a=40.0, hold_s=4)
+    s = simulate(nmc, current, soc0=0.6)
+    for j in range(len(s.t_s)):
+        est.update(10.0 + float(s.t_s[j]), float(s.pack_v_v[j]), float(s.pack_i_a[j]), 25.0)
+    assert est.soh.resistance_growth == pytest.approx(1.0, abs=0.03)
+    assert est.limits()[1].charge_current_voltage_limited_a > 1.2 * first
+
+
+def test_telemetry_has_no_vehicle_id_and_carries_aging(tmp_path: Path, nmc: BatteryProfile) -> None:
+    store = VehicleStore(tmp_path)
+    vin = "WVWZZZ1KZAW123456"
+    est, key = BatteryEstimator.for_vehicle(store, vin, nmc, initial_soc=0.85)
+    v = float(np.interp(0.85, nmc.ocv_soc, nmc.ocv_v)) * nmc.series
+    for t in range(7200):
+        est.update(float(t), v, 0.0, 36.0)
+    tel = est.telemetry()
+    assert vin not in json.dumps(tel)
+    assert tel["aging_hours_high_soc"] == pytest.approx(2.0, abs=0.01)
+    assert tel["aging_hours_high_soc_and_temp"] == pytest.approx(2.0, abs=0.01)
+    assert tel["aging_calendar_stress_h"] > 2.0 * 2.0  # hot and full: more than 2 h at 25 degC / 50 %
+    assert tel["sop_10s_import_ac_w"] > 0.0
+    store.save(key, est.end_session())
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == sorted(["vehicle-salt", f"vehicle-{key}.json"])
+    assert vin not in (tmp_path / f"vehicle-{key}.json").read_text()
+    assert key not in VehicleStore(tmp_path / "other").key(vin)  # another installation, another key
+
+
+def test_store_sets_a_corrupt_file_aside_and_starts_over(tmp_path: Path) -> None:
+    store = VehicleStore(tmp_path)
+    key = store.key("EVCCID-0A1B2C3D4E5F")
+    (tmp_path / f"vehicle-{key}.json").write_text("{not json")
+    assert store.load(key) is None
+    assert (tmp_path / f"vehicle-{key}.corrupt").exists()
+    record = VehicleRecord(profile="nmc-lgm50", sessions=3, growth=1.3, growth_sigma=0.1)
+    store.save(key, record)
+    assert store.load(key) == record
+    with pytest.raises(ValueError, match=r"vehicle id is empty"):
+        store.key("")
+
+
+def test_a_vehicle_seen_with_another_profile_starts_over(tmp_path: Path, nmc: BatteryProfile) -> None:
+    store = VehicleStore(tmp_path)
+    key = store.key("car")
+    store.save(key, VehicleRecord(profile="lfp-prismatic", sessions=7, growth=2.0))
+    est, _ = BatteryEstimator.for_vehicle(store, "car", nmc)
+    assert est.record.sessions == 1
+    assert est.soh.resistance_growth == 1.0
+
+
+def test_lfp_profile_runs(nmc: BatteryProfile) -> None:
+    lfp = load_profile("lfp-prismatic")
+    s = simulate(lfp, duty(3000, amplitude_a=150.0), soc0=0.9)
+    est = BatteryEstimator(lfp, initial_soc=0.9)
+    for j in range(len(s.t_s)):
+        est.update(float(s.t_s[j]), float(s.pack_v_v[j]), float(s.pack_i_a[j]), 25.0)
+    assert abs(est.soc - s.soc[-1]) < 0.01
+    assert est.limits()[1].discharge_current_a > 0.0
+
+
+def test_current_offset_is_learned_at_rest_and_from_the_voltage(nmc: BatteryProfile) -> None:
+    current = np.concatenate([np.zeros(600), duty(7200, amplitude_a=100.0), np.zeros(600)])
+    s = simulate(nmc, current, soc0=0.6)
+    est = BatteryEstimator(nmc, initial_soc=0.6)
+    for j in range(len(s.t_s)):
+        est.update(float(s.t_s[j]), float(s.pack_v_v[j]), float(s.pack_i_a[j]) + 0.3, 25.0)
+    assert est.current_offset_a == pytest.approx(0.3, abs=0.05)
+    assert abs(est.soc - s.soc[-1]) < 0.003
+    # A charger that knows its setpoint is zero says so; the offset follows even beyond the threshold.
+    for t in range(60):
+        est.update(s.t_s[-1] + 1.0 + t, float(s.pack_v_v[-1]), 1.2, 25.0, at_rest=True)
+    assert est.current_offset_a == pytest.approx(1.2, abs=0.05)

@@ -1,0 +1,144 @@
+"""SoH: capacity by weighted TLS over anchored throughput, resistance growth, across sessions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ecm_support import Synthetic, duty, simulate
+
+from edge.estimation.capacity import AnchorTracker, CapacityEstimator, CapacityPoint
+from edge.estimation.estimator import BatteryEstimator
+from edge.estimation.profile import BatteryProfile
+from edge.estimation.resistance import ResistanceTracker
+from edge.estimation.store import VehicleStore
+
+
+def test_wtls_finds_the_capacity_behind_noisy_points() -> None:
+    rng = np.random.default_rng(5)
+    est = CapacityEstimator(5.0)
+    for _ in range(30):
+        dsoc_true = rng.choice([-1.0, 1.0]) * rng.uniform(0.1, 0.6)
+        ah = 4.2 * dsoc_true + rng.normal(0, 0.01)
+        est.add(CapacityPoint(dsoc_true + rng.normal(0, 0.01), ah, 1e-4, 1e-4))
+    e = est.estimate
+    assert e.capacity_ah == pytest.approx(4.2, rel=0.01)
+    assert 0.0 < e.sigma_ah < 0.05
+    assert e.points == 30
+
+
+def test_prior_alone_is_nameplate_and_weak_points_barely_move_it() -> None:
+    est = CapacityEstimator(5.0)
+    assert est.estimate.capacity_ah == pytest.approx(5.0, abs=1e-5)
+    assert est.estimate.sigma_ah == pytest.approx(0.75, rel=0.01)
+    est.add(CapacityPoint(0.05, 0.2, 0.05**2, 0.01))  # 4 Ah, but from a 5-point swing with 5-point errors
+    assert est.estimate.capacity_ah > 4.8
+
+
+def test_old_sessions_fade_so_the_estimate_follows_aging() -> None:
+    est = CapacityEstimator(5.0, fade_per_session=0.8)
+    for _ in range(5):
+        est.add(CapacityPoint(0.5, 2.5, 1e-4, 1e-4))
+    for _ in range(10):
+        est.new_session()
+    for _ in range(5):
+        est.add(CapacityPoint(0.5, 2.2, 1e-4, 1e-4))
+    # The old points keep 0.8^10 of their weight: (0.54 * 5.0 + 5 * 4.4) / 5.54.
+    assert est.estimate.capacity_ah == pytest.approx(4.46, abs=0.02)
+    for _ in range(20):
+        est.new_session()
+    assert len(est.points) == 0  # all faded below the minimum weight
+
+
+def test_anchor_tracker_pairs_rests_and_ignores_short_swings() -> None:
+    tr = AnchorTracker(
+        rest_current_a=0.01,
+        rest_min_s=300.0,
+        min_dsoc=0.1,
+        gain_sigma=0.01,
+        offset_sigma_a=0.005,
+        soc_sigma_floor=0.01,
+    )
+    assert all(tr.update(1.0, 0.0, 0.8, 1e-6) is None for _ in range(400))
+    assert all(tr.update(1.0, 1.0, 0.8, 1e-6) is None for _ in range(100))  # rest ended: first anchor
+    for _ in range(400):
+        tr.update(1.0, 0.0, 0.6, 1e-6)
+    point = tr.update(1.0, -1.0, 0.6, 1e-6)
+    assert point is not None
+    assert point.dsoc == pytest.approx(0.2)
+    assert point.ah == pytest.approx(100 / 3600)
+    assert point.var_dsoc == pytest.approx(2 * 0.01**2)
+    # A 5-point swing is too short to pair: nothing comes out.
+    for _ in range(400):
+        tr.update(1.0, 0.0, 0.55, 1e-6)
+    assert tr.commit() is None
+
+
+def test_resistance_tracker_upper_bound_shrinks_with_evidence() -> None:
+    tr = ResistanceTracker()
+    first = tr.estimate
+    assert first.growth == 1.0
+    assert first.upper == pytest.approx(2.0)
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        di = rng.choice([-0.2, 0.2])
+        tr.update(1.0, 0.0, di, 3.8, 3.8 - 1.6 * 0.03 * di + rng.normal(0, 0.002), 0.0, 0.03)
+    e = tr.estimate
+    assert e.growth == pytest.approx(1.6, abs=0.05)
+    assert e.upper - e.growth < 0.1
+    assert e.steps == 300
+    tr.update(5.0, 0.0, 0.5, 3.8, 3.0, 0.0, 0.03)  # a gap: not a step response
+    assert tr.estimate.steps == 300
+
+
+def session_current(seed: int) -> np.ndarray:
+    """Rest, 3 h discharge, rest, 2.5 h charge, rest, with 20 s wiggles for the resistance."""
+    wiggle = duty(10_000, seed=seed, amplitude_a=8.0)
+    parts = [
+        np.zeros(900),
+        21.5 + np.resize(wiggle, 10_800),
+        np.zeros(1200),
+        -21.5 + np.resize(wiggle, 9_000),
+        np.zeros(1200),
+    ]
+    return np.concatenate(parts)
+
+
+@pytest.fixture(scope="module")
+def aged_session(nmc: BatteryProfile) -> Synthetic:
+    # An aged cell: 4.3 Ah against 5.0 nameplate, 1.5x resistance, the profile's OCV shape.
+    return simulate(nmc, session_current(1), soc0=0.8, capacity_ah=4.3, growth=1.5, temp_c=25.0)
+
+
+def run_session(est: BatteryEstimator, s: Synthetic, noise: np.random.Generator) -> float:
+    err = 0.0
+    v = s.pack_v_v + noise.normal(0.0, 0.19, len(s.pack_v_v))
+    for j in range(len(s.t_s)):
+        est.update(float(s.t_s[j]), float(v[j]), float(s.pack_i_a[j]), 25.0)
+        if s.t_s[j] >= 900:
+            err = max(err, abs(est.soc - s.soc[j]))
+    return err
+
+
+def test_capacity_and_growth_converge_over_sessions_and_persist(
+    tmp_path: Path, nmc: BatteryProfile, aged_session: Synthetic
+) -> None:
+    store = VehicleStore(tmp_path)
+    rng = np.random.default_rng(9)
+    capacities = []
+    for session in range(3):
+        est, key = BatteryEstimator.for_vehicle(store, "WVWZZZ1KZAW000001", nmc, initial_soc=0.6)
+        max_err = run_session(est, aged_session, rng)
+        store.save(key, est.end_session())
+        capacities.append(est.soh.capacity_ah / nmc.parallel)
+        assert est.record.sessions == session + 1
+        assert est.soh.resistance_growth == pytest.approx(1.5, abs=0.08)
+    # Two anchor pairs per session (discharge and charge) pull it from 5.0 towards 4.3.
+    assert capacities[0] < 4.6
+    assert capacities[-1] == pytest.approx(4.3, rel=0.03)
+    assert max_err < 0.025
+    # A later session starts from what was learned, not from nameplate.
+    est, _ = BatteryEstimator.for_vehicle(store, "WVWZZZ1KZAW000001", nmc)
+    assert est.soh.capacity_ah / nmc.parallel == pytest.approx(capacities[-1], rel=0.02)
+    assert est.soh.resistance_growth == pytest.approx(1.5, abs=0.08)

@@ -1,0 +1,324 @@
+"""The ECM kernel against analytic responses, and the compiled kernel against its reference."""
+
+from __future__ import annotations
+
+import importlib
+import math
+from types import ModuleType
+
+import numpy as np
+import pytest
+from ecm_support import linear_profile
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.estimation import _ecm_ref as ref
+from edge.estimation.profile import BatteryProfile, load_profile
+
+compiled = importlib.import_module("edge.estimation._ecm_c")  # must be built: `make ext`
+IMPLS = pytest.mark.parametrize("kern", [ref, compiled], ids=["reference", "compiled"])
+F = 96485.33212
+R = 8.314462618
+
+
+def arrays(
+    profile: BatteryProfile, soc: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    state = np.zeros(ref.S_N)
+    state[ref.S_SOC] = soc
+    state[ref.S_P00] = 1e-4
+    state[ref.S_P11] = state[ref.S_P22] = 1e-6
+    state[ref.S_P33] = 1e-5
+    return state, profile.kernel_params(), profile.ocv_table(), np.zeros(ref.C_N)
+
+
+@IMPLS
+def test_rc_branches_follow_the_analytic_step_response_however_time_is_split(
+    kern: ModuleType, nmc: BatteryProfile
+) -> None:
+    i = 2.0
+    results = []
+    for dt, n in ((1.0, 300), (0.5, 600), (300.0, 1), (7.0, 42 + 6 / 7)):
+        state, params, table, c = arrays(nmc)
+        state[ref.S_I_PREV] = i
+        kern.coefficients(params, table, 0.5, 25.0, 1.0, c)
+        steps = int(n)
+        for _ in range(steps):
+            kern.predict(state, params, c, dt)
+        rest = 300.0 - steps * dt
+        if rest > 0:
+            kern.predict(state, params, c, rest)
+        results.append(state.copy())
+    for s in results:
+        assert s[ref.S_V1] == pytest.approx(nmc.r1_ohm * i * (1 - math.exp(-300.0 / nmc.tau1_s)), rel=1e-12)
+        assert s[ref.S_V2] == pytest.approx(nmc.r2_ohm * i * (1 - math.exp(-300.0 / nmc.tau2_s)), rel=1e-12)
+        assert s[ref.S_SOC] == pytest.approx(0.5 - i * 300.0 / 3600.0 / nmc.nameplate_capacity_ah, rel=1e-12)
+
+
+@IMPLS
+def test_terminal_voltage_is_ocv_minus_ohmic_rc_and_butler_volmer(
+    kern: ModuleType, nmc: BatteryProfile
+) -> None:
+    state, params, table, c = arrays(nmc, soc=0.55)
+    state[ref.S_V1], state[ref.S_V2] = 0.004, 0.002
+    temp = 15.0
+    kern.coefficients(params, table, 0.55, temp, 1.0, c)
+    kern.correct(state, params, table, c, 3.0, 3.8, temp)
+    t_k = temp + 273.15
+    arr = math.exp(-nmc.i0_ea_j_per_mol / R * (1 / t_k - 1 / 298.15))
+    rel = float(np.interp(0.55, nmc.ocv_soc, nmc.i0_rel))
+    eta = (2 * R * t_k / F) * sum(math.asinh(3.0 / (2 * i0 * arr * rel)) for i0 in (nmc.i0_a, nmc.i0_b))
+    ocv = float(np.interp(0.55, nmc.ocv_soc, nmc.ocv_v))
+    assert state[ref.S_V_PRED] == pytest.approx(ocv - 0.006 - nmc.r0_ohm * 3.0 - eta, abs=1e-12)
+
+
+@IMPLS
+def test_sop_of_a_linear_model_matches_the_closed_form_and_the_simulated_pulse(
+    kern: ModuleType, nmc: BatteryProfile
+) -> None:
+    lin = linear_profile(nmc)
+    state, params, table, c = arrays(lin, soc=0.6)
+    state[ref.S_V1], state[ref.S_V2] = 0.003, -0.001
+    params[ref.P_I_CHG_MAX] = params[ref.P_I_DIS_MAX] = 1e4
+    kern.coefficients(params, table, 0.6, 25.0, 1.0, c)
+    out = np.zeros(ref.O_N)
+    h = 10.0
+    kern.sop(state, params, table, c, h, 25.0, out, 0)
+    e1, e2 = math.exp(-h / lin.tau1_s), math.exp(-h / lin.tau2_s)
+    r_eff = lin.r0_ohm + lin.r1_ohm * (1 - e1) + lin.r2_ohm * (1 - e2)
+    kk = h / 3600.0 / lin.nameplate_capacity_ah
+    relax = 0.003 * e1 - 0.001 * e2
+    expect_chg = (4.1 - 3.6 + relax) / (r_eff + kk)
+    expect_dis = (3.6 - relax - 2.9) / (r_eff + kk)
+    assert out[ref.O_I_CHG_V] == pytest.approx(expect_chg, rel=1e-9)
+    assert out[ref.O_I_DIS_V] == pytest.approx(expect_dis, rel=1e-9)
+    # Apply the charge limit for the horizon with the model itself: it ends at v_max.
+    sim = state.copy()
+    sim[ref.S_I_PREV] = -out[ref.O_I_CHG_V]
+    kern.predict(sim, params, c, h)
+    v_end = 3.0 + sim[ref.S_SOC] - sim[ref.S_V1] - sim[ref.S_V2] + lin.r0_ohm * out[ref.O_I_CHG_V]
+    assert v_end == pytest.approx(4.1, abs=1e-9)
+    assert out[ref.O_P_CHG] == pytest.approx(out[ref.O_I_CHG_V] * 4.1, rel=1e-9)
+
+
+@IMPLS
+def test_sop_nonlinear_pulse_ends_at_the_voltage_limit(kern: ModuleType, nmc: BatteryProfile) -> None:
+    state, params, table, c = arrays(nmc, soc=0.55)
+    params[ref.P_I_CHG_MAX] = 1e4
+    kern.coefficients(params, table, 0.55, 20.0, 1.0, c)
+    out = np.zeros(ref.O_N)
+    kern.sop(state, params, table, c, 10.0, 20.0, out, 0)
+    i_chg = out[ref.O_I_CHG_V]
+    sim = state.copy()
+    sim[ref.S_I_PREV] = -i_chg
+    kern.predict(sim, params, c, 10.0)
+    v_end = (
+        kern.ocv_lookup(table, sim[ref.S_SOC], 20.0)
+        - sim[ref.S_V1]
+        - sim[ref.S_V2]
+        + c[ref.C_R0] * i_chg
+        + kern.kinetic_overpotential(c, i_chg)
+    )
+    # Newton climbs from below and stops within NEWTON_TOL_V: never beyond the limit.
+    assert nmc.cell_v_max - ref.NEWTON_TOL_V <= v_end <= nmc.cell_v_max + 1e-12
+    assert 5.0 < i_chg < 50.0
+
+
+@IMPLS
+def test_sop_respects_rating_derating_and_soc_window(kern: ModuleType, nmc: BatteryProfile) -> None:
+    state, params, table, c = arrays(nmc, soc=0.5)
+    out = np.zeros(ref.O_N)
+    kern.coefficients(params, table, 0.5, 25.0, 1.0, c)
+    kern.sop(state, params, table, c, 10.0, 25.0, out, 0)
+    assert out[ref.O_I_CHG] == pytest.approx(nmc.cell_i_charge_max_a)
+    assert out[ref.O_I_DIS] == pytest.approx(nmc.cell_i_discharge_max_a)
+    # Below the charge derating's t0 no charge at all; half-way up the ramp, half the rating.
+    d = nmc.charge_derating
+    kern.sop(state, params, table, c, 10.0, d.t0_c - 1.0, out, 0)
+    assert out[ref.O_I_CHG] == 0.0
+    kern.sop(state, params, table, c, 10.0, 0.5 * (d.t0_c + d.t1_c), out, 0)
+    assert out[ref.O_I_CHG] == pytest.approx(0.5 * nmc.cell_i_charge_max_a)
+    # Just below the SoC window's top, a 30 s pulse may only fill what is left.
+    state[ref.S_SOC] = nmc.soc_max - 0.001
+    kern.sop(state, params, table, c, 30.0, 25.0, out, 0)
+    assert out[ref.O_I_CHG] == pytest.approx(0.001 * 3600 * nmc.nameplate_capacity_ah / 30.0)
+    state[ref.S_SOC] = nmc.soc_max + 0.01
+    kern.sop(state, params, table, c, 30.0, 25.0, out, 0)
+    assert out[ref.O_I_CHG] == 0.0
+
+
+@IMPLS
+def test_growth_scales_the_step_resistance_exactly_whatever_the_ohmic_share(
+    kern: ModuleType, nmc: BatteryProfile
+) -> None:
+    _state, params, table, c = arrays(nmc)
+    for share in (0.0, 0.5, 1.0):
+        params[ref.P_GROWTH_OHMIC] = share
+        kern.coefficients(params, table, 0.5, 25.0, 1.7, c)
+        step = c[ref.C_R0] + 0.5 * c[ref.C_RT] * (1 / c[ref.C_I0A] + 1 / c[ref.C_I0B])
+        assert step == pytest.approx(1.7 * c[ref.C_RSS_NEW], rel=1e-12)
+
+
+@IMPLS
+def test_far_off_measurement_is_gated(kern: ModuleType, nmc: BatteryProfile) -> None:
+    state, params, table, c = arrays(nmc)
+    kern.coefficients(params, table, 0.5, 25.0, 1.0, c)
+    ocv = kern.ocv_lookup(table, 0.5, 25.0)
+    near, far = state.copy(), state.copy()
+    kern.correct(near, params, table, c, 0.0, ocv + 0.005, 25.0)
+    kern.correct(far, params, table, c, 0.0, ocv + 1.0, 25.0)
+    assert far[ref.S_NIS] > params[ref.P_GATE] ** 2
+    # The innovation variance is inflated to innov^2 / GATE^2: the step is P00 h GATE^2 / innov,
+    # so 200x the innovation moves the SoC less than 200x as far.
+    h0 = kern.ocv_slope(table, 0.5, 25.0)
+    gate = params[ref.P_GATE]
+    assert far[ref.S_SOC] - 0.5 == pytest.approx(1e-4 * h0 * gate**2 / far[ref.S_INNOV], rel=1e-9)
+    assert far[ref.S_SOC] - 0.5 < 20 * (near[ref.S_SOC] - 0.5)
+
+
+@IMPLS
+def test_ev_soc_fusion_gates_outliers(kern: ModuleType, nmc: BatteryProfile) -> None:
+    state, _params, _table, _c = arrays(nmc)
+    state[ref.S_P00] = 0.01**2
+    assert kern.fuse_soc(state, 0.51, 0.01**2, 3.0) == 1
+    assert state[ref.S_SOC] == pytest.approx(0.505)
+    assert state[ref.S_P00] == pytest.approx(0.5 * 0.01**2)
+    before = state.copy()
+    assert kern.fuse_soc(state, 0.8, 0.01**2, 3.0) == 0
+    assert np.array_equal(state, before)
+
+
+# -- compiled vs reference ---------------------------------------------------------------------
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    soc=st.floats(-0.04, 1.04),
+    v1=st.floats(-0.05, 0.05),
+    v2=st.floats(-0.05, 0.05),
+    p00=st.floats(1e-8, 0.05),
+    i_prev=st.floats(-20.0, 20.0),
+    i_a=st.floats(-20.0, 20.0),
+    dv=st.floats(-0.3, 0.3),
+    temp=st.floats(-25.0, 60.0),
+    dt=st.floats(0.0, 120.0),
+    growth=st.floats(0.5, 3.0),
+    sop_growth=st.floats(0.5, 3.0),
+    share=st.floats(0.0, 1.0),
+    offset=st.floats(-0.05, 0.05),
+)
+def test_compiled_step_agrees_with_reference(
+    soc: float,
+    v1: float,
+    v2: float,
+    p00: float,
+    i_prev: float,
+    i_a: float,
+    dv: float,
+    temp: float,
+    dt: float,
+    growth: float,
+    sop_growth: float,
+    share: float,
+    offset: float,
+) -> None:
+    profile = load_profile("nmc-lgm50")
+    outs = []
+    for kern in (ref, compiled):
+        state, params, table, c = arrays(profile, soc)
+        state[ref.S_V1], state[ref.S_V2], state[ref.S_P00], state[ref.S_I_PREV] = v1, v2, p00, i_prev
+        state[ref.S_P01], state[ref.S_P03], state[ref.S_B] = 1e-6, -2e-6, offset
+        params[ref.P_R_GROWTH], params[ref.P_SOP_GROWTH], params[ref.P_GROWTH_OHMIC] = (
+            growth,
+            sop_growth,
+            share,
+        )
+        horizons = np.asarray(profile.horizons_s)
+        out = np.zeros(ref.O_N * len(horizons))
+        v = ref.ocv_lookup(table, soc, temp) + dv
+        if kern is ref:
+            lists = [state.tolist(), params.tolist(), table.tolist()]
+            o, cc = out.tolist(), c.tolist()
+            ref.step(lists[0], lists[1], lists[2], dt, i_a, v, temp, horizons.tolist(), o, cc)
+            outs.append((np.asarray(lists[0]), np.asarray(o), np.asarray(cc)))
+        else:
+            compiled.step(state, params, table, dt, i_a, v, temp, horizons, out, c)
+            outs.append((state, out, c))
+    for a, b in zip(outs[0], outs[1], strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+
+
+def test_compiled_and_reference_agree_along_a_trace(nmc: BatteryProfile, load) -> None:  # type: ignore[no-untyped-def]
+    trace = load("freq_regulation")
+    ref_state, params, table, c = arrays(nmc, soc=0.35)
+    ref_state[ref.S_P00] = 0.04
+    c_state = ref_state.copy()
+    horizons = np.asarray(nmc.horizons_s)
+    out_ref = [0.0] * (ref.O_N * len(horizons))
+    out_c = np.zeros(ref.O_N * len(horizons))
+    rs, rp, rt, rc = ref_state.tolist(), params.tolist(), table.tolist(), c.tolist()
+    for j in range(3000):
+        dt = 0.0 if j == 0 else 1.0
+        i = float(trace.i_a[j]) / nmc.parallel
+        v = float(trace.v_v[j]) / nmc.series
+        temp = float(trace.temp_c[j])
+        ref.step(rs, rp, rt, dt, i, v, temp, horizons.tolist(), out_ref, rc)
+        compiled.step(c_state, params, table, dt, i, v, temp, horizons, out_c, c)
+    np.testing.assert_allclose(c_state, rs, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(out_c, out_ref, rtol=1e-9, atol=1e-12)
+
+
+@IMPLS
+def test_offset_state_is_taken_off_the_counted_current(kern: ModuleType, nmc: BatteryProfile) -> None:
+    state, params, table, c = arrays(nmc)
+    state[ref.S_B], state[ref.S_I_PREV] = 0.5, 2.0
+    kern.coefficients(params, table, 0.5, 25.0, 1.0, c)
+    kern.predict(state, params, c, 60.0)
+    assert state[ref.S_SOC] == pytest.approx(0.5 - 1.5 * 60.0 / 3600.0 / nmc.nameplate_capacity_ah, rel=1e-12)
+    assert state[ref.S_V1] == pytest.approx(nmc.r1_ohm * 1.5 * (1 - math.exp(-60.0 / nmc.tau1_s)), rel=1e-12)
+    # The offset's uncertainty now spreads into the SoC: P03 = beta * P33 after one step from P03 = 0.
+    assert state[ref.S_P03] == pytest.approx(60.0 / 3600.0 / nmc.nameplate_capacity_ah * 1e-5, rel=1e-9)
+
+
+@IMPLS
+def test_offset_observation_is_fused_or_gated(kern: ModuleType, nmc: BatteryProfile) -> None:
+    state, *_ = arrays(nmc)
+    assert kern.fuse_offset(state, 0.002, 1e-5, 3.0) == 1
+    assert state[ref.S_B] == pytest.approx(0.001)
+    assert state[ref.S_P33] == pytest.approx(0.5e-5)
+    before = state.copy()
+    assert kern.fuse_offset(state, 0.5, 1e-5, 3.0) == 0
+    assert np.array_equal(state, before)
+
+
+def test_bound_kernels_agree_and_share_the_callers_arrays(nmc: BatteryProfile, load) -> None:  # type: ignore[no-untyped-def]
+    trace = load("v2h_evening")
+    kernels = []
+    for kern in (ref, compiled):
+        state, params, table, c = arrays(nmc, soc=0.4)
+        horizons = np.asarray(nmc.horizons_s)
+        out = np.zeros(ref.O_N * len(horizons))
+        kernels.append((kern.Kernel(state, params, table, horizons, out, c), state, params, out))
+    for j in range(2000):
+        for kernel, _state, params, _out in kernels:
+            if j == 1000:
+                params[ref.P_Q_AH] = 4.5  # a new capacity estimate takes effect at once
+            kernel.step(1.0 if j else 0.0, float(trace.i_a[j]) / 43, float(trace.v_v[j]) / 96, 20.0)
+            if j % 100 == 0:
+                kernel.fuse_soc(0.6, 0.03**2, 3.0)
+                kernel.fuse_offset(0.0, 1e-4, 3.0)
+    (_, s_ref, _, o_ref), (_, s_c, _, o_c) = kernels
+    np.testing.assert_allclose(s_c, s_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(o_c, o_ref, rtol=1e-9, atol=1e-12)
+    assert s_ref[ref.S_SOC] != pytest.approx(0.4, abs=0.01)  # it moved: the arrays are the kernel's
+
+
+def test_compiled_kernel_refuses_short_arrays(nmc: BatteryProfile) -> None:
+    state, params, table, c = arrays(nmc)
+    out = np.zeros(ref.O_N * 3)
+    with pytest.raises(ValueError, match="shorter than the kernel's layout"):
+        compiled.Kernel(state[:5].copy(), params, table, np.asarray(nmc.horizons_s), out, c)
+    with pytest.raises(ValueError, match="out shorter than O_N per horizon"):
+        compiled.Kernel(state, params, table, np.asarray(nmc.horizons_s), out[:5].copy(), c)

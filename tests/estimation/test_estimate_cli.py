@@ -1,0 +1,89 @@
+"""``v2g-hil estimate`` and ``v2g-hil bench estimation``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ecm_support import trace_path
+
+from edge.estimation.profile import load_profile
+from hil.bench import estimation as bench
+from hil.cli import main
+
+
+def test_estimate_prints_bench_lines_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    png = tmp_path / "fr.png"
+    assert main(["estimate", str(trace_path("freq_regulation")), "--plot", str(png)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = {line.split()[1]: float(line.split()[2]) for line in lines if line.startswith("BENCH ")}
+    for fig in (
+        "soc_rmse",
+        "soc_max_err",
+        "capacity_err",
+        "resistance_growth",
+        "chg10_err_max",
+        "chg10_err_median",
+    ):
+        assert f"estimate.freq_regulation.{fig}" in names
+    assert names["estimate.freq_regulation.soc_rmse"] < 1.0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fit_rc_reproduces_the_profile_from_the_new_cell_record(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["estimate", str(trace_path("freq_regulation")), "--fit-rc"]) == 0
+    out = capsys.readouterr().out
+    fitted = dict(line.split(" = ") for line in out.splitlines() if " = " in line)
+    p = load_profile("nmc-lgm50")
+    assert float(fitted["r0_ohm"]) == pytest.approx(p.r0_ohm, rel=0.02)
+    assert float(fitted["tau1_s"]) == pytest.approx(p.tau1_s, rel=0.02)
+    assert float(fitted["r2_ohm"]) == pytest.approx(p.r2_ohm, rel=0.02)
+
+
+def test_state_dir_carries_the_vehicle_between_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "estimate",
+        str(trace_path("freq_regulation")),
+        "--state-dir",
+        str(tmp_path),
+        "--vehicle-id",
+        "VIN1",
+    ]
+    assert main(args) == 0
+    assert main(args) == 0
+    capsys.readouterr()
+    (record,) = tmp_path.glob("vehicle-*.json")
+    data = json.loads(record.read_text())
+    assert data["sessions"] == 2
+    assert data["growth_sigma"] < 0.05
+    assert "VIN1" not in record.read_text()
+
+
+def test_errors_are_reported_not_raised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["estimate", str(tmp_path / "missing.csv.gz")]) == 2
+    assert "missing.csv.gz" in capsys.readouterr().err
+    assert main(["estimate", str(trace_path("freq_regulation")), "--profile", "nope"]) == 2
+    assert "unknown battery profile 'nope'" in capsys.readouterr().err
+    bad = tmp_path / "t.csv"
+    bad.write_text("t_s,pack_voltage_v_meas\n0,370\n")
+    assert main(["estimate", str(bad), "--initial-soc", "0.5"]) == 2
+    assert "missing column(s) pack_current_a_meas, temp_c_meas" in capsys.readouterr().err
+
+
+def test_bench_estimation_quick() -> None:
+    figures = {f.name: f for f in bench.run(quick=True)}
+    compiled = figures["estimation.step.compiled"]
+    assert compiled.ratio is not None
+    assert compiled.ratio > 1.0
+    assert figures["estimation.freq_regulation.soc_rmse"].value < 1.0
+    assert "estimation.v2h_evening.soc_rmse" not in figures  # quick mode: the shortest trace only
+
+
+def test_a_missing_trace_fails_clearly() -> None:
+    with pytest.raises(
+        pytest.fail.Exception, match=r"no_such_trace.csv.gz is missing: restore tests/data/battery"
+    ):
+        trace_path("no_such_trace")
