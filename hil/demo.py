@@ -101,7 +101,13 @@ async def run(args: argparse.Namespace) -> int:
     log_path = workdir / "v2g-edged.log"
     with log_path.open("wb") as log_file:
         daemon = await asyncio.create_subprocess_exec(
-            _daemon_exe(), "--runtime-dir", str(workdir), stdout=log_file, stderr=log_file
+            _daemon_exe(),
+            "--runtime-dir",
+            str(workdir),
+            "--state-dir",
+            str(workdir / "state"),
+            stdout=log_file,
+            stderr=log_file,
         )
     counter = [0]
     counting = asyncio.create_task(_count_telemetry(counter))

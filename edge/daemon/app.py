@@ -23,8 +23,9 @@ from pathlib import Path
 import msgspec
 
 import drivers
-from drivers.capabilities import PowerStage
+from drivers.capabilities import PowerStage, PowerStageReading
 from edge.daemon import status as status_file
+from edge.daemon.battery import UNKNOWN, BatteryTracker, BatteryView
 from edge.daemon.controllers import Command, Controllers
 from edge.daemon.notify import Notifier
 from edge.daemon.telemetry import MqttTarget, TelemetryPublisher
@@ -55,6 +56,7 @@ class TelemetryRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     soc: float | None = None
     meter_age_s: float | None = None
     stage_age_s: float | None = None
+    battery: dict[str, float] | None = None  # the estimator's figures (no vehicle identifier)
 
 
 @dataclass
@@ -134,6 +136,7 @@ class Daemon:
         settings: Settings,
         *,
         runtime_dir: Path,
+        state_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         notifier: Notifier | None = None,
     ) -> None:
@@ -152,6 +155,7 @@ class Daemon:
                 MqttTarget(mq.host, mq.port, mq.client_id, mq.topic_prefix, keepalive_s=int(mq.keepalive_s))
             )
         self.last_command: Command | None = None
+        self.battery = BatteryTracker(settings.battery, state_dir) if settings.battery.estimate else None
 
     async def run(self, stop: asyncio.Event) -> int:
         """Run cycles until ``stop`` is set; always ends with the power stage stopped (best effort)."""
@@ -174,6 +178,8 @@ class Daemon:
             if writer is not None:
                 await writer.close()
             await self._safe_stop()
+            if self.battery is not None:
+                self.battery.end_session()
             if self.telemetry is not None:
                 await self.telemetry.stop()
             await self.drivers.stop()
@@ -189,7 +195,8 @@ class Daemon:
             meter = self.drivers.site_meter.latest() if self.drivers.site_meter else None
             stage = self.drivers.power_stage.latest() if self.drivers.power_stage else None
             ratings = self.drivers.power_stage.ratings() if self.drivers.power_stage else None
-            cmd = self.controllers.step(t, meter, stage, ratings)
+            battery = self._battery_view(stage)
+            cmd = self.controllers.step(t, meter, stage, ratings, battery)
             self.last_command = cmd
             if writer is not None:
                 writer.submit(cmd)
@@ -213,6 +220,14 @@ class Daemon:
                 delay = 0.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
+
+    def _battery_view(self, stage: PowerStageReading | None) -> BatteryView:
+        if self.battery is None:
+            return UNKNOWN
+        last = self.last_command
+        # At rest: nothing commanded and the stage has settled there, so its DC current is offset.
+        at_rest = last is not None and last.p_w == 0.0 and stage is not None and abs(stage.p_w or 0.0) < 50.0
+        return self.battery.update(stage, at_rest=at_rest)
 
     async def _safe_stop(self) -> None:
         stage = self.drivers.power_stage
@@ -248,6 +263,7 @@ class Daemon:
             binding=cmd.binding,
             reasons=cmd.reasons,
             v_pu=cmd.v_pu,
+            battery=(self.battery.telemetry() or None) if self.battery is not None else None,
             **fields,
         )
         return msgspec.json.encode(record)

@@ -24,6 +24,7 @@ from edge.control.pq_params import params_from_settings as pq_params_from_settin
 from edge.control.pq_types import Constraint, binding_names
 from edge.control.protect_params import ProtectParamError
 from edge.control.protect_params import params_from_settings as protect_params_from_settings
+from edge.daemon.battery import UNKNOWN, BatteryView
 from edge.settings import Settings, energize_lock
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class Controllers:
         meter: MeterReading | None,
         stage: PowerStageReading | None,
         ratings: PowerStageRatings | None,
+        battery: BatteryView = UNKNOWN,
     ) -> Command:
         if self.hold_reason is not None:
             return Command(0.0, 0.0, False, "locked", reasons=[self.hold_reason])
@@ -130,19 +132,21 @@ class Controllers:
         f = math.nan if f_hz is None else f_hz
         p_request = self.dispatch_w()
 
-        # Battery power limits: the lower of the EV's and the charger's ratings (estimator: roadmap).
+        # Battery power limits: the lowest of the charger's ratings, the EV's and our estimate's.
         p_dis = ratings.p_max_export_w if ratings else 0.0
         p_chg = ratings.p_max_charge_w if ratings else 0.0
-        if stage.ev_p_max_discharge_w is not None:
-            p_dis = min(p_dis, stage.ev_p_max_discharge_w)
-        if stage.ev_p_max_charge_w is not None:
-            p_chg = min(p_chg, stage.ev_p_max_charge_w)
+        for limit in (stage.ev_p_max_discharge_w, battery.p_max_discharge_w):
+            if limit is not None:
+                p_dis = min(p_dis, limit)
+        for limit in (stage.ev_p_max_charge_w, battery.p_max_charge_w):
+            if limit is not None:
+                p_chg = min(p_chg, limit)
         soc_ev = math.nan if stage.ev_soc is None else stage.ev_soc
 
         o = self._pq_o
         pq.pack_and_step(
             self._pq_p, self._pq_i, self._pq_s, o,
-            t_s, v_avg, f, p_request, 0.0, p_dis, p_chg, soc_ev, math.nan, stage.p_w, 0,
+            t_s, v_avg, f, p_request, 0.0, p_dis, p_chg, soc_ev, battery.soc_est, stage.p_w, 0,
         )  # fmt: skip
         droop_extra = max(0.0, o.p_fw_w - o.p_pre_w) if o.binding & Constraint.DROOP_UF else 0.0
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import drivers
 from edge import __version__
 from edge.daemon import logs
+from edge.estimation.profile import ProfileError
 from edge.settings import Settings, SettingsError, energize_lock, load_default, load_file
 
 log = logging.getLogger("v2g-edged")
@@ -36,6 +37,14 @@ def runtime_dir(explicit: str | None = None) -> Path:
     return Path(tempfile.gettempdir()) / f"v2g-edge-{os.getuid()}"
 
 
+def state_dir(explicit: str | None, settings: Settings) -> Path:
+    """Where the audit log and battery state live: the option, systemd's STATE_DIRECTORY, or the setting."""
+    if explicit:
+        return Path(explicit)
+    from_systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(from_systemd or settings.daemon.state_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="v2g-edged",
@@ -45,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="FILE", help="configuration file (default: the embedded bench configuration)"
     )
     parser.add_argument("--runtime-dir", metavar="DIR", help="where to write status.json (default: see docs)")
+    parser.add_argument(
+        "--state-dir", metavar="DIR", help="where battery state is kept (default: daemon.state_dir)"
+    )
     parser.add_argument(
         "--check", action="store_true", help="validate the configuration, say whether it may energize, exit"
     )
@@ -59,14 +71,14 @@ def load(path: str | None) -> Settings:
     return load_file(Path(path)) if path else load_default()
 
 
-async def _serve(settings: Settings, run_dir: Path) -> int:
+async def _serve(settings: Settings, run_dir: Path, keep_dir: Path) -> int:
     from edge.daemon.app import Daemon
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    daemon = Daemon(settings, runtime_dir=run_dir)
+    daemon = Daemon(settings, runtime_dir=run_dir, state_dir=keep_dir)
     return await daemon.run(stop)
 
 
@@ -89,10 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "v2g-edged %s starting (config %s, status in %s)", __version__, args.config or "embedded", run_dir
     )
     try:
-        return asyncio.run(_serve(settings, run_dir))
+        return asyncio.run(_serve(settings, run_dir, state_dir(args.state_dir, settings)))
     except drivers.DriverError as exc:
         log.error("cannot start: %s", exc)
         return EX_CONFIG if exc.kind == "config" else 1
+    except ProfileError as exc:
+        log.error("cannot start: battery profile: %s", exc)
+        return EX_CONFIG
 
 
 if __name__ == "__main__":

@@ -332,6 +332,23 @@ class EvOwner(_Struct, frozen=True):
     departure_time: time | None = None
 
 
+class Battery(_Struct, frozen=True):
+    """The EV pack as the daemon's estimator models it (docs/estimation.md).
+
+    ``profile`` names a battery profile in ``config/batteries`` (the cell: OCV, RC, limits);
+    ``series``/``parallel`` give the pack layout where it differs from the profile's. The efficiencies
+    turn DC power limits into AC-side ones. ``sop_horizon_s`` picks the SoP horizon the kernel is fed.
+    """
+
+    estimate: bool = True
+    profile: str = "nmc-lgm50"
+    series: Annotated[int, Meta(ge=1, le=1000)] | None = None
+    parallel: Annotated[int, Meta(ge=1, le=1000)] | None = None
+    charge_efficiency: Annotated[float, Meta(ge=0.5, le=1.0)] = 0.94
+    discharge_efficiency: Annotated[float, Meta(ge=0.5, le=1.0)] = 0.95
+    sop_horizon_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 10.0
+
+
 class Mqtt(_Struct, frozen=True):
     """MQTT 5 link to the aggregator. Secrets live in files named here, never in this file."""
 
@@ -370,6 +387,7 @@ class Settings(_Struct, frozen=True):
     site: Site = msgspec.field(default_factory=Site)
     inverter: Inverter | None = None
     owner: EvOwner = msgspec.field(default_factory=EvOwner)
+    battery: Battery = msgspec.field(default_factory=Battery)
     mqtt: Mqtt = msgspec.field(default_factory=Mqtt)
     daemon: Daemon = msgspec.field(default_factory=Daemon)
     grid: Grid | None = None

@@ -89,8 +89,8 @@ def test_conditional_rule_cat_a_absorbing_pf(bench_text: str, edit: Edit) -> Non
     text = edit(
         bench_text,
         commissioning__normal_category="A",
-        inverter__q_max_inj_var=11000.0,
-        inverter__q_max_abs_var=11000.0,
+        inverter__q_max_inj_var=7400.0,
+        inverter__q_max_abs_var=7400.0,
         grid__constant_pf__excitation="absorb",
         grid__constant_pf__pf=0.95,
     )

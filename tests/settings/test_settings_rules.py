@@ -68,7 +68,7 @@ def test_inverter_below_category_capability(bench_text: str, edit: Edit) -> None
     with pytest.raises(SettingsError, match="reactive capability profile ieee1547-2018") as err:
         load_text(edit(bench_text, inverter__q_max_abs_var=3000.0))
     assert err.value.path == "inverter.q_max_abs_var"
-    assert err.value.allowed == ">= 4840"
+    assert err.value.allowed == ">= 3256"
 
 
 def test_q_point_beyond_inverter_capability(bench_text: str, edit: Edit) -> None:

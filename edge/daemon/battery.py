@@ -1,0 +1,135 @@
+"""Feed the EV pack's estimator from the power stage's DC readings, and hand the kernels its SoC and
+state-of-power limits (AC side).
+
+One estimator per plug-in session, seeded with what the vehicle store knows about the vehicle (SoH
+converges over sessions) and saved when the EV leaves or the daemon stops. The charger forwards no
+vehicle identifier through our capability interface yet, so every vehicle is stored under one key
+(``DEFAULT_VEHICLE``): a site with several EVs shares its SoH record until the drivers report one.
+
+Whatever the estimator cannot judge (no DC readings, a sample it refuses) yields "unknown": NaN SoC
+and no limits of its own, so the kernels fall back to the EV's and the ratings (and an unknown SoC
+on both sides blocks discharge in kernel I).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from drivers.capabilities import PowerStageReading
+from edge.estimation.estimator import (
+    BatteryEstimator,
+    ChargerEfficiency,
+    EvLimits,
+    SampleError,
+)
+from edge.estimation.profile import ProfileError, load_profile, with_pack
+from edge.estimation.store import VehicleStore
+from edge.settings.model import Battery
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VEHICLE = "default-vehicle"
+UNPLUGGED_STATES = frozenset({"unplugged", "disconnected", "A"})  # IEC 61851 state A: no vehicle
+
+
+@dataclass(frozen=True)
+class BatteryView:
+    """What the kernels take from the estimator: NaN / None where it does not know."""
+
+    soc_est: float = math.nan
+    p_max_discharge_w: float | None = None  # AC side, magnitude
+    p_max_charge_w: float | None = None
+
+
+UNKNOWN = BatteryView()
+
+
+class BatteryTracker:
+    """The estimator of the EV plugged in now, fed once per new power-stage reading."""
+
+    def __init__(self, cfg: Battery, state_dir: Path | None) -> None:
+        profile = load_profile(cfg.profile)
+        if cfg.series is not None or cfg.parallel is not None:
+            profile = with_pack(profile, cfg.series or profile.series, cfg.parallel or profile.parallel)
+        if cfg.sop_horizon_s not in profile.horizons_s:
+            raise ProfileError(
+                f"battery.sop_horizon_s = {cfg.sop_horizon_s}: profile {cfg.profile} has horizons {profile.horizons_s}"
+            )
+        self.profile = profile
+        self.horizon_s = cfg.sop_horizon_s
+        self.efficiency = ChargerEfficiency(charge=cfg.charge_efficiency, discharge=cfg.discharge_efficiency)
+        self.store: VehicleStore | None = None
+        if state_dir is not None:
+            try:
+                self.store = VehicleStore(state_dir / "vehicles")
+            except OSError as exc:
+                log.warning("battery state not kept across sessions: cannot use %s (%s)", state_dir, exc)
+        self.estimator: BatteryEstimator | None = None
+        self._key: str | None = None
+        self._last_t_s: float | None = None
+        self._refusing = False
+        self.view = UNKNOWN
+
+    def update(self, stage: PowerStageReading | None, *, at_rest: bool) -> BatteryView:
+        """Advance with ``stage`` (a reading already seen is not fed twice)."""
+        if stage is None or stage.t_s == self._last_t_s:
+            return self.view
+        self._last_t_s = stage.t_s
+        if stage.ev_state is not None and stage.ev_state in UNPLUGGED_STATES:
+            self.end_session()
+            return self.view
+        if stage.dc_v_v is None or stage.dc_i_a is None:
+            self.view = UNKNOWN
+            return self.view
+        est = self.estimator or self._start_session()
+        limits = EvLimits(
+            max_charge_power_w=stage.ev_p_max_charge_w, max_discharge_power_w=stage.ev_p_max_discharge_w
+        )
+        try:
+            est.update(
+                stage.t_s, stage.dc_v_v, stage.dc_i_a, ev_soc=stage.ev_soc, ev_limits=limits, at_rest=at_rest
+            )
+        except SampleError as exc:
+            if not self._refusing:
+                log.warning("battery estimator refuses the power stage's DC readings: %s", exc)
+            self._refusing = True
+            self.view = UNKNOWN
+            return self.view
+        if self._refusing:
+            log.info("battery estimator accepts the DC readings again")
+        self._refusing = False
+        lim = next(x for x in est.limits() if x.horizon_s == self.horizon_s)
+        self.view = BatteryView(est.soc, lim.export_ac_w, lim.import_ac_w)
+        return self.view
+
+    def _start_session(self) -> BatteryEstimator:
+        if self.store is not None:
+            est, self._key = BatteryEstimator.for_vehicle(
+                self.store, DEFAULT_VEHICLE, self.profile, efficiency=self.efficiency
+            )
+        else:
+            est = BatteryEstimator(self.profile, efficiency=self.efficiency)
+        self.estimator = est
+        log.info(
+            "battery session started (profile %s, %d sessions known)", self.profile.name, est.record.sessions
+        )
+        return est
+
+    def telemetry(self) -> dict[str, float]:
+        return self.estimator.telemetry() if self.estimator is not None else {}
+
+    def end_session(self) -> None:
+        """The EV left (or the daemon stops): keep what was learnt about it."""
+        est, self.estimator = self.estimator, None
+        self.view = UNKNOWN
+        if est is None:
+            return
+        record = est.end_session()
+        if self.store is not None and self._key is not None:
+            try:
+                self.store.save(self._key, record)
+            except OSError as exc:
+                log.warning("battery state of this session not saved: %s", exc)
