@@ -1,0 +1,666 @@
+"""The plant's devices as Modbus sees them: the power stage and the site meter as SunSpec devices, and
+a vendor-map meter (SDM630-style float32 registers).
+
+Power stage (base 40000): models 1, 701 (AC measurement), 702 (ratings and settings), 703 (enter
+service), 704 (AC controls: WSet/VarSet with reversion timers, AntiIslEna), 705 (volt-var, 3 curves of
+4 points), 706 (volt-watt, stored only), 707/708 (LV/HV trip, 2 sets of 5 points), 709/710 (LF/HF trip),
+711 (frequency droop, 3 controls), 713 (SoC/SoH), 714 (DC port, type EV), 715 (heartbeats, OpCtl),
+802 (EV battery: SoC, the EV's charge/discharge limits, State CONNECTED/DISCONNECTED).
+The first curve/control set of 705-711 is the active one and read-only; writing set n's index to
+``AdptCrvReq``/``AdptCtlReq`` copies set n into it after ``adopt_delay_s`` (``AdptCrvRslt``: 0 in
+progress, 1 completed, 2 failed when the set is out of range or its points are not monotonic).
+
+Site meter: models 1 + 201 (single phase), 202 (split phase) or 203 (three phase); ``W`` > 0 is import
+from the grid when ``meter.sign = "import_positive"`` (SunSpec meter convention), the reverse otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import struct
+from collections.abc import Callable
+
+from pymodbus.constants import ExcCodes
+
+from hil.plant.config import PlantConfig
+from hil.plant.meter import MeterReading
+from hil.plant.serving import LiveRegisters, LiveSunSpecDevice
+from hil.plant.stage import PowerStage
+from hil.sunspec_server import ModelSpec
+
+NCRV = 3
+VV_NPT = 4
+TRIP_NCRV = 2
+TRIP_NPT = 5
+NCTL = 3
+
+
+def _common(md: str, unit_id: int, sn: str) -> ModelSpec:
+    return ModelSpec(
+        1, values={"Mn": "v2g-edge-hil", "Md": md, "Opt": "simulated", "Vr": "1.0", "SN": sn, "DA": unit_id}
+    )
+
+
+class StageDevice:
+    """SunSpec face of :class:`PowerStage`: client writes become settings, state becomes registers."""
+
+    def __init__(self, cfg: PlantConfig, stage: PowerStage, clock: Callable[[], float], unit_id: int) -> None:
+        self.cfg = cfg
+        self.stage = stage
+        self.clock = clock
+        ps = cfg.power_stage
+        self.v_nom = cfg.grid.v_nominal_v
+        three = cfg.grid.phases == 3
+        vv_curve = {}
+        for c in range(NCRV):
+            vv_curve.update(
+                {
+                    f"Crv[{c}].ActPt": VV_NPT,
+                    f"Crv[{c}].DeptRef": 3,  # VA_MAX_PCT
+                    f"Crv[{c}].Pri": 1,
+                    f"Crv[{c}].VRef": 1000,
+                    f"Crv[{c}].VRefAutoEna": 0,
+                    f"Crv[{c}].RspTms": 5,
+                    f"Crv[{c}].ReadOnly": 1 if c == 0 else 0,
+                }
+            )
+            for k, (v, q) in enumerate(stage.vv_curve):
+                vv_curve[f"Crv[{c}].Pt[{k}].V"] = round(v * 1000)
+                vv_curve[f"Crv[{c}].Pt[{k}].Var"] = round(q * 1000)
+        droop = {}
+        for c in range(NCTL):
+            d = stage.droop
+            droop.update(
+                {
+                    f"Ctl[{c}].DbOf": round(d.db_of_hz * 1000),
+                    f"Ctl[{c}].DbUf": round(d.db_uf_hz * 1000),
+                    f"Ctl[{c}].KOf": round(d.k_of * 1000),
+                    f"Ctl[{c}].KUf": round(d.k_uf * 1000),
+                    f"Ctl[{c}].RspTms": round(d.olrt_s),
+                    f"Ctl[{c}].PMin": round(d.p_min_pu * 100),
+                    f"Ctl[{c}].ReadOnly": 1 if c == 0 else 0,
+                }
+            )
+        models = [
+            _common("sim-power-stage", unit_id, "PS-0001"),
+            ModelSpec(
+                701,
+                values={
+                    "ACType": 2 if three else 0,
+                    "A_SF": -2,
+                    "V_SF": -1,
+                    "Hz_SF": -3,
+                    "W_SF": 0,
+                    "PF_SF": -3,
+                    "VA_SF": 0,
+                    "Var_SF": 0,
+                    "TotWh_SF": 0,
+                    "TotVarh_SF": 0,
+                    "Tmp_SF": 0,
+                },
+            ),
+            ModelSpec(
+                702,
+                values={
+                    "WMaxRtg": round(ps.p_max_discharge_w),
+                    "WDisChaRteMaxRtg": round(ps.p_max_discharge_w),
+                    "WChaRteMaxRtg": round(ps.p_max_charge_w),
+                    "VAMaxRtg": round(ps.s_max_va),
+                    "VarMaxInjRtg": round(ps.q_max_var),
+                    "VarMaxAbsRtg": round(ps.q_max_var),
+                    "VNomRtg": round(self.v_nom * 10),
+                    "VMaxRtg": round(self.v_nom * 11.5),
+                    "VMinRtg": round(self.v_nom * 8.5),
+                    "AMaxRtg": round(ps.s_max_va / self.v_nom / cfg.grid.phases * 100),
+                    "NorOpCatRtg": 1,
+                    "AbnOpCatRtg": {"I": 0, "II": 1, "III": 2}[ps.category],
+                    # MAX_W, FIXED_W, FIXED_VAR, VOLT_VAR, FREQ_WATT, LV/HV_TRIP, LF/HF_TRIP
+                    "CtrlModes": (1 << 0)
+                    | (1 << 1)
+                    | (1 << 2)
+                    | (1 << 4)
+                    | (1 << 5)
+                    | (1 << 7)
+                    | (1 << 8)
+                    | (1 << 13)
+                    | (1 << 14),
+                    "WMax": round(ps.p_max_discharge_w),
+                    "VAMax": round(ps.s_max_va),
+                    "VarMaxInj": round(ps.q_max_var),
+                    "VarMaxAbs": round(ps.q_max_var),
+                    "WChaRteMax": round(ps.p_max_charge_w),
+                    "WDisChaRteMax": round(ps.p_max_discharge_w),
+                    "VNom": round(self.v_nom * 10),
+                    "W_SF": 0,
+                    "PF_SF": -3,
+                    "VA_SF": 0,
+                    "Var_SF": 0,
+                    "V_SF": -1,
+                    "A_SF": -2,
+                    "S_SF": 0,
+                },
+            ),
+            ModelSpec(
+                703,
+                values={
+                    "ES": 1,
+                    "ESVHi": 1050,
+                    "ESVLo": 917,
+                    "ESHzHi": round(stage.es_f_band_hz[1] * 100),
+                    "ESHzLo": round(stage.es_f_band_hz[0] * 100),
+                    "ESDlyTms": round(ps.es_delay_s),
+                    "ESRndTms": 0,
+                    "ESRmpTms": round(ps.es_ramp_s),
+                    "ESDlyRemTms": 0,
+                    "V_SF": -1,
+                    "Hz_SF": -2,
+                },
+            ),
+            ModelSpec(
+                704,
+                values={
+                    "PFWInjEna": 0,
+                    "PFWAbsEna": 0,
+                    "WMaxLimPctEna": 0,
+                    "WMaxLimPct": 1000,
+                    "WMaxLimPctRvrt": 1000,
+                    "WMaxLimPctEnaRvrt": 0,
+                    "WMaxLimPctRvrtTms": 0,
+                    "WSetEna": 0,
+                    "WSetMod": 1,
+                    "WSet": 0,
+                    "WSetRvrt": round(ps.wset_rvrt_w),
+                    "WSetPct": 0,
+                    "WSetPctRvrt": 0,
+                    "WSetEnaRvrt": 1,
+                    "WSetRvrtTms": round(ps.wset_rvrt_tms_s),
+                    "WSetRvrtRem": 0,
+                    "VarSetEna": 0,
+                    "VarSetMod": 4,
+                    "VarSetPri": 0,
+                    "VarSet": 0,
+                    "VarSetRvrt": 0,
+                    "VarSetPct": 0,
+                    "VarSetPctRvrt": 0,
+                    "VarSetEnaRvrt": 1,
+                    "VarSetRvrtTms": 0,
+                    "VarSetRvrtRem": 0,
+                    "AntiIslEna": 1 if ps.anti_islanding else 0,
+                    "PF_SF": -3,
+                    "WMaxLimPct_SF": -1,
+                    "WSet_SF": 0,
+                    "WSetPct_SF": -1,
+                    "VarSet_SF": 0,
+                    "VarSetPct_SF": -1,
+                    "PFWInj.PF": 1000,
+                    "PFWInj.Ext": 0,
+                    "PFWAbs.PF": 1000,
+                    "PFWAbs.Ext": 0,
+                },
+            ),
+            ModelSpec(
+                705,
+                counts={"NCrv": NCRV, "NPt": VV_NPT},
+                values={
+                    "Ena": 1 if stage.vv_ena else 0,
+                    "AdptCrvReq": 0,
+                    "AdptCrvRslt": 1,
+                    "NPt": VV_NPT,
+                    "NCrv": NCRV,
+                    "RvrtTms": 0,
+                    "RvrtRem": 0,
+                    "RvrtCrv": 0,
+                    "V_SF": -1,
+                    "DeptRef_SF": -1,
+                    "RspTms_SF": 0,
+                    **vv_curve,
+                },
+            ),
+            ModelSpec(
+                706,
+                counts={"NCrv": 1, "NPt": 2},
+                values={"Ena": 0, "NPt": 2, "NCrv": 1, "V_SF": -1, "DeptRef_SF": 0, "RspTms_SF": 0},
+            ),
+            *(self._trip_model(mid, stage) for mid in (707, 708, 709, 710)),
+            ModelSpec(
+                711,
+                counts={"NCtl": NCTL},
+                values={
+                    "Ena": 1 if stage.droop_ena else 0,
+                    "AdptCtlReq": 0,
+                    "AdptCtlRslt": 1,
+                    "NCtl": NCTL,
+                    "RvrtTms": 0,
+                    "RvrtRem": 0,
+                    "RvrtCtl": 0,
+                    "Db_SF": -3,
+                    "K_SF": -3,
+                    "RspTms_SF": 0,
+                    **droop,
+                },
+            ),
+            ModelSpec(
+                713,
+                values={
+                    "WHRtg": round(cfg.ev.capacity_kwh * 100),
+                    "WH_SF": 1,
+                    "Pct_SF": -1,
+                    "SoH": 1000,
+                    "Sta": 0,
+                },
+            ),
+            ModelSpec(
+                714,
+                counts={"NPrt": 1},
+                values={
+                    "NPrt": 1,
+                    "DCA_SF": -1,
+                    "DCV_SF": -1,
+                    "DCW_SF": 0,
+                    "DCWH_SF": 0,
+                    "Tmp_SF": 0,
+                    "Prt[0].PrtTyp": 2,  # EV
+                    "Prt[0].ID": 1,
+                    "Prt[0].IDStr": "EV",
+                },
+            ),
+            ModelSpec(
+                715, values={"LocRemCtl": 0, "DERHb": 0, "ControllerHb": 0, "AlarmReset": 0, "OpCtl": 1}
+            ),
+            ModelSpec(
+                802,
+                values={
+                    "AHRtg": 150,
+                    "WHRtg": round(cfg.ev.capacity_kwh * 100),
+                    "WChaRteMax": round(cfg.ev.max_charge_w),
+                    "WDisChaRteMax": round(cfg.ev.max_discharge_w),
+                    "SoCMax": round(cfg.ev.soc_max * 1000),
+                    "SoCMin": round(cfg.ev.soc_min * 1000),
+                    "SoC": round(cfg.ev.soc * 1000),
+                    "ChaSt": 6,
+                    "LocRemCtl": 0,
+                    "Typ": 4,
+                    "State": 3 if cfg.ev.plugged else 1,
+                    "Evt1": 0,
+                    "Evt2": 0,
+                    "V": 0,
+                    "A": 0,
+                    "W": 0,
+                    "SetOp": 1,
+                    "SetInvState": 3,
+                    "AHRtg_SF": 0,
+                    "WHRtg_SF": 1,
+                    "WChaDisChaMax_SF": 0,
+                    "SoC_SF": -1,
+                    "V_SF": -1,
+                    "A_SF": -1,
+                    "W_SF": 0,
+                },
+            ),
+        ]
+        self.dev = LiveSunSpecDevice(unit_id, models)
+        for mid in (705, 707, 708, 709, 710):
+            self.dev.protect(mid, "Crv[0].")
+        self.dev.protect(711, "Ctl[0].")
+        self.dev.live.hooks.append(self._on_write)
+        self._pending: list[tuple[float, int, int]] = []  # (due, model, index)
+        self._e_inj = 0.0
+        self._e_abs = 0.0
+        self._last_hb_s = 0.0
+        self.log: list[str] = []
+
+    # --- model building --------------------------------------------------------------------------
+
+    def _trip_model(self, mid: int, stage: PowerStage) -> ModelSpec:
+        curve = {707: stage.lv, 708: stage.hv, 709: stage.lf, 710: stage.hf}[mid]
+        is_v = mid in (707, 708)
+        vals: dict[str, int | float | str | None] = {
+            "Ena": 1 if curve.enabled else 0,
+            "AdptCrvReq": 0,
+            "AdptCrvRslt": 1,
+            "NPt": TRIP_NPT,
+            "NCrvSet": TRIP_NCRV,
+            "Tms_SF": -2,
+        }
+        vals["V_SF" if is_v else "Hz_SF"] = -1 if is_v else -2
+        x = "V" if is_v else "Hz"
+        for c in range(TRIP_NCRV):
+            vals[f"Crv[{c}].ReadOnly"] = 1 if c == 0 else 0
+            vals[f"Crv[{c}].MustTrip.ActPt"] = len(curve.points)
+            for k, (thr, t) in enumerate(curve.points):
+                vals[f"Crv[{c}].MustTrip.Pt[{k}].{x}"] = round(thr * 1000) if is_v else round(thr * 100)
+                vals[f"Crv[{c}].MustTrip.Pt[{k}].Tms"] = round(t * 100)
+            vals[f"Crv[{c}].MayTrip.ActPt"] = 0
+            vals[f"Crv[{c}].MomCess.ActPt"] = 0
+        return ModelSpec(mid, counts={"NCrvSet": TRIP_NCRV, "NPt": TRIP_NPT}, values=vals)
+
+    # --- client writes ---------------------------------------------------------------------------
+
+    def _refuse(self, what: str) -> ExcCodes:
+        self.log.append(what)
+        return ExcCodes.ILLEGAL_VALUE
+
+    def _on_write(self, address: int, values: list[int]) -> ExcCodes | None:
+        now = self.clock()
+        st = self.stage
+        changes = self.dev.decode_write(address, values)
+        # Validate everything first: a refused write changes nothing.
+        for mid, path, raw in changes:
+            if raw is None:
+                continue
+            if mid == 704 and path in ("WSet", "WSetRvrt"):
+                w = float(raw) * 10.0 ** self.dev.sf(704, path)
+                if not -st.p_max_charge_w <= w <= st.p_max_discharge_w:
+                    return self._refuse(
+                        f"704.{path}={w:g} W outside -{st.p_max_charge_w:g}..{st.p_max_discharge_w:g} W"
+                    )
+            if mid == 704 and path in ("VarSet", "VarSetRvrt"):
+                q = float(raw) * 10.0 ** self.dev.sf(704, path)
+                if abs(q) > st.q_max_var:
+                    return self._refuse(f"704.{path}={q:g} var outside ±{st.q_max_var:g} var")
+            if path.endswith("Ena") and isinstance(raw, int) and raw not in (0, 1):
+                return self._refuse(f"{mid}.{path}={raw} is not 0 or 1")
+            if mid == 715 and path == "OpCtl" and raw not in (0, 1, 2, 3):
+                return self._refuse(f"715.OpCtl={raw} is not 0..3")
+            if mid == 704 and path == "WSetMod" and raw not in (0, 1):
+                return self._refuse(f"704.WSetMod={raw} is not 0 (W_MAX_PCT) or 1 (WATTS)")
+        for mid, path, raw in changes:
+            self._apply(now, mid, path, raw)
+        return None
+
+    def _eng(self, mid: int, path: str, raw: object) -> float:
+        return float(raw) * 10.0 ** self.dev.sf(mid, path) if isinstance(raw, int) else 0.0
+
+    def _apply(self, now: float, mid: int, path: str, raw: int | float | str | None) -> None:
+        st = self.stage
+        if mid in (704, 715, 703, 702):
+            st.touch(now)
+        if mid == 704:
+            if path == "WSetEna":
+                st.wset_ena = raw == 1
+            elif path == "WSet" and self.dev.get_raw(704, "WSetMod") == 1:
+                st.set_wset(self._eng(704, path, raw), now)
+            elif path == "WSetMod" and raw == 1:
+                st.set_wset(self.dev.get(704, "WSet") or 0.0, now)
+            elif path == "WSetPct" and self.dev.get_raw(704, "WSetMod") == 0:
+                st.set_wset(self._eng(704, path, raw) / 100.0 * st.p_max_discharge_w, now)
+            elif path == "WSetRvrt":
+                st.wset_rvrt_w = self._eng(704, path, raw)
+            elif path == "WSetRvrtTms":
+                st.wset_rvrt_tms_s = float(raw or 0)
+            elif path == "VarSetEna":
+                st.varset_ena = raw == 1
+            elif path == "VarSet":
+                st.set_varset(self._eng(704, path, raw), now)
+            elif path == "VarSetRvrt":
+                st.varset_rvrt_var = self._eng(704, path, raw)
+            elif path == "VarSetRvrtTms":
+                st.varset_rvrt_tms_s = float(raw or 0)
+            elif path == "WMaxLimPctEna":
+                st.wmax_lim_ena = raw == 1
+            elif path == "WMaxLimPct":
+                st.wmax_lim_pct = self._eng(704, path, raw)
+            elif path == "AntiIslEna":
+                st.anti_isl_ena = raw == 1
+        elif mid == 715:
+            if path == "OpCtl":
+                st.op_start = raw in (1, 3)
+        elif mid == 703:
+            if path == "ES":
+                st.es_permit = raw == 1
+            elif path == "ESDlyTms":
+                st.es_delay_s = float(raw or 0)
+            elif path == "ESRmpTms":
+                st.es_ramp_s = float(raw or 0)
+        elif mid == 702:
+            if path == "WChaRteMax" and isinstance(raw, int):
+                st.p_max_charge_w = min(float(raw), self.cfg.power_stage.p_max_charge_w)
+            elif path in ("WDisChaRteMax", "WMax") and isinstance(raw, int):
+                st.p_max_discharge_w = min(float(raw), self.cfg.power_stage.p_max_discharge_w)
+        elif mid in (705, 707, 708, 709, 710, 711):
+            if path == "Ena":
+                self._set_enable(mid, raw == 1)
+            elif path in ("AdptCrvReq", "AdptCtlReq") and isinstance(raw, int) and raw > 0:
+                self.dev.set_raw(mid, "AdptCtlRslt" if mid == 711 else "AdptCrvRslt", 0)
+                self._pending.append((now + self.cfg.power_stage.adopt_delay_s, mid, raw))
+
+    def _set_enable(self, mid: int, on: bool) -> None:
+        st = self.stage
+        if mid == 705:
+            st.vv_ena = on
+        elif mid == 711:
+            st.droop_ena = on
+        else:
+            {707: st.lv, 708: st.hv, 709: st.lf, 710: st.hf}[mid].enabled = on
+
+    # --- adopt protocol --------------------------------------------------------------------------
+
+    def _adopt(self, mid: int, index: int) -> bool:
+        """Copy set ``index`` (1-based) into the active set; False when it does not pass the checks."""
+        n = NCTL if mid == 711 else (NCRV if mid == 705 else TRIP_NCRV)
+        if not 1 <= index <= n:
+            self.log.append(f"{mid}: adopt request {index} outside 1..{n}")
+            return False
+        src, grp = index - 1, ("Ctl" if mid == 711 else "Crv")
+        paths = [
+            p for p in self.dev.paths(mid) if p.startswith(f"{grp}[{src}].") and not p.endswith("ReadOnly")
+        ]
+        st = self.stage
+        if mid == 705:
+            npt = int(self.dev.get_raw(705, f"Crv[{src}].ActPt") or 0)
+            if not 2 <= npt <= VV_NPT:
+                return False
+            pts = [
+                (
+                    (self.dev.get(705, f"Crv[{src}].Pt[{k}].V") or 0.0) / 100.0,
+                    (self.dev.get(705, f"Crv[{src}].Pt[{k}].Var") or 0.0) / 100.0,
+                )
+                for k in range(npt)
+            ]
+            if any(b[0] <= a[0] for a, b in itertools.pairwise(pts)):
+                self.log.append(f"705: curve {index} voltages are not increasing: {pts}")
+                return False
+            st.vv_curve = pts
+            st.vv_olrt_s = float(self.dev.get_raw(705, f"Crv[{src}].RspTms") or 5)
+        elif mid == 711:
+            g = f"Ctl[{src}]."
+            k_of = self.dev.get(711, g + "KOf") or 0.0
+            k_uf = self.dev.get(711, g + "KUf") or 0.0
+            if k_of <= 0 or k_uf <= 0:
+                return False
+            d = st.droop
+            d.db_of_hz = self.dev.get(711, g + "DbOf") or 0.0
+            d.db_uf_hz = self.dev.get(711, g + "DbUf") or 0.0
+            d.k_of, d.k_uf = k_of, k_uf
+            d.olrt_s = self.dev.get(711, g + "RspTms") or 5.0
+            d.p_min_pu = (self.dev.get(711, g + "PMin") or -100.0) / 100.0
+        else:
+            is_v = mid in (707, 708)
+            x = "V" if is_v else "Hz"
+            npt = int(self.dev.get_raw(mid, f"Crv[{src}].MustTrip.ActPt") or 0)
+            if not 1 <= npt <= TRIP_NPT:
+                return False
+            pts = []
+            for k in range(npt):
+                thr = self.dev.get(mid, f"Crv[{src}].MustTrip.Pt[{k}].{x}") or 0.0
+                t = self.dev.get(mid, f"Crv[{src}].MustTrip.Pt[{k}].Tms") or 0.0
+                pts.append((thr / 100.0 if is_v else thr, t))
+            curve = {707: st.lv, 708: st.hv, 709: st.lf, 710: st.hf}[mid]
+            curve.points = pts
+            curve.reset()
+        for p in paths:
+            self.dev.set_raw(mid, p.replace(f"{grp}[{src}].", f"{grp}[0].", 1), self.dev.get_raw(mid, p))
+        return True
+
+    # --- publishing ------------------------------------------------------------------------------
+
+    def publish(self, t_s: float, dt_s: float, v_pu: list[float], f_hz: float, ev: object) -> None:
+        st = self.stage
+        d = self.dev
+        for item in [p for p in self._pending if p[0] <= t_s]:
+            self._pending.remove(item)
+            _, mid, index = item
+            ok = self._adopt(mid, index)
+            d.set_raw(mid, "AdptCtlRslt" if mid == 711 else "AdptCrvRslt", 1 if ok else 2)
+        p = st.p_ac_w
+        q = st.q_var if st.state not in ("off", "tripped") else 0.0
+        if p >= 0:
+            self._e_inj += p * dt_s / 3600.0
+        else:
+            self._e_abs -= p * dt_s / 3600.0
+        phases = self.cfg.grid.phases
+        s = math.hypot(p, q)
+        v_avg = sum(v_pu[:phases]) / phases * self.v_nom
+        d.set(701, "W", p)
+        d.set(701, "Var", q)
+        d.set(701, "VA", s)
+        d.set(701, "PF", (math.copysign(abs(p) / s, p) if s > 1.0 else 1.0))
+        d.set(701, "A", s / max(v_avg, 1.0))
+        d.set(701, "LNV", v_avg)
+        d.set(701, "Hz", f_hz)
+        for k in range(phases):
+            d.set(701, f"VL{k + 1}", v_pu[k] * self.v_nom)
+            d.set(701, f"WL{k + 1}", p / phases)
+            d.set(701, f"VarL{k + 1}", q / phases)
+        d.set(701, "TotWhInj", self._e_inj)
+        d.set(701, "TotWhAbs", self._e_abs)
+        energized = st.state in ("running", "ramp", "idle")
+        d.set_raw(701, "St", 1 if energized else 0)
+        d.set_raw(701, "InvSt", {"off": 0, "idle": 7, "running": 3, "tripped": 6, "ramp": 2}[st.state])
+        d.set_raw(701, "ConnSt", 1 if energized else 0)
+        d.set_raw(701, "Alrm", (1 << 4) if st.state == "tripped" else 0)  # GRID_DISCONNECT
+        d.set(704, "WSetRvrtRem", st.wset_rvrt_rem_s(t_s))
+        plugged = bool(getattr(ev, "plugged", False))
+        soc = float(getattr(ev, "soc", 0.0))
+        d.set(713, "SoC", soc * 100.0 if plugged else 0.0)
+        d.set(713, "WHAvail", soc * self.cfg.ev.capacity_kwh * 1000.0 if plugged else 0.0)
+        v_dc = float(getattr(ev, "v_dc_v", 0.0)) if plugged else 0.0
+        d.set(714, "DCW", -st.p_dc_w)  # DC power flows into the stage when the EV discharges
+        d.set(714, "DCA", -st.p_dc_w / v_dc if v_dc > 0 else 0.0)
+        d.set(714, "Prt[0].DCV", v_dc)
+        d.set(714, "Prt[0].DCW", -st.p_dc_w)
+        d.set_raw(714, "Prt[0].DCSta", 1 if plugged else 0)
+        d.set(802, "SoC", soc * 100.0 if plugged else None)
+        d.set_raw(802, "State", 3 if plugged else 1)
+        d.set(802, "WChaRteMax", float(getattr(ev, "max_charge_w", 0.0)) if plugged else 0.0)
+        d.set(802, "WDisChaRteMax", float(getattr(ev, "max_discharge_w", 0.0)) if plugged else 0.0)
+        d.set(802, "V", v_dc)
+        d.set(802, "W", st.p_dc_w)
+        d.set_raw(802, "ChaSt", 1 if not plugged else (3 if st.p_dc_w > 1 else (4 if st.p_dc_w < -1 else 6)))
+        if t_s - self._last_hb_s >= 1.0:
+            self._last_hb_s = t_s
+            st.hb = (st.hb + 1) & 0xFFFFFFFF
+            d.set_raw(715, "DERHb", st.hb)
+
+
+class SunSpecMeterDevice:
+    """Site meter as SunSpec 1 + 201/202/203."""
+
+    def __init__(self, cfg: PlantConfig, unit_id: int) -> None:
+        self.cfg = cfg
+        self.model = cfg.meter.model or (203 if cfg.grid.phases == 3 else 201)
+        self.sign = 1.0 if cfg.meter.sign == "import_positive" else -1.0
+        self.v_nom = cfg.grid.v_nominal_v
+        self.dev = LiveSunSpecDevice(
+            unit_id,
+            [
+                _common(f"sim-meter-{self.model}", unit_id, "MT-0001"),
+                ModelSpec(
+                    self.model,
+                    values={
+                        "A_SF": -2,
+                        "V_SF": -1,
+                        "Hz_SF": -2,
+                        "W_SF": 0,
+                        "VA_SF": 0,
+                        "VAR_SF": 0,
+                        "PF_SF": -1,
+                        "TotWh_SF": 0,
+                        "TotVAh_SF": 0,
+                        "TotVArh_SF": 0,
+                        "Evt": 0,
+                    },
+                ),
+            ],
+        )
+
+    def publish(self, r: MeterReading) -> None:
+        d, m = self.dev, self.model
+        phases = self.cfg.grid.phases if m != 202 else 2
+        p = r.p_import_w * self.sign
+        q = r.q_import_var * self.sign
+        s = math.hypot(p, q)
+        v = [x * self.v_nom for x in r.v_pu]
+        d.set(m, "W", p)
+        d.set(m, "VAR", q)
+        d.set(m, "VA", s)
+        d.set(m, "PF", 100.0 * abs(p) / s if s > 1.0 else 100.0)
+        d.set(m, "Hz", r.f_hz)
+        d.set(m, "A", s / max(sum(v[:phases]) / phases, 1.0))
+        d.set(m, "PhV", sum(v[:phases]) / phases)
+        d.set(m, "PhVphA", v[0])
+        if phases >= 2:
+            d.set(m, "PhVphB", v[1])
+        if phases == 3:
+            d.set(m, "PhVphC", v[2])
+            d.set(m, "PPV", sum(v) / 3 * math.sqrt(3))
+        for k, ph in enumerate("ABC"[:phases]):
+            d.set(m, f"Wph{ph}", r.p_phase_w[k] * self.sign)
+        d.set(m, "TotWhImp", r.e_import_wh)
+        d.set(m, "TotWhExp", r.e_export_wh)
+
+
+# SDM630-style map: input registers (FC 4; served on FC 3 too), float32, high word first.
+SDM630: dict[str, int] = {
+    "v_l1_v": 0x0000,
+    "v_l2_v": 0x0002,
+    "v_l3_v": 0x0004,
+    "i_l1_a": 0x0006,
+    "i_l2_a": 0x0008,
+    "i_l3_a": 0x000A,
+    "p_l1_w": 0x000C,
+    "p_l2_w": 0x000E,
+    "p_l3_w": 0x0010,
+    "p_total_w": 0x0034,
+    "s_total_va": 0x0038,
+    "q_total_var": 0x003C,
+    "pf_total": 0x003E,
+    "f_hz": 0x0046,
+    "e_import_kwh": 0x0048,
+    "e_export_kwh": 0x004A,
+}
+
+
+class MapMeterDevice:
+    """A vendor-map meter (SDM630-style): total power > 0 = import, float32 registers from address 0."""
+
+    def __init__(self, cfg: PlantConfig, unit_id: int) -> None:
+        self.cfg = cfg
+        self.unit_id = unit_id
+        self.map = SDM630
+        self.sign = 1.0 if cfg.meter.sign == "import_positive" else -1.0
+        self.live = LiveRegisters(0, [0] * 0x0050, writable=())
+
+    def _f(self, name: str, value: float) -> None:
+        hi, lo = struct.unpack(">HH", struct.pack(">f", value))
+        self.live.set(self.map[name], [hi, lo])
+
+    def publish(self, r: MeterReading) -> None:
+        v_nom = self.cfg.grid.v_nominal_v
+        phases = self.cfg.grid.phases
+        p = r.p_import_w * self.sign
+        q = r.q_import_var * self.sign
+        s = math.hypot(p, q)
+        for k in range(3):
+            v = r.v_pu[k] * v_nom if k < phases else 0.0
+            self._f(f"v_l{k + 1}_v", v)
+            self._f(f"p_l{k + 1}_w", r.p_phase_w[k] * self.sign)
+            self._f(f"i_l{k + 1}_a", abs(r.p_phase_w[k]) / v if v > 1.0 else 0.0)
+        self._f("p_total_w", p)
+        self._f("q_total_var", q)
+        self._f("s_total_va", s)
+        self._f("pf_total", abs(p) / s if s > 1.0 else 1.0)
+        self._f("f_hz", r.f_hz)
+        self._f("e_import_kwh", r.e_import_wh / 1000.0)
+        self._f("e_export_kwh", r.e_export_wh / 1000.0)
