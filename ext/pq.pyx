@@ -345,6 +345,10 @@ cdef void step_c(PqParams p, PqInputs i, PqState s, PqOutputs o) noexcept:
             target = lo
             mask |= lo_bits
     basis = s.p_basis_w if init else p_meas
+    if i.stop != 0 and init and ((0.0 <= p_meas < basis) or (basis < p_meas <= 0.0)):
+        # A stop ramps down from where the charger is: a limit downstream of this kernel (the export
+        # cap) may hold the output well below the dispatch basis.
+        basis = p_meas
     if rate > 0.0:
         dp = rate * dt
         if basis < target - dp:

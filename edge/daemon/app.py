@@ -37,6 +37,7 @@ STATUS_PERIOD_S = 1.0
 TELEMETRY_PERIOD_S = 1.0
 HEARTBEAT_PERIOD_S = 1.0
 STOP_TIMEOUT_S = 3.0
+STOP_RAMP_MAX_S = 10.0  # below the unit's TimeoutStopSec (15 s), with the stop command after it
 
 
 class TelemetryRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -158,7 +159,8 @@ class Daemon:
         self.battery = BatteryTracker(settings.battery, state_dir) if settings.battery.estimate else None
 
     async def run(self, stop: asyncio.Event) -> int:
-        """Run cycles until ``stop`` is set; always ends with the power stage stopped (best effort)."""
+        """Run cycles until ``stop`` is set, then ramp down (a non-protective stop) and stop the power
+        stage; it always ends with the stage stopped (best effort)."""
         cycle_s = self.settings.daemon.cycle_s
         writer: SetpointWriter | None = None
         await self.drivers.start()
@@ -190,13 +192,22 @@ class Daemon:
         next_t = self.clock()
         last_status = last_telemetry = last_watchdog = -1e9
         wd = self.notifier.watchdog_interval_s
-        while not stop.is_set():
+        stopping_since: float | None = None
+        while True:
             t = self.clock()
+            if stop.is_set() and stopping_since is None:
+                # A clean stop is non-protective: ramp down (a fleet stepping off at once deepens a
+                # frequency dip), bounded so that systemd's stop timeout is never reached.
+                stopping_since = t
+                self.notifier.stopping("ramping down")
+                log.info("stopping: ramping the power stage down")
             meter = self.drivers.site_meter.latest() if self.drivers.site_meter else None
             stage = self.drivers.power_stage.latest() if self.drivers.power_stage else None
             ratings = self.drivers.power_stage.ratings() if self.drivers.power_stage else None
             battery = self._battery_view(stage)
-            cmd = self.controllers.step(t, meter, stage, ratings, battery)
+            cmd = self.controllers.step(
+                t, meter, stage, ratings, battery, stop_request=stopping_since is not None
+            )
             self.last_command = cmd
             if writer is not None:
                 writer.submit(cmd)
@@ -218,6 +229,11 @@ class Daemon:
                 self.counters.overruns += 1
                 next_t = self.clock()
                 delay = 0.0
+            if stopping_since is not None:
+                if abs(cmd.p_w) < 1.0 or t - stopping_since >= STOP_RAMP_MAX_S:
+                    return
+                await asyncio.sleep(delay)
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
 

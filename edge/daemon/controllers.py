@@ -119,7 +119,10 @@ class Controllers:
         stage: PowerStageReading | None,
         ratings: PowerStageRatings | None,
         battery: BatteryView = UNKNOWN,
+        *,
+        stop_request: bool = False,
     ) -> Command:
+        """One cycle's command; ``stop_request`` ramps the dispatch down at the stop ramp rate."""
         if self.hold_reason is not None:
             return Command(0.0, 0.0, False, "locked", reasons=[self.hold_reason])
         stale_s = self.settings.site.stale_meter_s
@@ -146,7 +149,7 @@ class Controllers:
         o = self._pq_o
         pq.pack_and_step(
             self._pq_p, self._pq_i, self._pq_s, o,
-            t_s, v_avg, f, p_request, 0.0, p_dis, p_chg, soc_ev, battery.soc_est, stage.p_w, 0,
+            t_s, v_avg, f, p_request, 0.0, p_dis, p_chg, soc_ev, battery.soc_est, stage.p_w, int(stop_request),
         )  # fmt: skip
         droop_extra = max(0.0, o.p_fw_w - o.p_pre_w) if o.binding & Constraint.DROOP_UF else 0.0
 

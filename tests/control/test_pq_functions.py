@@ -392,6 +392,25 @@ def test_stop_ramps_down_at_the_stop_rate(mod: ModuleType) -> None:
     assert o.p_w == pytest.approx(5_000.0, abs=1e-6)
 
 
+def test_stop_ramps_from_the_measured_output_when_a_downstream_limit_holds_it_lower(mod: ModuleType) -> None:
+    """The export cap (kernel II) may hold the output at 2.5 kW while the dispatch basis is 6 kW: a
+    stop must ramp down from 2.5 kW, not spend seconds ramping through power that was never there."""
+    p = params(mod, ramp_w_per_s=5_000.0, stop_ramp_w_per_s=500.0)
+    i, s, o = mod.PqInputs(), mod.PqState(), mod.PqOutputs()
+    i.p_max_discharge_w, i.p_max_charge_w, i.soc_ev, i.soc_est = p.p_rated_w, p.p_rated_charge_w, 0.5, 0.5
+    i.p_dispatch_w = 6_000.0
+    for k in range(50):  # the kernel asks 6 kW, the plant delivers 2.5 kW (capped downstream)
+        i.t_s, i.p_meas_w = k * 0.1, 2_500.0
+        mod.step(p, i, s, o)
+    assert o.p_w == 6_000.0
+    i.stop = 1
+    for k in range(50, 60):  # one second of stop ramp
+        i.t_s = k * 0.1
+        mod.step(p, i, s, o)
+        i.p_meas_w = o.p_w
+    assert o.p_w == pytest.approx(2_000.0, abs=1e-6)
+
+
 # --- reactive capability and apparent power -----------------------------------------------------------
 
 
