@@ -156,6 +156,7 @@ class Daemon:
                 MqttTarget(mq.host, mq.port, mq.client_id, mq.topic_prefix, keepalive_s=int(mq.keepalive_s))
             )
         self.last_command: Command | None = None
+        self._reporting_failed: set[str] = set()
         self.battery = BatteryTracker(settings.battery, state_dir) if settings.battery.estimate else None
 
     async def run(self, stop: asyncio.Event) -> int:
@@ -214,10 +215,10 @@ class Daemon:
                 self.counters.write_errors = writer.errors
             self.counters.cycles += 1
             if t - last_status >= STATUS_PERIOD_S:
-                self._write_status(t, cmd)
+                self._reporting("status file", self._write_status, t, cmd)
                 last_status = t
             if self.telemetry is not None and t - last_telemetry >= TELEMETRY_PERIOD_S:
-                self.telemetry.submit(self._telemetry(t, cmd))
+                self._reporting("telemetry", self._publish_telemetry, t, cmd)
                 last_telemetry = t
             if wd is not None and t - last_watchdog >= wd / 2:
                 self.notifier.watchdog()
@@ -268,6 +269,21 @@ class Daemon:
             "meter_age_s": (t - meter.t_s) if meter else None,
             "stage_age_s": (t - stage.t_s) if stage else None,
         }
+
+    def _reporting(self, what: str, fn: Callable[[float, Command], None], t: float, cmd: Command) -> None:
+        """Run a reporting step; a fault in reporting must never stop control (logged once per kind)."""
+        try:
+            fn(t, cmd)
+        except Exception:
+            if what not in self._reporting_failed:
+                log.exception("%s failed; control goes on without it", what)
+                self._reporting_failed.add(what)
+        else:
+            self._reporting_failed.discard(what)
+
+    def _publish_telemetry(self, t: float, cmd: Command) -> None:
+        assert self.telemetry is not None
+        self.telemetry.submit(self._telemetry(t, cmd))
 
     def _telemetry(self, t: float, cmd: Command) -> bytes:
         fields = self._snapshot_fields(t)

@@ -32,7 +32,8 @@ from edge.settings.model import Battery
 log = logging.getLogger(__name__)
 
 DEFAULT_VEHICLE = "default-vehicle"
-UNPLUGGED_STATES = frozenset({"unplugged", "disconnected", "A"})  # IEC 61851 state A: no vehicle
+# How drivers name "no EV" (SunSpec 802 State DISCONNECTED; IEC 61851 state A), compared in lower case.
+UNPLUGGED_STATES = frozenset({"unplugged", "disconnected", "a"})
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class BatteryTracker:
         if stage is None or stage.t_s == self._last_t_s:
             return self.view
         self._last_t_s = stage.t_s
-        if stage.ev_state is not None and stage.ev_state in UNPLUGGED_STATES:
+        if stage.ev_state is not None and stage.ev_state.lower() in UNPLUGGED_STATES:
             self.end_session()
             return self.view
         if stage.dc_v_v is None or stage.dc_i_a is None:
@@ -119,7 +120,9 @@ class BatteryTracker:
         return est
 
     def telemetry(self) -> dict[str, float]:
-        return self.estimator.telemetry() if self.estimator is not None else {}
+        if self.estimator is None:
+            return {}
+        return {name: float(value) for name, value in self.estimator.telemetry().items()}
 
     def end_session(self) -> None:
         """The EV left (or the daemon stops): keep what was learnt about it."""

@@ -536,10 +536,14 @@ class StageDevice:
         d.set(713, "SoC", soc * 100.0 if plugged else 0.0)
         d.set(713, "WHAvail", soc * self.cfg.ev.capacity_kwh * 1000.0 if plugged else 0.0)
         v_dc = float(getattr(ev, "v_dc_v", 0.0)) if plugged else 0.0
-        d.set(714, "DCW", -st.p_dc_w)  # DC power flows into the stage when the EV discharges
-        d.set(714, "DCA", -st.p_dc_w / v_dc if v_dc > 0 else 0.0)
+        # DC values signed like the AC side (docs/drivers.md): > 0 from the EV port into the stage,
+        # i.e. the EV discharging.
+        i_dc = st.p_dc_w / v_dc if v_dc > 0 else 0.0
+        d.set(714, "DCW", st.p_dc_w)
+        d.set(714, "DCA", i_dc)
         d.set(714, "Prt[0].DCV", v_dc)
-        d.set(714, "Prt[0].DCW", -st.p_dc_w)
+        d.set(714, "Prt[0].DCA", i_dc)
+        d.set(714, "Prt[0].DCW", st.p_dc_w)
         d.set_raw(714, "Prt[0].DCSta", 1 if plugged else 0)
         d.set(802, "SoC", soc * 100.0 if plugged else None)
         d.set_raw(802, "State", 3 if plugged else 1)
