@@ -11,7 +11,9 @@ from pathlib import Path
 
 from hil import bench
 
-LINE = re.compile(r"^BENCH (?P<name>\S+) (?P<value>\S+) (?P<unit>\S+)(?: ratio=(?P<ratio>\S+) vs (?P<base>\S+))?$")
+LINE = re.compile(
+    r"^BENCH (?P<name>\S+) (?P<value>\S+) (?P<unit>\S+)(?: ratio=(?P<ratio>\S+) vs (?P<base>\S+))?$"
+)
 
 
 def test_every_benchmark_prints_well_formed_lines() -> None:
