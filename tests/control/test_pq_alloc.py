@@ -9,7 +9,9 @@ from hil.bench import kernel
 
 def test_compiled_step_allocates_nothing() -> None:
     blocks, bytes_ = kernel.allocations(_pq_c, 20_000)
-    assert blocks == 0
+    # An allocation in the step shows as >= 1 block per step; the process's own housekeeping (a block
+    # or two freed elsewhere during 60,000 steps) stays far below 0.01.
+    assert abs(blocks) < 0.01
     assert bytes_ == 0
 
 
