@@ -23,6 +23,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout_s``; always reaped."""
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout_s)
+
+
 def wait_for_port(host: str, port: int, timeout_s: float) -> None:
     """Return once ``host:port`` accepts TCP connections; raise TimeoutError otherwise."""
     deadline = time.monotonic() + timeout_s
@@ -80,12 +90,7 @@ class Mosquitto:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            stop_process(self.proc)
             self.proc = None
             self._log.close()
         if self._tmp is not None:

@@ -32,6 +32,7 @@ from typing import Any
 
 import tomlkit
 
+from edge.settings.load import default_config_text
 from hil import report, scenario
 from hil.backends.base import Backend, UnsupportedEventError
 from hil.backends.lab import LabBackend, LabConfig, load_lab
@@ -39,20 +40,6 @@ from hil.backends.software import SoftwareBackend
 from hil.broker import Mosquitto
 from hil.judge import judge
 from hil.scenario import DaemonKill, DaemonStart, MqttPublish, Scenario, ScenarioError
-
-
-def default_config_path() -> Path | None:
-    """The embedded default daemon config (``edge/_config`` links to ``config/``)."""
-    try:
-        import edge
-
-        cand = Path(edge.__file__).parent / "_config" / "v2g-edge.toml"
-        if cand.exists():
-            return cand
-    except ImportError:
-        pass
-    cand = Path(__file__).resolve().parent.parent / "config" / "v2g-edge.toml"
-    return cand if cand.exists() else None
 
 
 def _merge(doc: Any, override: dict[str, Any]) -> None:
@@ -67,8 +54,7 @@ def daemon_config(
     sc: Scenario, backend: Backend, workdir: Path, broker: Mosquitto | None, base: Path | None = None
 ) -> tomlkit.TOMLDocument:
     """The daemon config for one run (see the module docstring)."""
-    base = base or default_config_path()
-    doc = tomlkit.parse(base.read_text(encoding="utf-8")) if base else tomlkit.document()
+    doc = tomlkit.parse(base.read_text(encoding="utf-8") if base else default_config_text())
     site = backend.site_facts()
     f_n = int(site["f_nominal_hz"])
     commissioning: dict[str, Any] = {

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from hil.broker import stop_process
+
 
 class SocatPair:
     """Two linked pseudo-terminals, ``a`` and ``b``: what is written to one is read from the other."""
@@ -49,12 +51,7 @@ class SocatPair:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            stop_process(self.proc)
             if self.proc.stderr:
                 self.proc.stderr.close()
             self.proc = None

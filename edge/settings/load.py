@@ -26,11 +26,12 @@ def default_config_text() -> str:
     return (files("edge") / "_config" / "v2g-edge.toml").read_text(encoding="utf-8")
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``over`` merged in: tables merge, values replace."""
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -62,7 +63,7 @@ def from_builtins(raw: dict[str, Any]) -> Settings:
     if overrides is not None and not isinstance(overrides, dict):
         raise SettingsError("grid", overrides, "expected a table of grid-function overrides")
     if profile is not None:
-        tree["grid"] = _deep_merge(profile.defaults()["grid"], overrides or {})
+        tree["grid"] = deep_merge(profile.defaults()["grid"], overrides or {})
     try:
         settings = msgspec.convert(tree, Settings)
     except msgspec.ValidationError as exc:

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from edge.settings.load import deep_merge as merge
+
 Owner = Literal["inverter", "daemon", "off"]
 Pos = Annotated[float, Meta(gt=0.0)]
 NonNeg = Annotated[float, Meta(ge=0.0)]
@@ -134,17 +136,6 @@ class PlantConfig(_Struct):
 
 class PlantConfigError(ValueError):
     """A plant file that does not parse or validate; the message names the file and the field."""
-
-
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``override`` into a copy of ``base`` (tables merge, values replace)."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def from_dict(data: dict[str, Any], source: str = "plant config") -> PlantConfig:
