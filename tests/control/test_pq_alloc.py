@@ -12,7 +12,7 @@ def test_compiled_step_allocates_nothing() -> None:
     # An allocation in the step shows as >= 1 block per step; the process's own housekeeping (a block
     # or two freed elsewhere during 60,000 steps) stays far below 0.01.
     assert abs(blocks) < 0.01
-    assert bytes_ == 0
+    assert abs(bytes_) < 1.0  # any allocation is at least 16 bytes per step
 
 
 def test_bench_kernel_quick() -> None:
@@ -31,4 +31,4 @@ def test_bench_kernel_quick() -> None:
     assert compiled.value > 0
     assert compiled.ratio is not None
     assert compiled.baseline == "kernel.step.reference"
-    assert figures["kernel.allocs.compiled"].value == 0
+    assert abs(figures["kernel.allocs.compiled"].value) < 0.01
