@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # and the inverter's own reaction (docs/protection.md).
 DEFAULT_LATENCY_S = 0.3
 SQRT3 = math.sqrt(3.0)
+PHASES = {"single": 1, "split": 2, "three": 3}
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Controllers:
         self.settings = settings
         self.hold_reason: str | None = energize_lock(settings)
         self.v_base_v = phase_base_v(settings)
+        self.n_phases = PHASES[settings.commissioning.phase_topology or "three"]
         self.cap_mode = settings.site.mode == "v2h" or settings.site.non_export
         self._pq_i, self._pq_s, self._pq_o = pq.PqInputs(), pq.PqState(), pq.PqOutputs()
         self._x, self._s, self._o = pt.new_inputs(), pt.new_state(), pt.new_outputs()
@@ -104,7 +106,10 @@ class Controllers:
             return math.nan, math.nan, math.nan
         phases = []
         if meter is not None:
-            phases = [v for v in (meter.v_l1_v, meter.v_l2_v, meter.v_l3_v) if v is not None]
+            # Only the phases the site has: a three-phase meter on a single-phase site reads 0 V on
+            # the others, which must not look like an under-voltage.
+            wired = (meter.v_l1_v, meter.v_l2_v, meter.v_l3_v)[: self.n_phases]
+            phases = [v for v in wired if v is not None]
         if not phases and stage is not None and stage.v_ac_v is not None:
             phases = [stage.v_ac_v]
         if not phases:

@@ -61,7 +61,7 @@ class SiteConfig(_Struct):
 class MeterConfig(_Struct):
     protocol: Literal["sunspec", "map"] = "sunspec"
     model: Literal[201, 202, 203] | None = None  # None: 201 for one phase, 203 for three
-    map: Literal["sdm630"] = "sdm630"  # the vendor map served when protocol = "map"
+    map: Literal["eastron-sdm630"] = "eastron-sdm630"  # served when protocol = "map" (config/devices/)
     unit_id: UnitId = 1
     refresh_s: Pos = 0.2
     # import_positive: SunSpec convention, W > 0 = import from the grid; export_positive: the reverse.

@@ -163,7 +163,7 @@ async def test_vendor_map_meter_serves_float32_input_registers() -> None:
     cfg.site.house_load_w = 2000.0
     async with Plant(cfg) as plant:
         a = next(a for a in plant.addresses if a.name == "site_meter")
-        assert a.line().endswith("map sdm630")
+        assert a.line().endswith("map eastron-sdm630")
         c = AsyncModbusTcpClient(a.host, port=a.port, timeout=0.5, retries=0)
         await c.connect()
         try:
