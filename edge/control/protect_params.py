@@ -132,11 +132,6 @@ class ProtectParams:
     min_import_s: float = 1.0
     discharge_detect_w: float = 50.0
 
-    def without_enter_service_delay(self) -> ProtectParams:
-        """These parameters for a site whose inverter owns enter service: the daemon waits for the
-        enter-service window only, with no delay or ramp of its own on top of the inverter's."""
-        return replace(self, es_delay_s=0.0, es_ramp_s=0.0, es_rand_s=0.0)
-
     @classmethod
     def for_category(cls, category: int, rated_w: float, **overrides: object) -> ProtectParams:
         """Defaults of abnormal-performance Category I, II or III (notes A.6-A.10), then ``overrides``."""
@@ -342,6 +337,7 @@ def params_from_settings(settings: Settings, *, measured_latency_s: float) -> Pr
     if vt.ov_mean_10min.enabled:
         _fail("grid.voltage_trip.ov_mean_10min.enabled", True, "false (not in the supervisory kernel)")
     backup = owned or fn.supervisory_backup
+    es_owned = fn.enter_service == "daemon"
 
     def trip(stage_enabled: bool, pickup: float, clearing_s: float, off: float) -> Trip:
         return Trip(pickup, clearing_s) if stage_enabled and backup else Trip(off, 1000.0)
@@ -375,9 +371,11 @@ def params_from_settings(settings: Settings, *, measured_latency_s: float) -> Pr
         es_v_hi_pu=es.v_high_pu,
         es_f_lo_hz=es.f_low_hz,
         es_f_hi_hz=es.f_high_hz,
-        es_delay_s=es.delay_s,
-        es_ramp_s=es.ramp_s,
-        es_rand_s=es.randomized_delay_s,
+        # One owner: where the inverter runs enter service the kernel waits for the window only, with
+        # no delay or ramp of its own on top of the inverter's.
+        es_delay_s=es.delay_s if es_owned else 0.0,
+        es_ramp_s=es.ramp_s if es_owned else 0.0,
+        es_rand_s=es.randomized_delay_s if es_owned else 0.0,
         non_export=site.non_export,
         cap_wins=site.cap_vs_droop == "cap_wins",
         export_cap_w=site.export_cap_w,

@@ -77,11 +77,7 @@ class Controllers:
         if self.hold_reason is None:
             try:
                 pq_params_from_settings(settings, actuation_tau_s=0.0, into=self._pq_p)
-                params = protect_params_from_settings(settings, measured_latency_s=latency_s)
-                if settings.functions.enter_service != "daemon":
-                    # One owner: the inverter runs enter service, the daemon adds no second delay.
-                    params = params.without_enter_service_delay()
-                self._prot_p = params.pack()
+                self._prot_p = protect_params_from_settings(settings, measured_latency_s=latency_s).pack()
             except (PqSettingsError, ProtectParamError) as exc:
                 self.hold_reason = f"settings the kernels cannot run: {exc}"
                 log.error("holding P = Q = 0: %s", self.hold_reason)

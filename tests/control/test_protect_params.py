@@ -28,7 +28,12 @@ def _settings(**changes: object) -> Settings:
 @pytest.mark.parametrize(("name", "category"), [("I", 1), ("II", 2), ("III", 3)])
 def test_profile_and_kernel_defaults_agree(name: str, category: int) -> None:
     # A multi-phase site: the kernel's defaults carry the multi-phase phase-jump limit (20 degrees).
-    settings = _settings(commissioning__abnormal_category=name, commissioning__phase_topology="split")
+    # The daemon owns enter service here, so the profile's delay and ramp reach the kernel.
+    settings = _settings(
+        commissioning__abnormal_category=name,
+        commissioning__phase_topology="split",
+        functions__enter_service="daemon",
+    )
     params = params_from_settings(settings, measured_latency_s=0.3)
     ours = ProtectParams.for_category(category, params.rated_w)
     for field in COMPARED:
@@ -82,3 +87,11 @@ def test_site_terms_are_carried_over() -> None:
 def test_uncommissioned_settings_are_refused() -> None:
     with pytest.raises(ProtectParamError, match="commissioned"):
         params_from_settings(Settings(), measured_latency_s=0.2)
+
+
+def test_enter_service_owned_by_the_inverter_adds_no_delay_of_ours() -> None:
+    ours = params_from_settings(_settings(functions__enter_service="daemon"), measured_latency_s=0.3)
+    theirs = params_from_settings(_settings(functions__enter_service="inverter"), measured_latency_s=0.3)
+    assert (ours.es_delay_s, ours.es_ramp_s) == (300.0, 300.0)
+    assert (theirs.es_delay_s, theirs.es_ramp_s, theirs.es_rand_s) == (0.0, 0.0, 0.0)
+    assert theirs.es_v_lo_pu == ours.es_v_lo_pu  # the window itself still applies
