@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from hil.broker import stop_process
+from hil.procs import stop_process
 
 
 class SocatPair:

@@ -19,8 +19,9 @@ from pymodbus import FramerType
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import SimDevice
 
-from hil.broker import Mosquitto, free_port
+from hil.broker import Mosquitto
 from hil.modbus_compat import patch_unknown_device_ids
+from hil.procs import free_port
 from hil.serial_link import SocatPair, TimedSerialLine
 
 patch_unknown_device_ids()

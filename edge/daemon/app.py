@@ -28,6 +28,7 @@ from edge.daemon import status as status_file
 from edge.daemon.battery import UNKNOWN, BatteryTracker, BatteryView
 from edge.daemon.controllers import Command, Controllers
 from edge.daemon.notify import Notifier
+from edge.daemon.tasks import cancel
 from edge.daemon.telemetry import MqttTarget, TelemetryPublisher
 from edge.settings import Settings
 
@@ -89,11 +90,8 @@ class SetpointWriter:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="setpoint-writer")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

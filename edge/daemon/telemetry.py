@@ -12,7 +12,6 @@ With no broker configured the publisher is not started and the daemon runs on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+from edge.daemon.tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,8 @@ class TelemetryPublisher:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="mqtt-telemetry")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         delay = self.target.reconnect_min_s

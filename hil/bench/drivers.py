@@ -27,8 +27,8 @@ from drivers import Drivers, build
 from drivers.config import BusConfig
 from drivers.poll import request_wire_s
 from hil.bench import Figure
-from hil.broker import free_port
 from hil.modbus_compat import patch_unknown_device_ids
+from hil.procs import free_port
 from hil.serial_link import TimedSerialLine
 from hil.sunspec_server import SunSpecImage, charger_models, meter_models
 

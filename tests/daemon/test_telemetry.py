@@ -9,7 +9,8 @@ import json
 import aiomqtt
 
 from edge.daemon.telemetry import MqttTarget, TelemetryPublisher
-from hil.broker import Mosquitto, free_port
+from hil.broker import Mosquitto
+from hil.procs import free_port
 
 
 async def _collect(host: str, port: int, topic: str, n: int) -> list[bytes]:

@@ -14,7 +14,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 
 from drivers.errors import DriverError
-from hil.broker import free_port
+from hil.procs import free_port
 from hil.sunspec_server import SunSpecImage, charger_models, meter_models
 from tests.drivers.conftest import BuildDrivers, Fault, tcp_bus
 
