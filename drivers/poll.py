@@ -168,10 +168,15 @@ class PolledDevice(ABC, Generic[R]):
 
     async def stop_polling(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        # pymodbus may turn a cancellation that lands inside a request into an I/O error, which the
+        # loop survives by design: cancel again until the task has really ended.
+        while not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=0.5)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def _poll_loop(self) -> None:
         next_slow = 0.0
@@ -202,6 +207,9 @@ class PolledDevice(ABC, Generic[R]):
                 if key not in self._reported:
                     self._reported.add(key)
                     log.exception("device %r: unexpected error while polling", self.name)
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise asyncio.CancelledError  # a cancellation a library swallowed still ends polling
             await asyncio.sleep(max(0.0, period - (time.monotonic() - t0)))
 
     def _report(self, message: str) -> None:
