@@ -52,7 +52,9 @@ cdef enum:
     P_MIN_IMPORT_W = 116
     P_MIN_IMPORT_S = 117
     P_DISCHARGE_DETECT_W = 118
-    N_PARAMS = 119
+    P_METER_WINDOW_S = 119
+    P_STEADY_TOL_W = 120
+    N_PARAMS = 121
     S_T_PREV = 0
     S_SERVICE = 1
     S_TRIP_REASON = 2
@@ -87,7 +89,11 @@ cdef enum:
     S_HIST_POS = 38
     S_HIST_T = 39
     S_HIST_P = 71
-    N_STATE = 103
+    S_STAGE_T_LAST = 103
+    S_TRIM_T = 104
+    S_FROZEN_LATCH = 105
+    S_CMD = 106
+    N_STATE = 109
     I_T_S = 0
     I_V_MAX_PU = 1
     I_V_MIN_PU = 2
@@ -104,7 +110,9 @@ cdef enum:
     I_U_RAND = 13
     I_LOCK = 14
     I_PERMIT = 15
-    N_INPUTS = 16
+    I_P_INV_T_S = 16
+    I_METER_T_LO_S = 17
+    N_INPUTS = 18
     O_P_W = 0
     O_Q_VAR = 1
     O_STATE = 2
@@ -122,6 +130,7 @@ cdef enum:
     N_OUTPUTS = 14
     N_BANDS = 4
     N_HIST = 32
+    N_CMD = 3
 
 cdef enum:
     NORMAL = 0
@@ -191,6 +200,8 @@ _NAMES = (
     "P_MIN_IMPORT_W",
     "P_MIN_IMPORT_S",
     "P_DISCHARGE_DETECT_W",
+    "P_METER_WINDOW_S",
+    "P_STEADY_TOL_W",
     "N_PARAMS",
     "S_T_PREV",
     "S_SERVICE",
@@ -226,6 +237,10 @@ _NAMES = (
     "S_HIST_POS",
     "S_HIST_T",
     "S_HIST_P",
+    "S_STAGE_T_LAST",
+    "S_TRIM_T",
+    "S_FROZEN_LATCH",
+    "S_CMD",
     "N_STATE",
     "I_T_S",
     "I_V_MAX_PU",
@@ -243,6 +258,8 @@ _NAMES = (
     "I_U_RAND",
     "I_LOCK",
     "I_PERMIT",
+    "I_P_INV_T_S",
+    "I_METER_T_LO_S",
     "N_INPUTS",
     "O_P_W",
     "O_Q_VAR",
@@ -261,6 +278,7 @@ _NAMES = (
     "N_OUTPUTS",
     "N_BANDS",
     "N_HIST",
+    "N_CMD",
 )
 _VALUES = (
     P_RATED_W,
@@ -307,6 +325,8 @@ _VALUES = (
     P_MIN_IMPORT_W,
     P_MIN_IMPORT_S,
     P_DISCHARGE_DETECT_W,
+    P_METER_WINDOW_S,
+    P_STEADY_TOL_W,
     N_PARAMS,
     S_T_PREV,
     S_SERVICE,
@@ -342,6 +362,10 @@ _VALUES = (
     S_HIST_POS,
     S_HIST_T,
     S_HIST_P,
+    S_STAGE_T_LAST,
+    S_TRIM_T,
+    S_FROZEN_LATCH,
+    S_CMD,
     N_STATE,
     I_T_S,
     I_V_MAX_PU,
@@ -359,6 +383,8 @@ _VALUES = (
     I_U_RAND,
     I_LOCK,
     I_PERMIT,
+    I_P_INV_T_S,
+    I_METER_T_LO_S,
     N_INPUTS,
     O_P_W,
     O_Q_VAR,
@@ -377,6 +403,7 @@ _VALUES = (
     N_OUTPUTS,
     N_BANDS,
     N_HIST,
+    N_CMD,
 )
 
 
@@ -452,13 +479,40 @@ cdef inline double _hist_at(double[::1] s, double tm, double fallback) noexcept 
     return best_p + (after_p - best_p) * w
 
 
+cdef inline void _hist_range(
+    double[::1] s, double t0, double t1, double fallback, double* lo, double* hi
+) noexcept nogil:
+    cdef double a = _hist_at(s, t0, fallback)
+    cdef double b = _hist_at(s, t1, fallback)
+    cdef double tk, pk
+    cdef int k
+    lo[0] = a if a < b else b
+    hi[0] = b if a < b else a
+    for k in range(N_HIST):
+        tk = s[S_HIST_T + k]
+        if tk > t0 and tk < t1:
+            pk = s[S_HIST_P + k]
+            if pk < lo[0]:
+                lo[0] = pk
+            if pk > hi[0]:
+                hi[0] = pk
+    if t1 > s[S_STAGE_T_LAST]:
+        for k in range(N_CMD):
+            pk = s[S_CMD + k]
+            if pk < lo[0]:
+                lo[0] = pk
+            if pk > hi[0]:
+                hi[0] = pk
+
+
 cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noexcept nogil:
     cdef double t, dt, vmax, vmin, f, lat, el_vlo, el_vhi, el_flo, el_fhi
     cdef double rt_vlo, rt_vhi, rt_flo, rt_fhi, trip_rem, pickup, x, rt_rem, need, rem
-    cdef double pinv, seq, imp, tm, tm_prev, pinv_at, dts, err, trim, age, sample_age, imp_last
+    cdef double pinv, seq, imp, tm, pinv_at, dts, err, trim, age, sample_age, imp_last
+    cdef double t_inv, w0, lo, hi, est
     cdef double bound, rise, u, es_rem, p_out, q_out, ramp, lim, droop, base, limit
     cdef bint meas_ok, in_service, mc_now, mc, picked, pinv_ok, cap_applies, meter_ok, discharging
-    cdef bint exporting, in_window, mi_low
+    cdef bint exporting, in_window, mi_low, steady
     cdef int service, k_vlo, k_vhi, k_flo, k_fhi, k, pos, state
     cdef long long active = 0
     cdef long long fired = 0
@@ -568,12 +622,16 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     if fabs(i[I_PHASE_JUMP_DEG]) > p[P_PHASE_JUMP_LIMIT_DEG]:
         fired |= R_ISLAND_PHASE_JUMP
 
-    # 4. site meter
+    # 4. site meter (history keyed by the stage's read time; a repeated value is no new sample)
     pinv = i[I_P_INV_MEAS_W]
     pinv_ok = not isnan(pinv)
-    if pinv_ok:
+    t_inv = i[I_P_INV_T_S]
+    if isnan(t_inv):
+        t_inv = t
+    if pinv_ok and t_inv != s[S_STAGE_T_LAST]:
+        s[S_STAGE_T_LAST] = t_inv
         pos = <int>s[S_HIST_POS]
-        s[S_HIST_T + pos] = t
+        s[S_HIST_T + pos] = t_inv
         s[S_HIST_P + pos] = pinv
         s[S_HIST_POS] = <double>((pos + 1) % N_HIST)
     seq = i[I_METER_SEQ]
@@ -587,31 +645,47 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
         and not isnan(tm)
         and pinv_ok
     ):
-        tm_prev = s[S_TM_LAST]
         s[S_LAST_SEQ] = seq
         s[S_T_LAST_NEW] = t
-        s[S_IMP_LAST] = imp
         s[S_TM_LAST] = tm
-        pinv_at = _hist_at(s, tm, pinv)
-        s[S_LOAD_EST] = imp + pinv_at
-        if isnan(s[S_P_CHG]) or fabs(imp - s[S_P_CHG]) > p[P_FROZEN_TOL_W]:
-            s[S_P_CHG] = imp
-            s[S_T_CHG] = t
-            s[S_PINV_AT_CHG] = pinv_at
-            s[S_FROZEN_T0] = NAN
-        dts = tm - tm_prev
-        if cap_applies and dts > 0.0 and dts < p[P_STALE_METER_S]:
-            err = imp - (p[P_MARGIN_W] - p[P_EXPORT_CAP_W])
-            if err > p[P_TRIM_MAX_W]:
-                err = p[P_TRIM_MAX_W]
-            elif err < -p[P_TRIM_MAX_W]:
-                err = -p[P_TRIM_MAX_W]
-            trim = s[S_TRIM_W] + p[P_FB_GAIN_PER_S] * err * dts
-            if trim > 0.0:
-                trim = 0.0
-            elif trim < -p[P_TRIM_MAX_W]:
-                trim = -p[P_TRIM_MAX_W]
-            s[S_TRIM_W] = trim
+        if imp != s[S_IMP_LAST]:
+            s[S_IMP_LAST] = imp
+            w0 = i[I_METER_T_LO_S]
+            if not w0 <= tm:
+                w0 = tm
+            elif tm - w0 > p[P_STALE_METER_S]:
+                w0 = tm - p[P_STALE_METER_S]
+            w0 -= p[P_METER_WINDOW_S]
+            _hist_range(s, w0, tm, pinv, &lo, &hi)
+            est = s[S_LOAD_EST]
+            steady = hi - lo <= p[P_STEADY_TOL_W]
+            if not est >= imp + lo:
+                est = imp + lo
+            elif est > imp + hi:
+                est = imp + hi
+            steady = steady and fabs(est - s[S_LOAD_EST]) <= p[P_STEADY_TOL_W]
+            s[S_LOAD_EST] = est
+            pinv_at = _hist_at(s, tm, pinv)
+            if isnan(s[S_P_CHG]) or fabs(imp - s[S_P_CHG]) > p[P_FROZEN_TOL_W]:
+                s[S_P_CHG] = imp
+                s[S_T_CHG] = t
+                s[S_PINV_AT_CHG] = pinv_at
+                s[S_FROZEN_T0] = NAN
+                s[S_FROZEN_LATCH] = 0.0
+            dts = tm - s[S_TRIM_T]
+            s[S_TRIM_T] = tm
+            if cap_applies and steady and dts > 0.0 and dts < p[P_STALE_METER_S]:
+                err = imp - (p[P_MARGIN_W] - p[P_EXPORT_CAP_W])
+                if err > p[P_TRIM_MAX_W]:
+                    err = p[P_TRIM_MAX_W]
+                elif err < -p[P_TRIM_MAX_W]:
+                    err = -p[P_TRIM_MAX_W]
+                trim = s[S_TRIM_W] + p[P_FB_GAIN_PER_S] * err * dts
+                if trim > 0.0:
+                    trim = 0.0
+                elif trim < -p[P_TRIM_MAX_W]:
+                    trim = -p[P_TRIM_MAX_W]
+                s[S_TRIM_W] = trim
     age = t - s[S_T_LAST_NEW]
     sample_age = t - s[S_TM_LAST]
     if sample_age > age:
@@ -629,6 +703,10 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     else:
         s[S_FROZEN_T0] = NAN
     if discharging and p[P_FROZEN_STILL_S] > 0.0 and t - s[S_T_CHG] >= p[P_FROZEN_STILL_S]:
+        active |= R_METER_FROZEN
+    if active & R_METER_FROZEN:
+        s[S_FROZEN_LATCH] = 1.0
+    elif s[S_FROZEN_LATCH] == 1.0:
         active |= R_METER_FROZEN
     meter_ok = pinv_ok and (active & (R_METER_STALE | R_METER_FROZEN)) == 0
     imp_last = s[S_IMP_LAST]
@@ -756,6 +834,9 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     active |= fired
 
     state = <int>s[S_SERVICE]
+    for k in range(N_CMD - 1, 0, -1):
+        s[S_CMD + k] = s[S_CMD + k - 1]
+    s[S_CMD] = p_out
     o[O_P_W] = p_out
     o[O_Q_VAR] = q_out
     o[O_PERMIT_SERVICE] = 1.0 if state == NORMAL or state == RAMPING else 0.0

@@ -96,6 +96,14 @@ def daemon_config(
         _merge(doc, {"mqtt": {"host": broker.host, "port": broker.port, "tls": False}})
     _merge(doc, {"daemon": {"state_dir": str(workdir / "state")}})
     _merge(doc, sc.daemon)
+    # The meter is read once per daemon cycle, as the embedded config does (drivers default to 0.2 s);
+    # so is the power stage over TCP. On the shared RS-485 line at 115200 baud the stage's SunSpec
+    # blocks take about 30 ms of wire each poll; read every cycle next to the meter and the setpoint
+    # writes the line runs over capacity, so there it is read every other cycle.
+    cycle_s = doc.get("daemon", {}).get("cycle_s", 0.1)
+    for dev in doc["devices"].values():
+        rtu_stage = dev["role"] == "power_stage" and doc["buses"][dev["bus"]]["transport"] == "rtu"
+        dev.setdefault("poll_s", 2 * cycle_s if rtu_stage else cycle_s)
     return doc
 
 

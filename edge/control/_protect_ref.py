@@ -28,9 +28,11 @@ from edge.control.protect_types import (
     I_F_HZ,
     I_LOCK,
     I_METER_SEQ,
+    I_METER_T_LO_S,
     I_METER_T_S,
     I_P_DROOP_W,
     I_P_INV_MEAS_W,
+    I_P_INV_T_S,
     I_P_REQ_W,
     I_P_SITE_IMPORT_W,
     I_PERMIT,
@@ -40,6 +42,7 @@ from edge.control.protect_types import (
     I_U_RAND,
     I_V_MAX_PU,
     I_V_MIN_PU,
+    N_CMD,
     N_HIST,
     O_CAP_BOUND_W,
     O_ES_REMAINING_S,
@@ -81,6 +84,7 @@ from edge.control.protect_types import (
     P_LATENCY_S,
     P_MARGIN_W,
     P_MC_RESTORE_S,
+    P_METER_WINDOW_S,
     P_MIN_IMPORT_S,
     P_MIN_IMPORT_W,
     P_NON_EXPORT,
@@ -91,6 +95,7 @@ from edge.control.protect_types import (
     P_ROCOF_PICKUP_S,
     P_ROCOF_WINDOW_S,
     P_STALE_METER_S,
+    P_STEADY_TOL_W,
     P_TRIM_MAX_W,
     P_TRIP,
     P_V_CONT_HI_PU,
@@ -101,12 +106,14 @@ from edge.control.protect_types import (
     P_VLO_N,
     S_BACKSTOP_T,
     S_BOUND_PREV,
+    S_CMD,
     S_ES_RAND_DELAY_S,
     S_ES_T0,
     S_EXP_T0,
     S_F_REF,
     S_FHI_T0,
     S_FLO_T0,
+    S_FROZEN_LATCH,
     S_FROZEN_T0,
     S_HIST_P,
     S_HIST_POS,
@@ -123,11 +130,13 @@ from edge.control.protect_types import (
     S_ROCOF,
     S_ROCOF_T0,
     S_SERVICE,
+    S_STAGE_T_LAST,
     S_T_CHG,
     S_T_LAST_NEW,
     S_T_PREV,
     S_T_REF,
     S_TM_LAST,
+    S_TRIM_T,
     S_TRIM_W,
     S_TRIP_REASON,
     S_TRIP_T0,
@@ -236,6 +245,30 @@ def _hist_at(s: FloatArray, tm: float, fallback: float) -> float:
     return float(best_p + (after_p - best_p) * w)
 
 
+def _hist_range(s: FloatArray, t0: float, t1: float, fallback: float) -> tuple[float, float]:
+    """Lowest and highest inverter power over ``[t0, t1]``: the interpolated ends and every entry between.
+
+    Past the newest reading the power is unknown but on its way from that reading to the commands
+    given since, so the recent commands widen the range there.
+    """
+    a = _hist_at(s, t0, fallback)
+    b = _hist_at(s, t1, fallback)
+    lo = min(a, b)
+    hi = max(a, b)
+    for k in range(N_HIST):
+        tk = s[S_HIST_T + k]
+        if tk > t0 and tk < t1:  # False for NaN
+            pk = s[S_HIST_P + k]
+            lo = min(lo, pk)
+            hi = max(hi, pk)
+    if t1 > s[S_STAGE_T_LAST]:
+        for k in range(N_CMD):
+            pk = s[S_CMD + k]
+            lo = min(lo, pk)  # a NaN pk (no command yet) leaves lo: min keeps its first argument
+            hi = max(hi, pk)
+    return lo, hi
+
+
 def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     """Advance the protection kernel by one cycle; writes the command and telemetry into ``o``."""
     t = i[I_T_S]
@@ -342,12 +375,17 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     if math.fabs(i[I_PHASE_JUMP_DEG]) > p[P_PHASE_JUMP_LIMIT_DEG]:
         fired |= R_ISLAND_PHASE_JUMP
 
-    # 4. site meter: history of inverter power, new samples, staleness, frozen values
+    # 4. site meter: history of inverter power (keyed by the stage's own read time), new meter values,
+    # staleness, frozen values
     pinv = i[I_P_INV_MEAS_W]
     pinv_ok = not math.isnan(pinv)
-    if pinv_ok:
+    t_inv = i[I_P_INV_T_S]
+    if math.isnan(t_inv):
+        t_inv = t
+    if pinv_ok and t_inv != s[S_STAGE_T_LAST]:
+        s[S_STAGE_T_LAST] = t_inv
         pos = int(s[S_HIST_POS])
-        s[S_HIST_T + pos] = t
+        s[S_HIST_T + pos] = t_inv
         s[S_HIST_P + pos] = pinv
         s[S_HIST_POS] = float((pos + 1) % N_HIST)
     seq = i[I_METER_SEQ]
@@ -361,32 +399,56 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
         and not math.isnan(tm)
         and pinv_ok
     ):
-        tm_prev = s[S_TM_LAST]
         s[S_LAST_SEQ] = seq
         s[S_T_LAST_NEW] = t
-        s[S_IMP_LAST] = imp
         s[S_TM_LAST] = tm
-        pinv_at = _hist_at(s, tm, pinv)
-        s[S_LOAD_EST] = imp + pinv_at
-        if math.isnan(s[S_P_CHG]) or math.fabs(imp - s[S_P_CHG]) > p[P_FROZEN_TOL_W]:
-            s[S_P_CHG] = imp
-            s[S_T_CHG] = t
-            s[S_PINV_AT_CHG] = pinv_at
-            s[S_FROZEN_T0] = NAN
-        # slow trim from the meter's net power, error clamped so transients barely move it
-        dts = tm - tm_prev
-        if cap_applies and dts > 0.0 and dts < p[P_STALE_METER_S]:
-            err = imp - (p[P_MARGIN_W] - p[P_EXPORT_CAP_W])
-            if err > p[P_TRIM_MAX_W]:
-                err = p[P_TRIM_MAX_W]
-            elif err < -p[P_TRIM_MAX_W]:
-                err = -p[P_TRIM_MAX_W]
-            trim = s[S_TRIM_W] + p[P_FB_GAIN_PER_S] * err * dts
-            if trim > 0.0:
-                trim = 0.0
-            elif trim < -p[P_TRIM_MAX_W]:
-                trim = -p[P_TRIM_MAX_W]
-            s[S_TRIM_W] = trim
+        # A read that returns the previous value bit for bit is the meter not having refreshed yet: it
+        # keeps the meter fresh but says nothing new about the load. A changed value was measured
+        # between I_METER_T_LO_S (for a polled meter: the previous read) less the meter's averaging
+        # window and its timestamp.
+        if imp != s[S_IMP_LAST]:
+            s[S_IMP_LAST] = imp
+            w0 = i[I_METER_T_LO_S]
+            if not w0 <= tm:  # also NaN: the timestamp is the measurement instant
+                w0 = tm
+            elif tm - w0 > p[P_STALE_METER_S]:
+                w0 = tm - p[P_STALE_METER_S]
+            w0 -= p[P_METER_WINDOW_S]
+            lo, hi = _hist_range(s, w0, tm, pinv)
+            # The load lies in [imp + lo, imp + hi]; the estimate moves only as far as the evidence
+            # forces it, so inverter motion the meter saw at an unknown instant causes no wiggle.
+            est = s[S_LOAD_EST]
+            steady = hi - lo <= p[P_STEADY_TOL_W]
+            if not est >= imp + lo:  # also the first sample (NaN)
+                est = imp + lo
+            elif est > imp + hi:
+                est = imp + hi
+            steady = steady and math.fabs(est - s[S_LOAD_EST]) <= p[P_STEADY_TOL_W]
+            s[S_LOAD_EST] = est
+            pinv_at = _hist_at(s, tm, pinv)
+            if math.isnan(s[S_P_CHG]) or math.fabs(imp - s[S_P_CHG]) > p[P_FROZEN_TOL_W]:
+                s[S_P_CHG] = imp
+                s[S_T_CHG] = t
+                s[S_PINV_AT_CHG] = pinv_at
+                s[S_FROZEN_T0] = NAN
+                s[S_FROZEN_LATCH] = 0.0
+            # slow trim from the meter's net power, only in steady state: inverter power steady over
+            # the sample's window (else it would integrate the timing mismatch) and no load step (a
+            # transient the bound already answers); error clamped
+            dts = tm - s[S_TRIM_T]
+            s[S_TRIM_T] = tm
+            if cap_applies and steady and dts > 0.0 and dts < p[P_STALE_METER_S]:
+                err = imp - (p[P_MARGIN_W] - p[P_EXPORT_CAP_W])
+                if err > p[P_TRIM_MAX_W]:
+                    err = p[P_TRIM_MAX_W]
+                elif err < -p[P_TRIM_MAX_W]:
+                    err = -p[P_TRIM_MAX_W]
+                trim = s[S_TRIM_W] + p[P_FB_GAIN_PER_S] * err * dts
+                if trim > 0.0:
+                    trim = 0.0
+                elif trim < -p[P_TRIM_MAX_W]:
+                    trim = -p[P_TRIM_MAX_W]
+                s[S_TRIM_W] = trim
     age = t - s[S_T_LAST_NEW]
     sample_age = t - s[S_TM_LAST]
     age = max(age, sample_age)
@@ -403,6 +465,11 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     else:
         s[S_FROZEN_T0] = NAN
     if discharging and p[P_FROZEN_STILL_S] > 0.0 and t - s[S_T_CHG] >= p[P_FROZEN_STILL_S]:
+        active |= R_METER_FROZEN
+    # Once frozen, frozen until the value changes: stopping discharge must not make it look live again.
+    if active & R_METER_FROZEN:
+        s[S_FROZEN_LATCH] = 1.0
+    elif s[S_FROZEN_LATCH] == 1.0:
         active |= R_METER_FROZEN
     meter_ok = pinv_ok and (active & (R_METER_STALE | R_METER_FROZEN)) == 0
     imp_last = s[S_IMP_LAST]
@@ -531,6 +598,9 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     active |= fired
 
     state = int(s[S_SERVICE])
+    for k in range(N_CMD - 1, 0, -1):
+        s[S_CMD + k] = s[S_CMD + k - 1]
+    s[S_CMD] = p_out
     o[O_P_W] = p_out
     o[O_Q_VAR] = q_out
     o[O_PERMIT_SERVICE] = 1.0 if state in (NORMAL, RAMPING) else 0.0

@@ -1,23 +1,33 @@
 """Typed parameters of the protection kernel, their packing into the kernel's array, and the settings map.
 
-Defaults come from IEEE 1547-2018 as transcribed in the team notes (A.6 voltage trip, A.7 frequency
-trip, A.8/A.9 ride-through, A.10 enter service); values the notes mark UNCONFIRMED are named in
-docs/protection.md. ``ProtectParams.for_category(2)`` gives the Category II defaults; ``pack()`` checks
-every field (a clear error names the field, the value and the allowed range) and returns the array.
+The grid-code values (trips, ride-through regions, ROCOF and phase-jump ride-through, enter service) have
+one source, the grid-code profile data (``config/profiles/ieee1547-2018.toml``, IEEE 1547-2018 as
+transcribed in the team notes A.6-A.10): ``ProtectParams`` has no defaults for them, and both
+``params_from_settings`` and ``ProtectParams.for_category`` fill them from a resolved profile through
+``_grid_fields``. The remaining fields (export cap, meter checks, detector tuning) map from the settings'
+``[site]`` section; the tuning values there default to the defaults here. Values the notes mark
+UNCONFIRMED are named in docs/protection.md. ``ProtectParams.for_category(2, rated_w)`` gives the
+Category II defaults; ``pack()`` checks every field (a clear error names the field, the value and the
+allowed range) and returns the array.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING
+from typing import Any
+
+import msgspec
 
 from edge.control import protect_types as pt
 from edge.control.protect_types import Mode
+from edge.settings.model import FrequencyBand, Grid, Settings, VoltageBand
+from edge.settings.profiles import load_profile
 
-if TYPE_CHECKING:
-    from edge.settings.model import FrequencyBand, Settings, VoltageBand
+# The profile ``for_category`` reads its Category I, II and III defaults from.
+CATEGORY_PROFILE = "ieee1547-2018"
 
 
 class ProtectParamError(ValueError):
@@ -47,73 +57,49 @@ class Band:
     slope_s_per_unit: float = 0.0
 
 
-# 1547-2018 Tables 14-16 (notes A.8): under-voltage bands, then over-voltage bands, per category.
-_VLO = {
-    1: (Band(0.70, Mode.MANDATORY, 0.7, 4.0), Band(0.50, Mode.PERMISSIVE, 0.16)),
-    2: (
-        Band(0.65, Mode.MANDATORY, 3.0, 8.7),
-        Band(0.45, Mode.PERMISSIVE, 0.32),
-        Band(0.30, Mode.PERMISSIVE, 0.16),
-    ),
-    3: (
-        Band(0.70, Mode.MANDATORY, 20.0),
-        Band(0.50, Mode.MANDATORY, 10.0),
-        Band(0.0, Mode.MOMENTARY_CESSATION, 1.0),
-    ),
-}
-_VHI_I_II = (
-    Band(1.15, Mode.PERMISSIVE, 1.0),
-    Band(1.175, Mode.PERMISSIVE, 0.5),
-    Band(1.20, Mode.PERMISSIVE, 0.2),
-)
-_VHI = {1: _VHI_I_II, 2: _VHI_I_II, 3: (Band(1.20, Mode.MOMENTARY_CESSATION, 12.0),)}
-# notes A.6 defaults: OV2, OV1, UV1, UV2
-_VTRIP = {
-    1: (Trip(1.20, 0.16), Trip(1.10, 2.0), Trip(0.70, 2.0), Trip(0.45, 0.16)),
-    2: (Trip(1.20, 0.16), Trip(1.10, 2.0), Trip(0.70, 10.0), Trip(0.45, 0.16)),
-    3: (Trip(1.20, 0.16), Trip(1.10, 13.0), Trip(0.88, 21.0), Trip(0.50, 2.0)),
-}
-# notes A.9 Table 21 ROCOF ride-through
-_ROCOF = {1: 0.5, 2: 2.0, 3: 3.0}
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProtectParams:
-    """All parameters of the protection kernel (units in the names; p.u. of VN; Hz; W; s)."""
+    """All parameters of the protection kernel (units in the names; p.u. of VN; Hz; W; s).
+
+    The grid-code fields (``ov2`` ... ``es_rand_s`` below, without defaults) come from a grid-code
+    profile: build with ``for_category`` or ``params_from_settings``, not field by field.
+    """
 
     rated_w: float
     category: int = 2
     # measured command-to-cease latency incl. one sampling period; negative = deliberately late
     # (a supervisory backup behind the certified inverter, see params_from_settings)
     latency_s: float = 0.2
-    ov2: Trip = Trip(1.20, 0.16)
-    ov1: Trip = Trip(1.10, 2.0)
-    uv1: Trip = Trip(0.70, 10.0)
-    uv2: Trip = Trip(0.45, 0.16)
-    of2: Trip = Trip(62.0, 0.16)
-    of1: Trip = Trip(61.2, 300.0)
-    uf1: Trip = Trip(58.5, 300.0)
-    uf2: Trip = Trip(56.5, 0.16)
-    v_cont_lo_pu: float = 0.88
-    v_cont_hi_pu: float = 1.10
-    f_cont_lo_hz: float = 58.8
-    f_cont_hi_hz: float = 61.2
-    v_lo_bands: tuple[Band, ...] = _VLO[2]
-    v_hi_bands: tuple[Band, ...] = _VHI[2]
-    f_lo_bands: tuple[Band, ...] = (Band(57.0, Mode.MANDATORY, 299.0),)
-    f_hi_bands: tuple[Band, ...] = (Band(61.8, Mode.MANDATORY, 299.0),)
+    # --- grid code (profile): trips, ride-through regions, ROCOF / phase-jump limits, enter service
+    ov2: Trip
+    ov1: Trip
+    uv1: Trip
+    uv2: Trip
+    of2: Trip
+    of1: Trip
+    uf1: Trip
+    uf2: Trip
+    v_cont_lo_pu: float
+    v_cont_hi_pu: float
+    f_cont_lo_hz: float
+    f_cont_hi_hz: float
+    v_lo_bands: tuple[Band, ...]
+    v_hi_bands: tuple[Band, ...]
+    f_lo_bands: tuple[Band, ...]
+    f_hi_bands: tuple[Band, ...]
+    rocof_limit_hz_s: float
+    phase_jump_limit_deg: float  # the profile's multi-phase or single-phase limit
+    es_v_lo_pu: float
+    es_v_hi_pu: float
+    es_f_lo_hz: float
+    es_f_hi_hz: float
+    es_delay_s: float
+    es_ramp_s: float
+    es_rand_s: float  # > 0: randomized delay instead of the ramp
+    # --- project and site values: export cap, meter checks, detector tuning (settings: [site])
     mc_restore_s: float = 0.0  # restore output this long after leaving a momentary-cessation band
-    rocof_limit_hz_s: float = 2.0
     rocof_window_s: float = 0.2  # averaging window (UNCONFIRMED in the standard)
     rocof_pickup_s: float = 0.3
-    phase_jump_limit_deg: float = 20.0  # 60 for single-phase DER
-    es_v_lo_pu: float = 0.917
-    es_v_hi_pu: float = 1.05
-    es_f_lo_hz: float = 59.5
-    es_f_hi_hz: float = 60.1
-    es_delay_s: float = 300.0
-    es_ramp_s: float = 300.0
-    es_rand_s: float = 0.0  # > 0: randomized delay instead of the ramp
     non_export: bool = True
     cap_wins: bool = True
     export_cap_w: float = 0.0
@@ -131,23 +117,25 @@ class ProtectParams:
     min_import_w: float = 100.0
     min_import_s: float = 1.0
     discharge_detect_w: float = 50.0
+    # How long before its publication a meter value was measured (its averaging window): the load
+    # estimate pairs the value with the inverter power over this window plus the polling gap.
+    meter_window_s: float = 0.0
+    # Inverter power steadier than this over a meter sample's window: the sample is clean enough for
+    # the feedback trim.
+    steady_tol_w: float = 150.0
 
     @classmethod
     def for_category(cls, category: int, rated_w: float, **overrides: object) -> ProtectParams:
-        """Defaults of abnormal-performance Category I, II or III (notes A.6-A.10), then ``overrides``."""
+        """Category I, II or III of the IEEE 1547-2018 profile (its data file is the only source of the
+        grid-code values), the other fields at their defaults, then ``overrides``."""
         if category not in (1, 2, 3):
             raise ProtectParamError(f"category: {category!r} is not one of 1, 2, 3")
-        ov2, ov1, uv1, uv2 = _VTRIP[category]
+        grid = _category_grid(category)
+        # As params_from_settings does for a multi-phase site whose daemon owns trips and enter service.
         base = cls(
             rated_w=rated_w,
             category=category,
-            ov2=ov2,
-            ov1=ov1,
-            uv1=uv1,
-            uv2=uv2,
-            v_lo_bands=_VLO[category],
-            v_hi_bands=_VHI[category],
-            rocof_limit_hz_s=_ROCOF[category],
+            **_grid_fields(grid, trips_on=True, es_owned=True, single_phase=False),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]
 
@@ -210,6 +198,8 @@ class ProtectParams:
             pt.P_MIN_IMPORT_W: self.min_import_w,
             pt.P_MIN_IMPORT_S: self.min_import_s,
             pt.P_DISCHARGE_DETECT_W: self.discharge_detect_w,
+            pt.P_METER_WINDOW_S: self.meter_window_s,
+            pt.P_STEADY_TOL_W: self.steady_tol_w,
         }
         for idx, value in scalars.items():
             p[idx] = value
@@ -291,6 +281,8 @@ class ProtectParams:
         _range("min_import_w", self.min_import_w, 0.0, 1e5)
         _range("min_import_s + latency_s", self.min_import_s + lat, 0.0, 2.0)
         _range("discharge_detect_w", self.discharge_detect_w, 0.0, 1e4)
+        _range("meter_window_s", self.meter_window_s, 0.0, 5.0)
+        _range("steady_tol_w", self.steady_tol_w, 0.0, 1e5)
         if self.non_export:
             if not self.cap_wins:
                 _fail("cap_wins", self.cap_wins, "True at a non-export site (the cap must win over droop)")
@@ -330,65 +322,101 @@ def params_from_settings(settings: Settings, *, measured_latency_s: float) -> Pr
     grid, inverter, comm = settings.grid, settings.inverter, settings.commissioning
     if grid is None or inverter is None:
         raise ProtectParamError("protection parameters need a commissioned profile and [inverter] ratings")
-    fn, site, rt, es = settings.functions, settings.site, grid.ride_through, grid.enter_service
+    fn, site = settings.functions, settings.site
     owned = fn.voltage_trip == "daemon" and fn.frequency_trip == "daemon"
     latency = measured_latency_s if owned else measured_latency_s - fn.supervisory_extra_delay_s
-    vt, ft = grid.voltage_trip, grid.frequency_trip
-    if vt.ov_mean_10min.enabled:
+    if grid.voltage_trip.ov_mean_10min.enabled:
         _fail("grid.voltage_trip.ov_mean_10min.enabled", True, "false (not in the supervisory kernel)")
-    backup = owned or fn.supervisory_backup
-    es_owned = fn.enter_service == "daemon"
-
-    def trip(stage_enabled: bool, pickup: float, clearing_s: float, off: float) -> Trip:
-        return Trip(pickup, clearing_s) if stage_enabled and backup else Trip(off, 1000.0)
-
-    v_lo, v_cont, v_hi = _split_bands("grid.ride_through.voltage", rt.voltage, rt.momentary_cessation)
-    f_lo, f_cont, f_hi = _split_bands("grid.ride_through.frequency", rt.frequency, False)
-    single = comm.phase_topology == "single"
     return ProtectParams(
         rated_w=inverter.p_rated_w,
         category=_CATEGORIES.get(comm.abnormal_category or "", 2),
         latency_s=latency,
-        ov2=trip(vt.ov2.enabled, vt.ov2.pickup_pu, vt.ov2.clearing_s, 2.0),
-        ov1=trip(vt.ov1.enabled, vt.ov1.pickup_pu, vt.ov1.clearing_s, 2.0),
-        uv1=trip(vt.uv1.enabled, vt.uv1.pickup_pu, vt.uv1.clearing_s, 0.0),
-        uv2=trip(vt.uv2.enabled, vt.uv2.pickup_pu, vt.uv2.clearing_s, 0.0),
-        of2=trip(ft.of2.enabled, ft.of2.pickup_hz, ft.of2.clearing_s, 70.0),
-        of1=trip(ft.of1.enabled, ft.of1.pickup_hz, ft.of1.clearing_s, 70.0),
-        uf1=trip(ft.uf1.enabled, ft.uf1.pickup_hz, ft.uf1.clearing_s, 40.0),
-        uf2=trip(ft.uf2.enabled, ft.uf2.pickup_hz, ft.uf2.clearing_s, 40.0),
-        v_cont_lo_pu=v_cont[0],
-        v_cont_hi_pu=v_cont[1],
-        f_cont_lo_hz=f_cont[0],
-        f_cont_hi_hz=f_cont[1],
-        v_lo_bands=v_lo,
-        v_hi_bands=v_hi,
-        f_lo_bands=f_lo,
-        f_hi_bands=f_hi,
-        rocof_limit_hz_s=rt.rocof_hz_per_s,
-        phase_jump_limit_deg=rt.phase_jump_single_phase_deg if single else rt.phase_jump_multi_phase_deg,
-        es_v_lo_pu=es.v_low_pu,
-        es_v_hi_pu=es.v_high_pu,
-        es_f_lo_hz=es.f_low_hz,
-        es_f_hi_hz=es.f_high_hz,
-        # One owner: where the inverter runs enter service the kernel waits for the window only, with
-        # no delay or ramp of its own on top of the inverter's.
-        es_delay_s=es.delay_s if es_owned else 0.0,
-        es_ramp_s=es.ramp_s if es_owned else 0.0,
-        es_rand_s=es.randomized_delay_s if es_owned else 0.0,
+        **_grid_fields(
+            grid,
+            trips_on=owned or fn.supervisory_backup,
+            es_owned=fn.enter_service == "daemon",
+            single_phase=comm.phase_topology == "single",
+        ),
         non_export=site.non_export,
         cap_wins=site.cap_vs_droop == "cap_wins",
         export_cap_w=site.export_cap_w,
         margin_w=site.export_margin_w,
+        fb_gain_per_s=site.export_trim_gain_per_s,
+        trim_max_w=site.export_trim_max_w,
+        rise_w_per_s=site.export_rise_w_per_s,
         backstop_s=site.export_backstop_s,
+        backstop_hold_s=site.export_backstop_hold_s,
         stale_meter_s=site.stale_meter_s,
+        frozen_tol_w=site.meter_frozen_tol_w,
+        frozen_delta_w=site.meter_frozen_delta_w,
+        frozen_s=site.meter_frozen_s,
+        frozen_still_s=site.meter_frozen_still_s,
         min_import_w=site.min_import_w,
+        min_import_s=site.min_import_s,
+        rocof_window_s=site.rocof_window_s,
+        rocof_pickup_s=site.rocof_pickup_s,
+        discharge_detect_w=site.discharge_detect_w,
+        meter_window_s=site.meter_window_s,
+        steady_tol_w=site.export_trim_steady_tol_w,
     )
 
 
-def _edges(band: VoltageBand | FrequencyBand) -> tuple[float, float]:
-    from edge.settings.model import VoltageBand
+@functools.cache
+def _category_grid(category: int) -> Grid:
+    """The grid settings of Category I, II or III as ``CATEGORY_PROFILE`` defines them (no overrides)."""
+    profile = load_profile(CATEGORY_PROFILE)
+    roman = {1: "I", 2: "II", 3: "III"}[category]
+    # The normal category (A/B) sets only the reactive-power curves, none of which reaches this kernel.
+    resolved = profile.resolve(profile.normal_categories[-1], roman)
+    return msgspec.convert(resolved.defaults()["grid"], Grid)
 
+
+def _grid_fields(grid: Grid, *, trips_on: bool, es_owned: bool, single_phase: bool) -> dict[str, Any]:
+    """The grid-code fields of ProtectParams from resolved grid settings (the one map for both builders).
+
+    ``trips_on`` False neutralizes the trip elements (no supervisory backup). ``es_owned`` False (the
+    inverter runs enter service) keeps the window but adds no delay or ramp of the kernel's own on top
+    of the inverter's: one owner.
+    """
+    vt, ft, rt, es = grid.voltage_trip, grid.frequency_trip, grid.ride_through, grid.enter_service
+
+    def trip(stage_enabled: bool, pickup: float, clearing_s: float, off: float) -> Trip:
+        return Trip(pickup, clearing_s) if stage_enabled and trips_on else Trip(off, 1000.0)
+
+    v_lo, v_cont, v_hi = _split_bands("grid.ride_through.voltage", rt.voltage, rt.momentary_cessation)
+    f_lo, f_cont, f_hi = _split_bands("grid.ride_through.frequency", rt.frequency, False)
+    return {
+        "ov2": trip(vt.ov2.enabled, vt.ov2.pickup_pu, vt.ov2.clearing_s, 2.0),
+        "ov1": trip(vt.ov1.enabled, vt.ov1.pickup_pu, vt.ov1.clearing_s, 2.0),
+        "uv1": trip(vt.uv1.enabled, vt.uv1.pickup_pu, vt.uv1.clearing_s, 0.0),
+        "uv2": trip(vt.uv2.enabled, vt.uv2.pickup_pu, vt.uv2.clearing_s, 0.0),
+        "of2": trip(ft.of2.enabled, ft.of2.pickup_hz, ft.of2.clearing_s, 70.0),
+        "of1": trip(ft.of1.enabled, ft.of1.pickup_hz, ft.of1.clearing_s, 70.0),
+        "uf1": trip(ft.uf1.enabled, ft.uf1.pickup_hz, ft.uf1.clearing_s, 40.0),
+        "uf2": trip(ft.uf2.enabled, ft.uf2.pickup_hz, ft.uf2.clearing_s, 40.0),
+        "v_cont_lo_pu": v_cont[0],
+        "v_cont_hi_pu": v_cont[1],
+        "f_cont_lo_hz": f_cont[0],
+        "f_cont_hi_hz": f_cont[1],
+        "v_lo_bands": v_lo,
+        "v_hi_bands": v_hi,
+        "f_lo_bands": f_lo,
+        "f_hi_bands": f_hi,
+        "rocof_limit_hz_s": rt.rocof_hz_per_s,
+        "phase_jump_limit_deg": (
+            rt.phase_jump_single_phase_deg if single_phase else rt.phase_jump_multi_phase_deg
+        ),
+        "es_v_lo_pu": es.v_low_pu,
+        "es_v_hi_pu": es.v_high_pu,
+        "es_f_lo_hz": es.f_low_hz,
+        "es_f_hi_hz": es.f_high_hz,
+        "es_delay_s": es.delay_s if es_owned else 0.0,
+        "es_ramp_s": es.ramp_s if es_owned else 0.0,
+        "es_rand_s": es.randomized_delay_s if es_owned else 0.0,
+    }
+
+
+def _edges(band: VoltageBand | FrequencyBand) -> tuple[float, float]:
     if isinstance(band, VoltageBand):
         return band.v_low_pu, band.v_high_pu
     return band.f_low_hz, band.f_high_hz

@@ -122,7 +122,9 @@ P_FROZEN_STILL_S: Final = 115
 P_MIN_IMPORT_W: Final = 116
 P_MIN_IMPORT_S: Final = 117
 P_DISCHARGE_DETECT_W: Final = 118
-N_PARAMS: Final = 119
+P_METER_WINDOW_S: Final = 119
+P_STEADY_TOL_W: Final = 120
+N_PARAMS: Final = 121
 S_T_PREV: Final = 0
 S_SERVICE: Final = 1
 S_TRIP_REASON: Final = 2
@@ -157,7 +159,11 @@ S_BOUND_PREV: Final = 37
 S_HIST_POS: Final = 38
 S_HIST_T: Final = 39
 S_HIST_P: Final = 71
-N_STATE: Final = 103
+S_STAGE_T_LAST: Final = 103
+S_TRIM_T: Final = 104
+S_FROZEN_LATCH: Final = 105
+S_CMD: Final = 106  # the last N_CMD commands (O_P_W), newest first
+N_STATE: Final = 109
 I_T_S: Final = 0
 I_V_MAX_PU: Final = 1
 I_V_MIN_PU: Final = 2
@@ -174,7 +180,9 @@ I_P_INV_MEAS_W: Final = 12
 I_U_RAND: Final = 13
 I_LOCK: Final = 14
 I_PERMIT: Final = 15
-N_INPUTS: Final = 16
+I_P_INV_T_S: Final = 16  # the power stage reading's own time (NaN: I_T_S)
+I_METER_T_LO_S: Final = 17  # earliest instant the meter value can have been measured (NaN: I_METER_T_S)
+N_INPUTS: Final = 18
 O_P_W: Final = 0
 O_Q_VAR: Final = 1
 O_STATE: Final = 2
@@ -192,6 +200,7 @@ O_TRIM_W: Final = 13
 N_OUTPUTS: Final = 14
 N_BANDS: Final = 4
 N_HIST: Final = 32
+N_CMD: Final = 3
 
 
 LAYOUT: Final[dict[str, int]] = {
@@ -239,6 +248,8 @@ LAYOUT: Final[dict[str, int]] = {
     "P_MIN_IMPORT_W": P_MIN_IMPORT_W,
     "P_MIN_IMPORT_S": P_MIN_IMPORT_S,
     "P_DISCHARGE_DETECT_W": P_DISCHARGE_DETECT_W,
+    "P_METER_WINDOW_S": P_METER_WINDOW_S,
+    "P_STEADY_TOL_W": P_STEADY_TOL_W,
     "N_PARAMS": N_PARAMS,
     "S_T_PREV": S_T_PREV,
     "S_SERVICE": S_SERVICE,
@@ -274,6 +285,10 @@ LAYOUT: Final[dict[str, int]] = {
     "S_HIST_POS": S_HIST_POS,
     "S_HIST_T": S_HIST_T,
     "S_HIST_P": S_HIST_P,
+    "S_STAGE_T_LAST": S_STAGE_T_LAST,
+    "S_TRIM_T": S_TRIM_T,
+    "S_FROZEN_LATCH": S_FROZEN_LATCH,
+    "S_CMD": S_CMD,
     "N_STATE": N_STATE,
     "I_T_S": I_T_S,
     "I_V_MAX_PU": I_V_MAX_PU,
@@ -291,6 +306,8 @@ LAYOUT: Final[dict[str, int]] = {
     "I_U_RAND": I_U_RAND,
     "I_LOCK": I_LOCK,
     "I_PERMIT": I_PERMIT,
+    "I_P_INV_T_S": I_P_INV_T_S,
+    "I_METER_T_LO_S": I_METER_T_LO_S,
     "N_INPUTS": N_INPUTS,
     "O_P_W": O_P_W,
     "O_Q_VAR": O_Q_VAR,
@@ -309,6 +326,7 @@ LAYOUT: Final[dict[str, int]] = {
     "N_OUTPUTS": N_OUTPUTS,
     "N_BANDS": N_BANDS,
     "N_HIST": N_HIST,
+    "N_CMD": N_CMD,
 }
 
 

@@ -74,6 +74,9 @@ class Controllers:
         self._x, self._s, self._o = pt.new_inputs(), pt.new_state(), pt.new_outputs()
         self._pq_p = pq.PqParams()
         self._prot_p = pt.new_params()
+        # Read times of the meter's last two readings: a polled meter's value was measured after the
+        # previous read, which is what kernel II needs to pair it with the inverter's power.
+        self._meter_read_s = (math.nan, math.nan)
         if self.hold_reason is None:
             try:
                 pq_params_from_settings(settings, actuation_tau_s=0.0, into=self._pq_p)
@@ -165,10 +168,14 @@ class Controllers:
         x[pt.I_P_DROOP_W] = droop_extra
         x[pt.I_CAP_MODE] = 1.0 if self.cap_mode else 0.0
         if meter is not None:
+            if meter.t_s != self._meter_read_s[1]:
+                self._meter_read_s = (self._meter_read_s[1], meter.t_s)
             x[pt.I_METER_T_S] = meter.t_s
+            x[pt.I_METER_T_LO_S] = self._meter_read_s[0]
             x[pt.I_METER_SEQ] = meter.t_s  # a new reading has a new read time
             x[pt.I_P_SITE_IMPORT_W] = math.nan if meter.frozen else meter.p_site_import_w
         x[pt.I_P_INV_MEAS_W] = stage.p_w
+        x[pt.I_P_INV_T_S] = stage.t_s
         x[pt.I_U_RAND] = 0.5
         x[pt.I_LOCK] = 0.0
         x[pt.I_PERMIT] = 1.0

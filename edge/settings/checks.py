@@ -49,12 +49,24 @@ def check_functions(settings: Settings) -> None:
         )
 
 
+# IEEE 1547 clause 8.1: cease to energize within 2 s of island formation.
+ISLAND_CEASE_S = 2.0
+
+
 def check_site(settings: Settings) -> None:
-    """A non-export or V2H site has a zero export cap."""
+    """A non-export or V2H site has a zero export cap; the ROCOF detector can cease within 2 s."""
     site = settings.site
     if site.export_cap_w > 0 and (site.non_export or site.mode == "v2h"):
         why = "site.non_export = true" if site.non_export else "site.mode = 'v2h'"
         raise SettingsError("site.export_cap_w", site.export_cap_w, f"no export allowed while {why}", "0")
+    if site.rocof_window_s + site.rocof_pickup_s > ISLAND_CEASE_S:
+        raise SettingsError(
+            "site.rocof_pickup_s",
+            site.rocof_pickup_s,
+            f"with site.rocof_window_s = {site.rocof_window_s:g} the ROCOF detector would not cease to "
+            f"energize within {ISLAND_CEASE_S:g} s of island formation (IEEE 1547 clause 8.1)",
+            f"0 … {ISLAND_CEASE_S - site.rocof_window_s:g}",
+        )
 
 
 def check_owner(settings: Settings) -> None:

@@ -13,6 +13,7 @@ from edge.settings.paths import lookup
 _AT_LINE = re.compile(r"\s*\(at line (\d+), column \d+\)\s*$")
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _FIELD = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
+_INDEX = re.compile(r"\[\d+\]")
 
 
 class SettingsError(ValueError):
@@ -56,8 +57,52 @@ class SettingsFileError(SettingsError):
         return cls(file, int(match.group(1)), text[: match.start()])
 
 
-def validation_error(exc: msgspec.ValidationError, raw: Any, prefix: str = "") -> SettingsError:
-    """Turn msgspec's ``Expected ... - at `$.a.b``` into a SettingsError on ``prefix.a.b`` with its value."""
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _numeric_at(typ: Any, path: str) -> msgspec.inspect.FloatType | msgspec.inspect.IntType | None:
+    """The numeric type (with its Meta bounds) of the field at a dotted path of ``typ``, if it is one."""
+    info: Any = msgspec.inspect.type_info(typ)
+    for key in [k for k in _INDEX.sub(".[]", path).split(".") if k]:
+        if isinstance(info, msgspec.inspect.UnionType):  # Optional[...]: the non-None member
+            members = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
+            info = members[0] if len(members) == 1 else None
+        if key == "[]" and isinstance(info, msgspec.inspect.ListType):
+            info = info.item_type
+        elif isinstance(info, msgspec.inspect.StructType):
+            info = next((f.type for f in info.fields if f.encode_name == key), None)
+        elif isinstance(info, msgspec.inspect.DictType):
+            info = info.value_type
+        else:
+            return None
+    if isinstance(info, msgspec.inspect.UnionType):
+        members = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
+        info = members[0] if len(members) == 1 else None
+    return info if isinstance(info, msgspec.inspect.FloatType | msgspec.inspect.IntType) else None
+
+
+def allowed_range(typ: Any, path: str) -> str | None:
+    """The model's range of the numeric setting at ``path`` (``0 … 1``, ``> 0, <= 60``, ``>= 0``)."""
+    num = _numeric_at(typ, path)
+    if num is None:
+        return None
+    lo = f">= {_fmt(num.ge)}" if num.ge is not None else f"> {_fmt(num.gt)}" if num.gt is not None else None
+    hi = f"<= {_fmt(num.le)}" if num.le is not None else f"< {_fmt(num.lt)}" if num.lt is not None else None
+    if num.ge is not None and num.le is not None:
+        return f"{_fmt(num.ge)} … {_fmt(num.le)}"
+    parts = [b for b in (lo, hi) if b is not None]
+    return ", ".join(parts) if parts else None
+
+
+def validation_error(
+    exc: msgspec.ValidationError, raw: Any, prefix: str = "", typ: Any = None
+) -> SettingsError:
+    """Turn msgspec's ``Expected ... - at `$.a.b``` into a SettingsError on ``prefix.a.b`` with its value.
+
+    With ``typ`` (the type ``raw`` was converted to), a value outside a numeric field's bounds also
+    gets the field's whole allowed range, as the profile's range checks give it.
+    """
     match = _AT.match(str(exc))
     msg = match.group("msg") if match else str(exc)
     path = (match.group("path") or "").lstrip(".") if match else ""
@@ -69,8 +114,11 @@ def validation_error(exc: msgspec.ValidationError, raw: Any, prefix: str = "") -
         value = lookup(raw, path) if path and isinstance(raw, dict) else None
     except KeyError:
         value = None
+    allowed = None
     if "unknown field" in msg:
         msg = "unknown setting"
     elif "missing required field" in msg:
         msg = "required setting missing"
-    return SettingsError(full or "<settings>", value, msg)
+    elif typ is not None and path and re.match(r"Expected `(float|int)` [<>]=? ", msg):
+        allowed = allowed_range(typ, path)
+    return SettingsError(full or "<settings>", value, msg, allowed)

@@ -56,7 +56,7 @@ def from_builtins(raw: dict[str, Any]) -> Settings:
     try:
         comm = msgspec.convert(raw.get("commissioning", {}), Commissioning)
     except msgspec.ValidationError as exc:
-        raise validation_error(exc, raw.get("commissioning", {}), "commissioning") from exc
+        raise validation_error(exc, raw.get("commissioning", {}), "commissioning", Commissioning) from exc
     profile = resolve_profile(comm)
     tree = dict(raw)
     overrides = tree.pop("grid", None)
@@ -67,7 +67,7 @@ def from_builtins(raw: dict[str, Any]) -> Settings:
     try:
         settings = msgspec.convert(tree, Settings)
     except msgspec.ValidationError as exc:
-        raise validation_error(exc, tree) from exc
+        raise validation_error(exc, tree, typ=Settings) from exc
     if profile is not None:
         check_grid_ranges(tree, profile)
     check_settings(settings, profile)

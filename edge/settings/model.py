@@ -300,16 +300,59 @@ class Grid(_Struct, frozen=True):
 
 
 class Site(_Struct, frozen=True):
-    """The site's interconnection terms (local only). ``p_site_import_w`` > 0 is import from the grid;
-    ``min_import_w`` > 0 turns on the supervisory reverse-power check (stop if import drops below it)."""
+    """The site's interconnection terms (local only), and the tuning of the protection kernel's export
+    cap, site-meter checks and passive anti-islanding detectors at this site (docs/protection.md).
+
+    ``p_site_import_w`` > 0 is import from the grid; ``min_import_w`` > 0 turns on the supervisory
+    reverse-power check (stop if import drops below it for ``min_import_s``). The tuning values default
+    to the kernel's own defaults (``edge.control.protect_params.ProtectParams``) and have the kernel's
+    ranges; when its parameters are packed the kernel also checks that each islanding detector's time
+    plus the measured actuation latency stays within 2 s.
+    """
 
     mode: SiteMode = "v2h"
     non_export: bool = True
     export_cap_w: Watts = 0.0
     export_margin_w: Watts = 100.0
     min_import_w: Watts = 0.0
+    # Import below min_import_w for this long while discharging trips: an island shows ~0 W at the
+    # meter. Kept short so that, with the actuation latency, output ceases within 2 s (1547 clause 8.1).
+    min_import_s: Annotated[float, Meta(ge=0.0, le=2.0)] = 1.0
+    # ROCOF detector: frequency difference taken over at least rocof_window_s (the averaging window is
+    # UNCONFIRMED in the standard), beyond grid.ride_through.rocof_hz_per_s for rocof_pickup_s, trips.
+    # Longer rides through more noise but detects islands later; window + pickup <= 2 s (clause 8.1).
+    rocof_window_s: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.2
+    rocof_pickup_s: Annotated[float, Meta(ge=0.0, le=1.5)] = 0.3
     stale_meter_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 2.0
+    # How long before its publication a meter value was measured (the meter's averaging window): the
+    # load estimate pairs the value with the inverter's power over this window. 0 = an instantaneous
+    # value; set it for a meter that publishes e.g. 1 s averages.
+    meter_window_s: Annotated[float, Meta(ge=0.0, le=5.0)] = 0.0
+    # Frozen meter (stop discharge while the cap applies): the value stays within meter_frozen_tol_w
+    # while the inverter's power moves by meter_frozen_delta_w for meter_frozen_s, or does not change
+    # at all for meter_frozen_still_s while discharging (0 = off; a live meter always jitters).
+    meter_frozen_tol_w: Annotated[float, Meta(ge=0.0, le=10_000.0)] = 0.0
+    meter_frozen_delta_w: Annotated[float, Meta(ge=1.0, le=100_000.0)] = 300.0
+    meter_frozen_s: Annotated[float, Meta(ge=0.0, le=60.0)] = 1.0
+    meter_frozen_still_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 5.0
+    # Inverter power above this counts as discharging (the backstop, minimum-import and frozen-meter
+    # checks act only then): above the stage's idle reading, well below any real discharge.
+    discharge_detect_w: Annotated[float, Meta(ge=0.0, le=10_000.0)] = 50.0
     export_backstop_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 2.0
+    # After the backstop stops discharge it holds this long (and until the export is gone), so a site
+    # that keeps exporting does not cycle the charger every export_backstop_s.
+    export_backstop_hold_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 60.0
+    # The command's bound falls at once on a load drop and rises at most this fast on a load rise:
+    # a slower rise exports less when a load switches off again right away (e.g. a cycling hob).
+    export_rise_w_per_s: Annotated[float, Meta(ge=1.0, le=1e7)] = 5000.0
+    # Feedback trim (corrects a biased inverter measurement): integral gain on the meter's import error,
+    # the error and the trim clamped to export_trim_max_w so transients barely move it; it integrates
+    # only while the inverter's power stayed within export_trim_steady_tol_w over the meter sample's
+    # window and the load estimate moved no more than that (else it would integrate the timing
+    # mismatch between meter and inverter, or a load step the bound already answers).
+    export_trim_gain_per_s: Annotated[float, Meta(ge=0.0, le=5.0)] = 0.5
+    export_trim_max_w: Annotated[float, Meta(ge=0.0, le=100_000.0)] = 500.0
+    export_trim_steady_tol_w: Annotated[float, Meta(ge=0.0, le=100_000.0)] = 150.0
     cap_vs_droop: CapVsDroop = "cap_wins"
 
 

@@ -65,6 +65,8 @@ def closed_loop(
     cap_mode: bool = True,
     meter_noise_w: float = 2.0,
     seed: int = 0,
+    polled_refresh_cycles: int = 0,
+    stage_every_cycles: int = 1,
 ) -> Trace:
     """Run the kernel against the plant, one cycle per entry of ``load_w``.
 
@@ -72,6 +74,13 @@ def closed_loop(
     would overtake a newer one is dropped, as a real meter link would); from ``frozen_from_cycle``
     the meter repeats its last value with fresh sequence numbers. The meter reading carries uniform
     noise of +-``meter_noise_w`` (a live meter never repeats itself exactly for long).
+
+    ``polled_refresh_cycles`` > 0 models a meter polled like the daemon polls one: it measures every
+    that many cycles, in the middle of a cycle, and holds the value; each cycle reads it, stamped with
+    the read time, the previous read time given as the earliest instant of the measurement. The
+    inverter's power at the measurement instant is then between two of its readings.
+    ``stage_every_cycles`` > 1 reads the inverter's power only every that many cycles (a slow line):
+    in between the kernel gets the older reading with its own time.
     """
     p = params.pack()
     s = pt.new_state()
@@ -90,33 +99,48 @@ def closed_loop(
     last_value = math.nan
     excursion = 0.0
     decay = math.exp(-dt_s / SUBSTEPS / tau_s)
+    held = load_w[0] if n else math.nan  # polled mode: the meter's held value
     for k in range(n):
         t = k * dt_s
         load = load_w[k]
         value = load - p_act + rng.uniform(-meter_noise_w, meter_noise_w)
-        if frozen_from_cycle is not None and k >= frozen_from_cycle:
-            value = taken[-1][1]
-        taken.append((t, value))
-        # newest sample whose delay has elapsed, never going back to an older one
-        new = False
-        for j in range(k, delivered_k, -1):
-            if j + delays[j] <= k:
-                delivered_k = j
-                seq += 1
-                new = True
-                break
-        if delivered_k >= 0:
-            tm, last_value = taken[delivered_k]
-            x[pt.I_METER_T_S] = tm
-            x[pt.I_P_SITE_IMPORT_W] = last_value
+        if polled_refresh_cycles > 0:
+            value = held if frozen_from_cycle is None or k < frozen_from_cycle else taken[-1][1]
+            taken.append((t, value))
+            delivered_k = k
+            seq += 1
+            x[pt.I_METER_T_S] = t
+            x[pt.I_METER_T_LO_S] = t - dt_s if k > 0 else math.nan
+            x[pt.I_P_SITE_IMPORT_W] = value
             x[pt.I_METER_SEQ] = float(seq)
+            last_value = value
+            new = True
+        else:
+            if frozen_from_cycle is not None and k >= frozen_from_cycle:
+                value = taken[-1][1]
+            taken.append((t, value))
+            # newest sample whose delay has elapsed, never going back to an older one
+            new = False
+            for j in range(k, delivered_k, -1):
+                if j + delays[j] <= k:
+                    delivered_k = j
+                    seq += 1
+                    new = True
+                    break
+            if delivered_k >= 0:
+                tm, last_value = taken[delivered_k]
+                x[pt.I_METER_T_S] = tm
+                x[pt.I_P_SITE_IMPORT_W] = last_value
+                x[pt.I_METER_SEQ] = float(seq)
         x[pt.I_T_S] = t
         x[pt.I_V_MAX_PU] = 1.0
         x[pt.I_V_MIN_PU] = 1.0
         x[pt.I_F_HZ] = 60.0
         x[pt.I_P_REQ_W] = requests[k]
         x[pt.I_CAP_MODE] = 1.0 if cap_mode else 0.0
-        x[pt.I_P_INV_MEAS_W] = p_act
+        if k % stage_every_cycles == 0:
+            x[pt.I_P_INV_MEAS_W] = p_act
+            x[pt.I_P_INV_T_S] = t
         step(p, s, x, o)
         p_cmd = float(o[pt.O_P_W])
         tr.t_s.append(t)
@@ -129,7 +153,9 @@ def closed_loop(
         tr.load_est_w.append(float(o[pt.O_LOAD_EST_W]))
         tr.state.append(int(o[pt.O_STATE]))
         tr.reason.append(int(o[pt.O_REASON]))
-        for _ in range(SUBSTEPS):
+        for sub in range(SUBSTEPS):
+            if polled_refresh_cycles > 0 and sub == SUBSTEPS // 2 and k % polled_refresh_cycles == 0:
+                held = load - p_act + rng.uniform(-meter_noise_w, meter_noise_w)
             p_next = p_cmd + (p_act - p_cmd) * decay
             export = 0.5 * (p_act + p_next) - load - cap  # trapezoid over the sub-step
             if export > 0.0:
@@ -177,7 +203,6 @@ def _per_step_ns(step: StepFn, n: int) -> float:
         x[pt.I_V_MIN_PU] = 1.0
         x[pt.I_F_HZ] = 60.0
         x[pt.I_P_REQ_W] = 3000.0
-        x[pt.I_P_SITE_IMPORT_W] = 400.0
         x[pt.I_P_INV_MEAS_W] = 3000.0
         fn = step
         t0 = time.perf_counter_ns()
@@ -186,6 +211,7 @@ def _per_step_ns(step: StepFn, n: int) -> float:
             x[pt.I_T_S] = t
             x[pt.I_METER_T_S] = t
             x[pt.I_METER_SEQ] = k
+            x[pt.I_P_SITE_IMPORT_W] = 400.0 + (k & 7)  # a live meter: every sample is new
             fn(p, s, x, o)
         best = min(best, (time.perf_counter_ns() - t0) / n)
     return best
@@ -205,14 +231,14 @@ def run(quick: bool = False) -> list[Figure]:
         tr = closed_loop(impl.step, params, load_drop(), meter_delay_cycles=delay)
         worst = max(tr.excursions_wh, default=0.0)
         figures.append(Figure(f"protect.exportcap.drop5kw.delay{delay}", worst, "Wh/excursion"))
+    # timestamped meter samples, then a polled meter refreshing every other cycle with the inverter's
+    # power also read every other cycle (the RS-485 bench)
     for period in (2.0, 8.0):
-        tr = closed_loop(impl.step, params, hob(period))
-        figures.append(
-            Figure(f"protect.exportcap.hob{period:g}s.tv_ratio", total_variation_ratio(tr), "ratio")
-        )
-        figures.append(
-            Figure(
-                f"protect.exportcap.hob{period:g}s.worst", max(tr.excursions_wh, default=0.0), "Wh/excursion"
+        for tag, refresh, every in (("", 0, 1), (".polled", 2, 2)):
+            tr = closed_loop(
+                impl.step, params, hob(period), polled_refresh_cycles=refresh, stage_every_cycles=every
             )
-        )
+            name = f"protect.exportcap.hob{period:g}s{tag}"
+            figures.append(Figure(f"{name}.tv_ratio", total_variation_ratio(tr), "ratio"))
+            figures.append(Figure(f"{name}.worst", max(tr.excursions_wh, default=0.0), "Wh/excursion"))
     return figures

@@ -61,6 +61,10 @@ def test_remote_change_of_a_whole_curve_is_checked_once() -> None:
         "commissioning.profile",
         "functions.volt_var",
         "site.export_cap_w",
+        "site.rocof_pickup_s",
+        "site.min_import_s",
+        "site.meter_window_s",
+        "site.export_trim_gain_per_s",
         "inverter.p_rated_w",
         "mqtt.host",
         "daemon.cycle_s",
@@ -200,6 +204,24 @@ def test_audit_defaults_to_state_dir(site_file: Path, tmp_path: Path) -> None:
     apply_local_change(site_file, "site.export_margin_w", 200.0, who="i", now=NOW)
     (rec,) = read_audit(state / "audit.jsonl")
     assert (rec.path, rec.old, rec.new, rec.protected) == ("site.export_margin_w", 100.0, 200.0, True)
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new"),
+    [
+        ("site.rocof_window_s", 0.2, 0.3),
+        ("site.meter_window_s", 0.0, 1.0),
+        ("site.export_rise_w_per_s", 5000.0, 2e3),
+    ],
+)
+def test_local_protection_tuning_change_is_audited_as_protected(
+    path: str, old: float, new: float, site_file: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    s = apply_local_change(site_file, path, new, who="installer", audit_path=log, now=NOW)
+    assert getattr(s.site, path.removeprefix("site.")) == new
+    (rec,) = read_audit(log)
+    assert (rec.path, rec.old, rec.new, rec.protected) == (path, old, new, True)
 
 
 # --- round trip and schema ------------------------------------------------------------------------

@@ -186,3 +186,51 @@ def test_any_out_of_range_deadband_is_refused(db: float) -> None:
 def test_lookup_names_missing_path() -> None:
     with pytest.raises(KeyError):
         lookup({"a": {"b": 1}}, "a.c")
+
+
+# The protection kernel's tuning in [site]: (lowest, highest) allowed, the kernel's own ranges.
+SITE_TUNING_RANGES = {
+    "min_import_s": (0.0, 2.0),
+    "rocof_window_s": (0.0, 1.0),
+    "rocof_pickup_s": (0.0, 1.5),
+    "meter_window_s": (0.0, 5.0),
+    "meter_frozen_tol_w": (0.0, 10_000.0),
+    "meter_frozen_delta_w": (1.0, 100_000.0),
+    "meter_frozen_s": (0.0, 60.0),
+    "meter_frozen_still_s": (0.0, 3600.0),
+    "discharge_detect_w": (0.0, 10_000.0),
+    "export_backstop_hold_s": (0.0, 3600.0),
+    "export_rise_w_per_s": (1.0, 1e7),
+    "export_trim_gain_per_s": (0.0, 5.0),
+    "export_trim_max_w": (0.0, 100_000.0),
+    "export_trim_steady_tol_w": (0.0, 100_000.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SITE_TUNING_RANGES))
+def test_site_tuning_out_of_range_names_field_value_and_range(name: str, bench_text: str, edit: Edit) -> None:
+    lo, hi = SITE_TUNING_RANGES[name]
+    allowed = f"{lo:g} … {hi:g}"
+    for bad in (lo - 0.5, hi * 2 + 1):
+        with pytest.raises(SettingsError) as err:
+            load_text(edit(bench_text, **{f"site__{name}": bad}))
+        e = err.value
+        assert (e.path, e.value, e.allowed) == (f"site.{name}", bad, allowed)
+        assert str(e).startswith(f"site.{name} = {bad!r}: Expected `float` ")
+        assert str(e).endswith(f"(allowed: {allowed})")
+    for good in (lo, hi):
+        if name.startswith("rocof_"):  # the pair has a joint limit (test_settings_rules)
+            continue
+        assert getattr(load_text(edit(bench_text, **{f"site__{name}": good})).site, name) == good
+
+
+def test_model_range_is_given_for_existing_fields_too(bench_text: str, edit: Edit) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_text(edit(bench_text, site__stale_meter_s=100.0))
+    assert (err.value.path, err.value.allowed) == ("site.stale_meter_s", "> 0, <= 60")
+    with pytest.raises(SettingsError) as err:
+        load_text(edit(bench_text, commissioning__v_nominal_v=-1.0))
+    assert (err.value.path, err.value.allowed) == ("commissioning.v_nominal_v", "> 0, <= 1000")
+    with pytest.raises(SettingsError) as err:
+        load_text(edit(bench_text, site__rocof_window_s="0.2"))
+    assert (err.value.path, err.value.allowed) == ("site.rocof_window_s", None)  # a type error, not a range

@@ -52,6 +52,15 @@ def test_v2h_site_does_not_export(bench_text: str, edit: Edit) -> None:
         load_text(edit(bench_text, site__non_export=False, site__export_cap_w=5000.0))
 
 
+def test_rocof_detector_ceases_within_two_seconds(bench_text: str, edit: Edit) -> None:
+    ok = load_text(edit(bench_text, site__rocof_window_s=0.5, site__rocof_pickup_s=1.5))
+    assert (ok.site.rocof_window_s, ok.site.rocof_pickup_s) == (0.5, 1.5)
+    with pytest.raises(SettingsError) as err:
+        load_text(edit(bench_text, site__rocof_window_s=0.8, site__rocof_pickup_s=1.5))
+    assert (err.value.path, err.value.value, err.value.allowed) == ("site.rocof_pickup_s", 1.5, "0 … 1.2")
+    assert "within 2 s of island formation" in str(err.value)
+
+
 def test_owner_departure_target_above_reserve(bench_text: str, edit: Edit) -> None:
     with pytest.raises(SettingsError) as err:
         load_text(edit(bench_text, owner__departure_soc=0.2))
