@@ -8,6 +8,7 @@ after merging the profile.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from typing import Any
@@ -37,9 +38,27 @@ def _grid_defs() -> set[str]:
     return names
 
 
+def _clean_descriptions(node: Any) -> None:
+    """Dedent every description in place.
+
+    msgspec's own dedenting of docstrings has changed between releases (0.23 keeps the indentation of
+    a docstring's later lines); cleaning here keeps the shipped file the same whichever is installed.
+    """
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "description" and isinstance(value, str):
+                node[key] = inspect.cleandoc(value)
+            else:
+                _clean_descriptions(value)
+    elif isinstance(node, list):
+        for item in node:
+            _clean_descriptions(item)
+
+
 def json_schema() -> dict[str, Any]:
     """The config-file schema as a dict."""
     schema = msgspec.json.schema(Settings)
+    _clean_descriptions(schema)
     band_defs = {"VoltageBand", "FrequencyBand"}  # list items: complete when given
     for name in _grid_defs() - band_defs:
         definition = schema["$defs"][name]
