@@ -41,8 +41,9 @@ def _grid_defs() -> set[str]:
 def _clean_descriptions(node: Any) -> None:
     """Dedent every description in place.
 
-    msgspec's own dedenting of docstrings has changed between releases (0.23 keeps the indentation of
-    a docstring's later lines); cleaning here keeps the shipped file the same whichever is installed.
+    msgspec's handling of docstrings has changed between releases (before 0.23 it kept the
+    indentation of a docstring's later lines); cleaning here keeps the shipped file the same whichever
+    is installed.
     """
     if isinstance(node, dict):
         for key, value in node.items():

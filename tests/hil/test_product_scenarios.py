@@ -10,20 +10,13 @@ when any check of the scenario fails. The other scenarios run with ``v2g-hil run
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from hil import cli
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not (Path(sys.executable).parent / "v2g-edged").exists(),
-        reason="the daemon's console script is not installed",
-    ),
-]
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize(

@@ -181,14 +181,12 @@ async def test_rtu_transport_puts_both_devices_on_one_serial_bus(tmp_path: Path)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not (Path(sys.executable).parent / "v2g-edged").exists(),
-    reason="the daemon's console script is not installed",
-)
 async def test_the_daemon_accepts_every_generated_config(tmp_path: Path) -> None:
     import asyncio
 
-    exe = str(Path(sys.executable).parent / "v2g-edged")
+    from hil.runner import daemon_command
+
+    exe = daemon_command(None)[0]
     for name, path, _ in await _configs(tmp_path, None):
         proc = await asyncio.create_subprocess_exec(
             exe,
