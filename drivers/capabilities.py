@@ -50,6 +50,7 @@ class PowerStageReading:
     f_hz: float | None = None
     i_ac_a: float | None = None
     operating: str | None = None  # e.g. "RUNNING", "STANDBY", "FAULT" (SunSpec 701 InvSt names)
+    stopped: bool | None = None  # the stage says it is off (not operating); None: it does not say
     connected: bool | None = None  # grid connection state
     alarms: frozenset[str] = frozenset()
     dc_v_v: float | None = None

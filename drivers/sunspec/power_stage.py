@@ -223,6 +223,7 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
             if hb is not None:
                 frozen = self._frozen.update(hb, t_s)
         self.link.stats.frozen = frozen
+        operating = m.symbol("St" if legacy else "InvSt")
         e_inj = m.value("TotWhInj") if not legacy else m.value("WH")
         e_abs = m.value("TotWhAbs") if not legacy else None
         if ps < 0:
@@ -236,7 +237,8 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
             v_ac_v=m.value("PhVphA") if legacy else _first(m.value("LNV"), m.value("LLV")),
             f_hz=m.value("Hz"),
             i_ac_a=None if (a := m.value("A")) is None else abs(a),
-            operating=m.symbol("St" if legacy else "InvSt"),
+            operating=operating,
+            stopped=None if operating is None else operating == "OFF",
             connected=None if legacy or (c := m.raw("ConnSt")) is None else c == 1,
             alarms=m.flags("Evt1" if legacy else "Alrm"),
             dc_v_v=dc_v,

@@ -1,12 +1,15 @@
-"""The daemon's fixed cycle: read a snapshot, run the kernels, write once, publish.
+"""The daemon's fixed cycle: read one snapshot, run the controllers, write once, publish.
 
-The cycle never waits on a bus. The drivers poll their devices on their own (each device backs off
-alone when it fails), and the cycle takes the freshest reading of each with its read time, so a dead
-meter makes its data stale rather than the cycle late. The one setpoint write per cycle is handed to
-a writer task that always sends the latest command; a slow bus drops intermediate commands, never
-queues them. Whatever stops the daemon, the last act is the power stage's ``stop()``; and should the
-process die without it, the reversion timer armed by every setpoint write brings the inverter to
-0 W by itself.
+The cycle never waits on a bus or a disk. The drivers poll their devices on their own (each device
+backs off alone when it fails), and the cycle freezes the freshest reading of each, with its read
+time, into one ``Snapshot``; the controllers map it to one ``Command``; the setpoint writer, status,
+telemetry, systemd and the recorder all take that one pair. Files are written by a worker thread and
+the network by background tasks, so a slow SD card or broker cannot stretch a cycle.
+
+Restart safety: the writer does not trust what a previous daemon (or an inverter that restarted) left
+behind, it reconciles the stage's operation with each command (``edge.daemon.writer``). Whatever
+stops the daemon, its last act is the power stage's ``stop()``; should the process die without it,
+the reversion timer armed by the setpoint writes brings the inverter to 0 W by itself.
 """
 
 from __future__ import annotations
@@ -15,30 +18,42 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 import drivers
-from drivers.capabilities import PowerStage, PowerStageReading
 from edge.daemon import status as status_file
 from edge.daemon.battery import UNKNOWN, BatteryTracker, BatteryView
-from edge.daemon.controllers import Command, Controllers
+from edge.daemon.controllers import Controllers, KernelSettingsError
 from edge.daemon.notify import Notifier
+from edge.daemon.recorder import Recorder, write_dump
+from edge.daemon.snapshot import Command, Snapshot
+from edge.daemon.supervise import Mismatch, OutputMonitor
 from edge.daemon.tasks import cancel
 from edge.daemon.telemetry import MqttTarget, TelemetryPublisher
-from edge.settings import Settings
+from edge.daemon.writer import SetpointWriter
+from edge.settings import Settings, SettingsError, load_default, load_file
 
 log = logging.getLogger(__name__)
 
 STATUS_PERIOD_S = 1.0
 TELEMETRY_PERIOD_S = 1.0
-HEARTBEAT_PERIOD_S = 1.0
+NOTIFY_STATUS_MIN_S = 1.0
 STOP_TIMEOUT_S = 3.0
 STOP_RAMP_MAX_S = 10.0  # below the unit's TimeoutStopSec (15 s), with the stop command after it
+READY_TIMEOUT_S = (
+    20.0  # below the unit's start timeout: a stage that does not answer is reported, not waited on
+)
+RECORDER_S = 300.0  # the recorder keeps this much of the recent past
+# Sections a running daemon cannot take on SIGHUP (its buses, devices and links are built from them).
+RESTART_SECTIONS = ("buses", "devices", "mqtt", "battery")
 
 
 class TelemetryRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -58,6 +73,7 @@ class TelemetryRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     soc: float | None = None
     meter_age_s: float | None = None
     stage_age_s: float | None = None
+    output_mismatch: str | None = None
     battery: dict[str, float] | None = None  # the estimator's figures (no vehicle identifier)
 
 
@@ -65,66 +81,6 @@ class TelemetryRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
 class CycleCounters:
     cycles: int = 0
     overruns: int = 0
-    write_errors: int = 0
-
-
-class SetpointWriter:
-    """Sends the latest command to the power stage, one write at a time, plus the heartbeat."""
-
-    def __init__(self, stage: PowerStage, clock: Callable[[], float]) -> None:
-        self.stage = stage
-        self.clock = clock
-        self._latest: Command | None = None
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopped_device = False
-        self._last_heartbeat = -1e9
-        self.errors = 0
-        self._failing = False
-
-    def submit(self, cmd: Command) -> None:
-        self._latest = cmd
-        self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="setpoint-writer")
-
-    async def close(self) -> None:
-        await cancel(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            cmd = self._latest
-            if cmd is None:
-                continue
-            try:
-                await self._apply(cmd)
-                if self._failing:
-                    log.info("setpoint writes to %s work again", self.stage.name)
-                self._failing = False
-            except drivers.DriverError as exc:
-                self.errors += 1
-                if not self._failing:
-                    log.warning("setpoint write to %s failed: %s", self.stage.name, exc)
-                self._failing = True
-
-    async def _apply(self, cmd: Command) -> None:
-        if cmd.stop:
-            if not self._stopped_device:
-                await self.stage.stop()
-                self._stopped_device = True
-        else:
-            if self._stopped_device:
-                await self.stage.resume()  # undo the stop command before setpoints count again
-                self._stopped_device = False
-            await self.stage.write_setpoint(cmd.p_w, cmd.q_var)
-        now = self.clock()
-        if now - self._last_heartbeat >= HEARTBEAT_PERIOD_S:
-            await self.stage.heartbeat()
-            self._last_heartbeat = now
 
 
 class Daemon:
@@ -136,14 +92,20 @@ class Daemon:
         *,
         runtime_dir: Path,
         state_dir: Path | None = None,
+        config_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         notifier: Notifier | None = None,
+        ready_timeout_s: float = READY_TIMEOUT_S,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.wall_clock = wall_clock
         self.runtime_dir = runtime_dir
+        self.config_path = config_path
         self.status_path = runtime_dir / "status.json"
         self.notifier = notifier or Notifier()
+        self.ready_timeout_s = ready_timeout_s
         self.controllers = Controllers(settings)
         self.counters = CycleCounters()
         self.drivers = drivers.build(settings.buses, settings.devices, clock=clock)
@@ -153,44 +115,100 @@ class Daemon:
             self.telemetry = TelemetryPublisher(
                 MqttTarget(mq.host, mq.port, mq.client_id, mq.topic_prefix, keepalive_s=int(mq.keepalive_s))
             )
-        self.last_command: Command | None = None
-        self._reporting_failed: set[str] = set()
         self.battery = BatteryTracker(settings.battery, state_dir) if settings.battery.estimate else None
+        self.recorder = Recorder(max(1, round(RECORDER_S / settings.daemon.cycle_s)))
+        self.monitor = self._monitor(settings)
+        self.last: tuple[Snapshot, Command] | None = None
+        self.mismatch: Mismatch | None = None
+        self.ready = False
+        self._rand = random.SystemRandom().random  # the OS's entropy: no two units draw alike
+        self._reporting_failed: set[str] = set()
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="v2g-edge-io")
+        self._status_write: Future[None] | None = None
+        self._reload: asyncio.Task[Settings] | None = None
+        self._dump_requested = False
+        self._writer: SetpointWriter | None = None
+
+    @staticmethod
+    def _monitor(settings: Settings) -> OutputMonitor:
+        inv = settings.inverter
+        return OutputMonitor(
+            inv.p_rated_w if inv else 0.0,
+            inv.response_tau_s if inv else 0.0,
+            settings.daemon.actuation_latency_s,
+        )
+
+    # --- requests from signal handlers -------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        """SIGHUP: read and validate the configuration file off the loop; applied between cycles."""
+        if self._reload is not None and not self._reload.done():
+            return
+        path = self.config_path
+        log.info("reloading the configuration from %s", path or "the embedded default")
+        self._reload = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(load_file, path) if path else asyncio.to_thread(load_default),
+            name="config-reload",
+        )
+
+    def request_dump(self) -> None:
+        """SIGUSR1: dump the recorder's ring into the runtime directory."""
+        self._dump_requested = True
+
+    # --- run ---------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> int:
         """Run cycles until ``stop`` is set, then ramp down (a non-protective stop) and stop the power
         stage; it always ends with the stage stopped (best effort)."""
-        cycle_s = self.settings.daemon.cycle_s
-        writer: SetpointWriter | None = None
         await self.drivers.start()
         try:
             if self.drivers.power_stage is not None:
-                writer = SetpointWriter(self.drivers.power_stage, self.clock)
-                writer.start()
+                self._writer = SetpointWriter(self.drivers.power_stage, self.clock)
+                self._writer.start()
             if self.telemetry is not None:
                 self.telemetry.start()
-            hold = self.controllers.hold_reason
-            self.notifier.ready(f"cycling every {cycle_s} s" + (f"; holding P=Q=0: {hold}" if hold else ""))
-            if hold:
-                log.warning("holding P = Q = 0: %s", hold)
-            await self._loop(stop, cycle_s, writer)
+            if self.controllers.hold_reason:
+                log.warning("holding P = Q = 0: %s", self.controllers.hold_reason)
+            await self._loop(stop)
         finally:
             self.notifier.stopping("stopping: power stage to zero")
-            if writer is not None:
-                await writer.close()
+            if self._writer is not None:
+                await self._writer.close()
             await self._safe_stop()
             if self.battery is not None:
                 self.battery.end_session()
+            if self._reload is not None:
+                with contextlib.suppress(Exception):  # a reload still being read at stop is dropped
+                    await cancel(self._reload)
             if self.telemetry is not None:
                 await self.telemetry.stop()
             await self.drivers.stop()
+            await asyncio.get_running_loop().run_in_executor(None, self._io.shutdown)
             self.notifier.close()
         return 0
 
-    async def _loop(self, stop: asyncio.Event, cycle_s: float, writer: SetpointWriter | None) -> None:
-        next_t = self.clock()
-        last_status = last_telemetry = last_watchdog = -1e9
-        wd = self.notifier.watchdog_interval_s
+    def snapshot(self, t: float, stop_request: bool) -> Snapshot:
+        """Freeze this cycle's inputs."""
+        meter = self.drivers.site_meter.latest() if self.drivers.site_meter else None
+        stage_dev = self.drivers.power_stage
+        stage = stage_dev.latest() if stage_dev else None
+        return Snapshot(
+            t_s=t,
+            t_unix_s=self.wall_clock(),
+            meter=meter,
+            stage=stage,
+            ratings=stage_dev.ratings() if stage_dev else None,
+            battery=self._battery_view(stage),
+            dispatch_w=self.controllers.dispatch_w(),
+            stop_request=stop_request,
+            u_rand=self._rand(),
+        )
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        t_start = next_t = self.clock()
+        last_status = last_telemetry = last_watchdog = last_notify = -1e9
+        notified = ""
+        cycles_at_ping = -1
         stopping_since: float | None = None
         while True:
             t = self.clock()
@@ -200,28 +218,44 @@ class Daemon:
                 stopping_since = t
                 self.notifier.stopping("ramping down")
                 log.info("stopping: ramping the power stage down")
-            meter = self.drivers.site_meter.latest() if self.drivers.site_meter else None
-            stage = self.drivers.power_stage.latest() if self.drivers.power_stage else None
-            ratings = self.drivers.power_stage.ratings() if self.drivers.power_stage else None
-            battery = self._battery_view(stage)
-            cmd = self.controllers.step(
-                t, meter, stage, ratings, battery, stop_request=stopping_since is not None
-            )
-            self.last_command = cmd
-            if writer is not None:
-                writer.submit(cmd)
-                self.counters.write_errors = writer.errors
+            if self._reload is not None and self._reload.done():
+                self._apply_reload(self._reload)
+                self._reload = None
+            snap = self.snapshot(t, stopping_since is not None)
+            cmd = self.controllers.step(snap)
+            self.mismatch = self.monitor.update(snap, cmd)
+            if self._writer is not None:
+                self._writer.submit(cmd, snap.stage)
+            self.recorder.append(snap, cmd)
+            self.last = (snap, cmd)
             self.counters.cycles += 1
+
+            if not self.ready and self._may_report_ready(t - t_start):
+                self.ready = True
+                notified = self._summary(cmd)
+                self.notifier.ready(notified)
+                last_notify = t
+                log.info("ready: %s", notified)
+            elif self.ready and t - last_notify >= NOTIFY_STATUS_MIN_S:
+                text = self._summary(cmd)
+                if text != notified:
+                    self.notifier.status(text)
+                    notified, last_notify = text, t
             if t - last_status >= STATUS_PERIOD_S:
-                self._reporting("status file", self._write_status, t, cmd)
+                self._reporting("status file", self._write_status, snap, cmd)
                 last_status = t
             if self.telemetry is not None and t - last_telemetry >= TELEMETRY_PERIOD_S:
-                self._reporting("telemetry", self._publish_telemetry, t, cmd)
+                self._reporting("telemetry", self._publish_telemetry, snap, cmd)
                 last_telemetry = t
-            if wd is not None and t - last_watchdog >= wd / 2:
+            if self._dump_requested:
+                self._dump_requested = False
+                self._reporting("cycle dump", self._dump, snap, cmd)
+            wd = self.notifier.watchdog_interval_s
+            if wd is not None and t - last_watchdog >= wd / 2 and self._progressing(t, wd, cycles_at_ping):
                 self.notifier.watchdog()
-                last_watchdog = t
-            next_t += cycle_s
+                last_watchdog, cycles_at_ping = t, self.counters.cycles
+
+            next_t += self.settings.daemon.cycle_s
             delay = next_t - self.clock()
             if delay < 0:
                 # Overrun: start the next cycle now and do not try to catch up with a burst.
@@ -236,10 +270,62 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
 
-    def _battery_view(self, stage: PowerStageReading | None) -> BatteryView:
+    def _may_report_ready(self, elapsed_s: float) -> bool:
+        """READY=1 once a command reached the power stage, or (a stage that does not answer, a
+        locked configuration) once the daemon has waited long enough, holding zero and saying why."""
+        w = self._writer
+        return w is None or w.acknowledged > 0 or elapsed_s >= self.ready_timeout_s
+
+    def _progressing(self, t: float, wd_s: float, cycles_at_ping: int) -> bool:
+        """Ping the watchdog only while cycles run and the writer is neither dead nor stuck in a write."""
+        if self.counters.cycles == cycles_at_ping:
+            return False
+        w = self._writer
+        if w is None:
+            return True
+        return w.alive and (w.busy_since is None or t - w.busy_since < wd_s / 2)
+
+    def _summary(self, cmd: Command) -> str:
+        text = cmd.summary()
+        w = self._writer
+        if w is not None and w.acknowledged == 0:
+            text += f"; power stage not answering ({w.last_error or 'no reading yet'})"
+        if self.mismatch is not None:
+            text += f"; output mismatch: {self.mismatch.message()}"
+        return text
+
+    def _apply_reload(self, task: asyncio.Task[Settings]) -> None:
+        """Take a reloaded configuration, or refuse it and run on (logged and in STATUS=)."""
+        try:
+            new = task.result()
+        except (SettingsError, OSError) as exc:
+            self._refuse_reload(str(exc))
+            return
+        fixed = restart_needed(self.settings, new)
+        if fixed:
+            self._refuse_reload(f"{', '.join(fixed)} changed: that takes effect only at a restart")
+            return
+        try:
+            self.controllers.reload(new)
+        except KernelSettingsError as exc:
+            self._refuse_reload(f"settings the kernels cannot run: {exc}")
+            return
+        self.settings = new
+        self.monitor = self._monitor(new)
+        logging.getLogger().setLevel(new.daemon.log_level)
+        log.info("configuration reloaded")
+        self.notifier.status("configuration reloaded")
+        if self.controllers.hold_reason:
+            log.warning("holding P = Q = 0: %s", self.controllers.hold_reason)
+
+    def _refuse_reload(self, why: str) -> None:
+        log.error("configuration reload refused, running on the previous configuration: %s", why)
+        self.notifier.status(f"configuration reload refused: {why}")
+
+    def _battery_view(self, stage: drivers.PowerStageReading | None) -> BatteryView:
         if self.battery is None:
             return UNKNOWN
-        last = self.last_command
+        last = self.last[1] if self.last is not None else None
         # At rest: nothing commanded and the stage has settled there, so its DC current is offset.
         at_rest = last is not None and last.p_w == 0.0 and stage is not None and abs(stage.p_w or 0.0) < 50.0
         return self.battery.update(stage, at_rest=at_rest)
@@ -255,23 +341,14 @@ class Daemon:
         except (drivers.DriverError, TimeoutError) as exc:
             log.error("could not stop power stage %s (its reversion timer will): %s", stage.name, exc)
 
-    def _snapshot_fields(self, t: float) -> dict[str, float | None]:
-        meter = self.drivers.site_meter.latest() if self.drivers.site_meter else None
-        stage = self.drivers.power_stage.latest() if self.drivers.power_stage else None
-        return {
-            "p_meas_w": stage.p_w if stage else None,
-            "q_meas_var": stage.q_var if stage else None,
-            "p_site_import_w": meter.p_site_import_w if meter else None,
-            "f_hz": (meter.f_hz if meter and meter.f_hz is not None else (stage.f_hz if stage else None)),
-            "soc": stage.ev_soc if stage else None,
-            "meter_age_s": (t - meter.t_s) if meter else None,
-            "stage_age_s": (t - stage.t_s) if stage else None,
-        }
+    # --- reporting: built from the cycle's pair, written off the loop ------------------------------
 
-    def _reporting(self, what: str, fn: Callable[[float, Command], None], t: float, cmd: Command) -> None:
+    def _reporting(
+        self, what: str, fn: Callable[[Snapshot, Command], None], snap: Snapshot, cmd: Command
+    ) -> None:
         """Run a reporting step; a fault in reporting must never stop control (logged once per kind)."""
         try:
-            fn(t, cmd)
+            fn(snap, cmd)
         except Exception:
             if what not in self._reporting_failed:
                 log.exception("%s failed; control goes on without it", what)
@@ -279,27 +356,38 @@ class Daemon:
         else:
             self._reporting_failed.discard(what)
 
-    def _publish_telemetry(self, t: float, cmd: Command) -> None:
-        assert self.telemetry is not None
-        self.telemetry.submit(self._telemetry(t, cmd))
+    def _measured(self, snap: Snapshot) -> dict[str, Any]:
+        stage, meter = snap.stage, snap.meter
+        return {
+            "p_meas_w": stage.p_w if stage else None,
+            "q_meas_var": stage.q_var if stage else None,
+            "p_site_import_w": meter.p_site_import_w if meter else None,
+            "f_hz": snap.f_hz(),
+            "soc": stage.ev_soc if stage else None,
+            "meter_age_s": snap.meter_age_s(),
+            "stage_age_s": snap.stage_age_s(),
+        }
 
-    def _telemetry(self, t: float, cmd: Command) -> bytes:
-        fields = self._snapshot_fields(t)
+    def _publish_telemetry(self, snap: Snapshot, cmd: Command) -> None:
+        assert self.telemetry is not None
         record = TelemetryRecord(
-            t_unix_s=time.time(),
+            t_unix_s=snap.t_unix_s,
             state=cmd.state,
             p_cmd_w=cmd.p_w,
             q_cmd_var=cmd.q_var,
             binding=cmd.binding,
             reasons=cmd.reasons,
             v_pu=cmd.v_pu,
+            output_mismatch=self.mismatch.message() if self.mismatch else None,
             battery=(self.battery.telemetry() or None) if self.battery is not None else None,
-            **fields,
+            **self._measured(snap),
         )
-        return msgspec.json.encode(record)
+        self.telemetry.submit(msgspec.json.encode(record))
 
-    def _write_status(self, t: float, cmd: Command) -> None:
-        fields = self._snapshot_fields(t)
+    def _write_status(self, snap: Snapshot, cmd: Command) -> None:
+        if self._status_write is not None and not self._status_write.done():
+            return  # the disk is slow: skip a status rather than queue them
+        t = snap.t_s
         devices = []
         for name, st in self.drivers.stats().items():
             dev = self.drivers.devices[name]
@@ -316,30 +404,62 @@ class Daemon:
                     timeouts=st.timeouts,
                 )
             )
+        hold = self.controllers.hold_reason
+        w = self._writer
         status = status_file.Status(
-            written_at=time.time(),
+            written_at=snap.t_unix_s,
             pid=os.getpid(),
             state=cmd.state,
-            energize_allowed=self.controllers.hold_reason is None,
-            hold_reasons=[self.controllers.hold_reason] if self.controllers.hold_reason else [],
+            energize_allowed=hold is None,
+            hold_reasons=[hold] if hold else [],
             p_cmd_w=cmd.p_w,
             q_cmd_var=cmd.q_var,
             p_request_w=cmd.p_request_w,
             binding=cmd.binding,
             reasons=cmd.reasons,
-            p_meas_w=fields["p_meas_w"],
-            q_meas_var=fields["q_meas_var"],
-            p_site_import_w=fields["p_site_import_w"],
             v_pu=cmd.v_pu,
-            f_hz=fields["f_hz"],
-            soc=fields["soc"],
+            output_mismatch=self.mismatch.message() if self.mismatch else None,
+            stage_operation=None
+            if w is None or w.operation is None
+            else ("started" if w.operation else "stopped"),
             devices=devices,
             cycles=self.counters.cycles,
             overruns=self.counters.overruns,
+            write_errors=w.errors if w else 0,
             telemetry_backlog=self.telemetry.backlog if self.telemetry else 0,
             telemetry_dropped=self.telemetry.dropped if self.telemetry else 0,
+            **self._measured(snap),
         )
-        try:
-            status_file.write(self.status_path, status)
-        except OSError as exc:
+        future = self._io.submit(status_file.write, self.status_path, status)
+        future.add_done_callback(self._status_written)
+        self._status_write = future
+
+    def _status_written(self, future: Future[None]) -> None:
+        exc = future.exception()
+        if exc is not None and "status write" not in self._reporting_failed:
+            self._reporting_failed.add("status write")
             log.warning("cannot write %s: %s", self.status_path, exc)
+        elif exc is None:
+            self._reporting_failed.discard("status write")
+
+    def _dump(self, snap: Snapshot, cmd: Command) -> None:
+        path = self.runtime_dir / f"cycles-{int(snap.t_unix_s)}.msgpack"
+        dump = self.recorder.freeze(self.settings)
+        future = self._io.submit(write_dump, path, dump)
+        future.add_done_callback(lambda f: _log_dump(path, len(dump.pairs), f))
+
+
+def restart_needed(old: Settings, new: Settings) -> list[str]:
+    """The sections of ``new`` a running daemon cannot take (they build its buses, devices, links)."""
+    fixed = [name for name in RESTART_SECTIONS if getattr(new, name) != getattr(old, name)]
+    if new.daemon.state_dir != old.daemon.state_dir:
+        fixed.append("daemon.state_dir")
+    return fixed
+
+
+def _log_dump(path: Path, n: int, future: Future[None]) -> None:
+    exc = future.exception()
+    if exc is None:
+        log.info("dumped the last %d cycles to %s", n, path)
+    else:
+        log.error("cannot dump the cycles to %s: %s", path, exc)

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
 
-from drivers.capabilities import MeterReading, PowerStageRatings, PowerStageReading
+from drivers.capabilities import MeterReading, PowerStageReading
 from edge.control import pq, protect
 from edge.control import protect_types as pt
 from edge.control.pq_params import PqSettingsError
@@ -24,30 +23,17 @@ from edge.control.pq_params import params_from_settings as pq_params_from_settin
 from edge.control.pq_types import Constraint, binding_names
 from edge.control.protect_params import ProtectParamError
 from edge.control.protect_params import params_from_settings as protect_params_from_settings
-from edge.daemon.battery import UNKNOWN, BatteryView
+from edge.daemon.snapshot import Command, Snapshot
 from edge.settings import Settings, energize_lock
 
 log = logging.getLogger(__name__)
 
-# Command-to-output latency assumed until commissioning measures it: one cycle, the Modbus write
-# and the inverter's own reaction (docs/protection.md).
-DEFAULT_LATENCY_S = 0.3
 SQRT3 = math.sqrt(3.0)
 PHASES = {"single": 1, "split": 2, "three": 3}
 
 
-@dataclass(frozen=True)
-class Command:
-    """What the cycle decided: the setpoint (or a stop) and why."""
-
-    p_w: float
-    q_var: float
-    stop: bool
-    state: str
-    binding: list[str] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
-    p_request_w: float = 0.0
-    v_pu: float | None = None
+class KernelSettingsError(ValueError):
+    """Settings the kernels cannot run (a reload with them is refused)."""
 
 
 def phase_base_v(settings: Settings) -> float | None:
@@ -64,12 +50,7 @@ def phase_base_v(settings: Settings) -> float | None:
 class Controllers:
     """Kernel I then kernel II, with the settings mapped onto their parameters once."""
 
-    def __init__(self, settings: Settings, *, latency_s: float = DEFAULT_LATENCY_S) -> None:
-        self.settings = settings
-        self.hold_reason: str | None = energize_lock(settings)
-        self.v_base_v = phase_base_v(settings)
-        self.n_phases = PHASES[settings.commissioning.phase_topology or "three"]
-        self.cap_mode = settings.site.mode == "v2h" or settings.site.non_export
+    def __init__(self, settings: Settings) -> None:
         self._pq_i, self._pq_s, self._pq_o = pq.PqInputs(), pq.PqState(), pq.PqOutputs()
         self._x, self._s, self._o = pt.new_inputs(), pt.new_state(), pt.new_outputs()
         self._pq_p = pq.PqParams()
@@ -77,13 +58,41 @@ class Controllers:
         # Read times of the meter's last two readings: a polled meter's value was measured after the
         # previous read, which is what kernel II needs to pair it with the inverter's power.
         self._meter_read_s = (math.nan, math.nan)
+        self.hold_reason: str | None = None
+        self._configure(settings)
         if self.hold_reason is None:
             try:
-                pq_params_from_settings(settings, actuation_tau_s=0.0, into=self._pq_p)
-                self._prot_p = protect_params_from_settings(settings, measured_latency_s=latency_s).pack()
-            except (PqSettingsError, ProtectParamError) as exc:
+                self._map(settings)
+            except KernelSettingsError as exc:
                 self.hold_reason = f"settings the kernels cannot run: {exc}"
                 log.error("holding P = Q = 0: %s", self.hold_reason)
+
+    def _configure(self, settings: Settings) -> None:
+        self.settings = settings
+        self.hold_reason = energize_lock(settings)
+        self.v_base_v = phase_base_v(settings)
+        self.n_phases = PHASES[settings.commissioning.phase_topology or "three"]
+        self.cap_mode = settings.site.mode == "v2h" or settings.site.non_export
+
+    def _map(self, settings: Settings) -> None:
+        """Map ``settings`` onto the kernels' parameters (their state is kept)."""
+        pq_p = pq.PqParams()
+        try:
+            pq_params_from_settings(settings, actuation_tau_s=_response_tau_s(settings), into=pq_p)
+            prot_p = protect_params_from_settings(
+                settings, measured_latency_s=settings.daemon.actuation_latency_s
+            ).pack()
+        except (PqSettingsError, ProtectParamError) as exc:
+            raise KernelSettingsError(str(exc)) from exc
+        self._pq_p, self._prot_p = pq_p, prot_p
+
+    def reload(self, settings: Settings) -> None:
+        """Take new settings while running: the kernels keep their state (timers, filters, service
+        state), so a reload is not a restart and does not re-enter service. Raises
+        KernelSettingsError, leaving everything as it was, when the kernels cannot take them."""
+        if energize_lock(settings) is None:
+            self._map(settings)
+        self._configure(settings)
 
     def dispatch_w(self) -> float:
         """The active power asked of the charger before any grid function or limit.
@@ -116,28 +125,20 @@ class Controllers:
         pu = [v / base for v in phases]
         return sum(pu) / len(pu), max(pu), min(pu)
 
-    def step(
-        self,
-        t_s: float,
-        meter: MeterReading | None,
-        stage: PowerStageReading | None,
-        ratings: PowerStageRatings | None,
-        battery: BatteryView = UNKNOWN,
-        *,
-        stop_request: bool = False,
-    ) -> Command:
-        """One cycle's command; ``stop_request`` ramps the dispatch down at the stop ramp rate."""
+    def step(self, snap: Snapshot) -> Command:
+        """One cycle's command from one snapshot (``stop_request`` ramps down at the stop rate)."""
         if self.hold_reason is not None:
-            return Command(0.0, 0.0, False, "locked", reasons=[self.hold_reason])
+            return Command(0.0, 0.0, None, "locked", reasons=[self.hold_reason])
+        t_s, meter, stage, ratings, battery = snap.t_s, snap.meter, snap.stage, snap.ratings, snap.battery
         stale_s = self.settings.site.stale_meter_s
         if stage is None or t_s - stage.t_s > stale_s or stage.p_w is None:
             why = "no reading from the power stage yet" if stage is None else "power stage data stale"
-            return Command(0.0, 0.0, False, "no_power_stage", reasons=[why])
+            return Command(0.0, 0.0, None, "no_power_stage", reasons=[why])
 
         v_avg, v_max, v_min = self._voltages_pu(meter, stage)
         f_hz = meter.f_hz if meter is not None and meter.f_hz is not None else stage.f_hz
         f = math.nan if f_hz is None else f_hz
-        p_request = self.dispatch_w()
+        p_request = snap.dispatch_w
 
         # Battery power limits: the lowest of the charger's ratings, the EV's and our estimate's.
         p_dis = ratings.p_max_export_w if ratings else 0.0
@@ -153,7 +154,7 @@ class Controllers:
         o = self._pq_o
         pq.pack_and_step(
             self._pq_p, self._pq_i, self._pq_s, o,
-            t_s, v_avg, f, p_request, 0.0, p_dis, p_chg, soc_ev, battery.soc_est, stage.p_w, int(stop_request),
+            t_s, v_avg, f, p_request, 0.0, p_dis, p_chg, soc_ev, battery.soc_est, stage.p_w, int(snap.stop_request),
         )  # fmt: skip
         droop_extra = max(0.0, o.p_fw_w - o.p_pre_w) if o.binding & Constraint.DROOP_UF else 0.0
 
@@ -176,7 +177,7 @@ class Controllers:
             x[pt.I_P_SITE_IMPORT_W] = math.nan if meter.frozen else meter.p_site_import_w
         x[pt.I_P_INV_MEAS_W] = stage.p_w
         x[pt.I_P_INV_T_S] = stage.t_s
-        x[pt.I_U_RAND] = 0.5
+        x[pt.I_U_RAND] = snap.u_rand
         x[pt.I_LOCK] = 0.0
         x[pt.I_PERMIT] = 1.0
         protect.step(self._prot_p, self._s, x, self._o)
@@ -190,10 +191,15 @@ class Controllers:
         return Command(
             p_w=float(out[pt.O_P_W]),
             q_var=float(out[pt.O_Q_VAR]),
-            stop=bool(out[pt.O_PERMIT_SERVICE] == 0.0),
+            service=bool(out[pt.O_PERMIT_SERVICE] != 0.0),
             state=state,
             binding=binding,
             reasons=reasons,
             p_request_w=p_request,
             v_pu=None if math.isnan(v_avg) else v_avg,
+            es_remaining_s=float(out[pt.O_ES_REMAINING_S]) if state in ("waiting", "tripped") else None,
         )
+
+
+def _response_tau_s(settings: Settings) -> float:
+    return settings.inverter.response_tau_s if settings.inverter is not None else 0.0

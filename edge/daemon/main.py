@@ -1,5 +1,9 @@
 """``v2g-edged``: load and check the settings, then run the daemon until SIGTERM or SIGINT.
 
+Signals: SIGTERM / SIGINT stop (ramp down, then the stage's stop command); SIGHUP reloads the
+configuration file (a file that does not validate, or changes that need a restart, are refused and
+the daemon runs on); SIGUSR1 dumps the recent cycles into the runtime directory.
+
 Exit codes: 0 after a clean stop, 78 (EX_CONFIG) for a configuration that cannot run (the unit file
 does not restart on it: a broken file does not mend itself), 1 for anything else.
 """
@@ -71,14 +75,16 @@ def load(path: str | None) -> Settings:
     return load_file(Path(path)) if path else load_default()
 
 
-async def _serve(settings: Settings, run_dir: Path, keep_dir: Path) -> int:
+async def _serve(settings: Settings, config: Path | None, run_dir: Path, keep_dir: Path) -> int:
     from edge.daemon.app import Daemon
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    daemon = Daemon(settings, runtime_dir=run_dir, state_dir=keep_dir, config_path=config)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    daemon = Daemon(settings, runtime_dir=run_dir, state_dir=keep_dir)
+    loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
+    loop.add_signal_handler(signal.SIGUSR1, daemon.request_dump)
     return await daemon.run(stop)
 
 
@@ -101,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "v2g-edged %s starting (config %s, status in %s)", __version__, args.config or "embedded", run_dir
     )
     try:
-        return asyncio.run(_serve(settings, run_dir, state_dir(args.state_dir, settings)))
+        config = Path(args.config) if args.config else None
+        return asyncio.run(_serve(settings, config, run_dir, state_dir(args.state_dir, settings)))
     except drivers.DriverError as exc:
         log.error("cannot start: %s", exc)
         return EX_CONFIG if exc.kind == "config" else 1

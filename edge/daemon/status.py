@@ -47,9 +47,14 @@ class Status(msgspec.Struct, kw_only=True):
     v_pu: float | None = None
     f_hz: float | None = None
     soc: float | None = None
+    meter_age_s: float | None = None
+    stage_age_s: float | None = None
+    output_mismatch: str | None = None  # the stage does not do what it is told, and the likely cause
+    stage_operation: str | None = None  # "started" / "stopped": what the stage was last told and took
     devices: list[DeviceHealth] = []
     cycles: int = 0
     overruns: int = 0
+    write_errors: int = 0
     telemetry_backlog: int = 0
     telemetry_dropped: int = 0
 

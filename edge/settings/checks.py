@@ -232,9 +232,16 @@ def check_devices(settings: Settings) -> None:
         raise SettingsError("devices", "[buses] and [devices]", str(exc)) from None
 
 
+def check_daemon(settings: Settings) -> None:
+    """The command-to-output latency includes at least one cycle: a smaller value is not a measurement."""
+    d = settings.daemon
+    _order("daemon.cycle_s", d.cycle_s, "daemon.actuation_latency_s", d.actuation_latency_s, strict=False)
+
+
 def check_settings(settings: Settings, profile: ResolvedProfile | None) -> None:
     """Every cross-field rule; profile-dependent ones only once a profile is commissioned."""
     check_functions(settings)
+    check_daemon(settings)
     check_devices(settings)
     check_site(settings)
     check_owner(settings)

@@ -45,8 +45,8 @@ async def running_plant(**overrides: dict[str, Any]) -> AsyncIterator[Plant]:
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(settings: Settings, runtime_dir: Path) -> AsyncIterator[Daemon]:
-    daemon = Daemon(settings, runtime_dir=runtime_dir, state_dir=runtime_dir / "state")
+async def running_daemon(settings: Settings, runtime_dir: Path, **options: Any) -> AsyncIterator[Daemon]:
+    daemon = Daemon(settings, runtime_dir=runtime_dir, state_dir=runtime_dir / "state", **options)
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop), name="daemon-under-test")
     try:

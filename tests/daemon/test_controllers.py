@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from drivers.capabilities import MeterReading, PowerStageRatings, PowerStageReading
 from edge.daemon.controllers import Controllers, phase_base_v
+from edge.daemon.snapshot import Snapshot
 from edge.settings import load_text
 from edge.settings.edit import set_value
 from edge.settings.load import default_config_text
@@ -26,7 +27,7 @@ def _run(c: Controllers, seconds: float, meter_v: tuple[float | None, ...], load
         stage = PowerStageReading(t_s=t, p_w=p, v_ac_v=240.0, f_hz=60.0, ev_soc=0.6)
         v1, v2, v3 = meter_v
         meter = MeterReading(t_s=t, p_site_import_w=load_w - p, v_l1_v=v1, v_l2_v=v2, v_l3_v=v3, f_hz=60.0)
-        cmd = c.step(t, meter, stage, RATINGS)
+        cmd = c.step(Snapshot(t, t, meter, stage, RATINGS, dispatch_w=c.dispatch_w()))
         p = cmd.p_w
     return cmd
 
@@ -56,5 +57,5 @@ def test_an_under_voltage_on_a_wired_phase_is_seen() -> None:
 def test_stale_power_stage_commands_nothing() -> None:
     c = Controllers(_settings())
     stage = PowerStageReading(t_s=0.0, p_w=3000.0, v_ac_v=240.0, f_hz=60.0, ev_soc=0.6)
-    cmd = c.step(10.0, None, stage, RATINGS)
+    cmd = c.step(Snapshot(10.0, 10.0, None, stage, RATINGS))
     assert (cmd.p_w, cmd.q_var, cmd.state) == (0.0, 0.0, "no_power_stage")
