@@ -60,6 +60,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(
         f"measured   P {_fmt(st.p_meas_w, 'W')}   Q {_fmt(st.q_meas_var, 'var')}   site import {_fmt(st.p_site_import_w, 'W')}"
     )
+    if st.stage_operation is not None:
+        print(f"stage      told to operate: {'yes' if st.stage_operation == 'started' else 'no (stopped)'}")
+    if st.output_mismatch is not None:
+        print(f"MISMATCH   {st.output_mismatch}")
     print(
         f"grid       V {_fmt(st.v_pu, 'p.u.', 3)}   f {_fmt(st.f_hz, 'Hz', 3)}   EV SoC {_fmt(None if st.soc is None else st.soc * 100, '%', 1)}"
     )
@@ -71,7 +75,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             f" errors {d.errors}, timeouts {d.timeouts}"
         )
     print(
-        f"cycles     {st.cycles} ({st.overruns} overruns); telemetry backlog {st.telemetry_backlog}, dropped {st.telemetry_dropped}"
+        f"cycles     {st.cycles} ({st.overruns} overruns, {st.write_errors} write errors); telemetry backlog {st.telemetry_backlog}, dropped {st.telemetry_dropped}"
     )
     return 1 if stale else 0
 

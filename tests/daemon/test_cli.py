@@ -77,6 +77,26 @@ def test_v2gctl_status_reads_the_daemon_status(tmp_path: Path, capsys: pytest.Ca
     assert "export_cap" in out and "1900 W" in out
 
 
+def test_v2gctl_status_shows_an_output_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status_file.write(
+        tmp_path / "status.json",
+        status_file.Status(
+            written_at=time.time(),
+            pid=1,
+            state="normal",
+            energize_allowed=True,
+            p_cmd_w=1900.0,
+            p_meas_w=0.0,
+            stage_operation="started",
+            output_mismatch="commanded 1900 W, measured 0 W: the stage reports it is off (state OFF)",
+        ),
+    )
+    v2gctl(["status", "--runtime-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "MISMATCH" in out and "reports it is off" in out
+    assert "told to operate: yes" in out
+
+
 def test_v2gctl_status_flags_a_stale_daemon(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status_file.write(
         tmp_path / "status.json",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from drivers.capabilities import MeterReading, PowerStageRatings, PowerStageReading
 from edge.daemon.controllers import Controllers, phase_base_v
 from edge.daemon.snapshot import Snapshot
@@ -59,3 +61,39 @@ def test_stale_power_stage_commands_nothing() -> None:
     stage = PowerStageReading(t_s=0.0, p_w=3000.0, v_ac_v=240.0, f_hz=60.0, ev_soc=0.6)
     cmd = c.step(Snapshot(10.0, 10.0, None, stage, RATINGS))
     assert (cmd.p_w, cmd.q_var, cmd.state) == (0.0, 0.0, "no_power_stage")
+
+
+def _in_service_after(u_rand: float) -> float:
+    """Seconds until a daemon-owned enter service with a 10 s randomized delay lets the stage run."""
+    c = Controllers(
+        _settings(
+            functions__enter_service="daemon",
+            grid__enter_service__delay_s=2.0,
+            grid__enter_service__randomized_delay_s=10.0,
+        )
+    )
+    for k in range(200):
+        t = k * 0.1
+        stage = PowerStageReading(t_s=t, p_w=0.0, v_ac_v=240.0, f_hz=60.0, ev_soc=0.6)
+        meter = MeterReading(t_s=t, p_site_import_w=2000.0, v_l1_v=240.0, f_hz=60.0)
+        cmd = c.step(Snapshot(t, t, meter, stage, RATINGS, dispatch_w=c.dispatch_w(), u_rand=u_rand))
+        if cmd.service:
+            return t
+    raise AssertionError("never entered service")
+
+
+def test_the_randomized_enter_service_delay_uses_the_draw() -> None:
+    early, late = _in_service_after(0.1), _in_service_after(0.9)
+    assert early == pytest.approx(2.0 + 1.0, abs=0.15)
+    assert late == pytest.approx(2.0 + 9.0, abs=0.15)
+
+
+def test_daemons_draw_their_own_random_numbers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from edge.daemon.app import Daemon
+
+    settings = _settings(mqtt__enabled=False, battery__estimate=False)
+    a = Daemon(settings, runtime_dir=tmp_path / "a")
+    b = Daemon(settings, runtime_dir=tmp_path / "b")
+    draws = [(a.snapshot(0.0, False).u_rand, b.snapshot(0.0, False).u_rand) for _ in range(5)]
+    assert all(0.0 <= x < 1.0 and 0.0 <= y < 1.0 for x, y in draws)
+    assert len({x for x, _ in draws} | {y for _, y in draws}) == 10, "two units, or two cycles, drew alike"

@@ -278,3 +278,25 @@ async def test_a_wall_clock_step_changes_no_control_timer(tmp_path: Path) -> Non
             status, _ = status_file.read(tmp_path / "status.json")
             assert status.written_at > time.time() + 80000.0  # the report did use the stepped wall clock
             assert daemon.last is not None and daemon.last[1].state in ("ramping", "normal")
+
+
+async def test_v2g_hil_replay_reports_what_other_settings_would_have_done(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hil.cli import main as v2g_hil
+
+    async with running_plant() as plant:
+        plant.apply(ev.HouseLoad(w=2000.0))
+        text = bench_config_text(plant, battery=NO_BATTERY)
+        async with running_daemon(settings_for(plant, battery=NO_BATTERY), tmp_path) as daemon:
+            await _until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "serving the house")
+            dump = daemon.recorder.freeze(daemon.settings)
+    path = tmp_path / "cycles.msgpack"
+    await asyncio.to_thread(write_dump, path, dump)
+    assert v2g_hil(["replay", str(path)]) == 0
+    assert "0 of" in capsys.readouterr().out
+    other = tmp_path / "other.toml"
+    other.write_text(text.replace("export_margin_w = 100.0", "export_margin_w = 900.0"))
+    assert v2g_hil(["replay", str(path), "--config", str(other)]) == 1
+    out = capsys.readouterr().out
+    assert "replayed normal" in out and "differ" in out
