@@ -105,6 +105,8 @@ class Plant:
         self._publish_dt_s = 0.0
         self._pending: list[ev.PlantEvent] = []
         self.link_up = {"power_stage": True, "site_meter": True}
+        self._restart: ev.InverterRestart | None = None  # the stage is powered off until its power-on
+        self._restart_on_s = 0.0
         self.p_site_import_w = 0.0
         self.step_count = 0
         self.late_steps = 0
@@ -287,8 +289,20 @@ class Plant:
                     self.ev.max_charge_w = charge_w
                 if discharge_w is not None:
                     self.ev.max_discharge_w = discharge_w
+            case ev.InverterRestart(offline_s=offline_s):
+                self.stage.power_off()
+                self.set_link("power_stage", False)
+                self._restart, self._restart_on_s = event, t + offline_s
             case _:
                 raise TypeError(f"not a plant event: {event!r}")
+
+    def _power_on_stage(self, restart: ev.InverterRestart) -> None:
+        self._restart = None
+        self.stage_dev.power_on(self._t_s, stopped=restart.stopped, es_disabled=restart.es_disabled)
+        for srv, _ in self._servers["power_stage"]:
+            srv.drop_connections()
+        self.set_link("power_stage", True)
+        self._next_publish_s = self._t_s  # its registers show the restarted device at once
 
     # --- physics ---------------------------------------------------------------------------------
 
@@ -297,6 +311,8 @@ class Plant:
         self.step_count += 1
         while self._pending and self._pending[0].at_s <= t_s:
             self.apply(self._pending.pop(0))
+        if self._restart is not None and t_s >= self._restart_on_s:
+            self._power_on_stage(self._restart)
         g = self.grid
         islanded = not g.breaker_closed
         v = g.v_avg_pu

@@ -309,6 +309,22 @@ class StageDevice:
         self._e_abs = 0.0
         self._last_hb_s = 0.0
         self.log: list[str] = []
+        self._power_on_regs = list(self.dev.live.regs)
+
+    def power_on(self, t_s: float, *, stopped: bool, es_disabled: bool) -> None:
+        """Start again after a power cycle: the volatile models (704 controls, 715 heartbeats and
+        OpCtl) hold their power-on registers, 715 ``OpCtl`` and 703 ``ES`` say whether it waits for a
+        start command or a permit; adopt requests in progress are lost."""
+        live = self.dev.live
+        for lay, start in self.dev.image.layouts:
+            if lay.model.id in (704, 715):
+                off = start - live.base
+                live.regs[off : off + lay.length + 2] = self._power_on_regs[off : off + lay.length + 2]
+        self.dev.set_raw(715, "OpCtl", 0 if stopped else 1)
+        self.dev.set_raw(703, "ES", 0 if es_disabled else 1)
+        self._pending.clear()
+        self._last_hb_s = t_s
+        self.stage.power_on(t_s, stopped=stopped, es_disabled=es_disabled)
 
     # --- model building --------------------------------------------------------------------------
 

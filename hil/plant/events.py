@@ -87,7 +87,30 @@ class EvLimits(_Event, tag="ev_limits", kw_only=True):
     discharge_w: NonNeg | None = None
 
 
-PlantEvent = HouseLoad | Hob | Pv | Breaker | Grid | MeterFreeze | MeterSilent | Link | EvPlug | EvLimits
+class InverterRestart(_Event, tag="inverter_restart", kw_only=True):
+    """The power stage restarts (a power cycle): its output drops to 0 at once, it is off the bus for
+    ``offline_s``, then answers again with its power-on settings (704 setpoint enables and reversion
+    cleared, heartbeats at 0) and its TCP connections dropped. ``stopped``: it comes back waiting for a
+    start command (715 ``OpCtl`` = STOP); ``es_disabled``: with 703 ``ES`` = disabled."""
+
+    offline_s: Annotated[float, Meta(ge=0.0, le=60.0)] = 1.0
+    stopped: bool = False
+    es_disabled: bool = False
+
+
+PlantEvent = (
+    HouseLoad
+    | Hob
+    | Pv
+    | Breaker
+    | Grid
+    | MeterFreeze
+    | MeterSilent
+    | Link
+    | EvPlug
+    | EvLimits
+    | InverterRestart
+)
 
 
 def kind_of(obj: msgspec.Struct) -> str:

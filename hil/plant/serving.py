@@ -10,7 +10,8 @@ Client writes go through the device's hooks before they land: writes to read-onl
 refused with exception 2 (illegal address), and a hook may refuse a value with exception 3 (illegal
 value), as a real SunSpec device does. A device can be taken off every bus
 (:meth:`DeviceServer.set_online`): it then stays silent and clients time out, as with a dead RS-485
-device or a broken link.
+device or a broken link; :meth:`DeviceServer.drop_connections` closes its clients' TCP connections, as
+a restart does.
 """
 
 from __future__ import annotations
@@ -283,6 +284,15 @@ class DeviceServer:
                 live[unit_id] = runtimes[unit_id]
             else:
                 live.pop(unit_id, None)
+
+    def drop_connections(self) -> None:
+        """Close every client's TCP connection, as a device that restarted has forgotten them (RTU has
+        none to drop)."""
+        for server in self.servers:
+            if isinstance(server, ModbusTcpServer):
+                for conn in list(server.active_connections.values()):
+                    conn.callback_disconnected(None)
+                    conn.close()
 
     async def stop(self) -> None:
         for server in self.servers:

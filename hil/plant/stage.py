@@ -8,9 +8,14 @@ long without a new write or controller heartbeat, the setpoint becomes ``WSetRvr
 delay and ramp after a trip, anti-islanding. When it owns them (owner = inverter) it runs its own IEEE
 1547 functions: volt-var, frequency droop, voltage and frequency must-trip curves.
 
-States: ``off`` (OpCtl stop), ``idle`` (running, no EV or nothing to do), ``running``, ``tripped``
-(ceased by protection: trip or anti-islanding, waits for the enter-service window and delay), ``ramp``
-(re-entering service, output limited by the ramp).
+States: ``off`` (OpCtl stop, ES disabled, or powered off), ``idle`` (running, no EV or nothing to do),
+``running``, ``tripped`` (ceased by protection: trip or anti-islanding, waits for the enter-service window
+and delay), ``ramp`` (re-entering service, output limited by the ramp).
+
+A power cycle (:meth:`PowerStage.power_off`, :meth:`PowerStage.power_on`) loses what a controller
+wrote to the volatile controls (704 setpoints and reversion, 715 OpCtl): they return to their power-on
+values. Ratings (702), the enter-service times (703) and the curves (705-711) are kept, as a real
+inverter keeps its grid settings in non-volatile memory.
 """
 
 from __future__ import annotations
@@ -96,20 +101,10 @@ class PowerStage:
         self.s_max_va = cfg.s_max_va
         self.q_max_var = cfg.q_max_var
         self.tau_s = cfg.tau_s
-        # Controls (SunSpec 703/704/715).
+        # Controls (SunSpec 703/704/715) at their power-on values.
         self.op_start = True
         self.es_permit = True
-        self.wset_ena = False
-        self.wset_w = 0.0
-        self.wset_rvrt_w = cfg.wset_rvrt_w
-        self.wset_rvrt_tms_s = cfg.wset_rvrt_tms_s
-        self.varset_ena = False
-        self.varset_var = 0.0
-        self.varset_rvrt_var = 0.0
-        self.varset_rvrt_tms_s = 0.0
-        self.wmax_lim_ena = False
-        self.wmax_lim_pct = 100.0
-        self.anti_isl_ena = cfg.anti_islanding
+        self._power_on_controls()
         self.es_delay_s = cfg.es_delay_s
         self.es_ramp_s = cfg.es_ramp_s
         self.es_v_band_pu = (0.917, 1.05)
@@ -146,6 +141,47 @@ class PowerStage:
         self._es_ok_s = 0.0
         self._ramp_s = 0.0
         self.hb = 0
+        self.powered = True
+
+    def _power_on_controls(self) -> None:
+        """The volatile controls (704) as the device starts with them."""
+        cfg = self.cfg
+        self.wset_ena = False
+        self.wset_w = 0.0
+        self.wset_rvrt_w = cfg.wset_rvrt_w
+        self.wset_rvrt_tms_s = cfg.wset_rvrt_tms_s
+        self.varset_ena = False
+        self.varset_var = 0.0
+        self.varset_rvrt_var = 0.0
+        self.varset_rvrt_tms_s = 0.0
+        self.wmax_lim_ena = False
+        self.wmax_lim_pct = 100.0
+        self.anti_isl_ena = cfg.anti_islanding
+
+    # --- power cycle ----------------------------------------------------------------------------------
+
+    def power_off(self) -> None:
+        """Lose supply: cease to energize at once, forget every running timer."""
+        self.powered = False
+        self.state = "off"
+        self.trip_cause = ""
+        self._cease()
+        self._island_s = self._es_ok_s = self._ramp_s = 0.0
+        for c in (self.lv, self.hv, self.lf, self.hf):
+            c.reset()
+
+    def power_on(self, t_s: float, *, stopped: bool = False, es_disabled: bool = False) -> None:
+        """Start again with the power-on controls; ``stopped``: waiting for a start command (OpCtl
+        STOP), ``es_disabled``: service not permitted (ES disabled). Otherwise it enters service through
+        the ramp, as after a start command."""
+        self._power_on_controls()
+        self.op_start = not stopped
+        self.es_permit = not es_disabled
+        self.reverted = self.var_reverted = False
+        self.last_touch_s = t_s
+        self.hb = 0
+        self.state = "off"
+        self.powered = True
 
     # --- controller interaction -------------------------------------------------------------------
 
@@ -224,6 +260,8 @@ class PowerStage:
         ev_dis_w: float,
     ) -> None:
         """Advance ``dt_s``: timers, protection, targets, then the first-order response."""
+        if not self.powered:
+            return
         # Setpoint reversion (the device's own timer, independent of the controller).
         if (
             self.wset_rvrt_tms_s > 0.0
@@ -248,7 +286,8 @@ class PowerStage:
             )
             self._es_ok_s = self._es_ok_s + dt_s if (in_window and self.es_permit) else 0.0
             if self._es_ok_s >= self.es_delay_s:
-                self.state = "ramp"
+                # Stopped by command meanwhile: the trip is over, but it stays off until started.
+                self.state = "ramp" if self.op_start else "off"
                 self._ramp_s = 0.0
                 self.trip_cause = ""
         elif not self.op_start or not self.es_permit:
@@ -261,10 +300,7 @@ class PowerStage:
             if self._ramp_s >= self.es_ramp_s:
                 self.state = "running"
         if self.state in ("off", "tripped") or v_avg_pu < 0.5:
-            # Cease to energize: no lag, as a protection action.
-            self.p_w = self.q_var = self.p_target_w = self.q_target_var = 0.0
-            self.q_vv_var = self.p_droop_w = 0.0
-            self.p_dc_w = 0.0
+            self._cease()
             return
         dis, chg = self._limits(ev_plugged, soc, soc_min, soc_max, ev_chg_w, ev_dis_w)
         p_cmd = self.wset_w if self.wset_ena else 0.0
@@ -306,6 +342,12 @@ class PowerStage:
             self.state = "idle"
         p = self.p_w
         self.p_dc_w = p / self.cfg.eff_discharge if p >= 0.0 else p * self.cfg.eff_charge
+
+    def _cease(self) -> None:
+        """Cease to energize: no lag, as a protection action."""
+        self.p_w = self.q_var = self.p_target_w = self.q_target_var = 0.0
+        self.q_vv_var = self.p_droop_w = 0.0
+        self.p_dc_w = 0.0
 
     @property
     def p_ac_w(self) -> float:

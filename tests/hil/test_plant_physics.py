@@ -6,6 +6,7 @@ import gzip
 import math
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from hil.plant import Plant, PlantConfig
@@ -279,3 +280,91 @@ def test_a_trace_without_the_needed_columns_is_refused(tmp_path: Path) -> None:
     trace.write_text("t_s,voltage\n0,380\n")
     with pytest.raises(ValueError, match=r"has no column 'pack_voltage_v_meas'"):
         TraceBattery(trace)
+
+
+def step_plant(plant: Plant, t: float, t_end: float) -> float:
+    while t < t_end - 1e-12:
+        t += DT
+        plant._step(t, DT)
+    return t
+
+
+def test_inverter_restart_drops_the_output_and_forgets_the_controllers_settings() -> None:
+    plant = Plant(PlantConfig())
+    t = step_plant(plant, 0.0, 3.0)
+    st, dev = plant.stage, plant.stage_dev.dev
+    st.wset_ena = True
+    st.set_wset(3000.0, t)
+    st.wset_rvrt_tms_s = 10.0
+    dev.set_raw(704, "WSetEna", 1)
+    dev.set_raw(704, "WSetRvrtTms", 10)
+    dev.set_raw(715, "ControllerHb", 41)
+    t = step_plant(plant, t, 4.0)
+    assert plant.snapshot()["p_ev_w"] > 2900.0
+    plant.apply(ev.InverterRestart(offline_s=0.5, stopped=True))
+    snap = plant.snapshot()
+    assert snap["p_ev_w"] == 0.0  # at once, no lag
+    assert snap["stage_link_up"] == 0.0
+    t = step_plant(plant, t, 4.45)
+    assert plant.snapshot()["stage_link_up"] == 0.0
+    assert st.p_ac_w == 0.0
+    t = step_plant(plant, t, 4.6)
+    snap = plant.snapshot()
+    assert snap["stage_link_up"] == 1.0
+    assert snap["p_ev_w"] == 0.0
+    assert snap["p_set_w"] == 0.0
+    # Back with the power-on controls, waiting for a start command, and saying so in 701 and 715.
+    assert (st.state, st.op_start, st.es_permit) == ("off", False, True)
+    assert (st.wset_ena, st.wset_rvrt_tms_s) == (False, 0.0)
+    assert dev.get_raw(701, "InvSt") == 0  # OFF
+    assert dev.get_raw(701, "ConnSt") == 0
+    assert dev.get_raw(715, "OpCtl") == 0  # STOP
+    assert dev.get_raw(703, "ES") == 1
+    assert dev.get_raw(704, "WSetEna") == 0
+    assert dev.get_raw(704, "WSetRvrtTms") == 0
+    assert dev.get_raw(715, "ControllerHb") == 0
+    assert dev.get_raw(715, "DERHb") == 0
+    t = step_plant(plant, t, 10.0)
+    assert st.state == "off"  # stays stopped however long: only a start command ends it
+    assert dev.get_raw(715, "DERHb") in (5, 6)  # counting again from 0
+
+
+def test_inverter_restart_not_stopped_enters_service_through_the_ramp() -> None:
+    cfg = PlantConfig()
+    cfg.power_stage.es_ramp_s = 1.0
+    plant = Plant(cfg)
+    t = step_plant(plant, 0.0, 3.0)
+    event = msgspec.convert({"kind": "inverter_restart", "offline_s": 0.0}, ev.PlantEvent)
+    assert event == ev.InverterRestart(offline_s=0.0)
+    plant.apply(event)
+    t = step_plant(plant, t, 3.0 + 2 * DT)
+    assert plant.stage.state == "ramp"
+    assert plant.stage_dev.dev.get_raw(701, "InvSt") == 2  # STARTING
+    t = step_plant(plant, t, 4.1)
+    assert plant.stage.state == "running"
+    assert plant.stage_dev.dev.get_raw(701, "InvSt") == 3
+
+
+def test_inverter_restart_with_service_disabled_stays_off() -> None:
+    plant = Plant(PlantConfig())
+    t = step_plant(plant, 0.0, 1.0)
+    plant.apply(ev.InverterRestart(offline_s=0.1, es_disabled=True))
+    step_plant(plant, t, 3.0)
+    assert plant.stage.state == "off"
+    assert plant.stage.op_start  # OpCtl START, but no permit to enter service
+    assert plant.stage_dev.dev.get_raw(703, "ES") == 0
+    assert plant.stage_dev.dev.get_raw(715, "OpCtl") == 1
+    assert plant.stage_dev.dev.get_raw(701, "InvSt") == 0
+
+
+def test_a_trip_while_stopped_by_command_ends_off_not_in_service() -> None:
+    st = running_stage(tau_s=0.0, es_delay_s=1.0, es_ramp_s=1.0)
+    t = run_stage(st, 3.0, 3.2, v_avg_pu=1.21, v_max_pu=1.21)
+    assert st.state == "tripped"
+    st.op_start = False  # OpCtl STOP while tripped
+    states = set()
+    while t < 6.0:
+        t = run_stage(st, t, t + DT)
+        states.add(st.state)
+    assert states == {"tripped", "off"}  # never through the ramp into service
+    assert st.state == "off"

@@ -281,3 +281,49 @@ async def test_controller_heartbeat_holds_off_reversion_and_opctl_stops(
     await stage_client.write_registers(img.address(715, "OpCtl"), [1], device_id=1)
     await asyncio.sleep(0.05)
     assert plant.stage.state == "ramp"
+
+
+async def test_inverter_restart_goes_silent_drops_connections_and_comes_back_stopped(
+    plant: Plant, stage_client: AsyncModbusTcpClient
+) -> None:
+    img = plant.stage_dev.dev.image
+    await stage_client.write_registers(img.address(704, "WSetRvrtTms"), [0, 10], device_id=1)
+    await stage_client.write_registers(img.address(704, "WSet"), [0, 2000], device_id=1)
+    await stage_client.write_registers(img.address(704, "WSetEna"), [1], device_id=1)
+    host, port, _ = addr_of(plant, "power_stage")
+    reader, writer = await asyncio.open_connection(host, port)  # a client connected before the restart
+    await asyncio.sleep(0.5)
+    assert plant.snapshot()["p_ev_w"] > 1900.0
+    plant.apply(ev.InverterRestart(offline_s=0.6, stopped=True))
+    assert plant.snapshot()["p_ev_w"] == 0.0
+    with pytest.raises(ModbusIOException):  # off the bus while it restarts
+        await stage_client.read_holding_registers(40000, count=2, device_id=1)
+    assert not reader.at_eof()
+    # At power-on the device has forgotten every connection.
+    assert await asyncio.wait_for(reader.read(1), 2.0) == b""
+    writer.close()
+    await writer.wait_closed()
+    c = AsyncModbusTcpClient(host, port=port, timeout=0.5, retries=0)
+    await c.connect()
+    try:
+
+        async def raw(mid: int, path: str, count: int = 1) -> list[int]:
+            rr = await c.read_holding_registers(img.address(mid, path), count=count, device_id=1)
+            return list(rr.registers)
+
+        assert await raw(701, "InvSt") == [0]  # OFF: stopped, waiting for a start command
+        assert await raw(715, "OpCtl") == [0]
+        assert await raw(703, "ES") == [1]
+        assert await raw(704, "WSetEna") == [0]
+        assert await raw(704, "WSetRvrtTms", 2) == [0, 0]
+        assert await raw(704, "WSet", 2) == [0, 0]
+        # A controller that starts it and writes a setpoint again gets its output back.
+        await c.write_registers(img.address(715, "OpCtl"), [1], device_id=1)
+        await c.write_registers(img.address(704, "WSet"), [0, 2000], device_id=1)
+        await c.write_registers(img.address(704, "WSetEna"), [1], device_id=1)
+        t_start = plant.t_s
+        await plant.wait_until(t_start + plant.cfg.power_stage.es_ramp_s + 0.5)
+        assert await raw(701, "InvSt") == [3]
+        assert plant.snapshot()["p_ev_w"] > 1900.0
+    finally:
+        c.close()
