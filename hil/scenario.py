@@ -11,7 +11,7 @@
     site.house_load_w = 3000
 
     [daemon]                         # overrides of the generated daemon config (v2g-edge.toml sections)
-    site.mode = "v2h"
+    operation.mode = "v2h"
 
     [[events]]                       # plant events (hil/plant/events.py) and runner events (below)
     at_s = 10.0

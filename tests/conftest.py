@@ -1,5 +1,5 @@
 """Test harness: real parts on free ports (Mosquitto, pymodbus servers, socat serial lines, a
-NOTIFY_SOCKET receiver), and a guard that fails any test leaving tasks, threads or processes behind.
+NOTIFY_SOCKET receiver, state stores), and a guard that fails any test leaving tasks, threads or processes behind.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pymodbus import FramerType
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import SimDevice
 
+from edge.state import StateStore
 from hil.broker import Mosquitto
 from hil.modbus_compat import patch_unknown_device_ids
 from hil.procs import free_port
@@ -214,3 +215,19 @@ def notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
         yield NotifyReceiver(path, sock)
     finally:
         sock.close()
+
+
+@pytest.fixture
+async def open_state() -> AsyncIterator[Callable[..., StateStore]]:
+    """Open state stores (``edge.state``): ``store = open_state(state_dir)``; each one still open is
+    closed (flushed, writer thread ended) at teardown."""
+    stores: list[StateStore] = []
+
+    def open_(state_dir: Path, **kwargs: Callable[[], float]) -> StateStore:
+        store = StateStore.open(state_dir, **kwargs)
+        stores.append(store)
+        return store
+
+    yield open_
+    for store in stores:
+        await store.aclose()

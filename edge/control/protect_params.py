@@ -309,6 +309,18 @@ _MODES = {
 _CATEGORIES = {"I": 1, "II": 2, "III": 3}
 
 
+def export_cap_w(settings: Settings, mode: str | None = None) -> float:
+    """The export allowed at the site meter in ``mode`` (default: the configured one): none in V2H
+    (the EV serves the home), the site's cap otherwise."""
+    return 0.0 if (mode or settings.operation.mode) == "v2h" else settings.site.export_cap_w
+
+
+def cap_applies(settings: Settings, mode: str | None = None) -> bool:
+    """Whether the export cap bounds discharge: at a non-export site, in V2H, or where a cap is set."""
+    site = settings.site
+    return site.non_export or (mode or settings.operation.mode) == "v2h" or site.export_cap_w > 0.0
+
+
 def params_from_settings(settings: Settings, *, measured_latency_s: float) -> ProtectParams:
     """Kernel parameters from validated, commissioned settings.
 
@@ -339,7 +351,7 @@ def params_from_settings(settings: Settings, *, measured_latency_s: float) -> Pr
         ),
         non_export=site.non_export,
         cap_wins=site.cap_vs_droop == "cap_wins",
-        export_cap_w=site.export_cap_w,
+        export_cap_w=export_cap_w(settings),
         margin_w=site.export_margin_w,
         fb_gain_per_s=site.export_trim_gain_per_s,
         trim_max_w=site.export_trim_max_w,

@@ -32,6 +32,8 @@ import drivers
 from edge.daemon import status as status_file
 from edge.daemon.battery import UNKNOWN, BatteryTracker, BatteryView
 from edge.daemon.controllers import Controllers, KernelSettingsError
+from edge.daemon.dispatch import Dispatcher
+from edge.daemon.dispatch_file import DispatchFile
 from edge.daemon.notify import Notifier
 from edge.daemon.recorder import Recorder, write_dump
 from edge.daemon.snapshot import Command, Snapshot
@@ -40,6 +42,7 @@ from edge.daemon.tasks import cancel
 from edge.daemon.telemetry import MqttTarget, TelemetryPublisher
 from edge.daemon.writer import SetpointWriter
 from edge.settings import Settings, SettingsError, load_default, load_file
+from edge.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ class TelemetryRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     t_unix_s: float
     state: str
+    mode: str
+    dispatch_source: str
     p_cmd_w: float
     q_cmd_var: float
     binding: list[str]
@@ -115,7 +120,19 @@ class Daemon:
             self.telemetry = TelemetryPublisher(
                 MqttTarget(mq.host, mq.port, mq.client_id, mq.topic_prefix, keepalive_s=int(mq.keepalive_s))
             )
-        self.battery = BatteryTracker(settings.battery, state_dir) if settings.battery.estimate else None
+        self.store = StateStore.open(state_dir) if state_dir is not None else None
+        self.battery = BatteryTracker(settings.battery, self.store) if settings.battery.estimate else None
+        self.dispatcher = Dispatcher(settings.operation, settings.inverter)
+        dispatch_path = settings.operation.dispatch_file or (
+            str(state_dir / "dispatch.json") if state_dir is not None else None
+        )
+        self.dispatch_file = (
+            DispatchFile(
+                Path(dispatch_path), self.dispatcher, wall_clock=wall_clock, clock=clock, store=self.store
+            )
+            if dispatch_path
+            else None
+        )
         self.recorder = Recorder(max(1, round(RECORDER_S / settings.daemon.cycle_s)))
         self.monitor = self._monitor(settings)
         self.last: tuple[Snapshot, Command] | None = None
@@ -167,6 +184,9 @@ class Daemon:
                 self._writer.start()
             if self.telemetry is not None:
                 self.telemetry.start()
+            if self.dispatch_file is not None:
+                self.dispatch_file.start()
+            self._event("daemon_start", {"pid": os.getpid()})
             if self.controllers.hold_reason:
                 log.warning("holding P = Q = 0: %s", self.controllers.hold_reason)
             await self._loop(stop)
@@ -177,12 +197,17 @@ class Daemon:
             await self._safe_stop()
             if self.battery is not None:
                 self.battery.end_session()
+            if self.dispatch_file is not None:
+                await self.dispatch_file.stop()
             if self._reload is not None:
                 with contextlib.suppress(Exception):  # a reload still being read at stop is dropped
                     await cancel(self._reload)
             if self.telemetry is not None:
                 await self.telemetry.stop()
             await self.drivers.stop()
+            if self.store is not None:
+                self._event("daemon_stop", {})
+                await self.store.aclose()
             await asyncio.get_running_loop().run_in_executor(None, self._io.shutdown)
             self.notifier.close()
         return 0
@@ -192,14 +217,15 @@ class Daemon:
         meter = self.drivers.site_meter.latest() if self.drivers.site_meter else None
         stage_dev = self.drivers.power_stage
         stage = stage_dev.latest() if stage_dev else None
+        t_unix = self.wall_clock()
         return Snapshot(
             t_s=t,
-            t_unix_s=self.wall_clock(),
+            t_unix_s=t_unix,
             meter=meter,
             stage=stage,
             ratings=stage_dev.ratings() if stage_dev else None,
             battery=self._battery_view(stage),
-            dispatch_w=self.controllers.dispatch_w(),
+            dispatch=self.dispatcher.basis(t_unix, t),
             stop_request=stop_request,
             u_rand=self._rand(),
         )
@@ -223,7 +249,14 @@ class Daemon:
                 self._reload = None
             snap = self.snapshot(t, stopping_since is not None)
             cmd = self.controllers.step(snap)
-            self.mismatch = self.monitor.update(snap, cmd)
+            mismatch = self.monitor.update(snap, cmd)
+            if mismatch is not self.mismatch:
+                self._event(
+                    "output_mismatch", {"message": mismatch.message()} if mismatch else {"ended": True}
+                )
+                self.mismatch = mismatch
+            if self.last is not None and self.last[1].state != cmd.state:
+                self._event("state", {"from": self.last[1].state, "to": cmd.state, "reasons": cmd.reasons})
             if self._writer is not None:
                 self._writer.submit(cmd, snap.stage)
             self.recorder.append(snap, cmd)
@@ -312,6 +345,9 @@ class Daemon:
             return
         self.settings = new
         self.monitor = self._monitor(new)
+        self.dispatcher.operation = new.operation
+        self.dispatcher.inverter = new.inverter
+        self._event("config_reloaded", {})
         logging.getLogger().setLevel(new.daemon.log_level)
         log.info("configuration reloaded")
         self.notifier.status("configuration reloaded")
@@ -321,6 +357,11 @@ class Daemon:
     def _refuse_reload(self, why: str) -> None:
         log.error("configuration reload refused, running on the previous configuration: %s", why)
         self.notifier.status(f"configuration reload refused: {why}")
+        self._event("config_reload_refused", {"why": why})
+
+    def _event(self, kind: str, detail: dict[str, Any]) -> None:
+        if self.store is not None:
+            self.store.event(kind, detail, t_unix_s=self.wall_clock())
 
     def _battery_view(self, stage: drivers.PowerStageReading | None) -> BatteryView:
         if self.battery is None:
@@ -373,6 +414,8 @@ class Daemon:
         record = TelemetryRecord(
             t_unix_s=snap.t_unix_s,
             state=cmd.state,
+            mode=snap.dispatch.mode,
+            dispatch_source=snap.dispatch.source,
             p_cmd_w=cmd.p_w,
             q_cmd_var=cmd.q_var,
             binding=cmd.binding,
@@ -411,6 +454,8 @@ class Daemon:
             pid=os.getpid(),
             state=cmd.state,
             energize_allowed=hold is None,
+            mode=snap.dispatch.mode,
+            dispatch_source=snap.dispatch.source,
             hold_reasons=[hold] if hold else [],
             p_cmd_w=cmd.p_w,
             q_cmd_var=cmd.q_var,
@@ -454,6 +499,8 @@ def restart_needed(old: Settings, new: Settings) -> list[str]:
     fixed = [name for name in RESTART_SECTIONS if getattr(new, name) != getattr(old, name)]
     if new.daemon.state_dir != old.daemon.state_dir:
         fixed.append("daemon.state_dir")
+    if new.operation.dispatch_file != old.operation.dispatch_file:
+        fixed.append("operation.dispatch_file")
     return fixed
 
 

@@ -1,10 +1,13 @@
 """Feed the EV pack's estimator from the power stage's DC readings, and hand the kernels its SoC and
 state-of-power limits (AC side).
 
-One estimator per plug-in session, seeded with what the vehicle store knows about the vehicle (SoH
-converges over sessions) and saved when the EV leaves or the daemon stops. The charger forwards no
-vehicle identifier through our capability interface yet, so every vehicle is stored under one key
-(``DEFAULT_VEHICLE``): a site with several EVs shares its SoH record until the drivers report one.
+One estimator per plug-in session, seeded with what the state store knows about the vehicle (SoH
+converges over sessions), checkpointed to the store every ``CHECKPOINT_PERIOD_S`` of reading time (so
+that a killed daemon loses at most that much learning) and saved when the EV leaves or the daemon
+stops. The tracker does no I/O: the store queues the records for its writer thread. The charger
+forwards no vehicle identifier through our capability interface yet, so every vehicle is stored under
+one key (``DEFAULT_VEHICLE``): a site with several EVs shares its SoH record until the drivers report
+one.
 
 Whatever the estimator cannot judge (no DC readings, a sample it refuses) yields "unknown": NaN SoC
 and no limits of its own, so the kernels fall back to the EV's and the ratings (and an unknown SoC
@@ -16,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from drivers.capabilities import PowerStageReading
 from edge.estimation.estimator import (
@@ -26,12 +28,13 @@ from edge.estimation.estimator import (
     SampleError,
 )
 from edge.estimation.profile import ProfileError, load_profile, with_pack
-from edge.estimation.store import VehicleStore
 from edge.settings.model import Battery
+from edge.state import StateStore
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VEHICLE = "default-vehicle"
+CHECKPOINT_PERIOD_S = 60.0
 # How drivers name "no EV" (SunSpec 802 State DISCONNECTED; IEC 61851 state A), compared in lower case.
 UNPLUGGED_STATES = frozenset({"unplugged", "disconnected", "a"})
 
@@ -51,7 +54,7 @@ UNKNOWN = BatteryView()
 class BatteryTracker:
     """The estimator of the EV plugged in now, fed once per new power-stage reading."""
 
-    def __init__(self, cfg: Battery, state_dir: Path | None) -> None:
+    def __init__(self, cfg: Battery, store: StateStore | None) -> None:
         profile = load_profile(cfg.profile)
         if cfg.series is not None or cfg.parallel is not None:
             profile = with_pack(profile, cfg.series or profile.series, cfg.parallel or profile.parallel)
@@ -62,15 +65,11 @@ class BatteryTracker:
         self.profile = profile
         self.horizon_s = cfg.sop_horizon_s
         self.efficiency = ChargerEfficiency(charge=cfg.charge_efficiency, discharge=cfg.discharge_efficiency)
-        self.store: VehicleStore | None = None
-        if state_dir is not None:
-            try:
-                self.store = VehicleStore(state_dir / "vehicles")
-            except OSError as exc:
-                log.warning("battery state not kept across sessions: cannot use %s (%s)", state_dir, exc)
+        self.store = store
         self.estimator: BatteryEstimator | None = None
         self._key: str | None = None
         self._last_t_s: float | None = None
+        self._checkpoint_t_s = 0.0
         self._refusing = False
         self.view = UNKNOWN
 
@@ -85,7 +84,7 @@ class BatteryTracker:
         if stage.dc_v_v is None or stage.dc_i_a is None:
             self.view = UNKNOWN
             return self.view
-        est = self.estimator or self._start_session()
+        est = self.estimator or self._start_session(stage.t_s)
         limits = EvLimits(
             max_charge_power_w=stage.ev_p_max_charge_w, max_discharge_power_w=stage.ev_p_max_discharge_w
         )
@@ -102,11 +101,19 @@ class BatteryTracker:
         if self._refusing:
             log.info("battery estimator accepts the DC readings again")
         self._refusing = False
+        if (
+            self.store is not None
+            and self._key is not None
+            and stage.t_s - self._checkpoint_t_s >= CHECKPOINT_PERIOD_S
+        ):
+            self.store.put_vehicle(self._key, est.checkpoint())
+            self._checkpoint_t_s = stage.t_s
         lim = next(x for x in est.limits() if x.horizon_s == self.horizon_s)
         self.view = BatteryView(est.soc, lim.export_ac_w, lim.import_ac_w)
         return self.view
 
-    def _start_session(self) -> BatteryEstimator:
+    def _start_session(self, t_s: float) -> BatteryEstimator:
+        self._checkpoint_t_s = t_s
         if self.store is not None:
             est, self._key = BatteryEstimator.for_vehicle(
                 self.store, DEFAULT_VEHICLE, self.profile, efficiency=self.efficiency
@@ -132,7 +139,4 @@ class BatteryTracker:
             return
         record = est.end_session()
         if self.store is not None and self._key is not None:
-            try:
-                self.store.save(self._key, record)
-            except OSError as exc:
-                log.warning("battery state of this session not saved: %s", exc)
+            self.store.put_vehicle(self._key, record)

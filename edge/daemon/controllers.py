@@ -21,7 +21,7 @@ from edge.control import protect_types as pt
 from edge.control.pq_params import PqSettingsError
 from edge.control.pq_params import params_from_settings as pq_params_from_settings
 from edge.control.pq_types import Constraint, binding_names
-from edge.control.protect_params import ProtectParamError
+from edge.control.protect_params import ProtectParamError, cap_applies, export_cap_w
 from edge.control.protect_params import params_from_settings as protect_params_from_settings
 from edge.daemon.snapshot import Command, Snapshot
 from edge.settings import Settings, energize_lock
@@ -58,6 +58,10 @@ class Controllers:
         # Read times of the meter's last two readings: a polled meter's value was measured after the
         # previous read, which is what kernel II needs to pair it with the inverter's power.
         self._meter_read_s = (math.nan, math.nan)
+        # The export cap's bound of the last cycle: in cap mode the basis is what the charger can
+        # deliver under it, so that a grid function's response starts from the delivered power.
+        self._cap_bound_w = 0.0
+        self._ramp_w_per_s = 0.0
         self.hold_reason: str | None = None
         self._configure(settings)
         if self.hold_reason is None:
@@ -72,7 +76,6 @@ class Controllers:
         self.hold_reason = energize_lock(settings)
         self.v_base_v = phase_base_v(settings)
         self.n_phases = PHASES[settings.commissioning.phase_topology or "three"]
-        self.cap_mode = settings.site.mode == "v2h" or settings.site.non_export
 
     def _map(self, settings: Settings) -> None:
         """Map ``settings`` onto the kernels' parameters (their state is kept)."""
@@ -85,6 +88,7 @@ class Controllers:
         except (PqSettingsError, ProtectParamError) as exc:
             raise KernelSettingsError(str(exc)) from exc
         self._pq_p, self._prot_p = pq_p, prot_p
+        self._ramp_w_per_s = pq_p.ramp_w_per_s
 
     def reload(self, settings: Settings) -> None:
         """Take new settings while running: the kernels keep their state (timers, filters, service
@@ -94,16 +98,29 @@ class Controllers:
             self._map(settings)
         self._configure(settings)
 
-    def dispatch_w(self) -> float:
-        """The active power asked of the charger before any grid function or limit.
-
-        In V2H the EV serves the home: ask for full discharge and let the export cap bound it to the
-        house load. Elsewhere the charger idles until the aggregator dispatches it (MQTT: roadmap).
-        """
-        inv = self.settings.inverter
-        if self.cap_mode and inv is not None:
-            return inv.p_rated_w
-        return 0.0
+    def _request(self, snap: Snapshot, soc: float, cap_mode: bool) -> tuple[float, list[str]]:
+        """The dispatch basis: the mode's request, or its local policy where it has none, bounded by
+        the owner's departure and, in cap mode, by what the cap lets the charger deliver; with the
+        names of the bounds that cut it."""
+        inv, b = self.settings.inverter, snap.dispatch
+        assert inv is not None  # commissioned
+        p = b.p_w
+        if math.isnan(p):
+            if b.mode == "v2h":
+                p = inv.p_rated_w  # serve the home: as much as the cap (the house load) allows
+            elif b.mode == "v1g":
+                target = self.settings.owner.departure_soc or 1.0
+                p = -inv.p_rated_charge_w if not soc >= target else 0.0  # unknown SoC: charge
+            else:
+                p = 0.0
+        bound_by = []
+        if snap.p_max_w < p:
+            p = snap.p_max_w
+            bound_by.append("departure")
+        if cap_mode and self._cap_bound_w < p:
+            p = max(self._cap_bound_w, 0.0)
+            bound_by.append("export_cap")
+        return p, bound_by
 
     def _voltages_pu(
         self, meter: MeterReading | None, stage: PowerStageReading | None
@@ -138,7 +155,16 @@ class Controllers:
         v_avg, v_max, v_min = self._voltages_pu(meter, stage)
         f_hz = meter.f_hz if meter is not None and meter.f_hz is not None else stage.f_hz
         f = math.nan if f_hz is None else f_hz
-        p_request = snap.dispatch_w
+        mode = snap.dispatch.mode
+        cap_mode = cap_applies(self.settings, mode)
+        self._prot_p[pt.P_EXPORT_CAP_W] = export_cap_w(self.settings, mode)
+        # Serving the home follows the house load as fast as the cap's own rise limit allows; the
+        # normal ramp is for dispatch changes.
+        self._pq_p.ramp_w_per_s = (
+            max(self._ramp_w_per_s, self.settings.site.export_rise_w_per_s)
+            if mode == "v2h"
+            else self._ramp_w_per_s
+        )
 
         # Battery power limits: the lowest of the charger's ratings, the EV's and our estimate's.
         p_dis = ratings.p_max_export_w if ratings else 0.0
@@ -150,11 +176,13 @@ class Controllers:
             if limit is not None:
                 p_chg = min(p_chg, limit)
         soc_ev = math.nan if stage.ev_soc is None else stage.ev_soc
+        soc_low = min(soc_ev, battery.soc_est) if not math.isnan(battery.soc_est) else soc_ev
+        p_request, bound_by = self._request(snap, soc_low, cap_mode)
 
         o = self._pq_o
         pq.pack_and_step(
             self._pq_p, self._pq_i, self._pq_s, o,
-            t_s, v_avg, f, p_request, 0.0, p_dis, p_chg, soc_ev, battery.soc_est, stage.p_w, int(snap.stop_request),
+            t_s, v_avg, f, p_request, snap.dispatch.q_var, p_dis, p_chg, soc_ev, battery.soc_est, stage.p_w, int(snap.stop_request),
         )  # fmt: skip
         droop_extra = max(0.0, o.p_fw_w - o.p_pre_w) if o.binding & Constraint.DROOP_UF else 0.0
 
@@ -167,7 +195,7 @@ class Controllers:
         x[pt.I_P_REQ_W] = o.p_w
         x[pt.I_Q_REQ_VAR] = o.q_var
         x[pt.I_P_DROOP_W] = droop_extra
-        x[pt.I_CAP_MODE] = 1.0 if self.cap_mode else 0.0
+        x[pt.I_CAP_MODE] = 1.0 if cap_mode else 0.0
         if meter is not None:
             if meter.t_s != self._meter_read_s[1]:
                 self._meter_read_s = (self._meter_read_s[1], meter.t_s)
@@ -182,12 +210,14 @@ class Controllers:
         x[pt.I_PERMIT] = 1.0
         protect.step(self._prot_p, self._s, x, self._o)
         out = self._o
+        self._cap_bound_w = float(out[pt.O_CAP_BOUND_W])
 
         state = pt.State(int(out[pt.O_STATE])).name.lower()
         reasons = [r.name.lower() for r in pt.Reason if int(out[pt.O_REASON]) & r and r.name]
         binding = binding_names(o.binding)
-        if int(out[pt.O_REASON]) & pt.Reason.CAP_LIMITING:
-            binding.insert(0, "export_cap")
+        if int(out[pt.O_REASON]) & pt.Reason.CAP_LIMITING and "export_cap" not in bound_by:
+            bound_by.append("export_cap")
+        binding[:0] = bound_by
         return Command(
             p_w=float(out[pt.O_P_W]),
             q_var=float(out[pt.O_Q_VAR]),

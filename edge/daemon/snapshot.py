@@ -9,24 +9,27 @@ replayed on a desk (``edge.daemon.recorder``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from drivers.capabilities import MeterReading, PowerStageRatings, PowerStageReading
 from edge.daemon.battery import UNKNOWN, BatteryView
+from edge.daemon.dispatch import Basis
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """Every input of one cycle. ``t_s`` is monotonic time (the control timers' only clock);
-    ``t_unix_s`` is the wall clock, for reports only."""
+    ``t_unix_s`` is the wall clock: it dates reports and decided the dispatch's start and expiry."""
 
     t_s: float
     t_unix_s: float
     meter: MeterReading | None
     stage: PowerStageReading | None
     ratings: PowerStageRatings | None
+    dispatch: Basis  # the mode in force and what it asks, before any grid function or limit
     battery: BatteryView = UNKNOWN
-    dispatch_w: float = 0.0  # the active power asked of the charger before any grid function or limit
+    p_max_w: float = math.inf  # the owner's departure: an upper bound on the basis (< 0: must charge)
     stop_request: bool = False  # a clean (non-protective) stop is under way: ramp down
     u_rand: float = 0.0  # a uniform draw in [0, 1): the randomized enter-service delay's share
 

@@ -35,6 +35,8 @@ class Status(msgspec.Struct, kw_only=True):
     pid: int
     state: str
     energize_allowed: bool
+    mode: str | None = None  # the operating mode in force
+    dispatch_source: str | None = None  # what the mode follows (a dispatch's id, a fallback and why)
     hold_reasons: list[str] = []
     p_cmd_w: float = 0.0
     q_cmd_var: float = 0.0

@@ -27,6 +27,10 @@ class CapacityPoint:
     weight: float = 1.0
 
 
+# An anchor: SoC, its variance, counted Ah and |Ah|, and time since the session start.
+_Anchor = tuple[float, float, float, float, float]
+
+
 @dataclass(frozen=True)
 class CapacityEstimate:
     capacity_ah: float
@@ -61,12 +65,17 @@ class CapacityEstimator:
 
     def add(self, point: CapacityPoint) -> CapacityEstimate:
         """Add an observation (ignored if degenerate) and return the new estimate."""
-        if abs(point.dsoc) > 0.0 and point.var_dsoc >= 0.0 and point.var_ah > 0.0:
-            self.points.append(point)
-            if len(self.points) > self.MAX_POINTS:
-                self.points = self.points[-self.MAX_POINTS :]
+        points = self.points_with(point)
+        if points != self.points:
+            self.points = points
             self._estimate = self._solve()
         return self._estimate
+
+    def points_with(self, point: CapacityPoint) -> list[CapacityPoint]:
+        """The observations as ``add(point)`` would leave them; this estimator is not changed."""
+        if not (abs(point.dsoc) > 0.0 and point.var_dsoc >= 0.0 and point.var_ah > 0.0):
+            return list(self.points)
+        return [*self.points, point][-self.MAX_POINTS :]
 
     def new_session(self) -> None:
         """Fade older observations (aging moves the capacity between sessions)."""
@@ -139,8 +148,8 @@ class AnchorTracker:
         self.ah_abs = 0.0  # counted |charge|, for the gain error
         self.t_s = 0.0  # time since session start
         self._rest_s = 0.0
-        self._candidate: tuple[float, float, float, float, float] | None = None
-        self._anchor: tuple[float, float, float, float, float] | None = None
+        self._candidate: _Anchor | None = None
+        self._anchor: _Anchor | None = None
 
     def update(
         self, dt_s: float, i_a: float, soc: float, soc_var: float, offset_a: float = 0.0
@@ -166,19 +175,27 @@ class AnchorTracker:
 
     def commit(self) -> CapacityPoint | None:
         """Commit the pending rest anchor (call at session end too); returns an observation if any."""
-        if self._candidate is None:
-            return None
-        new, self._candidate = self._candidate, None
-        old, self._anchor = self._anchor, new
+        point, self._anchor = self._pair()
+        self._candidate = None
+        return point
+
+    def pending(self) -> CapacityPoint | None:
+        """The observation ``commit`` would return now; nothing is committed."""
+        return self._pair()[0]
+
+    def _pair(self) -> tuple[CapacityPoint | None, _Anchor | None]:
+        """The observation the pending anchor makes, and the anchor to keep after committing it."""
+        new, old = self._candidate, self._anchor
+        if new is None:
+            return None, old
         if old is None:
-            return None
+            return None, new
         dsoc = old[0] - new[0]
         if abs(dsoc) < self.min_dsoc:
             # Too close to pair: keep the better-pinned anchor and wait for the SoC to move.
-            self._anchor = old if old[1] < new[1] else new
-            return None
+            return None, old if old[1] < new[1] else new
         ah = new[2] - old[2]
         var_ah = (self.gain_sigma * (new[3] - old[3])) ** 2 + (
             self.offset_sigma_a * (new[4] - old[4]) / 3600.0
         ) ** 2
-        return CapacityPoint(dsoc, ah, old[1] + new[1], max(var_ah, 1e-12))
+        return CapacityPoint(dsoc, ah, old[1] + new[1], max(var_ah, 1e-12)), new

@@ -3,7 +3,8 @@
 The daemon creates one per session (``BatteryEstimator.for_vehicle``), feeds every DC sample with
 ``update`` (monotonic time in seconds, pack voltage, pack current with discharge positive,
 temperature, and whatever the EV forwards), reads ``soc`` / ``reserve_soc`` / ``limits`` / ``soh``,
-and calls ``end_session`` at unplug to persist what was learned. The per-sample maths runs in the
+keeps ``checkpoint`` now and then (so that a crash loses little), and calls ``end_session`` at
+unplug to persist what was learned. The per-sample maths runs in the
 compiled ECM kernel (``edge.estimation.ecm``); this class keeps the slow loops (capacity anchors,
 resistance growth, aging counters, EV SoC fusion) around it.
 """
@@ -12,18 +13,18 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from edge.estimation import _ecm_ref as k
 from edge.estimation.aging import AgingIndicators
-from edge.estimation.capacity import AnchorTracker, CapacityEstimator
+from edge.estimation.capacity import AnchorTracker, CapacityEstimator, CapacityPoint
 from edge.estimation.ecm import impl
 from edge.estimation.fusion import EvSocPolicy, EvSocState
 from edge.estimation.profile import BatteryProfile
+from edge.estimation.record import VehicleRecord, VehicleRecords
 from edge.estimation.resistance import ResistanceTracker
-from edge.estimation.store import VehicleRecord, VehicleStore
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ class BatteryEstimator:
     @classmethod
     def for_vehicle(
         cls,
-        store: VehicleStore,
+        store: VehicleRecords,
         vehicle_id: str,
         profile: BatteryProfile,
         *,
@@ -154,7 +155,7 @@ class BatteryEstimator:
     ) -> tuple[BatteryEstimator, str]:
         """An estimator seeded with what ``store`` knows about the vehicle, and its telemetry key."""
         key = store.key(vehicle_id)
-        record = store.load(key)
+        record = store.vehicle(key)
         if record is not None and record.profile != profile.name:
             log.warning(
                 "vehicle %s was estimated with profile %s, now %s: starting over",
@@ -394,15 +395,32 @@ class BatteryEstimator:
             out[f"sop_{h}_import_ac_w"] = lim.import_ac_w
         return out
 
+    def checkpoint(self) -> VehicleRecord:
+        """The record ``end_session`` would return now, while the session goes on (nothing changes).
+
+        A rest anchor still pending is in it as the observation it would make, so a crash during a
+        long rest does not lose the charge counted since the previous anchor.
+        """
+        pending = self.anchors.pending()
+        points = self.capacity.points if pending is None else self.capacity.points_with(pending)
+        return self._record(points)
+
     def end_session(self) -> VehicleRecord:
         """Close the session: commit a pending rest anchor and return the record to persist."""
         point = self.anchors.commit()
         if point is not None:
             self.capacity.add(point)
             self._apply_capacity()
-        growth = self.resistance.estimate
-        self.record.capacity_points = list(self.capacity.points)
-        self.record.growth = growth.growth
-        self.record.growth_sigma = growth.sigma
-        self.record.aging = self.aging.to_dict()
+        self.record = self._record(self.capacity.points)
         return self.record
+
+    def _record(self, points: list[CapacityPoint]) -> VehicleRecord:
+        # A new record each time: one handed out must not change under its holder as learning goes on.
+        growth = self.resistance.estimate
+        return replace(
+            self.record,
+            capacity_points=list(points),
+            growth=growth.growth,
+            growth_sigma=growth.sigma,
+            aging=self.aging.to_dict(),
+        )

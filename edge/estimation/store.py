@@ -1,66 +1,25 @@
-"""Per-vehicle persistence of the slow battery state (capacity observations, resistance growth, aging).
+"""Vehicle records as JSON files, for offline replays (``v2g-hil estimate --state-dir``).
 
-One JSON file per vehicle in a state directory, named by a salted hash of the vehicle identifier the
-charger reports (EVCCID / MAC / VIN): the raw identifier is never written anywhere, and the salt is
-random per installation so the hash cannot be matched against a list of identifiers. The key is also
-what telemetry may carry. Writes are atomic (temporary file + rename). A corrupt file is set aside
-(renamed ``*.corrupt``) and the vehicle starts from the profile, with a warning; nothing is deleted.
+The daemon keeps its state in ``edge.state`` (SQLite, written off the event loop) and imports files
+of this layout once from ``<state_dir>/vehicles``. Here: one JSON file per vehicle named by its key
+(``edge.estimation.record``), written atomically (temporary file + rename); a corrupt file is set
+aside (renamed ``*.corrupt``) and the vehicle starts from the profile, with a warning.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import secrets
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from edge.estimation.capacity import CapacityPoint
+from edge.estimation.record import SALT_BYTES, VehicleRecord, vehicle_key
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-
-
-@dataclass
-class VehicleRecord:
-    """What is kept between sessions for one vehicle."""
-
-    profile: str
-    sessions: int = 0
-    capacity_points: list[CapacityPoint] = field(default_factory=list)
-    growth: float = 1.0
-    growth_sigma: float = 0.5  # a vehicle never seen may be new or well aged
-    aging: dict[str, float] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": FORMAT_VERSION,
-            "profile": self.profile,
-            "sessions": self.sessions,
-            "capacity_points": [[p.dsoc, p.ah, p.var_dsoc, p.var_ah, p.weight] for p in self.capacity_points],
-            "growth": self.growth,
-            "growth_sigma": self.growth_sigma,
-            "aging": self.aging,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> VehicleRecord:
-        if data.get("version") != FORMAT_VERSION:
-            raise ValueError(f"version {data.get('version')!r}, expected {FORMAT_VERSION}")
-        points = [CapacityPoint(*(float(x) for x in row)) for row in data["capacity_points"]]
-        return cls(
-            profile=str(data["profile"]),
-            sessions=int(data["sessions"]),
-            capacity_points=points,
-            growth=float(data["growth"]),
-            growth_sigma=float(data["growth_sigma"]),
-            aging={str(k): float(v) for k, v in dict(data["aging"]).items()},
-        )
+SALT_FILE = "vehicle-salt"
 
 
 class VehicleStore:
@@ -72,14 +31,14 @@ class VehicleStore:
         self._salt = self._load_salt()
 
     def _load_salt(self) -> bytes:
-        path = self.state_dir / "vehicle-salt"
+        path = self.state_dir / SALT_FILE
         try:
             return bytes.fromhex(path.read_text(encoding="ascii").strip())
         except FileNotFoundError:
             pass
         except ValueError as exc:
             raise ValueError(f"{path}: not a hex salt ({exc}); restore it or remove the state dir") from exc
-        salt = secrets.token_bytes(16)
+        salt = secrets.token_bytes(SALT_BYTES)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write(salt.hex())
@@ -87,14 +46,12 @@ class VehicleStore:
 
     def key(self, vehicle_id: str) -> str:
         """The pseudonymous key of ``vehicle_id`` (safe for telemetry and file names)."""
-        if not vehicle_id:
-            raise ValueError("vehicle id is empty")
-        return hashlib.sha256(self._salt + vehicle_id.encode("utf-8")).hexdigest()[:24]
+        return vehicle_key(self._salt, vehicle_id)
 
     def _path(self, key: str) -> Path:
         return self.state_dir / f"vehicle-{key}.json"
 
-    def load(self, key: str) -> VehicleRecord | None:
+    def vehicle(self, key: str) -> VehicleRecord | None:
         """The record stored under ``key``, or None (unknown vehicle or a corrupt file set aside)."""
         path = self._path(key)
         try:

@@ -54,11 +54,12 @@ ISLAND_CEASE_S = 2.0
 
 
 def check_site(settings: Settings) -> None:
-    """A non-export or V2H site has a zero export cap; the ROCOF detector can cease within 2 s."""
+    """A non-export site has a zero export cap; the ROCOF detector can cease within 2 s."""
     site = settings.site
-    if site.export_cap_w > 0 and (site.non_export or site.mode == "v2h"):
-        why = "site.non_export = true" if site.non_export else "site.mode = 'v2h'"
-        raise SettingsError("site.export_cap_w", site.export_cap_w, f"no export allowed while {why}", "0")
+    if site.export_cap_w > 0 and site.non_export:
+        raise SettingsError(
+            "site.export_cap_w", site.export_cap_w, "no export allowed while site.non_export = true", "0"
+        )
     if site.rocof_window_s + site.rocof_pickup_s > ISLAND_CEASE_S:
         raise SettingsError(
             "site.rocof_pickup_s",

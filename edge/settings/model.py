@@ -32,7 +32,8 @@ TripVoltage = Literal["min_max_phase", "positive_sequence"]
 VoltVarVoltage = Literal["average", "positive_sequence"]
 Excitation = Literal["inject", "absorb"]
 RideThroughMode = Literal["continuous", "mandatory", "permissive", "momentary_cessation", "cease"]
-SiteMode = Literal["v2h", "v2g"]
+OperationMode = Literal["idle", "v1g", "v2g", "v2h", "schedule"]
+Fallback = Literal["charge", "idle", "v2h"]
 CapVsDroop = Literal["cap_wins", "droop_wins"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -310,7 +311,6 @@ class Site(_Struct, frozen=True):
     plus the measured actuation latency stays within 2 s.
     """
 
-    mode: SiteMode = "v2h"
     non_export: bool = True
     export_cap_w: Watts = 0.0
     export_margin_w: Watts = 100.0
@@ -413,6 +413,26 @@ class Mqtt(_Struct, frozen=True):
     keepalive_s: Annotated[int, Meta(ge=5, le=3600)] = 30
 
 
+class Operation(_Struct, frozen=True):
+    """How the charger is used: one mode at a time, and what it does without its aggregator.
+
+    Modes: ``idle`` (P = 0; grid-support functions still act), ``v1g`` (managed charging, never
+    discharge: the dispatch's charge power, else charge toward the owner's target), ``v2g`` (follow
+    the dispatch, export up to the site's cap), ``v2h`` (serve the home, never export), ``schedule``
+    (follow a time series of set points given in advance). A dispatch (MQTT, ``dispatch_file``,
+    ``v2gctl dispatch``) may switch the mode for its lifetime. An aggregator's dispatch is followed
+    only while the aggregator was heard within ``dispatch_timeout_s``; otherwise ``fallback``:
+    ``charge`` (no discharge, charge toward the owner's departure target), ``idle``, or ``v2h``
+    (discharging without the aggregator: opt-in).
+    """
+
+    mode: OperationMode = "v2h"
+    dispatch_timeout_s: Annotated[float, Meta(ge=1.0, le=86_400.0)] = 300.0
+    fallback: Fallback = "charge"
+    # A local dispatch (a site without an aggregator, the bench); default: dispatch.json in the state dir.
+    dispatch_file: str | None = None
+
+
 class Daemon(_Struct, frozen=True):
     """The control loop: ``cycle_s`` 0.1 s suits Modbus devices (a SunSpec read/write pair over RS-485
     takes tens of ms); protection stays in the inverter, so the loop need not be faster."""
@@ -440,6 +460,7 @@ class Settings(_Struct, frozen=True):
     inverter: Inverter | None = None
     owner: EvOwner = msgspec.field(default_factory=EvOwner)
     battery: Battery = msgspec.field(default_factory=Battery)
+    operation: Operation = msgspec.field(default_factory=Operation)
     mqtt: Mqtt = msgspec.field(default_factory=Mqtt)
     daemon: Daemon = msgspec.field(default_factory=Daemon)
     grid: Grid | None = None

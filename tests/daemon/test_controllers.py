@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from drivers.capabilities import MeterReading, PowerStageRatings, PowerStageReading
 from edge.daemon.controllers import Controllers, phase_base_v
+from edge.daemon.dispatch import Basis
 from edge.daemon.snapshot import Snapshot
 from edge.settings import load_text
 from edge.settings.edit import set_value
 from edge.settings.load import default_config_text
 
 RATINGS = PowerStageRatings(t_s=0.0, p_max_export_w=7400.0, p_max_charge_w=7400.0)
+V2H = Basis("v2h", math.nan, 0.0, "test")
 
 
 def _settings(**changes: object):  # type: ignore[no-untyped-def]
@@ -29,7 +33,7 @@ def _run(c: Controllers, seconds: float, meter_v: tuple[float | None, ...], load
         stage = PowerStageReading(t_s=t, p_w=p, v_ac_v=240.0, f_hz=60.0, ev_soc=0.6)
         v1, v2, v3 = meter_v
         meter = MeterReading(t_s=t, p_site_import_w=load_w - p, v_l1_v=v1, v_l2_v=v2, v_l3_v=v3, f_hz=60.0)
-        cmd = c.step(Snapshot(t, t, meter, stage, RATINGS, dispatch_w=c.dispatch_w()))
+        cmd = c.step(Snapshot(t, t, meter, stage, RATINGS, V2H))
         p = cmd.p_w
     return cmd
 
@@ -59,7 +63,7 @@ def test_an_under_voltage_on_a_wired_phase_is_seen() -> None:
 def test_stale_power_stage_commands_nothing() -> None:
     c = Controllers(_settings())
     stage = PowerStageReading(t_s=0.0, p_w=3000.0, v_ac_v=240.0, f_hz=60.0, ev_soc=0.6)
-    cmd = c.step(Snapshot(10.0, 10.0, None, stage, RATINGS))
+    cmd = c.step(Snapshot(10.0, 10.0, None, stage, RATINGS, V2H))
     assert (cmd.p_w, cmd.q_var, cmd.state) == (0.0, 0.0, "no_power_stage")
 
 
@@ -76,7 +80,7 @@ def _in_service_after(u_rand: float) -> float:
         t = k * 0.1
         stage = PowerStageReading(t_s=t, p_w=0.0, v_ac_v=240.0, f_hz=60.0, ev_soc=0.6)
         meter = MeterReading(t_s=t, p_site_import_w=2000.0, v_l1_v=240.0, f_hz=60.0)
-        cmd = c.step(Snapshot(t, t, meter, stage, RATINGS, dispatch_w=c.dispatch_w(), u_rand=u_rand))
+        cmd = c.step(Snapshot(t, t, meter, stage, RATINGS, V2H, u_rand=u_rand))
         if cmd.service:
             return t
     raise AssertionError("never entered service")

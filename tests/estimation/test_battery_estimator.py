@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,13 @@ from ecm_support import duty, simulate
 from edge.estimation.estimator import BatteryEstimator, ChargerEfficiency, EvLimits, SampleError
 from edge.estimation.fusion import EvSocPolicy
 from edge.estimation.profile import BatteryProfile, load_profile
-from edge.estimation.store import VehicleRecord, VehicleStore
+from edge.estimation.record import VehicleRecord
+from edge.estimation.store import VehicleStore
+from edge.state import StateStore
+
+
+def files_bytes(folder: Path) -> bytes:
+    return b"".join(f.read_bytes() for f in sorted(folder.iterdir()) if f.is_file())
 
 
 def rested(nmc: BatteryProfile, soc: float = 0.6, seconds: int = 60) -> BatteryEstimator:
@@ -119,8 +126,10 @@ def test_unknown_vehicle_gets_conservative_limits_until_steps_are_seen(nmc: Batt
     assert est.limits()[1].charge_current_voltage_limited_a > 1.2 * first
 
 
-def test_telemetry_has_no_vehicle_id_and_carries_aging(tmp_path: Path, nmc: BatteryProfile) -> None:
-    store = VehicleStore(tmp_path)
+async def test_telemetry_has_no_vehicle_id_and_carries_aging(
+    tmp_path: Path, nmc: BatteryProfile, open_state: Callable[..., StateStore]
+) -> None:
+    store = open_state(tmp_path)
     vin = "WVWZZZ1KZAW123456"
     est, key = BatteryEstimator.for_vehicle(store, vin, nmc, initial_soc=0.85)
     v = float(np.interp(0.85, nmc.ocv_soc, nmc.ocv_v)) * nmc.series
@@ -132,33 +141,64 @@ def test_telemetry_has_no_vehicle_id_and_carries_aging(tmp_path: Path, nmc: Batt
     assert tel["aging_hours_high_soc_and_temp"] == pytest.approx(2.0, abs=0.01)
     assert tel["aging_calendar_stress_h"] > 2.0 * 2.0  # hot and full: more than 2 h at 25 degC / 50 %
     assert tel["sop_10s_import_ac_w"] > 0.0
-    store.save(key, est.end_session())
-    files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == sorted(["vehicle-salt", f"vehicle-{key}.json"])
-    assert vin not in (tmp_path / f"vehicle-{key}.json").read_text()
-    assert key not in VehicleStore(tmp_path / "other").key(vin)  # another installation, another key
+    store.put_vehicle(key, est.end_session())
+    assert await store.flush()
+    written = files_bytes(tmp_path)
+    assert key.encode() in written
+    assert vin.encode() not in written
+    assert open_state(tmp_path / "other").key(vin) != key  # another installation, another key
 
 
-def test_store_sets_a_corrupt_file_aside_and_starts_over(tmp_path: Path) -> None:
+def test_json_store_sets_a_corrupt_file_aside_and_starts_over(tmp_path: Path) -> None:
     store = VehicleStore(tmp_path)
     key = store.key("EVCCID-0A1B2C3D4E5F")
     (tmp_path / f"vehicle-{key}.json").write_text("{not json")
-    assert store.load(key) is None
+    assert store.vehicle(key) is None
     assert (tmp_path / f"vehicle-{key}.corrupt").exists()
     record = VehicleRecord(profile="nmc-lgm50", sessions=3, growth=1.3, growth_sigma=0.1)
     store.save(key, record)
-    assert store.load(key) == record
+    assert store.vehicle(key) == record
     with pytest.raises(ValueError, match=r"vehicle id is empty"):
         store.key("")
 
 
-def test_a_vehicle_seen_with_another_profile_starts_over(tmp_path: Path, nmc: BatteryProfile) -> None:
-    store = VehicleStore(tmp_path)
+async def test_a_vehicle_seen_with_another_profile_starts_over(
+    tmp_path: Path, nmc: BatteryProfile, open_state: Callable[..., StateStore]
+) -> None:
+    store = open_state(tmp_path)
     key = store.key("car")
-    store.save(key, VehicleRecord(profile="lfp-prismatic", sessions=7, growth=2.0))
+    store.put_vehicle(key, VehicleRecord(profile="lfp-prismatic", sessions=7, growth=2.0))
     est, _ = BatteryEstimator.for_vehicle(store, "car", nmc)
     assert est.record.sessions == 1
     assert est.soh.resistance_growth == 1.0
+
+
+def test_checkpoint_is_the_end_record_without_ending_the_session(nmc: BatteryProfile) -> None:
+    # Rest (first anchor), a discharge of ~0.17 SoC, then a rest still going on: its anchor is pending.
+    current = np.concatenate([np.zeros(600), np.full(900, 150.0), np.zeros(600)])
+    s = simulate(nmc, current, soc0=0.8)
+    est = BatteryEstimator(nmc, initial_soc=0.8, record=VehicleRecord(profile=nmc.name, sessions=4))
+    for j in range(len(s.t_s)):
+        est.update(float(s.t_s[j]), float(s.pack_v_v[j]), float(s.pack_i_a[j]), 25.0)
+    assert est.capacity.points == []
+    first = est.checkpoint()
+    # The pending rest's observation is in it, so a crash now does not lose the discharge counted.
+    assert len(first.capacity_points) == 1
+    assert first.capacity_points[0].dsoc == pytest.approx(0.17, abs=0.02)
+    assert first.sessions == 5
+    assert first.aging["hours_plugged"] == pytest.approx(2099 / 3600)
+    # Taking it changes nothing, and what it hands out is the holder's.
+    first.capacity_points.clear()
+    first.aging.clear()
+    again = est.checkpoint()
+    assert len(again.capacity_points) == 1
+    assert again.aging["hours_plugged"] == pytest.approx(2099 / 3600)
+    assert est.capacity.points == []
+    # Ending the session gives the same record: the session is counted once.
+    end = est.end_session()
+    assert end == again
+    assert end.sessions == 5
+    assert len(est.capacity.points) == 1
 
 
 def test_lfp_profile_runs(nmc: BatteryProfile) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from edge.estimation.capacity import AnchorTracker, CapacityEstimator, CapacityP
 from edge.estimation.estimator import BatteryEstimator
 from edge.estimation.profile import BatteryProfile
 from edge.estimation.resistance import ResistanceTracker
-from edge.estimation.store import VehicleStore
+from edge.state import StateStore
 
 
 def test_wtls_finds_the_capacity_behind_noisy_points() -> None:
@@ -121,16 +122,17 @@ def run_session(est: BatteryEstimator, s: Synthetic, noise: np.random.Generator)
     return err
 
 
-def test_capacity_and_growth_converge_over_sessions_and_persist(
-    tmp_path: Path, nmc: BatteryProfile, aged_session: Synthetic
+async def test_capacity_and_growth_converge_over_sessions_and_persist(
+    tmp_path: Path, nmc: BatteryProfile, aged_session: Synthetic, open_state: Callable[..., StateStore]
 ) -> None:
-    store = VehicleStore(tmp_path)
     rng = np.random.default_rng(9)
     capacities = []
     for session in range(3):
+        store = open_state(tmp_path)  # a daemon restart between sessions: what is learnt is on disk
         est, key = BatteryEstimator.for_vehicle(store, "WVWZZZ1KZAW000001", nmc, initial_soc=0.6)
         max_err = run_session(est, aged_session, rng)
-        store.save(key, est.end_session())
+        store.put_vehicle(key, est.end_session())
+        await store.aclose()
         capacities.append(est.soh.capacity_ah / nmc.parallel)
         assert est.record.sessions == session + 1
         assert est.soh.resistance_growth == pytest.approx(1.5, abs=0.08)
@@ -139,6 +141,6 @@ def test_capacity_and_growth_converge_over_sessions_and_persist(
     assert capacities[-1] == pytest.approx(4.3, rel=0.03)
     assert max_err < 0.025
     # A later session starts from what was learned, not from nameplate.
-    est, _ = BatteryEstimator.for_vehicle(store, "WVWZZZ1KZAW000001", nmc)
+    est, _ = BatteryEstimator.for_vehicle(open_state(tmp_path), "WVWZZZ1KZAW000001", nmc)
     assert est.soh.capacity_ah / nmc.parallel == pytest.approx(capacities[-1], rel=0.02)
     assert est.soh.resistance_growth == pytest.approx(1.5, abs=0.08)

@@ -15,7 +15,7 @@ name = "t"
 duration_s = 10.0
 [plant.site]
 house_load_w = 2000.0
-[daemon.site]
+[daemon.operation]
 mode = "v2h"
 [[events]]
 at_s = 2.0

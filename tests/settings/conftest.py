@@ -32,8 +32,10 @@ commissioned_at = 2026-03-01T10:00:00Z
 frequency_droop = "daemon"
 volt_var = "inverter"
 
-[site]
+[operation]
 mode = "v2g"
+
+[site]
 non_export = false
 export_cap_w = 11000.0
 

@@ -32,7 +32,7 @@ def test_embedded_config_is_a_commissioned_bench() -> None:
     c = s.commissioning
     assert (c.profile, c.normal_category, c.abnormal_category) == ("ieee1547-2018", "B", "II")
     assert (c.v_nominal_v, c.f_nominal_hz, c.phase_topology) == (240.0, 60, "single")
-    assert (s.site.mode, s.site.non_export, s.site.export_cap_w) == ("v2h", True, 0.0)
+    assert (s.operation.mode, s.site.non_export, s.site.export_cap_w) == ("v2h", True, 0.0)
     assert energize_lock(s) is None
     assert s.grid is not None
     assert s.daemon.cycle_s == 0.1
@@ -122,7 +122,7 @@ def test_50_hz_commissioning_with_60_hz_profile(bench_text: str, edit: Edit) -> 
 
 def test_broken_toml_names_file_and_line(tmp_path: Path) -> None:
     f = tmp_path / "site.toml"
-    f.write_text('[site]\nmode = "v2g"\nexport_cap_w = = 3\n')
+    f.write_text("[site]\nnon_export = false\nexport_cap_w = = 3\n")
     with pytest.raises(SettingsFileError) as err:
         load_file(f)
     assert err.value.line == 3

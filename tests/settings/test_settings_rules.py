@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from edge.control.protect_params import cap_applies, export_cap_w
 from edge.settings import SettingsError, energize_lock, load_text, lock_reasons
 from edge.settings.model import REACTIVE_MODES, Commissioning
 
@@ -36,7 +37,7 @@ def test_protection_is_never_off(name: str, bench_text: str, edit: Edit) -> None
 
 
 def test_non_export_site_needs_zero_cap_and_a_cap_owner(bench_text: str, edit: Edit) -> None:
-    v2g = edit(bench_text, site__mode="v2g", site__non_export=False, site__export_cap_w=7000.0)
+    v2g = edit(bench_text, operation__mode="v2g", site__non_export=False, site__export_cap_w=7000.0)
     assert not load_text(v2g).site.non_export
     with pytest.raises(SettingsError, match=re.escape("no export allowed while site.non_export = true")):
         load_text(edit(v2g, site__non_export=True))
@@ -47,9 +48,16 @@ def test_non_export_site_needs_zero_cap_and_a_cap_owner(bench_text: str, edit: E
     assert err.value.path == "functions.export_cap"
 
 
-def test_v2h_site_does_not_export(bench_text: str, edit: Edit) -> None:
-    with pytest.raises(SettingsError, match=re.escape("site.mode = 'v2h'")):
-        load_text(edit(bench_text, site__non_export=False, site__export_cap_w=5000.0))
+def test_v2h_mode_does_not_export_whatever_the_site_allows(bench_text: str, edit: Edit) -> None:
+    with pytest.raises(SettingsError, match=re.escape("site.non_export = true")):
+        load_text(edit(bench_text, site__export_cap_w=5000.0))
+    site = edit(bench_text, site__non_export=False, site__export_cap_w=5000.0)
+    v2h = load_text(site)
+    v2g = load_text(edit(site, operation__mode="v2g"))
+    assert (export_cap_w(v2h), cap_applies(v2h)) == (0.0, True)  # the EV serves the home only
+    assert (export_cap_w(v2g), cap_applies(v2g)) == (5000.0, True)
+    free = load_text(edit(bench_text, site__non_export=False, operation__mode="v2g"))
+    assert not cap_applies(free)
 
 
 def test_rocof_detector_ceases_within_two_seconds(bench_text: str, edit: Edit) -> None:
@@ -111,7 +119,7 @@ def test_mqtt_tls_files(bench_text: str, edit: Edit) -> None:
 
 
 def test_real_site_without_commissioning_is_locked() -> None:
-    s = load_text('[site]\nmode = "v2h"\n')
+    s = load_text('[operation]\nmode = "v2h"\n')
     assert s.grid is None
     assert not s.commissioning.is_complete()
     msg = energize_lock(s)

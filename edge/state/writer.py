@@ -1,0 +1,344 @@
+"""The state store's writer thread: the one place that opens and writes ``state.db``.
+
+The event loop only queues operations (``put``) and adds energy deltas under a lock (``add_energy``).
+The thread folds whatever is queued when it wakes into one batch (the latest record per vehicle,
+every event and session, the summed energy) and commits it in one transaction. Energy alone wakes
+nothing: it rides with the next transaction, or is committed ``ENERGY_PERIOD_S`` after the thread
+last woke. A failed transaction (full disk, read-only file system, ``state.db`` replaced or removed
+under us) is rolled back, logged once, counted, and its batch kept for the next attempt (events and
+sessions up to ``MAX_UNSAVED_ROWS``; older ones are dropped and counted); the thread goes on.
+
+Bytes written are the thread's own ``wchar`` from ``/proc/thread-self/io``: what its write calls
+handed the kernel for the database, its log and the checkpoints into the database file (plus any
+log line the thread writes, which happens on errors only). Beside it, ``write_bytes`` of the same
+file: the page-cache pages the thread dirtied (4 KiB each, the mapped ``-shm`` index included), which
+is what the kernel writes back to the card when commits are further apart than its writeback
+delay. Where that file cannot be read (not Linux), both fall back to the size of the payloads
+committed, a lower bound that misses SQLite's page granularity, and ``bytes_measured`` says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.state import opening
+from edge.state.records import StoreStats
+from edge.state.vehicles import StoredVehicle
+
+log = logging.getLogger(__name__)
+
+ENERGY_PERIOD_S = 60.0
+MAX_UNSAVED_ROWS = 10_000
+RATE_WINDOW_S = 3600.0
+_THREAD_IO = Path("/proc/thread-self/io")
+
+
+@dataclass(frozen=True)
+class PutVehicle:
+    key: str
+    stored: StoredVehicle
+    t_unix_s: float
+
+
+@dataclass(frozen=True)
+class AddEvent:
+    t_unix_s: float
+    kind: str
+    detail_json: str
+
+
+@dataclass(frozen=True)
+class AddSession:
+    # vehicle_key, start, end, e_charge_ac, e_discharge_ac, e_charge_dc, e_discharge_dc, soc_start,
+    # soc_end, reasons JSON: the columns of the sessions table in order.
+    row: tuple[str | float | None, ...]
+
+
+@dataclass(frozen=True)
+class Flush:
+    """Calls ``done(True)`` once everything queued before it is committed, ``done(False)`` if not."""
+
+    done: Callable[[bool], None]
+    stop: bool = False  # then close the database and end the thread
+
+
+Op = PutVehicle | AddEvent | AddSession | Flush
+
+
+@dataclass
+class _Batch:
+    vehicles: dict[str, PutVehicle] = field(default_factory=dict)
+    events: list[AddEvent] = field(default_factory=list)
+    sessions: list[AddSession] = field(default_factory=list)
+    energy: dict[str, float] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.vehicles or self.events or self.sessions or self.energy)
+
+    def add(self, op: PutVehicle | AddEvent | AddSession) -> None:
+        if isinstance(op, PutVehicle):
+            self.vehicles[op.key] = op
+        elif isinstance(op, AddEvent):
+            self.events.append(op)
+        else:
+            self.sessions.append(op)
+
+    def add_energy(self, deltas: dict[str, float]) -> None:
+        for name, wh in deltas.items():
+            self.energy[name] = self.energy.get(name, 0.0) + wh
+
+    def trim(self) -> int:
+        """Drop the oldest rows beyond ``MAX_UNSAVED_ROWS``; returns how many."""
+        dropped = 0
+        while len(self.events) + len(self.sessions) > MAX_UNSAVED_ROWS:
+            (self.events if self.events else self.sessions).pop(0)
+            dropped += 1
+        return dropped
+
+    def payload_bytes(self) -> int:
+        size = sum(len(v.key) + len(v.stored.record_json) + 8 for v in self.vehicles.values())
+        size += sum(len(e.kind) + len(e.detail_json) + 8 for e in self.events)
+        size += sum(len(str(s.row)) for s in self.sessions)
+        return size + sum(len(name) + 8 for name in self.energy)
+
+
+def _thread_io() -> tuple[int, int] | None:
+    """(wchar, write_bytes) of the calling thread, or None where the kernel does not say."""
+    try:
+        text = _THREAD_IO.read_text(encoding="ascii")
+    except OSError:
+        return None
+    fields = dict(line.partition(":")[::2] for line in text.splitlines())
+    try:
+        return int(fields["wchar"]), int(fields["write_bytes"])
+    except (KeyError, ValueError):
+        return None
+
+
+class Writer:
+    """The thread and what the event loop hands it; see the module docstring."""
+
+    def __init__(self, state_dir: Path, clock: Callable[[], float]) -> None:
+        self.state_dir = state_dir
+        self.clock = clock
+        self._queue: queue.SimpleQueue[Op] = queue.SimpleQueue()
+        self._energy_lock = threading.Lock()
+        self._energy: dict[str, float] = {}
+        self._opened = threading.Event()
+        self._result: opening.Opened | str = "not opened"
+        self._unsaved = _Batch()
+        self._conn: sqlite3.Connection | None = None
+        self._identity = (0, 0)
+        self._points_written: dict[str, str] = {}  # key -> capacity points JSON on disk
+        self._failing = False
+        self._io_base: tuple[int, int] | None = None
+        self._stats_lock = threading.Lock()
+        self._bytes = (0, 0)  # written, dirtied
+        self._samples: deque[tuple[float, tuple[int, int]]] = deque()  # (clock, _bytes) after commits
+        self._transactions = 0
+        self._errors = 0
+        self._dropped = 0
+        self._last_error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="state-writer", daemon=True)
+
+    def start(self) -> opening.Opened | str:
+        """Start the thread and wait for it to open the database: what it opened, or why it could not."""
+        self._thread.start()
+        self._opened.wait()
+        if isinstance(self._result, str):
+            self._thread.join()
+        return self._result
+
+    def put(self, op: Op) -> None:
+        self._queue.put(op)
+
+    def add_energy(self, deltas: dict[str, float]) -> None:
+        with self._energy_lock:
+            for name, wh in deltas.items():
+                self._energy[name] = self._energy.get(name, 0.0) + wh
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def stats(self) -> StoreStats:
+        now = self.clock()
+        with self._stats_lock:
+            cutoff = self._trim_samples(now)
+            t0, b0 = self._samples[0] if self._samples else (now, self._bytes)
+            span = now - max(t0, cutoff)
+            per_hour = 3600.0 / span if span > 0.0 else 0.0
+            return StoreStats(
+                bytes_written=self._bytes[0],
+                bytes_per_hour=(self._bytes[0] - b0[0]) * per_hour,
+                bytes_dirtied=self._bytes[1],
+                dirtied_per_hour=(self._bytes[1] - b0[1]) * per_hour,
+                bytes_measured=self._io_base is not None,
+                transactions=self._transactions,
+                write_errors=self._errors,
+                dropped=self._dropped,
+                last_error=self._last_error,
+            )
+
+    def _trim_samples(self, now: float) -> float:
+        """Keep the samples of the last hour and the one before it; returns the hour's start.
+        Call with the stats lock held."""
+        cutoff = now - RATE_WINDOW_S
+        while len(self._samples) >= 2 and self._samples[1][0] <= cutoff:
+            self._samples.popleft()
+        return cutoff
+
+    # -- on the thread ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._io_base = _thread_io()
+        try:
+            opened = opening.open_database(self.state_dir)
+        except opening.UnusableError as exc:
+            self._result = str(exc)
+        except Exception as exc:  # a bug here must not leave open() waiting forever
+            log.exception("state store: opening %s failed", self.state_dir)
+            self._result = f"opening {self.state_dir} failed: {exc!r}"
+        else:
+            self._conn = opened.conn
+            self._identity = opened.identity
+            self._points_written = {key: v.points_json for key, v in opened.vehicles.items()}
+            self._result = opened
+            self._measure(0)
+            with self._stats_lock:
+                self._samples.append((self.clock(), self._bytes))
+        self._opened.set()
+        if self._conn is not None:
+            self._serve(self._conn)
+
+    def _serve(self, conn: sqlite3.Connection) -> None:
+        while True:
+            try:
+                ops = [self._queue.get(timeout=ENERGY_PERIOD_S)]
+            except queue.Empty:
+                ops = []
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    ops.append(self._queue.get_nowait())
+            flushes = [op for op in ops if isinstance(op, Flush)]
+            for op in ops:
+                if not isinstance(op, Flush):
+                    self._unsaved.add(op)
+            with self._energy_lock:
+                energy, self._energy = self._energy, {}
+            self._unsaved.add_energy(energy)
+            ok = self._write(conn) if self._unsaved else True
+            stop = any(f.stop for f in flushes)
+            if stop:
+                if self._unsaved:
+                    log.error(
+                        "state store closed with %d event(s), %d session(s) and %d vehicle record(s)"
+                        " not written",
+                        len(self._unsaved.events),
+                        len(self._unsaved.sessions),
+                        len(self._unsaved.vehicles),
+                    )
+                try:
+                    conn.close()
+                except sqlite3.Error as exc:  # the last checkpoint of the log; what is committed stays
+                    log.error("state database not closed cleanly: %s", exc)
+            for f in flushes:
+                try:
+                    f.done(ok)
+                except Exception:  # the waiter's loop may be gone; the thread must go on
+                    log.debug("state store: a flush waiter could not be told", exc_info=True)
+            if stop:
+                return
+
+    def _write(self, conn: sqlite3.Connection) -> bool:
+        batch = self._unsaved
+        points = {
+            key: v.stored.points_json
+            for key, v in batch.vehicles.items()
+            if self._points_written.get(key) != v.stored.points_json
+        }
+        try:
+            self._check_file()
+            self._commit(conn, batch, points)
+        except Exception as exc:  # a write must never end the thread (and with it the state)
+            with self._stats_lock:
+                self._errors += 1
+                self._dropped += batch.trim()
+                self._last_error = str(exc)
+            if not self._failing:
+                self._failing = True
+                log.error("state not written (%s): kept in memory and tried again", exc)
+            self._measure(0)
+            return False
+        self._unsaved = _Batch()
+        self._points_written.update(points)
+        if self._failing:
+            self._failing = False
+            log.info("state written again")
+        self._measure(batch.payload_bytes() + sum(len(p) for p in points.values()))
+        with self._stats_lock:
+            self._transactions += 1
+            self._last_error = None
+            now = self.clock()
+            self._samples.append((now, self._bytes))
+            self._trim_samples(now)
+        return True
+
+    def _check_file(self) -> None:
+        path = self.state_dir / opening.DB_FILE
+        st = os.stat(path)
+        if (st.st_dev, st.st_ino) != self._identity:
+            raise OSError(f"{path} was replaced while in use: not writing into a file nobody reads")
+
+    @staticmethod
+    def _commit(conn: sqlite3.Connection, batch: _Batch, points: dict[str, str]) -> None:
+        """Commit ``batch``, with the capacity ``points`` that differ from what is on disk."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT INTO vehicles (key, record, updated_unix_s) VALUES (?, ?, ?) ON CONFLICT (key)"
+                " DO UPDATE SET record = excluded.record, updated_unix_s = excluded.updated_unix_s",
+                [(v.key, v.stored.record_json, v.t_unix_s) for v in batch.vehicles.values()],
+            )
+            conn.executemany(
+                "INSERT INTO vehicle_capacity (key, points) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET points = excluded.points",
+                list(points.items()),
+            )
+            conn.executemany(
+                "INSERT INTO energy (name, wh) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET wh = wh + excluded.wh",
+                list(batch.energy.items()),
+            )
+            conn.executemany(
+                "INSERT INTO events (t_unix_s, kind, detail) VALUES (?, ?, ?)",
+                [(e.t_unix_s, e.kind, e.detail_json) for e in batch.events],
+            )
+            conn.executemany(
+                "INSERT INTO sessions (vehicle_key, start_unix_s, end_unix_s, e_charge_ac_wh, e_discharge_ac_wh,"
+                " e_charge_dc_wh, e_discharge_dc_wh, soc_start, soc_end, reasons)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [s.row for s in batch.sessions],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # the error that got us here is the one to report
+                    conn.execute("ROLLBACK")
+            raise
+
+    def _measure(self, payload_bytes: int) -> None:
+        with self._stats_lock:
+            if self._io_base is None:
+                self._bytes = (self._bytes[0] + payload_bytes, self._bytes[1] + payload_bytes)
+                return
+            now = _thread_io()
+            if now is not None:
+                self._bytes = (now[0] - self._io_base[0], now[1] - self._io_base[1])

@@ -1,0 +1,109 @@
+"""The daemon's battery tracker keeps its learning in the state store: a checkpoint every minute of
+reading time, the session counted once, and a restart without a clean stop resumes from the last
+checkpoint. Readings carry their own times (no clock, no sleeps)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from drivers.capabilities import PowerStageReading
+from edge.daemon.battery import CHECKPOINT_PERIOD_S, DEFAULT_VEHICLE, BatteryTracker
+from edge.estimation.profile import load_profile
+from edge.settings.model import Battery
+from edge.state import StateStore
+
+OpenState = Callable[..., StateStore]
+PROFILE = load_profile("nmc-lgm50")
+PACK_V = float(np.interp(0.6, PROFILE.ocv_soc, PROFILE.ocv_v)) * PROFILE.series
+
+
+def readings(t0_s: float, seconds: float, step_s: float = 0.7) -> Iterator[PowerStageReading]:
+    """A plugged-in EV charging at 20 A, read every ``step_s`` (not a divisor of the minute)."""
+    for t in np.arange(t0_s, t0_s + seconds, step_s):
+        yield PowerStageReading(t_s=float(t), p_w=-7000.0, dc_v_v=PACK_V, dc_i_a=-20.0)
+
+
+def unplugged(t_s: float) -> PowerStageReading:
+    return PowerStageReading(t_s=t_s, p_w=0.0, ev_state="DISCONNECTED")
+
+
+async def test_checkpoints_every_minute_of_reading_time(tmp_path: Path, open_state: OpenState) -> None:
+    store = open_state(tmp_path)
+    key = store.key(DEFAULT_VEHICLE)
+    tracker = BatteryTracker(Battery(), store)
+    saved_at: list[float] = []
+    last = None
+    for stage in readings(5000.0, 310.0):
+        tracker.update(stage, at_rest=False)
+        record = store.vehicle(key)
+        if record != last:
+            saved_at.append(stage.t_s)
+            last = record
+    # The first reading a minute or more after the session's start (5000 s), then after the last one.
+    gaps = np.diff([5000.0, *saved_at])
+    assert len(saved_at) == 5
+    assert np.all(gaps >= CHECKPOINT_PERIOD_S)
+    assert np.all(gaps < CHECKPOINT_PERIOD_S + 0.7)
+    assert last is not None
+    assert last.sessions == 1
+    assert last.aging["hours_plugged"] == pytest.approx((saved_at[-1] - 5000.0) / 3600.0)
+    assert last.aging["charge_ah"] > 0.0
+    assert await store.flush()
+
+
+async def test_a_session_is_counted_once_through_checkpoints_and_its_end(
+    tmp_path: Path, open_state: OpenState
+) -> None:
+    store = open_state(tmp_path)
+    key = store.key(DEFAULT_VEHICLE)
+    tracker = BatteryTracker(Battery(), store)
+    for stage in readings(0.0, 130.0):
+        tracker.update(stage, at_rest=False)
+    tracker.update(unplugged(200.0), at_rest=True)
+    first = store.vehicle(key)
+    assert first is not None
+    assert first.sessions == 1
+    assert first.aging["hours_plugged"] == pytest.approx(129.5 / 3600.0)  # to the last reading
+    for stage in readings(1000.0, 70.0):
+        tracker.update(stage, at_rest=False)
+    tracker.update(unplugged(1100.0), at_rest=True)
+    second = store.vehicle(key)
+    assert second is not None
+    assert second.sessions == 2
+    assert second.aging["hours_plugged"] == pytest.approx((129.5 + 69.3) / 3600.0)
+
+
+async def test_a_daemon_killed_mid_session_resumes_from_the_last_checkpoint(
+    tmp_path: Path, open_state: OpenState
+) -> None:
+    store = open_state(tmp_path)
+    tracker = BatteryTracker(Battery(), store)
+    for stage in readings(0.0, 150.0):
+        tracker.update(stage, at_rest=False)
+    # No end_session: the process dies here. What flush() confirmed is what a kill -9 leaves
+    # (tests/state/test_state_crash.py kills a writer for real).
+    assert await store.flush()
+    await store.aclose()
+
+    again = open_state(tmp_path)
+    tracker = BatteryTracker(Battery(), again)
+    tracker.update(next(readings(0.0, 1.0)), at_rest=False)  # the daemon's clock starts over
+    est = tracker.estimator
+    assert est is not None
+    assert est.record.sessions == 2  # the killed session counted once, from its checkpoint
+    hours = est.aging.to_dict()["hours_plugged"]
+    assert hours == pytest.approx(120.4 / 3600.0)  # learning up to the checkpoint at 120.4 s is kept
+
+
+def test_without_a_store_nothing_is_kept(tmp_path: Path) -> None:
+    tracker = BatteryTracker(Battery(), None)
+    for stage in readings(0.0, 130.0):
+        view = tracker.update(stage, at_rest=False)
+    assert 0.0 < view.soc_est < 1.0
+    tracker.end_session()
+    assert tracker.estimator is None
+    assert list(tmp_path.iterdir()) == []
