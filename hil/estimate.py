@@ -18,6 +18,7 @@ columns and prints them as the profile's ``[model]`` lines. ``--drop``, ``--jitt
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gzip
 import json
 import math
@@ -31,7 +32,7 @@ import numpy.typing as npt
 from edge.estimation.estimator import BatteryEstimator, SampleError
 from edge.estimation.fit import fit_rc
 from edge.estimation.profile import BatteryProfile, ProfileError, load_profile, with_pack
-from edge.estimation.store import VehicleStore
+from edge.state import StateStore
 from hil.bench import Figure
 
 FloatArray = npt.NDArray[np.float64]
@@ -235,7 +236,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallel", type=int, default=None, help="override the profile's parallel count")
     parser.add_argument("--plot", type=Path, default=None, help="write estimate vs truth to this PNG")
     parser.add_argument("--fit-rc", action="store_true", help="fit R0/RC to the trace and print them")
-    parser.add_argument("--state-dir", type=Path, default=None, help="persist per-vehicle state here")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="keep the vehicle's record in DIR/state.db (as the daemon does)",
+    )
     parser.add_argument("--vehicle-id", default="replay", help="vehicle identifier for --state-dir")
     parser.add_argument("--drop", type=float, default=0.0, help="fraction of samples to drop (bursts)")
     parser.add_argument("--jitter-s", type=float, default=0.0, help="uniform timestamp jitter (+/- s)")
@@ -263,14 +269,21 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    estimator = None
-    store = key = None
-    if args.state_dir is not None:
-        store = VehicleStore(args.state_dir)
-        estimator, key = BatteryEstimator.for_vehicle(store, args.vehicle_id, profile, initial_soc=initial)
-    result, est = replay(profile, trace, initial, estimator)
-    if store is not None and key is not None:
-        store.save(key, est.record)
+    if args.state_dir is None:
+        result, est = replay(profile, trace, initial)
+    else:
+        store = StateStore.open(args.state_dir)
+        try:
+            if store.problem is not None:
+                print(f"error: {store.problem}", file=sys.stderr)
+                return 2
+            estimator, key = BatteryEstimator.for_vehicle(
+                store, args.vehicle_id, profile, initial_soc=initial
+            )
+            result, est = replay(profile, trace, initial, estimator)
+            store.put_vehicle(key, est.record)
+        finally:
+            asyncio.run(store.aclose())
     for fig in result.figures:
         print(fig.line())
     if args.plot is not None:

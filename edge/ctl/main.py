@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import time
 import tomllib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"state      {st.state}" + ("" if st.energize_allowed else "  (held at P = Q = 0)"))
     if st.mode is not None:
         print(f"mode       {st.mode} ({st.dispatch_source})")
+    if st.departure is not None:
+        print(f"departure  {st.departure}")
+    if (se := st.session) is not None:
+        print(
+            f"session    EV {(se.vehicle_key or 'unknown')[:8]} since"
+            f" {time.strftime('%H:%M', time.localtime(se.start_unix_s))}:"
+            f" charged {se.e_charge_ac_wh / 1e3:.2f} kWh, discharged {se.e_discharge_ac_wh / 1e3:.2f} kWh (AC)"
+        )
     for reason in st.hold_reasons:
         print(f"  hold: {reason}")
     print(
@@ -84,6 +93,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(
         f"cycles     {st.cycles} ({st.overruns} overruns, {st.write_errors} write errors); telemetry backlog {st.telemetry_backlog}, dropped {st.telemetry_dropped}"
     )
+    if st.state_write_bytes_per_hour is not None:
+        print(f"storage    state store writes {st.state_write_bytes_per_hour / 1e3:.0f} kB/h")
+    if st.state_problem is not None:
+        print(f"STORAGE    {st.state_problem}")
     return 1 if stale else 0
 
 

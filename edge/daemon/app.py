@@ -35,7 +35,9 @@ from edge.daemon.controllers import Controllers, KernelSettingsError
 from edge.daemon.dispatch import Dispatcher
 from edge.daemon.dispatch_file import DispatchFile
 from edge.daemon.notify import Notifier
+from edge.daemon.planning import DepartureTask
 from edge.daemon.recorder import Recorder, write_dump
+from edge.daemon.sessions import SessionStatus, SessionTracker
 from edge.daemon.snapshot import Command, Snapshot
 from edge.daemon.supervise import Mismatch, OutputMonitor
 from edge.daemon.tasks import cancel
@@ -67,6 +69,8 @@ class TelemetryRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     mode: str
     dispatch_source: str
     p_cmd_w: float
+    departure: str | None = None  # the owner's departure plan: its state and why
+    session: SessionStatus | None = None  # the EV plugged in now
     q_cmd_var: float
     binding: list[str]
     reasons: list[str]
@@ -121,7 +125,11 @@ class Daemon:
                 MqttTarget(mq.host, mq.port, mq.client_id, mq.topic_prefix, keepalive_s=int(mq.keepalive_s))
             )
         self.store = StateStore.open(state_dir) if state_dir is not None else None
-        self.battery = BatteryTracker(settings.battery, self.store) if settings.battery.estimate else None
+        stage = self.drivers.power_stage
+        # Built also with estimation off: its view then carries the nameplate pack energy the
+        # departure planner needs.
+        self.battery = BatteryTracker(settings.battery, self.store, port=stage.name) if stage else None
+        self.sessions = SessionTracker(self.store, port=stage.name) if stage else None
         self.dispatcher = Dispatcher(settings.operation, settings.inverter)
         dispatch_path = settings.operation.dispatch_file or (
             str(state_dir / "dispatch.json") if state_dir is not None else None
@@ -132,6 +140,9 @@ class Daemon:
             )
             if dispatch_path
             else None
+        )
+        self.departure = DepartureTask(
+            settings, lambda: self.last[0] if self.last else None, clock=clock, wall_clock=wall_clock
         )
         self.recorder = Recorder(max(1, round(RECORDER_S / settings.daemon.cycle_s)))
         self.monitor = self._monitor(settings)
@@ -186,6 +197,7 @@ class Daemon:
                 self.telemetry.start()
             if self.dispatch_file is not None:
                 self.dispatch_file.start()
+            self.departure.start()
             self._event("daemon_start", {"pid": os.getpid()})
             if self.controllers.hold_reason:
                 log.warning("holding P = Q = 0: %s", self.controllers.hold_reason)
@@ -197,8 +209,11 @@ class Daemon:
             await self._safe_stop()
             if self.battery is not None:
                 self.battery.end_session()
+            if self.sessions is not None:
+                self.sessions.stop()  # the open session goes on with the next daemon
             if self.dispatch_file is not None:
                 await self.dispatch_file.stop()
+            await self.departure.stop()
             if self._reload is not None:
                 with contextlib.suppress(Exception):  # a reload still being read at stop is dropped
                     await cancel(self._reload)
@@ -226,6 +241,7 @@ class Daemon:
             ratings=stage_dev.ratings() if stage_dev else None,
             battery=self._battery_view(stage),
             dispatch=self.dispatcher.basis(t_unix, t),
+            p_max_w=self.departure.p_max_w(t),
             stop_request=stop_request,
             u_rand=self._rand(),
         )
@@ -249,6 +265,8 @@ class Daemon:
                 self._reload = None
             snap = self.snapshot(t, stopping_since is not None)
             cmd = self.controllers.step(snap)
+            if self.sessions is not None:
+                self._reporting("sessions", self.sessions.update, snap, cmd)
             mismatch = self.monitor.update(snap, cmd)
             if mismatch is not self.mismatch:
                 self._event(
@@ -347,6 +365,7 @@ class Daemon:
         self.monitor = self._monitor(new)
         self.dispatcher.operation = new.operation
         self.dispatcher.inverter = new.inverter
+        self.departure.configure(new)
         self._event("config_reloaded", {})
         logging.getLogger().setLevel(new.daemon.log_level)
         log.info("configuration reloaded")
@@ -416,6 +435,8 @@ class Daemon:
             state=cmd.state,
             mode=snap.dispatch.mode,
             dispatch_source=snap.dispatch.source,
+            departure=self._departure_text(),
+            session=self.sessions.status() if self.sessions else None,
             p_cmd_w=cmd.p_w,
             q_cmd_var=cmd.q_var,
             binding=cmd.binding,
@@ -456,6 +477,8 @@ class Daemon:
             energize_allowed=hold is None,
             mode=snap.dispatch.mode,
             dispatch_source=snap.dispatch.source,
+            departure=self._departure_text(),
+            session=self.sessions.status() if self.sessions else None,
             hold_reasons=[hold] if hold else [],
             p_cmd_w=cmd.p_w,
             q_cmd_var=cmd.q_var,
@@ -473,11 +496,25 @@ class Daemon:
             write_errors=w.errors if w else 0,
             telemetry_backlog=self.telemetry.backlog if self.telemetry else 0,
             telemetry_dropped=self.telemetry.dropped if self.telemetry else 0,
+            **self._state_health(),
             **self._measured(snap),
         )
         future = self._io.submit(status_file.write, self.status_path, status)
         future.add_done_callback(self._status_written)
         self._status_write = future
+
+    def _state_health(self) -> dict[str, Any]:
+        if self.store is None:
+            return {}
+        st = self.store.stats
+        return {
+            "state_problem": self.store.problem or st.last_error,
+            "state_write_bytes_per_hour": st.dirtied_per_hour,
+        }
+
+    def _departure_text(self) -> str | None:
+        lim = self.departure.limit
+        return None if lim is None or lim.reason is None else f"{lim.state}: {lim.reason}"
 
     def _status_written(self, future: Future[None]) -> None:
         exc = future.exception()

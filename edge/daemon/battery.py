@@ -1,17 +1,17 @@
 """Feed the EV pack's estimator from the power stage's DC readings, and hand the kernels its SoC and
-state-of-power limits (AC side).
+state-of-power limits (AC side), and the departure planner the pack's energy per unit SoC.
 
 One estimator per plug-in session, seeded with what the state store knows about the vehicle (SoH
-converges over sessions), checkpointed to the store every ``CHECKPOINT_PERIOD_S`` of reading time (so
-that a killed daemon loses at most that much learning) and saved when the EV leaves or the daemon
-stops. The tracker does no I/O: the store queues the records for its writer thread. The charger
-forwards no vehicle identifier through our capability interface yet, so every vehicle is stored under
-one key (``DEFAULT_VEHICLE``): a site with several EVs shares its SoH record until the drivers report
-one.
+converges over sessions), checkpointed to the store once a minute of reading time (so that a killed
+daemon loses at most that much learning) and saved when the EV leaves or the daemon stops. The
+tracker does no I/O: the store queues the records for its writer thread. The vehicle is named by
+``edge.daemon.vehicle`` (today: one vehicle per port, the charger reports no identity).
 
 Whatever the estimator cannot judge (no DC readings, a sample it refuses) yields "unknown": NaN SoC
 and no limits of its own, so the kernels fall back to the EV's and the ratings (and an unknown SoC
-on both sides blocks discharge in kernel I).
+on both sides blocks discharge in kernel I). The pack's energy per unit SoC is always known: from
+the estimator's SoH capacity during a session, else (no session yet, ``battery.estimate = false``)
+from the configured profile and pack layout alone.
 """
 
 from __future__ import annotations
@@ -21,22 +21,30 @@ import math
 from dataclasses import dataclass
 
 from drivers.capabilities import PowerStageReading
+from edge.daemon.vehicle import ev_present, vehicle_id
 from edge.estimation.estimator import (
     BatteryEstimator,
     ChargerEfficiency,
     EvLimits,
     SampleError,
 )
-from edge.estimation.profile import ProfileError, load_profile, with_pack
+from edge.estimation.profile import ProfileError, load_profile, pack_energy_per_soc_wh, with_pack
 from edge.settings.model import Battery
 from edge.state import StateStore
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VEHICLE = "default-vehicle"
 CHECKPOINT_PERIOD_S = 60.0
-# How drivers name "no EV" (SunSpec 802 State DISCONNECTED; IEC 61851 state A), compared in lower case.
-UNPLUGGED_STATES = frozenset({"unplugged", "disconnected", "a"})
+
+
+def checkpoint_due(last_t_s: float, t_s: float) -> bool:
+    """Whether a reading at ``t_s`` starts a new minute of the readings' clock since ``last_t_s``.
+
+    Every tracker that checkpoints to the store uses the same minutes, so that their records go to
+    the writer in the same cycle and are committed in one transaction (each commit costs the SD
+    card pages of its own; docs/state.md).
+    """
+    return t_s // CHECKPOINT_PERIOD_S != last_t_s // CHECKPOINT_PERIOD_S
 
 
 @dataclass(frozen=True)
@@ -46,15 +54,17 @@ class BatteryView:
     soc_est: float = math.nan
     p_max_discharge_w: float | None = None  # AC side, magnitude
     p_max_charge_w: float | None = None
+    e_per_soc_wh: float = math.nan  # the pack's DC energy per unit SoC (edge.estimation.profile)
 
 
 UNKNOWN = BatteryView()
 
 
 class BatteryTracker:
-    """The estimator of the EV plugged in now, fed once per new power-stage reading."""
+    """The estimator of the EV plugged in at ``port`` (the power stage's name), fed once per new
+    power-stage reading; with ``cfg.estimate`` off it only reports the nominal pack's energy."""
 
-    def __init__(self, cfg: Battery, store: StateStore | None) -> None:
+    def __init__(self, cfg: Battery, store: StateStore | None, *, port: str) -> None:
         profile = load_profile(cfg.profile)
         if cfg.series is not None or cfg.parallel is not None:
             profile = with_pack(profile, cfg.series or profile.series, cfg.parallel or profile.parallel)
@@ -63,6 +73,8 @@ class BatteryTracker:
                 f"battery.sop_horizon_s = {cfg.sop_horizon_s}: profile {cfg.profile} has horizons {profile.horizons_s}"
             )
         self.profile = profile
+        self.estimate = cfg.estimate
+        self.port = port
         self.horizon_s = cfg.sop_horizon_s
         self.efficiency = ChargerEfficiency(charge=cfg.charge_efficiency, discharge=cfg.discharge_efficiency)
         self.store = store
@@ -71,20 +83,21 @@ class BatteryTracker:
         self._last_t_s: float | None = None
         self._checkpoint_t_s = 0.0
         self._refusing = False
-        self.view = UNKNOWN
+        self._nominal = BatteryView(e_per_soc_wh=pack_energy_per_soc_wh(profile))
+        self.view = self._nominal
 
     def update(self, stage: PowerStageReading | None, *, at_rest: bool) -> BatteryView:
         """Advance with ``stage`` (a reading already seen is not fed twice)."""
-        if stage is None or stage.t_s == self._last_t_s:
+        if not self.estimate or stage is None or stage.t_s == self._last_t_s:
             return self.view
         self._last_t_s = stage.t_s
-        if stage.ev_state is not None and stage.ev_state.lower() in UNPLUGGED_STATES:
+        if ev_present(stage) is False:
             self.end_session()
             return self.view
         if stage.dc_v_v is None or stage.dc_i_a is None:
-            self.view = UNKNOWN
+            self.view = self._unknown()
             return self.view
-        est = self.estimator or self._start_session(stage.t_s)
+        est = self.estimator or self._start_session(stage)
         limits = EvLimits(
             max_charge_power_w=stage.ev_p_max_charge_w, max_discharge_power_w=stage.ev_p_max_discharge_w
         )
@@ -96,7 +109,7 @@ class BatteryTracker:
             if not self._refusing:
                 log.warning("battery estimator refuses the power stage's DC readings: %s", exc)
             self._refusing = True
-            self.view = UNKNOWN
+            self.view = self._unknown()
             return self.view
         if self._refusing:
             log.info("battery estimator accepts the DC readings again")
@@ -104,27 +117,38 @@ class BatteryTracker:
         if (
             self.store is not None
             and self._key is not None
-            and stage.t_s - self._checkpoint_t_s >= CHECKPOINT_PERIOD_S
+            and checkpoint_due(self._checkpoint_t_s, stage.t_s)
         ):
             self.store.put_vehicle(self._key, est.checkpoint())
             self._checkpoint_t_s = stage.t_s
         lim = next(x for x in est.limits() if x.horizon_s == self.horizon_s)
-        self.view = BatteryView(est.soc, lim.export_ac_w, lim.import_ac_w)
+        self.view = BatteryView(est.soc, lim.export_ac_w, lim.import_ac_w, self._e_per_soc_wh(est))
         return self.view
 
-    def _start_session(self, t_s: float) -> BatteryEstimator:
-        self._checkpoint_t_s = t_s
+    def _start_session(self, stage: PowerStageReading) -> BatteryEstimator:
+        self._checkpoint_t_s = stage.t_s
         if self.store is not None:
             est, self._key = BatteryEstimator.for_vehicle(
-                self.store, DEFAULT_VEHICLE, self.profile, efficiency=self.efficiency
+                self.store, vehicle_id(self.port, stage), self.profile, efficiency=self.efficiency
             )
         else:
             est = BatteryEstimator(self.profile, efficiency=self.efficiency)
         self.estimator = est
         log.info(
-            "battery session started (profile %s, %d sessions known)", self.profile.name, est.record.sessions
+            "battery session started at %s (profile %s, %d sessions known)",
+            self.port,
+            self.profile.name,
+            est.record.sessions,
         )
         return est
+
+    def _e_per_soc_wh(self, est: BatteryEstimator) -> float:
+        return pack_energy_per_soc_wh(self.profile, est.soh.capacity_ah)
+
+    def _unknown(self) -> BatteryView:
+        """No SoC or limits; the pack energy of this session's vehicle where there is one."""
+        est = self.estimator
+        return self._nominal if est is None else BatteryView(e_per_soc_wh=self._e_per_soc_wh(est))
 
     def telemetry(self) -> dict[str, float]:
         if self.estimator is None:
@@ -134,7 +158,7 @@ class BatteryTracker:
     def end_session(self) -> None:
         """The EV left (or the daemon stops): keep what was learnt about it."""
         est, self.estimator = self.estimator, None
-        self.view = UNKNOWN
+        self.view = self._nominal
         if est is None:
             return
         record = est.end_session()

@@ -189,6 +189,10 @@ class DeparturePlanner:
             max_age_s=max_age_s,
         )
 
+    @property
+    def has_departure(self) -> bool:
+        return self.owner.departure_soc is not None and self.owner.departure_time is not None
+
     # -- the charge model -------------------------------------------------------------------------------
 
     def _f(self, soc: float) -> float:

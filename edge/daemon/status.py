@@ -13,6 +13,8 @@ from pathlib import Path
 
 import msgspec
 
+from edge.daemon.sessions import SessionStatus
+
 
 class DeviceHealth(msgspec.Struct, kw_only=True):
     """One device as the daemon sees it."""
@@ -37,6 +39,8 @@ class Status(msgspec.Struct, kw_only=True):
     energize_allowed: bool
     mode: str | None = None  # the operating mode in force
     dispatch_source: str | None = None  # what the mode follows (a dispatch's id, a fallback and why)
+    departure: str | None = None  # the owner's departure plan: its state and why
+    session: SessionStatus | None = None  # the EV plugged in now
     hold_reasons: list[str] = []
     p_cmd_w: float = 0.0
     q_cmd_var: float = 0.0
@@ -59,6 +63,8 @@ class Status(msgspec.Struct, kw_only=True):
     write_errors: int = 0
     telemetry_backlog: int = 0
     telemetry_dropped: int = 0
+    state_problem: str | None = None  # why the state store keeps its data in memory only, or its last error
+    state_write_bytes_per_hour: float | None = None  # what reaches the SD card (dirtied pages)
 
 
 def write(path: Path, status: Status) -> None:

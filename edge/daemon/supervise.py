@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from edge.daemon.battery import UNPLUGGED_STATES
 from edge.daemon.snapshot import Command, Snapshot
+from edge.daemon.vehicle import ev_present
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def likely_cause(snap: Snapshot, cmd: Command) -> str:
         return f"the stage reports a fault (state {st.operating}, alarms: {alarms})"
     if st.connected is False:
         return "the stage reports it is not connected to the grid"
-    if st.ev_state is not None and st.ev_state.lower() in UNPLUGGED_STATES:
+    if ev_present(st) is False:
         return "no EV is plugged in"
     if abs(st.p_w) < TOLERANCE_MIN_W:
         return "no power flows: the EV takes none, or the EVSE's contactors are open"

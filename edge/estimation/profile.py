@@ -22,6 +22,7 @@ from edge.estimation import _ecm_ref as k
 
 GAS_CONSTANT = 8.314462618  # J/(mol K)
 TABLE_POINTS = 101  # the kernel's uniform OCV grid over soc 0..1
+UPPER_HALF_SOC = 0.5  # the pack voltage of pack_energy_per_soc_wh is averaged from here to full
 _KELVIN = 273.15
 
 
@@ -289,6 +290,24 @@ def load_profile(name_or_path: str | Path) -> BatteryProfile:
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source}: not valid TOML ({exc})") from exc
     return parse_profile(doc, source)
+
+
+def pack_energy_per_soc_wh(profile: BatteryProfile, pack_capacity_ah: float | None = None) -> float:
+    """The pack's DC energy per unit SoC, Wh: ``pack_capacity_ah`` (the estimator's SoH capacity;
+    default the nameplate pack) times the pack's OCV averaged over the upper half of the SoC range.
+
+    The OCV is highest there, so this errs high, the safe side for whoever plans a charge with it
+    (more energy to put back: the charge starts earlier).
+    """
+    capacity_ah = (
+        profile.nameplate_capacity_ah * profile.parallel if pack_capacity_ah is None else pack_capacity_ah
+    )
+    soc = np.asarray(profile.ocv_soc)
+    # The OCV table is linear between its points: a trapezoid over them is the exact mean.
+    grid = np.unique(np.concatenate(([UPPER_HALF_SOC, 1.0], soc[soc > UPPER_HALF_SOC])))
+    ocv = np.interp(grid, soc, np.asarray(profile.ocv_v))
+    mean_cell_v = float(np.trapezoid(ocv, grid)) / (1.0 - UPPER_HALF_SOC)
+    return capacity_ah * mean_cell_v * profile.series
 
 
 def with_pack(profile: BatteryProfile, series: int, parallel: int) -> BatteryProfile:

@@ -8,6 +8,7 @@ The profile's own ranges are in ranges.py.
 from __future__ import annotations
 
 import math
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.config import validate as validate_drivers
 from drivers.errors import DriverError
@@ -73,6 +74,23 @@ def check_site(settings: Settings) -> None:
 def check_owner(settings: Settings) -> None:
     """Departure target above the reserve; a departure time needs a target SoC."""
     owner = settings.owner
+    if owner.time_zone is not None:
+        try:
+            ZoneInfo(owner.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                "owner.time_zone",
+                owner.time_zone,
+                "not a known time zone",
+                'an IANA name, e.g. "Europe/Berlin"',
+            ) from None
+    if owner.departure_time is not None and owner.departure_time.tzinfo is not None:
+        raise SettingsError(
+            "owner.departure_time",
+            str(owner.departure_time),
+            "a local time of day, without an offset",
+            "HH:MM:SS",
+        )
     if owner.departure_time is not None and owner.departure_soc is None:
         raise SettingsError("owner.departure_soc", None, "a departure time needs a departure SoC", "0 … 1")
     if owner.departure_soc is not None and owner.departure_soc < owner.min_soc:

@@ -377,6 +377,8 @@ class EvOwner(_Struct, frozen=True):
     min_soc: Soc = 0.3
     departure_soc: Soc | None = None
     departure_time: time | None = None
+    # An IANA zone (e.g. "Europe/Berlin") for departure_time; None: the system's (/etc/localtime).
+    time_zone: str | None = None
 
 
 class Battery(_Struct, frozen=True):

@@ -2,11 +2,11 @@
 event loop): per-vehicle battery records, lifetime energy counters, events and session records.
 
 Import from here: ``StateStore`` (``store``; its writer thread in ``writer``, the checks and
-migrations at open in ``opening`` and ``schema``), ``SessionRecord``, ``StoreStats`` and
-``ENERGY_COUNTERS`` (``records``). See docs/state.md.
+migrations at open in ``opening`` and ``schema``), ``SessionRecord``, ``OpenSession``, ``StoreStats``
+and ``ENERGY_COUNTERS`` (``records``). See docs/state.md.
 """
 
-from edge.state.records import ENERGY_COUNTERS, SessionRecord, StoreStats
+from edge.state.records import ENERGY_COUNTERS, OpenSession, SessionRecord, StoreStats
 from edge.state.store import StateStore
 
-__all__ = ["ENERGY_COUNTERS", "SessionRecord", "StateStore", "StoreStats"]
+__all__ = ["ENERGY_COUNTERS", "OpenSession", "SessionRecord", "StateStore", "StoreStats"]

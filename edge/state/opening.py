@@ -21,14 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from edge.estimation.record import SALT_BYTES, VehicleRecord
 from edge.state import schema
+from edge.state.records import OpenSession
 from edge.state.vehicles import StoredVehicle, decode_vehicle, encode_vehicle
 
 log = logging.getLogger(__name__)
 
 DB_FILE = "state.db"
-OLD_VEHICLES_DIR = "vehicles"  # the JSON files of edge.estimation.store, imported once
+OLD_VEHICLES_DIR = "vehicles"  # per-vehicle JSON files of releases before issue 13, imported once
 OLD_SALT_FILE = "vehicle-salt"
 EVENTS_KEPT = 100_000  # a few events an hour: years of them, and a bound on the file
 PAGE_SIZE = 1024
@@ -48,6 +51,7 @@ class Opened:
     salt: bytes
     vehicles: dict[str, StoredVehicle] = field(default_factory=dict)
     energy: dict[str, float] = field(default_factory=dict)
+    open_sessions: dict[str, str] = field(default_factory=dict)  # port -> OpenSession JSON
 
 
 def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
@@ -259,3 +263,10 @@ def _load(conn: sqlite3.Connection, opened: Opened) -> None:
             continue
         opened.vehicles[str(key)] = stored
     opened.energy = {str(name): float(wh) for name, wh in conn.execute("SELECT name, wh FROM energy")}
+    for port, text in conn.execute("SELECT port, session FROM open_sessions"):
+        try:
+            msgspec.json.decode(str(text), type=OpenSession)
+        except msgspec.DecodeError as exc:
+            log.warning("open session at %s: stored record unreadable (%s); a new one starts", port, exc)
+            continue
+        opened.open_sessions[str(port)] = str(text)

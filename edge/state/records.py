@@ -1,5 +1,5 @@
-"""What the daemon hands the state store besides vehicle records (session records, energy
-counters), and what the store reports about itself."""
+"""What the daemon hands the state store besides vehicle records (session records, open sessions,
+energy counters), and what the store reports about itself."""
 
 from __future__ import annotations
 
@@ -39,6 +39,48 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
             soc = getattr(self, name)
             if soc is not None and not 0.0 <= soc <= 1.0:
                 raise ValueError(f"session {name} = {soc!r} outside [0.0, 1.0]")
+
+
+class OpenSession(msgspec.Struct, kw_only=True):
+    """A plug-in session still going on at ``port``, kept so that the session continues across a
+    daemon restart (one record for one plug-in). Changed in place by its tracker
+    (``edge.daemon.sessions``); the store keeps a copy of what it is given."""
+
+    port: str  # the power stage's name
+    vehicle_key: str | None
+    start_unix_s: float
+    last_unix_s: float  # its last reading: where it ends if the EV leaves while no daemon runs
+    e_charge_ac_wh: float = 0.0
+    e_discharge_ac_wh: float = 0.0
+    e_charge_dc_wh: float = 0.0
+    e_discharge_dc_wh: float = 0.0
+    soc_start: float | None = None
+    soc_end: float | None = None  # the latest known
+    limits_s: dict[str, float] = {}  # the command's binding names -> seconds each held
+    unmeasured_s: float = 0.0  # reading gaps not integrated (stale data, a daemon not running)
+    dc_measured: bool = False  # a DC power reading was seen (else the DC energy is not known)
+    restarts: int = 0  # daemon restarts it continued across
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.start_unix_s) and math.isfinite(self.last_unix_s)):
+            raise ValueError(f"open session times {self.start_unix_s!r}, {self.last_unix_s!r} must be finite")
+        for name in ENERGY_COUNTERS:
+            check_energy(name, getattr(self, name))
+
+    def record(self, end_unix_s: float, reasons: tuple[str, ...]) -> SessionRecord:
+        """The finished session, ending at ``end_unix_s`` (not before its start: wall clocks step)."""
+        return SessionRecord(
+            vehicle_key=self.vehicle_key,
+            start_unix_s=self.start_unix_s,
+            end_unix_s=max(end_unix_s, self.start_unix_s),
+            e_charge_ac_wh=self.e_charge_ac_wh,
+            e_discharge_ac_wh=self.e_discharge_ac_wh,
+            e_charge_dc_wh=self.e_charge_dc_wh,
+            e_discharge_dc_wh=self.e_discharge_dc_wh,
+            soc_start=self.soc_start,
+            soc_end=self.soc_end,
+            reasons=reasons,
+        )
 
 
 def check_energy(name: str, wh: float) -> None:

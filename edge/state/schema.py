@@ -26,6 +26,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
         " e_charge_dc_wh REAL NOT NULL, e_discharge_dc_wh REAL NOT NULL, soc_start REAL, soc_end REAL,"
         " reasons TEXT NOT NULL)",
     ),
+    # v2: plug-in sessions still going on (edge.state.records.OpenSession as JSON), one per port.
+    (
+        "CREATE TABLE open_sessions (port TEXT PRIMARY KEY, session TEXT NOT NULL, updated_unix_s REAL NOT NULL)",
+    ),
 ]
 
 

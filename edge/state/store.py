@@ -1,9 +1,10 @@
-"""The daemon's state kept across restarts: vehicle records, energy counters, events, sessions.
+"""The daemon's state kept across restarts: vehicle records, energy counters, events, sessions
+(finished, and the one going on at each port).
 
 ``StateStore.open(state_dir)`` runs once before the daemon cycles (it waits for the file to be opened,
 checked and read). After that the event loop never touches the file: the write calls only queue
-for the writer thread (``edge.state.writer``) and return, ``vehicle`` reads the copy loaded at open,
-and ``await flush()`` waits for the commit without blocking the loop. A database that cannot be
+for the writer thread (``edge.state.writer``) and return, ``vehicle`` and ``open_session`` read the
+copies loaded at open, and ``await flush()`` waits for the commit without blocking the loop. A database that cannot be
 used leaves the store in memory only, with ``problem`` saying why (``edge.state.opening``).
 
 The write calls are meant for one thread (the event loop's); the writer thread is the only other.
@@ -20,11 +21,13 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import msgspec
+
 from edge.estimation.record import SALT_BYTES, VehicleRecord, vehicle_key
 from edge.state.opening import DB_FILE
-from edge.state.records import ENERGY_COUNTERS, SessionRecord, StoreStats, check_energy
+from edge.state.records import ENERGY_COUNTERS, OpenSession, SessionRecord, StoreStats, check_energy
 from edge.state.vehicles import StoredVehicle, decode_vehicle, encode_vehicle
-from edge.state.writer import AddEvent, AddSession, Flush, PutVehicle, Writer
+from edge.state.writer import AddEvent, AddSession, Flush, PutOpenSession, PutVehicle, Writer
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ class StateStore:
         salt: bytes,
         vehicles: dict[str, StoredVehicle],
         energy: dict[str, float],
+        open_sessions: dict[str, str],
         writer: Writer | None,
         problem: str | None,
     ) -> None:
@@ -46,6 +50,7 @@ class StateStore:
         self.problem = problem  # why the state is kept in memory only; None when it is on disk
         self._salt = salt
         self._vehicles = vehicles
+        self._open_sessions = open_sessions  # port -> OpenSession JSON
         self._energy = {name: energy.get(name, 0.0) for name in ENERGY_COUNTERS}
         self._writer = writer
         self._closed = False
@@ -68,6 +73,7 @@ class StateStore:
                 salt=secrets.token_bytes(SALT_BYTES),
                 vehicles={},
                 energy={},
+                open_sessions={},
                 writer=None,
                 problem=opened,
             )
@@ -76,6 +82,7 @@ class StateStore:
             salt=opened.salt,
             vehicles=opened.vehicles,
             energy=opened.energy,
+            open_sessions=opened.open_sessions,
             writer=writer,
             problem=None,
         )
@@ -132,9 +139,25 @@ class StateStore:
             return
         self._writer.put(AddEvent(t, kind, text))
 
-    def write_session(self, record: SessionRecord) -> None:
-        """Record a finished plug-in session (queued)."""
+    def open_session(self, port: str) -> OpenSession | None:
+        """The session going on at ``port`` when it was last kept (a new copy each call), or None."""
+        text = self._open_sessions.get(port)
+        return None if text is None else msgspec.json.decode(text, type=OpenSession)
+
+    def put_open_session(self, session: OpenSession) -> None:
+        """Keep the session going on at ``session.port`` (queued; replaces the one kept before)."""
         self._check_open()
+        text = msgspec.json.encode(session).decode()
+        self._open_sessions[session.port] = text
+        if self._writer is not None:
+            self._writer.put(PutOpenSession(session.port, text, time.time()))
+
+    def write_session(self, record: SessionRecord, *, closes: str | None = None) -> None:
+        """Record a finished plug-in session (queued). ``closes``: the port whose open session it
+        ends, removed in the same transaction (a crash cannot leave both, or neither)."""
+        self._check_open()
+        if closes is not None:
+            self._open_sessions.pop(closes, None)
         if self._writer is None:
             self._memory_dropped += 1
             return
@@ -151,7 +174,7 @@ class StateStore:
             r.soc_end,
             json.dumps(list(r.reasons)),
         )
-        self._writer.put(AddSession(row))
+        self._writer.put(AddSession(row, closes))
 
     # -- flushing, closing, stats -----------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """The state store's writer thread: the one place that opens and writes ``state.db``.
 
 The event loop only queues operations (``put``) and adds energy deltas under a lock (``add_energy``).
-The thread folds whatever is queued when it wakes into one batch (the latest record per vehicle,
-every event and session, the summed energy) and commits it in one transaction. Energy alone wakes
+The thread folds whatever is queued when it wakes into one batch (the latest record per vehicle and
+open session per port, every event and session, the summed energy) and commits it in one
+transaction. A finished session and the removal of its open session are one operation, so that
+they are committed together: a kill -9 between them cannot record the session twice. Energy alone wakes
 nothing: it rides with the next transaction, or is committed ``ENERGY_PERIOD_S`` after the thread
 last woke. A failed transaction (full disk, read-only file system, ``state.db`` replaced or removed
 under us) is rolled back, logged once, counted, and its batch kept for the next attempt (events and
@@ -61,6 +63,14 @@ class AddSession:
     # vehicle_key, start, end, e_charge_ac, e_discharge_ac, e_charge_dc, e_discharge_dc, soc_start,
     # soc_end, reasons JSON: the columns of the sessions table in order.
     row: tuple[str | float | None, ...]
+    closes: str | None = None  # the port whose open session this record ends
+
+
+@dataclass(frozen=True)
+class PutOpenSession:
+    port: str
+    session_json: str
+    t_unix_s: float
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,7 @@ class Flush:
     stop: bool = False  # then close the database and end the thread
 
 
-Op = PutVehicle | AddEvent | AddSession | Flush
+Op = PutVehicle | AddEvent | AddSession | PutOpenSession | Flush
 
 
 @dataclass
@@ -79,18 +89,23 @@ class _Batch:
     vehicles: dict[str, PutVehicle] = field(default_factory=dict)
     events: list[AddEvent] = field(default_factory=list)
     sessions: list[AddSession] = field(default_factory=list)
+    open_sessions: dict[str, PutOpenSession | None] = field(default_factory=dict)  # None: delete
     energy: dict[str, float] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.vehicles or self.events or self.sessions or self.energy)
+        return bool(self.vehicles or self.events or self.sessions or self.open_sessions or self.energy)
 
-    def add(self, op: PutVehicle | AddEvent | AddSession) -> None:
+    def add(self, op: PutVehicle | AddEvent | AddSession | PutOpenSession) -> None:
         if isinstance(op, PutVehicle):
             self.vehicles[op.key] = op
         elif isinstance(op, AddEvent):
             self.events.append(op)
+        elif isinstance(op, PutOpenSession):
+            self.open_sessions[op.port] = op
         else:
             self.sessions.append(op)
+            if op.closes is not None:
+                self.open_sessions[op.closes] = None
 
     def add_energy(self, deltas: dict[str, float]) -> None:
         for name, wh in deltas.items():
@@ -108,6 +123,9 @@ class _Batch:
         size = sum(len(v.key) + len(v.stored.record_json) + 8 for v in self.vehicles.values())
         size += sum(len(e.kind) + len(e.detail_json) + 8 for e in self.events)
         size += sum(len(str(s.row)) for s in self.sessions)
+        size += sum(
+            len(port) + (len(o.session_json) if o else 0) + 8 for port, o in self.open_sessions.items()
+        )
         return size + sum(len(name) + 8 for name in self.energy)
 
 
@@ -240,10 +258,11 @@ class Writer:
             if stop:
                 if self._unsaved:
                     log.error(
-                        "state store closed with %d event(s), %d session(s) and %d vehicle record(s)"
-                        " not written",
+                        "state store closed with %d event(s), %d session(s), %d open session(s) and %d"
+                        " vehicle record(s) not written",
                         len(self._unsaved.events),
                         len(self._unsaved.sessions),
+                        len(self._unsaved.open_sessions),
                         len(self._unsaved.vehicles),
                     )
                 try:
@@ -326,6 +345,16 @@ class Writer:
                 " e_charge_dc_wh, e_discharge_dc_wh, soc_start, soc_end, reasons)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [s.row for s in batch.sessions],
+            )
+            puts = [o for o in batch.open_sessions.values() if o is not None]
+            conn.executemany(
+                "INSERT INTO open_sessions (port, session, updated_unix_s) VALUES (?, ?, ?) ON CONFLICT (port)"
+                " DO UPDATE SET session = excluded.session, updated_unix_s = excluded.updated_unix_s",
+                [(o.port, o.session_json, o.t_unix_s) for o in puts],
+            )
+            conn.executemany(
+                "DELETE FROM open_sessions WHERE port = ?",
+                [(port,) for port, o in batch.open_sessions.items() if o is None],
             )
             conn.execute("COMMIT")
         except BaseException:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 
 from edge.daemon.departure import DepartureLimit, DeparturePlanner, trip_cost_s
@@ -305,10 +306,14 @@ def test_a_stale_plan_allows_no_discharge_but_keeps_a_forced_charge() -> None:
 
 
 def test_from_settings_maps_the_charger_and_enter_service() -> None:
-    settings = load_default()
+    settings = msgspec.structs.replace(
+        load_default(), owner=EvOwner(departure_soc=0.8, departure_time=time(7, 30))
+    )
     p = DeparturePlanner.from_settings(settings)
-    assert p is not None
+    assert p is not None and p.has_departure
     assert (p.owner.departure_soc, p.owner.departure_time) == (0.8, time(7, 30))
+    bench = DeparturePlanner.from_settings(load_default())  # the bench sets no departure
+    assert bench is not None and not bench.has_departure
     assert (p.p_rated_w, p.p_rated_charge_w, p.charge_efficiency) == (7400.0, 7400.0, 0.94)
     assert p.trip_s == 450.0  # the bench's IEEE 1547 profile: 300 s delay, 300 s ramp
     assert p.lookahead_s == 15.0 + 5.0  # the plan's age, then half the 10 s ramp to zero at 0.1 pu/s

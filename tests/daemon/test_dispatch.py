@@ -246,7 +246,7 @@ def test_dispatch_is_limited_by_the_reserve_and_the_sop() -> None:
 
 
 def test_v1g_without_dispatch_charges_toward_the_target_then_stops() -> None:
-    s = _settings(operation__mode="v1g")
+    s = _settings(operation__mode="v1g", owner__departure_soc=0.8)
     below = _run(s, Basis("v1g", math.nan, 0.0, "test"), soc=0.5, seconds=120.0)
     assert below.p_w == pytest.approx(-7400.0)
     above = _run(s, Basis("v1g", math.nan, 0.0, "test"), soc=0.85, seconds=60.0)  # departure_soc 0.8

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -143,3 +147,42 @@ async def test_v2h_serves_the_house_and_a_v2g_dispatch_at_a_non_export_site_cann
     assert 0.0 < bench.import_w < 400.0  # still never exports: the site's terms bound every mode
     assert bench.p_ev_w < 2000.0
     assert bench.status().binding[0] == "export_cap"
+
+
+@contextlib.asynccontextmanager
+async def _departure_bench(tmp_path: Path, local: datetime) -> AsyncIterator[Bench]:
+    """The bench with the owner leaving at 07:30 Berlin time wanting 90 %, the EV at 60 %, and the
+    daemon's wall clock starting at ``local``."""
+    t0 = time.time()
+
+    def wall_clock() -> float:
+        return local.timestamp() + (time.time() - t0)
+
+    owner = {"departure_soc": 0.9, "departure_time": dtime(7, 30), "time_zone": "Europe/Berlin"}
+    async with running_plant(ev={"soc": 0.6}) as plant:
+        plant.apply(ev.HouseLoad(w=2000.0))
+        config = tmp_path / "v2g-edge.toml"
+        config.write_text(bench_config_text(plant, battery=NO_BATTERY, owner=owner))
+        settings = settings_for(plant, battery=NO_BATTERY, owner=owner)
+        async with running_daemon(settings, tmp_path, wall_clock=wall_clock) as daemon:
+            await _until((tmp_path / "status.json").exists, 10, "the daemon's first status")
+            yield Bench(plant, daemon, tmp_path, config)
+
+
+async def test_the_owners_departure_turns_v2h_into_charging_when_time_runs_short(tmp_path: Path) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    async with _departure_bench(tmp_path, datetime(2026, 12, 5, 6, 0, tzinfo=berlin)) as bench:
+        await _until(
+            lambda: bench.p_ev_w < -5000.0, 20, "charging for the 07:30 departure, not serving the house"
+        )
+        st = bench.status()
+        assert st.mode == "v2h"
+        assert st.binding[0] == "departure"
+        assert (st.departure or "").startswith(("charging_for_departure", "unreachable")), st.departure
+
+
+async def test_with_time_to_spare_v2h_serves_the_house(tmp_path: Path) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    async with _departure_bench(tmp_path, datetime(2026, 12, 4, 18, 0, tzinfo=berlin)) as bench:
+        await _until(lambda: bench.p_ev_w > 1500.0, 20, "serving the house")
+        assert (bench.status().departure or "").startswith("free"), bench.status().departure

@@ -15,7 +15,6 @@ from edge.estimation.estimator import BatteryEstimator, ChargerEfficiency, EvLim
 from edge.estimation.fusion import EvSocPolicy
 from edge.estimation.profile import BatteryProfile, load_profile
 from edge.estimation.record import VehicleRecord
-from edge.estimation.store import VehicleStore
 from edge.state import StateStore
 
 
@@ -147,19 +146,6 @@ async def test_telemetry_has_no_vehicle_id_and_carries_aging(
     assert key.encode() in written
     assert vin.encode() not in written
     assert open_state(tmp_path / "other").key(vin) != key  # another installation, another key
-
-
-def test_json_store_sets_a_corrupt_file_aside_and_starts_over(tmp_path: Path) -> None:
-    store = VehicleStore(tmp_path)
-    key = store.key("EVCCID-0A1B2C3D4E5F")
-    (tmp_path / f"vehicle-{key}.json").write_text("{not json")
-    assert store.vehicle(key) is None
-    assert (tmp_path / f"vehicle-{key}.corrupt").exists()
-    record = VehicleRecord(profile="nmc-lgm50", sessions=3, growth=1.3, growth_sigma=0.1)
-    store.save(key, record)
-    assert store.vehicle(key) == record
-    with pytest.raises(ValueError, match=r"vehicle id is empty"):
-        store.key("")
 
 
 async def test_a_vehicle_seen_with_another_profile_starts_over(

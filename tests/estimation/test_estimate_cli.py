@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 from pathlib import Path
 
 import pytest
 from ecm_support import trace_path
 
 from edge.estimation.profile import load_profile
+from edge.state import StateStore
 from hil.bench import estimation as bench
 from hil.cli import main
 
@@ -55,11 +56,20 @@ def test_state_dir_carries_the_vehicle_between_runs(
     assert main(args) == 0
     assert main(args) == 0
     capsys.readouterr()
-    (record,) = tmp_path.glob("vehicle-*.json")
-    data = json.loads(record.read_text())
-    assert data["sessions"] == 2
-    assert data["growth_sigma"] < 0.05
-    assert "VIN1" not in record.read_text()
+    store = StateStore.open(tmp_path)  # the daemon's state store: the CLI keeps what the daemon would
+    record = store.vehicle(store.key("VIN1"))
+    asyncio.run(store.aclose())
+    assert record is not None
+    assert record.sessions == 2
+    assert record.growth_sigma < 0.05
+    assert b"VIN1" not in (tmp_path / "state.db").read_bytes()
+
+
+def test_an_unusable_state_dir_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    args = ["estimate", str(trace_path("freq_regulation")), "--state-dir", str(tmp_path / "file" / "state")]
+    assert main(args) == 2
+    assert "cannot create the state directory" in capsys.readouterr().err
 
 
 def test_errors_are_reported_not_raised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

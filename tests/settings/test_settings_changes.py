@@ -102,13 +102,16 @@ def test_remote_grid_change_before_commissioning_is_refused() -> None:
 def test_remote_owner_change_from_json(tmp_path: Path) -> None:
     payload = json.loads('{"path": "owner.departure_time", "value": "06:45:00"}')
     log = tmp_path / "audit.jsonl"
-    s = apply_remote_change(load_default(), payload["path"], payload["value"], audit_path=log, now=NOW)
+    with_target = apply_remote_change(
+        load_default(), "owner.departure_soc", 0.8, audit_path=tmp_path / "a0", now=NOW
+    )
+    s = apply_remote_change(with_target, payload["path"], payload["value"], audit_path=log, now=NOW)
     assert s.owner.departure_time == time(6, 45)
     (rec,) = read_audit(log)
     assert (rec.source, rec.who, rec.old, rec.new, rec.protected) == (
         "aggregator",
         "aggregator",
-        "07:30:00",
+        None,
         "06:45:00",
         False,
     )

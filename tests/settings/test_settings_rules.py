@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import time
 
 import pytest
 
@@ -75,7 +76,11 @@ def test_owner_departure_target_above_reserve(bench_text: str, edit: Edit) -> No
     assert err.value.path == "owner.departure_soc"
     assert err.value.allowed == "0.3 … 1"
     with pytest.raises(SettingsError, match="departure time needs a departure SoC"):
-        load_text(edit(bench_text, owner__departure_soc=None))
+        load_text(edit(bench_text, owner__departure_time=time(7, 30)))
+    with pytest.raises(SettingsError) as err:
+        load_text(edit(bench_text, owner__time_zone="Mars/Olympus_Mons"))
+    assert err.value.path == "owner.time_zone"
+    assert load_text(edit(bench_text, owner__time_zone="Europe/Berlin")).owner.time_zone == "Europe/Berlin"
     with pytest.raises(SettingsError) as err:
         load_text(edit(bench_text, owner__min_soc=1.5))
     assert err.value.path == "owner.min_soc"

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from drivers.capabilities import PowerStageReading
-from edge.daemon.battery import CHECKPOINT_PERIOD_S, DEFAULT_VEHICLE, BatteryTracker
+from edge.daemon.battery import CHECKPOINT_PERIOD_S, BatteryTracker
 from edge.estimation.profile import load_profile
 from edge.settings.model import Battery
 from edge.state import StateStore
 
 OpenState = Callable[..., StateStore]
+PORT = "inverter"
 PROFILE = load_profile("nmc-lgm50")
 PACK_V = float(np.interp(0.6, PROFILE.ocv_soc, PROFILE.ocv_v)) * PROFILE.series
 
@@ -33,8 +34,8 @@ def unplugged(t_s: float) -> PowerStageReading:
 
 async def test_checkpoints_every_minute_of_reading_time(tmp_path: Path, open_state: OpenState) -> None:
     store = open_state(tmp_path)
-    key = store.key(DEFAULT_VEHICLE)
-    tracker = BatteryTracker(Battery(), store)
+    key = store.key(PORT)  # no vehicle identity reported: one vehicle per port
+    tracker = BatteryTracker(Battery(), store, port=PORT)
     saved_at: list[float] = []
     last = None
     for stage in readings(5000.0, 310.0):
@@ -43,11 +44,13 @@ async def test_checkpoints_every_minute_of_reading_time(tmp_path: Path, open_sta
         if record != last:
             saved_at.append(stage.t_s)
             last = record
-    # The first reading a minute or more after the session's start (5000 s), then after the last one.
-    gaps = np.diff([5000.0, *saved_at])
+    # The first reading of each new minute of the readings' clock after the session's start (5000 s):
+    # every tracker checkpoints in the same minutes, so that their records share a transaction.
     assert len(saved_at) == 5
-    assert np.all(gaps >= CHECKPOINT_PERIOD_S)
-    assert np.all(gaps < CHECKPOINT_PERIOD_S + 0.7)
+    assert np.all(np.diff(saved_at) > CHECKPOINT_PERIOD_S - 0.7)
+    assert np.all(np.diff(saved_at) < CHECKPOINT_PERIOD_S + 0.7)
+    assert [t // CHECKPOINT_PERIOD_S for t in saved_at] == [84.0, 85.0, 86.0, 87.0, 88.0]
+    assert all(t % CHECKPOINT_PERIOD_S < 0.7 for t in saved_at)
     assert last is not None
     assert last.sessions == 1
     assert last.aging["hours_plugged"] == pytest.approx((saved_at[-1] - 5000.0) / 3600.0)
@@ -59,8 +62,8 @@ async def test_a_session_is_counted_once_through_checkpoints_and_its_end(
     tmp_path: Path, open_state: OpenState
 ) -> None:
     store = open_state(tmp_path)
-    key = store.key(DEFAULT_VEHICLE)
-    tracker = BatteryTracker(Battery(), store)
+    key = store.key(PORT)
+    tracker = BatteryTracker(Battery(), store, port=PORT)
     for stage in readings(0.0, 130.0):
         tracker.update(stage, at_rest=False)
     tracker.update(unplugged(200.0), at_rest=True)
@@ -81,7 +84,7 @@ async def test_a_daemon_killed_mid_session_resumes_from_the_last_checkpoint(
     tmp_path: Path, open_state: OpenState
 ) -> None:
     store = open_state(tmp_path)
-    tracker = BatteryTracker(Battery(), store)
+    tracker = BatteryTracker(Battery(), store, port=PORT)
     for stage in readings(0.0, 150.0):
         tracker.update(stage, at_rest=False)
     # No end_session: the process dies here. What flush() confirmed is what a kill -9 leaves
@@ -90,7 +93,7 @@ async def test_a_daemon_killed_mid_session_resumes_from_the_last_checkpoint(
     await store.aclose()
 
     again = open_state(tmp_path)
-    tracker = BatteryTracker(Battery(), again)
+    tracker = BatteryTracker(Battery(), again, port=PORT)
     tracker.update(next(readings(0.0, 1.0)), at_rest=False)  # the daemon's clock starts over
     est = tracker.estimator
     assert est is not None
@@ -100,7 +103,7 @@ async def test_a_daemon_killed_mid_session_resumes_from_the_last_checkpoint(
 
 
 def test_without_a_store_nothing_is_kept(tmp_path: Path) -> None:
-    tracker = BatteryTracker(Battery(), None)
+    tracker = BatteryTracker(Battery(), None, port=PORT)
     for stage in readings(0.0, 130.0):
         view = tracker.update(stage, at_rest=False)
     assert 0.0 < view.soc_est < 1.0

@@ -189,5 +189,8 @@ async def test_a_file_replaced_under_the_store_is_not_written_into(
     assert store.vehicle(key) == VehicleRecord(profile="nmc-lgm50", sessions=2)  # the run goes on
     with caplog.at_level(logging.ERROR, logger="edge.state"):
         await store.aclose()
-    assert "closed with 1 event(s), 0 session(s) and 1 vehicle record(s) not written" in caplog.text
+    assert (
+        "closed with 1 event(s), 0 session(s), 0 open session(s) and 1 vehicle record(s) not written"
+        in caplog.text
+    )
     assert read_rows(tmp_path, "SELECT count(*) FROM sqlite_master") == [(0,)]  # the restored file as it was

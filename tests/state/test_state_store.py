@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -12,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.estimation.record import VehicleRecord
-from edge.estimation.store import VehicleStore
-from edge.state import ENERGY_COUNTERS, SessionRecord, StateStore, opening, schema
+from edge.estimation.record import VehicleRecord, vehicle_key
+from edge.state import ENERGY_COUNTERS, OpenSession, SessionRecord, StateStore, opening, schema
 
 OpenState = Callable[..., StateStore]
 
@@ -34,6 +34,18 @@ def digest(path: Path) -> str:
 
 def names(state_dir: Path, pattern: str = "*") -> list[str]:
     return sorted(p.name for p in state_dir.glob(pattern))
+
+
+def write_old_record(old_dir: Path, vehicle_id: str, record: VehicleRecord) -> str:
+    """Write ``record`` in the per-vehicle JSON layout of the releases before issue 13 (a salt file
+    beside one file per vehicle, named by its key); returns the key."""
+    old_dir.mkdir(exist_ok=True)
+    salt_file = old_dir / "vehicle-salt"
+    if not salt_file.exists():
+        salt_file.write_text(os.urandom(16).hex(), encoding="ascii")
+    key = vehicle_key(bytes.fromhex(salt_file.read_text(encoding="ascii")), vehicle_id)
+    (old_dir / f"vehicle-{key}.json").write_text(json.dumps(record.to_json()), encoding="utf-8")
+    return key
 
 
 async def test_everything_kept_is_there_after_a_restart(tmp_path: Path, open_state: OpenState) -> None:
@@ -289,17 +301,18 @@ async def test_an_older_schema_is_migrated_keeping_its_data(
     store.add_energy(e_discharge_dc_wh=12.5)
     await store.aclose()
     # The next release adds a step; this file is one version behind it.
-    v2 = ("ALTER TABLE sessions ADD COLUMN tariff TEXT", "CREATE INDEX events_kind ON events (kind)")
-    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, v2])
+    ours = schema.latest()
+    step = ("ALTER TABLE sessions ADD COLUMN tariff TEXT", "CREATE INDEX events_kind ON events (kind)")
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, step])
     migrated = open_state(tmp_path)
     assert migrated.problem is None
     assert migrated.vehicle(key) == VehicleRecord(profile="nmc-lgm50", sessions=4)
     assert migrated.energy()["e_discharge_dc_wh"] == 12.5
     await migrated.aclose()
-    assert rows(tmp_path, "PRAGMA user_version") == [(2,)]
+    assert rows(tmp_path, "PRAGMA user_version") == [(ours + 1,)]
     assert "tariff" in [r[1] for r in rows(tmp_path, "PRAGMA table_info(sessions)")]
     ((kind, detail),) = rows(tmp_path, "SELECT kind, detail FROM events")
-    assert (kind, json.loads(str(detail))) == ("schema_migrated", {"from": 1, "to": 2})
+    assert (kind, json.loads(str(detail))) == ("schema_migrated", {"from": ours, "to": ours + 1})
 
 
 async def test_a_failing_migration_changes_nothing(
@@ -310,14 +323,13 @@ async def test_a_failing_migration_changes_nothing(
     store = open_state(tmp_path)
     assert store.problem is not None
     assert "cannot write" in store.problem
-    assert rows(tmp_path, "PRAGMA user_version") == [(1,)]
+    assert rows(tmp_path, "PRAGMA user_version") == [(schema.latest() - 1,)]
     assert rows(tmp_path, "SELECT name FROM sqlite_master WHERE name = 'extra'") == []
 
 
 async def test_the_old_json_records_are_imported_once(tmp_path: Path, open_state: OpenState) -> None:
-    old = VehicleStore(tmp_path / "vehicles")  # the layout of earlier releases
-    key = old.key("WVWZZZ1KZAW000002")
-    old.save(key, VehicleRecord(profile="nmc-lgm50", sessions=12, growth=1.4, growth_sigma=0.06))
+    record = VehicleRecord(profile="nmc-lgm50", sessions=12, growth=1.4, growth_sigma=0.06)
+    key = write_old_record(tmp_path / "vehicles", "WVWZZZ1KZAW000002", record)
     (tmp_path / "vehicles" / "vehicle-0123456789abcdef01234567.json").write_text("{broken")
 
     store = open_state(tmp_path)
@@ -345,9 +357,114 @@ async def test_the_old_json_records_are_imported_once(tmp_path: Path, open_state
 
 async def test_old_records_of_another_salt_are_left_alone(tmp_path: Path, open_state: OpenState) -> None:
     await open_state(tmp_path).aclose()  # this database has its own salt already
-    old = VehicleStore(tmp_path / "vehicles")
-    key = old.key("car")
-    old.save(key, VehicleRecord(profile="nmc-lgm50", sessions=3))
+    key = write_old_record(tmp_path / "vehicles", "car", VehicleRecord(profile="nmc-lgm50", sessions=3))
     store = open_state(tmp_path)
     assert store.vehicle(key) is None
     assert (tmp_path / "vehicles" / f"vehicle-{key}.json").exists()
+
+
+def session_at(port: str, **fields: float) -> OpenSession:
+    return OpenSession(port=port, vehicle_key="k", start_unix_s=1.7e9, last_unix_s=1.7e9 + 60.0, **fields)
+
+
+async def test_an_open_session_is_kept_until_its_record_closes_it(
+    tmp_path: Path, open_state: OpenState
+) -> None:
+    store = open_state(tmp_path)
+    assert store.open_session("stage") is None
+    going_on = session_at("stage", e_charge_ac_wh=100.0)
+    going_on.limits_s["export_cap"] = 30.0
+    store.put_open_session(going_on)
+    store.put_open_session(session_at("other", e_discharge_ac_wh=5.0))
+    going_on.e_charge_ac_wh = 999.0  # the store keeps what it was given
+    kept = store.open_session("stage")
+    assert kept is not None
+    assert (kept.e_charge_ac_wh, kept.limits_s) == (100.0, {"export_cap": 30.0})
+    kept.e_charge_ac_wh = 5.0  # a copy
+    assert store.open_session("stage") == session_at(
+        "stage", e_charge_ac_wh=100.0, limits_s={"export_cap": 30.0}
+    )
+    assert await store.flush()
+    await store.aclose()
+
+    again = open_state(tmp_path)
+    assert again.open_session("stage") == session_at(
+        "stage", e_charge_ac_wh=100.0, limits_s={"export_cap": 30.0}
+    )
+    record = session_at("stage", e_charge_ac_wh=150.0).record(1.7e9 + 120.0, ("unplugged",))
+    again.write_session(record, closes="stage")
+    assert again.open_session("stage") is None
+    assert await again.flush()
+    assert rows(tmp_path, "SELECT port FROM open_sessions") == [("other",)]
+    assert rows(tmp_path, "SELECT e_charge_ac_wh, end_unix_s FROM sessions") == [(150.0, 1.7e9 + 120.0)]
+
+
+async def test_a_record_and_the_end_of_its_open_session_are_one_transaction(
+    tmp_path: Path, open_state: OpenState
+) -> None:
+    store = open_state(tmp_path)
+    store.put_open_session(session_at("stage"))
+    assert await store.flush()
+    before = store.stats.transactions
+    other = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the writer waits: whatever it commits next, it commits whole
+    store.write_session(session_at("stage").record(1.7e9 + 60.0, ("unplugged",)), closes="stage")
+    store.put_open_session(session_at("stage", e_charge_ac_wh=1.0))  # the next plug-in, just after
+    other.execute("COMMIT")
+    other.close()
+    assert await store.flush()
+    assert store.stats.transactions - before == 1
+    assert rows(tmp_path, "SELECT count(*) FROM sessions") == [(1,)]
+    ((text,),) = rows(tmp_path, "SELECT session FROM open_sessions WHERE port = 'stage'")
+    assert json.loads(str(text))["e_charge_ac_wh"] == 1.0  # the later put wins over the close
+
+
+async def test_a_file_of_the_first_schema_gains_the_open_sessions_table(
+    tmp_path: Path, open_state: OpenState
+) -> None:
+    conn = sqlite3.connect(tmp_path / "state.db")  # a file as issue 13 wrote it
+    with conn:
+        for sql in schema.MIGRATIONS[0]:
+            conn.execute(sql)
+        conn.execute("INSERT INTO energy VALUES ('e_charge_ac_wh', 7.0)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    assert rows(tmp_path, "PRAGMA user_version") == [(1,)]
+    store = open_state(tmp_path)
+    assert store.problem is None
+    assert store.energy()["e_charge_ac_wh"] == 7.0
+    store.put_open_session(session_at("stage"))
+    await store.aclose()
+    assert rows(tmp_path, "PRAGMA user_version") == [(2,)]
+    assert [r[0] for r in rows(tmp_path, "SELECT port FROM open_sessions")] == ["stage"]
+
+
+async def test_an_unreadable_open_session_is_dropped_with_a_warning(
+    tmp_path: Path, open_state: OpenState, caplog: pytest.LogCaptureFixture
+) -> None:
+    await open_state(tmp_path).aclose()
+    conn = sqlite3.connect(tmp_path / "state.db")
+    with conn:
+        conn.execute("INSERT INTO open_sessions VALUES ('stage', '{\"port\": \"stage\"}', 0.0)")
+        conn.execute(
+            "INSERT INTO open_sessions VALUES ('neg', ?, 0.0)",
+            (
+                json.dumps(
+                    {
+                        "port": "neg",
+                        "vehicle_key": None,
+                        "start_unix_s": 1.0,
+                        "last_unix_s": 2.0,
+                        "e_charge_ac_wh": -5.0,
+                    }
+                ),
+            ),
+        )
+    conn.close()
+    with caplog.at_level(logging.WARNING, logger="edge.state"):
+        store = open_state(tmp_path)
+    assert store.problem is None
+    assert store.open_session("stage") is None
+    assert store.open_session("neg") is None
+    assert "open session at stage: stored record unreadable" in caplog.text
+    assert "e_charge_ac_wh = -5.0 outside [0, inf)" in caplog.text
