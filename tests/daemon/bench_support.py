@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,5 +60,11 @@ def settings_for(plant: Plant, **sections: dict[str, Any]) -> Settings:
     return load_text(bench_config_text(plant, **sections), "<bench test>")
 
 
-async def settle(plant: Plant, seconds: float) -> None:
-    await asyncio.sleep(seconds)
+async def until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``predicate`` until it holds; fail naming ``what`` after ``timeout_s``."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"not within {timeout_s} s: {what}") from None

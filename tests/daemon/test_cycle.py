@@ -23,18 +23,9 @@ from edge.daemon.app import Daemon
 from edge.daemon.recorder import read_dump, replay, write_dump
 from hil.plant import events as ev
 from tests.conftest import NotifyReceiver
-from tests.daemon.bench_support import bench_config_text, running_daemon, running_plant, settings_for
+from tests.daemon.bench_support import bench_config_text, running_daemon, running_plant, settings_for, until
 
 NO_BATTERY: dict[str, Any] = {"estimate": False}
-
-
-async def _until(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not predicate():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"not within {timeout_s} s: {what}") from None
 
 
 async def _notified(sock: NotifyReceiver, prefix: str, timeout_s: float = 10.0) -> str:
@@ -157,14 +148,14 @@ async def test_reload_takes_a_valid_file_and_refuses_a_broken_one(
         settings = settings_for(plant, battery=NO_BATTERY)
         async with running_daemon(settings, tmp_path, config_path=path) as daemon:
             await _notified(notify_socket, "READY=1")
-            await _until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "serving the house")
+            await until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "serving the house")
 
             # A valid change the running daemon can take: the export margin.
             path.write_text(path.read_text().replace("export_margin_w = 100.0", "export_margin_w = 600.0"))
             daemon.request_reload()
             await _notified(notify_socket, "STATUS=configuration reloaded")
             assert daemon.settings.site.export_margin_w == 600.0
-            await _until(lambda: plant.snapshot()["p_site_import_w"] > 450.0, 10, "the new margin acts")
+            await until(lambda: plant.snapshot()["p_site_import_w"] > 450.0, 10, "the new margin acts")
             assert daemon.last is not None and daemon.last[1].state == "normal"  # not a restart
 
             # A broken file: refused, and the daemon runs on with what it had.
@@ -196,15 +187,15 @@ async def test_an_output_mismatch_is_reported_with_its_cause(tmp_path: Path) -> 
     async with running_plant() as plant:
         plant.apply(ev.HouseLoad(w=2000.0))
         async with running_daemon(settings_for(plant, battery=NO_BATTERY), tmp_path) as daemon:
-            await _until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "serving the house")
+            await until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "serving the house")
             assert daemon.mismatch is None
             # Someone disables the stage's permit-service behind the daemon's back (703 ES): the
             # daemon's start command (715 OpCtl) cannot undo that, so the output stays at zero.
             plant.stage.es_permit = False
-            await _until(lambda: daemon.mismatch is not None, 10, "an output mismatch")
+            await until(lambda: daemon.mismatch is not None, 10, "an output mismatch")
             assert daemon.mismatch is not None
             assert "reports it is off" in daemon.mismatch.cause
-            await _until(
+            await until(
                 lambda: (
                     (status_file.read(tmp_path / "status.json")[0].output_mismatch or "").find("off") >= 0
                 ),
@@ -212,7 +203,7 @@ async def test_an_output_mismatch_is_reported_with_its_cause(tmp_path: Path) -> 
                 "the status file says so",
             )
             plant.stage.es_permit = True
-            await _until(lambda: daemon.mismatch is None, 15, "the mismatch ends when the output follows")
+            await until(lambda: daemon.mismatch is None, 15, "the mismatch ends when the output follows")
 
 
 # --- recorder: dump and replay -----------------------------------------------------------------------
@@ -223,7 +214,7 @@ async def test_a_dump_of_the_cycles_replays_to_the_same_commands(tmp_path: Path)
         plant.apply(ev.HouseLoad(w=2000.0))
         settings = settings_for(plant)  # with the battery estimator: its view is part of the snapshot
         async with running_daemon(settings, tmp_path) as daemon:
-            await _until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "serving the house")
+            await until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "serving the house")
             plant.apply(ev.Hob(w=2000.0, period_s=1.0, duty=0.5))
             await asyncio.sleep(2.0)
             dump = daemon.recorder.freeze(daemon.settings)
@@ -242,9 +233,9 @@ async def test_sigusr1_dump_lands_in_the_runtime_dir(tmp_path: Path) -> None:
         running_plant() as plant,
         running_daemon(settings_for(plant, battery=NO_BATTERY), tmp_path) as daemon,
     ):
-        await _until(lambda: daemon.counters.cycles > 5, 10, "cycling")
+        await until(lambda: daemon.counters.cycles > 5, 10, "cycling")
         daemon.request_dump()
-        await _until(lambda: any(tmp_path.glob("cycles-*.msgpack")), 5, "a dump file")
+        await until(lambda: any(tmp_path.glob("cycles-*.msgpack")), 5, "a dump file")
     dump = await asyncio.to_thread(lambda: read_dump(next(tmp_path.glob("cycles-*.msgpack"))))
     assert len(dump.pairs) > 5
 
@@ -271,7 +262,7 @@ async def test_a_wall_clock_step_changes_no_control_timer(tmp_path: Path) -> Non
         delay_s = settings.grid.enter_service.delay_s if settings.grid else 0.0
         t0 = time.monotonic()
         async with running_daemon(settings, tmp_path, wall_clock=wall_clock) as daemon:
-            await _until(
+            await until(
                 lambda: plant.snapshot()["p_ev_w"] > 1000.0, delay_s + 15.0, "in service after the delay"
             )
             assert time.monotonic() - t0 >= delay_s - 0.2  # the delay was waited, not skipped
@@ -289,7 +280,7 @@ async def test_v2g_hil_replay_reports_what_other_settings_would_have_done(
         plant.apply(ev.HouseLoad(w=2000.0))
         text = bench_config_text(plant, battery=NO_BATTERY)
         async with running_daemon(settings_for(plant, battery=NO_BATTERY), tmp_path) as daemon:
-            await _until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "serving the house")
+            await until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "serving the house")
             dump = daemon.recorder.freeze(daemon.settings)
     path = tmp_path / "cycles.msgpack"
     await asyncio.to_thread(write_dump, path, dump)

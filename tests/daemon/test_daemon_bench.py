@@ -15,14 +15,7 @@ import aiomqtt
 from edge.daemon import status as status_file
 from hil.broker import Mosquitto
 from hil.plant import events as ev
-from tests.daemon.bench_support import running_daemon, running_plant, settings_for
-
-
-async def _until(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.05)
-    assert predicate(), what
+from tests.daemon.bench_support import running_daemon, running_plant, settings_for, until
 
 
 async def test_serves_the_house_without_export_and_stops_safely(tmp_path: Path, notify_socket) -> None:  # type: ignore[no-untyped-def]
@@ -30,7 +23,7 @@ async def test_serves_the_house_without_export_and_stops_safely(tmp_path: Path, 
         plant.apply(ev.HouseLoad(w=2000.0))
         async with running_daemon(settings_for(plant), tmp_path):
             await asyncio.to_thread(notify_socket.wait_for, lambda m: m.startswith("READY=1"))
-            await _until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "the EV serves the house load")
+            await until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "the EV serves the house load")
             await asyncio.sleep(1.0)
             snap = plant.snapshot()
             # The export cap's margin keeps the site importing a little; it never exports.
@@ -40,7 +33,7 @@ async def test_serves_the_house_without_export_and_stops_safely(tmp_path: Path, 
             assert "export_cap" in status.binding
             assert all(d.ok for d in status.devices)
         # After the daemon stopped: the stage was told to stop, its output falls to zero.
-        await _until(lambda: abs(plant.snapshot()["p_ev_w"]) < 50.0, 5, "power stage stopped")
+        await until(lambda: abs(plant.snapshot()["p_ev_w"]) < 50.0, 5, "power stage stopped")
         await asyncio.to_thread(notify_socket.wait_for, lambda m: m.startswith("STOPPING=1"))
 
 
@@ -61,22 +54,22 @@ async def test_silent_meter_stops_discharge(tmp_path: Path) -> None:
     async with running_plant() as plant:
         plant.apply(ev.HouseLoad(w=2000.0))
         async with running_daemon(settings_for(plant), tmp_path):
-            await _until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "discharging before the fault")
+            await until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "discharging before the fault")
             plant.apply(ev.MeterSilent(on=True))
             # stale_meter_s is 2 s in the embedded config; allow for the inverter's response.
-            await _until(lambda: plant.snapshot()["p_ev_w"] <= 50.0, 6, "discharge stopped on a silent meter")
+            await until(lambda: plant.snapshot()["p_ev_w"] <= 50.0, 6, "discharge stopped on a silent meter")
 
 
 async def test_power_stage_link_lost_then_back(tmp_path: Path) -> None:
     async with running_plant() as plant:
         plant.apply(ev.HouseLoad(w=2000.0))
         async with running_daemon(settings_for(plant), tmp_path):
-            await _until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "discharging before the fault")
+            await until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "discharging before the fault")
             plant.apply(ev.Link(device="power_stage", up=False))
             # With no setpoints arriving the stage's own reversion timer takes it to 0 W.
-            await _until(lambda: abs(plant.snapshot()["p_ev_w"]) <= 50.0, 20, "reverted without the daemon")
+            await until(lambda: abs(plant.snapshot()["p_ev_w"]) <= 50.0, 20, "reverted without the daemon")
             plant.apply(ev.Link(device="power_stage", up=True))
-            await _until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 20, "serving the house again")
+            await until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 20, "serving the house again")
 
 
 async def test_telemetry_reaches_the_broker(tmp_path: Path, mqtt_broker: Mosquitto) -> None:
