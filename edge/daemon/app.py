@@ -56,7 +56,8 @@ STOP_RAMP_MAX_S = 10.0  # below the unit's TimeoutStopSec (15 s), with the stop 
 READY_TIMEOUT_S = (
     20.0  # below the unit's start timeout: a stage that does not answer is reported, not waited on
 )
-RECORDER_S = 300.0  # the recorder keeps this much of the recent past
+RECORDER_S = 300.0  # the recorder keeps this much of the recent past,
+RECORDER_MAX = 3000  # but no more cycles than this (~2.5 kB each: 300 s at 0.1 s, 60 s at 0.02 s)
 # Sections a running daemon cannot take on SIGHUP (its buses, devices and links are built from them).
 RESTART_SECTIONS = ("buses", "devices", "mqtt", "battery")
 
@@ -144,7 +145,7 @@ class Daemon:
         self.departure = DepartureTask(
             settings, lambda: self.last[0] if self.last else None, clock=clock, wall_clock=wall_clock
         )
-        self.recorder = Recorder(max(1, round(RECORDER_S / settings.daemon.cycle_s)))
+        self.recorder = Recorder(min(RECORDER_MAX, max(1, round(RECORDER_S / settings.daemon.cycle_s))))
         self.monitor = self._monitor(settings)
         self.last: tuple[Snapshot, Command] | None = None
         self.mismatch: Mismatch | None = None
