@@ -15,7 +15,8 @@ Write side, 704 only (legacy 123/124 control is not implemented: a legacy device
   ``VarSetEna``, ``VarSet`` likewise. The range check comes first and nothing is written when it fails.
 * heartbeat: 715 ``ControllerHb`` += 1 (without 715: the last setpoint is written again).
 * stop: 704 ``WSet`` = 0 and ``VarSet`` = 0 first (zero power at once), then 715 ``OpCtl`` = STOP, or,
-  without 715, 703 ``ES`` = DISABLED (permit service off). ``resume()`` undoes the second step.
+  without 715, 703 ``ES`` = DISABLED (permit service off). ``resume()`` writes 715 ``OpCtl`` = START and
+  703 ``ES`` = ENABLED, each where present.
 
 Signs: 701 ``W`` is positive for generation (injection), 704 ``WSet`` positive for discharging ("may be
 negative for charging"): the same as ours, so no flip unless ``power_sign = "import_positive"``. 714 DC
@@ -413,17 +414,22 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
             raise first
 
     async def resume(self) -> None:
-        """Allow operation again after ``stop()``: 715 ``OpCtl`` = START, or 703 ``ES`` = ENABLED."""
+        """Allow operation again: 715 ``OpCtl`` = START and 703 ``ES`` = ENABLED, each where present
+        (an inverter may come back from a power cycle with either off, whichever ``stop()`` used)."""
         await self.ensure_setup()
         async with self._write_lock:
-            for addr, regs, what in self._operation_steps(OPCTL_START):
+            for addr, regs, what in self._operation_steps(OPCTL_START, every=True):
                 await self.link.write(addr, regs, what=what)
 
-    def _operation_steps(self, op: int) -> list[tuple[int, list[int], str]]:
+    def _operation_steps(self, op: int, *, every: bool = False) -> list[tuple[int, list[int], str]]:
+        """The operation control writes: the first of 715 ``OpCtl`` and 703 ``ES`` present, or ``every``."""
+        steps = []
         for mid, point, value in ((715, "OpCtl", op), (703, "ES", 0 if op == OPCTL_STOP else ENABLED)):
             inst = self.device.instance(mid)
             if inst is not None:
                 lay = self.device.layout_of(inst)
                 slot = lay[point]
-                return [(inst.start + slot.offset, ssm.encode(slot.point, value), f"{mid} {point} {value}")]
-        return []
+                steps.append((inst.start + slot.offset, ssm.encode(slot.point, value), f"{mid} {point} {value}"))
+                if not every:
+                    break
+        return steps

@@ -37,6 +37,7 @@ from edge.settings import (
 from edge.settings.schema import render as render_schema
 
 STALE_STATUS_S = 5.0
+SYSTEM_CONFIG = Path("/etc/v2g-edge/v2g-edge.toml")  # the unit's --config
 
 
 def _fmt(value: float | None, unit: str, digits: int = 0) -> str:
@@ -144,8 +145,11 @@ def _dispatch_path(args: argparse.Namespace, settings: Settings) -> Path:
 
 
 def cmd_dispatch(args: argparse.Namespace) -> int:
+    # The installed daemon's configuration where there is one: its ratings check the dispatch and its
+    # state directory holds the file the daemon watches.
+    config = args.config or (str(SYSTEM_CONFIG) if SYSTEM_CONFIG.exists() else None)
     try:
-        settings = load_file(Path(args.config)) if args.config else load_default()
+        settings = load_file(Path(config)) if config else load_default()
     except SettingsError as exc:
         print(f"configuration: {exc}")
         return 1
@@ -246,7 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=60.0, help="how long it holds (default 60)")
     p.add_argument("--id", help="an id for the dispatch (default: v2gctl-<time>)")
     p.add_argument("--clear", action="store_true", help="withdraw the local dispatch")
-    p.add_argument("--config", metavar="FILE", help="the daemon's configuration (default: the embedded one)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"the daemon's configuration (default: {SYSTEM_CONFIG}, else the embedded one)",
+    )
     p.add_argument("--file", metavar="FILE", help="the dispatch file (default: from the configuration)")
     p.set_defaults(fn=cmd_dispatch)
 

@@ -142,12 +142,12 @@ class Daemon:
             if dispatch_path
             else None
         )
+        self.last: tuple[Snapshot, Command] | None = None
         self.departure = DepartureTask(
             settings, lambda: self.last[0] if self.last else None, clock=clock, wall_clock=wall_clock
         )
         self.recorder = Recorder(min(RECORDER_MAX, max(1, round(RECORDER_S / settings.daemon.cycle_s))))
-        self.monitor = self._monitor(settings)
-        self.last: tuple[Snapshot, Command] | None = None
+        self.monitor = OutputMonitor(*self._monitor_params(settings))
         self.mismatch: Mismatch | None = None
         self.ready = False
         self._rand = random.SystemRandom().random  # the OS's entropy: no two units draw alike
@@ -159,13 +159,10 @@ class Daemon:
         self._writer: SetpointWriter | None = None
 
     @staticmethod
-    def _monitor(settings: Settings) -> OutputMonitor:
+    def _monitor_params(settings: Settings) -> tuple[float, float, float]:
         inv = settings.inverter
-        return OutputMonitor(
-            inv.p_rated_w if inv else 0.0,
-            inv.response_tau_s if inv else 0.0,
-            settings.daemon.actuation_latency_s,
-        )
+        rated_w, tau_s = (inv.p_rated_w, inv.response_tau_s) if inv else (0.0, 0.0)
+        return rated_w, tau_s, settings.daemon.actuation_latency_s
 
     # --- requests from signal handlers -------------------------------------------------------------
 
@@ -353,6 +350,10 @@ class Daemon:
         except (SettingsError, OSError) as exc:
             self._refuse_reload(str(exc))
             return
+        except Exception as exc:  # a reload must never end a running daemon, whatever the file holds
+            log.exception("configuration reload failed unexpectedly")
+            self._refuse_reload(repr(exc))
+            return
         fixed = restart_needed(self.settings, new)
         if fixed:
             self._refuse_reload(f"{', '.join(fixed)} changed: that takes effect only at a restart")
@@ -363,7 +364,7 @@ class Daemon:
             self._refuse_reload(f"settings the kernels cannot run: {exc}")
             return
         self.settings = new
-        self.monitor = self._monitor(new)
+        self.monitor.configure(*self._monitor_params(new))
         self.dispatcher.operation = new.operation
         self.dispatcher.inverter = new.inverter
         self.departure.configure(new)

@@ -20,7 +20,7 @@ import logging
 import math
 from dataclasses import dataclass
 
-from drivers.capabilities import PowerStageReading
+from drivers.capabilities import PowerStageRatings, PowerStageReading
 from edge.daemon.vehicle import ev_present, vehicle_id
 from edge.estimation.estimator import (
     BatteryEstimator,
@@ -58,6 +58,29 @@ class BatteryView:
 
 
 UNKNOWN = BatteryView()
+
+
+def reserve_soc(stage: PowerStageReading, battery: BatteryView) -> float:
+    """The SoC the owner's reserve and departure are judged on: the lower of the EV's and the
+    estimate, whichever are known (NaN when neither is)."""
+    known = [x for x in (stage.ev_soc, battery.soc_est) if x is not None and not math.isnan(x)]
+    return min(known) if known else math.nan
+
+
+def power_limits(
+    ratings: PowerStageRatings | None, stage: PowerStageReading, battery: BatteryView
+) -> tuple[float, float]:
+    """(discharge, charge) magnitudes the AC side may take now: the lowest of the charger's ratings,
+    the EV's limits and the estimator's state of power (no ratings read yet: nothing)."""
+    p_dis = ratings.p_max_export_w if ratings else 0.0
+    p_chg = ratings.p_max_charge_w if ratings else 0.0
+    for limit in (stage.ev_p_max_discharge_w, battery.p_max_discharge_w):
+        if limit is not None and not math.isnan(limit):
+            p_dis = min(p_dis, limit)
+    for limit in (stage.ev_p_max_charge_w, battery.p_max_charge_w):
+        if limit is not None and not math.isnan(limit):
+            p_chg = min(p_chg, limit)
+    return p_dis, p_chg
 
 
 class BatteryTracker:

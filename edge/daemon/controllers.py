@@ -23,6 +23,7 @@ from edge.control.pq_params import params_from_settings as pq_params_from_settin
 from edge.control.pq_types import Constraint, binding_names
 from edge.control.protect_params import ProtectParamError, cap_applies, export_cap_w
 from edge.control.protect_params import params_from_settings as protect_params_from_settings
+from edge.daemon.battery import power_limits, reserve_soc
 from edge.daemon.snapshot import Command, Snapshot
 from edge.settings import Settings, energize_lock
 
@@ -117,7 +118,8 @@ class Controllers:
         if snap.p_max_w < p:
             p = snap.p_max_w
             bound_by.append("departure")
-        if cap_mode and self._cap_bound_w < p:
+        if cap_mode and p > 0.0 and self._cap_bound_w < p:
+            # The cap bounds discharge only: a negative bound (a PV surplus) never cuts charging.
             p = max(self._cap_bound_w, 0.0)
             bound_by.append("export_cap")
         return p, bound_by
@@ -166,18 +168,9 @@ class Controllers:
             else self._ramp_w_per_s
         )
 
-        # Battery power limits: the lowest of the charger's ratings, the EV's and our estimate's.
-        p_dis = ratings.p_max_export_w if ratings else 0.0
-        p_chg = ratings.p_max_charge_w if ratings else 0.0
-        for limit in (stage.ev_p_max_discharge_w, battery.p_max_discharge_w):
-            if limit is not None:
-                p_dis = min(p_dis, limit)
-        for limit in (stage.ev_p_max_charge_w, battery.p_max_charge_w):
-            if limit is not None:
-                p_chg = min(p_chg, limit)
+        p_dis, p_chg = power_limits(ratings, stage, battery)
         soc_ev = math.nan if stage.ev_soc is None else stage.ev_soc
-        soc_low = min(soc_ev, battery.soc_est) if not math.isnan(battery.soc_est) else soc_ev
-        p_request, bound_by = self._request(snap, soc_low, cap_mode)
+        p_request, bound_by = self._request(snap, reserve_soc(stage, battery), cap_mode)
 
         o = self._pq_o
         pq.pack_and_step(

@@ -30,6 +30,9 @@ Source = Literal["aggregator", "local"]
 LOCAL_FIRST: tuple[Source, ...] = ("local", "aggregator")
 DispatchId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 MAX_SCHEDULE_POINTS = 2000  # a day at 1-minute resolution, with room
+# A dispatch runs for a week at most: one that outlives its sender (or a wall clock set wrong at boot)
+# must not steer the charger for years.
+MAX_LIFETIME_S = 7 * 86_400.0
 
 
 class DispatchError(ValueError):
@@ -73,7 +76,10 @@ class Basis:
 def _utc(field: str, value: datetime) -> float:
     if value.tzinfo is None:
         raise DispatchError(field, f"{value.isoformat()} has no time zone; give UTC (e.g. ...Z)")
-    return value.astimezone(UTC).timestamp()
+    try:
+        return value.astimezone(UTC).timestamp()
+    except (OverflowError, ValueError):
+        raise DispatchError(field, f"{value.isoformat()} is outside the range of dates") from None
 
 
 def _finite(field: str, value: float, lo: float, hi: float, unit: str) -> None:
@@ -90,6 +96,10 @@ def validate(d: Dispatch, inverter: Inverter, t_unix_s: float) -> None:
         raise DispatchError("expiry", f"{d.expiry.isoformat()} is not after start {d.start.isoformat()}")
     if expiry <= t_unix_s:
         raise DispatchError("expiry", f"{d.expiry.isoformat()} has passed")
+    if expiry - max(start, t_unix_s) > MAX_LIFETIME_S:
+        raise DispatchError(
+            "expiry", f"{d.expiry.isoformat()} is more than {MAX_LIFETIME_S / 86_400:g} days ahead"
+        )
     if d.p_w is not None and d.schedule is not None:
         raise DispatchError("p_w", "give either p_w (and optionally q_var) or a schedule, not both")
     if d.p_w is None and d.schedule is None and d.mode not in ("idle", "v1g", "v2h"):
@@ -120,21 +130,22 @@ def validate(d: Dispatch, inverter: Inverter, t_unix_s: float) -> None:
         if d.mode == "v1g" and p_w > 0.0:
             raise DispatchError(field, f"{p_w:g} W asks for discharge, but mode v1g never discharges")
         if d.mode in ("idle", "v2h"):
-            raise DispatchError("mode", f"{d.mode} takes no set points; send the mode without p_w")
+            raise DispatchError(
+                "mode", f"{d.mode} takes no set points: give mode v1g, v2g or schedule with them"
+            )
     if d.mode == "schedule" and d.schedule is None:
         raise DispatchError("mode", "schedule needs a schedule")
 
 
-def decode(payload: bytes, inverter: Inverter, t_unix_s: float) -> Dispatch:
-    """A validated dispatch from JSON (raises DispatchError naming the field)."""
+def parse(payload: bytes) -> Dispatch:
+    """A dispatch from JSON, typed but not yet checked against a charger (``validate``); raises
+    DispatchError naming the field."""
     try:
-        d = msgspec.json.decode(payload, type=Dispatch)
+        return msgspec.json.decode(payload, type=Dispatch)
     except msgspec.ValidationError as exc:
         raise DispatchError("payload", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise DispatchError("payload", f"not JSON: {exc}") from None
-    validate(d, inverter, t_unix_s)
-    return d
 
 
 @dataclass(frozen=True)
@@ -174,9 +185,7 @@ class Dispatcher:
 
     def take(self, payload: bytes, source: Source, t_unix_s: float, t_s: float) -> Dispatch:
         """Decode, validate and take a JSON dispatch; raises DispatchError (nothing changes)."""
-        d = decode(payload, self._ratings(), t_unix_s)
-        self.offer(d, source, t_unix_s, t_s)
-        return d
+        return self.offer(parse(payload), source, t_unix_s, t_s)
 
     def _ratings(self) -> Inverter:
         if self.inverter is None:
@@ -185,12 +194,18 @@ class Dispatcher:
             )
         return self.inverter
 
-    def offer(self, d: Dispatch, source: Source, t_unix_s: float, t_s: float) -> None:
-        """Take ``d`` (replacing the source's previous one) or raise DispatchError (nothing changes)."""
+    def offer(self, d: Dispatch, source: Source, t_unix_s: float, t_s: float) -> Dispatch:
+        """Take ``d`` (replacing the source's previous one) or raise DispatchError (nothing changes).
+
+        A dispatch without a mode is for the mode in force now: it is checked against it and keeps
+        it (a later change of the configured mode does not make a charge request a discharge)."""
+        if d.mode is None:
+            d = msgspec.structs.replace(d, mode=self.operation.mode)
         validate(d, self._ratings(), t_unix_s)
         self._held[source] = _Held.of(d, source)
         if source == "aggregator":
             self._heard_s = t_s
+        return d
 
     def heard(self, t_s: float) -> None:
         """The aggregator is alive (any valid message or heartbeat)."""

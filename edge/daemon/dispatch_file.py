@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import msgspec
 
 from edge.daemon.dispatch import Dispatch, Dispatcher, DispatchError
 from edge.daemon.tasks import cancel
+from edge.fileio import write_atomic
 from edge.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,10 @@ class DispatchFile:
 
     async def _run(self) -> None:
         while True:
-            await self.check()
+            try:
+                await self.check()
+            except Exception as exc:  # a bug here must not end the watching: a clear must still be seen
+                self._refused(f"unexpected {exc!r}")
             await asyncio.sleep(POLL_S)
 
     async def check(self) -> Dispatch | None:
@@ -114,8 +117,5 @@ class DispatchFile:
 
 
 def write(path: Path, d: Dispatch) -> None:
-    """Write ``d`` atomically where a daemon watches (the file the daemon reads is never half written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(msgspec.json.format(msgspec.json.encode(d)))
-    os.replace(tmp, path)
+    """Write ``d`` where a daemon watches: atomically and to the disk (it must survive a power cut)."""
+    write_atomic(path, msgspec.json.format(msgspec.json.encode(d)))

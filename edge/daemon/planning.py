@@ -19,6 +19,7 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from edge.daemon.battery import power_limits, reserve_soc
 from edge.daemon.departure import DepartureLimit, DeparturePlanner
 from edge.daemon.snapshot import Snapshot
 from edge.daemon.tasks import cancel
@@ -65,6 +66,7 @@ class DepartureTask:
         self.planner = DeparturePlanner.from_settings(settings, max_age_s=3.0 * PERIOD_S)
         self.zone = local_zone(settings.owner.time_zone)
         self.limit = None
+        self.plan()  # at once: a reload must not leave a forced charge without a plan for a period
 
     def p_max_w(self, t_s: float) -> float:
         """The bound on the dispatch basis now; no plan yet with a departure set: no discharge."""
@@ -80,8 +82,15 @@ class DepartureTask:
         self._task = None
 
     async def _run(self) -> None:
+        failing = False
         while True:
-            self.plan()
+            try:
+                self.plan()
+                failing = False
+            except Exception:  # the stale plan then allows no discharge (p_max_at); say so once
+                if not failing:
+                    log.exception("departure planning failed: discharge held while it fails")
+                failing = True
             await asyncio.sleep(PERIOD_S)
 
     def plan(self) -> DepartureLimit | None:
@@ -100,19 +109,9 @@ class DepartureTask:
 
 
 def _soc(snap: Snapshot) -> float | None:
-    """The SoC kernel I judges the reserve on: the lower of the EV's and the estimate."""
-    ev = snap.stage.ev_soc if snap.stage is not None else None
-    est = snap.battery.soc_est
-    known = [x for x in (ev, est) if x is not None and not math.isnan(x)]
-    return min(known) if known else None
+    soc = math.nan if snap.stage is None else reserve_soc(snap.stage, snap.battery)
+    return None if math.isnan(soc) else soc
 
 
 def _p_charge_w(snap: Snapshot) -> float:
-    """The charge power the limits allow now (AC side): rating, the EV's and the estimator's."""
-    limits = [
-        snap.ratings.p_max_charge_w if snap.ratings is not None else None,
-        snap.stage.ev_p_max_charge_w if snap.stage is not None else None,
-        snap.battery.p_max_charge_w,
-    ]
-    known = [x for x in limits if x is not None and not math.isnan(x)]
-    return min(known) if known else 0.0
+    return 0.0 if snap.stage is None else power_limits(snap.ratings, snap.stage, snap.battery)[1]

@@ -11,7 +11,6 @@ The dump is msgpack (NaN survives, unlike in JSON), written by the caller off th
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,6 +19,7 @@ import msgspec
 
 from edge.daemon.controllers import Controllers
 from edge.daemon.snapshot import Command, Snapshot
+from edge.fileio import write_atomic
 from edge.settings import Settings
 
 FORMAT = "v2g-edge cycle dump 1"
@@ -55,10 +55,7 @@ class Recorder:
 
 def write_dump(path: Path, dump: Dump) -> None:
     """Write ``dump`` atomically (blocking: call it off the loop's thread)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(msgspec.msgpack.encode(dump))
-    os.replace(tmp, path)
+    write_atomic(path, msgspec.msgpack.encode(dump), durable=False)
 
 
 def read_dump(path: Path) -> Dump:

@@ -6,14 +6,13 @@ a reader never sees half a file. A reader judges the daemon's liveness from ``wr
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import msgspec
 
 from edge.daemon.sessions import SessionStatus
+from edge.fileio import write_atomic
 
 
 class DeviceHealth(msgspec.Struct, kw_only=True):
@@ -69,15 +68,7 @@ class Status(msgspec.Struct, kw_only=True):
 
 def write(path: Path, status: Status) -> None:
     """Replace ``path`` with ``status`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".status-", suffix=".json")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(msgspec.json.format(msgspec.json.encode(status)))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, msgspec.json.format(msgspec.json.encode(status)), durable=False)
 
 
 def read(path: Path) -> tuple[Status, float]:

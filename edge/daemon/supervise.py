@@ -63,11 +63,15 @@ class OutputMonitor:
     """Tracks the measured output against the command; ``update`` returns the mismatch under way."""
 
     def __init__(self, rated_w: float, response_tau_s: float, latency_s: float) -> None:
+        self._since_s: float | None = None
+        self.current: Mismatch | None = None
+        self.configure(rated_w, response_tau_s, latency_s)
+
+    def configure(self, rated_w: float, response_tau_s: float, latency_s: float) -> None:
+        """New settings; a mismatch under way goes on (a reload does not end it)."""
         self.tolerance_w = max(TOLERANCE_MIN_W, TOLERANCE_SHARE * rated_w)
         # Five time constants (within 1 % of a step) plus the latency, never less than two seconds.
         self.window_s = max(WINDOW_MIN_S, 5.0 * response_tau_s + latency_s)
-        self._since_s: float | None = None
-        self.current: Mismatch | None = None
 
     def update(self, snap: Snapshot, cmd: Command) -> Mismatch | None:
         st = snap.stage

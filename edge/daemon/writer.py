@@ -108,6 +108,11 @@ class SetpointWriter:
         )
         return True
 
+    def _superseded(self, cmd: Command) -> bool:
+        """A newer command arrived while this one was being written: it goes first (a trip decided
+        meanwhile must not wait behind the old setpoint and a heartbeat)."""
+        return self._latest is not None and self._latest[0] is not cmd
+
     async def _apply(self, cmd: Command, reading: PowerStageReading | None) -> None:
         now = self.clock()
         reported_stopped = None if reading is None else reading.stopped
@@ -119,8 +124,10 @@ class SetpointWriter:
             if cmd.service is True and self._needs(True, reported_stopped, now):
                 await self.stage.resume()
                 self._operation_sent(True, now)
+                if self._superseded(cmd):
+                    return
             await self.stage.write_setpoint(cmd.p_w, cmd.q_var)
-        if now - self._last_heartbeat >= HEARTBEAT_PERIOD_S:
+        if now - self._last_heartbeat >= HEARTBEAT_PERIOD_S and not self._superseded(cmd):
             await self.stage.heartbeat()
             self._last_heartbeat = now
 
@@ -128,6 +135,7 @@ class SetpointWriter:
         if self.operation is started:
             self._resync_s = min(self._resync_s * 2.0, RESYNC_MAX_S)  # a re-send: back off further
         else:
+            self._resync_s = RESYNC_MIN_S  # a new command: its own back-off starts short
             log.info("power stage %s: %s command sent", self.stage.name, "start" if started else "stop")
         self.operation = started
         self._resync_at = now + self._resync_s

@@ -9,14 +9,13 @@ same model, appends an audit record and only then replaces the file.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from edge.fileio import write_atomic
 from edge.settings.audit import AUDIT_FILE, AuditRecord, append_audit
 from edge.settings.edit import set_value
 from edge.settings.errors import SettingsError
@@ -142,21 +141,6 @@ def apply_remote_change(
     return new
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def apply_local_change(
     config_path: str | Path,
     path: str,
@@ -196,5 +180,5 @@ def apply_local_change(
         protected=is_protected(path),
     )
     append_audit(audit_path or Path(new.daemon.state_dir) / AUDIT_FILE, record)
-    _write_atomic(file, new_text)
+    write_atomic(file, new_text.encode("utf-8"))
     return new

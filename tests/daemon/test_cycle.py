@@ -168,6 +168,15 @@ async def test_reload_takes_a_valid_file_and_refuses_a_broken_one(
             assert daemon.counters.cycles > cycles
             assert daemon.settings.site.export_margin_w == 600.0
 
+            # Not even text (a Latin-1 byte): refused the same way, never the end of the daemon.
+            path.write_bytes(b"[site]\n# caf\xe9\n")
+            notify_socket.received.clear()
+            daemon.request_reload()
+            refused = await _notified(notify_socket, "STATUS=configuration reload refused")
+            assert "not UTF-8" in refused
+            await asyncio.sleep(0.5)
+            assert daemon.counters.cycles > cycles + 5
+
             # A change the daemon cannot take while running: refused, naming the section.
             text = bench_config_text(plant, battery=NO_BATTERY).replace(
                 "timeout_s = 0.3", "timeout_s = 0.5", 1

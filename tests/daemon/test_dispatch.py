@@ -4,7 +4,7 @@ times as inputs), and what the controllers make of each mode on replayed snapsho
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from drivers.capabilities import MeterReading, PowerStageRatings, PowerStageReading
 from edge.daemon.battery import BatteryView
 from edge.daemon.controllers import Controllers
-from edge.daemon.dispatch import Basis, Dispatch, Dispatcher, DispatchError, SchedulePoint, decode
+from edge.daemon.dispatch import Basis, Dispatch, Dispatcher, DispatchError, SchedulePoint, parse, validate
 from edge.daemon.snapshot import Command, Snapshot
 from edge.settings import Settings, load_text
 from edge.settings.edit import set_value
@@ -54,7 +54,9 @@ def _dispatcher(**changes: object) -> Dispatcher:
         ({"expiry": T0 - timedelta(minutes=1)}, "expiry", "not after start"),
         ({"start": T0 - timedelta(hours=2), "expiry": T0 - timedelta(hours=1)}, "expiry", "has passed"),
         ({"start": datetime(2026, 12, 4, 18, 0)}, "start", "no time zone"),
-        ({"p_w": None}, "p_w", "give p_w or a schedule"),
+        ({"p_w": None, "mode": "schedule"}, "p_w", "give p_w or a schedule"),
+        ({"start": datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1)))}, "start", "range of dates"),
+        ({"expiry": T0 + timedelta(days=8)}, "expiry", "more than 7 days ahead"),
         ({"p_w": None, "mode": "v2g"}, "p_w", "only idle, v1g and v2h"),
         ({"mode": "v1g"}, "p_w", "mode v1g never discharges"),
         ({"mode": "v2h"}, "mode", "takes no set points"),
@@ -99,10 +101,8 @@ def test_a_bad_dispatch_is_refused_naming_the_field(kw: dict[str, object], field
     ],
 )
 def test_a_malformed_payload_is_refused_with_a_clear_message(payload: bytes, words: str) -> None:
-    s = _settings()
-    assert s.inverter is not None
     with pytest.raises(DispatchError) as err:
-        decode(payload, s.inverter, U0)
+        parse(payload)
     assert words in str(err.value)
 
 
@@ -172,6 +172,18 @@ def test_a_schedule_steps_through_its_points_and_switches_the_mode() -> None:
     assert d.basis(U0 + 3600, 3600.0).mode == "v2h"  # expired: the configured mode again
 
 
+def test_a_dispatch_without_a_mode_is_for_the_mode_in_force() -> None:
+    d = _dispatcher(operation__mode="v1g")
+    with pytest.raises(DispatchError, match="v1g never discharges"):
+        d.offer(_d(p_w=3000.0), "local", U0, 0.0)
+    with pytest.raises(DispatchError, match="v2h takes no set points"):
+        _dispatcher().offer(_d(), "local", U0, 0.0)
+    taken = d.offer(_d(p_w=-3000.0), "local", U0, 0.0)
+    assert taken.mode == "v1g"
+    d.operation = _settings(operation__mode="v2g").operation  # a reload
+    assert d.basis(U0, 0.0).mode == "v1g"  # the request keeps the mode it was made for
+
+
 def test_v1g_never_discharges_and_idle_asks_nothing() -> None:
     d = _dispatcher(operation__mode="v1g")
     d.offer(_d(p_w=-4000.0), "local", U0, 0.0)
@@ -186,7 +198,9 @@ def test_a_dispatch_round_trips_as_json() -> None:
     s = _settings()
     assert s.inverter is not None
     d = _d(p_w=None, schedule=[SchedulePoint(at=T0, p_w=-1000.0)], mode="schedule")
-    assert decode(msgspec.json.encode(d), s.inverter, U0) == d
+    back = parse(msgspec.json.encode(d))
+    validate(back, s.inverter, U0)
+    assert back == d
 
 
 # --- the controllers on each mode --------------------------------------------------------------------
@@ -201,6 +215,7 @@ def _run(
     soc: float = 0.6,
     battery: BatteryView | None = None,
     p_max_w: float = math.inf,
+    ev_reports_soc: bool = True,
 ) -> Command:
     """Replay a plant-free loop: the stage delivers the command, the meter sees house - P (with a
     few watts of noise, as a real meter: a value that never moves is a frozen meter)."""
@@ -209,7 +224,9 @@ def _run(
     cmd = None
     for k in range(round(seconds / 0.1)):
         t = k * 0.1
-        stage = PowerStageReading(t_s=t, p_w=p, v_ac_v=240.0, f_hz=60.0, ev_soc=soc)
+        stage = PowerStageReading(
+            t_s=t, p_w=p, v_ac_v=240.0, f_hz=60.0, ev_soc=soc if ev_reports_soc else None
+        )
         meter = MeterReading(t_s=t, p_site_import_w=house_w - p + NOISE_W[k % 5], v_l1_v=240.0, f_hz=60.0)
         snap = Snapshot(
             t, t, meter, stage, RATINGS, basis, battery or BatteryView(soc_est=soc), p_max_w=p_max_w
@@ -251,6 +268,21 @@ def test_v1g_without_dispatch_charges_toward_the_target_then_stops() -> None:
     assert below.p_w == pytest.approx(-7400.0)
     above = _run(s, Basis("v1g", math.nan, 0.0, "test"), soc=0.85, seconds=60.0)  # departure_soc 0.8
     assert above.p_w == 0.0
+
+
+def test_the_estimated_soc_counts_when_the_ev_reports_none() -> None:
+    s = _settings(operation__mode="v1g", owner__departure_soc=0.8)
+    above = _run(s, Basis("v1g", math.nan, 0.0, "test"), soc=0.85, seconds=30.0, ev_reports_soc=False)
+    assert above.p_w == 0.0  # the estimate says 85 %: the target is met
+
+
+def test_a_pv_surplus_never_cuts_a_charge_in_v2h() -> None:
+    """In V2H the export cap's bound goes negative when PV exports; it bounds discharge only."""
+    cmd = _run(
+        _settings(), Basis("v2h", math.nan, 0.0, "test"), house_w=-4000.0, p_max_w=-3000.0, seconds=60.0
+    )
+    assert cmd.p_w == pytest.approx(-3000.0)
+    assert cmd.binding[0] == "departure" and "export_cap" not in cmd.binding
 
 
 def test_the_departure_bound_cuts_the_basis_and_is_named() -> None:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edge.daemon import status as status_file
 from edge.settings.load import default_config_text
 from hil.plant import Plant
@@ -169,16 +171,24 @@ async def test_after_a_crash_and_a_restart_it_serves_the_house_again(tmp_path: P
         await b.until(b.serving, UP_S, "the EV serves the house again after the restart")
 
 
-async def test_after_the_inverter_restarts_stopped_it_serves_the_house_again(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["stopped", "es_disabled"])
+async def test_after_the_inverter_restarts_stopped_it_serves_the_house_again(
+    tmp_path: Path, how: str
+) -> None:
     revert_s = 10  # the drivers' default
     async with bench(tmp_path) as b:
         await b.start()
         await b.until(b.serving, UP_S, "the EV serves the house")
         assert b.plant.stage.wset_rvrt_tms_s == revert_s  # armed by the daemon
-        b.plant.apply(ev.InverterRestart(offline_s=1.0, stopped=True))
+        b.plant.apply(
+            ev.InverterRestart(offline_s=1.0, stopped=how == "stopped", es_disabled=how == "es_disabled")
+        )
         assert b.plant.snapshot()["p_ev_w"] == 0.0
         await b.until(lambda: b.plant.link_up["power_stage"], 3.0, "the stage back on the bus")
-        assert b.stopped_by_command(), b.why("the stage came back stopped")
+        if how == "stopped":
+            assert b.stopped_by_command(), b.why("the stage came back stopped")
+        else:
+            assert not b.plant.stage.es_permit and b.plant.stage.state == "off"
         assert b.plant.stage.wset_rvrt_tms_s == 0  # it forgot the reversion timer
         await b.until(b.serving, UP_S, "the EV serves the house again after the inverter's restart")
         # The power-on defaults had no reversion: the daemon arms it again (a crash now must still end at 0 W).

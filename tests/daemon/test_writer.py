@@ -118,6 +118,33 @@ async def test_a_stage_that_stops_behind_our_back_is_started_again_with_back_off
         await writer.close()
 
 
+async def test_a_new_command_starts_its_own_back_off_short(plant: Plant, stage: PowerStage) -> None:
+    """After a long disagreement the start is re-sent only every 60 s; a trip's stop must not inherit
+    that: its own re-send comes after the shortest back-off."""
+    clock = Clock()
+    writer = SetpointWriter(stage, clock)
+    writer.start()
+    try:
+        await _send(writer, RUN, stage)
+        for _ in range(6):  # the stage keeps stopping: the back-off grows to its longest
+            plant.stage.op_start = False
+            await _settled(plant)
+            clock.t += RESYNC_MAX_S
+            await _send(writer, RUN, stage)
+        assert writer._resync_s == RESYNC_MAX_S
+        await _send(writer, STOP, stage)  # a trip
+        await _settled(plant)
+        assert plant.stage.state == "off"
+        plant.stage.op_start = True  # started behind our back while it must stay stopped
+        await _settled(plant)
+        clock.t += RESYNC_MIN_S
+        await _send(writer, STOP, stage)
+        await _settled(plant)
+        assert plant.stage.state == "off", "the stop was not re-sent after the shortest back-off"
+    finally:
+        await writer.close()
+
+
 async def test_stop_and_hold_commands(plant: Plant, stage: PowerStage) -> None:
     writer = SetpointWriter(stage, Clock())
     writer.start()

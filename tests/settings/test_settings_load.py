@@ -234,3 +234,22 @@ def test_model_range_is_given_for_existing_fields_too(bench_text: str, edit: Edi
     with pytest.raises(SettingsError) as err:
         load_text(edit(bench_text, site__rocof_window_s="0.2"))
     assert (err.value.path, err.value.allowed) == ("site.rocof_window_s", None)  # a type error, not a range
+
+
+def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    f = tmp_path / "latin1.toml"
+    f.write_bytes(b"[site]\n# caf\xe9\nnon_export = true\n")
+    with pytest.raises(SettingsFileError) as err:
+        load_file(f)
+    assert err.value.line == 2
+    assert "not UTF-8" in str(err.value)
+
+
+def test_the_old_site_mode_is_taken_as_the_operating_mode() -> None:
+    old = default_config_text().replace("[site]\n", '[site]\nmode = "v2g"\n', 1)
+    old = old.replace('[operation]\nmode = "v2h"', "[operation]", 1)
+    assert load_text(old).operation.mode == "v2g"
+    both = default_config_text().replace("[site]\n", '[site]\nmode = "v2g"\n', 1)
+    with pytest.raises(SettingsError) as err:
+        load_text(both)  # operation.mode = "v2h" says otherwise
+    assert err.value.path == "site.mode"
