@@ -224,3 +224,27 @@ async def test_enter_service_owned_by_the_daemon_holds_zero_for_the_delay_after_
         assert await b.stop(signal.SIGTERM) == 0
         await b.until(b.still, 2.0, "no output after the clean stop")
         await enters_service("restart")
+
+
+async def test_sighup_reloads_a_good_file_and_a_bad_one_leaves_it_running(tmp_path: Path) -> None:
+    """The real signal to the real process (``systemctl reload``): a broken file is refused and the
+    charger goes on serving; a good one is taken without a restart."""
+    async with bench(tmp_path) as b:
+        await b.start()
+        await b.until(b.serving, UP_S, "the EV serves the house")
+        proc = b.daemon.proc
+        assert proc is not None
+        config = tmp_path / "daemon.toml"
+        good = config.read_text()
+        config.write_text("[site\n")
+        proc.send_signal(signal.SIGHUP)
+        await b.until(lambda: "reload refused" in b.daemon.log.read_text(), 10, "the bad file refused")
+        await asyncio.sleep(1.0)
+        assert proc.returncode is None and b.serving(), b.why(
+            "still running and serving after the bad reload"
+        )
+        config.write_text(good.replace("export_margin_w = 100.0", "export_margin_w = 600.0"))
+        proc.send_signal(signal.SIGHUP)
+        await b.until(lambda: "configuration reloaded" in b.daemon.log.read_text(), 10, "the good file taken")
+        await b.until(lambda: b.plant.snapshot()["p_site_import_w"] > 450.0, 10, "the new margin acts")
+        assert proc.returncode is None and b._status_pid() == proc.pid  # the same process: no restart
