@@ -10,6 +10,8 @@ missing=()
 have() { command -v "$1" >/dev/null 2>&1; }
 { have mosquitto || [ -x /usr/sbin/mosquitto ]; } || missing+=(mosquitto)
 have socat || missing+=(socat)
+# The departure's local time needs the zone database (zoneinfo reads /usr/share/zoneinfo).
+[ -e /usr/share/zoneinfo/Europe/Berlin ] || missing+=(tzdata)
 have systemd-analyze || missing+=(systemd)
 have gcc || missing+=(gcc)
 have pkg-config || missing+=(pkg-config)
