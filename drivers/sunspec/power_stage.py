@@ -429,7 +429,9 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
             if inst is not None:
                 lay = self.device.layout_of(inst)
                 slot = lay[point]
-                steps.append((inst.start + slot.offset, ssm.encode(slot.point, value), f"{mid} {point} {value}"))
+                steps.append(
+                    (inst.start + slot.offset, ssm.encode(slot.point, value), f"{mid} {point} {value}")
+                )
                 if not every:
                     break
         return steps
