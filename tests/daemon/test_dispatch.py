@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import msgspec
 import pytest
@@ -206,7 +207,7 @@ def test_a_dispatch_round_trips_as_json() -> None:
 # --- the controllers on each mode --------------------------------------------------------------------
 
 
-def _run(
+def _trace(
     settings: Settings,
     basis: Basis,
     *,
@@ -216,25 +217,31 @@ def _run(
     battery: BatteryView | None = None,
     p_max_w: float = math.inf,
     ev_reports_soc: bool = True,
-) -> Command:
+    f_step: tuple[float, float] = (math.inf, 60.0),
+) -> list[tuple[float, Command]]:
     """Replay a plant-free loop: the stage delivers the command, the meter sees house - P (with a
-    few watts of noise, as a real meter: a value that never moves is a frozen meter)."""
+    few watts of noise, as a real meter: a value that never moves is a frozen meter); the grid is at
+    60 Hz until ``f_step[0]`` s, then at ``f_step[1]`` Hz."""
     c = Controllers(settings)
     p = 0.0
-    cmd = None
+    out = []
     for k in range(round(seconds / 0.1)):
         t = k * 0.1
-        stage = PowerStageReading(
-            t_s=t, p_w=p, v_ac_v=240.0, f_hz=60.0, ev_soc=soc if ev_reports_soc else None
-        )
-        meter = MeterReading(t_s=t, p_site_import_w=house_w - p + NOISE_W[k % 5], v_l1_v=240.0, f_hz=60.0)
+        f = 60.0 if t < f_step[0] else f_step[1]
+        stage = PowerStageReading(t_s=t, p_w=p, v_ac_v=240.0, f_hz=f, ev_soc=soc if ev_reports_soc else None)
+        meter = MeterReading(t_s=t, p_site_import_w=house_w - p + NOISE_W[k % 5], v_l1_v=240.0, f_hz=f)
         snap = Snapshot(
             t, t, meter, stage, RATINGS, basis, battery or BatteryView(soc_est=soc), p_max_w=p_max_w
         )
         cmd = c.step(snap)
         p = cmd.p_w
-    assert cmd is not None
-    return cmd
+        out.append((t, cmd))
+    return out
+
+
+def _run(settings: Settings, basis: Basis, **replay: Any) -> Command:
+    """The last command of a replay (``_trace``)."""
+    return _trace(settings, basis, **replay)[-1][1]
 
 
 def test_v2g_dispatch_at_a_non_export_site_is_bounded_by_the_cap_and_says_so() -> None:
@@ -292,38 +299,20 @@ def test_the_departure_bound_cuts_the_basis_and_is_named() -> None:
 
 
 def test_idle_holds_zero_but_droop_still_acts() -> None:
-    s = _settings(operation__mode="idle")
-    c = Controllers(s)
-    p = 0.0
-    for k in range(100):
-        t = k * 0.1
-        f = 60.0 if t < 2.0 else 60.5
-        stage = PowerStageReading(t_s=t, p_w=p, v_ac_v=240.0, f_hz=f, ev_soc=0.6)
-        meter = MeterReading(t_s=t, p_site_import_w=500.0 - p + NOISE_W[k % 5], v_l1_v=240.0, f_hz=f)
-        cmd = c.step(Snapshot(t, t, meter, stage, RATINGS, Basis("idle", 0.0, 0.0, "test"), BatteryView(0.6)))
-        p = cmd.p_w
-        if t < 2.0:
-            assert p == 0.0
-    assert p < -500.0  # over-frequency from idle: the EV absorbs (1547 allows droop from idle)
+    trace = _trace(
+        _settings(operation__mode="idle"), Basis("idle", 0.0, 0.0, "test"), house_w=500.0, seconds=10.0,
+        f_step=(2.0, 60.5),
+    )  # fmt: skip
+    assert all(cmd.p_w == 0.0 for t, cmd in trace if t < 2.0)
+    assert trace[-1][1].p_w < -500.0  # over-frequency from idle: the EV absorbs (1547 allows droop from idle)
 
 
 def test_v2h_droop_starts_from_the_delivered_power() -> None:
     """Over-frequency while the EV serves a 2 kW house: the response starts in the next cycle from
     the ~1.9 kW delivered, not from the full rating the V2H request stands for."""
     s = _settings()
-    c = Controllers(s)
-    p = 0.0
-    trace = []
-    for k in range(300):
-        t = k * 0.1
-        f = 60.0 if t < 20.0 else 60.3
-        stage = PowerStageReading(t_s=t, p_w=p, v_ac_v=240.0, f_hz=f, ev_soc=0.6)
-        meter = MeterReading(t_s=t, p_site_import_w=2000.0 - p + NOISE_W[k % 5], v_l1_v=240.0, f_hz=f)
-        cmd = c.step(
-            Snapshot(t, t, meter, stage, RATINGS, Basis("v2h", math.nan, 0.0, "test"), BatteryView(0.6))
-        )
-        p = cmd.p_w
-        trace.append((t, p))
+    replay = _trace(s, Basis("v2h", math.nan, 0.0, "test"), seconds=30.0, f_step=(20.0, 60.3))
+    trace = [(t, cmd.p_w) for t, cmd in replay]
     before = next(p for t, p in trace if t >= 19.9)
     first = next(p for t, p in trace if t >= 20.05)
     assert first < before - 20.0, "no response in the first cycle after the step"
@@ -338,18 +327,11 @@ def test_under_frequency_reduces_charging_even_where_the_cap_wins() -> None:
     """At a non-export site with cap_vs_droop = cap_wins, under-frequency may not push export past the
     cap, but it must still cut charging: that imports less and exports nothing."""
     s = _settings(operation__mode="v1g")
-    c = Controllers(s)
-    p = 0.0
-    for k in range(400):
-        t = k * 0.1
-        f = 60.0 if t < 30.0 else 59.7
-        stage = PowerStageReading(t_s=t, p_w=p, v_ac_v=240.0, f_hz=f, ev_soc=0.5)
-        meter = MeterReading(t_s=t, p_site_import_w=500.0 - p + NOISE_W[k % 5], v_l1_v=240.0, f_hz=f)
-        basis = Basis("v1g", -5000.0, 0.0, "test")
-        cmd = c.step(Snapshot(t, t, meter, stage, RATINGS, basis, BatteryView(0.5)))
-        p = cmd.p_w
-        if k == 299:
-            assert p == pytest.approx(-5000.0)
+    trace = _trace(
+        s, Basis("v1g", -5000.0, 0.0, "test"), house_w=500.0, seconds=40.0, soc=0.5, f_step=(30.0, 59.7)
+    )
+    assert trace[299][1].p_w == pytest.approx(-5000.0)
+    p = trace[-1][1].p_w
     droop = s.grid.freq_droop if s.grid else None
     assert droop is not None
     expected_w = (60.0 - droop.db_uf_hz - 59.7) / (60.0 * droop.k_uf) * 7400.0
