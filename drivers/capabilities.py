@@ -34,6 +34,7 @@ class MeterReading:
     p_l3_import_w: float | None = None
     e_import_wh: float | None = None
     e_export_wh: float | None = None
+    e_counter_wh: float | None = None  # energy throughput the meter counts (import + export): a sign of life
     frozen: bool = False  # a point that must move has not moved for the device's frozen_after_s
 
 
@@ -63,6 +64,11 @@ class PowerStageReading:
     e_injected_wh: float | None = None
     e_absorbed_wh: float | None = None
     frozen: bool = False
+    # The inverter's own grid functions do not read back as commissioned (a value, an enable, a
+    # function both it and the daemon run, anti-islanding off, an adopt that failed), or have not
+    # been verified since it restarted: which point, expected and read. None: verified, or the
+    # daemon gave the stage no functions to check.
+    config_problem: str | None = None
 
 
 @dataclass(frozen=True)

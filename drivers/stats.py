@@ -20,6 +20,7 @@ class StatsSnapshot:
     last_success_t_s: float | None
     failing: bool
     frozen: bool
+    last_error: str | None = None  # the text of the last failure (kept after recovery)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -40,6 +41,7 @@ class DeviceStats:
         self.last_success_t_s: float | None = None
         self.failing = False
         self.frozen = False
+        self.last_error: str | None = None
         self._rtt: deque[float] = deque(maxlen=window)
 
     def success(self, rtt_s: float, t_s: float) -> None:
@@ -68,4 +70,5 @@ class DeviceStats:
             last_success_t_s=self.last_success_t_s,
             failing=self.failing,
             frozen=self.frozen,
+            last_error=self.last_error,
         )

@@ -193,7 +193,7 @@ class DeviceLink:
         cfg = self.bus.config
         self._failures += 1
         self._next_try_s = now + min(cfg.backoff_max_s, cfg.backoff_s * 2 ** (self._failures - 1))
-        self._last_error = str(err)
+        self._last_error = self.stats.last_error = str(err)
         if not self.stats.failing:
             log.warning(
                 "device %r (unit %d on bus %r) is failing: %s", self.name, self.unit_id, self.bus.name, err

@@ -54,7 +54,9 @@ cdef enum:
     P_DISCHARGE_DETECT_W = 118
     P_METER_WINDOW_S = 119
     P_STEADY_TOL_W = 120
-    N_PARAMS = 121
+    P_FROZEN_NOISE_W = 121
+    P_COUNTER_STALL_MAX_S = 122
+    N_PARAMS = 123
     S_T_PREV = 0
     S_SERVICE = 1
     S_TRIP_REASON = 2
@@ -93,7 +95,14 @@ cdef enum:
     S_TRIM_T = 104
     S_FROZEN_LATCH = 105
     S_CMD = 106
-    N_STATE = 109
+    S_CNT_LAST = 109
+    S_CNT_STEP = 110
+    S_CNT_E_WH = 111
+    S_RES_W = 112
+    S_ROCOF_SIGN = 113
+    S_STALL_T0 = 114
+    S_STALL_P_W = 115
+    N_STATE = 116
     I_T_S = 0
     I_V_MAX_PU = 1
     I_V_MIN_PU = 2
@@ -112,7 +121,8 @@ cdef enum:
     I_PERMIT = 15
     I_P_INV_T_S = 16
     I_METER_T_LO_S = 17
-    N_INPUTS = 18
+    I_METER_COUNTER = 18
+    N_INPUTS = 19
     O_P_W = 0
     O_Q_VAR = 1
     O_STATE = 2
@@ -127,7 +137,8 @@ cdef enum:
     O_ROCOF_HZ_S = 11
     O_METER_AGE_S = 12
     O_TRIM_W = 13
-    N_OUTPUTS = 14
+    O_FROZEN_CHECK = 14
+    N_OUTPUTS = 15
     N_BANDS = 4
     N_HIST = 32
     N_CMD = 3
@@ -141,6 +152,12 @@ cdef enum:
     MODE_CONTINUOUS = 0
     MODE_MOMENTARY_CESSATION = 3
     MODE_NONE = 4
+    FROZEN_TRACKING = 1
+    FROZEN_STILL = 2
+    FROZEN_COUNTER = 3
+
+# edge.control.protect_types.COUNTER_STALL_STEPS
+cdef double COUNTER_STALL_STEPS = 1.5
 
 cdef long long R_ISLAND_ROCOF = 1 << 8
 cdef long long R_ISLAND_PHASE_JUMP = 1 << 9
@@ -202,6 +219,8 @@ _NAMES = (
     "P_DISCHARGE_DETECT_W",
     "P_METER_WINDOW_S",
     "P_STEADY_TOL_W",
+    "P_FROZEN_NOISE_W",
+    "P_COUNTER_STALL_MAX_S",
     "N_PARAMS",
     "S_T_PREV",
     "S_SERVICE",
@@ -241,6 +260,13 @@ _NAMES = (
     "S_TRIM_T",
     "S_FROZEN_LATCH",
     "S_CMD",
+    "S_CNT_LAST",
+    "S_CNT_STEP",
+    "S_CNT_E_WH",
+    "S_RES_W",
+    "S_ROCOF_SIGN",
+    "S_STALL_T0",
+    "S_STALL_P_W",
     "N_STATE",
     "I_T_S",
     "I_V_MAX_PU",
@@ -260,6 +286,7 @@ _NAMES = (
     "I_PERMIT",
     "I_P_INV_T_S",
     "I_METER_T_LO_S",
+    "I_METER_COUNTER",
     "N_INPUTS",
     "O_P_W",
     "O_Q_VAR",
@@ -275,6 +302,7 @@ _NAMES = (
     "O_ROCOF_HZ_S",
     "O_METER_AGE_S",
     "O_TRIM_W",
+    "O_FROZEN_CHECK",
     "N_OUTPUTS",
     "N_BANDS",
     "N_HIST",
@@ -327,6 +355,8 @@ _VALUES = (
     P_DISCHARGE_DETECT_W,
     P_METER_WINDOW_S,
     P_STEADY_TOL_W,
+    P_FROZEN_NOISE_W,
+    P_COUNTER_STALL_MAX_S,
     N_PARAMS,
     S_T_PREV,
     S_SERVICE,
@@ -366,6 +396,13 @@ _VALUES = (
     S_TRIM_T,
     S_FROZEN_LATCH,
     S_CMD,
+    S_CNT_LAST,
+    S_CNT_STEP,
+    S_CNT_E_WH,
+    S_RES_W,
+    S_ROCOF_SIGN,
+    S_STALL_T0,
+    S_STALL_P_W,
     N_STATE,
     I_T_S,
     I_V_MAX_PU,
@@ -385,6 +422,7 @@ _VALUES = (
     I_PERMIT,
     I_P_INV_T_S,
     I_METER_T_LO_S,
+    I_METER_COUNTER,
     N_INPUTS,
     O_P_W,
     O_Q_VAR,
@@ -400,6 +438,7 @@ _VALUES = (
     O_ROCOF_HZ_S,
     O_METER_AGE_S,
     O_TRIM_W,
+    O_FROZEN_CHECK,
     N_OUTPUTS,
     N_BANDS,
     N_HIST,
@@ -508,12 +547,12 @@ cdef inline void _hist_range(
 cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noexcept nogil:
     cdef double t, dt, vmax, vmin, f, lat, el_vlo, el_vhi, el_flo, el_fhi
     cdef double rt_vlo, rt_vhi, rt_flo, rt_fhi, trip_rem, pickup, x, rt_rem, need, rem
-    cdef double pinv, seq, imp, tm, pinv_at, dts, err, trim, age, sample_age, imp_last
-    cdef double t_inv, w0, lo, hi, est
+    cdef double pinv, seq, imp, tm, dts, err, trim, age, sample_age, imp_last
+    cdef double t_inv, w0, lo, hi, est, rocof, sign, cnt, inc, res
     cdef double bound, rise, u, es_rem, p_out, q_out, ramp, lim, droop, base, limit
     cdef bint meas_ok, in_service, mc_now, mc, picked, pinv_ok, cap_applies, meter_ok, discharging
-    cdef bint exporting, in_window, mi_low, steady
-    cdef int service, k_vlo, k_vhi, k_flo, k_fhi, k, pos, state
+    cdef bint exporting, in_window, mi_low, steady, value_alive
+    cdef int service, k_vlo, k_vhi, k_flo, k_fhi, k, pos, state, check
     cdef long long active = 0
     cdef long long fired = 0
     cdef long long hold = 0
@@ -601,7 +640,7 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     if not meas_ok and in_service:
         fired |= R_GRID_MEAS_INVALID
 
-    # 3a. ROCOF
+    # 3a. ROCOF (the pickup timer restarts when the ROCOF changes sign: a pulse is no drift)
     if f > 0.0:
         if isnan(s[S_F_REF]):
             s[S_F_REF] = f
@@ -610,9 +649,12 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
             s[S_ROCOF] = (f - s[S_F_REF]) / (t - s[S_T_REF])
             s[S_F_REF] = f
             s[S_T_REF] = t
-    if fabs(s[S_ROCOF]) > p[P_ROCOF_LIMIT_HZ_S]:
-        if isnan(s[S_ROCOF_T0]):
+    rocof = s[S_ROCOF]
+    if fabs(rocof) > p[P_ROCOF_LIMIT_HZ_S]:
+        sign = 1.0 if rocof > 0.0 else -1.0
+        if isnan(s[S_ROCOF_T0]) or sign != s[S_ROCOF_SIGN]:
             s[S_ROCOF_T0] = t
+            s[S_ROCOF_SIGN] = sign
         if t - s[S_ROCOF_T0] >= p[P_ROCOF_PICKUP_S]:
             fired |= R_ISLAND_ROCOF
     else:
@@ -637,6 +679,7 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     seq = i[I_METER_SEQ]
     imp = i[I_P_SITE_IMPORT_W]
     tm = i[I_METER_T_S]
+    cnt = i[I_METER_COUNTER]
     cap_applies = p[P_NON_EXPORT] != 0.0 or i[I_CAP_MODE] != 0.0
     if (
         not isnan(seq)
@@ -648,7 +691,26 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
         s[S_LAST_SEQ] = seq
         s[S_T_LAST_NEW] = t
         s[S_TM_LAST] = tm
+        value_alive = False
+        if not isnan(cnt) and (
+            cnt != s[S_CNT_LAST] or not fabs(imp - s[S_STALL_P_W]) <= p[P_FROZEN_NOISE_W]
+        ):
+            s[S_STALL_T0] = t
+            s[S_STALL_P_W] = imp
+        if not isnan(cnt) and cnt != s[S_CNT_LAST]:
+            if not isnan(s[S_CNT_LAST]):
+                inc = cnt - s[S_CNT_LAST]
+                if inc > 0.0 and not inc >= s[S_CNT_STEP]:
+                    s[S_CNT_STEP] = inc
+                s[S_CNT_E_WH] = 0.0
+                s[S_T_CHG] = t
+                if s[S_FROZEN_LATCH] != FROZEN_TRACKING:
+                    s[S_FROZEN_LATCH] = 0.0
+            s[S_CNT_LAST] = cnt
         if imp != s[S_IMP_LAST]:
+            res = fabs(imp - s[S_IMP_LAST])
+            if not res >= s[S_RES_W]:
+                s[S_RES_W] = res
             s[S_IMP_LAST] = imp
             w0 = i[I_METER_T_LO_S]
             if not w0 <= tm:
@@ -665,13 +727,7 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
                 est = imp + hi
             steady = steady and fabs(est - s[S_LOAD_EST]) <= p[P_STEADY_TOL_W]
             s[S_LOAD_EST] = est
-            pinv_at = _hist_at(s, tm, pinv)
-            if isnan(s[S_P_CHG]) or fabs(imp - s[S_P_CHG]) > p[P_FROZEN_TOL_W]:
-                s[S_P_CHG] = imp
-                s[S_T_CHG] = t
-                s[S_PINV_AT_CHG] = pinv_at
-                s[S_FROZEN_T0] = NAN
-                s[S_FROZEN_LATCH] = 0.0
+            value_alive = isnan(s[S_P_CHG]) or fabs(imp - s[S_P_CHG]) > p[P_FROZEN_TOL_W]
             dts = tm - s[S_TRIM_T]
             s[S_TRIM_T] = tm
             if cap_applies and steady and dts > 0.0 and dts < p[P_STALE_METER_S]:
@@ -686,6 +742,12 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
                 elif trim < -p[P_TRIM_MAX_W]:
                     trim = -p[P_TRIM_MAX_W]
                 s[S_TRIM_W] = trim
+        if value_alive:
+            s[S_P_CHG] = imp
+            s[S_T_CHG] = t
+            s[S_PINV_AT_CHG] = _hist_at(s, tm, pinv)
+            s[S_FROZEN_T0] = NAN
+            s[S_FROZEN_LATCH] = 0.0
     age = t - s[S_T_LAST_NEW]
     sample_age = t - s[S_TM_LAST]
     if sample_age > age:
@@ -693,20 +755,39 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     if not age < p[P_STALE_METER_S]:
         active |= R_METER_STALE
     discharging = pinv > p[P_DISCHARGE_DETECT_W]
-    # frozen: the meter value stopped changing while the inverter's power moved, or while
-    # discharging it has not changed at all for frozen_still_s (a live meter always jitters)
+    # frozen: tracking check, then the counter where the meter has one seen moving, else the
+    # still-value heuristic gated by the noise floor
+    check = 0
     if pinv_ok and not isnan(s[S_P_CHG]) and fabs(pinv - s[S_PINV_AT_CHG]) >= p[P_FROZEN_DELTA_W]:
         if isnan(s[S_FROZEN_T0]):
             s[S_FROZEN_T0] = t
         if t - s[S_FROZEN_T0] >= p[P_FROZEN_S]:
-            active |= R_METER_FROZEN
+            check = FROZEN_TRACKING
     else:
         s[S_FROZEN_T0] = NAN
-    if discharging and p[P_FROZEN_STILL_S] > 0.0 and t - s[S_T_CHG] >= p[P_FROZEN_STILL_S]:
-        active |= R_METER_FROZEN
-    if active & R_METER_FROZEN:
-        s[S_FROZEN_LATCH] = 1.0
-    elif s[S_FROZEN_LATCH] == 1.0:
+    if not isnan(cnt) and not isnan(s[S_CNT_STEP]):
+        s[S_CNT_E_WH] += fabs(s[S_IMP_LAST]) * dt / 3600.0
+        if check == 0 and s[S_CNT_E_WH] > COUNTER_STALL_STEPS * s[S_CNT_STEP]:
+            check = FROZEN_COUNTER
+    elif (
+        check == 0
+        and discharging
+        and p[P_FROZEN_STILL_S] > 0.0
+        and t - s[S_T_CHG] >= p[P_FROZEN_STILL_S]
+        and not s[S_RES_W] >= p[P_FROZEN_NOISE_W]
+    ):
+        check = FROZEN_STILL
+    # bounded wait: a counter still for counter_stall_max_s under a value within the noise floor
+    if (
+        check == 0
+        and discharging
+        and not isnan(cnt)
+        and t - s[S_STALL_T0] >= p[P_COUNTER_STALL_MAX_S]
+    ):
+        check = FROZEN_COUNTER
+    if check != 0 and s[S_FROZEN_LATCH] == 0.0:
+        s[S_FROZEN_LATCH] = <double>check
+    if s[S_FROZEN_LATCH] != 0.0:
         active |= R_METER_FROZEN
     meter_ok = pinv_ok and (active & (R_METER_STALE | R_METER_FROZEN)) == 0
     imp_last = s[S_IMP_LAST]
@@ -853,3 +934,4 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     o[O_ROCOF_HZ_S] = s[S_ROCOF]
     o[O_METER_AGE_S] = age
     o[O_TRIM_W] = s[S_TRIM_W]
+    o[O_FROZEN_CHECK] = s[S_FROZEN_LATCH]

@@ -186,18 +186,36 @@ def decode_point(vmap: VendorMap, p: PointSpec, regs: tuple[int, ...]) -> float 
     return value
 
 
+def type_range(ptype: PointType) -> tuple[int, int]:
+    """The raw values an integer point type holds (signed for int16/int32, never negative otherwise)."""
+    bits = 16 * TYPE_REGS[ptype]
+    if ptype in ("int16", "int32"):
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def raw_value(p: PointSpec, value: float) -> float:
+    """The raw value written for engineering ``value``: ``(value - offset) / scale``; for an integer type
+    rounded toward zero (a written set point never exceeds the request) once the division's
+    floating-point error is absorbed (0.29 / 0.01 is 28.999999999999996: raw 29, not 28)."""
+    raw = (value - p.offset) / p.scale
+    if p.type == "float32" or not math.isfinite(raw):
+        return raw
+    nearest = round(raw)
+    return float(nearest) if abs(raw - nearest) <= 1e-9 * max(1.0, abs(raw)) else float(math.trunc(raw))
+
+
 def encode_point(vmap: VendorMap, p: PointSpec, value: float) -> list[int]:
     """Registers for engineering ``value`` (range-checked by the caller), rounded toward zero."""
-    raw = (value - p.offset) / p.scale
+    raw = raw_value(p, value)
     if p.type == "float32":
         raw_u = int.from_bytes(struct.pack(">f", raw), "big")
     else:
         if not math.isfinite(raw):
             raise ValueError(f"{value} is not a finite number")
-        n = int(raw)  # toward zero
+        n = int(raw)
         bits = 16 * p.size
-        signed = p.type in ("int16", "int32")
-        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        lo, hi = type_range(p.type)
         if not lo <= n <= hi:
             raise ValueError(f"{value} does not fit {p.type}")
         raw_u = n & ((1 << bits) - 1)
@@ -246,6 +264,16 @@ def validate_map(vmap: VendorMap, origin: str) -> None:
         if p.writable:
             if p.min is None or p.max is None:
                 raise _bad(origin, f"{where} writable point needs min and max (the write range check)")
+            if p.type != "float32":
+                t_lo, t_hi = type_range(p.type)
+                for key, bound in (("min", p.min), ("max", p.max)):
+                    raw = raw_value(p, bound)
+                    if not t_lo <= raw <= t_hi:
+                        raise _bad(
+                            origin,
+                            f"{where} {key} = {bound:g} is raw {raw:g} (offset {p.offset:g}, scale {p.scale:g}), "
+                            f"which {p.type} cannot hold ({t_lo}..{t_hi})",
+                        )
             if p.fc in (4,):
                 raise _bad(origin, f"{where} writable point with fc = 4 (input registers are read-only)")
         if p.must_move_s is not None and not p.readable:

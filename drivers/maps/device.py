@@ -2,8 +2,15 @@
 
 Both read the map's blocks (fast ones every ``poll_s``, slow ones every ``slow_poll_s``), decode each
 point with its type, word order, scale and sentinels, normalize signs to ours, and flag the device
-frozen when a ``must_move_s`` point stops changing. The power stage writes its setpoint through the
-range check: against the ratings, then against the setpoint point's own ``min``/``max``.
+frozen when a ``must_move_s`` point stops changing. The power stage writes through the checked path of
+:mod:`drivers.maps.write`: the setpoint against the ratings, then every point against its declared
+``min``/``max``, type and signedness; the ``arm`` command's settings on change only, read back where
+the map reads the register; set points, start, stop and heartbeat every time. The safe command (0 W)
+does not wait for arming.
+
+A meter map may name a counter the meter advances as it measures (capability ``e_counter_wh``, e.g. a
+total-energy register); without one, the sum of its ``e_import_wh`` and ``e_export_wh`` points (when it
+polls both with the fast blocks) serves. Kernel II judges a frozen meter by that counter.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ import math
 from drivers.capabilities import MeterReading, PowerStageRatings, PowerStageReading
 from drivers.config import DeviceConfig
 from drivers.errors import DriverError, where
-from drivers.maps import BlockSpec, PointSpec, VendorMap, decode_point, encode_point
+from drivers.maps import BlockSpec, PointSpec, VendorMap, decode_point
+from drivers.maps.write import MapWriter
 from drivers.poll import Block, PolledDevice
 from drivers.transport import DeviceLink
 from drivers.values import FrozenDetector, Registers
@@ -135,6 +143,9 @@ class MapMeter(PolledDevice[MeterReading]):
         imp, exp = cap(values, "e_import_wh"), cap(values, "e_export_wh")
         if self._swap_energy:
             imp, exp = exp, imp
+        counter = cap(values, "e_counter_wh")
+        if counter is None and imp is not None and exp is not None:
+            counter = imp + exp  # both or nothing: a one-way counter stands still on reverse flow
         i = cap(values, "i_a")
         return MeterReading(
             t_s=t_s,
@@ -151,6 +162,7 @@ class MapMeter(PolledDevice[MeterReading]):
             p_l3_import_w=phase("p_l3_import_w"),
             e_import_wh=imp,
             e_export_wh=exp,
+            e_counter_wh=counter,
             frozen=self.reader.frozen(values, t_s),
         )
 
@@ -167,16 +179,33 @@ class MapPowerStage(PolledDevice[PowerStageReading]):
         q_conv = config.q_sign or vmap.signs.reactive
         self._q = -1.0 if q_conv == "absorption_positive" else 1.0
         self._ratings: PowerStageRatings | None = None
-        self._armed = False
+        self.writer = MapWriter(vmap, link, name)
+        self._armed = False  # the arm command's settings known to hold since the last contact loss
         self._started = False
+        self._stale = False  # a read timed out or the link dropped: what the device holds is unknown
         self._last_setpoint: tuple[float, float] | None = None
         self._write_lock = asyncio.Lock()
 
     async def setup(self) -> None:
         await self.refresh()
 
+    async def _read_blocks(self, blocks: list[BlockSpec]) -> tuple[dict[str, float | None], float]:
+        try:
+            return await self.reader.read(blocks)
+        except DriverError as e:
+            if e.kind in ("timeout", "disconnected"):
+                self._stale = True  # the device may come back restarted, with its power-on settings
+            raise
+
+    def _arm_values(self) -> dict[str, float]:
+        cmd = self.vmap.commands.get("arm")
+        return {} if cmd is None else dict(cmd.writes)
+
     async def refresh(self) -> None:
-        values, t_s = await self.reader.read(self.reader.slow) if self.reader.slow else ({}, self.clock())
+        values, t_s = await self._read_blocks(self.reader.slow) if self.reader.slow else ({}, self.clock())
+        self.writer.observe(values)
+        if self._armed and not self.writer.unchanged(self._arm_values()):
+            self._armed = False  # a setting no longer reads as written (a restart, a local change)
         r = self.vmap.ratings
         cap = self.reader.capability
         both = cap(values, "rating.p_max_w")
@@ -203,7 +232,7 @@ class MapPowerStage(PolledDevice[PowerStageReading]):
         return self._ratings
 
     async def _read(self) -> PowerStageReading:
-        values, t_s = await self.reader.read(self.reader.fast)
+        values, t_s = await self._read_blocks(self.reader.fast)
         cap = self.reader.capability
         p = cap(values, "p_w")
         if p is None:
@@ -281,32 +310,41 @@ class MapPowerStage(PolledDevice[PowerStageReading]):
             raise self._range_error(name, value, lo, hi, point.unit)
         return name, point, value
 
-    async def _write_point(self, name: str, value: float, *, urgent: bool = False) -> None:
-        p = self.vmap.points[name]
-        regs = encode_point(self.vmap, p, value)
-        await self.link.write(
-            p.address, regs, what=f"{name} {value:g} {p.unit}", urgent=urgent, fc=6 if p.fc == 6 else 16
-        )
-
     async def _command(self, command: str, *, urgent: bool = False) -> bool:
+        """The map's command ``command``: ``arm`` as settings (on change only), the others every time."""
         cmd = self.vmap.commands.get(command)
         if cmd is None:
             return False
-        for point, value in cmd.writes:
-            await self._write_point(point, value, urgent=urgent)
+        if command == "arm":
+            await self.writer.write_settings(dict(cmd.writes))
+        else:
+            await self.writer.write_setpoints(dict(cmd.writes), urgent=urgent)
         return True
 
+    def _take_stale(self) -> None:
+        if self._stale:
+            self._stale = False
+            self.writer.invalidate()
+            self._armed = self._started = False
+
     async def write_setpoint(self, p_w: float, q_var: float = 0.0) -> None:
+        """Set P. 0 W goes out at once (urgent, without arming); another set point after the ``arm``
+        settings are known to hold (written and read back where readable) since the last contact loss."""
         await self.ensure_setup()
         name, _, value = self._device_setpoint(p_w, q_var)
+        self.writer.registers(name, value)  # type, signedness and range checked before anything is written
         async with self._write_lock:
-            if not self._armed:
-                await self._command("arm")
-                self._armed = True
-            await self._write_point(name, value)
-            if not self._started and value != 0.0:
-                await self._command("start")
-                self._started = True
+            self._take_stale()
+            if p_w == 0.0:
+                await self.writer.write_setpoints({name: value}, urgent=True)
+            else:
+                if not self._armed:
+                    await self._command("arm")
+                    self._armed = True
+                await self.writer.write_setpoints({name: value})
+                if not self._started and value != 0.0:
+                    await self._command("start")
+                    self._started = True
             self._last_setpoint = (p_w, q_var)
 
     async def heartbeat(self) -> None:
@@ -320,6 +358,7 @@ class MapPowerStage(PolledDevice[PowerStageReading]):
         await self.ensure_setup()
         first: DriverError | None = None
         async with self._write_lock:
+            self._take_stale()
             for step in ("zero", "stop"):
                 try:
                     if step == "zero":
@@ -327,7 +366,7 @@ class MapPowerStage(PolledDevice[PowerStageReading]):
                             "setpoint.i_a"
                         )
                         if found is not None:
-                            await self._write_point(found[0], 0.0, urgent=True)
+                            await self.writer.write_setpoints({found[0]: 0.0}, urgent=True)
                     else:
                         await self._command("stop", urgent=True)
                 except DriverError as e:

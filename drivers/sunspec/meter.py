@@ -3,8 +3,10 @@
 One read per poll covers the whole meter model (107 registers with the header), so every value comes
 with its scale factor from the same request. Sign: SunSpec meters report W > 0 for import (from the
 grid into the metered site) unless mounted the other way round; ``meter_sign = "export_positive"``
-flips P, Q and swaps the energy counters. SunSpec meters have no point that must move, so there is no
-frozen detection here (a vendor map may declare one).
+flips P, Q and swaps the energy counters. SunSpec 20x meters have no update counter, but their energy
+registers (``TotWhImp`` + ``TotWhExp``) advance as long as the meter measures, whatever its power value
+does: the reading carries their sum as ``e_counter_wh``, and kernel II judges a frozen meter by it
+(docs/protection.md). A steady load on a coarse meter keeps the same W for minutes; its energy still moves.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ class SunSpecMeter(PolledDevice[MeterReading]):
         imp, exp = m.value("TotWhImp"), m.value("TotWhExp")
         if s < 0:
             imp, exp = exp, imp
+        # Both registers are mandatory in 201-204, so an accumulator reading as "not implemented" (an
+        # acc32 0) is a count of zero: a site that never exported. Without their scale factor, nothing.
+        counter = None if m.sf("TotWhImp") is None else (imp or 0.0) + (exp or 0.0)
 
         def phase(path: str) -> float | None:
             v = m.value(path)
@@ -94,4 +99,5 @@ class SunSpecMeter(PolledDevice[MeterReading]):
             p_l3_import_w=phase("WphC"),
             e_import_wh=imp,
             e_export_wh=exp,
+            e_counter_wh=counter,
         )

@@ -5,18 +5,27 @@ present, coalesced into as few requests as fit. Legacy devices without 701 are r
 and rated through 120. Ratings (702) and the control model (704, for its scale factors and the
 reversion settings) are re-read every ``slow_poll_s``.
 
-Write side, 704 only (legacy 123/124 control is not implemented: a legacy device is read-only here):
+Write side, 704 (or, on a legacy device without 704, 123/124: :mod:`drivers.sunspec.legacy`), every
+write through the checked path of :mod:`drivers.sunspec.write`:
 
-* arming (once, and again whenever a refresh finds the device lost it): ``WSetRvrt`` = 0 W,
-  ``WSetEnaRvrt`` = enabled, ``WSetRvrtTms`` = ``setpoint_revert_s``; likewise ``VarSetRvrt`` = 0,
-  ``VarSetEnaRvrt``, ``VarSetRvrtTms``, and ``VarSetMod`` = VARS. If the daemon stops writing, the
-  inverter falls back to 0 W / 0 var on its own after ``setpoint_revert_s``.
-* each setpoint: ``WSetEna`` = enabled, ``WSetMod`` = WATTS, ``WSet``, ``WSetRvrt`` = 0 in one write;
-  ``VarSetEna``, ``VarSet`` likewise. The range check comes first and nothing is written when it fails.
+* arming, the settings the set points rely on: ``WSetRvrt`` = 0 W, ``WSetEnaRvrt`` = enabled,
+  ``WSetRvrtTms`` = ``setpoint_revert_s``, ``WSetEna`` = enabled, ``WSetMod`` = WATTS; likewise
+  ``VarSetRvrt`` = 0, ``VarSetEnaRvrt``, ``VarSetRvrtTms``, ``VarSetEna``, ``VarSetMod`` = VARS. Written
+  on change only and read back before the first non-zero set point; done again after a read timeout or
+  disconnect, after the DER heartbeat (715 ``DERHb``) went backwards (a restart), or when a refresh of
+  704 finds a setting changed. If the daemon stops writing, the inverter falls back to 0 W / 0 var on
+  its own after ``setpoint_revert_s``.
+* each set point: ``WSet`` and ``VarSet``, one request each, no read-back. The range check comes first
+  and nothing is written when it fails.
+* the safe command, ``write_setpoint(0, 0)`` and ``stop()``: 0 W / 0 var at once, bypassing the
+  device's back-off and never waiting for reads or arming.
 * heartbeat: 715 ``ControllerHb`` += 1 (without 715: the last setpoint is written again).
 * stop: 704 ``WSet`` = 0 and ``VarSet`` = 0 first (zero power at once), then 715 ``OpCtl`` = STOP, or,
-  without 715, 703 ``ES`` = DISABLED (permit service off). ``resume()`` writes 715 ``OpCtl`` = START and
-  703 ``ES`` = ENABLED, each where present.
+  without 715, 703 ``ES`` = DISABLED (permit service off), or, with neither, 123 ``Conn`` = DISCONNECT.
+  ``resume()`` writes 715 ``OpCtl`` = START, 703 ``ES`` = ENABLED and 123 ``Conn`` = CONNECT, each where
+  present.
+* the inverter's own grid functions: ``configure_functions`` (:mod:`drivers.sunspec.functions`); a
+  report that is not ok is published as ``config_problem``.
 
 Signs: 701 ``W`` is positive for generation (injection), 704 ``WSet`` positive for discharging ("may be
 negative for charging"): the same as ours, so no flip unless ``power_sign = "import_positive"``. 714 DC
@@ -26,15 +35,18 @@ power and current are taken as positive out of the EV battery (into the converte
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 
 from drivers.capabilities import PowerStageRatings, PowerStageReading
 from drivers.config import DeviceConfig
 from drivers.errors import DriverError, where
 from drivers.poll import Block, PolledDevice, coalesce
-from drivers.sunspec import models as ssm
 from drivers.sunspec.device import ModelValues, SunSpecDevice
 from drivers.sunspec.discovery import ModelInstance
+from drivers.sunspec.functions import FunctionsConfigurator, FunctionsPlan, FunctionsReport
+from drivers.sunspec.legacy import LEGACY_READ, LegacyControls, Write
+from drivers.sunspec.write import CheckedWriter
 from drivers.transport import MAX_READ, DeviceLink
 from drivers.values import FrozenDetector, Registers
 
@@ -46,6 +58,8 @@ ENABLED = 1
 WSET_MOD_WATTS = 1
 VARSET_MOD_VARS = 4
 OPCTL_STOP, OPCTL_START = 0, 1
+# Read failures after which the device may come back as another (restarted, reconnected) one.
+CONTACT_LOST = frozenset({"timeout", "disconnected"})
 HB_WRAP = 0xFFFFFFFE  # uint32 not-implemented value is 0xFFFFFFFF: the counter never sends it
 
 
@@ -71,7 +85,15 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
         self._fast_models: list[ModelInstance] = []
         self._ratings: PowerStageRatings | None = None
         self._ctl: ModelValues | None = None  # last read of 704
-        self._armed = False
+        self.writer = CheckedWriter(self.device, name)
+        self.legacy = LegacyControls(name, config.setpoint_revert_s)  # used when 704 is absent
+        self._armed = False  # reversion and modes verified (read back) since the last contact loss
+        self._stale = False  # contact lost or a restart seen: the device's settings are unknown
+        self._safe_sent = False  # the modes went out with a safe command since the last contact loss
+        self._der_hb: int | None = None
+        self._functions_plan: FunctionsPlan | None = None
+        self._functions_report: FunctionsReport | None = None
+        self._functions_stale = False  # contact lost since the functions were last verified
         self._hb = 0
         self._last_setpoint: tuple[float, float] | None = None
         self._frozen = FrozenDetector(config.frozen_after_s)
@@ -113,14 +135,27 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
         if rated is not None:
             mv = await self.device.read_model(rated)
             self._ratings = self._decode_ratings(mv)
+            if rated.id == 120:
+                self.legacy.models[120] = mv
         ctl = self.device.instance(704)
         if ctl is not None:
             self._ctl = await self.device.read_model(ctl)
-            if self._armed and not self._still_armed(self._ctl):
+            self.writer.observe(self._ctl)
+            if self._armed and not self.writer.unchanged(self._ctl, self._arm_values(self._ctl)):
                 self._armed = False  # the device lost its reversion settings (a restart): arm again
-
-    def _still_armed(self, c: ModelValues) -> bool:
-        return c.raw("WSetRvrtTms") == self.config.setpoint_revert_s and c.raw("WSetEnaRvrt") == ENABLED
+                # A restart the link did not notice (a gateway kept the session, no 715 heartbeat
+                # counter) may also have brought back factory curves: what it holds is unknown.
+                self._contact_lost()
+            return
+        for mid in LEGACY_READ[1:]:
+            inst = self.device.instance(mid)
+            if inst is not None:
+                mv = await self.device.read_model(inst)
+                self.legacy.models[mid] = mv
+                self.writer.observe(mv)
+        if self._armed and not all(self.writer.unchanged(w.model, w.values) for w in self.legacy.arm()):
+            self._armed = False  # a mode or a reversion time no longer holds (a restart): arm again
+            self._contact_lost()
 
     def _decode_ratings(self, m: ModelValues) -> PowerStageRatings | None:
         if m.instance.id == 120:
@@ -158,7 +193,8 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
 
     def plan(self) -> list[Block]:
         blocks = [Block(f"fast {a}", 3, a, n, self.config.poll_s) for a, n in self._fast]
-        for mid in (702, 120, 704):
+        slow = (702, 120, 704) if self.device.instance(704) else (702, *LEGACY_READ)
+        for mid in slow:
             inst = self.device.instance(mid)
             if inst is not None:
                 for off in range(0, inst.length + 2, MAX_READ):
@@ -173,14 +209,25 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
 
     async def _read(self) -> PowerStageReading:
         blocks: list[Registers] = []
-        for addr, count in self._fast:
-            blocks.append(await self.link.read(addr, count, what="measurements"))
+        try:
+            for addr, count in self._fast:
+                blocks.append(await self.link.read(addr, count, what="measurements"))
+        except DriverError as e:
+            if e.kind in CONTACT_LOST:
+                self._contact_lost()
+            raise
         decoded: dict[int, ModelValues] = {}
         for inst in self._fast_models:
             block = next(b for b in blocks if b.address <= inst.start < b.address + len(b.values))
             decoded.setdefault(inst.id, self.device.decode_block(inst, block))
         # The reading's time is that of its oldest request: no value is younger than it claims.
-        return self._decode(decoded, min(b.t_s for b in blocks))
+        reading = self._decode(decoded, min(b.t_s for b in blocks))
+        if self._functions_plan is not None and self._functions_stale:
+            # Back in contact (or restarted): the functions are verified again before this reading
+            # is published, so that its config_problem is the device's present state.
+            await self.configure_functions(self._functions_plan)
+            reading = dataclasses.replace(reading, config_problem=self.config_problem())
+        return reading
 
     def _decode(self, d: dict[int, ModelValues], t_s: float) -> PowerStageReading:
         ps, qs = self._p_sign, self._q_sign
@@ -223,6 +270,10 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
             hb = d[715].raw("DERHb")
             if hb is not None:
                 frozen = self._frozen.update(hb, t_s)
+                if isinstance(hb, int):
+                    if self._der_hb is not None and hb < self._der_hb and self._der_hb - hb < HB_WRAP // 2:
+                        self._contact_lost()  # the DER's heartbeat went back: it restarted
+                    self._der_hb = hb
         self.link.stats.frozen = frozen
         operating = m.symbol("St" if legacy else "InvSt")
         e_inj = m.value("TotWhInj") if not legacy else m.value("WH")
@@ -252,6 +303,7 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
             e_injected_wh=e_inj,
             e_absorbed_wh=e_abs,
             frozen=frozen,
+            config_problem=self.config_problem(),
         )
 
     # --- write ---------------------------------------------------------------------------------------
@@ -294,57 +346,109 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
     def _ctl_model(self) -> ModelValues:
         if self._ctl is None:
             raise DriverError(
-                f"{where(self.name, None)}: has no SunSpec model 704 (DER AC controls); it has "
-                f"{list(self.device.map.ids) if self.device.map else []}: setpoints cannot be written",
+                f"{where(self.name, None)}: has no SunSpec model 704 (DER AC controls) nor 123/124 (legacy "
+                f"controls); it has {list(self.device.map.ids) if self.device.map else []}: setpoints "
+                "cannot be written",
                 kind="unsupported",
                 retryable=False,
                 device=self.name,
             )
         return self._ctl
 
-    def _regs(self, c: ModelValues, values: dict[str, int]) -> tuple[int, list[int]]:
-        """(address, registers) of contiguous points ``values`` (raw) of model 704."""
-        slots = sorted((c.layout[p] for p in values), key=lambda s: s.offset)
-        regs: list[int] = []
-        for s in slots:
-            if s.offset != slots[0].offset + len(regs):
-                raise AssertionError(f"704 points {list(values)} are not contiguous")
-            regs.extend(ssm.encode(s.point, values[s.path]))
-        return c.instance.start + slots[0].offset, regs
-
-    def _raw(self, c: ModelValues, point: str, value: float, sf_point: str) -> int:
-        sf = c.raw(sf_point)
-        if not isinstance(sf, int) or not -10 <= sf <= 10:
-            raise DriverError(
-                f"{where(self.name, c.instance.start + c.layout[sf_point].offset, what=sf_point)}: scale "
-                f"factor of {point} is {sf!r}, not -10..10: {point} cannot be written",
-                kind="unsupported",
-                retryable=False,
-                device=self.name,
-            )
-        raw = ssm.unscale(value, sf)
-        if not -(2**31) < raw < 2**31:
-            raise self._range_error(point, value, -(2**31 - 1) * 10.0**sf, (2**31 - 1) * 10.0**sf, "raw")
-        return raw
+    def _model(self, model_id: int) -> ModelValues | None:
+        """Model ``model_id`` for the write path: its layout (and no values: only its points' types count)."""
+        inst = self.device.instance(model_id)
+        if inst is None:
+            return None
+        return ModelValues(self.device.layout_of(inst), inst, (), 0.0)
 
     def _q_supported(self, c: ModelValues) -> bool:
         sf = c.raw("VarSet_SF")
         return isinstance(sf, int) and "VarSet" in c.layout.slots
 
-    async def _arm(self, c: ModelValues) -> None:
-        n = self.config.setpoint_revert_s
-        addr, regs = self._regs(c, {"WSetEnaRvrt": ENABLED, "WSetRvrtTms": n})
-        await self.link.write(addr, regs, what="704 WSetEnaRvrt, WSetRvrtTms")
+    def _arm_values(self, c: ModelValues) -> dict[str, float]:
+        """The reversion settings and the setpoint modes (the "last mode") the set points rely on."""
+        n = float(self.config.setpoint_revert_s)
+        values = {
+            "WSetRvrt": 0.0,
+            "WSetEnaRvrt": ENABLED,
+            "WSetRvrtTms": n,
+            "WSetEna": ENABLED,
+            "WSetMod": WSET_MOD_WATTS,
+        }
         if self._q_supported(c):
-            addr, regs = self._regs(c, {"VarSetEnaRvrt": ENABLED, "VarSetRvrtTms": n})
-            await self.link.write(addr, regs, what="704 VarSetEnaRvrt, VarSetRvrtTms")
-            addr, regs = self._regs(c, {"VarSetEna": ENABLED, "VarSetMod": VARSET_MOD_VARS})
-            await self.link.write(addr, regs, what="704 VarSetEna, VarSetMod")
+            values.update(
+                {
+                    "VarSetRvrt": 0.0,
+                    "VarSetEnaRvrt": ENABLED,
+                    "VarSetRvrtTms": n,
+                    "VarSetEna": ENABLED,
+                    "VarSetMod": VARSET_MOD_VARS,
+                }
+            )
+        return values
+
+    def _contact_lost(self) -> None:
+        """The device may have restarted or the connection was re-made: what it holds is unknown."""
+        self._stale = True
+        self._functions_stale = True
+
+    # --- the inverter's own grid functions ---------------------------------------------------------
+
+    async def configure_functions(self, plan: FunctionsPlan) -> FunctionsReport:
+        """Write the inverter-owned functions of ``plan`` (adopt protocol), disable the others, read
+        every point back. Kept and done again with the first reading after a contact loss or restart;
+        ``config_problem`` in each reading says what does not read back as commissioned."""
+        await self.ensure_setup()
+        self._functions_plan = plan
+        self._take_stale()
+        self._functions_stale = False
+        configurator = FunctionsConfigurator(self.device, self.writer, clock=self.clock)
+        report = await configurator.apply(plan)
+        self._functions_report = report
+        if configurator.contact_failed:
+            self._functions_stale = True  # not all of it was read: try again with the next reading
+        return report
+
+    def use_functions(self, plan: FunctionsPlan) -> None:
+        """Have ``plan`` configured and verified by the next reading, before that reading is
+        published (so no reading says "not verified" while it is being done, and none goes out
+        before it was done: the daemon calls this before polling starts)."""
+        self._functions_plan = plan
+        self._functions_stale = True
+
+    def config_problem(self) -> str | None:
+        """What the reading's ``config_problem`` says (see :class:`PowerStageReading`)."""
+        if self._functions_plan is None:
+            return None
+        if self._functions_stale or self._functions_report is None:
+            return "the inverter's grid functions are not verified since the last contact loss or restart"
+        return self._functions_report.message()
+
+    def _take_stale(self) -> None:
+        if self._stale:
+            self._stale = False
+            self.writer.invalidate()
+            self._armed = False
+            self._safe_sent = False
+
+    async def _arm(self, c: ModelValues) -> None:
+        """Reversion and modes written where they differ and read back (raises on a mismatch)."""
+        await self.writer.write_settings(c, self._arm_values(c))
         self._armed = True
+        self._safe_sent = True
 
     async def write_setpoint(self, p_w: float, q_var: float = 0.0) -> None:
+        """Set P and Q. A non-zero set point goes out only once reversion and the modes are verified
+        (read back) since the last contact loss or restart; 0 W / 0 var (the safe command) goes out
+        at once, bypassing the device's back-off, whatever the reads do."""
         await self.ensure_setup()
-        self.check_setpoint(p_w, q_var)
+        safe = p_w == 0.0 and q_var == 0.0
+        if not safe:
+            self.check_setpoint(p_w, q_var)
+        if self._ctl is None and self.legacy.present:
+            await self._write_legacy(p_w, q_var)
+            return
         c = self._ctl_model()
         q_ok = self._q_supported(c)
         if q_var != 0.0 and not q_ok:
@@ -355,58 +459,135 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
                 retryable=False,
                 device=self.name,
             )
-        w_raw = self._raw(c, "WSet", self._p_sign * p_w, "WSet_SF")
-        var_raw = self._raw(c, "VarSet", self._q_sign * q_var, "VarSet_SF") if q_ok else 0
+        w = {"WSet": self._p_sign * p_w}
+        var = {"VarSet": self._q_sign * q_var}
+        self.writer.raw(c, "WSet", w["WSet"])  # every check before anything is written
+        if q_ok:
+            self.writer.raw(c, "VarSet", var["VarSet"])
         async with self._write_lock:
-            if not self._armed:
-                await self._arm(c)
-            addr, regs = self._regs(
-                c, {"WSetEna": ENABLED, "WSetMod": WSET_MOD_WATTS, "WSet": w_raw, "WSetRvrt": 0}
-            )
-            await self.link.write(addr, regs, what=f"704 WSet {p_w:g} W")
-            if q_ok:
-                addr, regs = self._regs(c, {"VarSet": var_raw, "VarSetRvrt": 0})
-                await self.link.write(addr, regs, what=f"704 VarSet {q_var:g} var")
+            self._take_stale()
+            try:
+                if safe:
+                    await self._write_safe(c)
+                else:
+                    if not self._armed:
+                        await self._arm(c)
+                    await self.writer.write_setpoints(c, w)
+                    if q_ok:
+                        await self.writer.write_setpoints(c, var)
+            except DriverError as e:
+                if e.kind in CONTACT_LOST:
+                    self._contact_lost()
+                raise
             self._last_setpoint = (p_w, q_var)
+
+    async def _write_legacy(self, p_w: float, q_var: float) -> None:
+        """``write_setpoint`` on a 123/124 device: arm (on change only, read back), then the set points."""
+        if q_var != 0.0:
+            raise DriverError(
+                f"{where(self.name, None, what='q_var')}: setpoint {q_var:g} var, but this device has only "
+                "the legacy controls 123/124 and the driver writes no reactive set point to them; nothing "
+                "written",
+                kind="unsupported",
+                retryable=False,
+                device=self.name,
+            )
+        writes = self.legacy.setpoints(self._p_sign * p_w)
+        for w in writes:  # every check before anything is written
+            for path, value in w.values.items():
+                self.writer.raw(w.model, path, value)
+        async with self._write_lock:
+            self._take_stale()
+            try:
+                if p_w == 0.0:
+                    await self._write_safe_legacy(writes)
+                else:
+                    if not self._armed:
+                        for w in self.legacy.arm():
+                            await self.writer.write_settings(w.model, w.values)
+                        self._armed = True
+                        self._safe_sent = True
+                    for w in writes:
+                        await self.writer.write_setpoints(w.model, w.values)
+            except DriverError as e:
+                if e.kind in CONTACT_LOST:
+                    self._contact_lost()
+                raise
+            self._last_setpoint = (p_w, q_var)
+
+    async def _write_safe_legacy(self, writes: list[Write]) -> None:
+        """0 W now on a 123/124 device (urgent, whatever the reads do), with the modes once per contact
+        loss unless they are known to hold; every write is tried, the first error raised."""
+        first: DriverError | None = None
+        steps = list(writes)
+        if not self._safe_sent:
+            steps = [m for m in self.legacy.modes() if not self.writer.unchanged(m.model, m.values)] + steps
+        for w in steps:
+            try:
+                await self.writer.write_setpoints(w.model, w.values, urgent=True)
+            except DriverError as e:
+                first = first or e
+        if first is not None:
+            raise first
+        self._safe_sent = True
+
+    async def _write_safe(self, c: ModelValues) -> None:
+        """0 W and 0 var now. Unless the modes are known to hold, WSetEna and WSetMod go with it (once
+        per contact loss: a device in back-off gets them with the first zero it takes)."""
+        values: dict[str, float] = {"WSet": 0.0}
+        if not self._safe_sent and not self.writer.unchanged(
+            c, {"WSetEna": ENABLED, "WSetMod": WSET_MOD_WATTS}
+        ):
+            values = {"WSetEna": ENABLED, "WSetMod": WSET_MOD_WATTS, "WSet": 0.0}
+        first: DriverError | None = None
+        try:
+            await self.writer.write_setpoints(c, values, urgent=True)
+            self._safe_sent = True
+        except DriverError as e:
+            first = e
+        if self._q_supported(c):
+            try:
+                await self.writer.write_setpoints(c, {"VarSet": 0.0}, urgent=True)
+            except DriverError as e:
+                first = first or e
+        if first is not None:
+            raise first
 
     async def heartbeat(self) -> None:
         await self.ensure_setup()
-        hb = self.device.instance(715)
+        hb = self._model(715)
         if hb is None:
             if self._last_setpoint is not None:
                 await self.write_setpoint(*self._last_setpoint)
             return
         self._hb = self._hb % HB_WRAP + 1
-        lay = self.device.layout_of(hb)
-        slot = lay["ControllerHb"]
-        await self.link.write(
-            hb.start + slot.offset, ssm.encode(slot.point, self._hb), what="715 ControllerHb"
-        )
+        await self.writer.write_setpoints(hb, {"ControllerHb": self._hb})
 
     async def stop(self) -> None:
         await self.ensure_setup()
         first: DriverError | None = None
         async with self._write_lock:
-            steps: list[tuple[int, list[int], str]] = []
-            if self._ctl is not None:
-                c = self._ctl
-                steps.append(
-                    (*self._regs(c, {"WSetEna": ENABLED, "WSetMod": WSET_MOD_WATTS, "WSet": 0}), "704 WSet 0")
-                )
-                if self._q_supported(c):
-                    steps.append((*self._regs(c, {"VarSet": 0}), "704 VarSet 0"))
-            steps.extend(self._operation_steps(OPCTL_STOP))
-            if not steps:
+            self._take_stale()
+            steps = self._operation_steps(OPCTL_STOP)
+            legacy = self._ctl is None and self.legacy.present
+            if self._ctl is None and not legacy and not steps:
                 raise DriverError(
-                    f"{where(self.name, None)}: has none of SunSpec models 704, 715, 703: it cannot be "
-                    "stopped through Modbus (the EVSE's own safety controller must)",
+                    f"{where(self.name, None)}: has none of SunSpec models 704, 123, 124, 715, 703: it cannot "
+                    "be stopped through Modbus (the EVSE's own safety controller must)",
                     kind="unsupported",
                     retryable=False,
                     device=self.name,
                 )
-            for addr, regs, what in steps:
+            try:
+                if self._ctl is not None:
+                    await self._write_safe(self._ctl)
+                elif legacy:
+                    await self._write_safe_legacy(self.legacy.setpoints(0.0))
+            except DriverError as e:
+                first = e
+            for mv, values in steps:
                 try:
-                    await self.link.write(addr, regs, what=what, urgent=True)
+                    await self.writer.write_setpoints(mv, values, urgent=True)
                 except DriverError as e:
                     first = first or e
             self._last_setpoint = (0.0, 0.0)
@@ -414,24 +595,23 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
             raise first
 
     async def resume(self) -> None:
-        """Allow operation again: 715 ``OpCtl`` = START and 703 ``ES`` = ENABLED, each where present
-        (an inverter may come back from a power cycle with either off, whichever ``stop()`` used)."""
+        """Allow operation again: 715 ``OpCtl`` = START, 703 ``ES`` = ENABLED and 123 ``Conn`` = CONNECT,
+        each where present (an inverter may come back from a power cycle with either off, whichever
+        ``stop()`` used)."""
         await self.ensure_setup()
         async with self._write_lock:
-            for addr, regs, what in self._operation_steps(OPCTL_START, every=True):
-                await self.link.write(addr, regs, what=what)
+            for mv, values in self._operation_steps(OPCTL_START, every=True):
+                await self.writer.write_setpoints(mv, values)
 
-    def _operation_steps(self, op: int, *, every: bool = False) -> list[tuple[int, list[int], str]]:
-        """The operation control writes: the first of 715 ``OpCtl`` and 703 ``ES`` present, or ``every``."""
-        steps = []
-        for mid, point, value in ((715, "OpCtl", op), (703, "ES", 0 if op == OPCTL_STOP else ENABLED)):
-            inst = self.device.instance(mid)
-            if inst is not None:
-                lay = self.device.layout_of(inst)
-                slot = lay[point]
-                steps.append(
-                    (inst.start + slot.offset, ssm.encode(slot.point, value), f"{mid} {point} {value}")
-                )
+    def _operation_steps(self, op: int, *, every: bool = False) -> list[tuple[ModelValues, dict[str, float]]]:
+        """The operation commands: the first of 715 ``OpCtl``, 703 ``ES`` and 123 ``Conn`` present, or
+        ``every``."""
+        steps: list[tuple[ModelValues, dict[str, float]]] = []
+        on = 0 if op == OPCTL_STOP else ENABLED  # 703 ES and 123 Conn: DISABLED/DISCONNECT = 0
+        for mid, point, value in ((715, "OpCtl", op), (703, "ES", on), (123, "Conn", on)):
+            mv = self._model(mid)
+            if mv is not None:
+                steps.append((mv, {point: float(value)}))
                 if not every:
                     break
         return steps

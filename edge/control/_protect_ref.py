@@ -24,9 +24,11 @@ from __future__ import annotations
 import math
 
 from edge.control.protect_types import (
+    COUNTER_STALL_STEPS,
     I_CAP_MODE,
     I_F_HZ,
     I_LOCK,
+    I_METER_COUNTER,
     I_METER_SEQ,
     I_METER_T_LO_S,
     I_METER_T_S,
@@ -46,6 +48,7 @@ from edge.control.protect_types import (
     N_HIST,
     O_CAP_BOUND_W,
     O_ES_REMAINING_S,
+    O_FROZEN_CHECK,
     O_LOAD_EST_W,
     O_METER_AGE_S,
     O_P_W,
@@ -61,6 +64,7 @@ from edge.control.protect_types import (
     P_BACKSTOP_HOLD_S,
     P_BACKSTOP_S,
     P_CAP_WINS,
+    P_COUNTER_STALL_MAX_S,
     P_DISCHARGE_DETECT_W,
     P_ES_DELAY_S,
     P_ES_F_HI_HZ,
@@ -78,6 +82,7 @@ from edge.control.protect_types import (
     P_FLO_BANDS,
     P_FLO_N,
     P_FROZEN_DELTA_W,
+    P_FROZEN_NOISE_W,
     P_FROZEN_S,
     P_FROZEN_STILL_S,
     P_FROZEN_TOL_W,
@@ -107,6 +112,9 @@ from edge.control.protect_types import (
     S_BACKSTOP_T,
     S_BOUND_PREV,
     S_CMD,
+    S_CNT_E_WH,
+    S_CNT_LAST,
+    S_CNT_STEP,
     S_ES_RAND_DELAY_S,
     S_ES_T0,
     S_EXP_T0,
@@ -127,10 +135,14 @@ from edge.control.protect_types import (
     S_P_CHG,
     S_PINV_AT_CHG,
     S_RAMP_T0,
+    S_RES_W,
     S_ROCOF,
+    S_ROCOF_SIGN,
     S_ROCOF_T0,
     S_SERVICE,
     S_STAGE_T_LAST,
+    S_STALL_P_W,
+    S_STALL_T0,
     S_T_CHG,
     S_T_LAST_NEW,
     S_T_PREV,
@@ -166,6 +178,9 @@ R_METER_STALE = 1 << 16
 R_METER_FROZEN = 1 << 17
 R_CAP_LIMITING = 1 << 18
 R_RIDE_THROUGH = 1 << 19
+FROZEN_TRACKING = 1
+FROZEN_STILL = 2
+FROZEN_COUNTER = 3
 
 INF = math.inf
 NAN = math.nan
@@ -354,7 +369,9 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     if not meas_ok and in_service:
         fired |= R_GRID_MEAS_INVALID
 
-    # 3a. ROCOF: frequency difference over at least the averaging window, then a pickup delay
+    # 3a. ROCOF: frequency difference over at least the averaging window, then a pickup delay over
+    # which the ROCOF keeps one sign. An island drifts one way; a frequency that jumps and comes back
+    # (a 1547.1 step pulse, a phase jump read as frequency) shows +x then -x and is no drift.
     if f > 0.0:
         if math.isnan(s[S_F_REF]):
             s[S_F_REF] = f
@@ -363,9 +380,12 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
             s[S_ROCOF] = (f - s[S_F_REF]) / (t - s[S_T_REF])
             s[S_F_REF] = f
             s[S_T_REF] = t
-    if math.fabs(s[S_ROCOF]) > p[P_ROCOF_LIMIT_HZ_S]:
-        if math.isnan(s[S_ROCOF_T0]):
+    rocof = s[S_ROCOF]
+    if math.fabs(rocof) > p[P_ROCOF_LIMIT_HZ_S]:
+        sign = 1.0 if rocof > 0.0 else -1.0
+        if math.isnan(s[S_ROCOF_T0]) or sign != s[S_ROCOF_SIGN]:
             s[S_ROCOF_T0] = t
+            s[S_ROCOF_SIGN] = sign
         if t - s[S_ROCOF_T0] >= p[P_ROCOF_PICKUP_S]:
             fired |= R_ISLAND_ROCOF
     else:
@@ -391,6 +411,7 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     seq = i[I_METER_SEQ]
     imp = i[I_P_SITE_IMPORT_W]
     tm = i[I_METER_T_S]
+    cnt = i[I_METER_COUNTER]
     cap_applies = p[P_NON_EXPORT] != 0.0 or i[I_CAP_MODE] != 0.0
     if (
         not math.isnan(seq)
@@ -402,11 +423,36 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
         s[S_LAST_SEQ] = seq
         s[S_T_LAST_NEW] = t
         s[S_TM_LAST] = tm
+        value_alive = False
+        # The stall timer bounds the wait for a counter that moves rarely (a coarse one, a low load):
+        # it restarts when the counter moves (or first shows) or the value leaves the noise-floor band
+        # around the value it started on.
+        if not math.isnan(cnt) and (
+            cnt != s[S_CNT_LAST] or not math.fabs(imp - s[S_STALL_P_W]) <= p[P_FROZEN_NOISE_W]
+        ):
+            s[S_STALL_T0] = t
+            s[S_STALL_P_W] = imp
+        # The meter's own counter (its energy throughput, or an update counter) moving is a sign of
+        # life that a steady value cannot give: a fixed load on a coarse meter reads the same for minutes.
+        if not math.isnan(cnt) and cnt != s[S_CNT_LAST]:
+            if not math.isnan(s[S_CNT_LAST]):
+                inc = cnt - s[S_CNT_LAST]
+                if inc > 0.0 and not inc >= s[S_CNT_STEP]:  # also the first move (NaN)
+                    s[S_CNT_STEP] = inc
+                s[S_CNT_E_WH] = 0.0
+                s[S_T_CHG] = t
+                if s[S_FROZEN_LATCH] != FROZEN_TRACKING:
+                    s[S_FROZEN_LATCH] = 0.0
+            s[S_CNT_LAST] = cnt
         # A read that returns the previous value bit for bit is the meter not having refreshed yet: it
         # keeps the meter fresh but says nothing new about the load. A changed value was measured
         # between I_METER_T_LO_S (for a polled meter: the previous read) less the meter's averaging
         # window and its timestamp.
         if imp != s[S_IMP_LAST]:
+            # the smallest step between two values is what the meter resolves (NaN before two values)
+            res = math.fabs(imp - s[S_IMP_LAST])
+            if not res >= s[S_RES_W]:
+                s[S_RES_W] = res
             s[S_IMP_LAST] = imp
             w0 = i[I_METER_T_LO_S]
             if not w0 <= tm:  # also NaN: the timestamp is the measurement instant
@@ -425,13 +471,7 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
                 est = imp + hi
             steady = steady and math.fabs(est - s[S_LOAD_EST]) <= p[P_STEADY_TOL_W]
             s[S_LOAD_EST] = est
-            pinv_at = _hist_at(s, tm, pinv)
-            if math.isnan(s[S_P_CHG]) or math.fabs(imp - s[S_P_CHG]) > p[P_FROZEN_TOL_W]:
-                s[S_P_CHG] = imp
-                s[S_T_CHG] = t
-                s[S_PINV_AT_CHG] = pinv_at
-                s[S_FROZEN_T0] = NAN
-                s[S_FROZEN_LATCH] = 0.0
+            value_alive = math.isnan(s[S_P_CHG]) or math.fabs(imp - s[S_P_CHG]) > p[P_FROZEN_TOL_W]
             # slow trim from the meter's net power, only in steady state: inverter power steady over
             # the sample's window (else it would integrate the timing mismatch) and no load step (a
             # transient the bound already answers); error clamped
@@ -449,27 +489,53 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
                 elif trim < -p[P_TRIM_MAX_W]:
                     trim = -p[P_TRIM_MAX_W]
                 s[S_TRIM_W] = trim
+        if value_alive:
+            s[S_P_CHG] = imp
+            s[S_T_CHG] = t
+            s[S_PINV_AT_CHG] = _hist_at(s, tm, pinv)
+            s[S_FROZEN_T0] = NAN
+            s[S_FROZEN_LATCH] = 0.0
     age = t - s[S_T_LAST_NEW]
     sample_age = t - s[S_TM_LAST]
     age = max(age, sample_age)
     if not age < p[P_STALE_METER_S]:  # NaN (never a sample) is stale
         active |= R_METER_STALE
     discharging = pinv > p[P_DISCHARGE_DETECT_W]
-    # frozen: the meter value stopped changing while the inverter's power moved, or while
-    # discharging it has not changed at all for frozen_still_s (a live meter always jitters)
+    # frozen: the meter value stopped changing while the inverter's power moved (tracking); a meter
+    # with a counter that has been seen moving is judged by it: stalled once its own power reading
+    # says COUNTER_STALL_STEPS of its steps went through. Only a meter without one falls back on the
+    # still-value heuristic (no sign of life for frozen_still_s while discharging), and only while it
+    # resolves changes finer than the noise floor: a coarser one reads a steady load as one value.
+    check = 0
     if pinv_ok and not math.isnan(s[S_P_CHG]) and math.fabs(pinv - s[S_PINV_AT_CHG]) >= p[P_FROZEN_DELTA_W]:
         if math.isnan(s[S_FROZEN_T0]):
             s[S_FROZEN_T0] = t
         if t - s[S_FROZEN_T0] >= p[P_FROZEN_S]:
-            active |= R_METER_FROZEN
+            check = FROZEN_TRACKING
     else:
         s[S_FROZEN_T0] = NAN
-    if discharging and p[P_FROZEN_STILL_S] > 0.0 and t - s[S_T_CHG] >= p[P_FROZEN_STILL_S]:
-        active |= R_METER_FROZEN
-    # Once frozen, frozen until the value changes: stopping discharge must not make it look live again.
-    if active & R_METER_FROZEN:
-        s[S_FROZEN_LATCH] = 1.0
-    elif s[S_FROZEN_LATCH] == 1.0:
+    if not math.isnan(cnt) and not math.isnan(s[S_CNT_STEP]):
+        s[S_CNT_E_WH] += math.fabs(s[S_IMP_LAST]) * dt / 3600.0
+        if check == 0 and s[S_CNT_E_WH] > COUNTER_STALL_STEPS * s[S_CNT_STEP]:
+            check = FROZEN_COUNTER
+    elif (
+        check == 0
+        and discharging
+        and p[P_FROZEN_STILL_S] > 0.0
+        and t - s[S_T_CHG] >= p[P_FROZEN_STILL_S]
+        and not s[S_RES_W] >= p[P_FROZEN_NOISE_W]  # also NaN: resolution not seen yet
+    ):
+        check = FROZEN_STILL
+    # The counter's wait is bounded: while discharging, a counter still for counter_stall_max_s under a
+    # value within the noise floor is frozen even if its power reading says less than 1.5 steps went
+    # through (100 Wh steps at 265 W take 34 min). A live meter pays when its counter moves more rarely
+    # than that (1 Wh at 50 W: every 72 s): a brief stop of discharge, after which its value moves.
+    if check == 0 and discharging and not math.isnan(cnt) and t - s[S_STALL_T0] >= p[P_COUNTER_STALL_MAX_S]:
+        check = FROZEN_COUNTER
+    # Once frozen, frozen until a sign of life: stopping discharge must not make it look live again.
+    if check != 0 and s[S_FROZEN_LATCH] == 0.0:
+        s[S_FROZEN_LATCH] = float(check)
+    if s[S_FROZEN_LATCH] != 0.0:
         active |= R_METER_FROZEN
     meter_ok = pinv_ok and (active & (R_METER_STALE | R_METER_FROZEN)) == 0
     imp_last = s[S_IMP_LAST]
@@ -617,3 +683,4 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     o[O_ROCOF_HZ_S] = s[S_ROCOF]
     o[O_METER_AGE_S] = age
     o[O_TRIM_W] = s[S_TRIM_W]
+    o[O_FROZEN_CHECK] = s[S_FROZEN_LATCH]

@@ -6,7 +6,12 @@ transcribed in the team notes A.6-A.10): ``ProtectParams`` has no defaults for t
 ``params_from_settings`` and ``ProtectParams.for_category`` fill them from a resolved profile through
 ``_grid_fields``. The remaining fields (export cap, meter checks, detector tuning) map from the settings'
 ``[site]`` section; the tuning values there default to the defaults here. Values the notes mark
-UNCONFIRMED are named in docs/protection.md. ``ProtectParams.for_category(2, rated_w)`` gives the
+UNCONFIRMED are named in docs/protection.md.
+
+Ownership (``[functions]``, docs/safety.md) decides how each detector runs: ``daemon`` at the
+commissioned settings, the output ceasing by the clearing time; ``inverter`` as the supervisory backup
+when ``functions.supervisory_backup`` is on (thresholds widened by the measurement accuracy, delays
+``supervisory_extra_delay_s`` past the owner's, outside every ride-through requirement); off otherwise. ``ProtectParams.for_category(2, rated_w)`` gives the
 Category II defaults; ``pack()`` checks every field (a clear error names the field, the value and the
 allowed range) and returns the array.
 """
@@ -17,7 +22,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -28,6 +33,22 @@ from edge.settings.profiles import load_profile
 
 # The profile ``for_category`` reads its Category I, II and III defaults from.
 CATEGORY_PROFILE = "ieee1547-2018"
+
+# How a detector runs, from its owner in [functions] and functions.supervisory_backup.
+Role = Literal["daemon", "backup", "off"]
+
+# IEEE 1547-2018 Table 3 transient measurement accuracy (notes A.11): a backup on its own meter widens
+# the owner's pickups by these so that a measurement difference between the two never makes it act
+# where the owner must not.
+BACKUP_V_MARGIN_PU = 0.02  # +-2 % VN (5 cycles)
+BACKUP_F_MARGIN_HZ = 0.1  # 100 mHz (5 cycles)
+# Phase jump: 1547 clause 6.5.2.6 asks a multi-phase DER to ride through individual-phase jumps below
+# 60 degrees and a single-phase DER up to 60 degrees (notes A.9); the kernel's input is one vector
+# shift whose phase basis depends on the meter, so the backup rides through the larger limit plus
+# this margin (a project choice; no accuracy figure for phase angle is in the notes: UNCONFIRMED).
+BACKUP_PHASE_JUMP_MARGIN_DEG = 10.0
+# 1547 clause 8.1: an island is ceased within 2 s of its formation (notes A.10).
+ISLAND_CLEARING_S = 2.0
 
 
 class ProtectParamError(ValueError):
@@ -100,6 +121,11 @@ class ProtectParams:
     mc_restore_s: float = 0.0  # restore output this long after leaving a momentary-cessation band
     rocof_window_s: float = 0.2  # averaging window (UNCONFIRMED in the standard)
     rocof_pickup_s: float = 0.3
+    # ROCOF and phase-jump detectors on (off: the inverter owns anti-islanding and there is no backup)
+    islanding_on: bool = True
+    # ROCOF window + pickup + latency must stay within this: 2 s where the daemon owns anti-islanding,
+    # 2 s + supervisory_extra_delay_s for the backup (it acts after the owner's deadline)
+    island_clearing_s: float = ISLAND_CLEARING_S
     non_export: bool = True
     cap_wins: bool = True
     export_cap_w: float = 0.0
@@ -114,6 +140,12 @@ class ProtectParams:
     frozen_delta_w: float = 300.0
     frozen_s: float = 1.0
     frozen_still_s: float = 5.0  # 0 = off
+    # The still-value heuristic (meters without a counter) acts only on a meter seen to resolve changes
+    # smaller than this: a coarser one reads a steady load as one value for minutes.
+    frozen_noise_w: float = 50.0
+    # The counter check's longest wait while discharging: a counter still this long under a value within
+    # frozen_noise_w is frozen (1.5 steps of a coarse counter at a low reading take minutes to hours).
+    counter_stall_max_s: float = 45.0
     min_import_w: float = 100.0
     min_import_s: float = 1.0
     discharge_detect_w: float = 50.0
@@ -131,11 +163,18 @@ class ProtectParams:
         if category not in (1, 2, 3):
             raise ProtectParamError(f"category: {category!r} is not one of 1, 2, 3")
         grid = _category_grid(category)
-        # As params_from_settings does for a multi-phase site whose daemon owns trips and enter service.
+        # As params_from_settings does for a multi-phase site whose daemon owns the protection.
         base = cls(
             rated_w=rated_w,
             category=category,
-            **_grid_fields(grid, trips_on=True, es_owned=True, single_phase=False),
+            **_grid_fields(
+                grid,
+                voltage="daemon",
+                frequency="daemon",
+                es_owned=True,
+                single_phase=False,
+                backup_delay_s=0.0,
+            ),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]
 
@@ -170,10 +209,11 @@ class ProtectParams:
                 )
         scalars = {
             pt.P_MC_RESTORE_S: self.mc_restore_s,
-            pt.P_ROCOF_LIMIT_HZ_S: self.rocof_limit_hz_s,
+            # off: no finite rate or angle is beyond an infinite limit
+            pt.P_ROCOF_LIMIT_HZ_S: self.rocof_limit_hz_s if self.islanding_on else math.inf,
             pt.P_ROCOF_WINDOW_S: self.rocof_window_s,
             pt.P_ROCOF_PICKUP_S: self.rocof_pickup_s,
-            pt.P_PHASE_JUMP_LIMIT_DEG: self.phase_jump_limit_deg,
+            pt.P_PHASE_JUMP_LIMIT_DEG: self.phase_jump_limit_deg if self.islanding_on else math.inf,
             pt.P_ES_V_LO_PU: self.es_v_lo_pu,
             pt.P_ES_V_HI_PU: self.es_v_hi_pu,
             pt.P_ES_F_LO_HZ: self.es_f_lo_hz,
@@ -195,6 +235,8 @@ class ProtectParams:
             pt.P_FROZEN_DELTA_W: self.frozen_delta_w,
             pt.P_FROZEN_S: self.frozen_s,
             pt.P_FROZEN_STILL_S: self.frozen_still_s,
+            pt.P_FROZEN_NOISE_W: self.frozen_noise_w,
+            pt.P_COUNTER_STALL_MAX_S: self.counter_stall_max_s,
             pt.P_MIN_IMPORT_W: self.min_import_w,
             pt.P_MIN_IMPORT_S: self.min_import_s,
             pt.P_DISCHARGE_DETECT_W: self.discharge_detect_w,
@@ -249,14 +291,16 @@ class ProtectParams:
         _range("mc_restore_s", self.mc_restore_s, 0.0, 60.0)
         _range("rocof_limit_hz_s", self.rocof_limit_hz_s, 0.1, 10.0)
         _range("rocof_window_s", self.rocof_window_s, 0.0, 1.0)
-        _range("rocof_pickup_s", self.rocof_pickup_s, 0.0, 1.5)
-        # 1547 clause 8.1: cease to energize within 2 s of island formation (notes A.10)
+        _range("island_clearing_s", self.island_clearing_s, ISLAND_CLEARING_S, ISLAND_CLEARING_S + 10.0)
+        _range("rocof_pickup_s", self.rocof_pickup_s, 0.0, self.island_clearing_s)
+        # 1547 clause 8.1: cease to energize within 2 s of island formation (notes A.10); a backup
+        # within its extra delay after that
         lat = max(self.latency_s, 0.0)
         _range(
             "rocof_window_s + rocof_pickup_s + latency_s",
             self.rocof_window_s + self.rocof_pickup_s + lat,
             0.0,
-            2.0,
+            self.island_clearing_s,
         )
         _range("phase_jump_limit_deg", self.phase_jump_limit_deg, 1.0, 180.0)
         _range("es_v_lo_pu", self.es_v_lo_pu, 0.5, 1.0)
@@ -278,8 +322,10 @@ class ProtectParams:
         _range("frozen_delta_w", self.frozen_delta_w, 1.0, 1e5)
         _range("frozen_s", self.frozen_s, 0.0, 60.0)
         _range("frozen_still_s", self.frozen_still_s, 0.0, 3600.0)
+        _range("frozen_noise_w", self.frozen_noise_w, 0.0, 1e4)
+        _range("counter_stall_max_s", self.counter_stall_max_s, 5.0, 600.0)
         _range("min_import_w", self.min_import_w, 0.0, 1e5)
-        _range("min_import_s + latency_s", self.min_import_s + lat, 0.0, 2.0)
+        _range("min_import_s + latency_s", self.min_import_s + lat, 0.0, ISLAND_CLEARING_S)
         _range("discharge_detect_w", self.discharge_detect_w, 0.0, 1e4)
         _range("meter_window_s", self.meter_window_s, 0.0, 5.0)
         _range("steady_tol_w", self.steady_tol_w, 0.0, 1e5)
@@ -321,34 +367,54 @@ def cap_applies(settings: Settings, mode: str | None = None) -> bool:
     return site.non_export or (mode or settings.operation.mode) == "v2h" or site.export_cap_w > 0.0
 
 
+def role(owner: str, supervisory_backup: bool) -> Role:
+    """How the kernel runs a protection function with this owner (docs/safety.md, one owner)."""
+    if owner == "daemon":
+        return "daemon"
+    return "backup" if supervisory_backup else "off"
+
+
 def params_from_settings(settings: Settings, *, measured_latency_s: float) -> ProtectParams:
     """Kernel parameters from validated, commissioned settings.
 
     ``measured_latency_s`` is the command-to-cease latency measured at commissioning (one daemon cycle
-    plus the Modbus write plus the inverter's stop). Where the certified inverter owns the trips the
-    kernel is its supervisory backup: it acts ``functions.supervisory_extra_delay_s`` after the trip is
-    due (thresholds outside the owner's), so it never races the inverter; where the daemon owns them it
-    subtracts the latency so that output ceases by the clearing time. Without the backup the trip
-    elements are neutralized (islanding detectors and the export cap stay on).
+    plus the Modbus write plus the inverter's stop). Each protection function runs by its owner
+    (``role``): where the daemon owns it, at the commissioned settings with the latency subtracted so
+    that output ceases by the clearing time; where the certified inverter owns it and
+    ``functions.supervisory_backup`` is on, as its backup, outside the owner's settings and every
+    ride-through requirement (``_grid_fields`` for the trips, ``_islanding_fields`` for ROCOF and phase
+    jump); without the backup, not at all. The minimum-import check is the site's own term
+    (``site.min_import_w``) and the export cap is the daemon's in every case.
     """
     grid, inverter, comm = settings.grid, settings.inverter, settings.commissioning
     if grid is None or inverter is None:
         raise ProtectParamError("protection parameters need a commissioned profile and [inverter] ratings")
     fn, site = settings.functions, settings.site
-    owned = fn.voltage_trip == "daemon" and fn.frequency_trip == "daemon"
-    latency = measured_latency_s if owned else measured_latency_s - fn.supervisory_extra_delay_s
     if grid.voltage_trip.ov_mean_10min.enabled:
         _fail("grid.voltage_trip.ov_mean_10min.enabled", True, "false (not in the supervisory kernel)")
+    extra = fn.supervisory_extra_delay_s
+    grid_fields = _grid_fields(
+        grid,
+        voltage=role(fn.voltage_trip, fn.supervisory_backup),
+        frequency=role(fn.frequency_trip, fn.supervisory_backup),
+        es_owned=fn.enter_service == "daemon",
+        single_phase=comm.phase_topology == "single",
+        backup_delay_s=extra,
+    )
+    grid_fields.update(
+        _islanding_fields(
+            grid,
+            role(fn.anti_islanding, fn.supervisory_backup),
+            window_s=max(site.rocof_window_s, settings.daemon.cycle_s),
+            pickup_s=site.rocof_pickup_s,
+            backup_delay_s=extra,
+        )
+    )
     return ProtectParams(
         rated_w=inverter.p_rated_w,
         category=_CATEGORIES.get(comm.abnormal_category or "", 2),
-        latency_s=latency,
-        **_grid_fields(
-            grid,
-            trips_on=owned or fn.supervisory_backup,
-            es_owned=fn.enter_service == "daemon",
-            single_phase=comm.phase_topology == "single",
-        ),
+        latency_s=measured_latency_s,
+        **grid_fields,
         non_export=site.non_export,
         cap_wins=site.cap_vs_droop == "cap_wins",
         export_cap_w=export_cap_w(settings),
@@ -363,14 +429,38 @@ def params_from_settings(settings: Settings, *, measured_latency_s: float) -> Pr
         frozen_delta_w=site.meter_frozen_delta_w,
         frozen_s=site.meter_frozen_s,
         frozen_still_s=site.meter_frozen_still_s,
+        frozen_noise_w=site.meter_frozen_noise_floor_w,
+        counter_stall_max_s=site.meter_counter_stall_max_s,
         min_import_w=site.min_import_w,
         min_import_s=site.min_import_s,
         rocof_window_s=site.rocof_window_s,
-        rocof_pickup_s=site.rocof_pickup_s,
         discharge_detect_w=site.discharge_detect_w,
         meter_window_s=site.meter_window_s,
         steady_tol_w=site.export_trim_steady_tol_w,
     )
+
+
+def _islanding_fields(
+    grid: Grid, how: Role, *, window_s: float, pickup_s: float, backup_delay_s: float
+) -> dict[str, Any]:
+    """ROCOF and phase-jump detectors for the anti-islanding owner ``how``.
+
+    ``daemon``: the category's ROCOF ride-through (1547-2018 Table 21) and the profile's phase-jump
+    limit, cleared within 2 s. ``backup``: beyond the ride-through by the worst error of a frequency
+    difference over the window (twice the transient accuracy over ``window_s``, the larger of the
+    averaging window and the daemon cycle), the pickup ``backup_delay_s`` longer, the phase-jump limit
+    the largest 1547 rides through plus a margin. ``off``: neither detector runs.
+    """
+    rt = grid.ride_through
+    if how == "backup":
+        return {
+            "rocof_limit_hz_s": rt.rocof_hz_per_s + 2.0 * BACKUP_F_MARGIN_HZ / window_s,
+            "rocof_pickup_s": pickup_s + backup_delay_s,
+            "phase_jump_limit_deg": max(rt.phase_jump_multi_phase_deg, rt.phase_jump_single_phase_deg)
+            + BACKUP_PHASE_JUMP_MARGIN_DEG,
+            "island_clearing_s": ISLAND_CLEARING_S + backup_delay_s,
+        }
+    return {"rocof_pickup_s": pickup_s, "islanding_on": how == "daemon"}
 
 
 @functools.cache
@@ -383,29 +473,42 @@ def _category_grid(category: int) -> Grid:
     return msgspec.convert(resolved.defaults()["grid"], Grid)
 
 
-def _grid_fields(grid: Grid, *, trips_on: bool, es_owned: bool, single_phase: bool) -> dict[str, Any]:
+def _grid_fields(
+    grid: Grid, *, voltage: Role, frequency: Role, es_owned: bool, single_phase: bool, backup_delay_s: float
+) -> dict[str, Any]:
     """The grid-code fields of ProtectParams from resolved grid settings (the one map for both builders).
 
-    ``trips_on`` False neutralizes the trip elements (no supervisory backup). ``es_owned`` False (the
-    inverter runs enter service) keeps the window but adds no delay or ramp of the kernel's own on top
-    of the inverter's: one owner.
+    ``voltage`` / ``frequency``: how the voltage and the frequency trip elements run. ``daemon``: the
+    commissioned pickups and clearing times. ``backup``: the pickups widened by the transient
+    measurement accuracy and the clearing times ``backup_delay_s`` longer, so the output ceases that
+    long after the owner's deadline (the kernel subtracts the latency from every clearing time).
+    ``off``: the elements are neutralized (a pickup no grid reaches). ``es_owned`` False (the inverter
+    runs enter service) keeps the window but adds no delay or ramp of the kernel's own on top of the
+    inverter's: one owner.
     """
     vt, ft, rt, es = grid.voltage_trip, grid.frequency_trip, grid.ride_through, grid.enter_service
 
-    def trip(stage_enabled: bool, pickup: float, clearing_s: float, off: float) -> Trip:
-        return Trip(pickup, clearing_s) if stage_enabled and trips_on else Trip(off, 1000.0)
+    def trip(
+        how: Role, stage_enabled: bool, pickup: float, clearing_s: float, *, off: float, wider: float
+    ) -> Trip:
+        if how == "off" or not stage_enabled:
+            return Trip(off, 1000.0)
+        if how == "backup":
+            return Trip(pickup + wider, clearing_s + backup_delay_s)
+        return Trip(pickup, clearing_s)
 
     v_lo, v_cont, v_hi = _split_bands("grid.ride_through.voltage", rt.voltage, rt.momentary_cessation)
     f_lo, f_cont, f_hi = _split_bands("grid.ride_through.frequency", rt.frequency, False)
+    dv, df = BACKUP_V_MARGIN_PU, BACKUP_F_MARGIN_HZ
     return {
-        "ov2": trip(vt.ov2.enabled, vt.ov2.pickup_pu, vt.ov2.clearing_s, 2.0),
-        "ov1": trip(vt.ov1.enabled, vt.ov1.pickup_pu, vt.ov1.clearing_s, 2.0),
-        "uv1": trip(vt.uv1.enabled, vt.uv1.pickup_pu, vt.uv1.clearing_s, 0.0),
-        "uv2": trip(vt.uv2.enabled, vt.uv2.pickup_pu, vt.uv2.clearing_s, 0.0),
-        "of2": trip(ft.of2.enabled, ft.of2.pickup_hz, ft.of2.clearing_s, 70.0),
-        "of1": trip(ft.of1.enabled, ft.of1.pickup_hz, ft.of1.clearing_s, 70.0),
-        "uf1": trip(ft.uf1.enabled, ft.uf1.pickup_hz, ft.uf1.clearing_s, 40.0),
-        "uf2": trip(ft.uf2.enabled, ft.uf2.pickup_hz, ft.uf2.clearing_s, 40.0),
+        "ov2": trip(voltage, vt.ov2.enabled, vt.ov2.pickup_pu, vt.ov2.clearing_s, off=2.0, wider=dv),
+        "ov1": trip(voltage, vt.ov1.enabled, vt.ov1.pickup_pu, vt.ov1.clearing_s, off=2.0, wider=dv),
+        "uv1": trip(voltage, vt.uv1.enabled, vt.uv1.pickup_pu, vt.uv1.clearing_s, off=0.0, wider=-dv),
+        "uv2": trip(voltage, vt.uv2.enabled, vt.uv2.pickup_pu, vt.uv2.clearing_s, off=0.0, wider=-dv),
+        "of2": trip(frequency, ft.of2.enabled, ft.of2.pickup_hz, ft.of2.clearing_s, off=70.0, wider=df),
+        "of1": trip(frequency, ft.of1.enabled, ft.of1.pickup_hz, ft.of1.clearing_s, off=70.0, wider=df),
+        "uf1": trip(frequency, ft.uf1.enabled, ft.uf1.pickup_hz, ft.uf1.clearing_s, off=40.0, wider=-df),
+        "uf2": trip(frequency, ft.uf2.enabled, ft.uf2.pickup_hz, ft.uf2.clearing_s, off=40.0, wider=-df),
         "v_cont_lo_pu": v_cont[0],
         "v_cont_hi_pu": v_cont[1],
         "f_cont_lo_hz": f_cont[0],

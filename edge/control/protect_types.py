@@ -78,6 +78,23 @@ class Reason(IntFlag):
     RIDE_THROUGH = 1 << 19  # a trip element has picked up but a ride-through region holds it off
 
 
+class FrozenCheck(IntEnum):
+    """Which check called the site meter frozen (``O_FROZEN_CHECK``; 0 while it is not frozen)."""
+
+    NONE = 0
+    TRACKING = 1  # its value stayed put while the inverter's power moved by frozen_delta_w
+    STILL = 2  # no sign of life for frozen_still_s while discharging (a meter without a counter)
+    # its counter stood still while its own power reading says it should have moved, or (while
+    # discharging) for counter_stall_max_s with the value within the noise floor
+    COUNTER = 3
+
+
+# A counter is called stalled once its own power reading says this many of its steps went through
+# without it moving: one step is the most a live counter can lag (its remainder), the rest is margin for
+# the difference between a polled power value and the meter's internal integration.
+COUNTER_STALL_STEPS: Final = 1.5
+
+
 P_RATED_W: Final = 0
 P_LATENCY_S: Final = 1
 P_TRIP: Final = 2
@@ -124,7 +141,9 @@ P_MIN_IMPORT_S: Final = 117
 P_DISCHARGE_DETECT_W: Final = 118
 P_METER_WINDOW_S: Final = 119
 P_STEADY_TOL_W: Final = 120
-N_PARAMS: Final = 121
+P_FROZEN_NOISE_W: Final = 121
+P_COUNTER_STALL_MAX_S: Final = 122
+N_PARAMS: Final = 123
 S_T_PREV: Final = 0
 S_SERVICE: Final = 1
 S_TRIP_REASON: Final = 2
@@ -163,7 +182,14 @@ S_STAGE_T_LAST: Final = 103
 S_TRIM_T: Final = 104
 S_FROZEN_LATCH: Final = 105
 S_CMD: Final = 106  # the last N_CMD commands (O_P_W), newest first
-N_STATE: Final = 109
+S_CNT_LAST: Final = 109  # the meter's counter at its last sample
+S_CNT_STEP: Final = 110  # smallest increment of the counter seen (NaN until it has moved)
+S_CNT_E_WH: Final = 111  # energy the meter's power reading says passed since the counter last moved
+S_RES_W: Final = 112  # smallest change between two successive distinct meter values (its resolution)
+S_ROCOF_SIGN: Final = 113  # sign of the ROCOF whose pickup timer runs
+S_STALL_T0: Final = 114  # since when the counter has not moved and the value stayed within the noise floor
+S_STALL_P_W: Final = 115  # the value the noise-floor band is centred on
+N_STATE: Final = 116
 I_T_S: Final = 0
 I_V_MAX_PU: Final = 1
 I_V_MIN_PU: Final = 2
@@ -182,7 +208,8 @@ I_LOCK: Final = 14
 I_PERMIT: Final = 15
 I_P_INV_T_S: Final = 16  # the power stage reading's own time (NaN: I_T_S)
 I_METER_T_LO_S: Final = 17  # earliest instant the meter value can have been measured (NaN: I_METER_T_S)
-N_INPUTS: Final = 18
+I_METER_COUNTER: Final = 18  # a counter the meter advances as it measures, e.g. its energy (NaN: none)
+N_INPUTS: Final = 19
 O_P_W: Final = 0
 O_Q_VAR: Final = 1
 O_STATE: Final = 2
@@ -197,7 +224,8 @@ O_CAP_BOUND_W: Final = 10
 O_ROCOF_HZ_S: Final = 11
 O_METER_AGE_S: Final = 12
 O_TRIM_W: Final = 13
-N_OUTPUTS: Final = 14
+O_FROZEN_CHECK: Final = 14  # FrozenCheck
+N_OUTPUTS: Final = 15
 N_BANDS: Final = 4
 N_HIST: Final = 32
 N_CMD: Final = 3
@@ -250,6 +278,8 @@ LAYOUT: Final[dict[str, int]] = {
     "P_DISCHARGE_DETECT_W": P_DISCHARGE_DETECT_W,
     "P_METER_WINDOW_S": P_METER_WINDOW_S,
     "P_STEADY_TOL_W": P_STEADY_TOL_W,
+    "P_FROZEN_NOISE_W": P_FROZEN_NOISE_W,
+    "P_COUNTER_STALL_MAX_S": P_COUNTER_STALL_MAX_S,
     "N_PARAMS": N_PARAMS,
     "S_T_PREV": S_T_PREV,
     "S_SERVICE": S_SERVICE,
@@ -289,6 +319,13 @@ LAYOUT: Final[dict[str, int]] = {
     "S_TRIM_T": S_TRIM_T,
     "S_FROZEN_LATCH": S_FROZEN_LATCH,
     "S_CMD": S_CMD,
+    "S_CNT_LAST": S_CNT_LAST,
+    "S_CNT_STEP": S_CNT_STEP,
+    "S_CNT_E_WH": S_CNT_E_WH,
+    "S_RES_W": S_RES_W,
+    "S_ROCOF_SIGN": S_ROCOF_SIGN,
+    "S_STALL_T0": S_STALL_T0,
+    "S_STALL_P_W": S_STALL_P_W,
     "N_STATE": N_STATE,
     "I_T_S": I_T_S,
     "I_V_MAX_PU": I_V_MAX_PU,
@@ -308,6 +345,7 @@ LAYOUT: Final[dict[str, int]] = {
     "I_PERMIT": I_PERMIT,
     "I_P_INV_T_S": I_P_INV_T_S,
     "I_METER_T_LO_S": I_METER_T_LO_S,
+    "I_METER_COUNTER": I_METER_COUNTER,
     "N_INPUTS": N_INPUTS,
     "O_P_W": O_P_W,
     "O_Q_VAR": O_Q_VAR,
@@ -323,6 +361,7 @@ LAYOUT: Final[dict[str, int]] = {
     "O_ROCOF_HZ_S": O_ROCOF_HZ_S,
     "O_METER_AGE_S": O_METER_AGE_S,
     "O_TRIM_W": O_TRIM_W,
+    "O_FROZEN_CHECK": O_FROZEN_CHECK,
     "N_OUTPUTS": N_OUTPUTS,
     "N_BANDS": N_BANDS,
     "N_HIST": N_HIST,
@@ -349,6 +388,8 @@ def new_state() -> FloatArray:
     s[S_TRIM_W] = 0.0
     s[S_BOUND_PREV] = 0.0
     s[S_HIST_POS] = 0.0
+    s[S_FROZEN_LATCH] = 0.0
+    s[S_CNT_E_WH] = 0.0
     return s
 
 

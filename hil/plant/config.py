@@ -94,6 +94,13 @@ class PowerStageConfig(_Struct):
     frequency_trip: bool = True
     anti_islanding: bool = True
     category: Literal["I", "II", "III"] = "II"
+    # The SunSpec controls the stage serves: "704" (models 701-715 and 802), or a legacy device without
+    # any 70x model: "123+124" (101/103 measurements, 120 nameplate, 123 immediate controls, 124 storage)
+    # or "123" (the same without the storage model).
+    sunspec_controls: Literal["704", "123+124", "123"] = "704"
+    # Legacy devices: the power (> 0 discharge) the stage runs at in its own mode, i.e. when no limit of
+    # the controller holds it (before the first write, after a reversion timer ran out).
+    own_p_w: float = 0.0
 
 
 class EvConfig(_Struct):

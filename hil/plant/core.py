@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from hil.plant import events as ev
 from hil.plant.battery import EcmBattery, TraceBattery
 from hil.plant.config import PlantConfig
-from hil.plant.devices import MapMeterDevice, StageDevice, SunSpecMeterDevice
+from hil.plant.devices import LegacyStageDevice, MapMeterDevice, StageDevice, SunSpecMeterDevice
 from hil.plant.grid import Grid, RlcLoad
 from hil.plant.meter import SiteMeter
 from hil.plant.recorder import Recorder
@@ -86,7 +86,10 @@ class Plant:
             )
         )
         self.ev = Ev(e.plugged, self.battery.soc, self.battery.v_v, e.max_charge_w, e.max_discharge_w)
-        self.stage_dev = StageDevice(cfg, self.stage, lambda: self.t_s, cfg.power_stage.unit_id)
+        stage_cls = StageDevice if cfg.power_stage.sunspec_controls == "704" else LegacyStageDevice
+        self.stage_dev: StageDevice | LegacyStageDevice = stage_cls(
+            cfg, self.stage, lambda: self.t_s, cfg.power_stage.unit_id
+        )
         self.meter_dev: SunSpecMeterDevice | MapMeterDevice = (
             SunSpecMeterDevice(cfg, cfg.meter.unit_id)
             if cfg.meter.protocol == "sunspec"

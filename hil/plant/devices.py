@@ -3,12 +3,18 @@ a vendor-map meter (SDM630-style float32 registers).
 
 Power stage (base 40000): models 1, 701 (AC measurement), 702 (ratings and settings), 703 (enter
 service), 704 (AC controls: WSet/VarSet with reversion timers, AntiIslEna), 705 (volt-var, 3 curves of
-4 points), 706 (volt-watt, stored only), 707/708 (LV/HV trip, 2 sets of 5 points), 709/710 (LF/HF trip),
-711 (frequency droop, 3 controls), 713 (SoC/SoH), 714 (DC port, type EV), 715 (heartbeats, OpCtl),
+4 points), 706 (volt-watt, 3 curves of 2 points, stored only), 707/708 (LV/HV trip, 2 sets of 5
+points), 709/710 (LF/HF trip), 711 (frequency droop, 3 controls), 713 (SoC/SoH), 714 (DC port, type EV), 715 (heartbeats, OpCtl),
 802 (EV battery: SoC, the EV's charge/discharge limits, State CONNECTED/DISCONNECTED).
 The first curve/control set of 705-711 is the active one and read-only; writing set n's index to
 ``AdptCrvReq``/``AdptCtlReq`` copies set n into it after ``adopt_delay_s`` (``AdptCrvRslt``: 0 in
 progress, 1 completed, 2 failed when the set is out of range or its points are not monotonic).
+Injectable faults (``fail_adopt``, ``refuse_writes``, ``vv_clamp_pct``): an adopt that fails, a point
+the device refuses, a curve the device clamps to its own capability when it adopts it.
+
+Legacy power stage (``power_stage.sunspec_controls`` "123+124" or "123"): models 1, 101/103, 120, 123
+(immediate controls: ``WMaxLimPct`` with its reversion timer, ``Conn``) and 124 (storage: ``StorCtl_Mod``,
+``OutWRte``/``InWRte`` with their reversion timer), no 70x model.
 
 Site meter: models 1 + 201 (single phase), 202 (split phase) or 203 (three phase); ``W`` > 0 is import
 from the grid when ``meter.sign = "import_positive"`` (SunSpec meter convention), the reverse otherwise.
@@ -23,6 +29,7 @@ from collections.abc import Callable
 
 from pymodbus.constants import ExcCodes
 
+from drivers.sunspec import models as ss
 from hil.plant.config import PlantConfig
 from hil.plant.meter import MeterReading
 from hil.plant.serving import LiveRegisters, LiveSunSpecDevice
@@ -31,9 +38,16 @@ from hil.sunspec_server import ModelSpec
 
 NCRV = 3
 VV_NPT = 4
+VW_NPT = 2
 TRIP_NCRV = 2
 TRIP_NPT = 5
 NCTL = 3
+
+
+def _ctrl_modes(*names: str) -> int:
+    """702 ``CtrlModes`` with the named bits set, bit numbers from the model definition (not by hand)."""
+    point = next(p for p in ss.load(702).group.points if p.name == "CtrlModes")
+    return sum(1 << point.symbols[n] for n in names)
 
 
 def _common(md: str, unit_id: int, sn: str) -> ModelSpec:
@@ -115,16 +129,17 @@ class StageDevice:
                     "AMaxRtg": round(ps.s_max_va / self.v_nom / cfg.grid.phases * 100),
                     "NorOpCatRtg": 1,
                     "AbnOpCatRtg": {"I": 0, "II": 1, "III": 2}[ps.category],
-                    # MAX_W, FIXED_W, FIXED_VAR, VOLT_VAR, FREQ_WATT, LV/HV_TRIP, LF/HF_TRIP
-                    "CtrlModes": (1 << 0)
-                    | (1 << 1)
-                    | (1 << 2)
-                    | (1 << 4)
-                    | (1 << 5)
-                    | (1 << 7)
-                    | (1 << 8)
-                    | (1 << 13)
-                    | (1 << 14),
+                    "CtrlModes": _ctrl_modes(
+                        "MAX_W",
+                        "FIXED_W",
+                        "FIXED_VAR",
+                        "VOLT_VAR",
+                        "FREQ_WATT",
+                        "LV_TRIP",
+                        "HV_TRIP",
+                        "LF_TRIP",
+                        "HF_TRIP",
+                    ),
                     "WMax": round(ps.p_max_discharge_w),
                     "VAMax": round(ps.s_max_va),
                     "VarMaxInj": round(ps.q_max_var),
@@ -219,8 +234,21 @@ class StageDevice:
             ),
             ModelSpec(
                 706,
-                counts={"NCrv": 1, "NPt": 2},
-                values={"Ena": 0, "NPt": 2, "NCrv": 1, "V_SF": -1, "DeptRef_SF": 0, "RspTms_SF": 0},
+                counts={"NCrv": NCRV, "NPt": VW_NPT},
+                values={
+                    "Ena": 0,
+                    "AdptCrvReq": 0,
+                    "AdptCrvRslt": 1,
+                    "NPt": VW_NPT,
+                    "NCrv": NCRV,
+                    "RvrtTms": 0,
+                    "RvrtRem": 0,
+                    "RvrtCrv": 0,
+                    "V_SF": -1,
+                    "DeptRef_SF": -1,
+                    "RspTms_SF": 0,
+                    **{f"Crv[{c}].ReadOnly": 1 if c == 0 else 0 for c in range(NCRV)},
+                },
             ),
             *(self._trip_model(mid, stage) for mid in (707, 708, 709, 710)),
             ModelSpec(
@@ -300,7 +328,7 @@ class StageDevice:
             ),
         ]
         self.dev = LiveSunSpecDevice(unit_id, models)
-        for mid in (705, 707, 708, 709, 710):
+        for mid in (705, 706, 707, 708, 709, 710):
             self.dev.protect(mid, "Crv[0].")
         self.dev.protect(711, "Ctl[0].")
         self.dev.live.hooks.append(self._on_write)
@@ -309,6 +337,14 @@ class StageDevice:
         self._e_abs = 0.0
         self._last_hb_s = 0.0
         self.log: list[str] = []
+        # Faults a test can inject, as a real inverter shows them: adopt requests of these models
+        # fail (AdptCrvRslt FAILED); writes to these (model, point) are refused (exception 3, e.g. a
+        # function the installer locked); volt-var reactive points beyond this percentage are clamped
+        # when a curve is adopted (a device with less reactive capability than the settings ask).
+        self.fail_adopt: set[int] = set()
+        self.refuse_writes: set[tuple[int, str]] = set()
+        self.vv_clamp_pct: float | None = None
+        self.vw_ena = False
         self._power_on_regs = list(self.dev.live.regs)
 
     def power_on(self, t_s: float, *, stopped: bool, es_disabled: bool) -> None:
@@ -375,6 +411,8 @@ class StageDevice:
                 q = float(raw) * 10.0 ** self.dev.sf(704, path)
                 if abs(q) > st.q_max_var:
                     return self._refuse(f"704.{path}={q:g} var outside ±{st.q_max_var:g} var")
+            if (mid, path) in self.refuse_writes:
+                return self._refuse(f"{mid}.{path} is locked on this device")
             if path.endswith("Ena") and isinstance(raw, int) and raw not in (0, 1):
                 return self._refuse(f"{mid}.{path}={raw} is not 0 or 1")
             if mid == 715 and path == "OpCtl" and raw not in (0, 1, 2, 3):
@@ -434,7 +472,7 @@ class StageDevice:
                 st.p_max_charge_w = min(float(raw), self.cfg.power_stage.p_max_charge_w)
             elif path in ("WDisChaRteMax", "WMax") and isinstance(raw, int):
                 st.p_max_discharge_w = min(float(raw), self.cfg.power_stage.p_max_discharge_w)
-        elif mid in (705, 707, 708, 709, 710, 711):
+        elif mid in (705, 706, 707, 708, 709, 710, 711):
             if path == "Ena":
                 self._set_enable(mid, raw == 1)
             elif path in ("AdptCrvReq", "AdptCtlReq") and isinstance(raw, int) and raw > 0:
@@ -445,6 +483,8 @@ class StageDevice:
         st = self.stage
         if mid == 705:
             st.vv_ena = on
+        elif mid == 706:
+            self.vw_ena = on  # stored only: the plant's stage has no volt-watt
         elif mid == 711:
             st.droop_ena = on
         else:
@@ -454,9 +494,12 @@ class StageDevice:
 
     def _adopt(self, mid: int, index: int) -> bool:
         """Copy set ``index`` (1-based) into the active set; False when it does not pass the checks."""
-        n = NCTL if mid == 711 else (NCRV if mid == 705 else TRIP_NCRV)
+        n = NCTL if mid == 711 else (NCRV if mid in (705, 706) else TRIP_NCRV)
         if not 1 <= index <= n:
             self.log.append(f"{mid}: adopt request {index} outside 1..{n}")
+            return False
+        if mid in self.fail_adopt:
+            self.log.append(f"{mid}: adopt request {index} failed (injected fault)")
             return False
         src, grp = index - 1, ("Ctl" if mid == 711 else "Crv")
         paths = [
@@ -477,8 +520,23 @@ class StageDevice:
             if any(b[0] <= a[0] for a, b in itertools.pairwise(pts)):
                 self.log.append(f"705: curve {index} voltages are not increasing: {pts}")
                 return False
+            if self.vv_clamp_pct is not None:
+                lim = self.vv_clamp_pct
+                for k in range(npt):
+                    path = f"Crv[{src}].Pt[{k}].Var"
+                    q = self.dev.get(705, path) or 0.0
+                    self.dev.set(705, path, min(max(q, -lim), lim))
+                pts = [(v, min(max(q, -lim / 100.0), lim / 100.0)) for v, q in pts]
             st.vv_curve = pts
             st.vv_olrt_s = float(self.dev.get_raw(705, f"Crv[{src}].RspTms") or 5)
+        elif mid == 706:
+            npt = int(self.dev.get_raw(706, f"Crv[{src}].ActPt") or 0)
+            if not 2 <= npt <= VW_NPT:
+                return False
+            vs = [self.dev.get(706, f"Crv[{src}].Pt[{k}].V") or 0.0 for k in range(npt)]
+            if any(b <= a for a, b in itertools.pairwise(vs)):
+                self.log.append(f"706: curve {index} voltages are not increasing: {vs}")
+                return False
         elif mid == 711:
             g = f"Ctl[{src}]."
             k_of = self.dev.get(711, g + "KOf") or 0.0
@@ -572,6 +630,231 @@ class StageDevice:
             self._last_hb_s = t_s
             st.hb = (st.hb + 1) & 0xFFFFFFFF
             d.set_raw(715, "DERHb", st.hb)
+
+
+class LegacyStageDevice:
+    """SunSpec face of a legacy :class:`PowerStage` without 70x models (``sunspec_controls`` "123+124"
+    or "123"): 1, 101 (one phase) or 103 (three), 120 nameplate, 123 immediate controls and, for
+    "123+124", 124 storage. Writes land in the stage's legacy controls, whose reversion timers run on
+    the stage (see :mod:`hil.plant.stage`); the controls read back what the stage holds, so a
+    reversion shows in the registers as on a real device."""
+
+    def __init__(self, cfg: PlantConfig, stage: PowerStage, clock: Callable[[], float], unit_id: int) -> None:
+        self.cfg = cfg
+        self.stage = stage
+        self.clock = clock
+        ps = cfg.power_stage
+        self.v_nom = cfg.grid.v_nominal_v
+        self.measure = 103 if cfg.grid.phases == 3 else 101
+        self.storage = ps.sunspec_controls == "123+124"
+        q = round(ps.q_max_var)
+        models = [
+            _common("sim-power-stage-legacy", unit_id, "PS-0002"),
+            ModelSpec(
+                self.measure,
+                values={
+                    "A_SF": -2,
+                    "V_SF": -1,
+                    "W_SF": 0,
+                    "Hz_SF": -2,
+                    "VA_SF": 0,
+                    "VAr_SF": 0,
+                    "PF_SF": -1,
+                    "WH_SF": 0,
+                    "DCA_SF": -1,
+                    "DCV_SF": -1,
+                    "DCW_SF": 0,
+                    "Tmp_SF": 0,
+                    "TmpCab": 30,
+                    "St": 8,
+                    "Evt1": 0,
+                    "Evt2": 0,
+                },
+            ),
+            ModelSpec(
+                120,
+                values={
+                    "DERTyp": 82,  # PV_STOR: the closest the legacy nameplate has to a storage inverter
+                    "WRtg": round(ps.p_max_discharge_w),
+                    "WRtg_SF": 0,
+                    "VARtg": round(ps.s_max_va),
+                    "VARtg_SF": 0,
+                    "VArRtgQ1": q,
+                    "VArRtgQ2": q,
+                    "VArRtgQ3": -q,
+                    "VArRtgQ4": -q,
+                    "VArRtg_SF": 0,
+                    "ARtg": round(ps.s_max_va / self.v_nom / cfg.grid.phases * 100),
+                    "ARtg_SF": -2,
+                    "PFRtgQ1": -800,
+                    "PFRtgQ2": -800,
+                    "PFRtgQ3": 800,
+                    "PFRtgQ4": 800,
+                    "PFRtg_SF": -3,
+                    "MaxChaRte": round(ps.p_max_charge_w),
+                    "MaxChaRte_SF": 0,
+                    "MaxDisChaRte": round(ps.p_max_discharge_w),
+                    "MaxDisChaRte_SF": 0,
+                },
+            ),
+            ModelSpec(123, values=dict(self._power_on_123())),
+        ]
+        if self.storage:
+            models.append(ModelSpec(124, values=dict(self._power_on_124())))
+        self.dev = LiveSunSpecDevice(unit_id, models)
+        self.dev.live.hooks.append(self._on_write)
+        self._e_wh = 0.0
+        self.log: list[str] = []
+
+    def _power_on_123(self) -> dict[str, int | float | str | None]:
+        return {
+            "Conn_WinTms": 0,
+            "Conn_RvrtTms": 0,
+            "Conn": 1,
+            "WMaxLimPct": 1000,
+            "WMaxLimPct_WinTms": 0,
+            "WMaxLimPct_RvrtTms": 0,
+            "WMaxLimPct_RmpTms": 0,
+            "WMaxLim_Ena": 0,
+            "OutPFSet": 1000,
+            "OutPFSet_WinTms": 0,
+            "OutPFSet_RvrtTms": 0,
+            "OutPFSet_RmpTms": 0,
+            "OutPFSet_Ena": 0,
+            "VArPct_WinTms": 0,
+            "VArPct_RvrtTms": 0,
+            "VArPct_RmpTms": 0,
+            "VArPct_Mod": 0,
+            "VArPct_Ena": 0,
+            "WMaxLimPct_SF": -1,
+            "OutPFSet_SF": -3,
+            "VArPct_SF": -1,
+        }
+
+    def _power_on_124(self) -> dict[str, int | float | str | None]:
+        return {
+            "WChaMax": round(self.cfg.power_stage.p_max_charge_w),
+            "WChaGra": 100,
+            "WDisChaGra": 100,
+            "StorCtl_Mod": 0,
+            "ChaState": 0,
+            "ChaSt": 6,
+            "OutWRte": 1000,
+            "InWRte": 1000,
+            "InOutWRte_WinTms": 0,
+            "InOutWRte_RvrtTms": 0,
+            "InOutWRte_RmpTms": 0,
+            "ChaGriSet": 1,
+            "WChaMax_SF": 0,
+            "WChaDisChaGra_SF": 0,
+            "ChaState_SF": -1,
+            "InBatV_SF": -1,
+            "InOutWRte_SF": -1,
+        }
+
+    def power_on(self, t_s: float, *, stopped: bool, es_disabled: bool) -> None:
+        """Start again after a power cycle: 123 and 124 hold their power-on values (volatile, like
+        704); ``stopped`` or ``es_disabled``: 123 ``Conn`` reads DISCONNECT until a connect command."""
+        for path, raw in self._power_on_123().items():
+            self.dev.set_raw(123, path, raw)
+        if self.storage:
+            for path, raw in self._power_on_124().items():
+                self.dev.set_raw(124, path, raw)
+        off = stopped or es_disabled
+        self.dev.set_raw(123, "Conn", 0 if off else 1)
+        self.stage.power_on(t_s, stopped=off, es_disabled=False)
+
+    def _refuse(self, what: str) -> ExcCodes:
+        self.log.append(what)
+        return ExcCodes.ILLEGAL_VALUE
+
+    def _on_write(self, address: int, values: list[int]) -> ExcCodes | None:
+        now = self.clock()
+        st = self.stage
+        changes = self.dev.decode_write(address, values)
+        for mid, path, raw in changes:  # validate everything first: a refused write changes nothing
+            if raw is None or mid not in (123, 124):
+                continue
+            if not isinstance(raw, int):
+                return self._refuse(f"{mid}.{path}={raw!r} is not an integer")
+            eng = float(raw) * 10.0 ** self.dev.sf(mid, path)
+            if path == "WMaxLimPct" and not 0.0 <= eng <= 100.0:
+                return self._refuse(f"123.WMaxLimPct={eng:g} % outside 0..100 %")
+            if path in ("OutWRte", "InWRte") and not -100.0 <= eng <= 100.0:
+                return self._refuse(f"124.{path}={eng:g} % outside -100..100 %")
+            if path in ("Conn", "WMaxLim_Ena", "OutPFSet_Ena", "VArPct_Ena") and raw not in (0, 1):
+                return self._refuse(f"{mid}.{path}={raw} is not 0 or 1")
+            if path == "StorCtl_Mod" and raw & ~3:
+                return self._refuse(f"124.StorCtl_Mod={raw:#x} sets undefined bits")
+            if path == "WChaMax" and not 0 < eng <= self.cfg.power_stage.p_max_charge_w:
+                return self._refuse(
+                    f"124.WChaMax={eng:g} W outside 0..{self.cfg.power_stage.p_max_charge_w:g} W"
+                )
+        rates: dict[str, float] = {}
+        for mid, path, raw in changes:
+            if not isinstance(raw, int):
+                continue
+            eng = float(raw) * 10.0 ** self.dev.sf(mid, path)
+            if mid == 123:
+                if path == "Conn":
+                    st.op_start = raw == 1
+                elif path == "WMaxLim_Ena":
+                    st.wmax_lim_ena = raw == 1
+                elif path == "WMaxLimPct":
+                    st.set_limit_pct(eng, now)
+                elif path == "WMaxLimPct_RvrtTms":
+                    st.lim_rvrt_tms_s = eng
+            elif mid == 124:
+                if path == "StorCtl_Mod":
+                    st.storctl_mod = raw
+                elif path in ("OutWRte", "InWRte"):
+                    rates[path] = eng
+                elif path == "InOutWRte_RvrtTms":
+                    st.rte_rvrt_tms_s = eng
+                elif path == "WChaMax":
+                    st.w_cha_max_w = eng
+        if rates:
+            st.set_rates(rates.get("OutWRte"), rates.get("InWRte"), now)
+        return None
+
+    def publish(self, t_s: float, dt_s: float, v_pu: list[float], f_hz: float, ev: object) -> None:
+        st, d, m = self.stage, self.dev, self.measure
+        p = st.p_ac_w
+        q = st.q_var if st.state not in ("off", "tripped") else 0.0
+        self._e_wh += abs(p) * dt_s / 3600.0  # WH is an accumulator: it counts both directions
+        phases = self.cfg.grid.phases
+        s = math.hypot(p, q)
+        v = [x * self.v_nom for x in v_pu[:phases]]
+        v_avg = sum(v) / phases
+        d.set(m, "W", p)
+        d.set(m, "VAr", q)
+        d.set(m, "VA", s)
+        d.set(m, "PF", (math.copysign(100.0 * abs(p) / s, p) if s > 1.0 else 100.0))
+        d.set(m, "A", s / max(v_avg, 1.0))
+        d.set(m, "Hz", f_hz)
+        for k, ph in enumerate("ABC"[:phases]):
+            d.set(m, f"PhVph{ph}", v[k])
+            d.set(m, f"Aph{ph}", s / phases / max(v[k], 1.0))
+        d.set(m, "WH", self._e_wh)
+        d.set_raw(m, "St", {"off": 1, "idle": 8, "running": 4, "tripped": 7, "ramp": 3}[st.state])
+        d.set_raw(m, "Evt1", (1 << 4) if st.state == "tripped" else 0)  # GRID_DISCONNECT
+        plugged = bool(getattr(ev, "plugged", False))
+        v_dc = float(getattr(ev, "v_dc_v", 0.0)) if plugged else 0.0
+        d.set(m, "DCV", v_dc)
+        d.set(m, "DCA", abs(st.p_dc_w) / v_dc if v_dc > 0 else 0.0)  # uint16: a magnitude
+        d.set(m, "DCW", st.p_dc_w)
+        d.set(123, "WMaxLimPct", st.wmax_lim_pct)
+        d.set_raw(123, "WMaxLim_Ena", 1 if st.wmax_lim_ena else 0)
+        d.set_raw(123, "Conn", 1 if st.op_start else 0)
+        if self.storage:
+            soc = float(getattr(ev, "soc", 0.0))
+            d.set(124, "ChaState", soc * 100.0 if plugged else None)
+            d.set(124, "InBatV", v_dc)
+            d.set(124, "OutWRte", st.out_w_rte_pct)
+            d.set(124, "InWRte", st.in_w_rte_pct)
+            d.set_raw(
+                124, "ChaSt", 1 if not plugged else (3 if st.p_dc_w > 1 else (4 if st.p_dc_w < -1 else 6))
+            )
 
 
 class SunSpecMeterDevice:

@@ -12,6 +12,14 @@ States: ``off`` (OpCtl stop, ES disabled, or powered off), ``idle`` (running, no
 ``running``, ``tripped`` (ceased by protection: trip or anti-islanding, waits for the enter-service window
 and delay), ``ramp`` (re-entering service, output limited by the ramp).
 
+A legacy device (``sunspec_controls`` "123+124" or "123": no 704) runs in its own mode at ``own_p_w``,
+held by the controller's limits: 124 ``StorCtl_Mod`` bit 0 enables the charge limit ``InWRte``, bit 1
+the discharge limit ``OutWRte`` (percent of ``WChaMax``; a negative limit forces the other direction,
+so both bits with ``OutWRte = -InWRte = x`` pin the power at x %), and 123 ``WMaxLimPct`` (with
+``WMaxLim_Ena``) caps the output. Each has its own reversion timer (``InOutWRte_RvrtTms``,
+``WMaxLimPct_RvrtTms``), restarted by a write of its value: when it runs out the limit returns to
+100 % and the stage to its own mode.
+
 A power cycle (:meth:`PowerStage.power_off`, :meth:`PowerStage.power_on`) loses what a controller
 wrote to the volatile controls (704 setpoints and reversion, 715 OpCtl): they return to their power-on
 values. Ratings (702), the enter-service times (703) and the curves (705-711) are kept, as a real
@@ -21,6 +29,7 @@ inverter keeps its grid settings in non-volatile memory.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 from edge.control.lag import lag_step, tau_from_olrt
@@ -101,6 +110,9 @@ class PowerStage:
         self.s_max_va = cfg.s_max_va
         self.q_max_var = cfg.q_max_var
         self.tau_s = cfg.tau_s
+        self.legacy = cfg.sunspec_controls != "704"
+        self.storage = cfg.sunspec_controls == "123+124"
+        self.w_cha_max_w = cfg.p_max_charge_w  # 124 WChaMax: the base of InWRte/OutWRte
         # Controls (SunSpec 703/704/715) at their power-on values.
         self.op_start = True
         self.es_permit = True
@@ -157,6 +169,16 @@ class PowerStage:
         self.wmax_lim_ena = False
         self.wmax_lim_pct = 100.0
         self.anti_isl_ena = cfg.anti_islanding
+        # Legacy controls (123, 124) and their reversion timers.
+        self.lim_rvrt_tms_s = 0.0
+        self.lim_touch_s = 0.0
+        self.lim_reverted = False
+        self.storctl_mod = 0
+        self.out_w_rte_pct = 100.0
+        self.in_w_rte_pct = 100.0
+        self.rte_rvrt_tms_s = 0.0
+        self.rte_touch_s = 0.0
+        self.rte_reverted = False
 
     # --- power cycle ----------------------------------------------------------------------------------
 
@@ -178,7 +200,7 @@ class PowerStage:
         self.op_start = not stopped
         self.es_permit = not es_disabled
         self.reverted = self.var_reverted = False
-        self.last_touch_s = t_s
+        self.last_touch_s = self.lim_touch_s = self.rte_touch_s = t_s
         self.hb = 0
         self.state = "off"
         self.powered = True
@@ -198,6 +220,46 @@ class PowerStage:
         self.varset_var = var
         self.var_reverted = False
         self.touch(t_s)
+
+    def set_limit_pct(self, pct: float, t_s: float) -> None:
+        """123 ``WMaxLimPct`` written: the limit's reversion timer starts again."""
+        self.wmax_lim_pct = pct
+        self.lim_reverted = False
+        self.lim_touch_s = t_s
+
+    def set_rates(self, out_pct: float | None, in_pct: float | None, t_s: float) -> None:
+        """124 ``OutWRte``/``InWRte`` written (None: not in this write): the rates' timer starts again."""
+        if out_pct is not None:
+            self.out_w_rte_pct = out_pct
+        if in_pct is not None:
+            self.in_w_rte_pct = in_pct
+        self.rte_reverted = False
+        self.rte_touch_s = t_s
+
+    def _legacy_revert(self, t_s: float) -> None:
+        if (
+            self.lim_rvrt_tms_s > 0.0
+            and not self.lim_reverted
+            and t_s - self.lim_touch_s >= self.lim_rvrt_tms_s
+        ):
+            self.wmax_lim_pct = 100.0
+            self.lim_reverted = True
+        if (
+            self.rte_rvrt_tms_s > 0.0
+            and not self.rte_reverted
+            and t_s - self.rte_touch_s >= self.rte_rvrt_tms_s
+        ):
+            self.out_w_rte_pct = self.in_w_rte_pct = 100.0
+            self.rte_reverted = True
+
+    def _legacy_p_cmd(self) -> float:
+        """The stage's own power held inside the 124 window (the 123 cap comes with the limits)."""
+        p = self.cfg.own_p_w
+        if self.storage:
+            hi = self.out_w_rte_pct / 100.0 * self.w_cha_max_w if self.storctl_mod & 2 else math.inf
+            lo = -self.in_w_rte_pct / 100.0 * self.w_cha_max_w if self.storctl_mod & 1 else -math.inf
+            p = 0.0 if lo > hi else min(max(p, lo), hi)  # contradictory limits: hold
+        return p
 
     def wset_rvrt_rem_s(self, t_s: float) -> float:
         if self.wset_rvrt_tms_s <= 0.0 or self.reverted:
@@ -277,6 +339,8 @@ class PowerStage:
         ):
             self.varset_var = self.varset_rvrt_var
             self.var_reverted = True
+        if self.legacy:
+            self._legacy_revert(t_s)
         self._protection(dt_s, v_min_pu, v_max_pu, f_hz, islanded)
         if self.state == "tripped":
             in_window = (
@@ -303,7 +367,7 @@ class PowerStage:
             self._cease()
             return
         dis, chg = self._limits(ev_plugged, soc, soc_min, soc_max, ev_chg_w, ev_dis_w)
-        p_cmd = self.wset_w if self.wset_ena else 0.0
+        p_cmd = self._legacy_p_cmd() if self.legacy else (self.wset_w if self.wset_ena else 0.0)
         if self.droop_ena:
             d = self.droop
             p_rated = self.p_max_discharge_w

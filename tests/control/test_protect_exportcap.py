@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge.control import _protect_c as _c
 from edge.control import _protect_ref
 from edge.control import protect_types as pt
 from edge.control.protect_types import Reason, State
 from hil.bench.protect import closed_loop, closed_loop_params, hob, load_drop, total_variation_ratio
 
-_c = pytest.importorskip("edge.control._protect_c")
 IMPLS = [pytest.param(_protect_ref.step, id="ref"), pytest.param(_c.step, id="compiled")]
 DT = 0.1
 TAU = 0.1

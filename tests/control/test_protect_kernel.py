@@ -16,12 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge import accel
+from edge.control import _protect_c as _c
 from edge.control import _protect_ref, protect
 from edge.control import protect_types as pt
 from edge.control.protect_params import Band, ProtectParamError, ProtectParams, Trip
 from edge.control.protect_types import Mode, Reason, State
 
-_c = pytest.importorskip("edge.control._protect_c")
 IMPLS = [pytest.param(_protect_ref.step, id="ref"), pytest.param(_c.step, id="compiled")]
 RATED_W = 7000.0
 
@@ -431,6 +431,7 @@ def test_lost_grid_measurement_trips_in_service_and_blocks_enter_service(step: o
         ({"non_export": True, "cap_wins": False}, "cap_wins"),
         ({"margin_w": math.nan}, "margin_w"),
         ({"min_import_s": 1.9}, "min_import_s + latency_s"),
+        ({"counter_stall_max_s": 2.0}, "counter_stall_max_s"),
         ({"v_lo_bands": (Band(0.95, Mode.MANDATORY, 1.0),)}, "v_lo_bands[0].far_edge"),
         ({"uv2": Trip(0.8, 0.16)}, "uv2.pickup"),
     ],
@@ -456,6 +457,8 @@ def input_streams(draw: st.DrawFn) -> list[list[float]]:
     rows = []
     t = 0.0
     seq = 0.0
+    counter = draw(st.sampled_from([math.nan, 1000.0]))  # a meter with or without an energy counter
+    imp = 250.0
     for _ in range(n):
         t += draw(st.sampled_from([0.0, 0.05, 0.1, 0.1, 0.1, 0.3, 1.5]))
         if draw(st.booleans()):
@@ -473,7 +476,11 @@ def input_streams(draw: st.DrawFn) -> list[list[float]]:
         row[pt.I_CAP_MODE] = draw(st.sampled_from([0.0, 1.0]))
         row[pt.I_METER_T_S] = t - draw(st.sampled_from([0.0, 0.1, 0.3, 2.0]))
         row[pt.I_METER_SEQ] = seq
-        row[pt.I_P_SITE_IMPORT_W] = draw(maybe_nan)
+        # a value that holds or moves within the noise floor now and then: the counter's stall timer runs
+        imp = draw(st.one_of(maybe_nan, st.sampled_from([imp, imp, imp + 20.0])))
+        row[pt.I_P_SITE_IMPORT_W] = imp
+        counter += draw(st.sampled_from([0.0, 0.0, 0.0, 1.0, 2.0, -5.0]))  # still, steps, a reset
+        row[pt.I_METER_COUNTER] = counter
         row[pt.I_P_INV_MEAS_W] = draw(maybe_nan)
         row[pt.I_U_RAND] = draw(st.floats(0, 1))
         row[pt.I_LOCK] = float(draw(st.integers(0, 20)) == 0)
@@ -482,14 +489,30 @@ def input_streams(draw: st.DrawFn) -> list[list[float]]:
     return rows
 
 
-DISCRETE = (pt.O_STATE, pt.O_PERMIT_SERVICE, pt.O_REASON, pt.O_TRIP_REASON)
+DISCRETE = (pt.O_STATE, pt.O_PERMIT_SERVICE, pt.O_REASON, pt.O_TRIP_REASON, pt.O_FROZEN_CHECK)
 
 
 @settings(max_examples=150, deadline=None)
-@given(rows=input_streams(), category=st.sampled_from([1, 2, 3]), non_export=st.booleans())
-def test_reference_and_compiled_agree(rows: list[list[float]], category: int, non_export: bool) -> None:
+@given(
+    rows=input_streams(),
+    category=st.sampled_from([1, 2, 3]),
+    non_export=st.booleans(),
+    noise_floor_w=st.sampled_from([0.0, 50.0, 1e4]),
+    stall_max_s=st.sampled_from([5.0, 600.0]),
+)
+def test_reference_and_compiled_agree(
+    rows: list[list[float]], category: int, non_export: bool, noise_floor_w: float, stall_max_s: float
+) -> None:
     params = ProtectParams.for_category(
-        category, RATED_W, es_delay_s=1.0, es_ramp_s=2.0, non_export=non_export, cap_wins=non_export
+        category,
+        RATED_W,
+        es_delay_s=1.0,
+        es_ramp_s=2.0,
+        non_export=non_export,
+        cap_wins=non_export,
+        frozen_noise_w=noise_floor_w,
+        frozen_still_s=1.0,
+        counter_stall_max_s=stall_max_s,
     ).pack()
     s_ref, s_c = pt.new_state(), pt.new_state()
     o_ref, o_c = pt.new_outputs(), pt.new_outputs()

@@ -9,9 +9,17 @@ import numpy as np
 import pytest
 
 from edge.control import protect_types as pt
-from edge.control.protect_params import ProtectParamError, ProtectParams, Trip, params_from_settings
+from edge.control.protect_params import (
+    BACKUP_F_MARGIN_HZ,
+    BACKUP_V_MARGIN_PU,
+    ProtectParamError,
+    ProtectParams,
+    Trip,
+    params_from_settings,
+)
 from edge.control.protect_types import Mode
 from edge.settings.edit import set_value
+from edge.settings.errors import SettingsError
 from edge.settings.load import default_config_text, load_text
 from edge.settings.model import Settings, Site
 
@@ -34,6 +42,8 @@ SITE_TUNING = {
     "meter_frozen_delta_w": ("frozen_delta_w", pt.P_FROZEN_DELTA_W, 500.0),
     "meter_frozen_s": ("frozen_s", pt.P_FROZEN_S, 3.0),
     "meter_frozen_still_s": ("frozen_still_s", pt.P_FROZEN_STILL_S, 0.0),
+    "meter_frozen_noise_floor_w": ("frozen_noise_w", pt.P_FROZEN_NOISE_W, 20.0),
+    "meter_counter_stall_max_s": ("counter_stall_max_s", pt.P_COUNTER_STALL_MAX_S, 90.0),
     "discharge_detect_w": ("discharge_detect_w", pt.P_DISCHARGE_DETECT_W, 120.0),
     "min_import_s": ("min_import_s", pt.P_MIN_IMPORT_S, 1.5),
     "rocof_window_s": ("rocof_window_s", pt.P_ROCOF_WINDOW_S, 0.5),
@@ -41,8 +51,18 @@ SITE_TUNING = {
 }
 
 
+# The daemon owns the protection: every detector at the commissioned settings.
+DAEMON_OWNS = {
+    "functions__voltage_trip": "daemon",
+    "functions__frequency_trip": "daemon",
+    "functions__anti_islanding": "daemon",
+}
+
+
 def _settings(**changes: object) -> Settings:
-    text = set_value(default_config_text(), "grid.voltage_trip.uv1.clearing_s", None)  # the bench's example
+    # the profile's values, not the bench's examples
+    text = set_value(default_config_text(), "grid.voltage_trip.uv1.clearing_s", None)
+    text = set_value(text, "grid.enter_service.ramp_s", None)
     for key, value in changes.items():
         text = set_value(text, key.replace("__", "."), value)
     return load_text(text)
@@ -56,6 +76,7 @@ def test_for_category_is_params_from_settings_of_that_category(name: str, catego
         commissioning__abnormal_category=name,
         commissioning__phase_topology="split",
         functions__enter_service="daemon",
+        **DAEMON_OWNS,
     )
     params = params_from_settings(settings, measured_latency_s=0.3)
     # Only the measured latency and the site terms whose settings defaults differ from the kernel's
@@ -100,19 +121,31 @@ def test_site_tuning_defaults_are_the_kernel_defaults(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(SITE_TUNING))
 def test_site_tuning_reaches_the_kernel_parameter_array(name: str) -> None:
     field, index, value = SITE_TUNING[name]
-    settings = _settings(**{f"site__{name}": value})
+    settings = _settings(**{f"site__{name}": value}, **DAEMON_OWNS)
     params = params_from_settings(settings, measured_latency_s=0.3)
     assert getattr(params, field) == value
     p = params.pack()
     assert p[index] == value
     # and nothing else moved
-    base = params_from_settings(_settings(), measured_latency_s=0.3).pack()
+    base = params_from_settings(_settings(**DAEMON_OWNS), measured_latency_s=0.3).pack()
     assert np.flatnonzero(p != base).tolist() == [index]
 
 
+@pytest.mark.parametrize("value", [4.9, 600.1])
+def test_a_counter_stall_bound_out_of_range_is_refused_with_its_range(value: float) -> None:
+    with pytest.raises(SettingsError, match=r"site\.meter_counter_stall_max_s = .*allowed: 5 … 600"):
+        _settings(site__meter_counter_stall_max_s=value)
+
+
 def test_single_phase_sites_ride_through_larger_phase_jumps() -> None:
-    single = params_from_settings(_settings(commissioning__phase_topology="single"), measured_latency_s=0.3)
+    single = params_from_settings(
+        _settings(commissioning__phase_topology="single", **DAEMON_OWNS), measured_latency_s=0.3
+    )
     assert single.phase_jump_limit_deg == 60.0
+    multi = params_from_settings(
+        _settings(commissioning__phase_topology="split", **DAEMON_OWNS), measured_latency_s=0.3
+    )
+    assert multi.phase_jump_limit_deg == 20.0
 
 
 def test_cat_iii_momentary_cessation_bands_come_through() -> None:
@@ -121,17 +154,78 @@ def test_cat_iii_momentary_cessation_bands_come_through() -> None:
     assert params.v_lo_bands[-1].mode is Mode.MOMENTARY_CESSATION
 
 
-def test_latency_depends_on_who_owns_the_trips() -> None:
-    backup = params_from_settings(_settings(), measured_latency_s=0.3)
-    assert backup.latency_s == pytest.approx(0.3 - 0.5)  # supervisory: acts after the owner's deadline
-    owned = params_from_settings(
-        _settings(functions__voltage_trip="daemon", functions__frequency_trip="daemon"),
+TRIPS = ("ov2", "ov1", "uv1", "uv2", "of2", "of1", "uf1", "uf2")
+
+
+def test_each_protection_function_runs_by_its_owner() -> None:
+    """daemon: commissioned settings; inverter + backup: outside them; inverter without backup: off."""
+    ours = params_from_settings(_settings(**DAEMON_OWNS), measured_latency_s=0.3)
+    grid = _settings().grid
+    assert grid is not None
+    vt, ft, rt = grid.voltage_trip, grid.frequency_trip, grid.ride_through
+    assert (ours.ov2, ours.uv1, ours.of2, ours.uf2) == (
+        Trip(vt.ov2.pickup_pu, vt.ov2.clearing_s),
+        Trip(vt.uv1.pickup_pu, vt.uv1.clearing_s),
+        Trip(ft.of2.pickup_hz, ft.of2.clearing_s),
+        Trip(ft.uf2.pickup_hz, ft.uf2.clearing_s),
+    )
+    assert (ours.rocof_limit_hz_s, ours.rocof_pickup_s, ours.islanding_on) == (rt.rocof_hz_per_s, 0.3, True)
+    assert ours.phase_jump_limit_deg == rt.phase_jump_single_phase_deg  # the bench is single phase
+    assert ours.island_clearing_s == 2.0
+
+    backup = params_from_settings(_settings(), measured_latency_s=0.3)  # inverter owns all, backup on
+    extra = 0.5  # functions.supervisory_extra_delay_s default
+    for name in TRIPS:
+        theirs, mine = getattr(ours, name), getattr(backup, name)
+        wider = BACKUP_V_MARGIN_PU if name[0] in "ou" and name[1] == "v" else BACKUP_F_MARGIN_HZ
+        outward = 1.0 if name[0] == "o" else -1.0
+        assert mine.pickup == pytest.approx(theirs.pickup + outward * wider), name
+        assert mine.clearing_s == pytest.approx(theirs.clearing_s + extra), name
+    assert backup.latency_s == ours.latency_s == 0.3  # one measured latency; the backup waits longer
+    # ROCOF beyond the category's ride-through by twice the 100 mHz accuracy over the 0.2 s window
+    assert backup.rocof_limit_hz_s == pytest.approx(rt.rocof_hz_per_s + 1.0)
+    assert backup.rocof_pickup_s == pytest.approx(0.3 + extra)
+    assert backup.phase_jump_limit_deg == 70.0  # beyond the 60 degrees 1547 rides through
+    assert backup.island_clearing_s == pytest.approx(2.0 + extra)
+    backup.pack()
+
+    off = params_from_settings(_settings(functions__supervisory_backup=False), measured_latency_s=0.3)
+    assert [getattr(off, n) for n in TRIPS] == [Trip(2.0, 1000.0)] * 2 + [Trip(0.0, 1000.0)] * 2 + [
+        Trip(70.0, 1000.0)
+    ] * 2 + [Trip(40.0, 1000.0)] * 2
+    p = off.pack()
+    assert p[pt.P_ROCOF_LIMIT_HZ_S] == np.inf and p[pt.P_PHASE_JUMP_LIMIT_DEG] == np.inf
+    # and the backup switch does not touch what the daemon owns
+    ours_no_backup = params_from_settings(
+        _settings(functions__supervisory_backup=False, **DAEMON_OWNS), measured_latency_s=0.3
+    )
+    assert ours_no_backup == ours
+
+
+def test_owners_are_honoured_per_function() -> None:
+    """Voltage trips owned by the daemon, frequency trips and anti-islanding by the inverter."""
+    mixed = params_from_settings(_settings(functions__voltage_trip="daemon"), measured_latency_s=0.3)
+    ours = params_from_settings(_settings(**DAEMON_OWNS), measured_latency_s=0.3)
+    assert (mixed.ov2, mixed.ov1, mixed.uv1, mixed.uv2) == (ours.ov2, ours.ov1, ours.uv1, ours.uv2)
+    assert mixed.of2.pickup == pytest.approx(ours.of2.pickup + BACKUP_F_MARGIN_HZ)
+    assert mixed.rocof_limit_hz_s > ours.rocof_limit_hz_s
+    islanding_only = params_from_settings(
+        _settings(functions__anti_islanding="daemon", functions__supervisory_backup=False),
         measured_latency_s=0.3,
     )
-    assert owned.latency_s == 0.3
-    off = params_from_settings(_settings(functions__supervisory_backup=False), measured_latency_s=0.3)
-    assert off.ov2 == Trip(2.0, 1000.0)
-    assert off.uf2 == Trip(40.0, 1000.0)
+    assert islanding_only.ov2 == Trip(2.0, 1000.0)  # the inverter's trips, no backup
+    assert (islanding_only.islanding_on, islanding_only.rocof_limit_hz_s) == (True, ours.rocof_limit_hz_s)
+
+
+@pytest.mark.parametrize("owns", [DAEMON_OWNS, {}], ids=["daemon", "backup"])
+def test_the_rocof_detector_must_act_within_its_island_clearing_time(owns: dict[str, str]) -> None:
+    """Daemon-owned: window + pickup + latency within 2 s (clause 8.1). The backup's extra delay moves
+    its pickup and its deadline alike, so the same tuning passes or fails for both."""
+    fits = _settings(site__rocof_window_s=0.7, site__rocof_pickup_s=1.0, **owns)
+    params_from_settings(fits, measured_latency_s=0.3).pack()  # 2.0 s (2.5 s for the backup)
+    late = _settings(site__rocof_window_s=1.0, site__rocof_pickup_s=1.0, **owns)
+    with pytest.raises(ProtectParamError, match="rocof_window_s \\+ rocof_pickup_s \\+ latency_s"):
+        params_from_settings(late, measured_latency_s=0.3).pack()
 
 
 def test_site_terms_are_carried_over() -> None:

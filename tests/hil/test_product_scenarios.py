@@ -26,6 +26,9 @@ pytestmark = pytest.mark.slow
         ("v2h-export-cap-hob", "rtu"),
         ("v2h-export-cap-load-drop", "tcp"),
         ("frozen-meter", "tcp"),
+        ("frozen-meter-counter", "tcp"),
+        ("frozen-meter-counter-slow", "tcp"),
+        ("steady-meter", "tcp"),
     ],
 )
 def test_scenario_passes_at_the_plant(

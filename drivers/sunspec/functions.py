@@ -1,0 +1,373 @@
+"""The inverter's own IEEE 1547 functions: configured through SunSpec 703-711 and read back.
+
+For each grid function the daemon's settings give an owner. A function the **inverter** owns is
+written into its model with the adopt protocol (705-711: the settings into a writable curve set,
+its index into ``AdptCrvReq``/``AdptCtlReq``, then ``AdptCrvRslt`` polled until COMPLETED or
+FAILED; 703 enter service is written directly), then enabled. A function the **daemon** owns, or
+that is **off**, must not run in the inverter as well: its enable is written DISABLED. Then every
+enable point and every value of the active set (set 1, read-only, "the current settings") is read
+afresh and compared with the commissioned settings, within one raw step. The inverter's
+anti-islanding (704 ``AntiIslEna``, where the device has it) must not read DISABLED.
+
+The result is a :class:`FunctionsReport`; each problem names the function, the point, the value
+expected and the value read. The power stage publishes a report that is not ok as
+``PowerStageReading.config_problem``, and the controllers hold P = Q = 0 while it is set.
+
+:func:`plan_from_settings` turns the daemon's ``[functions]`` and resolved ``grid`` settings into a
+:class:`FunctionsPlan` in SunSpec units (percent of nominal voltage, percent of rated power, Hz,
+seconds); it takes the settings structurally so that the driver layer does not import the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from drivers.errors import DriverError
+from drivers.sunspec.device import ModelValues, SunSpecDevice
+from drivers.sunspec.write import CheckedWriter
+
+DISABLED, ENABLED = 0, 1
+ADOPT_IN_PROGRESS, ADOPT_COMPLETED, ADOPT_FAILED = 0, 1, 2
+ADOPT_TIMEOUT_S = 5.0
+ADOPT_POLL_S = 0.05
+VV_DEPT_REF_VA_MAX_PCT = 3  # 705 DeptRef: Q in percent of S rated, as the settings give it
+VV_PRI_REACTIVE = 1
+VW_DEPT_REF_W_MAX_PCT = 0
+
+
+@dataclass(frozen=True)
+class FunctionPlan:
+    """One function: its model, its owner, the set to adopt (paths relative to a curve/control set)
+    and the top-level points written directly (703 has no curve sets)."""
+
+    name: str  # the settings' name: "volt_var", "frequency_droop", ...
+    model_id: int
+    owner: str  # "inverter" | "daemon" | "off"
+    curve: Mapping[str, float] = field(default_factory=dict)
+    points: Mapping[str, float] = field(default_factory=dict)
+    enable: bool = True  # the model has enable points (``enable_points``) this function switches
+    enable_points: tuple[str, ...] = ("Ena",)
+    # The inverter's certified protection (must-trip curves): whoever owns the function, it is never
+    # switched off (docs/safety.md); owned by the daemon or off, it is left as certified and only
+    # checked to be on.
+    protective: bool = False
+
+
+@dataclass(frozen=True)
+class FunctionsPlan:
+    functions: tuple[FunctionPlan, ...]
+    anti_islanding_owner: str = "inverter"
+    # Functions the settings give to the inverter but this driver cannot configure: always a problem.
+    unsupported: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FunctionsReport:
+    ok: bool
+    problems: tuple[str, ...] = ()
+
+    def message(self) -> str | None:
+        return None if self.ok else "; ".join(self.problems)
+
+
+# --- settings -> plan -----------------------------------------------------------------------------
+
+
+def _pct(pu: float) -> float:
+    return pu * 100.0
+
+
+def plan_from_settings(functions: Any, grid: Any) -> FunctionsPlan:
+    """The plan for ``functions`` (edge.settings.model.Functions) and ``grid`` (resolved Grid).
+
+    Volt-var: 4 points, V in % of nominal, Q in % of S rated (DeptRef VA_MAX_PCT). Volt-watt: 2 points,
+    P in % of rated (``p2_charging_pu``: the stage can absorb). Droop: deadbands in Hz, k per unit,
+    ``PMin`` in % of rated. Trips: the enabled stages as must-trip points (threshold, clearing time),
+    momentary cessation as one point at ``mc_low_pu`` / ``mc_high_pu`` when the settings ask for it.
+    Enter service: the window, delay, ramp and randomized delay (703).
+    """
+    g = grid
+    vv, vw, fd = g.volt_var, g.volt_watt, g.freq_droop
+    plans: list[FunctionPlan] = []
+    curve: dict[str, float] = {
+        "ActPt": 4,
+        "DeptRef": VV_DEPT_REF_VA_MAX_PCT,
+        "Pri": VV_PRI_REACTIVE,
+        "VRef": _pct(vv.v_ref_pu),
+        "VRefAutoEna": ENABLED if vv.v_ref_auto else DISABLED,
+        "VRefAutoTms": round(vv.v_ref_tau_s),
+        "RspTms": vv.olrt_s,
+    }
+    for k, (v, q) in enumerate(
+        ((vv.v1_pu, vv.q1_pu), (vv.v2_pu, vv.q2_pu), (vv.v3_pu, vv.q3_pu), (vv.v4_pu, vv.q4_pu))
+    ):
+        curve[f"Pt[{k}].V"] = _pct(v)
+        curve[f"Pt[{k}].Var"] = _pct(q)
+    plans.append(FunctionPlan("volt_var", 705, functions.volt_var, curve))
+    plans.append(
+        FunctionPlan(
+            "volt_watt",
+            706,
+            functions.volt_watt,
+            {
+                "ActPt": 2,
+                "DeptRef": VW_DEPT_REF_W_MAX_PCT,
+                "RspTms": vw.olrt_s,
+                "Pt[0].V": _pct(vw.v1_pu),
+                "Pt[0].W": _pct(vw.p1_pu),
+                "Pt[1].V": _pct(vw.v2_pu),
+                "Pt[1].W": _pct(vw.p2_charging_pu),
+            },
+        )
+    )
+    plans.append(
+        FunctionPlan(
+            "frequency_droop",
+            711,
+            functions.frequency_droop,
+            {
+                "DbOf": fd.db_of_hz,
+                "DbUf": fd.db_uf_hz,
+                "KOf": fd.k_of,
+                "KUf": fd.k_uf,
+                "RspTms": fd.olrt_s,
+                "PMin": round(_pct(fd.p_min_pu)),
+            },
+        )
+    )
+    vt, ft, rt = g.voltage_trip, g.frequency_trip, g.ride_through
+    unsupported = []
+    if functions.voltage_trip == "inverter" and vt.ov_mean_10min.enabled:
+        unsupported.append("voltage_trip: the 10-minute mean over-voltage stage has no SunSpec 708 point")
+    for name, mid, stages, x, scale, mc in (
+        ("voltage_trip", 707, (vt.uv1, vt.uv2), "V", 100.0, rt.mc_low_pu),
+        ("voltage_trip", 708, (vt.ov1, vt.ov2), "V", 100.0, rt.mc_high_pu),
+        ("frequency_trip", 709, (ft.uf1, ft.uf2), "Hz", 1.0, None),
+        ("frequency_trip", 710, (ft.of1, ft.of2), "Hz", 1.0, None),
+    ):
+        owner = getattr(functions, name)
+        on = [s for s in stages if s.enabled]
+        trip: dict[str, float] = {"MustTrip.ActPt": len(on)}
+        for k, s in enumerate(on):
+            pickup = s.pickup_pu if x == "V" else s.pickup_hz
+            trip[f"MustTrip.Pt[{k}].{x}"] = pickup * scale
+            trip[f"MustTrip.Pt[{k}].Tms"] = s.clearing_s
+        if mc is not None:
+            trip["MomCess.ActPt"] = 1 if rt.momentary_cessation else 0
+            if rt.momentary_cessation:
+                trip[f"MomCess.Pt[0].{x}"] = mc * scale
+                trip["MomCess.Pt[0].Tms"] = 0.0
+        plans.append(FunctionPlan(name, mid, owner, trip, protective=True))
+    es = g.enter_service
+    plans.append(
+        FunctionPlan(
+            "enter_service",
+            703,
+            functions.enter_service,
+            points={
+                "ESVHi": _pct(es.v_high_pu),
+                "ESVLo": _pct(es.v_low_pu),
+                "ESHzHi": es.f_high_hz,
+                "ESHzLo": es.f_low_hz,
+                "ESDlyTms": round(es.delay_s),
+                "ESRndTms": round(es.randomized_delay_s),
+                "ESRmpTms": round(es.ramp_s),
+            },
+            enable=False,  # 703 ES is the permit to serve (start/stop), not the function's enable
+        )
+    )
+    # Reactive modes this driver does not configure: where the inverter has them, they must read off
+    # unless the inverter owns them (then a problem below): an inverter shipped with constant PF on
+    # would fight the daemon's own Q.
+    plans.append(FunctionPlan("watt_var", 712, functions.watt_var))
+    plans.append(
+        FunctionPlan("constant_pf", 704, functions.constant_pf, enable_points=("PFWInjEna", "PFWAbsEna"))
+    )
+    unsupported.extend(
+        f"{name}: owner 'inverter' is not configured by this driver (no read-back)"
+        for name in ("constant_pf", "constant_var", "watt_var")
+        if getattr(functions, name) == "inverter"
+    )
+    return FunctionsPlan(tuple(plans), functions.anti_islanding, tuple(unsupported))
+
+
+# --- configure and verify ---------------------------------------------------------------------------
+
+
+def _set_prefix(model_id: int, index: int) -> str:
+    return f"Ctl[{index}]." if model_id == 711 else f"Crv[{index}]."
+
+
+def _adopt_points(model_id: int) -> tuple[str, str]:
+    return ("AdptCtlReq", "AdptCtlRslt") if model_id == 711 else ("AdptCrvReq", "AdptCrvRslt")
+
+
+class FunctionsConfigurator:
+    """Writes a :class:`FunctionsPlan` into a device and reads every point of it back."""
+
+    def __init__(
+        self,
+        device: SunSpecDevice,
+        writer: CheckedWriter,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        adopt_timeout_s: float = ADOPT_TIMEOUT_S,
+    ) -> None:
+        self.device = device
+        self.writer = writer
+        self.clock = clock
+        self.adopt_timeout_s = adopt_timeout_s
+        self.contact_failed = False  # a transport failure left part of the plan unchecked
+
+    async def _read(self, model_id: int) -> ModelValues | None:
+        inst = self.device.instance(model_id)
+        return None if inst is None else await self.device.read_model(inst)
+
+    def _failed(self, e: DriverError) -> None:
+        if e.kind in ("timeout", "disconnected", "backoff"):
+            self.contact_failed = True
+
+    async def apply(self, plan: FunctionsPlan) -> FunctionsReport:
+        """Configure, then verify from a fresh read; every failure becomes a problem, never an exception
+        (a transport failure is a problem too: the configuration is then unknown)."""
+        problems = list(plan.unsupported)
+        for f in plan.functions:
+            try:
+                problems.extend(await self._configure(f))
+            except DriverError as e:
+                self._failed(e)
+                problems.append(f"{f.name}: model {f.model_id} not configured: {e}")
+        try:
+            problems.extend(await self._anti_islanding(plan.anti_islanding_owner))
+        except DriverError as e:
+            self._failed(e)
+            problems.append(f"anti_islanding: model 704 AntiIslEna not checked: {e}")
+        for f in plan.functions:
+            try:
+                problems.extend(await self._verify(f))
+            except DriverError as e:
+                self._failed(e)
+                problems.append(f"{f.name}: model {f.model_id} not read back: {e}")
+        return FunctionsReport(not problems, tuple(dict.fromkeys(problems)))
+
+    async def _configure(self, f: FunctionPlan) -> list[str]:
+        mv = await self._read(f.model_id)
+        if mv is None:
+            if f.owner == "inverter":
+                return [f"{f.name}: owner 'inverter' but the device has no SunSpec model {f.model_id}"]
+            return []
+        if f.owner != "inverter":
+            if f.enable and not f.protective:
+                await self.writer.write_settings(mv, dict.fromkeys(f.enable_points, DISABLED))
+            return []
+        if f.points:
+            await self.writer.write_settings(mv, f.points)
+        problems: list[str] = []
+        if f.curve:
+            problems = await self._adopt(f, mv)
+        if f.enable and not problems:
+            await self.writer.write_settings(mv, dict.fromkeys(f.enable_points, ENABLED))
+        return problems
+
+    def _writable_set(self, mv: ModelValues) -> int | None:
+        """The first curve/control set the device marks writable (``ReadOnly`` = RW)."""
+        k = 1
+        while (ro := mv.raw(f"{_set_prefix(mv.instance.id, k)}ReadOnly")) is not None:
+            if ro == 0:
+                return k
+            k += 1
+        return None
+
+    async def _adopt(self, f: FunctionPlan, mv: ModelValues) -> list[str]:
+        if self._matches(mv, f, 0) == []:
+            return []  # the active set already holds the settings: nothing to adopt (no EEPROM wear)
+        k = self._writable_set(mv)
+        if k is None:
+            return [f"{f.name}: model {f.model_id} has no writable curve set (every ReadOnly reads R)"]
+        prefix = _set_prefix(f.model_id, k)
+        missing = [p for p in f.curve if f"{prefix}{p}" not in mv.layout.slots]
+        if missing:
+            return [f"{f.name}: model {f.model_id} has no points {missing} (too few curve points: NPt)"]
+        await self.writer.write_settings(mv, {f"{prefix}{p}": v for p, v in f.curve.items()})
+        req, rslt = _adopt_points(f.model_id)
+        await self.writer.write_setpoints(mv, {req: k + 1})  # a request, not a setting: no read-back
+        deadline = self.clock() + self.adopt_timeout_s
+        inst = mv.instance
+        lay = mv.layout
+        slot = lay[rslt]
+        while True:
+            await asyncio.sleep(ADOPT_POLL_S)
+            r = await self.device.link.read(inst.start + slot.offset, 1, what=f"{f.model_id} {rslt}")
+            result = r.values[0]
+            if result == ADOPT_COMPLETED:
+                return []
+            if result == ADOPT_FAILED:
+                return [f"{f.name}: model {f.model_id} {rslt} FAILED for curve set {k + 1} ({req} = {k + 1})"]
+            if result != ADOPT_IN_PROGRESS:
+                return [f"{f.name}: model {f.model_id} {rslt} reads {result}, not 0/1/2"]
+            if self.clock() >= deadline:
+                return [
+                    f"{f.name}: model {f.model_id} {rslt} still IN_PROGRESS {self.adopt_timeout_s:g} s "
+                    f"after {req} = {k + 1}"
+                ]
+
+    def _matches(self, mv: ModelValues, f: FunctionPlan, index: int) -> list[str]:
+        """Problems of set ``index`` (or the top-level points) against the plan, one raw step allowed."""
+        problems = []
+        prefix = _set_prefix(f.model_id, index)
+        wanted = [(f"{prefix}{p}", v) for p, v in f.curve.items()] + list(f.points.items())
+        for path, value in wanted:
+            if path not in mv.layout.slots:
+                problems.append(f"{f.name}: model {f.model_id} has no point {path}")
+                continue
+            expected = self.writer.raw(mv, path, value)
+            got = mv.raw(path)
+            if not isinstance(got, int) or abs(got - expected) > 1:
+                shown = "not implemented" if got is None else f"{mv.value(path)} (raw {got})"
+                problems.append(
+                    f"{f.name}: model {f.model_id} {path} expected {value:g} (raw {expected}), read {shown}"
+                )
+        return problems
+
+    async def _verify(self, f: FunctionPlan) -> list[str]:
+        mv = await self._read(f.model_id)
+        if mv is None:
+            return []  # reported by _configure when it matters
+        problems = []
+        if f.enable:
+            want = ENABLED if f.owner == "inverter" or f.protective else DISABLED
+            names = {DISABLED: "DISABLED", ENABLED: "ENABLED"}
+            for point in f.enable_points:
+                got = mv.raw(point)
+                if got is None and want == DISABLED:
+                    continue  # not implemented: the device has no such mode to leave on
+                if got != want:
+                    problems.append(
+                        f"{f.name}: model {f.model_id} {point} expected {names[want]} (owner '{f.owner}'), "
+                        f"read {names.get(got, got) if isinstance(got, int) else 'not implemented'}"
+                    )
+        if f.owner == "inverter":
+            problems.extend(self._matches(mv, f, 0))
+        return problems
+
+    async def _anti_islanding(self, owner: str) -> list[str]:
+        mv = await self._read(704)
+        if mv is None or "AntiIslEna" not in mv.layout.slots:
+            return []
+        problems = []
+        if owner == "inverter" and mv.raw("AntiIslEna") != ENABLED:
+            try:
+                await self.writer.write_settings(mv, {"AntiIslEna": ENABLED})
+            except DriverError as e:
+                problems.append(f"anti_islanding: model 704 AntiIslEna expected ENABLED, write failed: {e}")
+            mv = await self._read(704)
+            assert mv is not None
+        if mv.raw("AntiIslEna") == DISABLED:
+            problems.append(
+                f"anti_islanding: model 704 AntiIslEna expected ENABLED (owner '{owner}'), read DISABLED"
+            )
+        return problems
