@@ -7,7 +7,11 @@ columns and the JSON are read by the scoring code alone. Prints BENCH lines:
 
 * SoC RMSE and max error (%) after the first 15 minutes,
 * final capacity error (%) against the true pack capacity, and the resistance growth found,
-* 10 s charge-limit error (%) at the truth points: worst over-prediction and median.
+* the share of the time the truth lies within the reported 2-sigma SoC band,
+* 10 s charge-limit error (%) at the truth points: worst over-prediction, 90th percentile and median
+  (the model's voltage limit, which is what the truth defines), the same for the discharge limit
+  (whose truth is mostly electrolyte depletion, which the model does not know), and the worst
+  over-prediction of the limits the daemon uses (after rating, derating and SoC window).
 
 ``--initial-soc`` defaults to the true initial SoC minus 20 points (plus 20 below 0.2): the target is
 to recover from a wrong start. ``--fit-rc`` instead fits R0 / RC parameters to the trace's measured
@@ -62,12 +66,18 @@ class Replay:
     chg10_est_a: list[float] = field(default_factory=list)
     chg10_true_a: list[float] = field(default_factory=list)
     chg10_t_s: list[float] = field(default_factory=list)
+    dis10_est_a: list[float] = field(default_factory=list)
+    dis10_true_a: list[float] = field(default_factory=list)
+    chg10_limit_a: list[float] = field(default_factory=list)  # after rating, derating, SoC window
+    dis10_limit_a: list[float] = field(default_factory=list)
+    soc_sigma: FloatArray | None = None
     soc_rmse_pct: float = math.nan
     soc_max_pct: float = math.nan
     capacity_err_pct: float = math.nan
     resistance_growth: float = math.nan
     chg10_over_max_pct: float = math.nan
     chg10_median_pct: float = math.nan
+    soc_in_2sigma: float = math.nan  # share of the scored samples with the truth inside 2 sigma
     rejected: int = 0
 
 
@@ -140,14 +150,18 @@ def replay(
     """Run the estimator over the trace and score it (scoring is the only reader of the truth)."""
     est = estimator or BatteryEstimator(profile, initial_soc=initial_soc)
     h10 = [j for j, h in enumerate(profile.horizons_s) if abs(h - 10.0) < 1e-9]
-    points: dict[float, float] = {}
+    points: dict[float, tuple[float, float]] = {}
     if trace.meta is not None and h10:
         sop = trace.meta.get("sop_truth", {})
         for p in sop.get("points", []):  # type: ignore[union-attr]
-            points[float(p["t_s"])] = float(p["max_charge_current_a_pack"])
+            points[float(p["t_s"])] = (
+                float(p["max_charge_current_a_pack"]),
+                float(p["max_discharge_current_a_pack"]),
+            )
     n = len(trace.t_s)
     soc = np.empty(n)
-    result = Replay(t_s=trace.t_s, soc=soc, soc_true=trace.soc_true)
+    sigma = np.empty(n)
+    result = Replay(t_s=trace.t_s, soc=soc, soc_true=trace.soc_true, soc_sigma=sigma)
     t_list = trace.t_s.tolist()
     v_list = trace.v_v.tolist()
     i_list = trace.i_a.tolist()
@@ -158,15 +172,27 @@ def replay(
         except SampleError:
             result.rejected += 1
         soc[j] = est.soc
+        sigma[j] = est.soc_sigma
         t_key = float(round(t_list[j]))
         if t_key in points and abs(t_list[j] - t_key) < 0.5:
             lim = est.limits()[h10[0]]
+            chg_true, dis_true = points.pop(t_key)
             result.chg10_est_a.append(lim.charge_current_voltage_limited_a)
-            result.chg10_true_a.append(points.pop(t_key))
+            result.chg10_true_a.append(chg_true)
             result.chg10_t_s.append(t_key)
+            result.dis10_est_a.append(lim.discharge_current_voltage_limited_a)
+            result.dis10_true_a.append(dis_true)
+            result.chg10_limit_a.append(lim.charge_current_a)
+            result.dis10_limit_a.append(lim.discharge_current_a)
     est.end_session()
     _score(result, est, trace)
     return result, est
+
+
+def _over_pct(est: list[float], true: list[float]) -> FloatArray:
+    """Estimate against truth, % (> 0: over-predicted)."""
+    pct: FloatArray = (np.asarray(est) / np.asarray(true) - 1.0) * 100.0
+    return pct
 
 
 def _score(r: Replay, est: BatteryEstimator, trace: Trace) -> None:
@@ -176,9 +202,12 @@ def _score(r: Replay, est: BatteryEstimator, trace: Trace) -> None:
         err = (r.soc[sel] - r.soc_true[sel]) * 100.0
         r.soc_rmse_pct = float(np.sqrt(np.mean(err**2)))
         r.soc_max_pct = float(np.max(np.abs(err)))
+        assert r.soc_sigma is not None
+        r.soc_in_2sigma = float(np.mean(np.abs(err) <= 200.0 * r.soc_sigma[sel]))
         r.figures += [
             Figure(f"estimate.{name}.soc_rmse", r.soc_rmse_pct, "%"),
             Figure(f"estimate.{name}.soc_max_err", r.soc_max_pct, "%"),
+            Figure(f"estimate.{name}.soc_in_2sigma", r.soc_in_2sigma * 100.0, "%"),
         ]
     soh = est.soh
     if trace.meta is not None:
@@ -186,16 +215,31 @@ def _score(r: Replay, est: BatteryEstimator, trace: Trace) -> None:
         true_ah = float(pack["true_capacity_ah"])  # type: ignore[index]
         r.capacity_err_pct = (soh.capacity_ah / true_ah - 1.0) * 100.0
         r.figures.append(Figure(f"estimate.{name}.capacity_err", r.capacity_err_pct, "%"))
+        r.figures.append(Figure(f"estimate.{name}.capacity_learned", float(est.capacity_learned), "bool"))
     r.resistance_growth = soh.resistance_growth
     r.figures.append(Figure(f"estimate.{name}.resistance_growth", r.resistance_growth, "x"))
     if r.chg10_true_a:
-        e = (np.asarray(r.chg10_est_a) / np.asarray(r.chg10_true_a) - 1.0) * 100.0
+        e = _over_pct(r.chg10_est_a, r.chg10_true_a)
         r.chg10_over_max_pct = float(np.max(e))
         r.chg10_median_pct = float(np.median(e))
+        d = _over_pct(r.dis10_est_a, r.dis10_true_a)
         r.figures += [
             Figure(f"estimate.{name}.chg10_err_max", r.chg10_over_max_pct, "%"),
+            Figure(f"estimate.{name}.chg10_err_p90", float(np.percentile(e, 90)), "%"),
             Figure(f"estimate.{name}.chg10_err_median", r.chg10_median_pct, "%"),
             Figure(f"estimate.{name}.chg10_abs_err_median", float(np.median(np.abs(e))), "%"),
+            Figure(f"estimate.{name}.dis10_err_max", float(np.max(d)), "%"),
+            Figure(f"estimate.{name}.dis10_err_median", float(np.median(d)), "%"),
+            Figure(
+                f"estimate.{name}.chg10_limit_err_max",
+                float(np.max(_over_pct(r.chg10_limit_a, r.chg10_true_a))),
+                "%",
+            ),
+            Figure(
+                f"estimate.{name}.dis10_limit_err_max",
+                float(np.max(_over_pct(r.dis10_limit_a, r.dis10_true_a))),
+                "%",
+            ),
         ]
 
 

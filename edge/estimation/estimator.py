@@ -22,7 +22,7 @@ from edge.estimation.aging import AgingIndicators
 from edge.estimation.capacity import AnchorTracker, CapacityEstimator, CapacityPoint
 from edge.estimation.ecm import impl
 from edge.estimation.fusion import EvSocPolicy, EvSocState
-from edge.estimation.profile import BatteryProfile
+from edge.estimation.profile import GAS_CONSTANT, BatteryProfile
 from edge.estimation.record import VehicleRecord, VehicleRecords
 from edge.estimation.resistance import ResistanceTracker
 
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 # A carried-over growth is never trusted tighter than this, so it can follow aging between sessions.
 _GROWTH_SIGMA_FLOOR = 0.05
+# The capacity is reported as learned once its standard deviation is within this share of it.
+CAPACITY_LEARNED_REL_SIGMA = 0.03
+# Half-width of the SoC span over which the OCV slope is taken for the reported SoC uncertainty.
+OCV_SLOPE_SPAN = 0.05
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ class BatteryEstimator:
         self.record = record or VehicleRecord(profile=profile.name)
         self.record.sessions += 1
         self._table = profile.ocv_table()
+        self._table_list = self._table.tolist()
         self._params = profile.kernel_params()
         self._state = np.zeros(k.S_N, dtype=np.float64)
         self._horizons = np.asarray(profile.horizons_s, dtype=np.float64)
@@ -133,11 +138,15 @@ class BatteryEstimator:
         )
         self.aging = AgingIndicators.from_dict(self.record.aging)
         self.ev = EvSocState()
-        self._apply_capacity()
-        self._apply_growth()
         self._t_s: float | None = None
         self._v_cell = 0.0
         self._temp_c = profile.reference_temp_c
+        self._temp_measured = False
+        self._coef_scratch = [0.0] * k.C_N
+        self._floor_key: tuple[float, bool] | None = None
+        self._floor = 1.0
+        self._apply_capacity()
+        self._apply_growth()
         self.samples = 0
         self.rejected_samples = 0
         self._ev_limits = EvLimits()
@@ -207,6 +216,7 @@ class BatteryEstimator:
             return
         if temp_c is not None:
             self._temp_c = temp_c
+            self._temp_measured = True
         if ev_limits is not None:
             self._ev_limits = ev_limits
         v = pack_v_v / p.series
@@ -286,7 +296,37 @@ class BatteryEstimator:
     def _apply_growth(self) -> None:
         est = self.resistance.estimate
         self._params[k.P_R_GROWTH] = est.growth
-        self._params[k.P_SOP_GROWTH] = est.upper
+        self._params[k.P_SOP_GROWTH] = max(est.upper, self._growth_floor())
+
+    def _growth_floor(self) -> float:
+        """The least resistance growth the SoP may assume at the present temperature.
+
+        The tracker identifies the instant step resistance at low current; a pulse of 10 s at several C
+        also sees diffusion and electrolyte polarisation, which grow faster in the cold than the
+        instant response and are not observable at V2H currents. So the SoP never assumes a cell
+        better than the profile's new cell at its reference temperature, scaled by an Arrhenius law of
+        documented activation energy (``sop_resistance_ea_floor_j_per_mol``) evaluated at the measured
+        temperature less the sensor's error, or at ``sop_unknown_temp_c`` when nothing is measured.
+        The floor is relative to the profile's own temperature dependence at the kernel's temperature.
+        """
+        key = (self._temp_c, self._temp_measured)
+        if key == self._floor_key:
+            return self._floor
+        p = self.profile
+        t_sop = self._temp_c - p.sop_temp_error_c if self._temp_measured else p.sop_unknown_temp_c
+        t_ref_k = p.reference_temp_c + k.KELVIN
+        ea_r = p.sop_resistance_ea_floor_j_per_mol / GAS_CONSTANT
+        # Warmer than the reference: no credit (a cell is not assumed better than at the reference).
+        law = math.exp(ea_r * max(0.0, 1.0 / (t_sop + k.KELVIN) - 1.0 / t_ref_k))
+        c = self._coef_scratch
+        params = self._params.tolist()
+        k.coefficients(params, self._table_list, 0.5, p.reference_temp_c, 1.0, c)
+        r_ref = c[k.C_RSS_NEW]
+        k.coefficients(params, self._table_list, 0.5, self._temp_c, 1.0, c)
+        model = c[k.C_RSS_NEW] / r_ref
+        self._floor_key = key
+        self._floor = law / model
+        return self._floor
 
     # -- outputs ----------------------------------------------------------------------------------
 
@@ -297,7 +337,22 @@ class BatteryEstimator:
 
     @property
     def soc_sigma(self) -> float:
-        return math.sqrt(float(self._state[k.S_P00]))
+        """Standard deviation of the SoC: the filter's, plus what the OCV table's own error means here.
+
+        The filter's variance assumes the profile's OCV table is the cell's; a datasheet table is
+        not (another batch, age, temperature). Its error (``ocv_sigma_v``) divided by the table's
+        slope around the present SoC is added, so that on a flat OCV (LFP's plateau) the reported
+        band is as wide as the voltage leaves the SoC.
+        """
+        soc = float(self._state[k.S_SOC])
+        lo = max(0.0, soc - OCV_SLOPE_SPAN)
+        hi = min(1.0, soc + OCV_SLOPE_SPAN)
+        slope = (
+            k.ocv_lookup(self._table_list, hi, self._temp_c)
+            - k.ocv_lookup(self._table_list, lo, self._temp_c)
+        ) / (hi - lo)
+        model_sigma = min(self.profile.ocv_sigma_v / max(slope, 1e-6), 1.0)
+        return math.sqrt(float(self._state[k.S_P00]) + model_sigma * model_sigma)
 
     @property
     def reserve_soc(self) -> float:
@@ -319,6 +374,17 @@ class BatteryEstimator:
             capacity_observations=cap.points,
             resistance_steps=g.steps,
         )
+
+    @property
+    def sop_growth(self) -> float:
+        """The resistance growth the SoP works with: the tracker's upper bound or the cold floor."""
+        return float(self._params[k.P_SOP_GROWTH])
+
+    @property
+    def capacity_learned(self) -> bool:
+        """Whether the capacity comes from observations (sigma within 3 %) rather than the nameplate."""
+        cap = self.capacity.estimate
+        return cap.points > 0 and cap.sigma_ah <= CAPACITY_LEARNED_REL_SIGMA * cap.capacity_ah
 
     @property
     def current_offset_a(self) -> float:

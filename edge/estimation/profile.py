@@ -84,6 +84,15 @@ class BatteryProfile:
     rest_current_a: float
     rest_min_s: float
     horizons_s: tuple[float, ...] = field(default=(2.0, 10.0, 30.0))
+    # The SoP's conservative side (see docs/estimation.md, "SoP"): the temperature sensor's error (the
+    # SoP works at the measured temperature less this), the temperature assumed when none is measured,
+    # and the activation energy of the lower bound on the resistance's growth in the cold.
+    sop_temp_error_c: float = 2.0
+    # How far the cell's OCV may be from the table (another batch, age, temperature), V; widens the
+    # reported SoC uncertainty where the table is flat.
+    ocv_sigma_v: float = 0.005
+    sop_unknown_temp_c: float = 0.0
+    sop_resistance_ea_floor_j_per_mol: float = 30000.0
 
     @property
     def cells(self) -> int:
@@ -153,6 +162,17 @@ def _num(doc: dict[str, Any], path: str, source: str, lo: float, hi: float) -> f
     if not lo <= value <= hi:
         raise ProfileError(f"{source}: field {path!r} = {value!r} outside the allowed range [{lo}, {hi}]")
     return float(value)
+
+
+def _optional(  # noqa: PLR0917 - the shape of _num plus the default
+    doc: dict[str, Any], path: str, source: str, lo: float, hi: float, default: float
+) -> float:
+    """``_num`` for a field that may be left out (``default`` then)."""
+    try:
+        _get(doc, path, source)
+    except ProfileError:
+        return default
+    return _num(doc, path, source, lo, hi)
 
 
 def _int(doc: dict[str, Any], path: str, source: str, lo: int, hi: int) -> int:
@@ -261,6 +281,12 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
         rest_current_a=_num(doc, "filter.rest_current_a", source, 0.0, 100.0),
         rest_min_s=_num(doc, "filter.rest_min_s", source, 0.0, 86400.0),
         horizons_s=horizons,
+        ocv_sigma_v=_optional(doc, "ocv.sigma_v", source, 0.0, 0.5, 0.005),
+        sop_temp_error_c=_optional(doc, "sop.temp_error_c", source, 0.0, 20.0, 2.0),
+        sop_unknown_temp_c=_optional(doc, "sop.unknown_temp_c", source, -40.0, 25.0, 0.0),
+        sop_resistance_ea_floor_j_per_mol=_optional(
+            doc, "sop.resistance_ea_floor_j_per_mol", source, 0.0, 1e5, 30000.0
+        ),
     )
 
 

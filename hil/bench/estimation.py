@@ -20,10 +20,19 @@ from edge import accel
 from edge.estimation import _ecm_ref
 from edge.estimation.ecm import impl
 from edge.estimation.estimator import BatteryEstimator
-from edge.estimation.profile import load_profile
+from edge.estimation.profile import load_profile, with_pack
 from hil.bench import Figure
 
-TRACES = ("freq_regulation", "v2h_evening", "aged_v2h")
+# Trace -> the profile a charger would hold for that pack (the generalization packs: issue 17).
+TRACES = {
+    "freq_regulation": "nmc-lgm50",
+    "v2h_evening": "nmc-lgm50",
+    "aged_v2h": "nmc-lgm50",
+    "warm_freqreg": "nmc-lgm50",
+    "cool_v2h": "nmc-lgm50",
+    "mohtat_v2h": "nmc532-pouch",
+    "lfp_day": "lfp-a123-26650",
+}
 
 
 def _data_dir() -> Path | None:
@@ -31,7 +40,7 @@ def _data_dir() -> Path | None:
     candidates = [Path(env)] if env else []
     candidates.append(Path(__file__).resolve().parents[2] / "tests" / "data" / "battery")
     for c in candidates:
-        if (c / f"{TRACES[0]}.csv.gz").exists():
+        if (c / "freq_regulation.csv.gz").exists():
             return c
     return None
 
@@ -89,9 +98,12 @@ def run(quick: bool = False) -> list[Figure]:
     data = _data_dir()
     if data is None:
         return figures
-    profile = load_profile("nmc-lgm50")
-    for name in TRACES[:1] if quick else TRACES:
+    for name in list(TRACES)[:1] if quick else TRACES:
         trace = load_trace(data / f"{name}.csv.gz")
+        profile = load_profile(TRACES[name])
+        if trace.meta is not None:
+            pack = trace.meta["pack"]
+            profile = with_pack(profile, int(pack["series"]), int(pack["parallel"]))  # type: ignore[index]
         result, _ = replay(profile, trace, default_initial_soc(trace))
         figures += [
             Figure(f.name.replace("estimate.", "estimation.", 1), f.value, f.unit) for f in result.figures

@@ -1,7 +1,7 @@
 """The estimator on the PyBaMM traces (issue 7 targets), from an initial SoC 20 points off.
 
 Targets: SoC RMSE <= 1 % and max <= 2.5 % after 15 min; capacity within 3 % (aged trace, from
-nameplate); 10 s charge limits never above the truth by more than 5 %, median within 15 %. The aged
+nameplate); 10 s charge limits never above the truth by more than 5 %, median within 20 % (issue 17). The aged
 trace's SoC and capacity targets are not reached (docs/estimation.md explains why: with the new
 cell's OCV table, the aged cell's OCV-vs-charge curve over the visited window 0.44..0.90 matches a
 5.0 Ah new cell within ~1 %, so its lost capacity is not observable from this record); those tests
@@ -38,7 +38,8 @@ def test_charge_limit_targets(replayed: Callable[[str], Replay], name: str) -> N
     assert len(r.chg10_true_a) == 20
     assert r.chg10_over_max_pct <= 5.0
     err = np.asarray(r.chg10_est_a) / np.asarray(r.chg10_true_a) - 1.0
-    assert float(np.median(np.abs(err))) <= 0.15
+    # Issue 17's target (20 %): the SoP's cold floor (docs/estimation.md, SoP) costs a few points here.
+    assert float(np.median(np.abs(err))) <= 0.20
 
 
 def test_new_cell_capacity_and_resistance(replayed: Callable[[str], Replay]) -> None:

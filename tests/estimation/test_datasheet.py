@@ -1,0 +1,79 @@
+"""Profiles built from datasheet data and a replay (``v2g-hil battery-profile``, issue 17)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from ecm_support import trace_path
+
+from edge.estimation.datasheet import build_profile, load_datasheet
+from edge.estimation.profile import ProfileError, load_profile
+from hil.cli import main
+
+DATASHEETS = Path(__file__).resolve().parents[2] / "config" / "batteries" / "datasheets"
+SHIPPED = {
+    "nmc532-pouch": ("mohtat_v2h", "120:14520"),
+    "lfp-a123-26650": ("lfp_day", "120:3720"),
+}
+
+
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_shipped_built_profiles_are_what_the_command_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    trace, window = SHIPPED[name]
+    out = tmp_path / f"{name}.toml"
+    sheet = DATASHEETS / f"{name}.toml"
+    assert (
+        main(
+            [
+                "battery-profile",
+                str(sheet),
+                "--replay",
+                str(trace_path(trace)),
+                "--window-s",
+                window,
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    shipped = Path(__file__).resolve().parents[2] / "config" / "batteries" / f"{name}.toml"
+    assert tomllib.loads(out.read_text()) == tomllib.loads(shipped.read_text())
+    text = out.read_text()
+    assert f"fitted on replay {trace} t = {window.replace(':', '..')} s" in text
+    assert "measured columns only" in text
+    built = load_profile(out)
+    assert built.i0_a == 0.0  # no kinetics invented for an unknown cell
+
+
+def test_datasheet_alone_gives_a_valid_conservative_profile(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["battery-profile", str(DATASHEETS / "nmc532-pouch.toml")]) == 0
+    text = capsys.readouterr().out
+    assert "generic for the capacity (high side), no replay given" in text
+    doc = tomllib.loads(text)
+    # 0.04 ohm Ah over 5 Ah: above any fitted value for such a cell.
+    assert doc["model"]["r0_ohm"] == pytest.approx(0.008)
+    assert doc["filter"]["current_offset_sigma_a"] == pytest.approx(0.2 / 44)
+
+
+def test_missing_and_bad_datasheet_fields_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = load_datasheet(DATASHEETS / "lfp-a123-26650.toml")
+    del doc["limits"]["cell_v_max"]
+    with pytest.raises(ProfileError, match=r"missing field 'limits.cell_v_max'"):
+        build_profile(doc, "sheet")
+    doc = load_datasheet(DATASHEETS / "lfp-a123-26650.toml")
+    doc["battery"]["nameplate_capacity_ah"] = -2.3
+    with pytest.raises(ProfileError, match=r"nameplate_capacity_ah' = -2.3 outside"):
+        build_profile(doc, "sheet")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[battery\n")
+    assert main(["battery-profile", str(bad)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["battery-profile", str(bad), "--window-s", "20:10"])
