@@ -1,0 +1,58 @@
+"""``v2gctl plan``: it shows the daemon's plan file (or says there is none, exit 3), plans here from a
+configuration and a SoC, prints JSON for scripts and draws a plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge.ctl.main import main
+from edge.settings.edit import set_value
+from edge.settings.load import default_config_text
+
+
+def _config(tmp_path: Path) -> Path:
+    text = default_config_text()
+    for key, value in {
+        "planner.enabled": True,
+        "operation.mode": "schedule",
+        "owner.departure_soc": 0.8,
+        "owner.departure_time": "07:00:00",
+        "owner.time_zone": "UTC",
+    }.items():
+        text = set_value(text, key, value)
+    path = tmp_path / "v2g-edge.toml"
+    path.write_text(text)
+    return path
+
+
+def test_no_plan_file_is_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--runtime-dir", str(tmp_path)]) == 3
+    assert "no plan at" in capsys.readouterr().err
+
+
+def test_a_plan_made_here_reaches_the_departure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--soc", "0.3", "--config", str(_config(tmp_path)), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["status"] == "planned"
+    assert payload["target_soc"] == 0.8
+    assert max(payload["soc"]) >= 0.8 - 1e-6
+    assert payload["costs"]["wear_per_kwh_cycled"] > 0.0
+    assert len(payload["envelope"]["e_min_wh"]) == len(payload["p_w"]) + 1
+
+
+def test_the_daemons_plan_is_shown_and_plotted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--soc", "0.3", "--config", str(_config(tmp_path)), "--json"]) == 0
+    (tmp_path / "plan.json").write_text(capsys.readouterr().out)
+    png = tmp_path / "plan.png"
+    assert main(["plan", "--runtime-dir", str(tmp_path), "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "expected  total" in out and "why" in out and "departure" in out
+    assert png.stat().st_size > 10_000
+
+
+def test_a_bad_soc_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--soc", "1.5", "--config", str(_config(tmp_path))]) == 1
+    assert "--soc" in capsys.readouterr().err
