@@ -115,7 +115,9 @@ def test_v2gctl_config_set_is_audited_and_keeps_comments(tmp_path: Path) -> None
             [
                 "config",
                 "set",
+                "--file",
                 str(cfg),
+                "--no-reload",
                 "grid.volt_var.olrt_s",
                 "7.5",
                 "--who",
@@ -140,6 +142,7 @@ def test_v2gctl_config_set_refuses_out_of_range_and_writes_nothing(tmp_path: Pat
         [
             "config",
             "set",
+            "--file",
             str(cfg),
             "grid.voltage_trip.uv1.clearing_s",
             "99",
