@@ -5,7 +5,7 @@ package picks one (see edge/accel.py).
 """
 
 from Cython.Build import cythonize
-from setuptools import Extension, find_packages, setup
+from setuptools import Extension, find_namespace_packages, setup
 
 # Fused multiply-add would move threshold crossings between x86-64 and arm64.
 CFLAGS = ["-O2", "-ffp-contract=off", "-fno-fast-math"]
@@ -19,7 +19,9 @@ KERNELS = {
 }
 
 setup(
-    packages=find_packages(include=["edge*", "drivers*", "hil*"]),
+    # Namespace discovery lists the data-only folders too (edge._config*, drivers.sunspec.models), so
+    # their package data is installed as declared rather than with a warning per folder.
+    packages=find_namespace_packages(include=["edge*", "drivers*", "hil*"], exclude=["*.__pycache__"]),
     ext_modules=cythonize(
         [Extension(name, [src], extra_compile_args=CFLAGS) for name, src in KERNELS.items()],
         compiler_directives={

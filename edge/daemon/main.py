@@ -5,7 +5,15 @@ configuration file (a file that does not validate, or changes that need a restar
 the daemon runs on); SIGUSR1 dumps the recent cycles into the runtime directory.
 
 Exit codes: 0 after a clean stop, 78 (EX_CONFIG) for a configuration that cannot run (the unit file
-does not restart on it: a broken file does not mend itself), 1 for anything else.
+does not restart on it: a broken file does not mend itself), 77 (EX_NOPERM) when started as root
+without ``--allow-root``, 1 for anything else.
+
+The daemon refuses to run as root: on a charger it runs as the user ``v2g-edge`` (the unit file), so
+a root start is a mistake that would leave root-owned state behind. A bench or a test harness that
+runs as root says so with ``--allow-root``, or with ``V2G_EDGE_ALLOW_ROOT=1`` in the environment
+when it starts the daemon through a runner. ``--check`` only reads the configuration and runs as root;
+so does ``--migrate-config``, which the unit runs privileged before each start to rewrite an older
+configuration file at the current schema, keeping a backup (edge/settings/migrate.py).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,11 +33,15 @@ import drivers
 from edge import __version__
 from edge.daemon import logs
 from edge.estimation.profile import ProfileError
+from edge.link.config import check_files
 from edge.settings import Settings, SettingsError, energize_lock, load_default, load_file
+from edge.settings.migrate import SCHEMA_VERSION, migrate_file
 
 log = logging.getLogger("v2g-edged")
 
 EX_CONFIG = 78
+EX_NOPERM = 77
+ENV_ALLOW_ROOT = "V2G_EDGE_ALLOW_ROOT"
 
 
 def runtime_dir(explicit: str | None = None) -> Path:
@@ -65,10 +78,49 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="validate the configuration, say whether it may energize, exit"
     )
     parser.add_argument(
+        "--migrate-config",
+        action="store_true",
+        help="rewrite an older --config FILE at the current schema (backup beside it), exit",
+    )
+    parser.add_argument(
+        "--allow-root",
+        action="store_true",
+        help=f"run even as root (a bench; the service runs as v2g-edge; also {ENV_ALLOW_ROOT}=1)",
+    )
+    parser.add_argument(
         "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override daemon.log_level"
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def root_refusal(euid: int, allow_root: bool) -> str | None:
+    """Why the daemon will not start as this user, or None when it may."""
+    if euid != 0 or allow_root:
+        return None
+    return (
+        "refusing to run as root: the service runs as the user v2g-edge (systemctl start v2g-edged); "
+        f"on a bench, pass --allow-root (or set {ENV_ALLOW_ROOT}=1)"
+    )
+
+
+def migrate(path: str | None) -> int:
+    """``--migrate-config``: bring the file to the current schema, or say why it cannot be."""
+    logs.setup("INFO")
+    if path is None:
+        log.error("--migrate-config needs --config FILE")
+        return EX_CONFIG
+    try:
+        backup = migrate_file(Path(path))
+    except SettingsError as exc:
+        log.error("configuration %s: %s", path, exc)
+        return EX_CONFIG
+    except OSError as exc:
+        log.error("configuration %s: cannot migrate: %s", path, exc.strerror or exc)
+        return EX_CONFIG
+    if backup is not None:
+        print(f"configuration {path}: migrated to schema {SCHEMA_VERSION} (the old file: {backup})")
+    return 0
 
 
 def load(path: str | None) -> Settings:
@@ -90,6 +142,14 @@ async def _serve(settings: Settings, config: Path | None, run_dir: Path, keep_di
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.migrate_config:
+        return migrate(args.config)
+    if not args.check:
+        refusal = root_refusal(os.geteuid(), args.allow_root or os.environ.get(ENV_ALLOW_ROOT) == "1")
+        if refusal is not None:
+            logs.setup("INFO")
+            log.error("%s", refusal)
+            return EX_NOPERM
     try:
         settings = load(args.config)
     except SettingsError as exc:
@@ -98,7 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EX_CONFIG
     logs.setup(args.log_level or settings.daemon.log_level)
     hold = energize_lock(settings)
+    try:
+        # The link's files (certificates, key, password) are checked before anything runs.
+        link_warnings = check_files(settings.mqtt, now_unix_s=time.time())
+    except SettingsError as exc:
+        log.error("configuration %s: %s", args.config or "(embedded)", exc)
+        return EX_CONFIG
     if args.check:
+        for warning in link_warnings:
+            print(f"warning: mqtt: {warning}")
         print(f"configuration {args.config or '(embedded)'}: valid")
         print("energize: allowed" if hold is None else f"energize: held at P = Q = 0: {hold}")
         return 0
@@ -114,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EX_CONFIG if exc.kind == "config" else 1
     except ProfileError as exc:
         log.error("cannot start: battery profile: %s", exc)
+        return EX_CONFIG
+    except SettingsError as exc:  # a link file that changed between the check and the start
+        log.error("cannot start: %s", exc)
         return EX_CONFIG
 
 

@@ -7,7 +7,6 @@ profile ranges and the cross-field rules. Every failure is a SettingsError namin
 
 from __future__ import annotations
 
-import logging
 import tomllib
 from importlib.resources import files
 from pathlib import Path
@@ -17,11 +16,10 @@ import msgspec
 
 from edge.settings.checks import check_settings
 from edge.settings.errors import SettingsError, SettingsFileError, validation_error
+from edge.settings.migrate import migrate_tree
 from edge.settings.model import Commissioning, Settings
 from edge.settings.profiles import ResolvedProfile, load_profile
 from edge.settings.ranges import check_grid_ranges
-
-log = logging.getLogger(__name__)
 
 
 def default_config_text() -> str:
@@ -52,36 +50,17 @@ def resolve_profile(comm: Commissioning) -> ResolvedProfile | None:
     return profile.resolve(comm.normal_category, comm.abnormal_category)
 
 
-def _renamed(tree: dict[str, Any]) -> dict[str, Any]:
-    """Settings renamed since a config could have been written: taken under their new name with a
-    warning, refused when both names are given and disagree (an upgrade must not stop a charger)."""
-    site = tree.get("site")
-    if isinstance(site, dict) and "mode" in site:
-        site = dict(site)
-        mode = site.pop("mode")
-        operation = dict(tree.get("operation") or {})
-        if operation.setdefault("mode", mode) != mode:
-            raise SettingsError(
-                "site.mode",
-                mode,
-                f"is the old name of operation.mode, which says {operation['mode']!r}",
-                "remove it",
-            )
-        log.warning("site.mode is now operation.mode (taken as %r); rename it in the file", mode)
-        tree = {**tree, "site": site, "operation": operation}
-    return tree
-
-
 def from_builtins(raw: dict[str, Any]) -> Settings:
     """Validate a builtins tree (parsed TOML, or ``msgspec.to_builtins`` of Settings with a change)."""
     if not isinstance(raw, dict):
         raise SettingsError("<settings>", raw, "expected a table of sections")
+    raw = migrate_tree(raw)  # an older file is read at the current schema; a newer one is refused
     try:
         comm = msgspec.convert(raw.get("commissioning", {}), Commissioning)
     except msgspec.ValidationError as exc:
         raise validation_error(exc, raw.get("commissioning", {}), "commissioning", Commissioning) from exc
     profile = resolve_profile(comm)
-    tree = _renamed(dict(raw))
+    tree = dict(raw)
     overrides = tree.pop("grid", None)
     if overrides is not None and not isinstance(overrides, dict):
         raise SettingsError("grid", overrides, "expected a table of grid-function overrides")
