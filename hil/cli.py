@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plant": ("hil.plant_cli", "serve the simulated plant over Modbus until stopped"),
     "run": ("hil.runner", "run scenarios against the real daemon and judge them"),
     "estimate": ("hil.estimate", "replay a battery trace through the estimators"),
+    "battery-profile": ("hil.battery_profile", "build a battery profile from a datasheet (and a replay)"),
     "replay": ("hil.replay", "replay a daemon's cycle dump through the controllers"),
 }
 

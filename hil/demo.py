@@ -65,7 +65,7 @@ async def _count_telemetry(counter: list[int]) -> None:
     while True:
         try:
             async with aiomqtt.Client("127.0.0.1", MQTT_PORT, identifier="v2g-hil-demo") as client:
-                await client.subscribe("v2g-edge/+/+/telemetry", qos=1)
+                await client.subscribe("v2g/+/+/telemetry", qos=1)  # the embedded topic_prefix
                 async for _ in client.messages:
                     counter[0] += 1
         except aiomqtt.MqttError:

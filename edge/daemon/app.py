@@ -26,31 +26,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 import drivers
+from drivers.sunspec.functions import plan_from_settings
+from drivers.sunspec.power_stage import SunSpecPowerStage
+from edge import __version__
 from edge.daemon import status as status_file
 from edge.daemon.battery import UNKNOWN, BatteryTracker, BatteryView
 from edge.daemon.controllers import Controllers, KernelSettingsError
 from edge.daemon.dispatch import Dispatcher
 from edge.daemon.dispatch_file import DispatchFile
+from edge.daemon.events import DeviceState, EventDeriver, fail_safe_reasons
 from edge.daemon.notify import Notifier
+from edge.daemon.plan_task import PlanTask
 from edge.daemon.planning import DepartureTask
 from edge.daemon.recorder import Recorder, write_dump
-from edge.daemon.sessions import SessionStatus, SessionTracker
+from edge.daemon.sessions import SessionTracker
 from edge.daemon.snapshot import Command, Snapshot
 from edge.daemon.supervise import Mismatch, OutputMonitor
 from edge.daemon.tasks import cancel
-from edge.daemon.telemetry import MqttTarget, TelemetryPublisher
+from edge.daemon.uplink import Uplink
 from edge.daemon.writer import SetpointWriter
-from edge.settings import Settings, SettingsError, load_default, load_file
+from edge.link import payloads as pl
+from edge.settings import Settings, SettingsError, load_default, load_file, lock_reasons
 from edge.state import StateStore
 
 log = logging.getLogger(__name__)
 
 STATUS_PERIOD_S = 1.0
-TELEMETRY_PERIOD_S = 1.0
 NOTIFY_STATUS_MIN_S = 1.0
+SOP_HORIZON = "10s"  # the state of power the aggregator gets: what the pack can give for 10 s
 STOP_TIMEOUT_S = 3.0
 STOP_RAMP_MAX_S = 10.0  # below the unit's TimeoutStopSec (15 s), with the stop command after it
 READY_TIMEOUT_S = (
@@ -60,31 +64,6 @@ RECORDER_S = 300.0  # the recorder keeps this much of the recent past,
 RECORDER_MAX = 3000  # but no more cycles than this (~2.5 kB each: 300 s at 0.1 s, 60 s at 0.02 s)
 # Sections a running daemon cannot take on SIGHUP (its buses, devices and links are built from them).
 RESTART_SECTIONS = ("buses", "devices", "mqtt", "battery")
-
-
-class TelemetryRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One telemetry message (JSON); signs and units as everywhere (docs/conventions.md)."""
-
-    t_unix_s: float
-    state: str
-    mode: str
-    dispatch_source: str
-    p_cmd_w: float
-    departure: str | None = None  # the owner's departure plan: its state and why
-    session: SessionStatus | None = None  # the EV plugged in now
-    q_cmd_var: float
-    binding: list[str]
-    reasons: list[str]
-    p_meas_w: float | None = None
-    q_meas_var: float | None = None
-    p_site_import_w: float | None = None
-    v_pu: float | None = None
-    f_hz: float | None = None
-    soc: float | None = None
-    meter_age_s: float | None = None
-    stage_age_s: float | None = None
-    output_mismatch: str | None = None
-    battery: dict[str, float] | None = None  # the estimator's figures (no vehicle identifier)
 
 
 @dataclass
@@ -108,7 +87,7 @@ class Daemon:
         notifier: Notifier | None = None,
         ready_timeout_s: float = READY_TIMEOUT_S,
     ) -> None:
-        self.settings = settings
+        self.file_settings = settings  # as the file says; ``settings`` adds the aggregator's overrides
         self.clock = clock
         self.wall_clock = wall_clock
         self.runtime_dir = runtime_dir
@@ -116,22 +95,36 @@ class Daemon:
         self.status_path = runtime_dir / "status.json"
         self.notifier = notifier or Notifier()
         self.ready_timeout_s = ready_timeout_s
+        self._rand = random.SystemRandom().random  # the OS's entropy: no two units draw alike
+        self.dispatcher = Dispatcher(settings.operation, settings.inverter)
+        self.uplink: Uplink | None = None
+        if settings.mqtt.enabled:
+            self.uplink = Uplink(
+                settings,
+                state_dir=state_dir,
+                dispatcher=self.dispatcher,
+                file_settings=lambda: self.file_settings,
+                current_settings=lambda: self.settings,
+                apply=self._take_settings,
+                devices=self._device_identities,
+                rand=self._rand,
+                clock=clock,
+                wall_clock=wall_clock,
+            )
+            self.uplink.on_event = self._event
+            settings = self._with_overrides(settings)
+        self.settings = settings
+        self.dispatcher.operation = settings.operation
         self.controllers = Controllers(settings)
         self.counters = CycleCounters()
         self.drivers = drivers.build(settings.buses, settings.devices, clock=clock)
-        self.telemetry: TelemetryPublisher | None = None
-        mq = settings.mqtt
-        if mq.enabled:
-            self.telemetry = TelemetryPublisher(
-                MqttTarget(mq.host, mq.port, mq.client_id, mq.topic_prefix, keepalive_s=int(mq.keepalive_s))
-            )
         self.store = StateStore.open(state_dir) if state_dir is not None else None
         stage = self.drivers.power_stage
         # Built also with estimation off: its view then carries the nameplate pack energy the
         # departure planner needs.
         self.battery = BatteryTracker(settings.battery, self.store, port=stage.name) if stage else None
         self.sessions = SessionTracker(self.store, port=stage.name) if stage else None
-        self.dispatcher = Dispatcher(settings.operation, settings.inverter)
+        self.events = EventDeriver()
         dispatch_path = settings.operation.dispatch_file or (
             str(state_dir / "dispatch.json") if state_dir is not None else None
         )
@@ -146,11 +139,22 @@ class Daemon:
         self.departure = DepartureTask(
             settings, lambda: self.last[0] if self.last else None, clock=clock, wall_clock=wall_clock
         )
+        self.planner = PlanTask(
+            settings,
+            lambda: self.last[0] if self.last else None,
+            self.dispatcher,
+            self.departure,
+            clock=clock,
+            wall_clock=wall_clock,
+            runtime_dir=runtime_dir,
+        )
+        if self.uplink is not None:
+            self.uplink.handler.plan_inputs = self.planner.take_inputs
+            self.planner.on_plan = self.uplink.publish_plan
         self.recorder = Recorder(min(RECORDER_MAX, max(1, round(RECORDER_S / settings.daemon.cycle_s))))
         self.monitor = OutputMonitor(*self._monitor_params(settings))
         self.mismatch: Mismatch | None = None
         self.ready = False
-        self._rand = random.SystemRandom().random  # the OS's entropy: no two units draw alike
         self._reporting_failed: set[str] = set()
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="v2g-edge-io")
         self._status_write: Future[None] | None = None
@@ -186,16 +190,18 @@ class Daemon:
     async def run(self, stop: asyncio.Event) -> int:
         """Run cycles until ``stop`` is set, then ramp down (a non-protective stop) and stop the power
         stage; it always ends with the stage stopped (best effort)."""
+        self._configure_functions(self.settings)  # before the first reading is taken
         await self.drivers.start()
         try:
             if self.drivers.power_stage is not None:
                 self._writer = SetpointWriter(self.drivers.power_stage, self.clock)
                 self._writer.start()
-            if self.telemetry is not None:
-                self.telemetry.start()
+            if self.uplink is not None:
+                self.uplink.start()
             if self.dispatch_file is not None:
                 self.dispatch_file.start()
             self.departure.start()
+            self.planner.start()
             self._event("daemon_start", {"pid": os.getpid()})
             if self.controllers.hold_reason:
                 log.warning("holding P = Q = 0: %s", self.controllers.hold_reason)
@@ -212,14 +218,15 @@ class Daemon:
             if self.dispatch_file is not None:
                 await self.dispatch_file.stop()
             await self.departure.stop()
+            await self.planner.stop()
             if self._reload is not None:
                 with contextlib.suppress(Exception):  # a reload still being read at stop is dropped
                     await cancel(self._reload)
-            if self.telemetry is not None:
-                await self.telemetry.stop()
             await self.drivers.stop()
+            self._event("daemon_stop", {})
+            if self.uplink is not None:
+                await self.uplink.stop()
             if self.store is not None:
-                self._event("daemon_stop", {})
                 await self.store.aclose()
             await asyncio.get_running_loop().run_in_executor(None, self._io.shutdown)
             self.notifier.close()
@@ -273,6 +280,9 @@ class Daemon:
                 self.mismatch = mismatch
             if self.last is not None and self.last[1].state != cmd.state:
                 self._event("state", {"from": self.last[1].state, "to": cmd.state, "reasons": cmd.reasons})
+            session = self.sessions.status() if self.sessions is not None else None
+            for kind, detail in self.events.update(cmd, session):
+                self._event(kind, detail)
             if self._writer is not None:
                 self._writer.submit(cmd, snap.stage)
             self.recorder.append(snap, cmd)
@@ -292,8 +302,9 @@ class Daemon:
                     notified, last_notify = text, t
             if t - last_status >= STATUS_PERIOD_S:
                 self._reporting("status file", self._write_status, snap, cmd)
+                self._reporting("device events", self._device_events, snap, cmd)
                 last_status = t
-            if self.telemetry is not None and t - last_telemetry >= TELEMETRY_PERIOD_S:
+            if self.uplink is not None and t - last_telemetry >= self.settings.mqtt.telemetry_period_s:
                 self._reporting("telemetry", self._publish_telemetry, snap, cmd)
                 last_telemetry = t
             if self._dump_requested:
@@ -354,26 +365,62 @@ class Daemon:
             log.exception("configuration reload failed unexpectedly")
             self._refuse_reload(repr(exc))
             return
-        fixed = restart_needed(self.settings, new)
+        fixed = restart_needed(self.file_settings, new)
         if fixed:
             self._refuse_reload(f"{', '.join(fixed)} changed: that takes effect only at a restart")
             return
-        try:
-            self.controllers.reload(new)
-        except KernelSettingsError as exc:
-            self._refuse_reload(f"settings the kernels cannot run: {exc}")
+        switch_credentials = None
+        if self.uplink is not None:
+            why, switch_credentials = self.uplink.prepare_reload(new)
+            if why is not None:
+                self._refuse_reload(why)
+                return
+        effective = self._with_overrides(new)
+        why = self._take_settings(effective)
+        if why is not None:
+            self._refuse_reload(why)
             return
-        self.settings = new
-        self.monitor.configure(*self._monitor_params(new))
-        self.dispatcher.operation = new.operation
-        self.dispatcher.inverter = new.inverter
-        self.departure.configure(new)
+        if switch_credentials is not None:
+            switch_credentials()
+        self.file_settings = new
         self._event("config_reloaded", {})
         logging.getLogger().setLevel(new.daemon.log_level)
         log.info("configuration reloaded")
         self.notifier.status("configuration reloaded")
+
+    def _configure_functions(self, settings: Settings) -> None:
+        """Have a SunSpec power stage's own grid functions set as commissioned (each one the inverter
+        owns written and adopted, the others disabled) and read back by its next reading; until that
+        reads back right the stage reports a configuration problem and the cycle holds zero."""
+        stage = self.drivers.power_stage
+        if isinstance(stage, SunSpecPowerStage) and settings.grid is not None:
+            stage.use_functions(plan_from_settings(settings.functions, settings.grid))
+
+    def _with_overrides(self, file_settings: Settings) -> Settings:
+        """The file's settings with the aggregator's persisted overrides (mode, owner, curves) on top."""
+        if self.uplink is None:
+            return file_settings
+        return self.uplink.handler.effective(file_settings)
+
+    def _take_settings(self, new: Settings) -> str | None:
+        """Run on ``new`` from the next cycle (kernel state kept); returns why not, changing nothing."""
+        try:
+            self.controllers.reload(new)
+        except KernelSettingsError as exc:
+            return f"settings the kernels cannot run: {exc}"
+        old, self.settings = self.settings, new
+        self.monitor.configure(*self._monitor_params(new))
+        self.dispatcher.operation = new.operation
+        self.dispatcher.inverter = new.inverter
+        self.departure.configure(new)
+        self.planner.configure(new)
+        if (new.functions, new.grid) != (old.functions, old.grid):
+            self._configure_functions(new)
+        if self.uplink is not None:
+            self.uplink.link.state_changed()
         if self.controllers.hold_reason:
             log.warning("holding P = Q = 0: %s", self.controllers.hold_reason)
+        return None
 
     def _refuse_reload(self, why: str) -> None:
         log.error("configuration reload refused, running on the previous configuration: %s", why)
@@ -381,8 +428,11 @@ class Daemon:
         self._event("config_reload_refused", {"why": why})
 
     def _event(self, kind: str, detail: dict[str, Any]) -> None:
+        t_unix = self.wall_clock()
         if self.store is not None:
-            self.store.event(kind, detail, t_unix_s=self.wall_clock())
+            self.store.event(kind, detail, t_unix_s=t_unix)
+        if self.uplink is not None:
+            self.uplink.event(kind, detail, t_unix)
 
     def _battery_view(self, stage: drivers.PowerStageReading | None) -> BatteryView:
         if self.battery is None:
@@ -431,24 +481,75 @@ class Daemon:
         }
 
     def _publish_telemetry(self, snap: Snapshot, cmd: Command) -> None:
-        assert self.telemetry is not None
-        record = TelemetryRecord(
-            t_unix_s=snap.t_unix_s,
-            state=cmd.state,
-            mode=snap.dispatch.mode,
-            dispatch_source=snap.dispatch.source,
-            departure=self._departure_text(),
-            session=self.sessions.status() if self.sessions else None,
-            p_cmd_w=cmd.p_w,
-            q_cmd_var=cmd.q_var,
-            binding=cmd.binding,
-            reasons=cmd.reasons,
-            v_pu=cmd.v_pu,
-            output_mismatch=self.mismatch.message() if self.mismatch else None,
-            battery=(self.battery.telemetry() or None) if self.battery is not None else None,
-            **self._measured(snap),
-        )
-        self.telemetry.submit(msgspec.json.encode(record))
+        uplink = self.uplink
+        assert uplink is not None
+        stage, meter = snap.stage, snap.meter
+        est = self.battery.telemetry() if self.battery is not None else {}
+        session = self.sessions.status() if self.sessions is not None else None
+        links = [
+            pl.DeviceLink(
+                name=name,
+                ok=not (st.failing or st.frozen),
+                error="frozen" if st.frozen else (st.last_error if st.failing else None),
+                rtt_ms=st.rtt_p50_s * 1e3 if st.rtt_p50_s is not None else None,
+                last_success_age_s=(snap.t_s - st.last_success_t_s)
+                if st.last_success_t_s is not None
+                else None,
+            )
+            for name, st in self.drivers.stats().items()
+        ]
+
+        def build(seq: int) -> pl.Telemetry:
+            return pl.Telemetry(
+                seq=seq,
+                t=pl.utc(snap.t_unix_s),
+                state=cmd.state,
+                mode=snap.dispatch.mode,
+                dispatch_source=snap.dispatch.source,
+                p_cmd_w=cmd.p_w,
+                q_cmd_var=cmd.q_var,
+                binding=cmd.binding,
+                reasons=cmd.reasons,
+                meter=None
+                if meter is None
+                else pl.Point(
+                    p_w=meter.p_site_import_w,
+                    q_var=meter.q_site_import_var,
+                    v_pu=cmd.v_pu,
+                    f_hz=meter.f_hz,
+                    age_s=snap.meter_age_s(),
+                ),
+                inverter=None
+                if stage is None
+                else pl.Point(
+                    p_w=stage.p_w, q_var=stage.q_var, v_pu=None, f_hz=stage.f_hz, age_s=snap.stage_age_s()
+                ),
+                soc=stage.ev_soc if stage is not None else None,
+                soh=est.get("capacity_ratio"),
+                sop_charge_w=est.get(f"sop_{SOP_HORIZON}_import_ac_w"),
+                sop_discharge_w=est.get(f"sop_{SOP_HORIZON}_export_ac_w"),
+                energy_wh=self.store.energy() if self.store is not None else {},
+                departure=self._departure_text(),
+                session=None if session is None else pl.Session.of(session),
+                output_mismatch=self.mismatch.message() if self.mismatch else None,
+                links=pl.LinkHealth(devices=links, **uplink.links()),
+                battery=est or None,
+            )
+
+        uplink.telemetry(build, snap.t_unix_s)
+
+    def _device_events(self, snap: Snapshot, cmd: Command) -> None:
+        health = {
+            name: DeviceState(st.failing, st.last_error if st.failing else None)
+            for name, st in self.drivers.stats().items()
+        }
+        for kind, detail in self.events.devices(health):
+            self._event(kind, detail)
+
+    def _device_identities(self) -> list[pl.DeviceIdentity]:
+        return [
+            pl.DeviceIdentity(name=name, role=dev.config.role) for name, dev in self.drivers.devices.items()
+        ]
 
     def _write_status(self, snap: Snapshot, cmd: Command) -> None:
         if self._status_write is not None and not self._status_write.done():
@@ -468,15 +569,22 @@ class Daemon:
                     rtt_p99_ms=st.rtt_p99_s * 1e3 if st.rtt_p99_s is not None else None,
                     errors=st.errors,
                     timeouts=st.timeouts,
+                    last_error=st.last_error,
                 )
             )
         hold = self.controllers.hold_reason
         w = self._writer
+        pid = os.getpid()
         status = status_file.Status(
             written_at=snap.t_unix_s,
-            pid=os.getpid(),
+            pid=pid,
             state=cmd.state,
             energize_allowed=hold is None,
+            version=__version__,
+            config_path=str(self.config_path) if self.config_path is not None else None,
+            started_at=status_file.process_started_at(pid),
+            commissioning_missing=lock_reasons(self.settings),
+            fail_safe=fail_safe_reasons(cmd),
             mode=snap.dispatch.mode,
             dispatch_source=snap.dispatch.source,
             departure=self._departure_text(),
@@ -496,14 +604,38 @@ class Daemon:
             cycles=self.counters.cycles,
             overruns=self.counters.overruns,
             write_errors=w.errors if w else 0,
-            telemetry_backlog=self.telemetry.backlog if self.telemetry else 0,
-            telemetry_dropped=self.telemetry.dropped if self.telemetry else 0,
+            telemetry_backlog=self.uplink.spool.stats.backlog if self.uplink else 0,
+            telemetry_dropped=self.uplink.spool.stats.dropped_telemetry if self.uplink else 0,
+            aggregator=self._aggregator_health(),
+            **self._battery_health(),
             **self._state_health(),
             **self._measured(snap),
         )
-        future = self._io.submit(status_file.write, self.status_path, status)
+        db = self.store.path if self.store is not None and self.store.problem is None else None
+        future = self._io.submit(status_file.write_with_events, self.status_path, status, db)
         future.add_done_callback(self._status_written)
         self._status_write = future
+
+    def _aggregator_health(self) -> status_file.AggregatorHealth | None:
+        if self.uplink is None:
+            return None
+        link, st = self.uplink.link, self.uplink.spool.stats
+        return status_file.AggregatorHealth(
+            connected=link.connected,
+            problem=link.problem,
+            backlog=st.backlog,
+            dropped_telemetry=st.dropped_telemetry,
+            dropped_events=st.dropped_events,
+            spool_problem=st.problem,
+        )
+
+    def _battery_health(self) -> dict[str, Any]:
+        est = self.battery.telemetry() if self.battery is not None else {}
+        return {
+            "soh": est.get("capacity_ratio"),
+            "sop_charge_w": est.get(f"sop_{SOP_HORIZON}_import_ac_w"),
+            "sop_discharge_w": est.get(f"sop_{SOP_HORIZON}_export_ac_w"),
+        }
 
     def _state_health(self) -> dict[str, Any]:
         if self.store is None:

@@ -7,7 +7,12 @@ replayed. The kernels' records are allocated once here and refilled every cycle.
 Where the snapshot lacks something the command falls safe: with no fresh power-stage reading there is
 nothing to act on (P = Q = 0); with no fresh meter reading the export cap stops discharge (kernel II);
 an unknown SoC counts as below the reserve (kernel I). A configuration the kernels cannot take holds
-P = Q = 0 and says why.
+P = Q = 0 and says why; so does a power stage whose own grid functions do not read back as
+commissioned (its reading's ``config_problem``): kernel II ceases as for a commissioning lock, and
+enters service again through its enter-service rules once the problem is gone.
+
+When kernel II calls the site meter frozen (or alive again) the log says so once per episode, with the
+check that decided and the values it saw (docs/protection.md, frozen meter).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from edge.settings import Settings, energize_lock
 log = logging.getLogger(__name__)
 
 SQRT3 = math.sqrt(3.0)
+_EFFECT = "no discharge while the export cap applies"
 PHASES = {"single": 1, "split": 2, "three": 3}
 
 
@@ -63,18 +69,26 @@ class Controllers:
         # deliver under it, so that a grid function's response starts from the delivered power.
         self._cap_bound_w = 0.0
         self._ramp_w_per_s = 0.0
-        self.hold_reason: str | None = None
+        self._settings_hold: str | None = None
+        self._stage_hold: str | None = None  # the power stage's configuration problem, last cycle
+        self._frozen_check = pt.FrozenCheck.NONE
         self._configure(settings)
-        if self.hold_reason is None:
+        if self._settings_hold is None:
             try:
                 self._map(settings)
             except KernelSettingsError as exc:
-                self.hold_reason = f"settings the kernels cannot run: {exc}"
-                log.error("holding P = Q = 0: %s", self.hold_reason)
+                self._settings_hold = f"settings the kernels cannot run: {exc}"
+                log.error("holding P = Q = 0: %s", self._settings_hold)
+
+    @property
+    def hold_reason(self) -> str | None:
+        """Why P = Q = 0 is held whatever the grid does: settings that lock energizing, or the power
+        stage's own functions not configured as commissioned. None while neither holds."""
+        return self._settings_hold or self._stage_hold
 
     def _configure(self, settings: Settings) -> None:
         self.settings = settings
-        self.hold_reason = energize_lock(settings)
+        self._settings_hold = energize_lock(settings)
         self.v_base_v = phase_base_v(settings)
         self.n_phases = PHASES[settings.commissioning.phase_topology or "three"]
 
@@ -146,8 +160,8 @@ class Controllers:
 
     def step(self, snap: Snapshot) -> Command:
         """One cycle's command from one snapshot (``stop_request`` ramps down at the stop rate)."""
-        if self.hold_reason is not None:
-            return Command(0.0, 0.0, None, "locked", reasons=[self.hold_reason])
+        if self._settings_hold is not None:
+            return Command(0.0, 0.0, None, "locked", reasons=[self._settings_hold])
         t_s, meter, stage, ratings, battery = snap.t_s, snap.meter, snap.stage, snap.ratings, snap.battery
         stale_s = self.settings.site.stale_meter_s
         if stage is None or t_s - stage.t_s > stale_s or stage.p_w is None:
@@ -196,17 +210,25 @@ class Controllers:
             x[pt.I_METER_T_LO_S] = self._meter_read_s[0]
             x[pt.I_METER_SEQ] = meter.t_s  # a new reading has a new read time
             x[pt.I_P_SITE_IMPORT_W] = math.nan if meter.frozen else meter.p_site_import_w
+            counter = meter.e_counter_wh if self.settings.site.meter_alive_counter else None
+            x[pt.I_METER_COUNTER] = math.nan if counter is None else counter
         x[pt.I_P_INV_MEAS_W] = stage.p_w
         x[pt.I_P_INV_T_S] = stage.t_s
         x[pt.I_U_RAND] = snap.u_rand
-        x[pt.I_LOCK] = 0.0
+        self._stage_problem(stage)
+        # Kernel II's lock: cease at once and hold; once released, enter service starts over.
+        x[pt.I_LOCK] = 0.0 if self._stage_hold is None else 1.0
         x[pt.I_PERMIT] = 1.0
         protect.step(self._prot_p, self._s, x, self._o)
         out = self._o
         self._cap_bound_w = float(out[pt.O_CAP_BOUND_W])
+        self._log_frozen_meter(meter, stage)
 
         state = pt.State(int(out[pt.O_STATE])).name.lower()
         reasons = [r.name.lower() for r in pt.Reason if int(out[pt.O_REASON]) & r and r.name]
+        if self._stage_hold is not None:
+            # the kernel's lock is this hold here (a settings lock returns before the kernels run)
+            reasons = [self._stage_hold, *(r for r in reasons if r != "commissioning_lock")]
         binding = binding_names(o.binding)
         if int(out[pt.O_REASON]) & pt.Reason.CAP_LIMITING and "export_cap" not in bound_by:
             bound_by.append("export_cap")
@@ -222,6 +244,64 @@ class Controllers:
             v_pu=None if math.isnan(v_avg) else v_avg,
             es_remaining_s=float(out[pt.O_ES_REMAINING_S]) if state in ("waiting", "tripped") else None,
         )
+
+    def _stage_problem(self, stage: PowerStageReading) -> None:
+        """Hold P = Q = 0 while the stage reports its own functions not as commissioned."""
+        problem = stage.config_problem
+        hold = None if problem is None else f"power stage configuration: {problem}"
+        if hold != self._stage_hold:
+            if hold is not None:
+                log.warning("holding P = Q = 0: %s", hold)
+            else:
+                log.info("power stage configuration verified again: energizing allowed")
+            self._stage_hold = hold
+
+    def _log_frozen_meter(self, meter: MeterReading | None, stage: PowerStageReading) -> None:
+        """Say once per episode which check called the meter frozen, on what values, and when it ends."""
+        check = pt.FrozenCheck(int(self._o[pt.O_FROZEN_CHECK]))
+        if check == self._frozen_check:
+            return
+        s = self._s
+        value = "none" if meter is None else f"{meter.p_site_import_w:.0f} W"
+        if check is pt.FrozenCheck.NONE:
+            log.info("site meter alive again (reads %s)", value)
+        elif check is pt.FrozenCheck.TRACKING:
+            log.warning(
+                "site meter frozen (tracking check): it reads %s while the power stage moved from %.0f W "
+                "to %.0f W (meter_frozen_delta_w %.0f W for meter_frozen_s %.1f s); %s",
+                value,
+                s[pt.S_PINV_AT_CHG],
+                stage.p_w,
+                self._prot_p[pt.P_FROZEN_DELTA_W],
+                self._prot_p[pt.P_FROZEN_S],
+                _EFFECT,
+            )
+        elif check is pt.FrozenCheck.COUNTER:
+            log.warning(
+                "site meter frozen (energy counter): it reads %s and its counter stayed at %.1f Wh while "
+                "its own reading says %.2f Wh went through (counter step %.3g Wh; unmoved with the value "
+                "within the noise floor for %.1f s, meter_counter_stall_max_s %.0f s); %s",
+                value,
+                s[pt.S_CNT_LAST],
+                s[pt.S_CNT_E_WH],
+                s[pt.S_CNT_STEP],
+                s[pt.S_T_PREV] - s[pt.S_STALL_T0],
+                self._prot_p[pt.P_COUNTER_STALL_MAX_S],
+                _EFFECT,
+            )
+        else:
+            log.warning(
+                "site meter frozen (still-value heuristic, no counter seen moving): it has read %s "
+                "for %.1f s while discharging (meter_frozen_still_s %.1f s; smallest change seen %s, "
+                "noise floor %.0f W); %s",
+                value,
+                s[pt.S_T_PREV] - s[pt.S_T_CHG],
+                self._prot_p[pt.P_FROZEN_STILL_S],
+                "none" if math.isnan(s[pt.S_RES_W]) else f"{s[pt.S_RES_W]:.3g} W",
+                self._prot_p[pt.P_FROZEN_NOISE_W],
+                _EFFECT,
+            )
+        self._frozen_check = check
 
 
 def _response_tau_s(settings: Settings) -> float:

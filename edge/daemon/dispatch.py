@@ -6,7 +6,8 @@ schedule of set points, with a start, an expiry (absolute UTC) and an id, and op
 its lifetime. A dispatch out of the charger's range, with an expiry in the past or before its start,
 or contradicting its mode is refused whole with a message naming the field; nothing is clamped
 silently. An expired dispatch is never followed, and an aggregator's dispatch is followed only while
-the aggregator was heard within ``operation.dispatch_timeout_s`` (a local one needs no heartbeat).
+the aggregator was heard within ``operation.dispatch_timeout_s`` (a local one, or the local
+planner's, needs no heartbeat: the planner's expires on its own when it stops re-planning).
 
 The basis is an input to kernel I, never a bypass: protection, the export cap, the owner's reserve
 and departure, and the battery's limits all apply after it. Pure: the wall clock (``t_unix_s``, for
@@ -26,8 +27,9 @@ from msgspec import Meta
 
 from edge.settings.model import Inverter, Operation, OperationMode
 
-Source = Literal["aggregator", "local"]
-LOCAL_FIRST: tuple[Source, ...] = ("local", "aggregator")
+Source = Literal["aggregator", "local", "planner"]
+# A technician on site wins, then the aggregator, then the local planner's schedule (edge.planner).
+LOCAL_FIRST: tuple[Source, ...] = ("local", "aggregator", "planner")
 DispatchId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 MAX_SCHEDULE_POINTS = 2000  # a day at 1-minute resolution, with room
 # A dispatch runs for a week at most: one that outlives its sender (or a wall clock set wrong at boot)

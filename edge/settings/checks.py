@@ -7,7 +7,9 @@ The profile's own ranges are in ranges.py.
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.config import validate as validate_drivers
@@ -112,15 +114,111 @@ def check_inverter(inv: Inverter) -> None:
             )
 
 
+# One topic level of the link's tree, and a client id: a conservative subset every broker and ACL accepts.
+_TOPIC_LEVEL = re.compile(r"[A-Za-z0-9_.-]+")
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_LEVEL_CHARS = "letters, digits, _ . -"
+ID_MAX_CHARS = 64
+
+
+def _topic_problem(text: str, max_levels: int) -> str | None:
+    """Why ``text`` is not a publish-topic prefix of at most ``max_levels`` levels, or None."""
+    if "\0" in text:
+        return "contains a NUL character"
+    if "#" in text or "+" in text:
+        return "contains an MQTT wildcard (# or +)"
+    if text.startswith("$"):
+        return "starts with $ (topics reserved for the broker)"
+    levels = text.split("/")
+    if len(levels) > max_levels:
+        return f"has {len(levels)} topic levels"
+    if any(not level for level in levels):
+        return "has an empty topic level (a leading, trailing or double /)"
+    if any(len(level) > ID_MAX_CHARS for level in levels):
+        return f"has a topic level longer than {ID_MAX_CHARS} characters"
+    bad = next((c for level in levels for c in level if not _TOPIC_LEVEL.fullmatch(c)), None)
+    if bad is not None:
+        return f"contains {bad!r}"
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    """True for a host name or address that never leaves this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_mqtt(settings: Settings) -> None:
-    """TLS files only with TLS on; a client certificate needs its key."""
+    """The MQTT link's rules: topic and client id syntax; TLS files only with TLS, a CA with it, a
+    client certificate with its key; a password file with its user name and never in plaintext to
+    another machine; back-off bounds in order. Files themselves are checked by edge.link.config."""
     m = settings.mqtt
+    for name, max_levels in (
+        ("topic_prefix", 5),
+        ("site_id", 1),
+        ("evse_id", 1),
+        ("home_assistant_prefix", 5),
+    ):
+        value = getattr(m, name)
+        problem = _topic_problem(value, max_levels)
+        if problem is not None:
+            levels = (
+                "one topic level" if max_levels == 1 else f"1 to {max_levels} topic levels separated by /"
+            )
+            raise SettingsError(
+                f"mqtt.{name}", value, problem, f"{levels} of 1 to {ID_MAX_CHARS} {_LEVEL_CHARS}"
+            )
+    if m.client_id is not None and not _CLIENT_ID.fullmatch(m.client_id):
+        raise SettingsError(
+            "mqtt.client_id",
+            m.client_id,
+            "not a client id this link uses (omit it for v2g-edge-<site_id>-<evse_id>)",
+            f"1 to {ID_MAX_CHARS} letters, digits, _ . : -",
+        )
     if not m.tls:
         for name in ("ca_file", "cert_file", "key_file"):
             if getattr(m, name) is not None:
                 raise SettingsError(f"mqtt.{name}", getattr(m, name), "set only with mqtt.tls = true")
     if (m.cert_file is None) != (m.key_file is None):
-        raise SettingsError("mqtt.key_file", m.key_file, "mqtt.cert_file and mqtt.key_file go together")
+        name = "key_file" if m.key_file is None else "cert_file"
+        raise SettingsError(
+            f"mqtt.{name}",
+            getattr(m, name),
+            "mqtt.cert_file and mqtt.key_file go together",
+            "both or neither",
+        )
+    if m.password_file is not None and m.username is None:
+        raise SettingsError(
+            "mqtt.username",
+            None,
+            "mqtt.password_file is set: the password needs its user name",
+            "a user name",
+        )
+    if m.username is not None and not m.username:
+        raise SettingsError("mqtt.username", m.username, "empty", "a user name, or omit it")
+    if m.password_file is not None and not m.tls and not _is_loopback(m.host):
+        raise SettingsError(
+            "mqtt.password_file",
+            m.password_file,
+            f"a password would cross the network in plaintext to {m.host} (mqtt.tls = false)",
+            "mqtt.tls = true, or a loopback broker (localhost, 127.0.0.1, ::1)",
+        )
+    _order("mqtt.reconnect_min_s", m.reconnect_min_s, "mqtt.reconnect_max_s", m.reconnect_max_s, strict=False)
+    if not m.enabled:
+        return
+    if not m.host:
+        raise SettingsError("mqtt.host", m.host, "empty", "the broker's host name or address")
+    if m.tls and m.ca_file is None:
+        raise SettingsError(
+            "mqtt.ca_file",
+            None,
+            "mqtt.tls = true needs the CA that signed the broker's certificate",
+            "a PEM file path (or mqtt.tls = false for a plaintext broker)",
+        )
 
 
 def check_grid_order(grid: Grid, f_nominal_hz: float) -> None:

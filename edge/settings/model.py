@@ -329,12 +329,24 @@ class Site(_Struct, frozen=True):
     # value; set it for a meter that publishes e.g. 1 s averages.
     meter_window_s: Annotated[float, Meta(ge=0.0, le=5.0)] = 0.0
     # Frozen meter (stop discharge while the cap applies): the value stays within meter_frozen_tol_w
-    # while the inverter's power moves by meter_frozen_delta_w for meter_frozen_s, or does not change
-    # at all for meter_frozen_still_s while discharging (0 = off; a live meter always jitters).
+    # while the inverter's power moves by meter_frozen_delta_w for meter_frozen_s. A meter with a
+    # counter (its energy registers, or a map's e_counter_wh point) that has been seen moving is alive
+    # while it moves and frozen once its own power reading says 1.5 of its steps went through without
+    # it moving (meter_alive_counter = false ignores the counter), and while discharging once its
+    # counter has not moved for meter_counter_stall_max_s with its value within
+    # meter_frozen_noise_floor_w (the bound on the wait for a coarse counter or a low reading; a live
+    # meter whose counter moves more rarely pays with a brief stop of discharge). A meter without a
+    # counter is frozen when its value does not change at all for meter_frozen_still_s while
+    # discharging (0 = off), but only while it has shown changes smaller than
+    # meter_frozen_noise_floor_w: a coarser meter reads a steady load as one value for minutes.
+    # docs/protection.md.
     meter_frozen_tol_w: Annotated[float, Meta(ge=0.0, le=10_000.0)] = 0.0
     meter_frozen_delta_w: Annotated[float, Meta(ge=1.0, le=100_000.0)] = 300.0
     meter_frozen_s: Annotated[float, Meta(ge=0.0, le=60.0)] = 1.0
     meter_frozen_still_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 5.0
+    meter_frozen_noise_floor_w: Annotated[float, Meta(ge=0.0, le=10_000.0)] = 50.0
+    meter_counter_stall_max_s: Annotated[float, Meta(ge=5.0, le=600.0)] = 45.0
+    meter_alive_counter: bool = True
     # Inverter power above this counts as discharging (the backstop, minimum-import and frozen-meter
     # checks act only then): above the stage's idle reading, well below any real discharge.
     discharge_detect_w: Annotated[float, Meta(ge=0.0, le=10_000.0)] = 50.0
@@ -399,20 +411,68 @@ class Battery(_Struct, frozen=True):
 
 
 class Mqtt(_Struct, frozen=True):
-    """MQTT 5 link to the aggregator. Secrets live in files named here, never in this file."""
+    """MQTT 5 link to the aggregator (docs/mqtt.md). Secrets live in files named here, never in this file.
+
+    Secure by default: ``tls`` verifies the broker against ``ca_file`` and its host name; a client
+    certificate (``cert_file`` + ``key_file``) gives mutual TLS; ``password_file`` holds the password
+    of ``username`` (one line, readable by the service user only). A password is never sent in
+    plaintext except to a loopback broker. ``port`` None: 8883 with TLS, 1883 without.
+
+    Topics: ``<topic_prefix>/<site_id>/<evse_id>/...``; ``topic_prefix`` is 1 to 5 levels, the ids one
+    level each, of letters, digits and ``_ . -`` (no wildcards, no leading ``$``, no empty level).
+    ``client_id`` None: ``v2g-edge-<site_id>-<evse_id>``; else 1 to 64 of letters, digits and ``_ . : -``.
+
+    Store-and-forward: while the broker is unreachable telemetry and events are kept (up to
+    ``spool_max_mb``) and replayed on reconnect in batches of ``replay_batch`` records, at most
+    ``replay_rate_msgs_s`` messages a second and ``inflight_max`` unacknowledged publishes; the replay
+    starts at a random moment within ``replay_start_jitter_s`` of connecting (a fleet reconnecting at
+    once spreads its backlogs).
+    Reconnects back off from ``reconnect_min_s`` to ``reconnect_max_s`` with jitter. A certificate
+    expiring within ``cert_warn_days`` is warned about. A command issued more than
+    ``command_max_age_s`` ago is refused as expired; grid-support settings are accepted from the
+    aggregator only with ``allow_grid_settings``. ``home_assistant`` publishes Home Assistant MQTT
+    discovery under ``home_assistant_prefix``.
+    """
 
     enabled: bool = False
     host: str = "localhost"
-    port: Annotated[int, Meta(ge=1, le=65535)] = 1883
-    tls: bool = False
+    port: Annotated[int, Meta(ge=1, le=65535)] | None = None
+    tls: bool = True
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
     username: str | None = None
     password_file: str | None = None
-    client_id: str = "v2g-edge"
-    topic_prefix: str = "v2g-edge"
+    client_id: str | None = None
+    topic_prefix: str = "v2g"
+    site_id: str = "site"
+    evse_id: str = "evse"
     keepalive_s: Annotated[int, Meta(ge=5, le=3600)] = 30
+    telemetry_period_s: Annotated[float, Meta(ge=0.1, le=60.0)] = 1.0
+    spool_max_mb: Annotated[float, Meta(ge=1.0, le=4096.0)] = 64.0
+    replay_batch: Annotated[int, Meta(ge=1, le=1000)] = 100
+    replay_rate_msgs_s: Annotated[float, Meta(ge=0.1, le=1000.0)] = 5.0
+    replay_start_jitter_s: Annotated[float, Meta(ge=0.0, le=600.0)] = 10.0
+    inflight_max: Annotated[int, Meta(ge=1, le=1000)] = 20
+    reconnect_min_s: Annotated[float, Meta(ge=0.01, le=600.0)] = 1.0
+    reconnect_max_s: Annotated[float, Meta(ge=0.1, le=3600.0)] = 60.0
+    cert_warn_days: Annotated[int, Meta(ge=0, le=3650)] = 30
+    command_max_age_s: Annotated[float, Meta(ge=10.0, le=86_400.0)] = 300.0
+    allow_grid_settings: bool = False
+    home_assistant: bool = False
+    home_assistant_prefix: str = "homeassistant"
+
+    @property
+    def resolved_port(self) -> int:
+        """The broker port: ``port``, else the MQTT default for the transport (8883 TLS, 1883 plain)."""
+        if self.port is not None:
+            return self.port
+        return 8883 if self.tls else 1883
+
+    @property
+    def resolved_client_id(self) -> str:
+        """The MQTT client id: ``client_id``, else one unique per charger built from the topic ids."""
+        return self.client_id or f"v2g-edge-{self.site_id}-{self.evse_id}"
 
 
 class Operation(_Struct, frozen=True):
@@ -433,6 +493,75 @@ class Operation(_Struct, frozen=True):
     fallback: Fallback = "charge"
     # A local dispatch (a site without an aggregator, the bench); default: dispatch.json in the state dir.
     dispatch_file: str | None = None
+
+
+class TouRate(_Struct, frozen=True):
+    """One row of a time-of-use table: from ``start`` (local time of day, ``owner.time_zone``) until
+    the next row's start (the last row runs to the first one's start on the next day)."""
+
+    start: time
+    price_per_kwh: Annotated[float, Meta(ge=-10.0, le=10.0)]
+
+
+def _flat(price_per_kwh: float) -> list[TouRate]:
+    return [TouRate(start=time(0, 0), price_per_kwh=price_per_kwh)]
+
+
+class Planner(_Struct, frozen=True):
+    """The local planner (docs/planner.md): a schedule for ``operation.mode = "schedule"``, re-planned
+    every ``replan_s`` and on every new input, over ``horizon_h`` at ``step_s`` steps.
+
+    Tariffs are time-of-use tables in the owner's local time (prices per kWh, one currency); a price
+    series from ``inputs_file`` or the MQTT ``plan_inputs`` command replaces them where it covers.
+    ``demand_charge_per_kw``: the price of the billing period's peak import. Emissions count with
+    ``emissions_weight_per_kg`` (currency per kg CO2) when a marginal-emissions series is given.
+
+    Wear (``edge.planner.wear``): ``battery_cost_per_kwh`` is the value of one kWh of the pack's
+    capacity; a cycle of depth d uses d^``cycle_depth_exponent`` / ``cycle_life`` of its life; calendar
+    aging at ``temperature_c`` for a pack ``pack_age_days`` old, with end of life at
+    ``end_of_life_fade`` of the capacity lost. The charge and discharge efficiencies are
+    ``battery.charge_efficiency`` and ``battery.discharge_efficiency``.
+
+    ``departure_margin_s``: the departure target also holds if the owner leaves up to this much
+    earlier than ``owner.departure_time`` (the plan shows what that costs).
+    """
+
+    enabled: bool = False
+    horizon_h: Annotated[float, Meta(ge=1.0, le=48.0)] = 24.0
+    step_s: Literal[300, 900] = 900
+    replan_s: Annotated[float, Meta(ge=60.0, le=3600.0)] = 900.0
+    import_tariff: list[TouRate] = msgspec.field(default_factory=lambda: _flat(0.30))
+    export_tariff: list[TouRate] = msgspec.field(default_factory=lambda: _flat(0.08))
+    demand_charge_per_kw: Annotated[float, Meta(ge=0.0, le=1000.0)] = 0.0
+    emissions_weight_per_kg: Annotated[float, Meta(ge=0.0, le=100.0)] = 0.0
+    battery_cost_per_kwh: Annotated[float, Meta(ge=0.0, le=10_000.0)] = 100.0
+    cycle_life: Annotated[float, Meta(ge=100.0, le=100_000.0)] = 1908.0
+    cycle_depth_exponent: Annotated[float, Meta(ge=1.0, le=4.0)] = 2.03
+    temperature_c: Annotated[float, Meta(ge=-30.0, le=60.0)] = 20.0
+    pack_age_days: Annotated[float, Meta(ge=1.0, le=10_000.0)] = 730.0
+    end_of_life_fade: Annotated[float, Meta(gt=0.0, le=0.5)] = 0.2
+    departure_margin_s: Annotated[float, Meta(ge=0.0, le=6 * 3600.0)] = 3600.0
+    # JSON series (edge.planner.inputs.PlanInputs): prices, emissions, load and PV forecasts.
+    inputs_file: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("import_tariff", "export_tariff"):
+            rows: list[TouRate] = getattr(self, name)
+            if not rows:
+                raise ValueError(
+                    f"planner.{name} is empty: give at least one row (start 00:00 for a flat price)"
+                )
+            for k in range(1, len(rows)):
+                if rows[k].start <= rows[k - 1].start:
+                    raise ValueError(
+                        f"planner.{name}[{k}].start {rows[k].start.isoformat()} is not after the row before"
+                        f" ({rows[k - 1].start.isoformat()}): give the rows in increasing time of day"
+                    )
+            for k, row in enumerate(rows):
+                if row.start.tzinfo is not None:
+                    raise ValueError(
+                        f"planner.{name}[{k}].start {row.start.isoformat()}: a local time of day without offset"
+                    )
 
 
 class Daemon(_Struct, frozen=True):
@@ -465,6 +594,7 @@ class Settings(_Struct, frozen=True):
     operation: Operation = msgspec.field(default_factory=Operation)
     mqtt: Mqtt = msgspec.field(default_factory=Mqtt)
     daemon: Daemon = msgspec.field(default_factory=Daemon)
+    planner: Planner = msgspec.field(default_factory=Planner)
     grid: Grid | None = None
     buses: dict[str, BusConfig] = msgspec.field(default_factory=dict)
     devices: dict[str, DeviceConfig] = msgspec.field(default_factory=dict)

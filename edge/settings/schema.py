@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from edge.settings import migrate
 from edge.settings.model import Grid, Settings
 
 SCHEMA_ID = "https://github.com/v2g-edge/v2g-edge/config/schema/v2g-edge.schema.json"
@@ -67,6 +68,14 @@ def json_schema() -> dict[str, Any]:
         definition["description"] = (
             definition.get("description", "") + "\n\nValues not given come from the commissioned profile."
         ).strip()
+    # The file's own schema version (edge.settings.migrate): read and removed before the typed decode.
+    root = schema["$defs"]["Settings"]
+    root["properties"][migrate.KEY] = {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": migrate.SCHEMA_VERSION,
+        "description": "The schema this file was written for (absent: 1); older files are migrated on start.",
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -70,7 +70,7 @@ def open_database(state_dir: Path) -> Opened:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise UnusableError(f"cannot create the state directory {state_dir}: {exc}") from exc
-    set_aside = _check_existing(path)
+    set_aside = check_existing(path, schema.latest())
     try:
         conn = connect(path)
     except sqlite3.Error as exc:
@@ -90,8 +90,10 @@ def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
     return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
-def _check_existing(path: Path) -> dict[str, Any] | None:
-    """Check an existing ``path``; set it aside if it is bad (then return the event's detail)."""
+def check_existing(path: Path, newest: int) -> dict[str, Any] | None:
+    """Check an existing ``path`` (this release writes schema version ``newest``); set it aside if it
+    is bad (then return the event's detail); raise ``UnusableError`` when it is not ours to use.
+    Also used for the MQTT outbox (``edge.link.spool``)."""
     if not path.exists():
         if _companion(path, "-wal").exists():
             # SQLite would build a database out of the log alone: not a file we wrote as such.
@@ -103,9 +105,9 @@ def _check_existing(path: Path) -> dict[str, Any] | None:
         raise UnusableError(f"cannot open {path}: {exc}") from exc
     try:
         found = schema.version(conn)
-        if found > schema.latest():
+        if found > newest:
             raise UnusableError(
-                f"{path} has schema version {found}, newer than this release's {schema.latest()}"
+                f"{path} has schema version {found}, newer than this release's {newest}"
                 " (written by a newer release): left untouched"
             )
         rows = conn.execute("PRAGMA quick_check").fetchall()

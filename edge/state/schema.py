@@ -43,24 +43,29 @@ def version(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def migrate(conn: sqlite3.Connection) -> tuple[int, int]:
-    """Bring ``conn`` (autocommit mode, version <= ``latest()``) to ``latest()`` in one transaction.
+def migrate(conn: sqlite3.Connection, migrations: list[tuple[str, ...]] | None = None) -> tuple[int, int]:
+    """Bring ``conn`` (autocommit mode, version <= ``len(migrations)``) to ``len(migrations)`` in one
+    transaction. ``migrations``: ``MIGRATIONS`` when None (another database's, e.g. the MQTT
+    outbox's in ``edge.link.spool``, follows the same rules).
 
     Returns (version found, version now); on an error nothing changes.
     """
+    if migrations is None:
+        migrations = MIGRATIONS
     found = version(conn)
-    if found == latest():
+    target = len(migrations)
+    if found == target:
         return found, found
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for steps in MIGRATIONS[found:]:
+        for steps in migrations[found:]:
             for sql in steps:
                 conn.execute(sql)
         # A pragma takes no parameters; the value is our own integer.
-        conn.execute(f"PRAGMA user_version = {latest():d}")
+        conn.execute(f"PRAGMA user_version = {target:d}")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:  # some errors (I/O, full disk) have rolled back already
             conn.execute("ROLLBACK")
         raise
-    return found, latest()
+    return found, target

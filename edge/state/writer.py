@@ -10,13 +10,14 @@ last woke. A failed transaction (full disk, read-only file system, ``state.db`` 
 under us) is rolled back, logged once, counted, and its batch kept for the next attempt (events and
 sessions up to ``MAX_UNSAVED_ROWS``; older ones are dropped and counted); the thread goes on.
 
-Bytes written are the thread's own ``wchar`` from ``/proc/thread-self/io``: what its write calls
-handed the kernel for the database, its log and the checkpoints into the database file (plus any
-log line the thread writes, which happens on errors only). Beside it, ``write_bytes`` of the same
-file: the page-cache pages the thread dirtied (4 KiB each, the mapped ``-shm`` index included), which
-is what the kernel writes back to the card when commits are further apart than its writeback
-delay. Where that file cannot be read (not Linux), both fall back to the size of the payloads
-committed, a lower bound that misses SQLite's page granularity, and ``bytes_measured`` says so.
+Bytes written are the thread's own ``wchar`` from ``/proc/thread-self/io`` (``edge.state.meter``):
+what its write calls handed the kernel for the database, its log and the checkpoints into the
+database file (plus any log line the thread writes, which happens on errors only). Beside it,
+``write_bytes`` of the same file: the page-cache pages the thread dirtied (4 KiB each, the mapped
+``-shm`` index included), which is what the kernel writes back to the card when commits are further
+apart than its writeback delay. Where that file cannot be read (not Linux), both fall back to the
+size of the payloads committed, a lower bound that misses SQLite's page granularity, and
+``bytes_measured`` says so.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ import os
 import queue
 import sqlite3
 import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.state import opening
+from edge.state.meter import WriteMeter
 from edge.state.records import StoreStats
 from edge.state.vehicles import StoredVehicle
 
@@ -40,8 +41,6 @@ log = logging.getLogger(__name__)
 
 ENERGY_PERIOD_S = 60.0
 MAX_UNSAVED_ROWS = 10_000
-RATE_WINDOW_S = 3600.0
-_THREAD_IO = Path("/proc/thread-self/io")
 
 
 @dataclass(frozen=True)
@@ -129,25 +128,11 @@ class _Batch:
         return size + sum(len(name) + 8 for name in self.energy)
 
 
-def _thread_io() -> tuple[int, int] | None:
-    """(wchar, write_bytes) of the calling thread, or None where the kernel does not say."""
-    try:
-        text = _THREAD_IO.read_text(encoding="ascii")
-    except OSError:
-        return None
-    fields = dict(line.partition(":")[::2] for line in text.splitlines())
-    try:
-        return int(fields["wchar"]), int(fields["write_bytes"])
-    except (KeyError, ValueError):
-        return None
-
-
 class Writer:
     """The thread and what the event loop hands it; see the module docstring."""
 
     def __init__(self, state_dir: Path, clock: Callable[[], float]) -> None:
         self.state_dir = state_dir
-        self.clock = clock
         self._queue: queue.SimpleQueue[Op] = queue.SimpleQueue()
         self._energy_lock = threading.Lock()
         self._energy: dict[str, float] = {}
@@ -158,10 +143,8 @@ class Writer:
         self._identity = (0, 0)
         self._points_written: dict[str, str] = {}  # key -> capacity points JSON on disk
         self._failing = False
-        self._io_base: tuple[int, int] | None = None
+        self._meter = WriteMeter(clock)
         self._stats_lock = threading.Lock()
-        self._bytes = (0, 0)  # written, dirtied
-        self._samples: deque[tuple[float, tuple[int, int]]] = deque()  # (clock, _bytes) after commits
         self._transactions = 0
         self._errors = 0
         self._dropped = 0
@@ -188,36 +171,24 @@ class Writer:
         self._thread.join()
 
     def stats(self) -> StoreStats:
-        now = self.clock()
+        rates = self._meter.rates()
         with self._stats_lock:
-            cutoff = self._trim_samples(now)
-            t0, b0 = self._samples[0] if self._samples else (now, self._bytes)
-            span = now - max(t0, cutoff)
-            per_hour = 3600.0 / span if span > 0.0 else 0.0
             return StoreStats(
-                bytes_written=self._bytes[0],
-                bytes_per_hour=(self._bytes[0] - b0[0]) * per_hour,
-                bytes_dirtied=self._bytes[1],
-                dirtied_per_hour=(self._bytes[1] - b0[1]) * per_hour,
-                bytes_measured=self._io_base is not None,
+                bytes_written=rates.bytes_written,
+                bytes_per_hour=rates.bytes_per_hour,
+                bytes_dirtied=rates.bytes_dirtied,
+                dirtied_per_hour=rates.dirtied_per_hour,
+                bytes_measured=rates.measured,
                 transactions=self._transactions,
                 write_errors=self._errors,
                 dropped=self._dropped,
                 last_error=self._last_error,
             )
 
-    def _trim_samples(self, now: float) -> float:
-        """Keep the samples of the last hour and the one before it; returns the hour's start.
-        Call with the stats lock held."""
-        cutoff = now - RATE_WINDOW_S
-        while len(self._samples) >= 2 and self._samples[1][0] <= cutoff:
-            self._samples.popleft()
-        return cutoff
-
     # -- on the thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        self._io_base = _thread_io()
+        self._meter.begin()
         try:
             opened = opening.open_database(self.state_dir)
         except opening.UnusableError as exc:
@@ -230,9 +201,7 @@ class Writer:
             self._identity = opened.identity
             self._points_written = {key: v.points_json for key, v in opened.vehicles.items()}
             self._result = opened
-            self._measure(0)
-            with self._stats_lock:
-                self._samples.append((self.clock(), self._bytes))
+            self._meter.measure(0, sample=True)
         self._opened.set()
         if self._conn is not None:
             self._serve(self._conn)
@@ -295,20 +264,17 @@ class Writer:
             if not self._failing:
                 self._failing = True
                 log.error("state not written (%s): kept in memory and tried again", exc)
-            self._measure(0)
+            self._meter.measure(0, sample=False)
             return False
         self._unsaved = _Batch()
         self._points_written.update(points)
         if self._failing:
             self._failing = False
             log.info("state written again")
-        self._measure(batch.payload_bytes() + sum(len(p) for p in points.values()))
+        self._meter.measure(batch.payload_bytes() + sum(len(p) for p in points.values()), sample=True)
         with self._stats_lock:
             self._transactions += 1
             self._last_error = None
-            now = self.clock()
-            self._samples.append((now, self._bytes))
-            self._trim_samples(now)
         return True
 
     def _check_file(self) -> None:
@@ -362,12 +328,3 @@ class Writer:
                 with contextlib.suppress(sqlite3.Error):  # the error that got us here is the one to report
                     conn.execute("ROLLBACK")
             raise
-
-    def _measure(self, payload_bytes: int) -> None:
-        with self._stats_lock:
-            if self._io_base is None:
-                self._bytes = (self._bytes[0] + payload_bytes, self._bytes[1] + payload_bytes)
-                return
-            now = _thread_io()
-            if now is not None:
-                self._bytes = (now[0] - self._io_base[0], now[1] - self._io_base[1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from drivers.capabilities import MeterReading, PowerStageRatings, PowerStageReading
 from edge.daemon.controllers import Controllers, phase_base_v
 from edge.daemon.dispatch import Basis
-from edge.daemon.snapshot import Snapshot
+from edge.daemon.snapshot import Command, Snapshot
 from edge.settings import load_text
 from edge.settings.edit import set_value
 from edge.settings.load import default_config_text
@@ -101,3 +102,96 @@ def test_daemons_draw_their_own_random_numbers(tmp_path) -> None:  # type: ignor
     draws = [(a.snapshot(0.0, False).u_rand, b.snapshot(0.0, False).u_rand) for _ in range(5)]
     assert all(0.0 <= x < 1.0 and 0.0 <= y < 1.0 for x, y in draws)
     assert len({x for x, _ in draws} | {y for _, y in draws}) == 10, "two units, or two cycles, drew alike"
+
+
+def _site(
+    c: Controllers,
+    seconds: float,
+    *,
+    t0: float = 0.0,
+    frozen: tuple[float, float] = (math.inf, math.inf),
+    problem: tuple[float, float, str] = (math.inf, math.inf, ""),
+    jitter_w: float = 0.0,
+) -> list[Command]:
+    """A V2H site with a 3 kW house load and a SunSpec-like meter: power in whole watts, refreshed
+    every 0.2 s, 1 Wh energy registers (their sum is ``e_counter_wh``). ``frozen`` = (from, to): the
+    meter repeats its whole reading; ``problem`` = (from, to, text): the stage's ``config_problem``;
+    ``jitter_w``: the reading alternates by that much (a live site's noise on a fine meter)."""
+    p, e_imp, value, counter = 0.0, 10_000.6, math.nan, math.nan
+    cmds = []
+    for k in range(round(seconds / 0.1)):
+        t = t0 + k * 0.1
+        if k % 2 == 0 and not frozen[0] <= t < frozen[1]:
+            value = float(round(3000.0 - p + jitter_w * (k % 4 == 0)))
+            counter = float(math.floor(e_imp))
+        bad = problem[2] if problem[0] <= t < problem[1] else None
+        stage = PowerStageReading(t_s=t, p_w=p, v_ac_v=240.0, f_hz=60.0, ev_soc=0.6, config_problem=bad)
+        meter = MeterReading(t_s=t, p_site_import_w=value, v_l1_v=240.0, f_hz=60.0, e_counter_wh=counter)
+        cmds.append(c.step(Snapshot(t, t, meter, stage, RATINGS, V2H)))
+        p = cmds[-1].p_w
+        e_imp += max(3000.0 - p, 0.0) * 0.1 / 3600.0
+    return cmds
+
+
+def test_a_power_stage_configuration_problem_holds_p_and_q_at_zero() -> None:
+    """The stage's own functions do not read back as commissioned: P = Q = 0 with the reason while
+    it lasts, then service again (the inverter owns enter service: no delay of ours)."""
+    c = Controllers(_settings())
+    problem = "705 VV: Ena reads 1, expected 0 (volt_var is owned by the daemon)"
+    cmds = _site(c, 12.0, problem=(4.0, 8.0, problem))
+    before, during, after = cmds[39], cmds[41:80], cmds[-1]
+    assert before.p_w > 2000.0 and before.service
+    assert all(cmd.p_w == 0.0 and cmd.q_var == 0.0 and cmd.service is False for cmd in during)
+    assert all(cmd.reasons[0] == f"power stage configuration: {problem}" for cmd in during)
+    assert after.p_w > 2000.0 and after.service and after.state == "normal"
+    assert c.hold_reason is None
+
+
+def test_a_configuration_problem_is_reported_as_the_hold_reason() -> None:
+    c = Controllers(_settings())
+    stage = PowerStageReading(
+        t_s=0.0, p_w=0.0, v_ac_v=240.0, f_hz=60.0, config_problem="703 ES: adopt failed"
+    )
+    meter = MeterReading(t_s=0.0, p_site_import_w=3000.0, v_l1_v=240.0, f_hz=60.0)
+    cmd = c.step(Snapshot(0.0, 0.0, meter, stage, RATINGS, V2H))
+    assert (cmd.p_w, cmd.q_var, cmd.service) == (0.0, 0.0, False)
+    assert c.hold_reason == "power stage configuration: 703 ES: adopt failed"
+    assert cmd.summary().startswith(cmd.state) and "703 ES: adopt failed" in cmd.summary()
+
+
+def test_a_steady_meter_with_a_moving_counter_is_alive(caplog: pytest.LogCaptureFixture) -> None:
+    """A minute of a fixed load: the meter reads the same watts for tens of seconds while its energy
+    registers move. Before issue 16 this stopped discharge every 11-28 s without a word in the log."""
+    caplog.set_level(logging.INFO, logger="edge.daemon.controllers")
+    cmds = _site(Controllers(_settings()), 60.0)
+    assert min(cmd.p_w for cmd in cmds[50:]) > 2800.0  # 3 kW load, 100 W margin
+    assert not any("meter_frozen" in cmd.reasons for cmd in cmds)
+    assert "frozen" not in caplog.text
+
+
+def test_a_frozen_meter_is_logged_once_per_episode_with_its_check(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="edge.daemon.controllers")
+    cmds = _site(Controllers(_settings()), 120.0, frozen=(20.0, 90.0))
+    stopped = [k for k, cmd in enumerate(cmds) if "meter_frozen" in cmd.reasons]
+    assert stopped and 20.0 < stopped[0] * 0.1 < 90.0
+    assert all(cmds[k].p_w <= 0.0 for k in stopped)
+    frozen = [r for r in caplog.records if "site meter frozen" in r.getMessage()]
+    alive = [r for r in caplog.records if "site meter alive again" in r.getMessage()]
+    assert len(frozen) == 1 and len(alive) == 1
+    assert frozen[0].levelno == logging.WARNING and alive[0].levelno == logging.INFO
+    assert "(energy counter)" in frozen[0].getMessage() and "Wh" in frozen[0].getMessage()
+    assert cmds[-1].p_w > 2800.0
+
+
+def test_without_the_counter_the_still_heuristic_acts_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """site.meter_alive_counter = false: a 1 W meter that has shown its site's jitter and then reads
+    the same for 5 s while discharging is called frozen by the still-value heuristic, and the log names
+    it with its values."""
+    caplog.set_level(logging.INFO, logger="edge.daemon.controllers")
+    c = Controllers(_settings(site__meter_alive_counter=False))
+    cmds = _site(c, 30.0, jitter_w=3.0, frozen=(10.0, math.inf))
+    stopped = [k for k, cmd in enumerate(cmds) if "meter_frozen" in cmd.reasons]
+    assert stopped and stopped[0] * 0.1 == pytest.approx(10.0 + 5.0, abs=0.25)
+    message = next(r.getMessage() for r in caplog.records if "site meter frozen" in r.getMessage())
+    assert "still-value heuristic" in message and "meter_frozen_still_s 5.0 s" in message
+    assert "noise floor 50 W" in message

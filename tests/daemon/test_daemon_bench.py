@@ -74,17 +74,17 @@ async def test_power_stage_link_lost_then_back(tmp_path: Path) -> None:
 
 async def test_telemetry_reaches_the_broker(tmp_path: Path, mqtt_broker: Mosquitto) -> None:
     async with running_plant() as plant:
-        mqtt = {"enabled": True, "host": mqtt_broker.host, "port": mqtt_broker.port, "client_id": "bench-t"}
+        mqtt = {"enabled": True, "host": mqtt_broker.host, "port": mqtt_broker.port, "evse_id": "bench-t"}
         settings = settings_for(plant, mqtt=mqtt)
         async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port, identifier="tele-watch") as sub:
-            await sub.subscribe(f"{settings.mqtt.topic_prefix}/bench-t/telemetry", qos=1)
+            await sub.subscribe(f"v2g/{settings.mqtt.site_id}/bench-t/telemetry", qos=1)
             async with running_daemon(settings, tmp_path):
                 async with asyncio.timeout(10):
                     async for msg in sub.messages:
                         record = json.loads(bytes(msg.payload))  # type: ignore[arg-type]
                         if record["state"] == "normal" and "battery" in record:
                             break
-        assert {"p_cmd_w", "q_cmd_var", "binding", "t_unix_s"} <= record.keys()
+        assert {"seq", "t", "p_cmd_w", "q_cmd_var", "binding", "inverter", "links"} <= record.keys()
         # The estimator runs on the stage's DC readings; its figures carry no vehicle identifier.
         assert 0.0 <= record["battery"]["soc"] <= 1.0
         assert record["battery"]["sop_10s_export_ac_w"] > 0.0

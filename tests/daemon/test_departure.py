@@ -315,7 +315,7 @@ def test_from_settings_maps_the_charger_and_enter_service() -> None:
     bench = DeparturePlanner.from_settings(load_default())  # the bench sets no departure
     assert bench is not None and not bench.has_departure
     assert (p.p_rated_w, p.p_rated_charge_w, p.charge_efficiency) == (7400.0, 7400.0, 0.94)
-    assert p.trip_s == 450.0  # the bench's IEEE 1547 profile: 300 s delay, 300 s ramp
+    assert p.trip_s == 302.5  # the bench's IEEE 1547 profile: 300 s delay; its inverter ramps in 5 s
     assert p.lookahead_s == 15.0 + 5.0  # the plan's age, then half the 10 s ramp to zero at 0.1 pu/s
     assert DeparturePlanner.from_settings(Settings()) is None
 
