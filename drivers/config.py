@@ -61,6 +61,9 @@ class DeviceConfig(_Struct, frozen=True, kw_only=True):
     protocol or map (None keeps it). ``frozen_after_s``: a point the map says must move that has not
     changed for this long marks the device frozen. ``setpoint_revert_s``: the device reverts to 0 W
     by itself when no setpoint arrives for this long. ``sunspec_base``: None discovers it.
+    ``legacy_reversion_safe``: a SunSpec 123/124 inverter (no 704) reverts, when set points stop, to
+    its own mode, not to 0 W; it is run only once commissioning has checked that this own mode never
+    exports (then set true), else its stage reports a configuration problem and holds zero.
     """
 
     bus: str
@@ -76,6 +79,7 @@ class DeviceConfig(_Struct, frozen=True, kw_only=True):
     frozen_after_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 10.0
     setpoint_revert_s: Annotated[int, Meta(ge=1, le=3600)] = 10
     sunspec_base: Literal[0, 40000, 50000] | None = None
+    legacy_reversion_safe: bool = False
 
 
 def _convert(kind: str, name: str, raw: Any, typ: type[msgspec.Struct]) -> Any:

@@ -419,6 +419,13 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
 
     def config_problem(self) -> str | None:
         """What the reading's ``config_problem`` says (see :class:`PowerStageReading`)."""
+        if self._ctl is None and self.legacy.present and not self.config.legacy_reversion_safe:
+            # Without 704 nothing makes the device revert to 0 W if the daemon dies (docs/safety.md).
+            return (
+                "SunSpec 123/124 only: when set points stop the device reverts to its own mode, not 0 W; "
+                f"check at commissioning that this mode never exports, then set "
+                f"devices.{self.name}.legacy_reversion_safe = true"
+            )
         if self._functions_plan is None:
             return None
         if self._functions_stale or self._functions_report is None:

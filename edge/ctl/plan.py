@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -44,10 +45,31 @@ def _from_daemon(args: argparse.Namespace) -> PlanPayload:
         raise CtlError(f"{path}: not a plan: {exc}") from None
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    path = config_file(args.config)
+def _every(text: str) -> int:
+    """``--every``: a whole number ≥ 1 (the step between the schedule's printed rows)."""
     try:
-        return load_settings(path) if path.exists() else load_default()
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ≥ 1")
+    return value
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The configuration to plan with, said on stderr (stdout may be JSON): the file, or where there is
+    none the embedded bench configuration, whose ratings and tariffs are nobody's site."""
+    path = config_file(args.config)
+    exists = path.exists()
+    if exists:
+        print(f"v2gctl plan: configuration: {path}", file=sys.stderr)
+    else:
+        print(
+            f"v2gctl plan: no {path}: planning with the embedded bench configuration (give one with --config)",
+            file=sys.stderr,
+        )
+    try:
+        return load_settings(path) if exists else load_default()
     except SettingsError as exc:
         raise CtlError(f"configuration {path}: {exc}") from None
 
@@ -129,7 +151,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--json", action="store_true", help="the plan as JSON (the MQTT plan payload)")
     p.add_argument("--plot", metavar="PNG", help="draw the schedule, SoC, envelope and prices into a PNG")
-    p.add_argument("--every", type=int, default=4, help="print every Nth step of the schedule (default 4)")
+    p.add_argument(
+        "--every",
+        type=_every,
+        default=4,
+        metavar="N",
+        help="print every Nth step of the schedule (default 4)",
+    )
     p.add_argument(
         "--soc", type=float, help="plan here from this SoC (0 … 1) instead of reading the daemon's"
     )

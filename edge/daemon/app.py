@@ -155,6 +155,8 @@ class Daemon:
         self.monitor = OutputMonitor(*self._monitor_params(settings))
         self.mismatch: Mismatch | None = None
         self.ready = False
+        # Read once (two /proc files): not every second on the loop.
+        self._started_at = status_file.process_started_at(os.getpid())
         self._reporting_failed: set[str] = set()
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="v2g-edge-io")
         self._status_write: Future[None] | None = None
@@ -582,7 +584,7 @@ class Daemon:
             energize_allowed=hold is None,
             version=__version__,
             config_path=str(self.config_path) if self.config_path is not None else None,
-            started_at=status_file.process_started_at(pid),
+            started_at=self._started_at,
             commissioning_missing=lock_reasons(self.settings),
             fail_safe=fail_safe_reasons(cmd),
             mode=snap.dispatch.mode,

@@ -175,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "v2g-edged %s starting (config %s, status in %s)", __version__, args.config or "embedded", run_dir
     )
     try:
-        config = Path(args.config) if args.config else None
+        # Absolute: v2gctl finds the daemon serving a file by this path, whatever its working directory.
+        config = Path(args.config).resolve() if args.config else None
         return asyncio.run(_serve(settings, config, run_dir, state_dir(args.state_dir, settings)))
     except drivers.DriverError as exc:
         log.error("cannot start: %s", exc)

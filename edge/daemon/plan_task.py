@@ -9,7 +9,8 @@ priority (a technician's local dispatch and a live aggregator's dispatch win), w
 and the mode's fallback takes over. The departure planner (``edge.daemon.planning``) still bounds
 whatever the schedule asks, as it bounds every dispatch.
 
-The solve runs in a worker thread (tens of ms for 96 steps; a loop cycle must not wait for it). No
+The solve runs in a worker thread (tens of ms for 96 steps; a loop cycle must not wait for it), and
+so do the inputs file's stat and read (a slow SD card must not stall the loop either). No
 plan without a known SoC and an EV plugged in: the planner's dispatch is withdrawn and the retained
 plan says why. Every plan (or its absence) goes to ``on_plan`` (the uplink's retained ``plan``) and
 to ``plan.json`` in the runtime directory for ``v2gctl plan``. The default forecaster learns the
@@ -140,7 +141,7 @@ class PlanTask:
         snap = self.latest()
         if snap is not None:
             self._observe(snap)
-        self._read_file()
+        await self._read_file()
         # Without a plan every tick tries (an EV plugged in, a SoC known: a plan at once); a tick that
         # finds no session costs microseconds.
         due = self._wake.is_set() or self.plan is None
@@ -160,24 +161,24 @@ class PlanTask:
         p_ev = snap.stage.p_w if snap.stage is not None and snap.stage.p_w is not None else 0.0
         self.forecaster.observe(snap.t_unix_s, snap.meter.p_site_import_w + p_ev)
 
-    def _read_file(self) -> None:
+    async def _read_file(self) -> None:
         name = self.settings.planner.inputs_file
         if not name:
             self.file_inputs = PlanInputs()
             return
-        path = Path(name)
-        try:
-            mtime = path.stat().st_mtime
-        except OSError:
-            mtime = -1.0
-        if mtime == self._file_mtime:
+        known = self._file_mtime
+        # Off the loop: a stat and a read on a slow SD card (or a FIFO, or NFS) must not stretch a cycle.
+        mtime, read = await asyncio.to_thread(_read_if_changed, Path(name), known)
+        if self.settings.planner.inputs_file != name or self._file_mtime != known:
+            return  # reconfigured meanwhile: the next tick reads the file the new settings name
+        if read is None:
             return
         self._file_mtime = mtime
-        try:
-            self.file_inputs = load_file(path)
-        except PlanInputError as exc:
-            log.error("planner inputs file refused, planning without it: %s", exc)
+        if isinstance(read, PlanInputError):
+            log.error("planner inputs file refused, planning without it: %s", read)
             self.file_inputs = PlanInputs()
+        else:
+            self.file_inputs = read
         self._wake.set()
 
     def _strayed(self, snap: Snapshot) -> bool:
@@ -288,6 +289,23 @@ class PlanTask:
                 await asyncio.to_thread(write_atomic, self.plan_path, body, durable=False, new_mode=0o640)
             except OSError as exc:
                 log.warning("cannot write %s: %s", self.plan_path, exc)
+
+
+def _read_if_changed(
+    path: Path, known_mtime: float | None
+) -> tuple[float, PlanInputs | PlanInputError | None]:
+    """(the inputs file's mtime, -1 without one; its inputs, or why they were refused, or None when the
+    mtime is ``known_mtime``). Blocking: ``PlanTask`` runs it in a worker thread."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        mtime = -1.0
+    if mtime == known_mtime:
+        return mtime, None
+    try:
+        return mtime, load_file(path)
+    except PlanInputError as exc:
+        return mtime, exc
 
 
 def _no_session(snap: Snapshot | None, settings: Settings) -> str | None:

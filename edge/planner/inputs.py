@@ -182,10 +182,17 @@ def build(
         em = None
     dep_index = None
     end_soc = 0.0
+    leaves_now = False
     target = settings.owner.departure_soc
     if departure is not None and target is not None:
         k = math.floor((departure.astimezone(UTC).timestamp() - t0) / step)
         dep_index = k if 1 <= k <= n else None
+        if k <= 0:  # within this step (the next departure is after now): the target holds now
+            dep_index, leaves_now = 1, True
+            notes.append(
+                f"the departure at {departure.astimezone(UTC):%H:%M} UTC falls within this step: the rest"
+                " of the target at full power, no discharge"
+            )
         if k > n and session.e_per_soc_wh > 0.0:  # beyond the horizon: end where full power still makes it
             gain = settings.battery.charge_efficiency * session.p_charge_max_w * (k - n) * step / 3600.0
             end_soc = min(max(0.0, target - gain / session.e_per_soc_wh), target)
@@ -208,7 +215,8 @@ def build(
         departure_index=dep_index,
         departure_soc=target if dep_index is not None else None,
         end_soc=end_soc,
-        margin_steps=min(margin, dep_index or 0),
+        margin_steps=0 if leaves_now else min(margin, dep_index or 0),
+        leaves_now=leaves_now,
         emissions_g_per_kwh=em,
         emissions_weight_per_kg=p.emissions_weight_per_kg,
         demand_charge_per_kw=p.demand_charge_per_kw,

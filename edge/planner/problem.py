@@ -7,7 +7,9 @@ Conventions: EV power ``p_w`` > 0 is discharge (export from the EV), < 0 chargin
 energies of the pack are DC. Step ``k`` runs from ``t0 + k·step_s`` to ``t0 + (k+1)·step_s``; time
 index ``i`` (0..n) is the instant ``t0 + i·step_s``. The EV leaves at time index ``departure_index``
 (None: not within the horizon) and must hold ``departure_soc`` at every time index from
-``departure_index - margin_steps`` to ``departure_index`` (it may leave that much earlier). A
+``departure_index - margin_steps`` to ``departure_index`` (it may leave that much earlier). An owner
+who leaves within the first step (``leaves_now``, with ``departure_index`` 1) gets the target now:
+the first step charges at full power while the SoC is below it and never discharges. A
 departure beyond the horizon sets ``end_soc`` instead: the least SoC the plan may end with, from which
 full-power charging still reaches the target in time.
 """
@@ -76,6 +78,7 @@ class Problem:
     demand_peak_so_far_w: float = 0.0
     max_soc: float = 1.0
     end_soc: float = 0.0  # a departure beyond the horizon: the least SoC to end with (else 0)
+    leaves_now: bool = False  # the departure falls within the first step: hold the target now
     notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -111,6 +114,8 @@ class Problem:
         _scalar("end_soc", self.end_soc, 0.0, self.max_soc)
         if self.departure_index is not None and self.end_soc > 0.0:
             raise PlanInputError("end_soc", "is for a departure beyond the horizon; this one is within it")
+        if self.leaves_now and (self.departure_index != 1 or self.margin_steps != 0):
+            raise PlanInputError("leaves_now", "needs departure_index 1 and margin_steps 0")
 
     @property
     def n(self) -> int:
@@ -128,6 +133,22 @@ class Problem:
     def present(self) -> int:
         """How many steps the EV is plugged in for (all, without a departure in the horizon)."""
         return self.n if self.departure_index is None else self.departure_index
+
+    def site_export_max_w(self) -> FloatArray:
+        """The site's largest export at each step: the cap, or where the PV surplus alone exceeds it,
+        that surplus (the EV may not worsen it); never more than the surplus plus the EV's discharge."""
+        surplus = np.maximum(-self.base_import_w, 0.0)
+        allowed = np.maximum(self.export_cap_w, surplus)
+        return np.asarray(np.maximum(np.minimum(allowed, surplus + self.p_discharge_max_w), 0.0))
+
+    def discharge_room_w(self) -> FloatArray:
+        """The most AC power the EV may discharge at each step as the site stands on the forecast:
+        the house's import plus the export allowed, within the charger's limit (none in a first step
+        the owner leaves in). The program's site balance bounds it the same way."""
+        room = np.clip(self.base_import_w + self.site_export_max_w(), 0.0, self.p_discharge_max_w)
+        if self.leaves_now:
+            room[0] = 0.0
+        return np.asarray(room, dtype=np.float64)
 
     def min_soc_path(self) -> FloatArray:
         """The reserve at each time index 0..n: ``min_soc``, or from a SoC below it, the most that

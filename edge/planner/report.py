@@ -64,7 +64,9 @@ def none_payload(t_unix_s: float, why: str) -> PlanPayload:
 
 
 def render(p: PlanPayload, *, every: int = 4) -> list[str]:
-    """Lines for a terminal: the summary, the costs, why, and the schedule every ``every`` steps."""
+    """Lines for a terminal: the summary, the costs, why, and the schedule every ``every`` (≥ 1) steps."""
+    if every < 1:
+        raise ValueError(f"every = {every}: give 1 or more")
     lines = [f"plan of {p.t.isoformat()}: {p.status}"]
     if p.status != "planned" or p.start is None or p.step_s is None or p.costs is None:
         lines.extend(f"  {r}" for r in p.reasons)

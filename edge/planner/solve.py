@@ -169,7 +169,7 @@ def _build(pb: Problem, binary: set[int]) -> tuple[_Lp, dict[str, np.ndarray]]:
     _, cal_b = pb.wear.calendar_rate(e_kwh)
     em = pb.emissions_g_per_kwh
     w_em = pb.emissions_weight_per_kg / 1000.0 if em is not None else 0.0
-    cap_kw = pb.export_cap_w / 1000.0
+    export_max_kw = pb.site_export_max_w() / 1000.0
     base = pb.base_import_w / 1000.0
     # An export dearer than the import is taken at the import's price: the meter cannot import and
     # export at once, and only binaries could say so; no tariff we know pays more for export.
@@ -186,8 +186,10 @@ def _build(pb: Problem, binary: set[int]) -> tuple[_Lp, dict[str, np.ndarray]]:
     e_cols_prev: list[int] | None = None
     for t in range(n_on):
         intensity = float(em[t]) if em is not None else 0.0
+        # The owner leaving within this step takes no discharge (Problem.leaves_now).
+        pd_t = 0.0 if pb.leaves_now and t == 0 else pd
         c = [lp.col(0.0, 0.0, pc) for _ in range(SEGMENTS)]
-        d = [lp.col(float(seg_cost[i]) * dt / eta_d, 0.0, pd) for i in range(SEGMENTS)]
+        d = [lp.col(float(seg_cost[i]) * dt / eta_d, 0.0, pd_t) for i in range(SEGMENTS)]
         e = [lp.col(cal_b / e_kwh * dt, 0.0, seg_kwh) for _ in range(SEGMENTS)]
         uc = [lp.col(float(tc_c[k]) * eta_c * dt, 0.0, pc / TRANCHES) for k in range(TRANCHES)]
         ud = [lp.col(float(tc_d[k]) / eta_d * dt, 0.0, pd / TRANCHES) for k in range(TRANCHES)]
@@ -195,8 +197,7 @@ def _build(pb: Problem, binary: set[int]) -> tuple[_Lp, dict[str, np.ndarray]]:
         # would otherwise make the LP unbounded), and export by the cap or the PV surplus alone.
         b = float(base[t])
         gi = lp.col((float(pb.import_price[t]) + w_em * intensity) * dt, 0.0, max(b, 0.0) + pc)
-        ge_max = max(min(max(cap_kw, -b), max(-b, 0.0) + pd), 0.0)
-        ge = lp.col(-(float(xp[t]) + w_em * intensity) * dt, 0.0, ge_max)
+        ge = lp.col(-(float(xp[t]) + w_em * intensity) * dt, 0.0, float(export_max_kw[t]))
         for i in range(SEGMENTS):
             terms = [(e[i], 1.0), (c[i], -eta_c * dt), (d[i], dt / eta_d)]
             if e_cols_prev is None:
@@ -212,6 +213,11 @@ def _build(pb: Problem, binary: set[int]) -> tuple[_Lp, dict[str, np.ndarray]]:
         if t == n_on - 1 and pb.departure_index is None:
             soc_lo = max(soc_lo, min(pb.soc0, pb.max_soc), pb.end_soc)
         lp.row([(j, 1.0) for j in e], soc_lo * e_kwh - 1e-9, pb.max_soc * e_kwh + 1e-9)
+        if pb.leaves_now and t == 0 and tgt is not None and pb.soc0 < tgt[1]:
+            # The owner leaves within this step: the rest of the target as soon as possible, that is
+            # at full power (up to the pack's top), not spread over a step that outlasts the departure.
+            room_kw = (pb.max_soc - pb.soc0) * e_kwh / (eta_c * dt)
+            lp.row([(j, 1.0) for j in c], min(pc, room_kw) - 1e-9, inf)
         if peak is not None:
             lp.row([(peak, 1.0), (gi, -1.0)], 0.0, inf)
         if t in binary:

@@ -48,7 +48,9 @@ async def plant_factory() -> AsyncIterator[Callable[..., Any]]:
         await p.stop()
 
 
-async def legacy_stage(plant: Plant, make: BuildDrivers, revert_s: int = 10) -> SunSpecPowerStage:
+async def legacy_stage(
+    plant: Plant, make: BuildDrivers, revert_s: int = 10, *, reversion_safe: bool = True
+) -> SunSpecPowerStage:
     addr = next(a for a in plant.addresses if a.name == "power_stage" and a.transport == "tcp")
     link = {"transport": "tcp", "host": addr.host, "port": addr.port, "timeout_s": 0.3, "retries": 0}
     cfg = {
@@ -57,6 +59,7 @@ async def legacy_stage(plant: Plant, make: BuildDrivers, revert_s: int = 10) -> 
         "role": "power_stage",
         "protocol": "sunspec",
         "setpoint_revert_s": revert_s,
+        "legacy_reversion_safe": reversion_safe,
     }
     d = await make({"link": link}, {"inv": cfg})
     stage = d.power_stage
@@ -283,3 +286,16 @@ async def test_a_restarted_legacy_inverter_is_re_armed_before_the_first_set_poin
     assert set(points[:first_setpoint]) == SETTINGS, points
     assert plant.stage_dev.dev.get_raw(124, "InOutWRte_RvrtTms") == 10
     await expect_p(plant, stage, 0.27 * 7400 - IDLE_LOSS_W, 40)
+
+
+async def test_a_legacy_stage_holds_until_commissioning_confirms_its_own_mode(
+    plant_factory: Callable[..., Any], drivers_factory: BuildDrivers
+) -> None:
+    """Its reversion returns to the device's own mode, not 0 W: the stage reports a configuration
+    problem (the cycle holds zero) until legacy_reversion_safe says the own mode was checked."""
+    plant = await plant_factory("123+124")
+    stage = await legacy_stage(plant, drivers_factory, reversion_safe=False)
+    problem = (await stage.read()).config_problem
+    assert problem is not None and "devices.inv.legacy_reversion_safe = true" in problem
+    confirmed = await legacy_stage(plant, drivers_factory, reversion_safe=True)
+    assert (await confirmed.read()).config_problem is None

@@ -13,6 +13,7 @@ import contextlib
 import json
 import random
 import signal
+import ssl
 import subprocess
 import sys
 import uuid
@@ -27,10 +28,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.link.payloads import EVENT_KINDS
+from edge.settings import load_file
 from edge.settings.load import default_config_text
-from hil.broker import Mosquitto
+from hil.broker import BrokerTls, Mosquitto
+from hil.pki import Issued, TestCA
 from hil.plant import events as ev
-from tests.daemon.bench_support import running_daemon, running_plant, settings_for, until
+from tests.daemon.bench_support import bench_config_text, running_daemon, running_plant, settings_for, until
 from tests.daemon.test_restart import bench
 from tests.link.relay import Relay
 
@@ -64,6 +67,7 @@ class Aggregator:
     broker: Mosquitto
     messages: list[tuple[str, bytes, Any]] = field(default_factory=list)
     connects: int = 0
+    tls_context: ssl.SSLContext | None = None
     client_id: str = field(default_factory=lambda: f"agg-{uuid.uuid4().hex[:8]}")
 
     def records(self, kind: str) -> list[dict[str, Any]]:
@@ -89,10 +93,11 @@ class Aggregator:
         while True:
             try:
                 async with aiomqtt.Client(
-                    self.broker.host,
+                    "localhost" if self.tls_context else self.broker.host,
                     self.broker.port,
                     identifier=self.client_id,
                     protocol=aiomqtt.ProtocolVersion.V5,
+                    tls_context=self.tls_context,
                 ) as client:
                     await client.subscribe(f"{BASE}/#", qos=1)
                     self.connects += 1
@@ -382,3 +387,66 @@ async def test_garbage_on_every_command_topic_gets_a_rejection_and_changes_nothi
                 assert daemon.counters.cycles > cycles  # still cycling
                 assert daemon.settings.operation.mode == "v2h"
                 assert daemon.dispatcher.current("aggregator") is None
+
+
+async def test_a_refused_certificate_is_reported_and_a_renewed_one_taken_on_sighup(
+    tmp_path: Path, caplog: Any
+) -> None:
+    """Mutual TLS at the daemon: a certificate from a foreign CA is refused (WARNING with the cause);
+    the renewed certificate written to the same paths is taken on SIGHUP, without a restart."""
+    ca, foreign = TestCA(tmp_path / "ca"), TestCA(tmp_path / "foreign", name="someone else")
+    server = ca.broker()
+    cert, key = tmp_path / "charger.pem", tmp_path / "charger.key"
+
+    def install(issued: Issued) -> None:
+        cert.write_bytes(issued.cert.read_bytes())
+        key.write_bytes(issued.key.read_bytes())
+        key.chmod(0o600)
+
+    install(foreign.client(f"{SITE}/{EVSE}"))
+    tls = BrokerTls(ca=ca.cert, cert=server.cert, key=server.key)
+    with Mosquitto(tls=tls) as broker:
+        async with running_plant() as plant, aggregator_tls(broker, ca) as agg:
+            sections = link_sections(
+                broker,
+                host="localhost",
+                tls=True,
+                ca_file=str(ca.cert),
+                cert_file=str(cert),
+                key_file=str(key),
+            )
+            config = tmp_path / "v2g-edge.toml"
+            config.write_text(bench_config_text(plant, **sections))
+            settings = load_file(config)
+            async with running_daemon(settings, tmp_path, config_path=config) as daemon:
+                link = daemon.uplink.link  # type: ignore[union-attr]
+                await until(lambda: "TLS" in (link.problem or ""), 30, "the foreign certificate refused")
+                assert not agg.records("telemetry")
+                install(ca.client(f"{SITE}/{EVSE}"))
+                daemon.request_reload()
+                await until(
+                    lambda: len(agg.records("telemetry")) >= 2, 40, "telemetry with the renewed certificate"
+                )
+                assert link.connected and link.problem is None
+    warnings = [
+        r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "TLS" in r.getMessage()
+    ]
+    assert warnings, [r.getMessage() for r in caplog.records]
+
+
+@contextlib.asynccontextmanager
+async def aggregator_tls(broker: Mosquitto, ca: TestCA) -> AsyncIterator[Aggregator]:
+    """The aggregator of a mutual-TLS broker: its own client certificate from the fleet CA."""
+    issued = ca.client("aggregator")
+    ctx = ssl.create_default_context(cafile=str(ca.cert))
+    ctx.load_cert_chain(str(issued.cert), str(issued.key))
+    agg = Aggregator(broker, tls_context=ctx)
+    ready = asyncio.Event()
+    task = asyncio.create_task(agg.run(ready))
+    await asyncio.wait_for(ready.wait(), 10)
+    try:
+        yield agg
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,5 +1,6 @@
 """``v2gctl plan``: it shows the daemon's plan file (or says there is none, exit 3), plans here from a
-configuration and a SoC, prints JSON for scripts and draws a plot."""
+configuration and a SoC (saying which configuration), prints JSON for scripts and draws a plot, and
+refuses a bad --every."""
 
 from __future__ import annotations
 
@@ -56,3 +57,28 @@ def test_the_daemons_plan_is_shown_and_plotted(tmp_path: Path, capsys: pytest.Ca
 def test_a_bad_soc_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "--soc", "1.5", "--config", str(_config(tmp_path))]) == 1
     assert "--soc" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("every", ["0", "-2", "x"])
+def test_every_must_be_a_positive_whole_number(every: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["plan", "--every", every])
+    assert exc.value.code == 2
+    assert f"--every: {every!r} is not a whole number ≥ 1" in capsys.readouterr().err
+
+
+def test_a_plan_made_here_says_which_configuration_it_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config(tmp_path)
+    assert main(["plan", "--soc", "0.3", "--config", str(config), "--every", "8"]) == 0
+    out = capsys.readouterr()
+    assert f"configuration: {config}" in out.err
+    assert "expected  total" in out.out
+    # No configuration file where the unit keeps it: planned from the bench configuration, and said so.
+    missing = tmp_path / "absent" / "v2g-edge.toml"
+    monkeypatch.setenv("V2G_EDGE_CONFIG", str(missing))
+    assert main(["plan", "--soc", "0.3", "--json"]) == 0
+    out = capsys.readouterr()
+    assert f"no {missing}" in out.err and "embedded bench configuration" in out.err
+    assert json.loads(out.out)["status"] == "planned"  # stdout stays pure JSON

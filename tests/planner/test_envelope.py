@@ -4,6 +4,8 @@ every such path, the plan lies inside it, and nothing moves after the departure.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -96,3 +98,41 @@ def test_a_departure_beyond_the_horizon_holds_the_end_of_the_envelope_up() -> No
     assert env.e_min_wh[-3] == pytest.approx(0.4 * 60_000.0 - 2 * up)
     path = _random_walk(pb, np.random.default_rng(7))
     assert 0.5 + path[-1] / 60_000.0 >= 0.9 - 1e-6
+
+
+def test_a_non_export_site_offers_no_more_discharge_than_the_house_takes() -> None:
+    # No export at all, the house drawing 500 W: the EV can displace that much import and no more, so
+    # an aggregator adding envelopes up must not count 11 kW of discharge here. Under a PV surplus
+    # (steps 40-59) it can offer none; charging stays free.
+    base = np.full(96, 500.0)
+    base[40:60] = -2000.0
+    pb = problem(soc0=0.8, export_cap_w=0.0, base_import_w=base)
+    env = envelope(pb)
+    assert env.p_max_w[:40] == pytest.approx(500.0)
+    assert env.p_max_w[40:60] == pytest.approx(0.0)
+    assert env.p_max_w[60:] == pytest.approx(500.0)
+    assert env.p_min_w[0] == pytest.approx(-11_000.0)
+    # The lowest energy follows that discharge, not the charger's 11 kW.
+    assert env.e_min_wh[1] == pytest.approx(-500.0 / ETA_D * 0.25)
+    assert env.e_min_wh[41] == pytest.approx(-40 * 500.0 / ETA_D * 0.25)
+    assert env.e_min_wh[60] == env.e_min_wh[41]
+    # The plan stays inside it (the LP bounds export the same way) and any path inside it is feasible.
+    plan = solve(replace(pb, import_price=np.where(np.arange(96) < 20, 0.45, 0.30)))
+    assert np.all(plan.p_w <= env.p_max_w + 1e-3)
+    assert plan.p_w[:20].max() == pytest.approx(500.0)
+    path = _random_walk(pb, np.random.default_rng(3))
+    assert np.all(np.diff(path) >= -500.0 / ETA_D * 0.25 - 1e-6)
+
+
+def test_an_export_cap_bounds_the_discharge_above_the_house_load() -> None:
+    # A 2 kW cap over a 500 W house: 2.5 kW; a 3 kW PV surplus above the cap: nothing (the EV may not
+    # worsen it); a 1 kW surplus under the cap: the 1 kW the cap still allows.
+    base = np.full(96, 500.0)
+    base[10:20] = -3000.0
+    base[20:30] = -1000.0
+    env = envelope(problem(export_cap_w=2000.0, base_import_w=base))
+    assert env.p_max_w[0] == pytest.approx(2500.0)
+    assert env.p_max_w[10:20] == pytest.approx(0.0)
+    assert env.p_max_w[20:30] == pytest.approx(1000.0)
+    # Without a cap the charger's rating bounds it, as before.
+    assert envelope(problem(base_import_w=base)).p_max_w[10] == pytest.approx(11_000.0)

@@ -1,6 +1,7 @@
 """Planner inputs: time-of-use tables in local time (across a DST change), series on the plan's grid
 and over the tables, the departure and its margin on the grid, inputs refused naming the field, and
-the default forecaster learning the house's day from the meter."""
+the default forecaster learning the house's day from the meter, and a departure within the current
+step held at once."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import msgspec
 import numpy as np
 import pytest
 
+from edge.planner.envelope import envelope
 from edge.planner.forecast import SlotForecaster
 from edge.planner.inputs import PlanInputs, Series, Session, build, decode, load_file, on_grid, tou
-from edge.planner.problem import PlanInputError
+from edge.planner.problem import PlanInputError, Problem
+from edge.planner.solve import solve
 from edge.settings.model import EvOwner, Planner, Settings, Site, TouRate
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -151,3 +154,42 @@ def test_the_forecaster_learns_the_days_shape() -> None:
 
 def test_the_forecaster_without_history_forecasts_zero() -> None:
     assert np.all(SlotForecaster(BERLIN).forecast(0.0, 900.0, 8) == 0.0)
+
+
+def _leaving(soc: float, export_price: float) -> Problem:
+    """A plan at 18:07 UTC for an owner leaving at 18:12 UTC: within the first step (18:00-18:15)."""
+    now = datetime(2026, 6, 1, 18, 7, tzinfo=UTC).timestamp()
+    inputs = PlanInputs(
+        export_price=Series(start=datetime(2026, 6, 1, 18, 0, tzinfo=UTC), step_s=3600, values=[export_price])
+    )
+    return build(
+        _settings(departure_margin_s=1800.0),
+        Session(soc=soc, e_per_soc_wh=50_000.0, p_charge_max_w=7000.0, p_discharge_max_w=7000.0),
+        inputs,
+        now_unix_s=now,
+        zone=BERLIN,
+        departure=datetime(2026, 6, 1, 18, 12, tzinfo=UTC),
+        base_forecast_w=np.full(96, 300.0),
+    )
+
+
+def test_a_departure_within_this_step_holds_the_target_now() -> None:
+    # Below the target: the rest at full power at once, no discharge, and the plan ends there.
+    pb = _leaving(0.5, export_price=0.08)
+    assert (pb.departure_index, pb.departure_soc, pb.margin_steps, pb.leaves_now) == (1, 0.8, 0, True)
+    assert any("within this step" in note for note in pb.notes)
+    plan = solve(pb)
+    assert plan.p_w[0] == pytest.approx(-7000.0)
+    assert np.all(plan.p_w[1:] == 0.0)
+    assert plan.target_reachable is False  # 7 kW for 5 min cannot add 30 %: said so
+    env = envelope(pb)
+    assert env.p_min_w[0] == pytest.approx(-7000.0) and env.p_max_w[0] == pytest.approx(-7000.0)
+    assert np.all(env.p_max_w[1:] == 0.0)
+    # A few % short of the target: still full power (a step outlasts the departure), not spread thin.
+    plan = solve(_leaving(0.79, export_price=0.08))
+    assert plan.p_w[0] == pytest.approx(-7000.0)
+    # Above it, with export paying nearly the 0.45 import: no discharge in the minutes before leaving.
+    pb = _leaving(0.9, export_price=0.44)
+    plan = solve(pb)
+    assert plan.p_w[0] <= 0.0
+    assert envelope(pb).p_max_w[0] == 0.0

@@ -1,16 +1,20 @@
 """The daemon's planner task: it feeds the dispatcher a schedule as the lowest-priority source, plans
 again on new inputs, on a SoC that strays from the plan and every period, withdraws its schedule
 without an EV or outside schedule mode (saying why), lets its schedule expire when it stops
-re-planning, and writes the plan where ``v2gctl plan`` reads it. Clocks are injected."""
+re-planning, writes the plan where ``v2gctl plan`` reads it, and reads its inputs file without
+stalling the event loop. Clocks are injected."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+import os
+import threading
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import pytest
 
 from drivers.capabilities import MeterReading, PowerStageRatings, PowerStageReading
@@ -220,3 +224,38 @@ async def test_a_soc_on_plan_mid_step_is_no_reason_to_plan_again(tmp_path: Path)
     rig.soc = on_plan - 0.035
     await rig.task.tick()
     assert rig.dispatcher.current("planner") is not first
+
+
+async def test_the_inputs_file_is_read_off_the_event_loop(tmp_path: Path) -> None:
+    # A FIFO as the inputs file: reading it blocks until a writer comes, here a thread 1 s later, as a
+    # stalled SD card or NFS mount would. The loop must keep running meanwhile.
+    fifo = tmp_path / "plan-inputs.fifo"
+    os.mkfifo(fifo)
+    s = _settings()
+    rig = Rig(
+        tmp_path,
+        msgspec.structs.replace(s, planner=msgspec.structs.replace(s.planner, inputs_file=str(fifo))),
+    )
+    series = {"start": "2026-06-01T20:00:00Z", "step_s": 3600, "values": [0.0]}
+    body = msgspec.json.encode({"import_price": series})
+
+    def feed() -> None:
+        with fifo.open("wb") as f:
+            f.write(body)
+
+    writer = threading.Timer(1.0, feed)
+    writer.start()
+    loop = asyncio.get_running_loop()
+    tick = asyncio.create_task(rig.task.tick())
+    beats = [loop.time()]
+    try:
+        while not tick.done():
+            await asyncio.sleep(0.01)
+            beats.append(loop.time())
+        await tick
+    finally:
+        writer.join()
+    assert max(np.diff(beats)) < 0.5, "the loop stalled while the inputs file was read"
+    assert beats[-1] - beats[0] >= 0.9  # the read did wait for the writer
+    plan = rig.task.plan
+    assert plan is not None and plan.problem.import_price[8] == 0.0  # planned on what was read
