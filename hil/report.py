@@ -2,6 +2,8 @@
 
 Each plot shows the checked signal over the whole run, its window, the expected envelope (shaded where
 the signal must stay) and the scenario's events as vertical lines. matplotlib runs headless (Agg).
+It is optional (the ``plot`` extra): without it the report says so as a warning, and the verdicts
+are the same; a plot that fails for another reason is an error of the run.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from hil.judge import CheckResult
 from hil.plant.events import kind_of
@@ -28,6 +32,7 @@ class RunResult:
     daemon: dict[str, Any] = field(default_factory=dict)  # command, pid, exit code, log path, starts
     plant: dict[str, Any] = field(default_factory=dict)  # addresses, step statistics
     errors: list[str] = field(default_factory=list)  # what went wrong outside the checks
+    warnings: list[str] = field(default_factory=list)  # what is missing from the report, not the verdict
 
     @property
     def passed(self) -> bool:
@@ -36,6 +41,17 @@ class RunResult:
     def counts(self) -> tuple[int, int]:
         n_pass = sum(c.passed for c in self.checks)
         return n_pass, len(self.checks) - n_pass + len(self.errors)
+
+
+def describe_event(e: msgspec.Struct) -> str:
+    """An event in words, for a progress line: ``kettle on (house_load w=3000)``."""
+    fields = {
+        k: v
+        for k, v in msgspec.to_builtins(e).items()
+        if k not in ("at_s", "label", "kind") and v is not None
+    }
+    what = " ".join([kind_of(e), *(f"{k}={v}" for k, v in fields.items())])
+    return f"{e.label} ({what})" if getattr(e, "label", "") else what
 
 
 def slug(text: str) -> str:
@@ -105,6 +121,12 @@ def write(out: Path, run: RunResult) -> Path:
         try:
             _plot(out / name, res, run.columns, sc)
             plots[res.name] = name
+        except ImportError as exc:
+            run.warnings.append(
+                f"no plots: matplotlib cannot be imported ({exc}); install the plot extra:"
+                " pip install 'v2g-edge[plot]'"
+            )
+            break
         except Exception as exc:  # a failed plot must not hide the verdict
             run.errors.append(f"plot of {res.name!r} failed: {exc}")
     n_pass, n_fail = run.counts()
@@ -118,6 +140,7 @@ def write(out: Path, run: RunResult) -> Path:
         "n_failed": n_fail,
         "checks": [{**c.to_dict(), "plot": plots.get(c.name)} for c in run.checks],
         "errors": run.errors,
+        "warnings": run.warnings,
         "daemon": run.daemon,
         "plant": run.plant,
         "events": [json.loads(_enc(e)) for e in sc.events],
@@ -148,6 +171,8 @@ def write(out: Path, run: RunResult) -> Path:
         )
     if run.errors:
         lines += ["", "## Errors", ""] + [f"- {e}" for e in run.errors]
+    if run.warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in run.warnings]
     lines += ["", "## Events", ""]
     lines += [f"- {e.at_s:g} s: `{_enc(e)}`" for e in sc.events] or ["- none"]
     lines += ["", "## Daemon", ""] + [f"- {k}: `{v}`" for k, v in run.daemon.items()]
@@ -163,6 +188,4 @@ def write(out: Path, run: RunResult) -> Path:
 
 
 def _enc(e: object) -> str:
-    import msgspec
-
     return msgspec.json.encode(e).decode()

@@ -4,8 +4,9 @@ For each scenario: start the plant (in this process, stepped in real time), a Mo
 scenario needs one, and the daemon as a separate process from its console script (``v2g-edged
 --config FILE``) with a generated config pointing at the plant; play the timeline; record every plant
 signal; judge the checks; write a report folder (``result.json``, ``signals.json``, a PNG per check,
-``summary.md``, the daemon's config and log). Prints ``PASS``/``FAIL`` per check and ``N passed,
-M failed``; exits 1 on any failure, 2 on a scenario that cannot be run.
+``summary.md``, the daemon's config and log). While a scenario runs it prints a line per event as it
+plays (and on a terminal a status line redrawn in place); then ``PASS``/``FAIL`` per check and ``N
+passed, M failed``; exits 1 on any failure, 2 on a scenario that cannot be run.
 
 The generated daemon config is the embedded default (``config/v2g-edge.toml``) with ``[commissioning]``
 and ``[inverter]`` matched to the plant, ``[buses]``/``[devices]`` pointing at it, ``[mqtt]`` at the bench
@@ -24,11 +25,12 @@ import shlex
 import shutil
 import signal
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import tomlkit
 
@@ -119,6 +121,37 @@ def daemon_command(override: str | None) -> list[str]:
     return [found]
 
 
+class Progress:
+    """What a run shows while it runs: a line per event as it plays and, on a terminal, a status line
+    redrawn in place (scenario time of its duration), erased before every other line."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self._drawn = False
+        self._last_s = -1.0
+
+    def line(self, text: str) -> None:
+        self.stream.write(("\r\x1b[K" if self._drawn else "") + text + "\n")
+        self.stream.flush()
+        self._drawn = False
+
+    def tick(self, name: str, t_s: float, duration_s: float) -> None:
+        if not self.tty or t_s - self._last_s < 0.5:
+            return
+        self._last_s = t_s
+        self.stream.write(f"\r\x1b[K  {name}: t={t_s:5.1f} s of {duration_s:g} s")
+        self.stream.flush()
+        self._drawn = True
+
+    def done(self) -> None:
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._drawn = False
+        self._last_s = -1.0
+
+
 @dataclass
 class DaemonProcess:
     """The daemon as a child process; its stderr and stdout go to files in the report folder."""
@@ -170,9 +203,11 @@ async def run_one(
     out: Path,
     daemon_cmd: list[str],
     transport: str | None = None,
+    *,
     backend: Backend | None = None,
+    progress: Progress | None = None,
 ) -> report.RunResult:
-    """Run one scenario and write its report folder ``out``."""
+    """Run one scenario and write its report folder ``out``; ``progress`` shows each event as it plays."""
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     backend = backend or SoftwareBackend(sc, transport=transport)
     broker: Mosquitto | None = None
@@ -201,6 +236,7 @@ async def run_one(
             backend.schedule(sc.plant_events())
         await daemon.start(backend.t_s)
         pending = sorted(sc.runner_events(), key=lambda e: e.at_s)
+        timeline = sorted(sc.events, key=lambda e: e.at_s)  # to announce, plant events and ours
         mqtt_client = None
         try:
             while True:
@@ -208,6 +244,11 @@ async def run_one(
                 while backend.t_s < next_at:
                     await backend.wait_until(min(next_at, backend.t_s + 0.1))
                     daemon.poll(backend.t_s)
+                    if progress is not None:
+                        while timeline and timeline[0].at_s <= backend.t_s:
+                            e = timeline.pop(0)
+                            progress.line(f"  t={e.at_s:6.1f} s  {report.describe_event(e)}")
+                        progress.tick(sc.name, backend.t_s, sc.duration_s)
                 if not pending:
                     break
                 e = pending.pop(0)
@@ -244,6 +285,8 @@ async def run_one(
             lg.removeHandler(plant_log)
             lg.propagate = True
         plant_log.close()
+        if progress is not None:
+            progress.done()
     columns = backend.columns()
     checks = [judge(c, columns, sc.duration_s) for c in sc.checks]
     result = report.RunResult(
@@ -288,6 +331,8 @@ def _print_result(res: report.RunResult) -> None:
         print(f"{'PASS' if c.passed else 'FAIL'} {name}: {c.name} ({c.detail})")
     for e in res.errors:
         print(f"FAIL {name}: {e}")
+    for w in res.warnings:
+        print(f"WARN {name}: {w}")
 
 
 async def run_all(
@@ -299,7 +344,8 @@ async def run_all(
 ) -> int:
     n_pass = n_fail = 0
     scenarios = [scenario.load(p) for p in paths]  # parse all first: a typo fails before anything runs
-    for sc in scenarios:
+    progress = Progress()
+    for k, sc in enumerate(scenarios, 1):
         out = out_root / report.slug(sc.name)
         backend: Backend | None = None
         if lab is not None:
@@ -309,7 +355,11 @@ async def run_all(
             except UnsupportedEventError as exc:
                 print(f"SKIP {sc.name}: {exc}")
                 continue
-        res = await run_one(sc, out, daemon_cmd, transport, backend=backend)
+        progress.line(
+            f"RUN {sc.name} ({k} of {len(scenarios)}): {sc.duration_s:g} s, {len(sc.checks)} checks,"
+            f" {len(sc.events)} events"
+        )
+        res = await run_one(sc, out, daemon_cmd, transport, backend=backend, progress=progress)
         _print_result(res)
         print(f"  report: {out / 'summary.md'}")
         p, f = res.counts()
@@ -319,14 +369,25 @@ async def run_all(
     return 0 if n_fail == 0 else 1
 
 
+def list_scenarios(width: int) -> list[str]:
+    """Each built-in scenario's name, then its whole description wrapped to ``width`` and indented."""
+    lines = []
+    for p in sorted(scenario.builtin_dir().glob("*.toml")):
+        try:
+            sc = scenario.load(p)
+            text = " ".join(sc.description.split()) or sc.name
+            needs = f", needs {', '.join(sc.needs)}" if sc.needs else ""
+            lines.append(f"{p.stem}: {sc.duration_s:g} s{needs}")
+        except ScenarioError as exc:
+            lines.append(f"{p.stem}: INVALID")
+            text = str(exc)
+        lines += textwrap.wrap(text, width=max(width, 40), initial_indent="    ", subsequent_indent="    ")
+    return lines
+
+
 def main(args: argparse.Namespace) -> int:
     if args.list:
-        for p in sorted(scenario.builtin_dir().glob("*.toml")):
-            try:
-                sc = scenario.load(p)
-                print(f"{p.stem}: {(sc.description.strip().splitlines() or [sc.name])[0]}")
-            except ScenarioError as exc:
-                print(f"{p.stem}: INVALID: {exc}")
+        print("\n".join(list_scenarios(shutil.get_terminal_size().columns - 1)))
         return 0
     names = list(args.scenarios)
     if args.all:

@@ -193,9 +193,12 @@ class MapPowerStage(PolledDevice[PowerStageReading]):
         try:
             return await self.reader.read(blocks)
         except DriverError as e:
-            if e.kind in ("timeout", "disconnected"):
-                self._stale = True  # the device may come back restarted, with its power-on settings
+            self._note_contact(e)
             raise
+
+    def _note_contact(self, e: DriverError) -> None:
+        if e.kind in ("timeout", "disconnected"):
+            self._stale = True  # the device may come back restarted, with its power-on settings
 
     def _arm_values(self) -> dict[str, float]:
         cmd = self.vmap.commands.get("arm")
@@ -335,16 +338,20 @@ class MapPowerStage(PolledDevice[PowerStageReading]):
         self.writer.registers(name, value)  # type, signedness and range checked before anything is written
         async with self._write_lock:
             self._take_stale()
-            if p_w == 0.0:
-                await self.writer.write_setpoints({name: value}, urgent=True)
-            else:
-                if not self._armed:
-                    await self._command("arm")
-                    self._armed = True
-                await self.writer.write_setpoints({name: value})
-                if not self._started and value != 0.0:
-                    await self._command("start")
-                    self._started = True
+            try:
+                if p_w == 0.0:
+                    await self.writer.write_setpoints({name: value}, urgent=True)
+                else:
+                    if not self._armed:
+                        await self._command("arm")
+                        self._armed = True
+                    await self.writer.write_setpoints({name: value})
+                    if not self._started and value != 0.0:
+                        await self._command("start")
+                        self._started = True
+            except DriverError as e:
+                self._note_contact(e)
+                raise
             self._last_setpoint = (p_w, q_var)
 
     async def heartbeat(self) -> None:
@@ -370,6 +377,7 @@ class MapPowerStage(PolledDevice[PowerStageReading]):
                     else:
                         await self._command("stop", urgent=True)
                 except DriverError as e:
+                    self._note_contact(e)
                     first = first or e
             self._started = False
             self._last_setpoint = (0.0, 0.0)

@@ -121,7 +121,8 @@ def read_status(run_dir: Path) -> DaemonStatus:
     return DaemonStatus(path=str(path), age_s=age, running=pid_alive(st.pid), status=st)
 
 
-def _is_daemon(pid: int) -> bool:
+def is_daemon(pid: int) -> bool:
+    """Whether ``pid`` is a running v2g-edged (a pid a status file names may have been reused)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -136,7 +137,7 @@ def running_daemon_for(config: Path, run_dir: Path) -> int | None:
     except CtlError:
         return None
     st = ds.status
-    if not ds.running or st.config_path is None or not _is_daemon(st.pid):
+    if not ds.running or st.config_path is None or not is_daemon(st.pid):
         return None
     return st.pid if Path(st.config_path).resolve() == config.resolve() else None
 

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from edge import __version__
-from edge.ctl import config, dispatch, history, plan, profiles, status
+from edge.ctl import completion, config, diagnostics, dispatch, history, plan, probe, profiles, scan, status
 from edge.ctl.common import PROBLEM, CtlError
 
-GROUPS = (status, config, history, profiles, dispatch, plan)
+GROUPS = (status, config, history, profiles, dispatch, plan, diagnostics, scan, probe, completion)
 
 EXIT_CODES = """exit codes: 0 all well; 1 a problem (invalid input or configuration, or for status: a device,
 the aggregator link or the output failing); 2 wrong usage; 3 no daemon running; 4 permission denied"""

@@ -114,6 +114,30 @@ async def test_arm_settings_on_change_only_set_points_every_time(
     assert stage.writer.writes == 4 + 40 + 2 + 2
 
 
+async def test_a_write_that_times_out_makes_the_next_set_point_arm_and_start_again(
+    modbus_tcp_server: Any, drivers_factory: BuildDrivers
+) -> None:
+    """A write timing out is a contact loss as much as a read: the device may come back restarted,
+    so the next set point re-reads the settings and sends start again."""
+    rec = Recorder()
+    stage, _ = await quasar_stage(modbus_tcp_server, drivers_factory, rec)
+    await stage.write_setpoint(-3000.0)
+    rec.delay_s = 0.5
+    with pytest.raises(DriverError) as e:
+        await stage.write_setpoint(-3100.0)
+    assert e.value.kind == "timeout"
+    rec.delay_s = 0.0
+    for _ in range(40):
+        try:
+            await stage.read()
+            break
+        except DriverError:
+            await asyncio.sleep(0.1)
+    rec.writes.clear()
+    await stage.write_setpoint(-3000.0)
+    assert (ACTION, [1]) in rec.writes, rec.writes  # started again, not assumed still started
+
+
 async def test_a_setting_the_device_does_not_keep_is_named_and_no_set_point_goes_out(
     modbus_tcp_server: Any, drivers_factory: BuildDrivers
 ) -> None:
