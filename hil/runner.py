@@ -131,25 +131,46 @@ class Progress:
         self._drawn = False
         self._last_s = -1.0
 
+    def _write(self, text: str) -> None:
+        # The reader left (``v2g-hil run ... | head``): the runs go on to their verdicts, unprinted.
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            silence_stdout()
+
     def line(self, text: str) -> None:
-        self.stream.write(("\r\x1b[K" if self._drawn else "") + text + "\n")
-        self.stream.flush()
+        self._write(("\r\x1b[K" if self._drawn else "") + text + "\n")
         self._drawn = False
 
     def tick(self, name: str, t_s: float, duration_s: float) -> None:
         if not self.tty or t_s - self._last_s < 0.5:
             return
         self._last_s = t_s
-        self.stream.write(f"\r\x1b[K  {name}: t={t_s:5.1f} s of {duration_s:g} s")
-        self.stream.flush()
+        self._write(f"\r\x1b[K  {name}: t={t_s:5.1f} s of {duration_s:g} s")
         self._drawn = True
 
     def done(self) -> None:
         if self._drawn:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+            self._write("\r\x1b[K")
             self._drawn = False
         self._last_s = -1.0
+
+
+def say(text: str) -> None:
+    """Print a line of the run's output; a reader that left ends the printing, not the runs."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        silence_stdout()
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null (its reader is gone): later prints, and the interpreter's final
+    flush, neither raise nor print a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 @dataclass
@@ -327,12 +348,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _print_result(res: report.RunResult) -> None:
     name = res.scenario.name
-    for c in res.checks:
-        print(f"{'PASS' if c.passed else 'FAIL'} {name}: {c.name} ({c.detail})")
-    for e in res.errors:
-        print(f"FAIL {name}: {e}")
-    for w in res.warnings:
-        print(f"WARN {name}: {w}")
+    lines = [f"{'PASS' if c.passed else 'FAIL'} {name}: {c.name} ({c.detail})" for c in res.checks]
+    lines += [f"FAIL {name}: {e}" for e in res.errors]
+    lines += [f"WARN {name}: {w}" for w in res.warnings]
+    if lines:
+        say("\n".join(lines))  # a reader that left: the verdicts are in the report folder
 
 
 async def run_all(
@@ -353,7 +373,7 @@ async def run_all(
             try:
                 backend.schedule(sc.plant_events())
             except UnsupportedEventError as exc:
-                print(f"SKIP {sc.name}: {exc}")
+                say(f"SKIP {sc.name}: {exc}")
                 continue
         progress.line(
             f"RUN {sc.name} ({k} of {len(scenarios)}): {sc.duration_s:g} s, {len(sc.checks)} checks,"
@@ -361,11 +381,11 @@ async def run_all(
         )
         res = await run_one(sc, out, daemon_cmd, transport, backend=backend, progress=progress)
         _print_result(res)
-        print(f"  report: {out / 'summary.md'}")
+        say(f"  report: {out / 'summary.md'}")
         p, f = res.counts()
         n_pass += p
         n_fail += f
-    print(f"{n_pass} passed, {n_fail} failed")
+    say(f"{n_pass} passed, {n_fail} failed")
     return 0 if n_fail == 0 else 1
 
 
@@ -387,7 +407,7 @@ def list_scenarios(width: int) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     if args.list:
-        print("\n".join(list_scenarios(shutil.get_terminal_size().columns - 1)))
+        say("\n".join(list_scenarios(shutil.get_terminal_size().columns - 1)))
         return 0
     names = list(args.scenarios)
     if args.all:

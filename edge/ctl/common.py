@@ -124,10 +124,15 @@ def read_status(run_dir: Path) -> DaemonStatus:
 def is_daemon(pid: int) -> bool:
     """Whether ``pid`` is a running v2g-edged (a pid a status file names may have been reused)."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"v2g-edged" in cmdline or b"edge.daemon" in cmdline
+    # The program itself, not an argument naming it (``journalctl -u v2g-edged``): the entry script
+    # (run directly, or by its interpreter) or ``python -m edge.daemon.main``.
+    head = argv[:3]
+    return any(Path(a.decode(errors="replace")).name == "v2g-edged" for a in head[:2]) or (
+        len(head) >= 3 and head[1] == b"-m" and head[2].startswith(b"edge.daemon")
+    )
 
 
 def running_daemon_for(config: Path, run_dir: Path) -> int | None:

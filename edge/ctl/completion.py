@@ -91,6 +91,13 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
 # "PATH|OPTION": what the option's value is; "PATH|": what the positional argument is.
 {fn}_kind() {{
 {valued}}}
+# zsh's bashcompinit has compgen but not mapfile: lines into COMPREPLY with read.
+{fn}_reply() {{
+    COMPREPLY=()
+    local line
+    while IFS= read -r line; do COMPREPLY+=("$line"); done
+}}
+
 {fn}() {{
     local cur=${{COMP_WORDS[COMP_CWORD]}} path="" kind="" i w subs
     COMPREPLY=()
@@ -112,20 +119,20 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
     if ((COMP_CWORD > 1)) && [[ $w == -* ]]; then
         kind=$({fn}_kind "$path|$w")
     elif [[ $cur == -* ]]; then
-        mapfile -t COMPREPLY < <(compgen -W "$({fn}_options "$path")" -- "$cur")
+        {fn}_reply < <(compgen -W "$({fn}_options "$path")" -- "$cur")
         return 0
     else
         subs=$({fn}_subcommands "$path")
         if [[ -n $subs ]]; then
-            mapfile -t COMPREPLY < <(compgen -W "$subs" -- "$cur")
+            {fn}_reply < <(compgen -W "$subs" -- "$cur")
             return 0
         fi
         kind=$({fn}_kind "$path|")
     fi
     case "$kind" in
-        file) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
-        dir) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
-        words:*) mapfile -t COMPREPLY < <(compgen -W "${{kind#words:}}" -- "$cur") ;;
+        file) compopt -o filenames 2>/dev/null; {fn}_reply < <(compgen -f -- "$cur") ;;
+        dir) compopt -o filenames 2>/dev/null; {fn}_reply < <(compgen -d -- "$cur") ;;
+        words:*) {fn}_reply < <(compgen -W "${{kind#words:}}" -- "$cur") ;;
     esac
     return 0
 }}

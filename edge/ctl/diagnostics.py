@@ -25,6 +25,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import tomllib
 from collections import Counter
 from collections.abc import MutableMapping
 from datetime import datetime
@@ -49,15 +50,10 @@ from edge.ctl.common import (
 )
 from edge.ctl.history import state_dir
 from edge.settings import SettingsError, load_file, load_text
+from edge.settings.errors import REDACTED, is_secret_key
 from edge.settings.load import default_config_text
 from edge.state import query
 
-REDACTED = "<redacted>"
-# A key naming a secret; one ending in _file/_path/_dir names where a secret is (kept: the paths help).
-_SECRET_KEY = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|api_?key|private_?key|^key$|psk|credential", re.I
-)
-_PATH_KEY = re.compile(r"_(file|path|dir)$", re.I)
 # Kernel selectors (edge.accel.select): each says whether its compiled module is in use.
 KERNEL_SELECTORS = ("edge.control.lag", "edge.control.pq", "edge.control.protect", "edge.estimation.ecm")
 LIBRARIES = (
@@ -83,10 +79,6 @@ EVENTS_MAX = 1000
 SESSIONS_MAX = 100
 
 
-def is_secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key)) and not _PATH_KEY.search(key)
-
-
 def redact_tree(node: Any) -> int:
     """Replace, in place, every value under a secret-looking key of ``node`` (tables, arrays, a
     tomlkit document); returns how many were replaced."""
@@ -104,42 +96,38 @@ def redact_tree(node: Any) -> int:
     return n
 
 
-_ASSIGN = re.compile(r"^\s*([\"']?)([A-Za-z0-9_.\-]+)\1\s*=")
+# ``key = value`` or ``"key": value`` in any text (an error message, an event's JSON): the value of a
+# secret-looking key is replaced. Older events and status files may hold what today's messages no longer do.
+_KEY_VALUE = re.compile(
+    r"""(?P<q>["']?)(?P<key>[A-Za-z0-9_.\-]+)(?P=q)(?P<sep>\s*[:=]\s*)"""
+    r"""(?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|[^\s,}\]]+)"""
+)
 
 
-def redact_lines(text: str) -> tuple[str, int]:
-    """For a file that is not valid TOML: every line that assigns a secret-looking key is replaced,
-    and a multi-line string it opens with it."""
-    out, n, open_quote = [], 0, ""
-    for number, line in enumerate(text.splitlines(), 1):
-        if open_quote:
-            if open_quote in line:
-                open_quote = ""
-            out.append(f"# <line {number} redacted>")
-            continue
-        m = _ASSIGN.match(line)
-        keys = m.group(2).split(".") if m else []
-        if any(is_secret_key(k) for k in keys):
-            value = line[m.end() :] if m else ""
-            for quote in ('"""', "'''"):
-                if value.count(quote) == 1:
-                    open_quote = quote
-            out.append(f"# <line {number} redacted>")
-            n += 1
-        else:
-            out.append(line)
-    return "\n".join(out) + "\n", n
+def scrub_text(text: str) -> tuple[str, int]:
+    """``text`` with the value of every secret-looking ``key = value`` / ``"key": value`` replaced."""
+    n = 0
+
+    def one(m: re.Match[str]) -> str:
+        nonlocal n
+        if not is_secret_key(m.group("key").rsplit(".", 1)[-1]):
+            return m.group(0)
+        n += 1
+        return f'{m.group("q")}{m.group("key")}{m.group("q")}{m.group("sep")}"{REDACTED}"'
+
+    return _KEY_VALUE.sub(one, text), n
 
 
-def redacted_config(text: str) -> tuple[str, int, str | None]:
-    """The configuration text with its secrets replaced: (text, how many, why it is not TOML)."""
+def redacted_config(text: str) -> tuple[str | None, int, str | None]:
+    """The configuration with its secrets replaced, as plain TOML (comments are left out: one may
+    hold an old password): (text, how many, why it is not TOML). A file that is not valid TOML is
+    left out whole (None): no line-by-line guess is safe enough to hand a secret over."""
     try:
-        doc = tomlkit.parse(text)
-    except tomlkit.exceptions.ParseError as exc:
-        redacted, n = redact_lines(text)
-        return redacted, n, str(exc)
-    n = redact_tree(doc)
-    return tomlkit.dumps(doc), n, None
+        tree = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return None, 0, str(exc)
+    n = redact_tree(tree)
+    return tomlkit.dumps(tree), n, None
 
 
 def versions() -> dict[str, Any]:
@@ -172,7 +160,8 @@ def named_files(doc: Any) -> dict[str, dict[str, Any]]:
     """The files the configuration names (secrets among them): path, size, mode, owner; never contents."""
     files = {}
     for table, key in FILE_SETTINGS:
-        value = doc.get(table, {}).get(key)
+        section = doc.get(table)
+        value = section.get(key) if isinstance(section, dict) else None
         if not isinstance(value, str):
             continue
         entry: dict[str, Any] = {"path": value}
@@ -194,8 +183,14 @@ class Archive:
         self.members: dict[str, bytes] = {}
         self.notes: list[str] = []
 
-    def add(self, name: str, data: bytes | str) -> None:
-        self.members[name] = data.encode() if isinstance(data, str) else data
+    def add(self, name: str, data: bytes | str, *, binary: bool = False) -> None:
+        """Add a member; a text one is scrubbed of secret-looking values (events, status, problems).
+        ``binary``: as it is (the cycle dump: numbers and state names, no configuration text)."""
+        if binary:
+            self.members[name] = data.encode() if isinstance(data, str) else data
+            return
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        self.members[name] = scrub_text(text)[0].encode()
 
     def add_json(self, name: str, value: Any) -> None:
         self.add(name, msgspec.json.format(msgspec.json.encode(value)) + b"\n")
@@ -216,8 +211,7 @@ class Archive:
                     info = tarfile.TarInfo(f"{self.top}/{name}")
                     info.size, info.mtime, info.mode = len(data), int(now), 0o644
                     tar.addfile(info, io.BytesIO(data))
-            os.chmod(tmp, 0o644)  # a file to hand over: no secrets are in it
-            os.replace(tmp, path)
+            os.replace(tmp, path)  # 0600 (mkstemp): it holds status, events and sessions
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -244,11 +238,11 @@ def _config(arc: Archive, args: argparse.Namespace, ds: DaemonStatus | None) -> 
             arc.note(str(os_error(exc, path, "read")))
             return
     redacted, n, not_toml = redacted_config(text)
+    if redacted is None:
+        arc.note(f"the configuration is not valid TOML ({not_toml}): left out (it may hold a secret)")
+        return
     arc.add("config/v2g-edge.toml", redacted)
     print(f"config      {source} ({n} secret value(s) redacted)")
-    if not_toml is not None:
-        arc.note(f"the configuration is not valid TOML ({not_toml}): secret-looking lines were removed")
-        return
     arc.add_json(
         "config/files.json", named_files(tomlkit.parse(text).unwrap())
     )  # where secrets are, not what
@@ -355,7 +349,7 @@ def _cycles(arc: Archive, ds: DaemonStatus | None, run_dir: Path, timeout_s: flo
     except OSError as exc:
         arc.note(f"no recent cycles: {os_error(exc, path, 'read')}")
         return
-    arc.add(f"cycles/{path.name}", data)
+    arc.add(f"cycles/{path.name}", data, binary=True)
     print(f"cycles      {path} ({len(data) / 1e3:.0f} kB), dumped by the daemon (pid {pid})")
     try:
         path.unlink()  # made for this archive: the runtime directory is in memory (tmpfs)

@@ -124,6 +124,15 @@ def parse_parities(text: str) -> list[Parity]:
 # --- what a unit is --------------------------------------------------------------------------------
 
 
+def _printable(text: str | None) -> str | None:
+    """A device's own strings (Mn, Md, SN, Vr) as they may be shown and pasted: control characters
+    and non-printables escaped, so no newline can add a table to the snippet, no escape code reach
+    the terminal."""
+    if text is None:
+        return None
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class Finding(msgspec.Struct, kw_only=True):
     """One answering unit: where it is, and what it turned out to be."""
 
@@ -198,8 +207,8 @@ async def identify(link: DeviceLink, where: str, bus: dict[str, Any]) -> Finding
         except DriverError as e:
             found.note = f"common model unreadable: {e}"
         else:
-            found.manufacturer, found.model = mv.text("Mn"), mv.text("Md")
-            found.serial, found.version = mv.text("SN"), mv.text("Vr")
+            found.manufacturer, found.model = _printable(mv.text("Mn")), _printable(mv.text("Md"))
+            found.serial, found.version = _printable(mv.text("SN")), _printable(mv.text("Vr"))
     return found
 
 

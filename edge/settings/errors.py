@@ -14,6 +14,17 @@ _AT_LINE = re.compile(r"\s*\(at line (\d+), column \d+\)\s*$")
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _FIELD = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
 _INDEX = re.compile(r"\[\d+\]")
+# A key naming a secret; one ending in _file/_path/_dir names where a secret is (a path, kept).
+_SECRET_KEY = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|api_?key|private_?key|^key$|psk|credential", re.I
+)
+_PATH_KEY = re.compile(r"_(file|path|dir)$", re.I)
+REDACTED = "<redacted>"
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a setting's name says its value is a secret (never shown in an error, a log, an archive)."""
+    return bool(_SECRET_KEY.search(key)) and not _PATH_KEY.search(key)
 
 
 class SettingsError(ValueError):
@@ -28,7 +39,10 @@ class SettingsError(ValueError):
         self.value = value
         self.reason = reason
         self.allowed = allowed
-        message = f"{path} = {value!r}: {reason}"
+        # A secret typed into the wrong key (``password`` for ``password_file``) must not reach the
+        # log, the events, the aggregator or a diagnostics archive through this message.
+        shown = REDACTED if is_secret_key(path.rsplit(".", 1)[-1]) else repr(value)
+        message = f"{path} = {shown}: {reason}"
         if allowed is not None:
             message += f" (allowed: {allowed})"
         super().__init__(message)

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from edge.ctl.diagnostics import redact_lines, redacted_config
+from edge.ctl.diagnostics import redacted_config, scrub_text
 from edge.ctl.main import main
 from edge.daemon.recorder import Dump
 from edge.settings.load import default_config_text
@@ -98,17 +98,43 @@ def test_without_a_daemon_the_archive_holds_the_files_and_says_what_is_missing(
     assert any("no events or sessions" in n for n in notes)
 
 
-def test_secret_values_are_redacted_in_valid_and_broken_files() -> None:
-    text = 'a = 1\n[mqtt]\npassword = "pw1"\nkey_file = "/k"\n[x]\napi_token = { v = "pw2" }\n'
+def test_secret_values_are_redacted_comments_dropped_and_a_broken_file_left_out() -> None:
+    text = (
+        'a = 1\n# password = "old-pw0" (moved to password_file)\n[mqtt]\npassword = "pw1"\n'
+        'key_file = "/k"\n[x]\napi_token = { v = "pw2" }\n'
+    )
     redacted, n, problem = redacted_config(text)
-    assert problem is None and n == 2
-    assert "pw1" not in redacted and "pw2" not in redacted and 'key_file = "/k"' in redacted
-
-    broken = 'a = \n[mqtt]\nmqtt.secret = """\npw3\n"""\nhost = "h"\n'
+    assert problem is None and n == 2 and redacted is not None
+    assert "pw1" not in redacted and "pw2" not in redacted and "old-pw0" not in redacted
+    assert 'key_file = "/k"' in redacted
+    # Not TOML: no line-by-line guess (an inline table, a quoted key would slip through): left out.
+    broken = 'a = \n[mqtt]\nmqtt = { password = "pw3" }\nhost = "h"\n'
     redacted, n, problem = redacted_config(broken)
-    assert problem is not None and n == 1
-    assert "pw3" not in redacted and 'host = "h"' in redacted
-    assert redact_lines("token='x'\n")[0] == "# <line 1 redacted>\n"
+    assert redacted is None and problem is not None
+
+
+def test_text_members_are_scrubbed_of_secret_values() -> None:
+    """Error messages and events of older releases may carry a secret typed into the wrong key."""
+    text = 'mqtt.password = \'hunter2\': unknown setting\n{"why": "x", "api_token": "t0k", "key_file": "/k"}'
+    scrubbed, n = scrub_text(text)
+    assert n == 2 and "hunter2" not in scrubbed and "t0k" not in scrubbed and '"key_file": "/k"' in scrubbed
+
+
+def test_a_password_typed_into_the_config_never_reaches_the_archive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The likeliest mistake: `password = ...` (only password_file exists): the loader refuses it and
+    its error (problems.txt) names the key, not the value; the archive is private (0600)."""
+    cfg = tmp_path / "v2g-edge.toml"
+    cfg.write_text(default_config_text().replace("[mqtt]\n", '[mqtt]\npassword = "hunter2"\n', 1))
+    out = tmp_path / "diag.tar.gz"
+    args = ["diagnostics", "--out", str(out), "--file", str(cfg)]
+    rc = main([*args, "--runtime-dir", str(tmp_path / "run"), "--state-dir", str(tmp_path / "state")])
+    assert rc == 0, capsys.readouterr().out
+    got = members(out)
+    assert b"mqtt.password" in got["config/problems.txt"]
+    assert b"hunter2" not in b"".join(got.values())
+    assert out.stat().st_mode & 0o077 == 0
 
 
 def test_an_unwritable_place_is_one_line_and_exit_1(

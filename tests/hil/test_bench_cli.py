@@ -130,3 +130,17 @@ def test_demo_stops_its_broker_plant_and_daemon_when_the_reader_goes() -> None:
     while any(_alive(p) for p in children) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [p for p in children if _alive(p)]
+
+
+def test_a_run_whose_reader_leaves_still_reaches_its_verdicts_without_a_traceback(tmp_path: Path) -> None:
+    """`v2g-hil run ... | head -1`: the run goes on to its verdicts (in the report), no traceback."""
+    sc = tmp_path / "sc.toml"
+    sc.write_text(SCENARIO)
+    exe = Path(sys.executable).parent / "v2g-hil"
+    out = tmp_path / "report"
+    cmd = f"{exe} run {sc} --out {out} --daemon-cmd '{FAKE}' | head -1"
+    proc = subprocess.run(["bash", "-c", cmd], check=False, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.startswith("RUN fake-min-import"), proc.stdout
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    summary = (out / "fake-min-import" / "summary.md").read_text()
+    assert "# fake-min-import: PASS" in summary, summary
