@@ -102,7 +102,8 @@ cdef enum:
     S_ROCOF_SIGN = 113
     S_STALL_T0 = 114
     S_STALL_P_W = 115
-    N_STATE = 116
+    S_IMP_PREV = 116
+    N_STATE = 117
     I_T_S = 0
     I_V_MAX_PU = 1
     I_V_MIN_PU = 2
@@ -267,6 +268,7 @@ _NAMES = (
     "S_ROCOF_SIGN",
     "S_STALL_T0",
     "S_STALL_P_W",
+    "S_IMP_PREV",
     "N_STATE",
     "I_T_S",
     "I_V_MAX_PU",
@@ -403,6 +405,7 @@ _VALUES = (
     S_ROCOF_SIGN,
     S_STALL_T0,
     S_STALL_P_W,
+    S_IMP_PREV,
     N_STATE,
     I_T_S,
     I_V_MAX_PU,
@@ -711,6 +714,7 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
             res = fabs(imp - s[S_IMP_LAST])
             if not res >= s[S_RES_W]:
                 s[S_RES_W] = res
+            s[S_IMP_PREV] = s[S_IMP_LAST]
             s[S_IMP_LAST] = imp
             w0 = i[I_METER_T_LO_S]
             if not w0 <= tm:
@@ -766,7 +770,11 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     else:
         s[S_FROZEN_T0] = NAN
     if not isnan(cnt) and not isnan(s[S_CNT_STEP]):
-        s[S_CNT_E_WH] += fabs(s[S_IMP_LAST]) * dt / 3600.0
+        low = fabs(s[S_IMP_LAST])
+        if fabs(s[S_IMP_PREV]) < low:  # (NaN: no earlier value)
+            low = fabs(s[S_IMP_PREV])
+        if not isnan(low):  # a reading the driver called frozen (NaN) adds nothing
+            s[S_CNT_E_WH] += low * dt / 3600.0
         if check == 0 and s[S_CNT_E_WH] > COUNTER_STALL_STEPS * s[S_CNT_STEP]:
             check = FROZEN_COUNTER
     elif (

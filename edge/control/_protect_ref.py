@@ -127,6 +127,7 @@ from edge.control.protect_types import (
     S_HIST_POS,
     S_HIST_T,
     S_IMP_LAST,
+    S_IMP_PREV,
     S_LAST_SEQ,
     S_LOAD_EST,
     S_MC_ACTIVE,
@@ -453,6 +454,7 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
             res = math.fabs(imp - s[S_IMP_LAST])
             if not res >= s[S_RES_W]:
                 s[S_RES_W] = res
+            s[S_IMP_PREV] = s[S_IMP_LAST]
             s[S_IMP_LAST] = imp
             w0 = i[I_METER_T_LO_S]
             if not w0 <= tm:  # also NaN: the timestamp is the measurement instant
@@ -515,7 +517,13 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     else:
         s[S_FROZEN_T0] = NAN
     if not math.isnan(cnt) and not math.isnan(s[S_CNT_STEP]):
-        s[S_CNT_E_WH] += math.fabs(s[S_IMP_LAST]) * dt / 3600.0
+        # The lower of the last two readings: a short spike the meter happened to sample, held until the
+        # next reading, would count energy that never went through (a false "frozen" on a pulsing hob).
+        low = math.fabs(s[S_IMP_LAST])
+        if math.fabs(s[S_IMP_PREV]) < low:  # noqa: PLR1730  # as in the Cython: NaN (no earlier value) is skipped
+            low = math.fabs(s[S_IMP_PREV])
+        if not math.isnan(low):  # a reading the driver called frozen (NaN) adds nothing
+            s[S_CNT_E_WH] += low * dt / 3600.0
         if check == 0 and s[S_CNT_E_WH] > COUNTER_STALL_STEPS * s[S_CNT_STEP]:
             check = FROZEN_COUNTER
     elif (

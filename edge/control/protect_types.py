@@ -189,7 +189,8 @@ S_RES_W: Final = 112  # smallest change between two successive distinct meter va
 S_ROCOF_SIGN: Final = 113  # sign of the ROCOF whose pickup timer runs
 S_STALL_T0: Final = 114  # since when the counter has not moved and the value stayed within the noise floor
 S_STALL_P_W: Final = 115  # the value the noise-floor band is centred on
-N_STATE: Final = 116
+S_IMP_PREV: Final = 116  # the site import before S_IMP_LAST (the counter check integrates the lower)
+N_STATE: Final = 117
 I_T_S: Final = 0
 I_V_MAX_PU: Final = 1
 I_V_MIN_PU: Final = 2
@@ -326,6 +327,7 @@ LAYOUT: Final[dict[str, int]] = {
     "S_ROCOF_SIGN": S_ROCOF_SIGN,
     "S_STALL_T0": S_STALL_T0,
     "S_STALL_P_W": S_STALL_P_W,
+    "S_IMP_PREV": S_IMP_PREV,
     "N_STATE": N_STATE,
     "I_T_S": I_T_S,
     "I_V_MAX_PU": I_V_MAX_PU,

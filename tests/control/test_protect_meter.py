@@ -298,3 +298,16 @@ def test_the_kernels_agree_on_the_stall_replays() -> None:
         comp = replay(_c.step, 150.0, **kw)  # type: ignore[arg-type]
         assert ref.frozen == comp.frozen
         assert ref.p_cmd_w == pytest.approx(comp.p_cmd_w, abs=1e-9)
+
+
+@pytest.mark.parametrize("step", IMPLS)
+def test_a_sampled_spike_does_not_make_a_live_counter_meter_frozen(step: Step) -> None:
+    """A pulsing load: the meter samples a short import spike and holds it until its next reading;
+    integrating the held value counts energy that never went through, and a live 1 Wh meter was
+    called frozen (CI, v2h-export-cap-hob over RS-485). The lower of two readings is what counts."""
+
+    def pulsing(t: float) -> float:  # a 0.1 s, 3 kW pulse each second, on the meter's sampling tick
+        return LOAD_W + (3000.0 if round(t * 10) % 10 == 0 else 0.0)
+
+    run = replay(step, 120.0, resolution_w=1.0, load_w=pulsing)
+    assert run.first_frozen_s() is None, run.episodes()
