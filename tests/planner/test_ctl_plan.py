@@ -5,6 +5,7 @@ refuses a bad --every."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,15 @@ from edge.settings.load import default_config_text
 
 
 def _config(tmp_path: Path) -> Path:
+    # Twelve hours ahead whenever the test runs: a fixed clock time made the target unreachable when
+    # the run started a few hours before it (CI at 00:25 for a 07:00 departure).
+    departure = (datetime.now(UTC) + timedelta(hours=12)).strftime("%H:%M:00")
     text = default_config_text()
     for key, value in {
         "planner.enabled": True,
         "operation.mode": "schedule",
         "owner.departure_soc": 0.8,
-        "owner.departure_time": "07:00:00",
+        "owner.departure_time": departure,
         "owner.time_zone": "UTC",
     }.items():
         text = set_value(text, key, value)
