@@ -30,7 +30,7 @@ ext() {
 }
 lint() { "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .; }
 typecheck() { "$VENV/bin/mypy"; }
-run_pytest() { "$PY" -m pytest --cov --cov-report=term:skip-covered "$@"; }
+run_pytest() { "$PY" -m pytest --cov --cov-report=term:skip-covered --durations=30 "$@"; }
 # Exact versions for constraints.txt, resolved afresh in a throw-away environment.
 lock() {
     local tmp

@@ -5,7 +5,7 @@ The reference is edge/estimation/_ecm_ref.py: same maths, same order, same array
 per-sample entry point ``step`` works in place on caller-owned float64 arrays and allocates nothing.
 """
 
-from libc.math cimport asinh, exp, floor, fmax, sqrt
+from libc.math cimport asinh, exp, fabs, floor, fmax, fmin, sqrt
 
 # State array layout (see the reference).
 cdef enum:
@@ -30,7 +30,8 @@ cdef enum:
     S_OCV = 18
     S_VFREE_PRIOR = 19
     S_VFREE_POST = 20
-    S_N = 21
+    S_OCV_OFS = 21
+    S_N = 22
 
 cdef enum:
     P_Q_AH = 0
@@ -67,7 +68,10 @@ cdef enum:
     P_CHG_T3 = 31
     P_SOP_GROWTH = 32
     P_Q_B = 33
-    P_N = 34
+    P_OCV_VAR = 34
+    P_OVERPOT_REL = 35
+    P_OFS_TAU_S = 36
+    P_N = 37
 
 cdef enum:
     O_I_DIS_V = 0
@@ -92,6 +96,7 @@ cdef enum:
     NEWTON_ITERATIONS = 8
 
 cdef double NEWTON_TOL_V = 1e-4
+cdef double SLOPE_SPAN_MIN = 1e-3
 
 cdef double KELVIN_C = 273.15
 cdef double TWO_R_OVER_F_C = 2.0 * 8.314462618 / 96485.33212
@@ -234,8 +239,8 @@ cdef void _predict(double* state, const double* params, const double* c, double 
 
 
 cdef void _update(double* state, double ph0, double ph1, double ph2, double ph3, double s,
-                  double innov) noexcept nogil:
-    cdef double k0 = ph0 / s
+                  double innov, bint consider_soc) noexcept nogil:
+    cdef double k0 = 0.0 if consider_soc else ph0 / s
     cdef double k1 = ph1 / s
     cdef double k2 = ph2 / s
     cdef double k3 = ph3 / s
@@ -244,9 +249,9 @@ cdef void _update(double* state, double ph0, double ph1, double ph2, double ph3,
     state[S_V2] = state[S_V2] + k2 * innov
     state[S_B] = state[S_B] + k3 * innov
     state[S_P00] = state[S_P00] - k0 * ph0
-    state[S_P01] = state[S_P01] - k0 * ph1
-    state[S_P02] = state[S_P02] - k0 * ph2
-    state[S_P03] = state[S_P03] - k0 * ph3
+    state[S_P01] = state[S_P01] - ph0 * k1
+    state[S_P02] = state[S_P02] - ph0 * k2
+    state[S_P03] = state[S_P03] - ph0 * k3
     state[S_P11] = state[S_P11] - k1 * ph1
     state[S_P12] = state[S_P12] - k1 * ph2
     state[S_P13] = state[S_P13] - k1 * ph3
@@ -263,29 +268,41 @@ cdef void _correct(double* state, const double* params, const double* table, Py_
                    const double* c, double i_a, double v_v, double temp_c) noexcept nogil:
     cdef double soc = state[S_SOC]
     cdef double i = i_a - state[S_B]
-    cdef double h0 = _slope(table, n, soc, temp_c)
+    cdef double w = sqrt(state[S_P00])
+    cdef double h0
     cdef double hb = c[C_R0] + _eta_slope(c, i)
     cdef double v_pred = (_ocv(table, n, soc, temp_c) - state[S_V1] - state[S_V2] - c[C_R0] * i
                           - _eta(c, i))
     cdef double innov = v_v - v_pred
-    cdef double ph0, ph1, ph2, ph3, s, nis, gate
+    cdef double ph0, ph1, ph2, ph3, s, nis, gate, drop
+    if w > SLOPE_SPAN_MIN:
+        h0 = (_ocv(table, n, soc + w, temp_c) - _ocv(table, n, soc - w, temp_c)) / (2.0 * w)
+    else:
+        h0 = _slope(table, n, soc, temp_c)
     state[S_VFREE_PRIOR] = _ocv(table, n, soc, temp_c) - state[S_V1] - state[S_V2]
     ph0 = state[S_P00] * h0 - state[S_P01] - state[S_P02] + state[S_P03] * hb
     ph1 = state[S_P01] * h0 - state[S_P11] - state[S_P12] + state[S_P13] * hb
     ph2 = state[S_P02] * h0 - state[S_P12] - state[S_P22] + state[S_P23] * hb
     ph3 = state[S_P03] * h0 - state[S_P13] - state[S_P23] + state[S_P33] * hb
-    s = h0 * ph0 - ph1 - ph2 + hb * ph3 + params[P_R_V]
+    drop = params[P_OVERPOT_REL] * (fabs(c[C_R0] * i + _eta(c, i)) + fabs(state[S_V1]) + fabs(state[S_V2]))
+    s = h0 * ph0 - ph1 - ph2 + hb * ph3 + params[P_R_V] + params[P_OCV_VAR] + drop * drop
     nis = innov * innov / s
     gate = params[P_GATE]
     if nis > gate * gate:
         s = innov * innov / (gate * gate)
-    _update(state, ph0, ph1, ph2, ph3, s, innov)
+    _update(state, ph0, ph1, ph2, ph3, s, innov, state[S_P00] * h0 * h0 < params[P_OCV_VAR])
     state[S_I_PREV] = i_a
     state[S_INNOV] = innov
     state[S_NIS] = nis
     state[S_V_PRED] = v_pred
     state[S_OCV] = _ocv(table, n, state[S_SOC], temp_c)
     state[S_VFREE_POST] = state[S_OCV] - state[S_V1] - state[S_V2]
+
+
+cdef inline void _smooth_offset(double* state, const double* params, double dt_s) noexcept nogil:
+    if dt_s > 0.0:
+        state[S_OCV_OFS] = state[S_OCV_OFS] + (state[S_INNOV] - state[S_OCV_OFS]) * dt_s / (
+            dt_s + params[P_OFS_TAU_S])
 
 
 cdef inline double _pulse_margin(const double* table, Py_ssize_t n, const double* c, double soc,
@@ -326,13 +343,17 @@ cdef void _sop(const double* state, const double* params, const double* table, P
     cdef double k = horizon_s / (3600.0 * params[P_Q_AH])
     cdef double v_relax_end = e1 * state[S_V1] + e2 * state[S_V2]
     cdef double v_relax_now = state[S_V1] + state[S_V2]
+    cdef double vd_end = v_relax_end - fmin(state[S_OCV_OFS], 0.0)
+    cdef double vd_now = v_relax_now - fmin(state[S_OCV_OFS], 0.0)
+    cdef double vc_end = v_relax_end - fmax(state[S_OCV_OFS], 0.0)
+    cdef double vc_now = v_relax_now - fmax(state[S_OCV_OFS], 0.0)
     cdef double i_dis, i_chg, lim, v_end
-    i_dis = _pulse_current(table, n, c, soc, temp_c, v_relax_end, r_eff, k, params[P_V_MIN], 1.0)
-    if _pulse_margin(table, n, c, soc, temp_c, v_relax_now, c[C_R0], 0.0, params[P_V_MIN], 1.0, i_dis) < 0.0:
-        i_dis = _pulse_current(table, n, c, soc, temp_c, v_relax_now, c[C_R0], 0.0, params[P_V_MIN], 1.0)
-    i_chg = _pulse_current(table, n, c, soc, temp_c, v_relax_end, r_eff, k, params[P_V_MAX], -1.0)
-    if _pulse_margin(table, n, c, soc, temp_c, v_relax_now, c[C_R0], 0.0, params[P_V_MAX], -1.0, i_chg) < 0.0:
-        i_chg = _pulse_current(table, n, c, soc, temp_c, v_relax_now, c[C_R0], 0.0, params[P_V_MAX], -1.0)
+    i_dis = _pulse_current(table, n, c, soc, temp_c, vd_end, r_eff, k, params[P_V_MIN], 1.0)
+    if _pulse_margin(table, n, c, soc, temp_c, vd_now, c[C_R0], 0.0, params[P_V_MIN], 1.0, i_dis) < 0.0:
+        i_dis = _pulse_current(table, n, c, soc, temp_c, vd_now, c[C_R0], 0.0, params[P_V_MIN], 1.0)
+    i_chg = _pulse_current(table, n, c, soc, temp_c, vc_end, r_eff, k, params[P_V_MAX], -1.0)
+    if _pulse_margin(table, n, c, soc, temp_c, vc_now, c[C_R0], 0.0, params[P_V_MAX], -1.0, i_chg) < 0.0:
+        i_chg = _pulse_current(table, n, c, soc, temp_c, vc_now, c[C_R0], 0.0, params[P_V_MAX], -1.0)
     out[O_I_DIS_V] = i_dis
     out[O_I_CHG_V] = i_chg
     lim = params[P_I_DIS_MAX] * _derate(temp_c, params[P_DIS_T0], params[P_DIS_T1], params[P_DIS_T2],
@@ -355,7 +376,7 @@ cdef void _sop(const double* state, const double* params, const double* table, P
         i_chg = 0.0
     out[O_I_DIS] = i_dis
     out[O_I_CHG] = i_chg
-    v_end = _ocv(table, n, soc - i_dis * k, temp_c) - v_relax_end - i_dis * r_eff - _eta(c, i_dis)
+    v_end = _ocv(table, n, soc - i_dis * k, temp_c) - vd_end - i_dis * r_eff - _eta(c, i_dis)
     out[O_P_DIS] = i_dis * v_end
     v_end = _ocv(table, n, soc + i_chg * k, temp_c) - v_relax_end + i_chg * r_eff + _eta(c, i_chg)
     out[O_P_CHG] = i_chg * v_end
@@ -402,7 +423,7 @@ def fuse_soc(double[::1] state, double soc_meas, double var, double gate):
     cdef double s = state[S_P00] + var
     if innov * innov > gate * gate * s:
         return 0
-    _update(&state[0], state[S_P00], state[S_P01], state[S_P02], state[S_P03], s, innov)
+    _update(&state[0], state[S_P00], state[S_P01], state[S_P02], state[S_P03], s, innov, False)
     return 1
 
 
@@ -411,7 +432,7 @@ def fuse_offset(double[::1] state, double offset_meas, double var, double gate):
     cdef double s = state[S_P33] + var
     if innov * innov > gate * gate * s:
         return 0
-    _update(&state[0], state[S_P03], state[S_P13], state[S_P23], state[S_P33], s, innov)
+    _update(&state[0], state[S_P03], state[S_P13], state[S_P23], state[S_P33], s, innov, False)
     return 1
 
 
@@ -432,6 +453,7 @@ def step(double[::1] state, const double[::1] params, const double[::1] table, d
         _coefficients(pa, tb, n, st[S_SOC], temp_c, pa[P_R_GROWTH], cc)
         _predict(st, pa, cc, dt_s)
         _correct(st, pa, tb, n, cc, i_a, v_v, temp_c)
+        _smooth_offset(st, pa, dt_s)
         _coefficients(pa, tb, n, st[S_SOC], temp_c, pa[P_SOP_GROWTH], cc)
         for j in range(horizons_s.shape[0]):
             _sop(st, pa, tb, n, cc, horizons_s[j], temp_c, &out[j * O_N])
@@ -478,6 +500,7 @@ cdef class Kernel:
             _coefficients(pa, tb, n, st[S_SOC], temp_c, pa[P_R_GROWTH], cc)
             _predict(st, pa, cc, dt_s)
             _correct(st, pa, tb, n, cc, i_a, v_v, temp_c)
+            _smooth_offset(st, pa, dt_s)
             _coefficients(pa, tb, n, st[S_SOC], temp_c, pa[P_SOP_GROWTH], cc)
             for j in range(nh):
                 _sop(st, pa, tb, n, cc, hz[j], temp_c, &o[j * O_N])

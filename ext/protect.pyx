@@ -56,7 +56,9 @@ cdef enum:
     P_STEADY_TOL_W = 120
     P_FROZEN_NOISE_W = 121
     P_COUNTER_STALL_MAX_S = 122
-    N_PARAMS = 123
+    P_MC_LO_PU = 123
+    P_MC_HI_PU = 124
+    N_PARAMS = 125
     S_T_PREV = 0
     S_SERVICE = 1
     S_TRIP_REASON = 2
@@ -151,7 +153,6 @@ cdef enum:
     WAITING = 3
     RAMPING = 4
     MODE_CONTINUOUS = 0
-    MODE_MOMENTARY_CESSATION = 3
     MODE_NONE = 4
     FROZEN_TRACKING = 1
     FROZEN_STILL = 2
@@ -222,6 +223,8 @@ _NAMES = (
     "P_STEADY_TOL_W",
     "P_FROZEN_NOISE_W",
     "P_COUNTER_STALL_MAX_S",
+    "P_MC_LO_PU",
+    "P_MC_HI_PU",
     "N_PARAMS",
     "S_T_PREV",
     "S_SERVICE",
@@ -359,6 +362,8 @@ _VALUES = (
     P_STEADY_TOL_W,
     P_FROZEN_NOISE_W,
     P_COUNTER_STALL_MAX_S,
+    P_MC_LO_PU,
+    P_MC_HI_PU,
     N_PARAMS,
     S_T_PREV,
     S_SERVICE,
@@ -588,9 +593,7 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     rt_flo = _rt_remaining(p, P_FLO_BANDS, k_flo, f, el_flo) if k_flo > -2 else 0.0
     rt_fhi = _rt_remaining(p, P_FHI_BANDS, k_fhi, f, el_fhi) if k_fhi > -2 else 0.0
 
-    mc_now = (k_vlo > -2 and _band_mode(p, P_VLO_BANDS, k_vlo) == MODE_MOMENTARY_CESSATION) or (
-        k_vhi > -2 and _band_mode(p, P_VHI_BANDS, k_vhi) == MODE_MOMENTARY_CESSATION
-    )
+    mc_now = meas_ok and (vmin < p[P_MC_LO_PU] or vmax > p[P_MC_HI_PU])
     if mc_now:
         s[S_MC_ACTIVE] = 1.0
         s[S_MC_CLEAR_T] = NAN
@@ -643,7 +646,8 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     if not meas_ok and in_service:
         fired |= R_GRID_MEAS_INVALID
 
-    # 3a. ROCOF (the pickup timer restarts when the ROCOF changes sign: a pulse is no drift)
+    # 3a. ROCOF (the pickup timer restarts when the ROCOF changes sign: a pulse is no drift; a later
+    # window confirms: one step fills one window)
     if f > 0.0:
         if isnan(s[S_F_REF]):
             s[S_F_REF] = f
@@ -658,7 +662,7 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
         if isnan(s[S_ROCOF_T0]) or sign != s[S_ROCOF_SIGN]:
             s[S_ROCOF_T0] = t
             s[S_ROCOF_SIGN] = sign
-        if t - s[S_ROCOF_T0] >= p[P_ROCOF_PICKUP_S]:
+        if t - s[S_ROCOF_T0] >= p[P_ROCOF_PICKUP_S] and s[S_T_REF] > s[S_ROCOF_T0]:
             fired |= R_ISLAND_ROCOF
     else:
         s[S_ROCOF_T0] = NAN

@@ -344,6 +344,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LAB.toml",
         help="run on lab equipment (SCPI AC source, real inverter and meter) instead",
     )
+    suite = parser.add_argument_group("conformance suite (docs/conformance.md)")
+    suite.add_argument("--suite", metavar="NAME", help="run a test suite instead of scenarios: ieee1547")
+    suite.add_argument("--quick", action="store_true", help="the suite's CI subset (shortened timers)")
+    suite.add_argument(
+        "--owner",
+        choices=("daemon", "inverter", "both"),
+        default="both",
+        help="who owns the functions under test",
+    )
+    suite.add_argument(
+        "--only", metavar="GLOB", action="append", help="only tests whose id matches (repeatable)"
+    )
 
 
 def _print_result(res: report.RunResult) -> None:
@@ -406,6 +418,10 @@ def list_scenarios(width: int) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.suite:
+        from hil.conformance import suite
+
+        return suite.main(args)
     if args.list:
         say("\n".join(list_scenarios(shutil.get_terminal_size().columns - 1)))
         return 0

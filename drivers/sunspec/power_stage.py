@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import math
 
 from drivers.capabilities import PowerStageRatings, PowerStageReading
@@ -44,11 +45,13 @@ from drivers.errors import DriverError, where
 from drivers.poll import Block, PolledDevice, coalesce
 from drivers.sunspec.device import ModelValues, SunSpecDevice
 from drivers.sunspec.discovery import ModelInstance
-from drivers.sunspec.functions import FunctionsConfigurator, FunctionsPlan, FunctionsReport
+from drivers.sunspec.functions import VARSET_MOD_VARS, FunctionsConfigurator, FunctionsPlan, FunctionsReport
 from drivers.sunspec.legacy import LEGACY_READ, LegacyControls, Write
 from drivers.sunspec.write import CheckedWriter
 from drivers.transport import MAX_READ, DeviceLink
 from drivers.values import FrozenDetector, Registers
+
+log = logging.getLogger(__name__)
 
 MEASURE_MODELS = (701, 103, 102, 101)
 # Read on every poll where present: storage capacity (SoC), DC ports, heartbeats, the EV battery,
@@ -56,7 +59,6 @@ MEASURE_MODELS = (701, 103, 102, 101)
 FAST_EXTRA = (713, 714, 715, 802, 124)
 ENABLED = 1
 WSET_MOD_WATTS = 1
-VARSET_MOD_VARS = 4
 OPCTL_STOP, OPCTL_START = 0, 1
 # Read failures after which the device may come back as another (restarted, reconnected) one.
 CONTACT_LOST = frozenset({"timeout", "disconnected"})
@@ -92,6 +94,7 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
         self._safe_sent = False  # the modes went out with a safe command since the last contact loss
         self._der_hb: int | None = None
         self._functions_plan: FunctionsPlan | None = None
+        self._q_dropped = False  # a reactive set point is being dropped (logged once per episode)
         self._functions_report: FunctionsReport | None = None
         self._functions_stale = False  # contact lost since the functions were last verified
         self._hb = 0
@@ -366,6 +369,15 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
         sf = c.raw("VarSet_SF")
         return isinstance(sf, int) and "VarSet" in c.layout.slots
 
+    def _inverter_reactive(self) -> str | None:
+        """The reactive mode the inverter runs itself (its functions plan): 704 VarSet* is then the
+        functions' (VarSetEna off, or constant var in VarSetPct), not the set points' channel."""
+        return None if self._functions_plan is None else self._functions_plan.inverter_reactive
+
+    def _q_setpoints(self, c: ModelValues) -> bool:
+        """Reactive set points go out through 704 VarSet (armed, reverting to 0 var)."""
+        return self._q_supported(c) and self._inverter_reactive() is None
+
     def _arm_values(self, c: ModelValues) -> dict[str, float]:
         """The reversion settings and the setpoint modes (the "last mode") the set points rely on."""
         n = float(self.config.setpoint_revert_s)
@@ -376,7 +388,7 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
             "WSetEna": ENABLED,
             "WSetMod": WSET_MOD_WATTS,
         }
-        if self._q_supported(c):
+        if self._q_setpoints(c):
             values.update(
                 {
                     "VarSetRvrt": 0.0,
@@ -400,7 +412,7 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
         every point back. Kept and done again with the first reading after a contact loss or restart;
         ``config_problem`` in each reading says what does not read back as commissioned."""
         await self.ensure_setup()
-        self._functions_plan = plan
+        self._set_plan(plan)
         self._take_stale()
         self._functions_stale = False
         configurator = FunctionsConfigurator(self.device, self.writer, clock=self.clock)
@@ -414,8 +426,13 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
         """Have ``plan`` configured and verified by the next reading, before that reading is
         published (so no reading says "not verified" while it is being done, and none goes out
         before it was done: the daemon calls this before polling starts)."""
-        self._functions_plan = plan
+        self._set_plan(plan)
         self._functions_stale = True
+
+    def _set_plan(self, plan: FunctionsPlan) -> None:
+        if self._functions_plan is not None and plan.inverter_reactive != self._inverter_reactive():
+            self._armed = False  # the set points' reactive channel changed hands: arm again
+        self._functions_plan = plan
 
     def config_problem(self) -> str | None:
         """What the reading's ``config_problem`` says (see :class:`PowerStageReading`)."""
@@ -457,7 +474,23 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
             await self._write_legacy(p_w, q_var)
             return
         c = self._ctl_model()
-        q_ok = self._q_supported(c)
+        owned = self._inverter_reactive()
+        if q_var != 0.0 and owned is not None:
+            # The inverter's own reactive mode owns Q: the active power still goes out (refusing the
+            # whole write would leave an old export set point standing until the reversion timer).
+            if not self._q_dropped:
+                log.warning(
+                    "%s: reactive set point %g var dropped: the inverter runs its own reactive mode (%s)",
+                    where(self.name, None, what="q_var"),
+                    q_var,
+                    owned,
+                )
+            self._q_dropped = True
+            q_var = 0.0
+            safe = p_w == 0.0
+        else:
+            self._q_dropped = False
+        q_ok = self._q_setpoints(c)
         if q_var != 0.0 and not q_ok:
             raise DriverError(
                 f"{where(self.name, None, what='q_var')}: setpoint {q_var:g} var but model 704 has no "
@@ -552,7 +585,7 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
             self._safe_sent = True
         except DriverError as e:
             first = e
-        if self._q_supported(c):
+        if self._q_setpoints(c):
             try:
                 await self.writer.write_setpoints(c, {"VarSet": 0.0}, urgent=True)
             except DriverError as e:

@@ -4,12 +4,12 @@ One call of ``step(p, s, i, o)`` advances the supervisory protection by one daem
 kernel I (edge/control/pq.py) on that kernel's P/Q request and produces the final command:
 
 1. ride-through bookkeeping: how long voltage and frequency have been outside their continuous
-   operation region, which band they are in, whether that band is a momentary-cessation band;
+   operation region, which band they are in; momentary cessation beyond its voltage thresholds;
 2. the eight trip elements (OV2, OV1, UV1, UV2, OF2, OF1, UF1, UF2): a trip fires once the quantity
    has stayed beyond pickup for the clearing time minus the actuation latency, and never while a
    ride-through region still requires operation;
-3. passive islanding detectors: ROCOF beyond the category's ride-through, phase jump, and for
-   non-export sites minimum import at the site meter;
+3. passive islanding detectors: ROCOF beyond the category's ride-through over successive windows,
+   phase jump, and for non-export sites minimum import at the site meter;
 4. site-meter freshness (stale, frozen) and the V2H export cap: the discharge command is bounded by the
    estimated house load plus the cap minus the margin, trimmed by a slow feedback term, with a backstop;
 5. the service state machine (tripped, waiting to enter service, ramping in, normal) and the output.
@@ -88,6 +88,8 @@ from edge.control.protect_types import (
     P_FROZEN_TOL_W,
     P_LATENCY_S,
     P_MARGIN_W,
+    P_MC_HI_PU,
+    P_MC_LO_PU,
     P_MC_RESTORE_S,
     P_METER_WINDOW_S,
     P_MIN_IMPORT_S,
@@ -165,7 +167,6 @@ TRIPPED = 2
 WAITING = 3
 RAMPING = 4
 MODE_CONTINUOUS = 0
-MODE_MOMENTARY_CESSATION = 3
 MODE_NONE = 4
 R_ISLAND_ROCOF = 1 << 8
 R_ISLAND_PHASE_JUMP = 1 << 9
@@ -317,10 +318,8 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     rt_flo = _rt_remaining(p, P_FLO_BANDS, k_flo, f, el_flo) if k_flo > -2 else 0.0
     rt_fhi = _rt_remaining(p, P_FHI_BANDS, k_fhi, f, el_fhi) if k_fhi > -2 else 0.0
 
-    # momentary cessation: inside an MC band now, or within the restore delay after leaving it
-    mc_now = (k_vlo > -2 and _band_mode(p, P_VLO_BANDS, k_vlo) == MODE_MOMENTARY_CESSATION) or (
-        k_vhi > -2 and _band_mode(p, P_VHI_BANDS, k_vhi) == MODE_MOMENTARY_CESSATION
-    )
+    # momentary cessation: beyond a threshold now, or within the restore delay after coming back inside
+    mc_now = meas_ok and (vmin < p[P_MC_LO_PU] or vmax > p[P_MC_HI_PU])
     if mc_now:
         s[S_MC_ACTIVE] = 1.0
         s[S_MC_CLEAR_T] = NAN
@@ -371,8 +370,10 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
         fired |= R_GRID_MEAS_INVALID
 
     # 3a. ROCOF: frequency difference over at least the averaging window, then a pickup delay over
-    # which the ROCOF keeps one sign. An island drifts one way; a frequency that jumps and comes back
-    # (a 1547.1 step pulse, a phase jump read as frequency) shows +x then -x and is no drift.
+    # which the ROCOF keeps one sign, confirmed by a later window. An island drifts one way; a
+    # frequency that jumps and comes back (a 1547.1 step pulse, a phase jump read as frequency) shows
+    # +x then -x and is no drift, and a single step fills one window only, however long the pickup
+    # holds its value (a pickup shorter than the window, a late cycle).
     if f > 0.0:
         if math.isnan(s[S_F_REF]):
             s[S_F_REF] = f
@@ -387,7 +388,7 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
         if math.isnan(s[S_ROCOF_T0]) or sign != s[S_ROCOF_SIGN]:
             s[S_ROCOF_T0] = t
             s[S_ROCOF_SIGN] = sign
-        if t - s[S_ROCOF_T0] >= p[P_ROCOF_PICKUP_S]:
+        if t - s[S_ROCOF_T0] >= p[P_ROCOF_PICKUP_S] and s[S_T_REF] > s[S_ROCOF_T0]:
             fired |= R_ISLAND_ROCOF
     else:
         s[S_ROCOF_T0] = NAN

@@ -1,10 +1,11 @@
 """Typed parameters of the protection kernel, their packing into the kernel's array, and the settings map.
 
-The grid-code values (trips, ride-through regions, ROCOF and phase-jump ride-through, enter service) have
-one source, the grid-code profile data (``config/profiles/ieee1547-2018.toml``, IEEE 1547-2018 as
-transcribed in the team notes A.6-A.10): ``ProtectParams`` has no defaults for them, and both
-``params_from_settings`` and ``ProtectParams.for_category`` fill them from a resolved profile through
-``_grid_fields``. The remaining fields (export cap, meter checks, detector tuning) map from the settings'
+The grid-code values (trips, ride-through regions, momentary cessation, ROCOF and phase-jump
+ride-through, enter service) have one source, the grid-code profile data
+(``config/profiles/ieee1547-2018.toml``, IEEE 1547-2018 as transcribed in the team notes A.6-A.10):
+``ProtectParams`` has no defaults for them, and both ``params_from_settings`` and
+``ProtectParams.for_category`` fill them from a resolved profile through ``_grid_fields`` and
+``_islanding_fields``. The remaining fields (export cap, meter checks, detector tuning) map from the settings'
 ``[site]`` section; the tuning values there default to the defaults here. Values the notes mark
 UNCONFIRMED are named in docs/protection.md.
 
@@ -37,11 +38,21 @@ CATEGORY_PROFILE = "ieee1547-2018"
 # How a detector runs, from its owner in [functions] and functions.supervisory_backup.
 Role = Literal["daemon", "backup", "off"]
 
+# The longest clearing time 1547 allows (1000 s, OF1/UF1) plus the longest supervisory extra delay
+# (functions.supervisory_extra_delay_s): a backup of an inverter set at the range's end.
+MAX_CLEARING_S = 1010.0
 # IEEE 1547-2018 Table 3 transient measurement accuracy (notes A.11): a backup on its own meter widens
 # the owner's pickups by these so that a measurement difference between the two never makes it act
 # where the owner must not.
 BACKUP_V_MARGIN_PU = 0.02  # +-2 % VN (5 cycles)
 BACKUP_F_MARGIN_HZ = 0.1  # 100 mHz (5 cycles)
+# The owner's ROCOF detector rides through the category's ROCOF (1547.1 ramps at exactly that rate) plus
+# the error of a frequency difference: twice the steady-state accuracy, 10 mHz (Table 3, notes A.11),
+# over the window. A ramp's measurement lag is common to both ends and cancels; a project choice.
+OWNER_F_ERROR_HZ = 0.01
+# Detector tuning defaults (settings: site.rocof_window_s, site.rocof_pickup_s)
+ROCOF_WINDOW_S = 0.2  # averaging window (UNCONFIRMED in the standard)
+ROCOF_PICKUP_S = 0.3
 # Phase jump: 1547 clause 6.5.2.6 asks a multi-phase DER to ride through individual-phase jumps below
 # 60 degrees and a single-phase DER up to 60 degrees (notes A.9); the kernel's input is one vector
 # shift whose phase basis depends on the meter, so the backup rides through the larger limit plus
@@ -108,8 +119,13 @@ class ProtectParams:
     v_hi_bands: tuple[Band, ...]
     f_lo_bands: tuple[Band, ...]
     f_hi_bands: tuple[Band, ...]
-    rocof_limit_hz_s: float
+    rocof_limit_hz_s: float  # the detector's: beyond the category's ride-through (_islanding_fields)
     phase_jump_limit_deg: float  # the profile's multi-phase or single-phase limit
+    # momentary cessation (1547 clause 6.4.2.7): output ceases while the lowest phase is below mc_low_pu
+    # or the highest above mc_high_pu; only where the daemon owns the voltage trips and the profile asks
+    momentary_cessation: bool
+    mc_low_pu: float
+    mc_high_pu: float
     es_v_lo_pu: float
     es_v_hi_pu: float
     es_f_lo_hz: float
@@ -118,9 +134,9 @@ class ProtectParams:
     es_ramp_s: float
     es_rand_s: float  # > 0: randomized delay instead of the ramp
     # --- project and site values: export cap, meter checks, detector tuning (settings: [site])
-    mc_restore_s: float = 0.0  # restore output this long after leaving a momentary-cessation band
-    rocof_window_s: float = 0.2  # averaging window (UNCONFIRMED in the standard)
-    rocof_pickup_s: float = 0.3
+    mc_restore_s: float = 0.0  # restore output this long after the voltage is back inside the thresholds
+    rocof_window_s: float = ROCOF_WINDOW_S
+    rocof_pickup_s: float = ROCOF_PICKUP_S
     # ROCOF and phase-jump detectors on (off: the inverter owns anti-islanding and there is no backup)
     islanding_on: bool = True
     # ROCOF window + pickup + latency must stay within this: 2 s where the daemon owns anti-islanding,
@@ -164,18 +180,15 @@ class ProtectParams:
             raise ProtectParamError(f"category: {category!r} is not one of 1, 2, 3")
         grid = _category_grid(category)
         # As params_from_settings does for a multi-phase site whose daemon owns the protection.
-        base = cls(
-            rated_w=rated_w,
-            category=category,
-            **_grid_fields(
-                grid,
-                voltage="daemon",
-                frequency="daemon",
-                es_owned=True,
-                single_phase=False,
-                backup_delay_s=0.0,
-            ),
+        fields_ = _grid_fields(
+            grid, voltage="daemon", frequency="daemon", es_owned=True, single_phase=False, backup_delay_s=0.0
         )
+        fields_.update(
+            _islanding_fields(
+                grid, "daemon", window_s=ROCOF_WINDOW_S, pickup_s=ROCOF_PICKUP_S, backup_delay_s=0.0
+            )
+        )
+        base = cls(rated_w=rated_w, category=category, **fields_)
         return replace(base, **overrides)  # type: ignore[arg-type]
 
     def pack(self) -> pt.FloatArray:
@@ -209,6 +222,9 @@ class ProtectParams:
                 )
         scalars = {
             pt.P_MC_RESTORE_S: self.mc_restore_s,
+            # off: no voltage is below -inf or above inf
+            pt.P_MC_LO_PU: self.mc_low_pu if self.momentary_cessation else -math.inf,
+            pt.P_MC_HI_PU: self.mc_high_pu if self.momentary_cessation else math.inf,
             # off: no finite rate or angle is beyond an infinite limit
             pt.P_ROCOF_LIMIT_HZ_S: self.rocof_limit_hz_s if self.islanding_on else math.inf,
             pt.P_ROCOF_WINDOW_S: self.rocof_window_s,
@@ -257,11 +273,11 @@ class ProtectParams:
         for name in ("ov2", "ov1", "uv1", "uv2"):
             trip: Trip = getattr(self, name)
             _range(f"{name}.pickup", trip.pickup, 0.0, 2.0)
-            _range(f"{name}.clearing_s", trip.clearing_s, 0.0, 1000.0)
+            _range(f"{name}.clearing_s", trip.clearing_s, 0.0, MAX_CLEARING_S)
         for name in ("of2", "of1", "uf1", "uf2"):
             trip = getattr(self, name)
             _range(f"{name}.pickup", trip.pickup, 40.0, 70.0)
-            _range(f"{name}.clearing_s", trip.clearing_s, 0.0, 1000.0)
+            _range(f"{name}.clearing_s", trip.clearing_s, 0.0, MAX_CLEARING_S)
         _range("ov2.pickup", self.ov2.pickup, self.ov1.pickup, 2.0)
         _range("uv2.pickup", self.uv2.pickup, 0.0, self.uv1.pickup)
         _range("of2.pickup", self.of2.pickup, self.of1.pickup, 70.0)
@@ -285,9 +301,15 @@ class ProtectParams:
                     _fail(f"{name}[{k}].far_edge", band.far_edge, f"{'above' if over else 'below'} {near}")
                 if band.mode == Mode.CONTINUOUS:
                     _fail(f"{name}[{k}].mode", band.mode, "not CONTINUOUS (that is the central region)")
-                _range(f"{name}[{k}].t0_s", band.t0_s, 0.0, 1000.0)
+                # EN 50549-1 rides through 47.5-51.5 Hz for 30 minutes
+                _range(f"{name}[{k}].t0_s", band.t0_s, 0.0, 3600.0)
                 _range(f"{name}[{k}].slope_s_per_unit", band.slope_s_per_unit, 0.0, 1000.0)
+                if band.mode == Mode.MOMENTARY_CESSATION:
+                    self._check_mc_band(f"{name}[{k}]", (near, band.far_edge), over)
                 near = band.far_edge
+        if self.momentary_cessation:
+            _range("mc_low_pu", self.mc_low_pu, 0.0, self.v_cont_lo_pu)
+            _range("mc_high_pu", self.mc_high_pu, self.v_cont_hi_pu, 2.0)
         _range("mc_restore_s", self.mc_restore_s, 0.0, 60.0)
         _range("rocof_limit_hz_s", self.rocof_limit_hz_s, 0.1, 10.0)
         _range("rocof_window_s", self.rocof_window_s, 0.0, 1.0)
@@ -335,6 +357,19 @@ class ProtectParams:
             if self.export_cap_w != 0.0:
                 _fail("export_cap_w", self.export_cap_w, "0 at a non-export site")
             _range("margin_w", self.margin_w, self.min_import_w, 1e5)
+
+    def _check_mc_band(self, where: str, edges: tuple[float, float], over: bool) -> None:
+        """A band of mode MOMENTARY_CESSATION lies wholly where the thresholds cease the output: the
+        thresholds are the one definition of where output ceases."""
+        if not self.momentary_cessation:
+            _fail(f"{where}.mode", "MOMENTARY_CESSATION", "another mode while momentary_cessation is off")
+        near = edges[0]
+        if over and near < self.mc_high_pu:
+            _fail(
+                where, edges, f"at or above mc_high_pu ({self.mc_high_pu}, where output ceases) for its mode"
+            )
+        if not over and near > self.mc_low_pu:
+            _fail(where, edges, f"at or below mc_low_pu ({self.mc_low_pu}, where output ceases) for its mode")
 
 
 def _fail(name: str, value: object, allowed: str) -> None:
@@ -390,8 +425,14 @@ def params_from_settings(settings: Settings, *, measured_latency_s: float) -> Pr
     if grid is None or inverter is None:
         raise ProtectParamError("protection parameters need a commissioned profile and [inverter] ratings")
     fn, site = settings.functions, settings.site
-    if grid.voltage_trip.ov_mean_10min.enabled:
-        _fail("grid.voltage_trip.ov_mean_10min.enabled", True, "false (not in the supervisory kernel)")
+    # The 10-minute mean stage is the certified inverter's where it owns the voltage trips (the backup
+    # supervises the instantaneous stages only); the daemon cannot own it yet.
+    if fn.voltage_trip == "daemon" and grid.voltage_trip.ov_mean_10min.enabled:
+        _fail(
+            "grid.voltage_trip.ov_mean_10min.enabled",
+            True,
+            "false where functions.voltage_trip = 'daemon' (the kernel has no 10-minute mean stage)",
+        )
     extra = fn.supervisory_extra_delay_s
     grid_fields = _grid_fields(
         grid,
@@ -445,8 +486,9 @@ def _islanding_fields(
 ) -> dict[str, Any]:
     """ROCOF and phase-jump detectors for the anti-islanding owner ``how``.
 
-    ``daemon``: the category's ROCOF ride-through (1547-2018 Table 21) and the profile's phase-jump
-    limit, cleared within 2 s. ``backup``: beyond the ride-through by the worst error of a frequency
+    ``daemon``: beyond the category's ROCOF ride-through (1547-2018 Table 21) by the error of a frequency
+    difference over ``window_s`` (twice the steady-state accuracy), the profile's phase-jump limit,
+    cleared within 2 s. ``backup``: beyond the ride-through by the worst error of a frequency
     difference over the window (twice the transient accuracy over ``window_s``, the larger of the
     averaging window and the daemon cycle), the pickup ``backup_delay_s`` longer, the phase-jump limit
     the largest 1547 rides through plus a margin. ``off``: neither detector runs.
@@ -460,7 +502,11 @@ def _islanding_fields(
             + BACKUP_PHASE_JUMP_MARGIN_DEG,
             "island_clearing_s": ISLAND_CLEARING_S + backup_delay_s,
         }
-    return {"rocof_pickup_s": pickup_s, "islanding_on": how == "daemon"}
+    return {
+        "rocof_limit_hz_s": rt.rocof_hz_per_s + 2.0 * OWNER_F_ERROR_HZ / window_s,
+        "rocof_pickup_s": pickup_s,
+        "islanding_on": how == "daemon",
+    }
 
 
 @functools.cache
@@ -494,10 +540,15 @@ def _grid_fields(
         if how == "off" or not stage_enabled:
             return Trip(off, 1000.0)
         if how == "backup":
-            return Trip(pickup + wider, clearing_s + backup_delay_s)
+            # Widened, but not past what the quantity can read (a UV pickup at 0 pu stays at 0 pu).
+            lo, hi = (0.0, 2.0) if off in (0.0, 2.0) else (40.0, 70.0)
+            return Trip(min(max(pickup + wider, lo), hi), clearing_s + backup_delay_s)
         return Trip(pickup, clearing_s)
 
-    v_lo, v_cont, v_hi = _split_bands("grid.ride_through.voltage", rt.voltage, rt.momentary_cessation)
+    # Momentary cessation belongs to the owner of the voltage trips (docs/safety.md): the inverter does
+    # its own, and a backup only ever stops, so its bands ride through as permissive ones.
+    mc = rt.momentary_cessation and voltage == "daemon"
+    v_lo, v_cont, v_hi = _split_bands("grid.ride_through.voltage", rt.voltage, mc)
     f_lo, f_cont, f_hi = _split_bands("grid.ride_through.frequency", rt.frequency, False)
     dv, df = BACKUP_V_MARGIN_PU, BACKUP_F_MARGIN_HZ
     return {
@@ -517,10 +568,12 @@ def _grid_fields(
         "v_hi_bands": v_hi,
         "f_lo_bands": f_lo,
         "f_hi_bands": f_hi,
-        "rocof_limit_hz_s": rt.rocof_hz_per_s,
         "phase_jump_limit_deg": (
             rt.phase_jump_single_phase_deg if single_phase else rt.phase_jump_multi_phase_deg
         ),
+        "momentary_cessation": mc,
+        "mc_low_pu": rt.mc_low_pu,
+        "mc_high_pu": rt.mc_high_pu,
         "es_v_lo_pu": es.v_low_pu,
         "es_v_hi_pu": es.v_high_pu,
         "es_f_lo_hz": es.f_low_hz,

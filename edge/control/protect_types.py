@@ -36,6 +36,8 @@ class Mode(IntEnum):
     CONTINUOUS = 0
     MANDATORY = 1
     PERMISSIVE = 2
+    # rides through like PERMISSIVE; the output ceases where P_MC_LO_PU / P_MC_HI_PU say (the band lies
+    # beyond them, checked when the parameters are packed)
     MOMENTARY_CESSATION = 3
     NONE = 4  # no ride-through requirement: trip elements act on their own timing
 
@@ -143,7 +145,10 @@ P_METER_WINDOW_S: Final = 119
 P_STEADY_TOL_W: Final = 120
 P_FROZEN_NOISE_W: Final = 121
 P_COUNTER_STALL_MAX_S: Final = 122
-N_PARAMS: Final = 123
+# momentary cessation below / above these (p.u.; -inf / inf where the daemon does not own it)
+P_MC_LO_PU: Final = 123
+P_MC_HI_PU: Final = 124
+N_PARAMS: Final = 125
 S_T_PREV: Final = 0
 S_SERVICE: Final = 1
 S_TRIP_REASON: Final = 2
@@ -281,6 +286,8 @@ LAYOUT: Final[dict[str, int]] = {
     "P_STEADY_TOL_W": P_STEADY_TOL_W,
     "P_FROZEN_NOISE_W": P_FROZEN_NOISE_W,
     "P_COUNTER_STALL_MAX_S": P_COUNTER_STALL_MAX_S,
+    "P_MC_LO_PU": P_MC_LO_PU,
+    "P_MC_HI_PU": P_MC_HI_PU,
     "N_PARAMS": N_PARAMS,
     "S_T_PREV": S_T_PREV,
     "S_SERVICE": S_SERVICE,

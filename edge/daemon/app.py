@@ -32,7 +32,7 @@ from drivers.sunspec.power_stage import SunSpecPowerStage
 from edge import __version__
 from edge.daemon import status as status_file
 from edge.daemon.battery import UNKNOWN, BatteryTracker, BatteryView
-from edge.daemon.controllers import Controllers, KernelSettingsError
+from edge.daemon.controllers import KERNEL_HOLD, Controllers, KernelSettingsError
 from edge.daemon.dispatch import Dispatcher
 from edge.daemon.dispatch_file import DispatchFile
 from edge.daemon.events import DeviceState, EventDeriver, fail_safe_reasons
@@ -396,7 +396,7 @@ class Daemon:
         reads back right the stage reports a configuration problem and the cycle holds zero."""
         stage = self.drivers.power_stage
         if isinstance(stage, SunSpecPowerStage) and settings.grid is not None:
-            stage.use_functions(plan_from_settings(settings.functions, settings.grid))
+            stage.use_functions(plan_from_settings(settings.functions, settings.grid, settings.inverter))
 
     def _with_overrides(self, file_settings: Settings) -> Settings:
         """The file's settings with the aggregator's persisted overrides (mode, owner, curves) on top."""
@@ -409,7 +409,7 @@ class Daemon:
         try:
             self.controllers.reload(new)
         except KernelSettingsError as exc:
-            return f"settings the kernels cannot run: {exc}"
+            return f"{KERNEL_HOLD}: {exc}"
         old, self.settings = self.settings, new
         self.monitor.configure(*self._monitor_params(new))
         self.dispatcher.operation = new.operation

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from drivers.capabilities import PowerStageRatings, PowerStageReading
 from edge.daemon.vehicle import ev_present, vehicle_id
 from edge.estimation.estimator import (
+    RESERVE_SIGMAS,
     BatteryEstimator,
     ChargerEfficiency,
     EvLimits,
@@ -55,16 +56,28 @@ class BatteryView:
     p_max_discharge_w: float | None = None  # AC side, magnitude
     p_max_charge_w: float | None = None
     e_per_soc_wh: float = math.nan  # the pack's DC energy per unit SoC (edge.estimation.profile)
+    soc_sigma: float = 0.0  # standard deviation of soc_est (the estimator's, model error included)
 
 
 UNKNOWN = BatteryView()
 
 
 def reserve_soc(stage: PowerStageReading, battery: BatteryView) -> float:
-    """The SoC the owner's reserve and departure are judged on: the lower of the EV's and the
-    estimate, whichever are known (NaN when neither is)."""
-    known = [x for x in (stage.ev_soc, battery.soc_est) if x is not None and not math.isnan(x)]
-    return min(known) if known else math.nan
+    """The SoC the owner's reserve and departure are judged on (NaN when nothing is known).
+
+    Where the EV reports its SoC, the lower of its figure and our estimate: the owner's reserve is on
+    the scale the owner sees (the EV's, which knows its own fade), and our estimate only guards against
+    a figure that reads high. Where it does not, our estimate's lower 2-sigma bound, not its point
+    value: an uncertain estimate (an unknown vehicle, a flat LFP plateau, a cell whose OCV is not the
+    profile's) must not spend the owner's reserve.
+    """
+    own = battery.soc_est
+    ev_soc = stage.ev_soc
+    if ev_soc is not None and not math.isnan(ev_soc):
+        return ev_soc if math.isnan(own) else min(ev_soc, own)
+    if math.isnan(own):
+        return math.nan
+    return max(0.0, own - RESERVE_SIGMAS * battery.soc_sigma)
 
 
 def power_limits(
@@ -145,7 +158,9 @@ class BatteryTracker:
             self.store.put_vehicle(self._key, est.checkpoint())
             self._checkpoint_t_s = stage.t_s
         lim = next(x for x in est.limits() if x.horizon_s == self.horizon_s)
-        self.view = BatteryView(est.soc, lim.export_ac_w, lim.import_ac_w, self._e_per_soc_wh(est))
+        self.view = BatteryView(
+            est.soc, lim.export_ac_w, lim.import_ac_w, self._e_per_soc_wh(est), soc_sigma=est.soc_sigma
+        )
         return self.view
 
     def _start_session(self, stage: PowerStageReading) -> BatteryEstimator:

@@ -23,6 +23,7 @@ import math
 from drivers.capabilities import MeterReading, PowerStageReading
 from edge.control import pq, protect
 from edge.control import protect_types as pt
+from edge.control._pq_ref import PqParams
 from edge.control.pq_params import PqSettingsError
 from edge.control.pq_params import params_from_settings as pq_params_from_settings
 from edge.control.pq_types import Constraint, binding_names
@@ -54,6 +55,43 @@ def phase_base_v(settings: Settings) -> float | None:
     return c.v_nominal_v / (2.0 if c.phase_topology == "split" else SQRT3)
 
 
+KERNEL_HOLD = "settings the kernels cannot run"
+
+
+def kernel_params(settings: Settings) -> tuple[PqParams, pt.FloatArray]:
+    """The P/Q kernel's parameter record and the protection kernel's packed parameters for
+    ``settings``; raises KernelSettingsError naming the setting the kernels cannot run."""
+    pq_p = pq.PqParams()
+    try:
+        pq_params_from_settings(settings, actuation_tau_s=_response_tau_s(settings), into=pq_p)
+        prot_p = protect_params_from_settings(
+            settings, measured_latency_s=settings.daemon.actuation_latency_s
+        ).pack()
+    except (PqSettingsError, ProtectParamError) as exc:
+        raise KernelSettingsError(str(exc)) from exc
+    return pq_p, prot_p
+
+
+def kernel_settings_problem(settings: Settings) -> str | None:
+    """Why the kernels cannot run ``settings`` (the daemon would start holding P = Q = 0), or None."""
+    try:
+        kernel_params(settings)
+    except KernelSettingsError as exc:
+        return f"{KERNEL_HOLD}: {exc}"
+    return None
+
+
+def functions_unsupported(settings: Settings) -> list[str]:
+    """What the settings give a SunSpec inverter that its driver cannot configure and verify (the
+    power stage would report it as a configuration problem and the cycle hold zero)."""
+    if settings.grid is None:
+        return []
+    from drivers.sunspec.functions import plan_from_settings
+
+    plan = plan_from_settings(settings.functions, settings.grid, settings.inverter)
+    return [f"settings the power stage's driver cannot configure and verify: {u}" for u in plan.unsupported]
+
+
 class Controllers:
     """Kernel I then kernel II, with the settings mapped onto their parameters once."""
 
@@ -77,7 +115,7 @@ class Controllers:
             try:
                 self._map(settings)
             except KernelSettingsError as exc:
-                self._settings_hold = f"settings the kernels cannot run: {exc}"
+                self._settings_hold = f"{KERNEL_HOLD}: {exc}"
                 log.error("holding P = Q = 0: %s", self._settings_hold)
 
     @property
@@ -94,14 +132,7 @@ class Controllers:
 
     def _map(self, settings: Settings) -> None:
         """Map ``settings`` onto the kernels' parameters (their state is kept)."""
-        pq_p = pq.PqParams()
-        try:
-            pq_params_from_settings(settings, actuation_tau_s=_response_tau_s(settings), into=pq_p)
-            prot_p = protect_params_from_settings(
-                settings, measured_latency_s=settings.daemon.actuation_latency_s
-            ).pack()
-        except (PqSettingsError, ProtectParamError) as exc:
-            raise KernelSettingsError(str(exc)) from exc
+        pq_p, prot_p = kernel_params(settings)
         self._pq_p, self._prot_p = pq_p, prot_p
         self._ramp_w_per_s = pq_p.ramp_w_per_s
 

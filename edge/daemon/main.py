@@ -165,6 +165,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("configuration %s: %s", args.config or "(embedded)", exc)
         return EX_CONFIG
     if args.check:
+        if hold is None:
+            # Settings that load but that the kernels cannot run would hold the charger at start.
+            from edge.daemon.controllers import functions_unsupported, kernel_settings_problem
+
+            problems = [p for p in (kernel_settings_problem(settings),) if p is not None]
+            problems += functions_unsupported(settings)
+            for problem in problems:
+                log.error("configuration %s: %s", args.config or "(embedded)", problem)
+            if problems:
+                return EX_CONFIG
         for warning in link_warnings:
             print(f"warning: mqtt: {warning}")
         print(f"configuration {args.config or '(embedded)'}: valid")

@@ -6,6 +6,12 @@ tracks ``x = [soc, v1, v2, b]`` (b: the current sensor's offset); the state of p
 largest constant current the same model allows over a horizon within the cell voltage limits, the SoC
 window and the temperature-derated current rating.
 
+The OCV table's own error is a bias, not white noise: many readings of a table that is off by a few mV
+in a flat region must not add up to a confident, wrong SoC. So each reading counts the table's error
+once in its variance, and once the filter knows the SoC better than the table's error allows at the
+local slope, the voltage stops moving the SoC (a consider state): in LFP's plateau Coulomb counting
+carries the SoC, at the sloped ends and steep NMC regions the voltage still corrects it.
+
 Everything is per cell (pack voltage / series, pack current / parallel) and positive current is
 discharge. The kernel never reads a clock: the caller passes the elapsed time. State, parameters and
 outputs live in flat float64 arrays laid out by the index constants below so the compiled kernel can
@@ -40,7 +46,10 @@ S_V_PRED = 17  # last predicted terminal voltage, V
 S_OCV = 18  # OCV at the updated state, V
 S_VFREE_PRIOR = 19  # OCV - v1 - v2 of the predicted state (before the update), V
 S_VFREE_POST = 20  # OCV - v1 - v2 of the updated state, V
-S_N = 21
+# Smoothed voltage innovation, V: what the voltage shows beyond the model, mostly the table's error
+# once the SoC no longer follows it. The SoP takes it where it lowers a limit (see sop).
+S_OCV_OFS = 21
+S_N = 22
 
 # Parameter array layout.
 P_Q_AH = 0  # capacity used by the filter, Ah
@@ -77,7 +86,13 @@ P_CHG_T2 = 30
 P_CHG_T3 = 31
 P_SOP_GROWTH = 32  # growth used for the SoP: an upper bound while the growth is uncertain
 P_Q_B = 33  # process noise of the current offset (random walk), A^2/s; 0 with P33 = 0: no offset state
-P_N = 34
+P_OCV_VAR = 34  # variance of the OCV table's error at the present temperature, V^2 (see the module doc)
+# Relative error of the modelled overpotential (ohmic, kinetic, RC): the voltage under load tells the
+# OCV only to within this share of the drop the model puts between them (diffusion, electrolyte and
+# temperature effects the ECM does not hold); its square times the drop squared adds to P_R_V.
+P_OVERPOT_REL = 35
+P_OFS_TAU_S = 36  # time constant of the smoothed voltage innovation (S_OCV_OFS), s
+P_N = 37
 
 # SoP output layout, per horizon.
 O_I_DIS_V = 0  # discharge current allowed by the voltage limit alone, A
@@ -101,6 +116,7 @@ C_N = 7
 KELVIN = 273.15
 TWO_R_OVER_F = 2.0 * 8.314462618 / 96485.33212  # V/K
 NEWTON_ITERATIONS = 8
+SLOPE_SPAN_MIN = 1e-3  # SoC sigma below which the filter takes the OCV's slope at the point
 NEWTON_TOL_V = 1e-4  # stop once the pulse ends within 0.1 mV of the limit (~0.01 % of the current)
 
 
@@ -273,7 +289,14 @@ def correct(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/
     """Kalman update with one terminal-voltage measurement ``v_v`` taken at measured current ``i_a``."""
     soc = state[S_SOC]
     i = i_a - state[S_B]
-    h0 = ocv_slope(table, soc, temp_c)
+    # The OCV's slope over the SoC's own uncertainty (statistical linearisation), not at the point:
+    # a wide SoC spans several segments of the table, and the point slope would read a kink the
+    # estimate happens to sit on as information it is not.
+    w = math.sqrt(state[S_P00])
+    if w > SLOPE_SPAN_MIN:
+        h0 = (ocv_lookup(table, soc + w, temp_c) - ocv_lookup(table, soc - w, temp_c)) / (2.0 * w)
+    else:
+        h0 = ocv_slope(table, soc, temp_c)
     hb = c[C_R0] + kinetic_slope(c, i)  # dV/db: a larger offset means less true current
     v_pred = (
         ocv_lookup(table, soc, temp_c) - state[S_V1] - state[S_V2] - c[C_R0] * i - kinetic_overpotential(c, i)
@@ -284,14 +307,20 @@ def correct(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/
     ph1 = state[S_P01] * h0 - state[S_P11] - state[S_P12] + state[S_P13] * hb
     ph2 = state[S_P02] * h0 - state[S_P12] - state[S_P22] + state[S_P23] * hb
     ph3 = state[S_P03] * h0 - state[S_P13] - state[S_P23] + state[S_P33] * hb
-    s = h0 * ph0 - ph1 - ph2 + hb * ph3 + params[P_R_V]
+    drop = params[P_OVERPOT_REL] * (
+        abs(c[C_R0] * i + kinetic_overpotential(c, i)) + abs(state[S_V1]) + abs(state[S_V2])
+    )
+    s = h0 * ph0 - ph1 - ph2 + hb * ph3 + params[P_R_V] + params[P_OCV_VAR] + drop * drop
     nis = innov * innov / s
     gate = params[P_GATE]
     if nis > gate * gate:
         # A far-off measurement (spike, model error, wrong initial SoC) moves the state by at most
         # GATE sigmas per sample instead of all the way.
         s = innov * innov / (gate * gate)
-    _update(state, ph0, ph1, ph2, ph3, s, innov)
+    # The table's error is the same at the next reading: once the filter knows the SoC better than
+    # that error allows at this slope, the voltage no longer moves the SoC (Schmidt's consider
+    # update), or repeated readings would average a bias away as if it were noise.
+    _update(state, ph0, ph1, ph2, ph3, s, innov, state[S_P00] * h0 * h0 < params[P_OCV_VAR])
     state[S_I_PREV] = i_a
     state[S_INNOV] = innov
     state[S_NIS] = nis
@@ -301,10 +330,21 @@ def correct(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/
 
 
 def _update(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
-    state: MutableSequence[float], ph0: float, ph1: float, ph2: float, ph3: float, s: float, innov: float
+    state: MutableSequence[float],
+    ph0: float,
+    ph1: float,
+    ph2: float,
+    ph3: float,
+    s: float,
+    innov: float,
+    consider_soc: bool,
 ) -> None:
-    """x += K innov, P -= K (PH)^T with K = PH / s, for a scalar measurement with P H^T = ph."""
-    k0 = ph0 / s
+    """x += K innov, P -= K (PH)^T with K = PH / s, for a scalar measurement with P H^T = ph.
+
+    ``consider_soc``: the SoC's gain is zero (Schmidt's consider update): the SoC and its variance
+    stay, its covariances with the other states take their update (P0j -= ph0 kj).
+    """
+    k0 = 0.0 if consider_soc else ph0 / s
     k1 = ph1 / s
     k2 = ph2 / s
     k3 = ph3 / s
@@ -313,9 +353,9 @@ def _update(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/
     state[S_V2] = state[S_V2] + k2 * innov
     state[S_B] = state[S_B] + k3 * innov
     state[S_P00] = state[S_P00] - k0 * ph0
-    state[S_P01] = state[S_P01] - k0 * ph1
-    state[S_P02] = state[S_P02] - k0 * ph2
-    state[S_P03] = state[S_P03] - k0 * ph3
+    state[S_P01] = state[S_P01] - ph0 * k1
+    state[S_P02] = state[S_P02] - ph0 * k2
+    state[S_P03] = state[S_P03] - ph0 * k3
     state[S_P11] = state[S_P11] - k1 * ph1
     state[S_P12] = state[S_P12] - k1 * ph2
     state[S_P13] = state[S_P13] - k1 * ph3
@@ -338,7 +378,7 @@ def fuse_soc(state: MutableSequence[float], soc_meas: float, var: float, gate: f
     s = state[S_P00] + var
     if innov * innov > gate * gate * s:
         return 0
-    _update(state, state[S_P00], state[S_P01], state[S_P02], state[S_P03], s, innov)
+    _update(state, state[S_P00], state[S_P01], state[S_P02], state[S_P03], s, innov, False)
     return 1
 
 
@@ -351,7 +391,7 @@ def fuse_offset(state: MutableSequence[float], offset_meas: float, var: float, g
     s = state[S_P33] + var
     if innov * innov > gate * gate * s:
         return 0
-    _update(state, state[S_P03], state[S_P13], state[S_P23], state[S_P33], s, innov)
+    _update(state, state[S_P03], state[S_P13], state[S_P23], state[S_P33], s, innov, False)
     return 1
 
 
@@ -426,14 +466,21 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     k = horizon_s / (3600.0 * params[P_Q_AH])
     v_relax_end = e1 * state[S_V1] + e2 * state[S_V2]
     v_relax_now = state[S_V1] + state[S_V2]
+    # The cell's voltage above the model's (the table's error where the SoC no longer follows it)
+    # brings a charge pulse nearer its limit, below it a discharge pulse; the other way it is not
+    # credited (under load it may be the overpotential's error, which turns with the current).
+    vd_end = v_relax_end - min(state[S_OCV_OFS], 0.0)
+    vd_now = v_relax_now - min(state[S_OCV_OFS], 0.0)
+    vc_end = v_relax_end - max(state[S_OCV_OFS], 0.0)
+    vc_now = v_relax_now - max(state[S_OCV_OFS], 0.0)
     # The pulse must respect the limit at its start (step on the present RC voltages) and at its end
     # (RC branches charged, SoC moved); with both branches relaxing one way, these bound the pulse.
-    i_dis = _pulse_current(table, c, soc, temp_c, v_relax_end, r_eff, k, params[P_V_MIN], 1.0)
-    if _pulse_margin(table, c, soc, temp_c, v_relax_now, c[C_R0], 0.0, params[P_V_MIN], 1.0, i_dis) < 0.0:
-        i_dis = _pulse_current(table, c, soc, temp_c, v_relax_now, c[C_R0], 0.0, params[P_V_MIN], 1.0)
-    i_chg = _pulse_current(table, c, soc, temp_c, v_relax_end, r_eff, k, params[P_V_MAX], -1.0)
-    if _pulse_margin(table, c, soc, temp_c, v_relax_now, c[C_R0], 0.0, params[P_V_MAX], -1.0, i_chg) < 0.0:
-        i_chg = _pulse_current(table, c, soc, temp_c, v_relax_now, c[C_R0], 0.0, params[P_V_MAX], -1.0)
+    i_dis = _pulse_current(table, c, soc, temp_c, vd_end, r_eff, k, params[P_V_MIN], 1.0)
+    if _pulse_margin(table, c, soc, temp_c, vd_now, c[C_R0], 0.0, params[P_V_MIN], 1.0, i_dis) < 0.0:
+        i_dis = _pulse_current(table, c, soc, temp_c, vd_now, c[C_R0], 0.0, params[P_V_MIN], 1.0)
+    i_chg = _pulse_current(table, c, soc, temp_c, vc_end, r_eff, k, params[P_V_MAX], -1.0)
+    if _pulse_margin(table, c, soc, temp_c, vc_now, c[C_R0], 0.0, params[P_V_MAX], -1.0, i_chg) < 0.0:
+        i_chg = _pulse_current(table, c, soc, temp_c, vc_now, c[C_R0], 0.0, params[P_V_MAX], -1.0)
     out[offset + O_I_DIS_V] = i_dis
     out[offset + O_I_CHG_V] = i_chg
     lim = params[P_I_DIS_MAX] * derate(
@@ -453,10 +500,7 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     out[offset + O_I_DIS] = i_dis
     out[offset + O_I_CHG] = i_chg
     v_end = (
-        ocv_lookup(table, soc - i_dis * k, temp_c)
-        - v_relax_end
-        - i_dis * r_eff
-        - kinetic_overpotential(c, i_dis)
+        ocv_lookup(table, soc - i_dis * k, temp_c) - vd_end - i_dis * r_eff - kinetic_overpotential(c, i_dis)
     )
     out[offset + O_P_DIS] = i_dis * v_end
     v_end = (
@@ -483,11 +527,16 @@ def step(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm
     """One sample: predict over ``dt_s``, correct with (``i_a``, ``v_v``), then the SoP per horizon.
 
     ``c`` is scratch space (C_N values) that holds the SoP's coefficients at the updated state
-    afterwards. The filter uses the growth estimate, the SoP its upper bound.
+    afterwards. The filter uses the growth estimate, the SoP its upper bound. Between the two, the
+    voltage innovation is smoothed into S_OCV_OFS over P_OFS_TAU_S.
     """
     coefficients(params, table, state[S_SOC], temp_c, params[P_R_GROWTH], c)
     predict(state, params, c, dt_s)
     correct(state, params, table, c, i_a, v_v, temp_c)
+    if dt_s > 0.0:
+        state[S_OCV_OFS] = state[S_OCV_OFS] + (state[S_INNOV] - state[S_OCV_OFS]) * dt_s / (
+            dt_s + params[P_OFS_TAU_S]
+        )
     coefficients(params, table, state[S_SOC], temp_c, params[P_SOP_GROWTH], c)
     for j in range(len(horizons_s)):
         sop(state, params, table, c, horizons_s[j], temp_c, out, j * O_N)

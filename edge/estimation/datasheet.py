@@ -33,6 +33,12 @@ FloatArray = npt.NDArray[np.float64]
 _GENERIC_R_OHM_AH = (0.04, 0.03, 0.03)
 _GENERIC_TAUS_S = (20.0, 300.0)
 
+# A few OCV points of a datasheet or a generic chemistry curve are this far (V) from a given cell
+# unless the datasheet says better ([ocv] sigma_v).
+_OCV_SIGMA_V = 0.02
+# The pack temperature sensor's stated error (degC) when the datasheet's [sensor] does not give one.
+_SENSOR_TEMP_ERROR_C = 2.0
+
 # Filter settings by chemistry (per cell, scaled from pack-level sensor figures where they are
 # currents). LFP: the flat plateau makes the voltage a weak SoC measurement, so the SoC process
 # noise is kept as low and the voltage noise as honest as for NMC; nothing else differs.
@@ -120,6 +126,7 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
         "ocv": {
             "soc": list(_need(datasheet, "ocv", "soc", source)),
             "ocv_v": list(_need(datasheet, "ocv", "ocv_v", source)),
+            "sigma_v": float(datasheet["ocv"].get("sigma_v", _OCV_SIGMA_V)),
         },
         "model": {
             "reference_temp_c": 25.0,
@@ -152,7 +159,10 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
             "current_offset_sigma_a": offset_pack / parallel,
             "rest_current_a": rest_pack / parallel,
         },
-        "sop": {"horizons_s": [2.0, 10.0, 30.0]},
+        "sop": {
+            "horizons_s": [2.0, 10.0, 30.0],
+            "sensor_temp_error_c": float(sensor.get("temp_error_c", _SENSOR_TEMP_ERROR_C)),
+        },
     }
     sources = {
         "battery": ds_src,
@@ -165,6 +175,12 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
         "model.i0_*": "none: linear resistances (conservative at high current)",
         "filter.*": f"defaults for {chemistry}; offset/rest from pack sensor figures "
         f"({offset_pack} A / {rest_pack} A pack)",
+        "ocv.sigma_v": "datasheet [ocv] sigma_v"
+        if "sigma_v" in datasheet["ocv"]
+        else "default for a few points",
+        "sop.sensor_temp_error_c": "datasheet [sensor] temp_error_c"
+        if "temp_error_c" in sensor
+        else "default (2 K)",
         "sop.*": "defaults (docs/estimation.md, SoP)",
     }
     built = BuiltProfile(doc, sources)
@@ -187,7 +203,10 @@ def _fit(built: BuiltProfile, replay: Replay, source: str) -> None:
         replay.temp_c[sel],
     )
     model = built.doc["model"]
+    # The fitted values hold at the record's temperature, not at 25 degC: the SoP's cold floor scales
+    # from the reference temperature, so the reference is where the fit was made.
     model.update(
+        reference_temp_c=round(float(np.mean(replay.temp_c[sel])), 1),
         r0_ohm=round(fit.r0_ohm, 6),
         r1_ohm=round(fit.r1_ohm, 6),
         tau1_s=round(fit.tau1_s, 1),
@@ -195,10 +214,15 @@ def _fit(built: BuiltProfile, replay: Replay, source: str) -> None:
         tau2_s=round(fit.tau2_s, 1),
     )
     window = "" if replay.window_s is None else f" t = {replay.window_s[0]:g}..{replay.window_s[1]:g} s,"
+    start, end = (
+        replay.window_s if replay.window_s is not None else (float(replay.t_s[0]), float(replay.t_s[-1]))
+    )
+    built.doc["provenance"] = {"fit_trace": replay.name, "fit_window_s": [float(start), float(end)]}
     built.sources["model.r0/r1/r2, tau1/tau2"] = (
         f"fitted on replay {replay.name}{window} {fit.samples} samples, rms {fit.rms_v * 1000:.2f} mV "
         "(measured columns only)"
     )
+    built.sources["model.reference_temp_c"] = f"mean measured temperature of the fit window ({replay.name})"
 
 
 def _toml_value(value: Any) -> str:

@@ -32,8 +32,21 @@ log = logging.getLogger(__name__)
 _GROWTH_SIGMA_FLOOR = 0.05
 # The capacity is reported as learned once its standard deviation is within this share of it.
 CAPACITY_LEARNED_REL_SIGMA = 0.03
-# Half-width of the SoC span over which the OCV slope is taken for the reported SoC uncertainty.
+# Half-width of the SoC span over which the OCV slope is taken for an anchor's uncertainty.
 OCV_SLOPE_SPAN = 0.05
+# The owner's reserve is judged this many standard deviations below the estimate.
+RESERVE_SIGMAS = 2.0
+# Identification has converged when the growth's standard deviation is within this, it is off its
+# bounds by this share, and the voltage innovations are consistent with their variance: their
+# normalised square, averaged over NIS_TAU_S, within NIS_CONVERGED (3 sigma rms; 1 when the model fits).
+GROWTH_SIGMA_CONVERGED = 0.25  # half the unknown vehicle's prior: the steps have told something
+GROWTH_BOUND_MARGIN = 0.05
+NIS_TAU_S = 300.0
+NIS_CONVERGED = 9.0
+NIS_CLIP = 100.0  # one wild sample (a spike) moves the average by at most this over its weight
+# While identification has not converged the SoP assumes at least the growth bound of a vehicle never
+# seen (the tracker's default prior, 1.0 + 2 x 0.5): the identified values are not evidence yet.
+UNCONVERGED_SOP_GROWTH = 2.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,7 @@ class PowerLimits:
     import_ac_w: float  # charge limit seen from the AC side
     discharge_current_voltage_limited_a: float  # the model's voltage limit alone (pack)
     charge_current_voltage_limited_a: float
+    fallback: bool = False  # identification not converged: conservative parameter set (see limits)
 
 
 @dataclass(frozen=True)
@@ -145,6 +159,7 @@ class BatteryEstimator:
         self._coef_scratch = [0.0] * k.C_N
         self._floor_key: tuple[float, bool] | None = None
         self._floor = 1.0
+        self._nis_avg = NIS_CLIP  # nothing seen yet: not converged
         self._apply_capacity()
         self._apply_growth()
         self.samples = 0
@@ -215,6 +230,8 @@ class BatteryEstimator:
             self.rejected_samples += 1
             return
         if temp_c is not None:
+            if temp_c != self._temp_c:
+                self._params[k.P_OCV_VAR] = p.ocv_var(temp_c)
             self._temp_c = temp_c
             self._temp_measured = True
         if ev_limits is not None:
@@ -231,6 +248,8 @@ class BatteryEstimator:
         v_prev = self._v_cell
         self._kernel.step(dt, i, v, self._temp_c)
         if dt > 0.0:
+            w = math.exp(-dt / NIS_TAU_S)
+            self._nis_avg = w * self._nis_avg + (1.0 - w) * min(float(self._state[k.S_NIS]), NIS_CLIP)
             self.resistance.update(
                 dt,
                 i_prev,
@@ -241,8 +260,17 @@ class BatteryEstimator:
                 self._coef[k.C_RSS_NEW],
             )
             self._apply_growth()
+            # An anchor's SoC is read from the OCV table: the table's error counts in full, not only
+            # the filter's variance (which, once the SoC no longer follows the voltage, holds what
+            # the counting since the previous anchor tells: no independent evidence), or a datasheet
+            # table would pass its own error on as a confident, wrong capacity.
+            ocv_sigma = self._ocv_soc_sigma()
             point = self.anchors.update(
-                dt, i_prev, self._state[k.S_SOC], self._state[k.S_P00], self._state[k.S_B]
+                dt,
+                i_prev,
+                self._state[k.S_SOC],
+                self._state[k.S_P00] + ocv_sigma * ocv_sigma,
+                self._state[k.S_B],
             )
             if point is not None:
                 self.capacity.add(point)
@@ -296,7 +324,10 @@ class BatteryEstimator:
     def _apply_growth(self) -> None:
         est = self.resistance.estimate
         self._params[k.P_R_GROWTH] = est.growth
-        self._params[k.P_SOP_GROWTH] = max(est.upper, self._growth_floor())
+        sop = max(est.upper, self._growth_floor())
+        if not self.identification_converged:
+            sop = max(sop, UNCONVERGED_SOP_GROWTH)
+        self._params[k.P_SOP_GROWTH] = sop
 
     def _growth_floor(self) -> float:
         """The least resistance growth the SoP may assume at the present temperature.
@@ -306,14 +337,15 @@ class BatteryEstimator:
         instant response and are not observable at V2H currents. So the SoP never assumes a cell
         better than the profile's new cell at its reference temperature, scaled by an Arrhenius law of
         documented activation energy (``sop_resistance_ea_floor_j_per_mol``) evaluated at the measured
-        temperature less the sensor's error, or at ``sop_unknown_temp_c`` when nothing is measured.
+        temperature less the sensor's stated error and a margin, or at ``sop_unknown_temp_c`` when
+        nothing is measured.
         The floor is relative to the profile's own temperature dependence at the kernel's temperature.
         """
         key = (self._temp_c, self._temp_measured)
         if key == self._floor_key:
             return self._floor
         p = self.profile
-        t_sop = self._temp_c - p.sop_temp_error_c if self._temp_measured else p.sop_unknown_temp_c
+        t_sop = self._temp_c - p.sop_temp_allowance_c if self._temp_measured else p.sop_unknown_temp_c
         t_ref_k = p.reference_temp_c + k.KELVIN
         ea_r = p.sop_resistance_ea_floor_j_per_mol / GAS_CONSTANT
         # Warmer than the reference: no credit (a cell is not assumed better than at the reference).
@@ -337,13 +369,23 @@ class BatteryEstimator:
 
     @property
     def soc_sigma(self) -> float:
-        """Standard deviation of the SoC: the filter's, plus what the OCV table's own error means here.
+        """Standard deviation of the SoC: the filter's, plus the scale of an unknown fade.
 
-        The filter's variance assumes the profile's OCV table is the cell's; a datasheet table is
-        not (another batch, age, temperature). Its error (``ocv_sigma_v``) divided by the table's
-        slope around the present SoC is added, so that on a flat OCV (LFP's plateau) the reported
-        band is as wide as the voltage leaves the SoC.
+        The filter's variance already holds the OCV table's error (its OCV-error state: on a flat OCV,
+        LFP's plateau, the band stays as wide as the voltage leaves the SoC). Added: the SoC scale of a
+        faded cell: its OCV is pinned at full charge (the upper voltage limit) and the table's SoC axis
+        is stretched by the capacity ratio below it, so an unknown fade of relative standard deviation
+        ``s`` (the capacity estimate's own: the nameplate prior until observations narrow it) moves the
+        SoC read from the OCV by ``s (1 - soc)``.
         """
+        soc = float(self._state[k.S_SOC])
+        cap = self.capacity.estimate
+        scale_sigma = (cap.sigma_ah / cap.capacity_ah) * (1.0 - min(max(soc, 0.0), 1.0))
+        return math.sqrt(float(self._state[k.S_P00]) + scale_sigma * scale_sigma)
+
+    def _ocv_soc_sigma(self) -> float:
+        """The OCV table's error (at its temperature and in its temperature coefficient) as SoC: divided
+        by the table's slope over +/- OCV_SLOPE_SPAN around the estimate."""
         soc = float(self._state[k.S_SOC])
         lo = max(0.0, soc - OCV_SLOPE_SPAN)
         hi = min(1.0, soc + OCV_SLOPE_SPAN)
@@ -351,14 +393,17 @@ class BatteryEstimator:
             k.ocv_lookup(self._table_list, hi, self._temp_c)
             - k.ocv_lookup(self._table_list, lo, self._temp_c)
         ) / (hi - lo)
-        model_sigma = min(self.profile.ocv_sigma_v / max(slope, 1e-6), 1.0)
-        return math.sqrt(float(self._state[k.S_P00]) + model_sigma * model_sigma)
+        return min(math.sqrt(self._params[k.P_OCV_VAR]) / max(slope, 1e-6), 1.0)
 
     @property
     def reserve_soc(self) -> float:
-        """SoC for the owner's reserve: the lower of ours and a recent EV figure."""
+        """SoC for the owner's reserve: with a recent EV figure, the lower of it and our estimate (the
+        owner's reserve is on the EV's scale); without one, our 2-sigma lower bound, not the point
+        estimate: the reserve must hold while the estimate is uncertain (edge.daemon.battery)."""
         t = self._t_s if self._t_s is not None else 0.0
-        return self.ev.reserve_soc(self.soc, t, self.ev_policy)
+        if self.ev.fresh(t, self.ev_policy):
+            return self.ev.reserve_soc(self.soc, t, self.ev_policy)
+        return max(0.0, self.soc - RESERVE_SIGMAS * self.soc_sigma)
 
     @property
     def soh(self) -> StateOfHealth:
@@ -381,6 +426,39 @@ class BatteryEstimator:
         return float(self._params[k.P_SOP_GROWTH])
 
     @property
+    def identification_converged(self) -> bool:
+        """Whether the resistance identification can be trusted for the SoP.
+
+        Not while the growth is uncertain or held at one of its bounds (the profile does not fit the
+        cell), nor while the voltage innovations are larger than the filter's variance says (a wrong
+        start, a model mismatch). Until then the limits fall back to the datasheet rating derated by
+        temperature (``limits``).
+        """
+        g = self.resistance.estimate
+        lo, hi = self.resistance.bounds
+        return (
+            g.sigma <= GROWTH_SIGMA_CONVERGED
+            and g.growth >= lo * (1.0 + GROWTH_BOUND_MARGIN)
+            and g.growth <= hi * (1.0 - GROWTH_BOUND_MARGIN)
+            and self._nis_avg <= NIS_CONVERGED
+        )
+
+    def _rating_factors(self) -> tuple[float, float]:
+        """(discharge, charge) derating of the datasheet rating at the least favourable temperature
+        within the sensor's allowance of the measured one (the trapezoid's minimum over an interval is
+        at one of its ends); at ``sop_unknown_temp_c`` when nothing is measured."""
+        p = self.profile
+        if self._temp_measured:
+            temps = (self._temp_c - p.sop_temp_allowance_c, self._temp_c + p.sop_temp_allowance_c)
+        else:
+            temps = (p.sop_unknown_temp_c, p.sop_unknown_temp_c)
+        d, c = p.discharge_derating, p.charge_derating
+        return (
+            min(k.derate(t, d.t0_c, d.t1_c, d.t2_c, d.t3_c) for t in temps),
+            min(k.derate(t, c.t0_c, c.t1_c, c.t2_c, c.t3_c) for t in temps),
+        )
+
+    @property
     def capacity_learned(self) -> bool:
         """Whether the capacity comes from observations (sigma within 3 %) rather than the nameplate."""
         cap = self.capacity.estimate
@@ -401,6 +479,18 @@ class BatteryEstimator:
         p = self.profile
         ev = self._ev_limits
         v_free = float(self._state[k.S_VFREE_POST]) * p.series
+        f_dis, f_chg = self._rating_factors()
+        if not self._temp_measured:
+            # Nothing measures the pack's temperature, but the EV states its own limits: its BMS knows
+            # the temperature, so the rating is not derated for a guess (a guess of 0 degC would forbid
+            # charging on every charger without a pack sensor); the EV's figures bound the limits below.
+            if ev.max_discharge_power_w is not None or ev.max_discharge_current_a is not None:
+                f_dis = 1.0
+            if ev.max_charge_power_w is not None or ev.max_charge_current_a is not None:
+                f_chg = 1.0
+        converged = self.identification_converged
+        rated_dis = p.cell_i_discharge_max_a * f_dis * p.parallel
+        rated_chg = p.cell_i_charge_max_a * f_chg * p.parallel
         result = []
         for j, horizon in enumerate(self._horizons):
             o = self._out[j * k.O_N : (j + 1) * k.O_N]
@@ -408,6 +498,16 @@ class BatteryEstimator:
             i_chg = float(o[k.O_I_CHG]) * p.parallel
             p_dis = float(o[k.O_P_DIS]) * p.cells
             p_chg = float(o[k.O_P_CHG]) * p.cells
+            # The datasheet rating derated at the least favourable temperature within the sensor's
+            # allowance (the kernel derates at the measured one) caps whatever the model says; until
+            # identification has converged the model itself runs with an unknown vehicle's growth
+            # bound (``_apply_growth``), so the rating is then what mostly sets the limit.
+            if i_dis > rated_dis:
+                p_dis *= rated_dis / i_dis
+                i_dis = rated_dis
+            if i_chg > rated_chg:
+                p_chg *= rated_chg / i_chg
+                i_chg = rated_chg
             if ev.max_discharge_current_a is not None and ev.max_discharge_current_a < i_dis:
                 # Scaling the power with the current prices it at the lower voltage of the larger
                 # current: conservative.
@@ -433,6 +533,7 @@ class BatteryEstimator:
                     import_ac_w=max(0.0, p_chg) / self.efficiency.charge,
                     discharge_current_voltage_limited_a=float(o[k.O_I_DIS_V]) * p.parallel,
                     charge_current_voltage_limited_a=float(o[k.O_I_CHG_V]) * p.parallel,
+                    fallback=not converged,
                 )
             )
         return result
@@ -451,6 +552,7 @@ class BatteryEstimator:
             "ev_soc_rejected": float(self.ev.rejected),
             "rejected_samples": float(self.rejected_samples),
             "current_offset_a": self.current_offset_a,
+            "sop_fallback": float(not self.identification_converged),
             "efc": self.aging.equivalent_full_cycles(soh.capacity_ah),
         }
         for name, value in self.aging.to_dict().items():

@@ -36,8 +36,12 @@ class EvSocState:
     fused: int = 0
     rejected: int = 0
 
+    def fresh(self, t_s: float, policy: EvSocPolicy) -> bool:
+        """Whether the EV's last figure is recent enough to bound the reserve."""
+        return self.last_t_s is not None and t_s - self.last_t_s <= policy.stale_s
+
     def reserve_soc(self, own_soc: float, t_s: float, policy: EvSocPolicy) -> float:
         """The SoC the owner's reserve is judged on: the lower of ours and a fresh EV figure."""
-        if self.last_soc is None or self.last_t_s is None or t_s - self.last_t_s > policy.stale_s:
+        if self.last_soc is None or not self.fresh(t_s, policy):
             return own_soc
         return min(own_soc, self.last_soc)

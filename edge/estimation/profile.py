@@ -23,6 +23,9 @@ from edge.estimation import _ecm_ref as k
 GAS_CONSTANT = 8.314462618  # J/(mol K)
 TABLE_POINTS = 101  # the kernel's uniform OCV grid over soc 0..1
 UPPER_HALF_SOC = 0.5  # the pack voltage of pack_energy_per_soc_wh is averaged from here to full
+# Time constant over which the kernel smooths what the voltage shows beyond the model (the SoP's
+# offset, see _ecm_ref.S_OCV_OFS): long against the sample noise, short against a rest.
+OCV_OFFSET_TAU_S = 30.0
 _KELVIN = 273.15
 
 
@@ -84,15 +87,33 @@ class BatteryProfile:
     rest_current_a: float
     rest_min_s: float
     horizons_s: tuple[float, ...] = field(default=(2.0, 10.0, 30.0))
-    # The SoP's conservative side (see docs/estimation.md, "SoP"): the temperature sensor's error (the
-    # SoP works at the measured temperature less this), the temperature assumed when none is measured,
-    # and the activation energy of the lower bound on the resistance's growth in the cold.
-    sop_temp_error_c: float = 2.0
-    # How far the cell's OCV may be from the table (another batch, age, temperature), V; widens the
-    # reported SoC uncertainty where the table is flat.
+    # The SoP's conservative side (see docs/estimation.md, "SoP"): the temperature sensor's stated error
+    # and a margin beyond it (the SoP works at the measured temperature less both), the temperature
+    # assumed when none is measured, and the activation energy of the lower bound on the resistance's
+    # growth in the cold.
+    sensor_temp_error_c: float = 2.0
+    sop_temp_margin_c: float = 1.0
+    # How far the cell's OCV may be from the table at the table's temperature (another batch, a
+    # datasheet curve read at a few points), V, and how far its temperature coefficient may be from
+    # the table's, V/K. Both make the filter's OCV-error variance: counted once per reading, and a
+    # bound below which the voltage no longer moves the SoC (a bias is not averaged away).
     ocv_sigma_v: float = 0.005
+    ocv_sigma_dvdt_v_per_k: float = 0.0003
+    # Share of the modelled overpotential (ohmic, kinetic, RC) the model may be off by: diffusion,
+    # electrolyte and temperature effects a two-RC model does not hold, so the voltage under load
+    # tells the OCV less than at rest.
+    overpotential_rel_sigma: float = 0.25
     sop_unknown_temp_c: float = 0.0
     sop_resistance_ea_floor_j_per_mol: float = 30000.0
+    # Where R0 / RC were fitted (``v2g-hil battery-profile --replay``): the record's name and window,
+    # so that scoring on that record leaves the window out (a fit is not judged on its own data).
+    fit_trace: str = ""
+    fit_window_s: tuple[float, float] | None = None
+
+    @property
+    def sop_temp_allowance_c(self) -> float:
+        """How far below (or above) the measured temperature the SoP assumes the cell may be."""
+        return self.sensor_temp_error_c + self.sop_temp_margin_c
 
     @property
     def cells(self) -> int:
@@ -126,7 +147,11 @@ class BatteryProfile:
         p[k.P_Q_V1] = self.q_v1_v2_per_s
         p[k.P_Q_V2] = self.q_v2_v2_per_s
         p[k.P_Q_B] = self.q_offset_a2_per_s
+        # The table's own error is a bias the kernel handles apart (P_OCV_VAR), not sensor noise.
         p[k.P_R_V] = self.voltage_sigma_v**2
+        p[k.P_OCV_VAR] = self.ocv_var(self.reference_temp_c)
+        p[k.P_OVERPOT_REL] = self.overpotential_rel_sigma
+        p[k.P_OFS_TAU_S] = OCV_OFFSET_TAU_S
         p[k.P_GATE] = self.gate_sigma
         p[k.P_V_MIN] = self.cell_v_min
         p[k.P_V_MAX] = self.cell_v_max
@@ -138,6 +163,10 @@ class BatteryProfile:
         p[k.P_DIS_T0 : k.P_DIS_T3 + 1] = (d.t0_c, d.t1_c, d.t2_c, d.t3_c)
         p[k.P_CHG_T0 : k.P_CHG_T3 + 1] = (c.t0_c, c.t1_c, c.t2_c, c.t3_c)
         return p
+
+    def ocv_var(self, temp_c: float) -> float:
+        """Variance of the table's error at ``temp_c`` (its own and its temperature coefficient's), V^2."""
+        return self.ocv_sigma_v**2 + (self.ocv_sigma_dvdt_v_per_k * (temp_c - 25.0)) ** 2
 
     def ocv_to_soc(self, cell_v: float, temp_c: float = 25.0) -> float:
         """Invert the OCV table (monotonic by validation) at ``temp_c``."""
@@ -282,12 +311,36 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
         rest_min_s=_num(doc, "filter.rest_min_s", source, 0.0, 86400.0),
         horizons_s=horizons,
         ocv_sigma_v=_optional(doc, "ocv.sigma_v", source, 0.0, 0.5, 0.005),
-        sop_temp_error_c=_optional(doc, "sop.temp_error_c", source, 0.0, 20.0, 2.0),
+        ocv_sigma_dvdt_v_per_k=_optional(doc, "ocv.sigma_dvdt_v_per_k", source, 0.0, 0.01, 0.0003),
+        overpotential_rel_sigma=_optional(doc, "model.overpotential_rel_sigma", source, 0.0, 2.0, 0.25),
+        sensor_temp_error_c=_optional(doc, "sop.sensor_temp_error_c", source, 0.0, 20.0, 2.0),
+        sop_temp_margin_c=_optional(doc, "sop.temp_margin_c", source, 0.0, 20.0, 1.0),
+        fit_trace=_fit_trace(doc, source),
+        fit_window_s=_fit_window(doc, source),
         sop_unknown_temp_c=_optional(doc, "sop.unknown_temp_c", source, -40.0, 25.0, 0.0),
         sop_resistance_ea_floor_j_per_mol=_optional(
             doc, "sop.resistance_ea_floor_j_per_mol", source, 0.0, 1e5, 30000.0
         ),
     )
+
+
+def _fit_trace(doc: dict[str, Any], source: str) -> str:
+    try:
+        _get(doc, "provenance.fit_trace", source)
+    except ProfileError:
+        return ""
+    return _str(doc, "provenance.fit_trace", source)
+
+
+def _fit_window(doc: dict[str, Any], source: str) -> tuple[float, float] | None:
+    try:
+        _get(doc, "provenance.fit_window_s", source)
+    except ProfileError:
+        return None
+    a, b = _column(doc, "provenance.fit_window_s", source, 2)
+    if not b > a:
+        raise ProfileError(f"{source}: field 'provenance.fit_window_s' = {[a, b]} must be [start, end]")
+    return a, b
 
 
 def available() -> list[str]:

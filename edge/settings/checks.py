@@ -1,7 +1,8 @@
 """Cross-field rules of the settings model that hold for every profile.
 
-Function ownership (one reactive mode; protection never off), site export terms, curve ordering, the
-inverter's reactive capability against the category and against every Q point, and the owner's SoC window.
+Function ownership (one reactive mode; protection never off), the voltages the kernels can measure, site
+export terms, curve ordering, the inverter's reactive capability against the category and against every
+Q point, and the owner's SoC window.
 The profile's own ranges are in ranges.py.
 """
 
@@ -50,6 +51,27 @@ def check_functions(settings: Settings) -> None:
         raise SettingsError(
             "functions.export_cap", "off", "a non-export site needs an export-cap owner", "inverter, daemon"
         )
+
+
+# The applicable voltage each kernel can compute from what the drivers read (per-phase magnitudes).
+_VOLTAGE_MEASURES = {"trip_voltage": "min_max_phase", "volt_var_voltage": "average"}
+
+
+def check_voltage_measures(settings: Settings) -> None:
+    """Refuse the positive-sequence voltage: the drivers read phase magnitudes only (meters line-neutral,
+    the power stage one voltage), no angles and no line-line voltages, so no kernel can compute it and
+    the setting would be silently ignored."""
+    comm = settings.commissioning
+    for name, allowed in _VOLTAGE_MEASURES.items():
+        value = getattr(comm, name)
+        if value != allowed:
+            raise SettingsError(
+                f"commissioning.{name}",
+                value,
+                "not supported: the positive-sequence voltage needs phase angles or line-line voltages, "
+                "which no driver reads (they read line-neutral magnitudes), so no kernel computes it",
+                f'"{allowed}"',
+            )
 
 
 # IEEE 1547 clause 8.1: cease to energize within 2 s of island formation.
@@ -358,6 +380,7 @@ def check_daemon(settings: Settings) -> None:
 def check_settings(settings: Settings, profile: ResolvedProfile | None) -> None:
     """Every cross-field rule; profile-dependent ones only once a profile is commissioned."""
     check_functions(settings)
+    check_voltage_measures(settings)
     check_daemon(settings)
     check_devices(settings)
     check_site(settings)

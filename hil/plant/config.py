@@ -86,14 +86,34 @@ class PowerStageConfig(_Struct):
     es_ramp_s: NonNeg = 2.0
     anti_island_detect_s: NonNeg = 0.5
     adopt_delay_s: NonNeg = 0.05
+    # Enter-service window (703 ESVLo/ESVHi, ESHzLo/ESHzHi; frequencies relative to nominal so 50 Hz
+    # works too) and randomized delay (703 ESRndTms; when > 0 it replaces the ramp, as 1547 allows one
+    # or the other). ``es_rnd_seed`` seeds the draw so that a run is reproducible.
+    es_v_window_pu: tuple[Pos, Pos] = (0.917, 1.05)
+    es_f_window_dhz: tuple[float, float] = (-0.5, 0.1)
+    es_rnd_s: NonNeg = 0.0
+    es_rnd_seed: int = 1
+    # True: when the permit comes back (703 ES disabled -> enabled, also after a restart with ES
+    # disabled) the stage enters service through the window and the delays, as after a trip (1547
+    # 4.10); False: straight into the ramp, like a start command (the daemon benches rely on that).
+    es_on_permit: bool = False
     # Which 1547 functions the inverter runs from power-up (owner = inverter); the daemon can change the
-    # enables through SunSpec 705-711 like on a real device.
+    # enables through SunSpec 704-712 like on a real device.
     volt_var: bool = False
+    volt_watt: bool = False
+    watt_var: bool = False
     freq_droop: bool = False
     voltage_trip: bool = True
     frequency_trip: bool = True
     anti_islanding: bool = True
+    # Momentary cessation curves (707/708 MomCess) at the category's thresholds from power-up (I: below
+    # 0.50 / above 1.20 p.u., II: 0.30 / 1.20, III: 0.50 / 1.10); otherwise empty until a client adopts
+    # a set with MomCess points.
+    momentary_cessation: bool = False
     category: Literal["I", "II", "III"] = "II"
+    # Watt-var open-loop response time: model 712 has no response-time point, so the device's own
+    # (1547 clause 5.3.4: at most 10 s).
+    watt_var_olrt_s: Annotated[float, Meta(gt=0.0, le=10.0)] = 5.0
     # The SunSpec controls the stage serves: "704" (models 701-715 and 802), or a legacy device without
     # any 70x model: "123+124" (101/103 measurements, 120 nameplate, 123 immediate controls, 124 storage)
     # or "123" (the same without the storage model).
@@ -101,6 +121,16 @@ class PowerStageConfig(_Struct):
     # Legacy devices: the power (> 0 discharge) the stage runs at in its own mode, i.e. when no limit of
     # the controller holds it (before the first write, after a reversion timer ran out).
     own_p_w: float = 0.0
+
+    def __post_init__(self) -> None:
+        lo, hi = self.es_v_window_pu
+        if not lo < 1.0 < hi:
+            raise ValueError(f"es_v_window_pu {self.es_v_window_pu}: needs low < 1.0 < high")
+        flo, fhi = self.es_f_window_dhz
+        if not flo < 0.0 < fhi:
+            raise ValueError(
+                f"es_f_window_dhz {self.es_f_window_dhz}: needs low < 0 < high (Hz from nominal)"
+            )
 
 
 class EvConfig(_Struct):

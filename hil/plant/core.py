@@ -274,8 +274,8 @@ class Plant:
                     self.grid.open_breaker(
                         RlcLoad(g.v_nominal_v, g.f_nominal_hz, p_load, q_load, s.island_quality_factor)
                     )
-            case ev.Grid(v_pu=v_pu, f_hz=f_hz, phase_deg=phase_deg, phase=phase):
-                self.grid.set_source(v_pu, f_hz, phase_deg, phase)
+            case ev.Grid(v_pu=v_pu, f_hz=f_hz, phase_deg=phase_deg, phase=phase, rocof_hz_s=rocof):
+                self.grid.set_source(v_pu, f_hz, phase_deg, phase, rocof)
             case ev.MeterFreeze(on=on):
                 self.meter.frozen = on
             case ev.MeterSilent(on=on):
@@ -383,7 +383,10 @@ class Plant:
         return {
             "grid_v_pu": g.v_pu[0],
             "grid_v_min_pu": g.v_min_pu,
+            "grid_v_avg_pu": g.v_avg_pu,
+            "grid_v_max_pu": g.v_max_pu,
             "grid_f_hz": g.f_hz,
+            "grid_phase_deg": g.src_phase_deg[0],
             "breaker_closed": 1.0 if g.breaker_closed else 0.0,
             "house_load_w": getattr(self, "house_w", 0.0),
             "pv_w": getattr(self, "pv_w", 0.0),
@@ -391,6 +394,9 @@ class Plant:
             "p_target_w": st.p_target_w,
             "p_ev_w": st.p_ac_w,
             "q_ev_var": st.q_var if st.state not in ("off", "tripped") else 0.0,
+            "q_target_var": st.q_target_var,
+            "p_vw_limit_w": min(st.p_vw_limit_w, st.p_max_discharge_w),
+            "stage_vref_pu": st.vv_vref_auto_pu,
             "p_dc_w": st.p_dc_w,
             "p_site_import_w": self.p_site_import_w,
             "p_site_export_w": max(0.0, -self.p_site_import_w),
@@ -399,6 +405,8 @@ class Plant:
             "ev_plugged": 1.0 if e.plugged else 0.0,
             "stage_state": float(STATES.index(st.state)),
             "stage_reverted": 1.0 if st.reverted else 0.0,
+            "stage_mom_cess": 1.0 if st.mom_cess else 0.0,
+            "stage_es_delay_rem_s": st.es_delay_rem_s(),
             "stage_link_up": 1.0 if self.link_up["power_stage"] else 0.0,
             "meter_link_up": 1.0 if self.link_up["site_meter"] else 0.0,
             "meter_frozen": 1.0 if self.meter.frozen else 0.0,

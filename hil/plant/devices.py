@@ -2,13 +2,18 @@
 a vendor-map meter (SDM630-style float32 registers).
 
 Power stage (base 40000): models 1, 701 (AC measurement), 702 (ratings and settings), 703 (enter
-service), 704 (AC controls: WSet/VarSet with reversion timers, AntiIslEna), 705 (volt-var, 3 curves of
-4 points), 706 (volt-watt, 3 curves of 2 points, stored only), 707/708 (LV/HV trip, 2 sets of 5
-points), 709/710 (LF/HF trip), 711 (frequency droop, 3 controls), 713 (SoC/SoH), 714 (DC port, type EV), 715 (heartbeats, OpCtl),
-802 (EV battery: SoC, the EV's charge/discharge limits, State CONNECTED/DISCONNECTED).
-The first curve/control set of 705-711 is the active one and read-only; writing set n's index to
+service: window, delay, randomized delay, ramp), 704 (AC controls: WSet/VarSet in every VarSetMod,
+constant power factor PFWInj/PFWAbs, reversion timers, priorities, AntiIslEna), 705 (volt-var, 3
+curves of 4 points, DeptRef, Pri, VRef, autonomous VRef), 706 (volt-watt, 3 curves of 2 points),
+707/708 (LV/HV trip, 2 sets of 5 points: MustTrip acted on, MomCess ceases without a trip, MayTrip
+stored), 709/710 (LF/HF trip, the same), 711 (frequency droop, 3 controls), 712 (watt-var, 3 curves of
+6 points), 713 (SoC/SoH), 714 (DC port, type EV), 715 (heartbeats, OpCtl), 802 (EV battery: SoC, the
+EV's charge/discharge limits, State CONNECTED/DISCONNECTED). What each point means to the stage is
+in :mod:`hil.plant.stage` and docs/hil.md.
+The first curve/control set of 705-712 is the active one and read-only; writing set n's index to
 ``AdptCrvReq``/``AdptCtlReq`` copies set n into it after ``adopt_delay_s`` (``AdptCrvRslt``: 0 in
-progress, 1 completed, 2 failed when the set is out of range or its points are not monotonic).
+progress, 1 completed, 2 failed when the set is out of range, its points are not monotonic or a value is
+outside what the device accepts).
 Injectable faults (``fail_adopt``, ``refuse_writes``, ``vv_clamp_pct``): an adopt that fails, a point
 the device refuses, a curve the device clamps to its own capability when it adopts it.
 
@@ -33,15 +38,27 @@ from drivers.sunspec import models as ss
 from hil.plant.config import PlantConfig
 from hil.plant.meter import MeterReading
 from hil.plant.serving import LiveRegisters, LiveSunSpecDevice
-from hil.plant.stage import PowerStage
+from hil.plant.stage import (
+    DEPT_VA_MAX,
+    PRI_ACTIVE,
+    PRI_REACTIVE,
+    VARSET_VARS,
+    VW_DEPT_W_AVAIL,
+    PowerStage,
+)
 from hil.sunspec_server import ModelSpec
 
 NCRV = 3
 VV_NPT = 4
 VW_NPT = 2
+WV_NPT = 6
 TRIP_NCRV = 2
 TRIP_NPT = 5
 NCTL = 3
+# Response times in hundredths of a second (705/706/711 RspTms_SF): 1547's Cat III droop asks 0.2 s,
+# which whole seconds cannot carry.
+RSP_TMS_SF = -2
+RSP_TMS_SCALE = 10.0**-RSP_TMS_SF
 
 
 def _ctrl_modes(*names: str) -> int:
@@ -75,7 +92,7 @@ class StageDevice:
                     f"Crv[{c}].Pri": 1,
                     f"Crv[{c}].VRef": 1000,
                     f"Crv[{c}].VRefAutoEna": 0,
-                    f"Crv[{c}].RspTms": 5,
+                    f"Crv[{c}].RspTms": round(5 * RSP_TMS_SCALE),
                     f"Crv[{c}].ReadOnly": 1 if c == 0 else 0,
                 }
             )
@@ -91,7 +108,7 @@ class StageDevice:
                     f"Ctl[{c}].DbUf": round(d.db_uf_hz * 1000),
                     f"Ctl[{c}].KOf": round(d.k_of * 1000),
                     f"Ctl[{c}].KUf": round(d.k_uf * 1000),
-                    f"Ctl[{c}].RspTms": round(d.olrt_s),
+                    f"Ctl[{c}].RspTms": round(d.olrt_s * RSP_TMS_SCALE),
                     f"Ctl[{c}].PMin": round(d.p_min_pu * 100),
                     f"Ctl[{c}].ReadOnly": 1 if c == 0 else 0,
                 }
@@ -133,7 +150,10 @@ class StageDevice:
                         "MAX_W",
                         "FIXED_W",
                         "FIXED_VAR",
+                        "FIXED_PF",
                         "VOLT_VAR",
+                        "VOLT_WATT",
+                        "WATT_VAR",
                         "FREQ_WATT",
                         "LV_TRIP",
                         "HV_TRIP",
@@ -160,12 +180,12 @@ class StageDevice:
                 703,
                 values={
                     "ES": 1,
-                    "ESVHi": 1050,
-                    "ESVLo": 917,
+                    "ESVHi": round(stage.es_v_band_pu[1] * 1000),
+                    "ESVLo": round(stage.es_v_band_pu[0] * 1000),
                     "ESHzHi": round(stage.es_f_band_hz[1] * 100),
                     "ESHzLo": round(stage.es_f_band_hz[0] * 100),
                     "ESDlyTms": round(ps.es_delay_s),
-                    "ESRndTms": 0,
+                    "ESRndTms": round(ps.es_rnd_s),
                     "ESRmpTms": round(ps.es_ramp_s),
                     "ESDlyRemTms": 0,
                     "V_SF": -1,
@@ -228,7 +248,7 @@ class StageDevice:
                     "RvrtCrv": 0,
                     "V_SF": -1,
                     "DeptRef_SF": -1,
-                    "RspTms_SF": 0,
+                    "RspTms_SF": RSP_TMS_SF,
                     **vv_curve,
                 },
             ),
@@ -236,7 +256,7 @@ class StageDevice:
                 706,
                 counts={"NCrv": NCRV, "NPt": VW_NPT},
                 values={
-                    "Ena": 0,
+                    "Ena": 1 if stage.vw_ena else 0,
                     "AdptCrvReq": 0,
                     "AdptCrvRslt": 1,
                     "NPt": VW_NPT,
@@ -246,8 +266,13 @@ class StageDevice:
                     "RvrtCrv": 0,
                     "V_SF": -1,
                     "DeptRef_SF": -1,
-                    "RspTms_SF": 0,
-                    **{f"Crv[{c}].ReadOnly": 1 if c == 0 else 0 for c in range(NCRV)},
+                    "RspTms_SF": RSP_TMS_SF,
+                    **self._curves(
+                        stage.vw_curve,
+                        "V",
+                        "W",
+                        {"DeptRef": 0, "RspTms": round(stage.vw_olrt_s * RSP_TMS_SCALE)},
+                    ),
                 },
             ),
             *(self._trip_model(mid, stage) for mid in (707, 708, 709, 710)),
@@ -264,8 +289,25 @@ class StageDevice:
                     "RvrtCtl": 0,
                     "Db_SF": -3,
                     "K_SF": -3,
-                    "RspTms_SF": 0,
+                    "RspTms_SF": RSP_TMS_SF,
                     **droop,
+                },
+            ),
+            ModelSpec(
+                712,
+                counts={"NCrv": NCRV, "NPt": WV_NPT},
+                values={
+                    "Ena": 1 if stage.wv_ena else 0,
+                    "AdptCrvReq": 0,
+                    "AdptCrvRslt": 1,
+                    "NPt": WV_NPT,
+                    "NCrv": NCRV,
+                    "RvrtTms": 0,
+                    "RvrtRem": 0,
+                    "RvrtCrv": 0,
+                    "W_SF": -1,
+                    "DeptRef_SF": -1,
+                    **self._curves(stage.wv_curve, "W", "Var", {"DeptRef": DEPT_VA_MAX, "Pri": 1}),
                 },
             ),
             ModelSpec(
@@ -328,7 +370,7 @@ class StageDevice:
             ),
         ]
         self.dev = LiveSunSpecDevice(unit_id, models)
-        for mid in (705, 706, 707, 708, 709, 710):
+        for mid in (705, 706, 707, 708, 709, 710, 712):
             self.dev.protect(mid, "Crv[0].")
         self.dev.protect(711, "Ctl[0].")
         self.dev.live.hooks.append(self._on_write)
@@ -344,7 +386,6 @@ class StageDevice:
         self.fail_adopt: set[int] = set()
         self.refuse_writes: set[tuple[int, str]] = set()
         self.vv_clamp_pct: float | None = None
-        self.vw_ena = False
         self._power_on_regs = list(self.dev.live.regs)
 
     def power_on(self, t_s: float, *, stopped: bool, es_disabled: bool) -> None:
@@ -362,10 +403,32 @@ class StageDevice:
         self._last_hb_s = t_s
         self.stage.power_on(t_s, stopped=stopped, es_disabled=es_disabled)
 
+    @property
+    def vw_ena(self) -> bool:
+        """706 enabled (the stage's own volt-watt)."""
+        return self.stage.vw_ena
+
     # --- model building --------------------------------------------------------------------------
+
+    @staticmethod
+    def _curves(
+        points: list[tuple[float, float]], x: str, y: str, extra: dict[str, int]
+    ) -> dict[str, int | float | str | None]:
+        """Every curve set of a 706/712 model holding ``points`` (per unit, as percentages with SF -1)."""
+        vals: dict[str, int | float | str | None] = {}
+        for c in range(NCRV):
+            vals[f"Crv[{c}].ActPt"] = len(points)
+            vals[f"Crv[{c}].ReadOnly"] = 1 if c == 0 else 0
+            for name, raw in extra.items():
+                vals[f"Crv[{c}].{name}"] = raw
+            for k, (a, b) in enumerate(points):
+                vals[f"Crv[{c}].Pt[{k}].{x}"] = round(a * 1000)
+                vals[f"Crv[{c}].Pt[{k}].{y}"] = round(b * 1000)
+        return vals
 
     def _trip_model(self, mid: int, stage: PowerStage) -> ModelSpec:
         curve = {707: stage.lv, 708: stage.hv, 709: stage.lf, 710: stage.hf}[mid]
+        mc = {707: stage.mc_lv, 708: stage.mc_hv, 709: stage.mc_lf, 710: stage.mc_hf}[mid]
         is_v = mid in (707, 708)
         vals: dict[str, int | float | str | None] = {
             "Ena": 1 if curve.enabled else 0,
@@ -384,7 +447,10 @@ class StageDevice:
                 vals[f"Crv[{c}].MustTrip.Pt[{k}].{x}"] = round(thr * 1000) if is_v else round(thr * 100)
                 vals[f"Crv[{c}].MustTrip.Pt[{k}].Tms"] = round(t * 100)
             vals[f"Crv[{c}].MayTrip.ActPt"] = 0
-            vals[f"Crv[{c}].MomCess.ActPt"] = 0
+            vals[f"Crv[{c}].MomCess.ActPt"] = len(mc.points)
+            for k, (thr, t) in enumerate(mc.points):
+                vals[f"Crv[{c}].MomCess.Pt[{k}].{x}"] = round(thr * 1000) if is_v else round(thr * 100)
+                vals[f"Crv[{c}].MomCess.Pt[{k}].Tms"] = round(t * 100)
         return ModelSpec(mid, counts={"NCrvSet": TRIP_NCRV, "NPt": TRIP_NPT}, values=vals)
 
     # --- client writes ---------------------------------------------------------------------------
@@ -419,8 +485,37 @@ class StageDevice:
                 return self._refuse(f"715.OpCtl={raw} is not 0..3")
             if mid == 704 and path == "WSetMod" and raw not in (0, 1):
                 return self._refuse(f"704.WSetMod={raw} is not 0 (W_MAX_PCT) or 1 (WATTS)")
+            problem = self._check(mid, path, raw)
+            if problem:
+                return self._refuse(problem)
         for mid, path, raw in changes:
             self._apply(now, mid, path, raw)
+        return None
+
+    def _check(self, mid: int, path: str, raw: int | float | str | None) -> str | None:
+        """What the device refuses in a single point (the 704/703 settings it acts on at once)."""
+        eng = self._eng(mid, path, raw)
+        if mid == 704 and path in ("PFWInj.PF", "PFWAbs.PF", "PFWInjRvrt.PF", "PFWAbsRvrt.PF"):
+            if not 0.0 < eng <= 1.0:
+                return f"704.{path}={eng:g} outside 0..1"
+        elif mid == 704 and path.endswith(".Ext") and raw not in (0, 1):
+            return f"704.{path}={raw} is not 0 (OVER_EXCITED) or 1 (UNDER_EXCITED)"
+        elif mid == 704 and path == "VarSetMod" and raw not in (0, 1, 2, 3, VARSET_VARS):
+            return f"704.VarSetMod={raw} is not 0..4"
+        elif mid == 704 and path == "VarSetPri" and raw not in (0, 1, 2):
+            return f"704.VarSetPri={raw} is not 0 (ACTIVE), 1 (REACTIVE) or 2 (VENDOR)"
+        elif mid == 704 and path in ("VarSetPct", "VarSetPctRvrt") and not -100.0 <= eng <= 100.0:
+            return f"704.{path}={eng:g} % outside -100..100 %"
+        elif mid == 703 and path in ("ESVHi", "ESVLo"):
+            lo, hi = self.stage.es_v_band_pu
+            lo, hi = (lo, eng / 100.0) if path == "ESVHi" else (eng / 100.0, hi)
+            if not lo < 1.0 < hi:
+                return f"703.{path}={eng:g} %: the window must hold nominal voltage ({lo:g}..{hi:g} p.u.)"
+        elif mid == 703 and path in ("ESHzHi", "ESHzLo"):
+            lo, hi = self.stage.es_f_band_hz
+            lo, hi = (lo, eng) if path == "ESHzHi" else (eng, hi)
+            if not lo < self.stage.f_n < hi:
+                return f"703.{path}={eng:g} Hz: the window must hold nominal frequency ({lo:g}..{hi:g} Hz)"
         return None
 
     def _eng(self, mid: int, path: str, raw: object) -> float:
@@ -451,6 +546,26 @@ class StageDevice:
                 st.varset_rvrt_var = self._eng(704, path, raw)
             elif path == "VarSetRvrtTms":
                 st.varset_rvrt_tms_s = float(raw or 0)
+            elif path == "VarSetMod" and isinstance(raw, int):
+                st.varset_mod = raw
+            elif path == "VarSetPct":
+                st.set_varset_pct(self._eng(704, path, raw), now)
+            elif path == "VarSetPctRvrt":
+                st.varset_rvrt_pct = self._eng(704, path, raw)
+            elif path == "VarSetPri":
+                st.varset_pri = PRI_ACTIVE if raw == 0 else PRI_REACTIVE
+            elif path == "PFWInjEna":
+                st.pf_inj_ena = raw == 1
+            elif path == "PFWAbsEna":
+                st.pf_abs_ena = raw == 1
+            elif path == "PFWInj.PF":
+                st.pf_inj = self._eng(704, path, raw)
+            elif path == "PFWInj.Ext":
+                st.pf_inj_under = raw == 1
+            elif path == "PFWAbs.PF":
+                st.pf_abs = self._eng(704, path, raw)
+            elif path == "PFWAbs.Ext":
+                st.pf_abs_under = raw == 1
             elif path == "WMaxLimPctEna":
                 st.wmax_lim_ena = raw == 1
             elif path == "WMaxLimPct":
@@ -467,12 +582,22 @@ class StageDevice:
                 st.es_delay_s = float(raw or 0)
             elif path == "ESRmpTms":
                 st.es_ramp_s = float(raw or 0)
+            elif path == "ESRndTms":
+                st.es_rnd_s = float(raw or 0)
+            elif path == "ESVHi":
+                st.es_v_band_pu = (st.es_v_band_pu[0], self._eng(703, path, raw) / 100.0)
+            elif path == "ESVLo":
+                st.es_v_band_pu = (self._eng(703, path, raw) / 100.0, st.es_v_band_pu[1])
+            elif path == "ESHzHi":
+                st.es_f_band_hz = (st.es_f_band_hz[0], self._eng(703, path, raw))
+            elif path == "ESHzLo":
+                st.es_f_band_hz = (self._eng(703, path, raw), st.es_f_band_hz[1])
         elif mid == 702:
             if path == "WChaRteMax" and isinstance(raw, int):
                 st.p_max_charge_w = min(float(raw), self.cfg.power_stage.p_max_charge_w)
             elif path in ("WDisChaRteMax", "WMax") and isinstance(raw, int):
                 st.p_max_discharge_w = min(float(raw), self.cfg.power_stage.p_max_discharge_w)
-        elif mid in (705, 706, 707, 708, 709, 710, 711):
+        elif mid in (705, 706, 707, 708, 709, 710, 711, 712):
             if path == "Ena":
                 self._set_enable(mid, raw == 1)
             elif path in ("AdptCrvReq", "AdptCtlReq") and isinstance(raw, int) and raw > 0:
@@ -484,7 +609,9 @@ class StageDevice:
         if mid == 705:
             st.vv_ena = on
         elif mid == 706:
-            self.vw_ena = on  # stored only: the plant's stage has no volt-watt
+            st.vw_ena = on
+        elif mid == 712:
+            st.wv_ena = on
         elif mid == 711:
             st.droop_ena = on
         else:
@@ -492,9 +619,14 @@ class StageDevice:
 
     # --- adopt protocol --------------------------------------------------------------------------
 
+    def _rsp_tms_s(self, mid: int, group: str, default_s: float) -> float:
+        """A curve's response time in seconds: 0 is a response without lag, an unset point the default."""
+        value = self.dev.get(mid, group + "RspTms")
+        return default_s if value is None else float(value)
+
     def _adopt(self, mid: int, index: int) -> bool:
         """Copy set ``index`` (1-based) into the active set; False when it does not pass the checks."""
-        n = NCTL if mid == 711 else (NCRV if mid in (705, 706) else TRIP_NCRV)
+        n = NCTL if mid == 711 else (NCRV if mid in (705, 706, 712) else TRIP_NCRV)
         if not 1 <= index <= n:
             self.log.append(f"{mid}: adopt request {index} outside 1..{n}")
             return False
@@ -520,6 +652,14 @@ class StageDevice:
             if any(b[0] <= a[0] for a, b in itertools.pairwise(pts)):
                 self.log.append(f"705: curve {index} voltages are not increasing: {pts}")
                 return False
+            g = f"Crv[{src}]."
+            dept = self.dev.get_raw(705, g + "DeptRef")
+            vref = (self.dev.get(705, g + "VRef") or 100.0) / 100.0
+            if dept not in (0, 1, 2, 3) or not 0.95 <= vref <= 1.05:
+                self.log.append(
+                    f"705: curve {index} DeptRef {dept} or VRef {vref:g} p.u. outside what it accepts"
+                )
+                return False
             if self.vv_clamp_pct is not None:
                 lim = self.vv_clamp_pct
                 for k in range(npt):
@@ -528,15 +668,25 @@ class StageDevice:
                     self.dev.set(705, path, min(max(q, -lim), lim))
                 pts = [(v, min(max(q, -lim / 100.0), lim / 100.0)) for v, q in pts]
             st.vv_curve = pts
-            st.vv_olrt_s = float(self.dev.get_raw(705, f"Crv[{src}].RspTms") or 5)
-        elif mid == 706:
-            npt = int(self.dev.get_raw(706, f"Crv[{src}].ActPt") or 0)
-            if not 2 <= npt <= VW_NPT:
+            st.vv_olrt_s = self._rsp_tms_s(705, g, 5.0)
+            st.vv_dept_ref = int(dept)
+            st.vv_pri = PRI_ACTIVE if self.dev.get_raw(705, g + "Pri") == 0 else PRI_REACTIVE
+            st.vv_vref_pu = st.vv_vref_auto_pu = vref
+            st.vv_vref_auto_ena = self.dev.get_raw(705, g + "VRefAutoEna") == 1
+            st.vv_vref_auto_tau_s = float(self.dev.get_raw(705, g + "VRefAutoTms") or 0)
+        elif mid in (706, 712):
+            xy = self._xy_curve(mid, index)
+            if xy is None:
                 return False
-            vs = [self.dev.get(706, f"Crv[{src}].Pt[{k}].V") or 0.0 for k in range(npt)]
-            if any(b <= a for a, b in itertools.pairwise(vs)):
-                self.log.append(f"706: curve {index} voltages are not increasing: {vs}")
-                return False
+            g = f"Crv[{src}]."
+            if mid == 706:
+                st.vw_curve = xy
+                st.vw_olrt_s = self._rsp_tms_s(706, g, 10.0)
+                st.vw_dept_ref = VW_DEPT_W_AVAIL if self.dev.get_raw(706, g + "DeptRef") == 1 else 0
+            else:
+                st.wv_curve = xy
+                st.wv_dept_ref = int(self.dev.get_raw(712, g + "DeptRef") or 0)
+                st.wv_pri = PRI_ACTIVE if self.dev.get_raw(712, g + "Pri") == 0 else PRI_REACTIVE
         elif mid == 711:
             g = f"Ctl[{src}]."
             k_of = self.dev.get(711, g + "KOf") or 0.0
@@ -547,7 +697,7 @@ class StageDevice:
             d.db_of_hz = self.dev.get(711, g + "DbOf") or 0.0
             d.db_uf_hz = self.dev.get(711, g + "DbUf") or 0.0
             d.k_of, d.k_uf = k_of, k_uf
-            d.olrt_s = self.dev.get(711, g + "RspTms") or 5.0
+            d.olrt_s = self._rsp_tms_s(711, g, 5.0)
             d.p_min_pu = (self.dev.get(711, g + "PMin") or -100.0) / 100.0
         else:
             is_v = mid in (707, 708)
@@ -561,11 +711,53 @@ class StageDevice:
                 t = self.dev.get(mid, f"Crv[{src}].MustTrip.Pt[{k}].Tms") or 0.0
                 pts.append((thr / 100.0 if is_v else thr, t))
             curve = {707: st.lv, 708: st.hv, 709: st.lf, 710: st.hf}[mid]
+            mc = {707: st.mc_lv, 708: st.mc_hv, 709: st.mc_lf, 710: st.mc_hf}[mid]
+            region = {707: "LV", 708: "HV", 709: "LF", 710: "HF"}[mid]
+            mc_pts = self._trip_points(mid, f"Crv[{src}].MomCess", x, is_v)
+            may_pts = self._trip_points(mid, f"Crv[{src}].MayTrip", x, is_v)
+            if mc_pts is None or may_pts is None:
+                return False
             curve.points = pts
             curve.reset()
+            mc.points = mc_pts
+            mc.reset()
+            st.may_trip[region] = may_pts
         for p in paths:
             self.dev.set_raw(mid, p.replace(f"{grp}[{src}].", f"{grp}[0].", 1), self.dev.get_raw(mid, p))
         return True
+
+    def _xy_curve(self, mid: int, index: int) -> list[tuple[float, float]] | None:
+        """A 706 (V, W) or 712 (W, Var) curve set as per-unit points, or None when it is not valid:
+        2..NPt points, x strictly increasing, y within -100..100 %, DeptRef one the model defines."""
+        src = index - 1
+        x, y, most, depts = ("V", "W", VW_NPT, (0, 1)) if mid == 706 else ("W", "Var", WV_NPT, (0, 1, 2, 3))
+        npt = int(self.dev.get_raw(mid, f"Crv[{src}].ActPt") or 0)
+        if not 2 <= npt <= most or self.dev.get_raw(mid, f"Crv[{src}].DeptRef") not in depts:
+            self.log.append(f"{mid}: curve {index} has {npt} points or an unknown DeptRef")
+            return None
+        pts = [
+            (
+                (self.dev.get(mid, f"Crv[{src}].Pt[{k}].{x}") or 0.0) / 100.0,
+                (self.dev.get(mid, f"Crv[{src}].Pt[{k}].{y}") or 0.0) / 100.0,
+            )
+            for k in range(npt)
+        ]
+        if any(b[0] <= a[0] for a, b in itertools.pairwise(pts)) or any(abs(q) > 1.0 for _, q in pts):
+            self.log.append(f"{mid}: curve {index} is not increasing in {x} or exceeds 100 %: {pts}")
+            return None
+        return pts
+
+    def _trip_points(self, mid: int, group: str, x: str, is_v: bool) -> list[tuple[float, float]] | None:
+        """A MomCess or MayTrip sub-curve as (threshold p.u. or Hz, time s); None beyond NPt points."""
+        npt = int(self.dev.get_raw(mid, f"{group}.ActPt") or 0)
+        if not 0 <= npt <= TRIP_NPT:
+            self.log.append(f"{mid}: {group} has {npt} points")
+            return None
+        pts = []
+        for k in range(npt):
+            thr = self.dev.get(mid, f"{group}.Pt[{k}].{x}") or 0.0
+            pts.append((thr / 100.0 if is_v else thr, self.dev.get(mid, f"{group}.Pt[{k}].Tms") or 0.0))
+        return pts
 
     # --- publishing ------------------------------------------------------------------------------
 
@@ -605,6 +797,8 @@ class StageDevice:
         d.set_raw(701, "ConnSt", 1 if energized else 0)
         d.set_raw(701, "Alrm", (1 << 4) if st.state == "tripped" else 0)  # GRID_DISCONNECT
         d.set(704, "WSetRvrtRem", st.wset_rvrt_rem_s(t_s))
+        d.set(703, "ESDlyRemTms", round(st.es_delay_rem_s()))
+        d.set(705, "Crv[0].VRefAuto", st.vv_vref_auto_pu * 100.0)
         plugged = bool(getattr(ev, "plugged", False))
         soc = float(getattr(ev, "soc", 0.0))
         d.set(713, "SoC", soc * 100.0 if plugged else 0.0)

@@ -46,12 +46,22 @@ class Breaker(_Event, tag="breaker", kw_only=True):
 
 
 class Grid(_Event, tag="grid", kw_only=True):
-    """Step the grid source: voltage (per unit, all phases or one), frequency, phase angle."""
+    """Step the grid source: voltage (per unit, all phases or one), frequency, phase angle.
+
+    ``phase_deg`` is a phase jump: the angle of the phase (or of all three) relative to its balanced
+    position, from this instant. ``rocof_hz_s``: the frequency ramps to ``f_hz`` at that rate (Hz/s,
+    a magnitude; 1547.1 ROCOF ride-through: 3 Hz/s) instead of stepping; a later frequency event
+    replaces the ramp."""
 
     v_pu: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
     f_hz: Annotated[float, Meta(ge=40.0, le=70.0)] | None = None
     phase_deg: Annotated[float, Meta(ge=-180.0, le=180.0)] | None = None
     phase: Annotated[int, Meta(ge=0, le=2)] | None = None
+    rocof_hz_s: Annotated[float, Meta(gt=0.0, le=100.0)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.rocof_hz_s is not None and self.f_hz is None:
+            raise ValueError("rocof_hz_s ramps to f_hz: give f_hz too")
 
 
 class MeterFreeze(_Event, tag="meter_freeze", kw_only=True):

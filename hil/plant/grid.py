@@ -1,4 +1,5 @@
-"""The grid source (programmable per-phase voltage, frequency, phase angle, breaker) and the island.
+"""The grid source (programmable per-phase voltage, frequency with an optional ROCOF ramp, phase angle,
+breaker) and the island.
 
 While the breaker is closed the local bus follows the source. When it opens, the local bus is the
 house load seen as a parallel RLC with quality factor Qf (IEEE 1547.1 islanding test load, Qf = 1.0),
@@ -59,6 +60,8 @@ class Grid:
         # The source's programmed values.
         self.src_v_pu = [1.0, 1.0, 1.0]
         self.src_f_hz = float(f_nominal_hz)
+        self.src_f_target_hz = float(f_nominal_hz)
+        self.src_rocof_hz_s = 0.0  # > 0: src_f_hz ramps towards src_f_target_hz at this rate
         self.src_phase_deg = [0.0, -120.0, 120.0]
         self.breaker_closed = True
         # The local bus.
@@ -72,8 +75,10 @@ class Grid:
         f_hz: float | None = None,
         phase_deg: float | None = None,
         phase: int | None = None,
+        rocof_hz_s: float | None = None,
     ) -> None:
-        """Program the source; ``phase`` (0, 1, 2) limits a V or angle step to one phase."""
+        """Program the source; ``phase`` (0, 1, 2) limits a V or angle step to one phase;
+        ``rocof_hz_s`` ramps the frequency to ``f_hz`` at that rate instead of stepping it."""
         idx = range(3) if phase is None else [phase]
         if v_pu is not None:
             for k in idx:
@@ -83,7 +88,10 @@ class Grid:
             for k in idx:
                 self.src_phase_deg[k] = base[k] + phase_deg
         if f_hz is not None:
-            self.src_f_hz = f_hz
+            self.src_f_target_hz = f_hz
+            self.src_rocof_hz_s = rocof_hz_s or 0.0
+            if not rocof_hz_s:
+                self.src_f_hz = f_hz
 
     def open_breaker(self, load: RlcLoad) -> None:
         self.breaker_closed = False
@@ -95,6 +103,14 @@ class Grid:
 
     def step(self, dt_s: float, p_gen_w: float, q_gen_var: float) -> None:
         """Advance the local bus; ``p_gen_w``/``q_gen_var`` is what the local sources inject (all phases)."""
+        if self.src_rocof_hz_s > 0.0:
+            gap = self.src_f_target_hz - self.src_f_hz
+            step = self.src_rocof_hz_s * dt_s
+            self.src_f_hz = (
+                self.src_f_target_hz if abs(gap) <= step else self.src_f_hz + math.copysign(step, gap)
+            )
+            if self.src_f_hz == self.src_f_target_hz:
+                self.src_rocof_hz_s = 0.0
         if self.breaker_closed:
             self.v_pu = list(self.src_v_pu)
             self.f_hz = self.src_f_hz

@@ -12,6 +12,7 @@ from edge.control import protect_types as pt
 from edge.control.protect_params import (
     BACKUP_F_MARGIN_HZ,
     BACKUP_V_MARGIN_PU,
+    OWNER_F_ERROR_HZ,
     ProtectParamError,
     ProtectParams,
     Trip,
@@ -27,7 +28,7 @@ GRID_CODE = (
     "ov2", "ov1", "uv1", "uv2", "of2", "of1", "uf1", "uf2", "v_cont_lo_pu", "v_cont_hi_pu", "f_cont_lo_hz",
     "f_cont_hi_hz", "v_lo_bands", "v_hi_bands", "f_lo_bands", "f_hi_bands", "rocof_limit_hz_s",
     "phase_jump_limit_deg", "es_v_lo_pu", "es_v_hi_pu", "es_f_lo_hz", "es_f_hi_hz", "es_delay_s", "es_ramp_s",
-    "es_rand_s",
+    "es_rand_s", "momentary_cessation", "mc_low_pu", "mc_high_pu",
 )  # fmt: skip
 
 # [site] setting -> (ProtectParams field, index in the kernel's parameter array, a non-default value)
@@ -105,7 +106,11 @@ def test_grid_code_values_have_no_second_source() -> None:
 def test_categories_differ_as_the_profile_says() -> None:
     cat = {c: ProtectParams.for_category(c, 7000.0) for c in (1, 2, 3)}
     assert (cat[1].uv1, cat[2].uv1, cat[3].uv1) == (Trip(0.70, 2.0), Trip(0.70, 10.0), Trip(0.88, 21.0))
-    assert [c.rocof_limit_hz_s for c in cat.values()] == [0.5, 2.0, 3.0]
+    # the detector's limit: Table 21's ride-through plus the error of a difference over the 0.2 s window
+    margin = 2.0 * OWNER_F_ERROR_HZ / 0.2
+    assert [c.rocof_limit_hz_s for c in cat.values()] == pytest.approx(
+        [0.5 + margin, 2.0 + margin, 3.0 + margin]
+    )
     assert cat[3].v_hi_bands[0].mode is Mode.MOMENTARY_CESSATION
     assert cat[2].v_lo_bands[0].slope_s_per_unit == 8.7
     assert ProtectParams.for_category(2, 7000.0, es_delay_s=10.0).es_delay_s == 10.0  # overrides apply
@@ -126,9 +131,10 @@ def test_site_tuning_reaches_the_kernel_parameter_array(name: str) -> None:
     assert getattr(params, field) == value
     p = params.pack()
     assert p[index] == value
-    # and nothing else moved
+    # and nothing else moved (but the ROCOF limit, whose margin is an error over the window)
     base = params_from_settings(_settings(**DAEMON_OWNS), measured_latency_s=0.3).pack()
-    assert np.flatnonzero(p != base).tolist() == [index]
+    moved = [index, pt.P_ROCOF_LIMIT_HZ_S] if name == "rocof_window_s" else [index]
+    assert np.flatnonzero(p != base).tolist() == sorted(moved)
 
 
 @pytest.mark.parametrize("value", [4.9, 600.1])
@@ -148,10 +154,24 @@ def test_single_phase_sites_ride_through_larger_phase_jumps() -> None:
     assert multi.phase_jump_limit_deg == 20.0
 
 
-def test_cat_iii_momentary_cessation_bands_come_through() -> None:
-    params = params_from_settings(_settings(commissioning__abnormal_category="III"), measured_latency_s=0.3)
+def test_cat_iii_momentary_cessation_bands_come_through_where_the_daemon_owns_the_voltage_trips() -> None:
+    params = params_from_settings(
+        _settings(commissioning__abnormal_category="III", functions__voltage_trip="daemon"),
+        measured_latency_s=0.3,
+    )
     assert params.v_hi_bands[0].mode is Mode.MOMENTARY_CESSATION
     assert params.v_lo_bands[-1].mode is Mode.MOMENTARY_CESSATION
+    assert (params.momentary_cessation, params.mc_low_pu, params.mc_high_pu) == (True, 0.50, 1.10)
+    p = params.pack()
+    assert (p[pt.P_MC_LO_PU], p[pt.P_MC_HI_PU]) == (0.50, 1.10)
+    # The inverter owns them (the bench default): it ceases by itself; its backup only ever stops, so
+    # the same bands ride through without a cessation of its own.
+    backup = params_from_settings(_settings(commissioning__abnormal_category="III"), measured_latency_s=0.3)
+    assert backup.v_hi_bands[0].mode is Mode.PERMISSIVE
+    assert backup.v_hi_bands[0].t0_s == params.v_hi_bands[0].t0_s
+    assert not backup.momentary_cessation
+    p = backup.pack()
+    assert (p[pt.P_MC_LO_PU], p[pt.P_MC_HI_PU]) == (-np.inf, np.inf)
 
 
 TRIPS = ("ov2", "ov1", "uv1", "uv2", "of2", "of1", "uf1", "uf2")
@@ -169,7 +189,9 @@ def test_each_protection_function_runs_by_its_owner() -> None:
         Trip(ft.of2.pickup_hz, ft.of2.clearing_s),
         Trip(ft.uf2.pickup_hz, ft.uf2.clearing_s),
     )
-    assert (ours.rocof_limit_hz_s, ours.rocof_pickup_s, ours.islanding_on) == (rt.rocof_hz_per_s, 0.3, True)
+    # ROCOF beyond the category's ride-through by twice the 10 mHz steady-state accuracy over 0.2 s
+    assert ours.rocof_limit_hz_s == pytest.approx(rt.rocof_hz_per_s + 0.1)
+    assert (ours.rocof_pickup_s, ours.islanding_on) == (0.3, True)
     assert ours.phase_jump_limit_deg == rt.phase_jump_single_phase_deg  # the bench is single phase
     assert ours.island_clearing_s == 2.0
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from ecm_support import trace_path
 
 from edge.estimation.datasheet import build_profile, load_datasheet
 from edge.estimation.profile import ProfileError, load_profile
 from hil.cli import main
+from hil.estimate import load_trace
 
 DATASHEETS = Path(__file__).resolve().parents[2] / "config" / "batteries" / "datasheets"
 SHIPPED = {
-    "nmc532-pouch": ("mohtat_v2h", "120:14520"),
-    "lfp-a123-26650": ("lfp_day", "120:3720"),
+    "nmc532-pouch": ("mohtat_v2h", "120:2520"),
+    "lfp-a123-26650": ("lfp_day", "120:1920"),
 }
 
 
@@ -48,6 +50,19 @@ def test_shipped_built_profiles_are_what_the_command_writes(
     assert "measured columns only" in text
     built = load_profile(out)
     assert built.i0_a == 0.0  # no kinetics invented for an unknown cell
+    # Where R0 / RC were fitted is in the profile, so that scoring on that record leaves it out.
+    assert built.fit_trace == trace
+    assert built.fit_window_s == tuple(float(x) for x in window.split(":"))
+    # The fitted resistances hold at the record's temperature: that is the profile's reference.
+    rec = load_trace(trace_path(trace))
+    start, end = built.fit_window_s
+    sel = (rec.t_s >= start) & (rec.t_s <= end)
+    assert built.reference_temp_c == pytest.approx(float(np.mean(rec.temp_c[sel])), abs=0.05)
+    assert built.reference_temp_c != 25.0
+    # The OCV is a few published points with their error, never the simulator's 101-point table.
+    assert len(built.ocv_soc) <= 13
+    assert built.ocv_sigma_v >= 0.01
+    assert all(abs(v * 100.0 - round(v * 100.0)) < 1e-9 for v in built.ocv_v)  # 10 mV steps
 
 
 def test_datasheet_alone_gives_a_valid_conservative_profile(capsys: pytest.CaptureFixture[str]) -> None:

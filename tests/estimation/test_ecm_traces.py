@@ -55,12 +55,15 @@ def test_aged_trace_resistance_growth_found(replayed: Callable[[str], Replay]) -
     assert 1.4 <= r.resistance_growth <= 2.0
 
 
-def test_aged_trace_soc_and_capacity_as_reached(replayed: Callable[[str], Replay]) -> None:
-    r = replayed("aged_v2h")
-    # Not the targets (see the module docstring): what the new-cell OCV table allows.
+def test_aged_trace_soc_and_capacity_as_reached(nmc: BatteryProfile, load: Callable[[str], Trace]) -> None:
+    trace = load("aged_v2h")
+    r, est = replay(nmc, trace, default_initial_soc(trace))
+    # Not the targets (see the module docstring): what the new-cell OCV table allows. The lost
+    # capacity is not observable from this record, and the estimate does not claim it is.
     assert r.soc_rmse_pct <= 5.0
     assert r.soc_max_pct <= 7.5
-    assert r.capacity_err_pct <= 15.0
+    assert r.capacity_err_pct <= 25.0
+    assert not est.capacity_learned
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,15 @@
 Data: the generalization set copied into tests/data/battery (README-generalization.md). What tuned
 what (docs/estimation.md, "Generalization"): nothing of warm_freqreg; the SoP's cold activation energy
 was checked (not fitted) against cool_v2h; the R0/RC of the two built profiles were fitted on the
-measured columns of the first hours of mohtat_v2h (house load) and lfp_day (regulation), and the
-figures below are judged over the whole records, whose charge segments are outside those windows.
+measured columns of the first 40 / 30 minutes of mohtat_v2h (house load) and lfp_day (regulation),
+windows that hold no SoP truth point (the scoring would leave any out); their OCV is a generic
+chemistry curve at a dozen points, not the cells'.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -53,21 +55,49 @@ def test_charge_limit_is_never_over_predicted_on_unseen_packs(
     assert np.all(np.asarray(r.dis10_limit_a) <= 1.05 * np.asarray(r.dis10_true_a))
 
 
-@pytest.mark.parametrize("name", ["warm_freqreg", "mohtat_v2h", "lfp_day"])
-def test_soc_from_a_wrong_start_with_a_matching_profile(
-    generalized: Callable[[str], Replay], name: str
-) -> None:
-    r = generalized(name)
+def test_soc_from_a_wrong_start_with_a_matching_profile(generalized: Callable[[str], Replay]) -> None:
+    # warm_freqreg: the LG M50 cell of the profile's OCV table, at 35 degC.
+    r = generalized("warm_freqreg")
     assert r.soc_rmse_pct <= 1.0
-    # The reported 2-sigma band holds the truth at least 90 % of the scored time.
     assert r.soc_in_2sigma >= 0.9
 
 
-def test_lfp_plateau_reports_a_wide_band_where_the_voltage_says_little(
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_reported_band_holds_the_truth_on_unseen_packs(
+    generalized: Callable[[str], Replay], name: str
+) -> None:
+    # The built profiles hold a generic chemistry curve at a dozen points (tens of mV off the cell),
+    # cool_v2h is another parametrisation at 8 degC: the SoC can be points off, but the reported
+    # 2-sigma band must say so at least 90 % of the scored time.
+    r = generalized(name)
+    assert r.soc_in_2sigma >= 0.9
+    # And the band is not so wide that it says nothing: the error is within it with room to spare.
+    assert r.soc_rmse_pct <= 100.0 * 2.0 * float(np.median(r.soc_sigma))  # type: ignore[arg-type]
+
+
+def test_lfp_plateau_reports_a_wider_band_than_a_steep_nmc_curve(
     generalized: Callable[[str], Replay],
 ) -> None:
-    r = generalized("lfp_day")
-    assert r.soc_sigma is not None
-    # On the plateau the band is several points wide; NMC's steep OCV keeps its own narrow.
-    assert float(np.median(r.soc_sigma)) >= 0.02
-    assert float(np.median(generalized("warm_freqreg").soc_sigma)) <= 0.01  # type: ignore[arg-type]
+    lfp = generalized("lfp_day").soc_sigma
+    nmc = generalized("warm_freqreg").soc_sigma
+    assert lfp is not None and nmc is not None
+    # On the plateau the voltage says little: the band is several points wide and wider than NMC's
+    # at the same fade uncertainty.
+    assert float(np.median(lfp)) >= 0.05
+    assert float(np.median(lfp)) >= 1.5 * float(np.median(nmc))
+
+
+def test_a_profile_is_not_judged_on_the_window_it_was_fitted_on(load: Callable[[str], Trace]) -> None:
+    # The SoP truth points inside the profile's fit window on the record it was fitted on are left
+    # out of the scoring; on another record, or outside the window, they count.
+    trace = load("lfp_day")
+    assert trace.meta is not None
+    times = [float(p["t_s"]) for p in trace.meta["sop_truth"]["points"]]  # type: ignore[index]
+    window = (0.0, 5000.0)
+    fitted = replace(load_profile("lfp-a123-26650"), fit_trace="lfp_day", fit_window_s=window)
+    r, _ = replay(fitted, trace, default_initial_soc(trace))
+    assert r.chg10_t_s == [t for t in times if not window[0] <= t <= window[1]]
+    assert len(r.chg10_t_s) < len(times)
+    elsewhere = replace(fitted, fit_trace="another_record")
+    r, _ = replay(elsewhere, trace, default_initial_soc(trace))
+    assert len(r.chg10_t_s) == len(times)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,14 +14,38 @@ from edge.estimation.estimator import BatteryEstimator
 from edge.estimation.profile import GAS_CONSTANT, BatteryProfile
 
 
+def run(
+    nmc: BatteryProfile, temp_c: float | None, growth: float = 1.0, sensor_bias_c: float = 0.0
+) -> tuple[BatteryEstimator, list[float]]:
+    """The estimator after 20 min of regulation-like duty on a cell of ``growth`` at ``temp_c``, read
+    by a temperature sensor off by ``sensor_bias_c``; and the cell's state at the end."""
+    current = duty(1200, amplitude_a=40.0, hold_s=3)
+    true_c = 25.0 if temp_c is None else temp_c
+    s = simulate(nmc, current, soc0=0.6, growth=growth, temp_c=true_c)
+    est = BatteryEstimator(nmc, initial_soc=0.6)
+    read = None if temp_c is None else temp_c + sensor_bias_c
+    for j in range(len(s.t_s)):
+        est.update(float(s.t_s[j]), float(s.pack_v_v[j]), float(s.pack_i_a[j]), read)
+    return est, [float(s.soc[-1])]
+
+
 def charge_limit_after(nmc: BatteryProfile, temp_c: float | None, growth: float = 1.0) -> tuple[float, float]:
     """10 s charge limit and SoP growth after 20 min of regulation-like duty on a cell of ``growth``."""
-    current = duty(1200, amplitude_a=40.0, hold_s=3)
-    s = simulate(nmc, current, soc0=0.6, growth=growth, temp_c=25.0 if temp_c is None else temp_c)
-    est = BatteryEstimator(nmc, initial_soc=0.6)
-    for j in range(len(s.t_s)):
-        est.update(float(s.t_s[j]), float(s.pack_v_v[j]), float(s.pack_i_a[j]), temp_c)
+    est, _ = run(nmc, temp_c, growth)
     return est.limits()[1].charge_current_voltage_limited_a, est.sop_growth
+
+
+def true_charge_limit(nmc: BatteryProfile, soc: float, temp_c: float, growth: float) -> float:
+    """The simulated cell's own 10 s charge limit (pack A) from rest at ``soc`` and ``temp_c``."""
+    params = nmc.kernel_params()
+    table = nmc.ocv_table().tolist()
+    state = [0.0] * k.S_N
+    state[k.S_SOC] = soc
+    c = [0.0] * k.C_N
+    k.coefficients(params.tolist(), table, soc, temp_c, growth, c)
+    out = [0.0] * k.O_N
+    k.sop(state, params.tolist(), table, c, 10.0, temp_c, out, 0)
+    return out[k.O_I_CHG_V] * nmc.parallel
 
 
 def test_a_cell_better_than_the_profile_gets_no_credit_beyond_the_floor(nmc: BatteryProfile) -> None:
@@ -29,7 +54,8 @@ def test_a_cell_better_than_the_profile_gets_no_credit_beyond_the_floor(nmc: Bat
     chg_good, g_good = charge_limit_after(nmc, 25.0, growth=0.6)
     chg_new, _ = charge_limit_after(nmc, 25.0, growth=1.0)
     ea_r = nmc.sop_resistance_ea_floor_j_per_mol / GAS_CONSTANT
-    expected = math.exp(ea_r * (1.0 / (23.0 + k.KELVIN) - 1.0 / (25.0 + k.KELVIN)))
+    t_sop = 25.0 - nmc.sop_temp_allowance_c
+    expected = math.exp(ea_r * (1.0 / (t_sop + k.KELVIN) - 1.0 / (25.0 + k.KELVIN)))
     assert g_good == pytest.approx(expected, rel=1e-9)
     assert chg_good == pytest.approx(chg_new, rel=0.02)
 
@@ -54,3 +80,57 @@ def test_the_floor_never_lowers_an_uncertain_growth(nmc: BatteryProfile) -> None
     est.update(1.0, v, 0.0, 25.0)
     # An unknown vehicle: growth 1.0 +/- 0.5, the SoP takes mean + 2 sigma = 2.0 (above the floor).
     assert est.sop_growth == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("temp_c", [5.0, 15.0, 25.0])
+def test_a_sensor_reading_warm_by_its_stated_error_does_not_over_predict(
+    nmc: BatteryProfile, temp_c: float
+) -> None:
+    # The worst cell the floor admits: all its resistances follow the floor's activation energy. The
+    # sensor reads the stated error too warm; the allowance (stated error + margin) must still leave
+    # the 10 s charge limit below the cell's own at its true temperature.
+    ea = nmc.sop_resistance_ea_floor_j_per_mol
+    worst = replace(nmc, i0_ea_j_per_mol=ea, resistance_ea_j_per_mol=ea)
+    assert worst.sop_temp_allowance_c > worst.sensor_temp_error_c
+    est, (soc,) = run(worst, temp_c, sensor_bias_c=worst.sensor_temp_error_c)
+    truth = true_charge_limit(worst, soc, temp_c, 1.0)
+    lim = est.limits()[1]
+    assert lim.charge_current_voltage_limited_a <= truth
+    assert lim.charge_current_a <= truth
+    if temp_c < worst.reference_temp_c:
+        # Without any allowance the same bias over-predicts: the test can tell.
+        blind = replace(worst, sensor_temp_error_c=0.0, sop_temp_margin_c=0.0)
+        est, (soc,) = run(blind, temp_c, sensor_bias_c=worst.sensor_temp_error_c)
+        assert est.limits()[1].charge_current_voltage_limited_a > truth
+
+
+def test_the_rating_is_derated_at_the_conservative_temperature(nmc: BatteryProfile) -> None:
+    # Measured 11 degC, in the charge derating ramp (0..10 degC): the cell may be 3 K colder, so
+    # the rating the daemon may use is the one at 11 - 3 = 8 degC (80 %), not the full one.
+    est, _ = run(nmc, 11.0)
+    d = nmc.charge_derating
+    factor = k.derate(11.0 - nmc.sop_temp_allowance_c, d.t0_c, d.t1_c, d.t2_c, d.t3_c)
+    assert factor < 1.0
+    for lim in est.limits():
+        assert lim.charge_current_a <= nmc.cell_i_charge_max_a * factor * nmc.parallel * (1 + 1e-9)
+
+
+def test_until_identification_converges_the_sop_falls_back_to_a_conservative_set(
+    nmc: BatteryProfile,
+) -> None:
+    # A cell with a third of the profile's resistance: the growth is held at its lower bound (the
+    # profile does not fit), so the SoP does not trust it: an unknown vehicle's growth bound, and the
+    # datasheet rating derated at the conservative temperature caps what the daemon may use.
+    est, _ = run(nmc, 25.0, growth=0.3)
+    assert est.soh.resistance_growth == pytest.approx(est.resistance.bounds[0])
+    assert not est.identification_converged
+    assert est.sop_growth >= 2.0
+    assert est.telemetry()["sop_fallback"] == 1.0
+    for lim in est.limits():
+        assert lim.fallback
+        assert lim.charge_current_a <= nmc.cell_i_charge_max_a * nmc.parallel * (1 + 1e-9)
+    # The matching cell converges within the 20 minutes and gets the identified set.
+    ok, _ = run(nmc, 25.0, growth=1.0)
+    assert ok.identification_converged
+    assert not ok.limits()[1].fallback
+    assert ok.sop_growth < 2.0

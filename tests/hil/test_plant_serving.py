@@ -18,7 +18,7 @@ from pymodbus.exceptions import ModbusIOException
 from hil.plant import Plant, PlantConfig
 from hil.plant import events as ev
 
-STAGE_MODELS = [1, 701, 702, 703, 704, 705, 706, 707, 708, 709, 710, 711, 713, 714, 715, 802]
+STAGE_MODELS = [1, 701, 702, 703, 704, 705, 706, 707, 708, 709, 710, 711, 712, 713, 714, 715, 802]
 
 
 async def walk(c: AsyncModbusTcpClient | AsyncModbusSerialClient, unit: int) -> dict[int, int]:

@@ -1,0 +1,61 @@
+"""The owner's reserve where the EV does not report its SoC is judged on our estimate's lower 2-sigma
+bound, not on its point value: an uncertain estimate must not spend the reserve (issue 17). Where the
+EV reports its SoC, on the lower of its figure and our point estimate."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from drivers.capabilities import PowerStageReading
+from edge.daemon.battery import BatteryTracker, BatteryView, reserve_soc
+from edge.estimation.profile import load_profile
+from edge.settings.model import Battery
+from edge.state import StateStore
+
+PORT = "inverter"
+
+
+def stage(t_s: float, pack_v_v: float, ev_soc: float | None = None) -> PowerStageReading:
+    return PowerStageReading(
+        t_s=t_s, p_w=0.0, dc_v_v=pack_v_v, dc_i_a=0.0, ev_state="CONNECTED", ev_soc=ev_soc
+    )
+
+
+def test_the_reserve_uses_the_lower_bound_of_an_uncertain_estimate() -> None:
+    s = PowerStageReading(t_s=0.0, p_w=0.0)
+    assert reserve_soc(s, BatteryView(soc_est=0.5, soc_sigma=0.04)) == pytest.approx(0.42)
+    assert reserve_soc(s, BatteryView(soc_est=0.05, soc_sigma=0.1)) == 0.0  # never below empty
+    assert math.isnan(reserve_soc(s, BatteryView()))
+    # Where the EV reports its SoC, the reserve is on the EV's scale: the lower of its figure and our
+    # point estimate, whatever our sigma (an unknown fade widens our band, not the EV's figure).
+    with_ev = PowerStageReading(t_s=0.0, p_w=0.0, ev_soc=0.35)
+    assert reserve_soc(with_ev, BatteryView(soc_est=0.5, soc_sigma=0.04)) == pytest.approx(0.35)
+    assert reserve_soc(with_ev, BatteryView(soc_est=0.38, soc_sigma=0.10)) == pytest.approx(0.35)
+    assert reserve_soc(with_ev, BatteryView(soc_est=0.32, soc_sigma=0.10)) == pytest.approx(0.32)
+    assert reserve_soc(with_ev, BatteryView()) == pytest.approx(0.35)
+
+
+@pytest.mark.parametrize("profile", ["nmc-lgm50", "lfp-a123-26650"])
+def test_the_tracker_hands_the_reserve_the_estimators_band(
+    open_state: Callable[..., StateStore], tmp_path: Path, profile: str
+) -> None:
+    # A resting pack at 60 % read through the real tracker: the view carries the estimator's sigma,
+    # and the reserve sits 2 sigma below the estimate (on LFP's plateau that is several points).
+    p = load_profile(profile)
+    pack_v = float(np.interp(0.6, p.ocv_soc, p.ocv_v)) * p.series
+    tracker = BatteryTracker(Battery(profile=profile), open_state(tmp_path), port=PORT)
+    for t in range(120):
+        view = tracker.update(stage(float(t), pack_v), at_rest=True)
+    est = tracker.estimator
+    assert est is not None
+    assert view.soc_sigma == pytest.approx(est.soc_sigma)
+    assert view.soc_sigma > 0.0
+    reserve = reserve_soc(stage(120.0, pack_v), view)
+    assert reserve == pytest.approx(view.soc_est - 2.0 * view.soc_sigma)
+    assert reserve < view.soc_est
+    assert est.reserve_soc == pytest.approx(reserve)

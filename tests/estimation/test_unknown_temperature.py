@@ -1,0 +1,38 @@
+"""Without a pack temperature the datasheet rating is derated at the profile's unknown-temperature
+guess (0 degC: no charging for a cell that forbids it below 0 degC), unless the EV states its own
+limits: its BMS knows the temperature, and a charger without a pack sensor (most of them) must still
+charge. Found by the bench: a daemon on the embedded config never charged the simulated EV."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge.estimation.estimator import BatteryEstimator, EvLimits
+from edge.estimation.profile import load_profile
+
+
+def _limits(ev: EvLimits | None, temp_c: float | None) -> tuple[float, float]:
+    p = load_profile("nmc-lgm50")
+    est = BatteryEstimator(p, initial_soc=0.6)
+    v = float(np.interp(0.6, p.ocv_soc, p.ocv_v)) * p.series
+    for t in range(60):
+        est.update(float(t), v, 0.0, temp_c, ev_limits=ev)
+    lim = next(x for x in est.limits() if x.horizon_s == 10.0)
+    return lim.discharge_dc_w, lim.charge_dc_w
+
+
+def test_unknown_temperature_without_ev_limits_keeps_the_cold_guess() -> None:
+    _, chg = _limits(None, None)
+    assert chg == 0.0  # 0 degC is the cell's charge cut-off (charge_derating_c starts at 0)
+
+
+def test_unknown_temperature_with_the_evs_limits_charges_within_them() -> None:
+    ev = EvLimits(max_charge_power_w=11_000.0, max_discharge_power_w=11_000.0)
+    dis, chg = _limits(ev, None)
+    assert chg == 11_000.0 and dis == 11_000.0
+
+
+def test_a_measured_cold_pack_is_derated_whatever_the_ev_states() -> None:
+    ev = EvLimits(max_charge_power_w=11_000.0, max_discharge_power_w=11_000.0)
+    _, chg = _limits(ev, -5.0)
+    assert chg == 0.0

@@ -1,0 +1,154 @@
+"""The conformance suite (hil/conformance/suite.py, functions.py): the registry's ids, the function
+tests' judges on synthetic records (an ideal EUT passes, a slow one fails), and the quick subset end to
+end against the real daemon and the plant through ``v2g-hil run --suite``: summary.md, result.json,
+plots, and the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from hil import runner
+from hil.conformance import functions as fn
+from hil.conformance import suite
+from hil.conformance.base import ConformanceTest, Row
+from hil.plant import events as ev
+from hil.scenario import Scenario
+
+
+def test_registry_lists_the_function_tests_for_each_owner() -> None:
+    quick = {t.id for t in suite.registry(("daemon", "inverter"), quick=True)}
+    full = {t.id for t in suite.registry(("daemon", "inverter"), quick=False)}
+    for owner in ("daemon", "inverter"):
+        assert {
+            f"vv-char1-{owner}",
+            f"vw-char1-{owner}",
+            f"fw-char2-over-dis-{owner}",
+            f"pri-{owner}",
+        } <= quick
+        for n in (1, 2, 3):
+            assert f"vv-char{n}-{owner}" in full and f"vw-char{n}-{owner}" in full
+        assert {f"vv-vref-{owner}", f"cpf-90inj-{owner}", f"crp-m44-{owner}", f"wv-char1-chg-{owner}"} <= full
+        for d in ("over", "under"):
+            for s in ("dis", "chg"):
+                assert f"fw-char1-{d}-{s}-{owner}" in full and f"fw-char2-{d}-{s}-{owner}" in full
+    only = suite.registry(("daemon",), quick=True, only=["fw-*"])
+    assert only and all(t.id.startswith("fw-") and t.owner == "daemon" for t in only)
+
+
+def test_quick_function_tests_fit_the_ci_budget() -> None:
+    quick = fn.tests("daemon", quick=True)
+    assert all(t.quick for t in quick)
+    # Scenario time of the quick subset per owner; with start-up and plots it must stay under 3 min.
+    assert sum(t.scenario.duration_s for t in quick) <= 150.0
+    full = fn.tests("inverter", quick=False)
+    assert sum(t.scenario.duration_s for t in full) <= 62 * 60.0
+
+
+def _columns(test: ConformanceTest, q_of_v, tr_s: float, dt: float = 0.01) -> dict[str, list[float]]:
+    """A record of an EUT whose Q follows ``q_of_v`` with a first-order response of t90 ``tr_s``."""
+    grid = sorted((e for e in test.scenario.events if isinstance(e, ev.Grid)), key=lambda e: e.at_s)
+    tau = tr_s / math.log(10.0)
+    cols: dict[str, list[float]] = {"t_s": [], "grid_v_pu": [], "q_ev_var": [], "p_ev_w": [], "grid_f_hz": []}
+    v, q, k = 1.0, 0.0, 0
+    n = int(test.scenario.duration_s / dt)
+    for i in range(n + 1):
+        t = i * dt
+        while k < len(grid) and grid[k].at_s <= t + 1e-9:
+            v = grid[k].v_pu if grid[k].v_pu is not None else v
+            k += 1
+        q += (q_of_v(v) * fn.S_VA - q) * (1.0 - math.exp(-dt / tau))
+        for name, val in (
+            ("t_s", t),
+            ("grid_v_pu", v),
+            ("q_ev_var", q),
+            ("p_ev_w", fn.P_W),
+            ("grid_f_hz", 60.0),
+        ):
+            cols[name].append(val)
+    return cols
+
+
+def test_volt_var_judge_passes_an_ideal_eut_and_fails_a_slow_one() -> None:
+    test = fn.volt_var("daemon", 1, quick=True)
+    c = fn.VV_CHARS[1]
+    curve = fn._curve(list(zip(c.v, c.q, strict=True)))
+    rows = test.judge(_columns(test, curve, 1.0))
+    assert rows[0].test == "operating point before the first step"
+    assert len(rows) == 1 + len(fn.VV_QUICK)
+    assert all(r.passed for r in rows), [r.measured for r in rows if not r.passed]
+    slow = test.judge(_columns(test, curve, 3.0))
+    failed = [r.test for r in slow if not r.passed]
+    # The steps that move Q by more than the 1.5 MRA tolerance fail; the deadband steps do not move it.
+    assert "step k) V4+av" in failed and "step w) V1-av" in failed
+    wrong_curve = test.judge(_columns(test, lambda v: 0.5 * curve(v), 1.0))
+    assert any(not r.passed for r in wrong_curve)
+
+
+def test_suite_runs_a_quick_test_end_to_end(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    runner.add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--suite",
+            "ieee1547",
+            "--quick",
+            "--owner",
+            "daemon",
+            "--only",
+            "fw-char2-over-*",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert suite.main(args) == 0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| test | clause | owner | setting | measured | limit | verdict |" in summary
+    assert summary.count("fw-char2-over-dis-daemon: step") == 8
+    result = json.loads((tmp_path / "result.json").read_text())
+    (t,) = result["tests"]
+    assert t["passed"] and t["id"] == "fw-char2-over-dis-daemon" and t["wall_s"] > 0
+    folder = tmp_path / t["id"]
+    for row in t["rows"]:
+        assert row["passed"]
+        assert (folder / row["plot"]).stat().st_size > 5000
+    assert (folder / "daemon.log").exists() and "FAIL" not in (folder / "summary.md").read_text()
+
+
+@pytest.mark.asyncio
+async def test_a_failing_row_fails_the_suite(tmp_path: Path) -> None:
+    def judge(cols):
+        p = max(cols["p_ev_w"])
+        return [
+            Row(
+                test="P stays below 1 kW",
+                setting="-",
+                measured=f"{p:.0f} W",
+                limit="<= 1000 W",
+                passed=p <= 1000.0,
+            )
+        ]
+
+    sc = Scenario(name="tiny", duration_s=4.0, plant=fn.PLANT, daemon=fn._daemon("daemon", [], {}))
+    test = ConformanceTest(
+        id="tiny", title="tiny", clause="-", owner="daemon", scenario=sc, judge=judge, dispatch_p_w=fn.P_W
+    )
+    code = await suite.run_suite([test], tmp_path, runner.daemon_command(None), quick=True, owners=["daemon"])
+    assert code == 1
+    assert "**FAIL**" in (tmp_path / "summary.md").read_text()
+    assert json.loads((tmp_path / "result.json").read_text())["passed"] is False
+
+
+def test_a_stage_that_never_runs_fails_the_watt_var_test() -> None:
+    # Watt-var's Q is 0 at P = 0: without the operating-point and power-step checks an idle stage
+    # would pass every step.
+    test = fn.watt_var("inverter", 1, charging=False, quick=True)
+    cols = _columns(test, lambda _v: 0.0, 1.0)
+    cols["p_ev_w"] = [0.0] * len(cols["t_s"])
+    rows = test.judge(cols)
+    assert not rows[0].passed
+    assert all(not r.passed and "P not reached" in r.measured for r in rows[1:])
