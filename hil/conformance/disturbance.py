@@ -77,12 +77,19 @@ def daemon_config(owner: Owner, category: str = CATEGORY, **over: Any) -> dict[s
     return deep_merge(base, over)
 
 
-def plant_config(category: str = CATEGORY, **over: Any) -> dict[str, Any]:
+def plant_config(category: str = CATEGORY, owner: Owner = "inverter", **over: Any) -> dict[str, Any]:
     """The ``[plant]`` table: the stage at ``category``, its own enter service as short as the daemon's,
-    the house load that keeps the EV at its rating; ``over`` merged on top."""
+    the house load that keeps the EV at its rating; ``over`` merged on top. Where the daemon owns the
+    trips, the inverter's own must-trip curves are at the widest of 1547's ranges, as the installer
+    sets them there (otherwise the certified curves act inside the ride-through the daemon owns)."""
     base: dict[str, Any] = {
         "site": {"house_load_w": HOUSE_LOAD_W},
-        "power_stage": {"category": category, "es_delay_s": ES_DELAY_S, "es_ramp_s": ES_RAMP_S},
+        "power_stage": {
+            "category": category,
+            "es_delay_s": ES_DELAY_S,
+            "es_ramp_s": ES_RAMP_S,
+            "trip_settings": "widest" if owner == "daemon" else "category",
+        },
     }
     return deep_merge(base, over)
 
@@ -417,9 +424,9 @@ def trip_test(
     ]
     if owner == "daemon":
         notes.append(
-            "The plant inverter keeps its certified Category II must-trip curves (the daemon verifies them "
-            "enabled and cannot widen them): where one is faster than the setting under test the row says "
-            "'the stage's own trip'."
+            "The plant inverter's own must-trip curves are at the widest of 1547's ranges (1547.1 Table 15), "
+            "as the installer sets them where the daemon owns the trips; OV2 1.20 pu / 0.16 s is fixed, so "
+            "there the row may say 'the stage's own trip'."
         )
     for c in cases:
         notes.extend(c.notes)
@@ -433,7 +440,7 @@ def trip_test(
             name=tid,
             description=f"trip tests for owner {owner}",
             duration_s=duration,
-            plant=plant_config(),
+            plant=plant_config(owner=owner),
             daemon=daemon_config(owner, grid=grid),
             events=list(events),
         ),
@@ -616,8 +623,8 @@ def _rt_test(owner: Owner, category: str, quick: bool) -> ConformanceTest:
         notes.append("Leading and trailing holds at nominal shortened (2 s / 4 s instead of 10 s / 120 s).")
     if owner == "daemon":
         notes.append(
-            "The plant inverter keeps its certified must-trip curves (Category "
-            f"{category} defaults): where they act inside the sequence the 'no trip' row fails on them."
+            "The plant inverter's own must-trip curves are at the widest of 1547's ranges (1547.1 Table 15), "
+            "as the installer sets them where the daemon owns the trips: the sequence tests the daemon's."
         )
     tid = f"rt-cat{category.lower()}-{owner}"
     return ConformanceTest(
@@ -630,7 +637,7 @@ def _rt_test(owner: Owner, category: str, quick: bool) -> ConformanceTest:
             name=tid,
             description=f"voltage ride-through, Category {category}, owner {owner}",
             duration_s=duration,
-            plant=plant_config(category),
+            plant=plant_config(category, owner),
             daemon=daemon_config(owner, category, grid={"voltage_trip": uv}),
             events=list(events),
         ),

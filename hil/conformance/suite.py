@@ -333,10 +333,6 @@ def write_report(
 # code does not fail on them, so CI catches every other failure; one that passes is reported so the
 # finding is closed. Each entry is a finding still open, never a tolerance.
 OPEN_FINDINGS: dict[str, str] = {
-    "rt-catii-daemon": (
-        "the plant inverter keeps its certified Cat II curves, whose UV2 trips it inside the ride-through "
-        "the daemon owns (disturbance finding 6)"
-    ),
     "island-passive-daemon": (
         "a balanced island (generation 98 % of load) sits inside the passive windows' non-detection zone "
         "and the phase-jump detector gets no angle (disturbance finding 7)"

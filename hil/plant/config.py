@@ -111,6 +111,9 @@ class PowerStageConfig(_Struct):
     # a set with MomCess points.
     momentary_cessation: bool = False
     category: Literal["I", "II", "III"] = "II"
+    # The must-trip curves from power-up: the category's defaults, or the widest of 1547's ranges (as an
+    # installer sets them where the daemon owns the trips: the inverter's own must not act first).
+    trip_settings: Literal["category", "widest"] = "category"
     # Watt-var open-loop response time: model 712 has no response-time point, so the device's own
     # (1547 clause 5.3.4: at most 10 s).
     watt_var_olrt_s: Annotated[float, Meta(gt=0.0, le=10.0)] = 5.0

@@ -89,6 +89,13 @@ HV_TRIP = {
 }
 LF_TRIP_DHZ = [(-1.5, 300.0), (-3.5, 0.16)]  # 58.5 / 56.5 Hz at 60 Hz
 HF_TRIP_DHZ = [(1.2, 300.0), (2.0, 0.16)]  # 61.2 / 62.0 Hz at 60 Hz
+# The widest settings of 1547's ranges (1547.1 Table 15, as a lab sets a DER's trips so they do not
+# interfere): what an installer sets where the daemon owns the trips and the certified inverter's own
+# curves must not act inside the ride-through the daemon owns. OV2 1.20 pu / 0.16 s is fixed by 1547.
+WIDEST_LV = [(0.0, 21.0), (0.0, 2.0)]
+WIDEST_HV = [(1.20, 13.0), (1.20, 0.16)]
+WIDEST_LF_DHZ = [(-10.0, 1000.0), (-10.0, 1000.0)]  # 50 Hz at 60 Hz
+WIDEST_HF_DHZ = [(6.0, 1000.0), (6.0, 1000.0)]  # 66 Hz at 60 Hz
 # Momentary cessation thresholds (notes A.8: below/above these the category's ride-through table asks
 # for cease to energize or momentary cessation), entered at once.
 MC_LV = {"I": 0.50, "II": 0.30, "III": 0.50}
@@ -190,14 +197,13 @@ class PowerStage:
         self.droop_ena = cfg.freq_droop
         self.droop = Droop()
         cat = cfg.category
-        self.lv = TripCurve(list(LV_TRIP[cat]), below=True, enabled=cfg.voltage_trip)
-        self.hv = TripCurve(list(HV_TRIP[cat]), below=False, enabled=cfg.voltage_trip)
-        self.lf = TripCurve(
-            [(f_nominal_hz + d, t) for d, t in LF_TRIP_DHZ], below=True, enabled=cfg.frequency_trip
-        )
-        self.hf = TripCurve(
-            [(f_nominal_hz + d, t) for d, t in HF_TRIP_DHZ], below=False, enabled=cfg.frequency_trip
-        )
+        widest = cfg.trip_settings == "widest"
+        lv, hv = (WIDEST_LV, WIDEST_HV) if widest else (LV_TRIP[cat], HV_TRIP[cat])
+        lf, hf = (WIDEST_LF_DHZ, WIDEST_HF_DHZ) if widest else (LF_TRIP_DHZ, HF_TRIP_DHZ)
+        self.lv = TripCurve(list(lv), below=True, enabled=cfg.voltage_trip)
+        self.hv = TripCurve(list(hv), below=False, enabled=cfg.voltage_trip)
+        self.lf = TripCurve([(f_nominal_hz + d, t) for d, t in lf], below=True, enabled=cfg.frequency_trip)
+        self.hf = TripCurve([(f_nominal_hz + d, t) for d, t in hf], below=False, enabled=cfg.frequency_trip)
         # Momentary cessation (MomCess) per trip model; may-trip points (MayTrip) stored only.
         mc = cfg.momentary_cessation
         self.mc_lv = TripCurve([(MC_LV[cat], 0.0)] if mc else [], below=True)

@@ -318,8 +318,7 @@ def test_category_ii_low_voltage_ride_through_never_trips() -> None:
     # 1547.1 Table 4 (Cat II LVRT), non-consecutive: A 0.94/10 s, B 0.25/0.16, C 0.40/0.16, D 0.65/2.68,
     # D' 0.67/7.68, E 0.88/2, F 0.94/120 (A and F shortened: nothing times out there). As 1547.1 sets
     # it up, the under-voltage trips do not interfere (the widest settings, 1547.1 Table 15).
-    st = running(S, momentary_cessation=True)
-    st.lv.points = [(0.0, 21.0), (0.0, 2.0)]
+    st = running(S, momentary_cessation=True, trip_settings="widest")
     t = 3.1
     states: set[str] = set()
     ceased: list[bool] = []
@@ -342,6 +341,20 @@ def test_category_ii_low_voltage_ride_through_never_trips() -> None:
     assert states == {"running"}
     # B below the Cat II momentary-cessation threshold (0.30), C below 0.5 p.u. where the stage cannot run.
     assert ceased == [False, True, True, False, False, False, False]
+
+
+def test_widest_trip_settings_trip_only_beyond_1547s_ranges() -> None:
+    # 1547.1 Table 15: OV2 1.20 pu / 0.16 s (fixed by 1547) still trips; 0.40 pu for 0.3 s (the
+    # category's UV2 would trip at 0.16 s) and 61.9 Hz for 1 s do not.
+    st = running(S, trip_settings="widest")
+    t = run_stage(st, 3.1, 3.4, v=0.40)
+    t = run_stage(st, t, t + 1.0, f_hz=61.9)
+    assert st.state == "running"
+    st_cat = running(S)
+    run_stage(st_cat, 3.1, 3.4, v=0.40)
+    assert st_cat.state == "tripped"
+    run_stage(st, t, t + 0.2, v=1.21)
+    assert st.state == "tripped"
 
 
 # --- enter service (703) --------------------------------------------------------------------------------
