@@ -20,6 +20,9 @@ setup() { bash deploy/setup-dev.sh "$VENV"; }
 # import as a compiled module (a missing one would otherwise fall back to Python with a warning).
 ext() {
     local out
+    # The kernels' layout includes are generated from the Python declarations: a stale one would
+    # compile a kernel that disagrees with its reference.
+    "$PY" -m ext.gen_layouts --check || return 1
     if ! out=$("$PY" setup.py -q build_ext --inplace 2>&1); then
         printf '%s\n' "$out" >&2
         echo "ext: the Cython kernels did not compile" >&2

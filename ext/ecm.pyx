@@ -3,103 +3,13 @@
 
 The reference is edge/estimation/_ecm_ref.py: same maths, same order, same array layouts. The
 per-sample entry point ``step`` works in place on caller-owned float64 arrays and allocates nothing.
+The layouts and numeric constants are the reference's, included from ecm_layout.pxi (generated:
+``python -m ext.gen_layouts --write``); ``layout()`` returns the indices this module was built with.
 """
 
 from libc.math cimport asinh, exp, fabs, floor, fmax, fmin, sqrt
 
-# State array layout (see the reference).
-cdef enum:
-    S_SOC = 0
-    S_V1 = 1
-    S_V2 = 2
-    S_B = 3
-    S_P00 = 4
-    S_P01 = 5
-    S_P02 = 6
-    S_P03 = 7
-    S_P11 = 8
-    S_P12 = 9
-    S_P13 = 10
-    S_P22 = 11
-    S_P23 = 12
-    S_P33 = 13
-    S_I_PREV = 14
-    S_INNOV = 15
-    S_NIS = 16
-    S_V_PRED = 17
-    S_OCV = 18
-    S_VFREE_PRIOR = 19
-    S_VFREE_POST = 20
-    S_OCV_OFS = 21
-    S_N = 22
-
-cdef enum:
-    P_Q_AH = 0
-    P_R0 = 1
-    P_R1 = 2
-    P_TAU1 = 3
-    P_R2 = 4
-    P_TAU2 = 5
-    P_EA_R = 6
-    P_TREF_K = 7
-    P_R_GROWTH = 8
-    P_GROWTH_OHMIC = 9
-    P_I0_A = 10
-    P_I0_B = 11
-    P_EA_I0_R = 12
-    P_Q_SOC = 13
-    P_Q_V1 = 14
-    P_Q_V2 = 15
-    P_R_V = 16
-    P_GATE = 17
-    P_V_MIN = 18
-    P_V_MAX = 19
-    P_I_DIS_MAX = 20
-    P_I_CHG_MAX = 21
-    P_SOC_MIN = 22
-    P_SOC_MAX = 23
-    P_DIS_T0 = 24
-    P_DIS_T1 = 25
-    P_DIS_T2 = 26
-    P_DIS_T3 = 27
-    P_CHG_T0 = 28
-    P_CHG_T1 = 29
-    P_CHG_T2 = 30
-    P_CHG_T3 = 31
-    P_SOP_GROWTH = 32
-    P_Q_B = 33
-    P_OCV_VAR = 34
-    P_OVERPOT_REL = 35
-    P_OFS_TAU_S = 36
-    P_N = 37
-
-cdef enum:
-    O_I_DIS_V = 0
-    O_I_CHG_V = 1
-    O_I_DIS = 2
-    O_I_CHG = 3
-    O_P_DIS = 4
-    O_P_CHG = 5
-    O_N = 6
-
-cdef enum:
-    C_R0 = 0
-    C_R1 = 1
-    C_R2 = 2
-    C_I0A = 3
-    C_I0B = 4
-    C_RT = 5
-    C_RSS_NEW = 6
-    C_N = 7
-
-cdef enum:
-    NEWTON_ITERATIONS = 8
-
-cdef double NEWTON_TOL_V = 1e-4
-cdef double SLOPE_SPAN_MIN = 1e-3
-
-cdef double KELVIN_C = 273.15
-cdef double TWO_R_OVER_F_C = 2.0 * 8.314462618 / 96485.33212
+include "ecm_layout.pxi"
 
 KELVIN = KELVIN_C
 TWO_R_OVER_F = TWO_R_OVER_F_C

@@ -33,7 +33,7 @@ from typing import Any
 
 from drivers.errors import DriverError
 from drivers.sunspec.device import ModelValues, SunSpecDevice
-from drivers.sunspec.write import CheckedWriter
+from drivers.sunspec.write import SECONDS, CheckedWriter
 
 DISABLED, ENABLED = 0, 1
 ADOPT_IN_PROGRESS, ADOPT_COMPLETED, ADOPT_FAILED = 0, 1, 2
@@ -104,6 +104,13 @@ def _pct(pu: float) -> float:
     return pu * 100.0
 
 
+def inverter_reactive_modes(functions: Any) -> tuple[str, ...]:
+    """The reactive modes ``functions`` (edge.settings.model.Functions) gives the inverter; the settings
+    checks allow one at most. While there is one, reactive power is the inverter's: the power stage
+    writes no reactive set point and a dispatch may not ask for one."""
+    return tuple(name for name in REACTIVE_MODES if getattr(functions, name) == "inverter")
+
+
 def plan_from_settings(functions: Any, grid: Any, inverter: Any = None) -> FunctionsPlan:
     """The plan for ``functions`` (edge.settings.model.Functions), ``grid`` (resolved Grid) and
     ``inverter`` (edge.settings.model.Inverter: its ratings, the base of watt-var's charging side).
@@ -113,7 +120,8 @@ def plan_from_settings(functions: Any, grid: Any, inverter: Any = None) -> Funct
     ``PMin`` in % of rated. Trips: the enabled stages as must-trip points (threshold, clearing time),
     momentary cessation as one point at ``mc_low_pu`` / ``mc_high_pu`` when the settings ask for it.
     Enter service: the window, delay, ramp and randomized delay (703). The reactive modes: see
-    :func:`_reactive_plans`.
+    :func:`_reactive_plans`. Times go out as the settings give them, never rounded here: one the
+    device cannot hold at its resolution is refused by the write path (a configuration problem).
     """
     g = grid
     vv, vw, fd = g.volt_var, g.volt_watt, g.freq_droop
@@ -124,7 +132,7 @@ def plan_from_settings(functions: Any, grid: Any, inverter: Any = None) -> Funct
         "Pri": PRI_REACTIVE,
         "VRef": _pct(vv.v_ref_pu),
         "VRefAutoEna": ENABLED if vv.v_ref_auto else DISABLED,
-        "VRefAutoTms": round(vv.v_ref_tau_s),
+        "VRefAutoTms": vv.v_ref_tau_s,
         "RspTms": vv.olrt_s,
     }
     for k, (v, q) in enumerate(
@@ -200,14 +208,14 @@ def plan_from_settings(functions: Any, grid: Any, inverter: Any = None) -> Funct
                 "ESVLo": _pct(es.v_low_pu),
                 "ESHzHi": es.f_high_hz,
                 "ESHzLo": es.f_low_hz,
-                "ESDlyTms": round(es.delay_s),
-                "ESRndTms": round(es.randomized_delay_s),
-                "ESRmpTms": round(es.ramp_s),
+                "ESDlyTms": es.delay_s,
+                "ESRndTms": es.randomized_delay_s,
+                "ESRmpTms": es.ramp_s,
             },
             enable=False,  # 703 ES is the permit to serve (start/stop), not the function's enable
         )
     )
-    owned = [name for name in REACTIVE_MODES if getattr(functions, name) == "inverter"]
+    owned = inverter_reactive_modes(functions)
     reactive, problems = _reactive_plans(functions, grid, inverter, owned)
     plans.extend(reactive)
     unsupported.extend(problems)
@@ -217,7 +225,7 @@ def plan_from_settings(functions: Any, grid: Any, inverter: Any = None) -> Funct
 
 
 def _reactive_plans(
-    functions: Any, grid: Any, inverter: Any, inverter_owned: list[str]
+    functions: Any, grid: Any, inverter: Any, inverter_owned: tuple[str, ...]
 ) -> tuple[list[FunctionPlan], list[str]]:
     """Watt-var (712), constant PF and constant var (704), and the problems of the reactive settings
     (``inverter_owned``: the reactive modes the inverter owns).
@@ -334,9 +342,18 @@ class FunctionsConfigurator:
         inst = self.device.instance(model_id)
         return None if inst is None else await self.device.read_model(inst)
 
-    def _failed(self, e: DriverError) -> None:
+    def _contact(self, e: DriverError) -> None:
         if e.kind in ("timeout", "disconnected", "backoff"):
             self.contact_failed = True
+
+    def _failed(self, f: FunctionPlan, e: DriverError, doing: str) -> str:
+        """The problem of ``e`` raised while ``doing`` ``f``."""
+        self._contact(e)
+        if e.kind == "range":
+            # A setting this device cannot take (a time finer than its scale factor): refused before
+            # anything is written, alike when configuring and when checking: one problem, not two.
+            return f"{f.name}: model {f.model_id} setting refused: {e}"
+        return f"{f.name}: model {f.model_id} {doing}: {e}"
 
     async def apply(self, plan: FunctionsPlan) -> FunctionsReport:
         """Configure, then verify from a fresh read; every failure becomes a problem, never an exception
@@ -348,19 +365,17 @@ class FunctionsConfigurator:
             try:
                 problems.extend(await self._configure(f))
             except DriverError as e:
-                self._failed(e)
-                problems.append(f"{f.name}: model {f.model_id} not configured: {e}")
+                problems.append(self._failed(f, e, "not configured"))
         try:
             problems.extend(await self._anti_islanding(plan.anti_islanding_owner))
         except DriverError as e:
-            self._failed(e)
+            self._contact(e)
             problems.append(f"anti_islanding: model 704 AntiIslEna not checked: {e}")
         for f in plan.functions:
             try:
                 problems.extend(await self._verify(f))
             except DriverError as e:
-                self._failed(e)
-                problems.append(f"{f.name}: model {f.model_id} not read back: {e}")
+                problems.append(self._failed(f, e, "not read back"))
         return FunctionsReport(not problems, tuple(dict.fromkeys(problems)))
 
     async def _configure(self, f: FunctionPlan) -> list[str]:
@@ -430,8 +445,8 @@ class FunctionsConfigurator:
 
     def _matches(self, mv: ModelValues, f: FunctionPlan, index: int, *, top_level: bool = True) -> list[str]:
         """Problems of set ``index`` (and the top-level points) against the plan: a scaled value within
-        one raw step (the device may round it), any other (enums, counts, seconds) exactly: an
-        excitation, a mode or an enable one step off is another setting."""
+        one raw step (the device may round it), any other (enums, counts, times in seconds, scaled or
+        not) exactly: an excitation, a mode, an enable or a time one step off is another setting."""
         problems = []
         prefix = _set_prefix(f.model_id, index)
         wanted = [(f"{prefix}{p}", v) for p, v in f.curve.items()]
@@ -444,7 +459,8 @@ class FunctionsConfigurator:
                 continue
             expected = self.writer.raw(mv, path, value)
             got = mv.raw(path)
-            step = 1 if mv.layout.slots[path].point.sf is not None else 0
+            point = mv.layout.slots[path].point
+            step = 1 if point.sf is not None and point.units != SECONDS else 0
             if not isinstance(got, int) or abs(got - expected) > step:
                 shown = "not implemented" if got is None else f"{mv.value(path)} (raw {got})"
                 problems.append(

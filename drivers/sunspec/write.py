@@ -7,7 +7,11 @@ Every write to a SunSpec point goes through :class:`CheckedWriter`:
   (``sunssf``) is refused, a value outside the type's range (a negative value for an unsigned
   register, an int16 beyond -32767..32767, the not-implemented sentinel), an enum value the
   definition does not name or a bitfield bit it does not define is refused, and NaN is refused.
-  A refusal is ``DriverError(kind="range")`` and nothing is written.
+  A time (a point in seconds: response, clearing, delay and reversion times) is never rounded: one
+  the device cannot hold at its scale factor (0.2 s where ``RspTms_SF`` = 0 counts whole seconds) is
+  refused, naming the scale factor and the nearest value the device holds. Other scaled points
+  (voltages, powers, per-unit curve values) are rounded to the nearest raw step, as their read-back
+  allows. A refusal is ``DriverError(kind="range")`` and nothing is written.
 * :meth:`CheckedWriter.write_settings` writes settings (reversion timers, enables, modes, curves)
   **on change only**: it keeps the last value verified per register and skips a point whose
   registers already hold it, then reads the written registers back and compares; a mismatch raises
@@ -47,6 +51,10 @@ _INTEGER_TYPES = {
     "int64",
     "uint64",
 }
+SECONDS = "Secs"  # the units of a time point in the model definitions
+# A time the device holds differs from the one wanted by binary floating point only (0.2 / 10^-2 is
+# 20.000000000000004): relative to the value, absolute below 1 s.
+_TIME_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,16 @@ class CheckedWriter:
             register=addr,
         )
 
+    def _time_refusal(self, mv: ModelValues, path: str, value: float, sf: int, carrier: str) -> DriverError:
+        step = 10.0**sf
+        nearest = ssm.unscale(value, sf) * step
+        return self._refuse(
+            mv,
+            path,
+            f"wanted {value:g} s, which the device cannot hold: {carrier} "
+            f"(steps of {step:g} s), the nearest value it holds is {nearest:g} s; a time is not rounded",
+        )
+
     def raw(self, mv: ModelValues, path: str, value: float) -> int:
         """The raw value of engineering ``value`` for point ``path`` of ``mv``, checked against the model."""
         slot = mv.layout.slots.get(path)
@@ -107,6 +125,8 @@ class CheckedWriter:
             raise self._refuse(mv, path, f"value {value!r} is not a finite number")
         if p.sf is None:
             if not float(value).is_integer():
+                if p.units == SECONDS:
+                    raise self._time_refusal(mv, path, value, 0, "no scale factor")
                 raise self._refuse(
                     mv, path, f"value {value!r} is not an integer and {path} has no scale factor"
                 )
@@ -118,6 +138,10 @@ class CheckedWriter:
                     mv, path, f"its scale factor {slot.sf_path or p.sf} is not implemented or outside -10..10"
                 )
             raw = ssm.unscale(value, sf)
+            # A response or clearing time rounded is another setting: 0.2 s in whole seconds is no lag
+            # at all or five times the commissioned one.
+            if p.units == SECONDS and abs(raw * 10.0**sf - value) > _TIME_TOLERANCE * max(abs(value), 1.0):
+                raise self._time_refusal(mv, path, value, sf, f"{slot.sf_path or 'its scale factor'} = {sf}")
         lo, hi = _raw_range(p.type, p.size)
         if not lo <= raw <= hi:
             sf = mv.sf(path) or 0

@@ -6,8 +6,9 @@ kernel I (edge/control/pq.py) on that kernel's P/Q request and produces the fina
 1. ride-through bookkeeping: how long voltage and frequency have been outside their continuous
    operation region, which band they are in; momentary cessation beyond its voltage thresholds;
 2. the eight trip elements (OV2, OV1, UV1, UV2, OF2, OF1, UF1, UF2): a trip fires once the quantity
-   has stayed beyond pickup for the clearing time minus the actuation latency, and never while a
-   ride-through region still requires operation;
+   has stayed beyond pickup for the clearing time minus the actuation latency; the owner's settings
+   take precedence over ride-through, a supervisory backup never fires while a region still requires
+   operation;
 3. passive islanding detectors: ROCOF beyond the category's ride-through over successive windows,
    phase jump, and for non-export sites minimum import at the site meter;
 4. site-meter freshness (stale, frozen) and the V2H export cap: the discharge command is bounded by the
@@ -101,6 +102,8 @@ from edge.control.protect_types import (
     P_ROCOF_LIMIT_HZ_S,
     P_ROCOF_PICKUP_S,
     P_ROCOF_WINDOW_S,
+    P_RT_HOLDS_F_TRIPS,
+    P_RT_HOLDS_V_TRIPS,
     P_STALE_METER_S,
     P_STEADY_TOL_W,
     P_TRIM_MAX_W,
@@ -331,7 +334,8 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
             s[S_MC_CLEAR_T] = NAN
     mc = s[S_MC_ACTIVE] != 0.0
 
-    # 2. trip elements
+    # 2. trip elements; the owner's trip settings take precedence over ride-through (OpenDER, and
+    # 1547.1 tests trips at settings inside ride-through regions); a backup waits every region out
     trip_rem = INF
     for k in range(8):
         pickup = p[P_TRIP + 2 * k]
@@ -339,29 +343,34 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
             x = vmax
             picked = x > pickup
             rt_rem = rt_vhi
+            holds = p[P_RT_HOLDS_V_TRIPS] != 0.0
         elif k < 4:
             x = vmin
             picked = x < pickup
             rt_rem = rt_vlo
+            holds = p[P_RT_HOLDS_V_TRIPS] != 0.0
         elif k < 6:
             x = f
             picked = x > pickup
             rt_rem = rt_fhi
+            holds = p[P_RT_HOLDS_F_TRIPS] != 0.0
         else:
             x = f
             picked = x < pickup
             rt_rem = rt_flo
+            holds = p[P_RT_HOLDS_F_TRIPS] != 0.0
         if picked:
             if math.isnan(s[S_TRIP_T0 + k]):
                 s[S_TRIP_T0 + k] = t
             need = p[P_TRIP + 2 * k + 1] - lat
             need = max(need, 0.0)
             rem = need - (t - s[S_TRIP_T0 + k])
-            rem = max(rem, rt_rem)
+            if holds:
+                rem = max(rem, rt_rem)
             if rem <= 0.0:
                 fired |= 1 << k
                 rem = 0.0
-            elif rt_rem > 0.0:
+            elif holds and rt_rem > 0.0:
                 active |= R_RIDE_THROUGH
             trip_rem = min(trip_rem, rem)
         else:

@@ -119,6 +119,11 @@ class ProtectParams:
     v_hi_bands: tuple[Band, ...]
     f_lo_bands: tuple[Band, ...]
     f_hi_bands: tuple[Band, ...]
+    # A ride-through region holds the voltage / frequency trip elements until its time has passed: the
+    # supervisory backup's way (it acts outside every ride-through). The owner's trip settings take
+    # precedence over ride-through (OpenDER; 1547.1 tests trips at settings inside the regions).
+    rt_holds_v_trips: bool
+    rt_holds_f_trips: bool
     rocof_limit_hz_s: float  # the detector's: beyond the category's ride-through (_islanding_fields)
     phase_jump_limit_deg: float  # the profile's multi-phase or single-phase limit
     # momentary cessation (1547 clause 6.4.2.7): output ceases while the lowest phase is below mc_low_pu
@@ -225,6 +230,8 @@ class ProtectParams:
             # off: no voltage is below -inf or above inf
             pt.P_MC_LO_PU: self.mc_low_pu if self.momentary_cessation else -math.inf,
             pt.P_MC_HI_PU: self.mc_high_pu if self.momentary_cessation else math.inf,
+            pt.P_RT_HOLDS_V_TRIPS: float(self.rt_holds_v_trips),
+            pt.P_RT_HOLDS_F_TRIPS: float(self.rt_holds_f_trips),
             # off: no finite rate or angle is beyond an infinite limit
             pt.P_ROCOF_LIMIT_HZ_S: self.rocof_limit_hz_s if self.islanding_on else math.inf,
             pt.P_ROCOF_WINDOW_S: self.rocof_window_s,
@@ -372,6 +379,14 @@ class ProtectParams:
             _fail(where, edges, f"at or below mc_low_pu ({self.mc_low_pu}, where output ceases) for its mode")
 
 
+# 1547 momentary cessation: cease within this of the voltage crossing (notes A.8: OpenDER's limit; the
+# clause's own wording is UNCONFIRMED).
+MC_ENTER_S = 0.083
+# Ceased = output below 1.5 MRA_P (7.5 % of S, 1547.1): a first-order stage falls that far from its
+# rating in ln(1 / 0.075) time constants.
+CEASE_TAUS = math.log(1.0 / 0.075)
+
+
 def _fail(name: str, value: object, allowed: str) -> None:
     raise ProtectParamError(f"protection parameter {name} = {value!r}: must be {allowed}")
 
@@ -433,6 +448,21 @@ def params_from_settings(settings: Settings, *, measured_latency_s: float) -> Pr
             True,
             "false where functions.voltage_trip = 'daemon' (the kernel has no 10-minute mean stage)",
         )
+    # The daemon's momentary cessation is P = Q = 0 set points (nothing may open), which act after the
+    # command path and at the stage's own pace: 1547's entry time must fit both.
+    ieee = (comm.profile or "").startswith("ieee1547")
+    if fn.voltage_trip == "daemon" and grid.ride_through.momentary_cessation and ieee:
+        cease_s = settings.daemon.actuation_latency_s + CEASE_TAUS * inverter.response_tau_s
+        if cease_s > MC_ENTER_S + 1e-9:
+            _fail(
+                "daemon.actuation_latency_s",
+                settings.daemon.actuation_latency_s,
+                f"such that it and the stage's response (inverter.response_tau_s = "
+                f"{inverter.response_tau_s:g} s, {CEASE_TAUS:.1f} of them to fall below 7.5 % of the "
+                f"rating) cease within {MC_ENTER_S} s, as the daemon's momentary cessation must "
+                f"(functions.voltage_trip = 'daemon', Cat III); here {cease_s:.3f} s. A cycle, polls, "
+                "meter and stage that fast, or functions.voltage_trip = 'inverter' (it ceases by itself)",
+            )
     extra = fn.supervisory_extra_delay_s
     grid_fields = _grid_fields(
         grid,
@@ -568,6 +598,8 @@ def _grid_fields(
         "v_hi_bands": v_hi,
         "f_lo_bands": f_lo,
         "f_hi_bands": f_hi,
+        "rt_holds_v_trips": voltage == "backup",
+        "rt_holds_f_trips": frequency == "backup",
         "phase_jump_limit_deg": (
             rt.phase_jump_single_phase_deg if single_phase else rt.phase_jump_multi_phase_deg
         ),

@@ -3,9 +3,10 @@
 The kernel (ext/protect.pyx and its reference edge/control/_protect_ref.py) works on four flat float64
 arrays so that both implementations share one layout: parameters (``P_*``), state (``S_*``), inputs
 (``I_*``) and outputs (``O_*``). Discrete values (states, flags, reason bit masks) are stored as exact
-integers in those arrays. The compiled kernel needs the indices as compile-time constants, so
-ext/protect.pyx repeats them in a ``cdef enum``; ``layout()`` of the compiled module returns its copy and
-a test checks that it equals ``LAYOUT`` here.
+integers in those arrays. This module is the one declaration of the layout and of the enum values the
+kernel uses: the compiled kernel gets them as compile-time constants from ext/protect_layout.pxi, which
+``python -m ext.gen_layouts --write`` generates from here; ``layout()`` of the compiled module returns
+the indices it was built with and a test checks that it equals ``LAYOUT``.
 """
 
 from __future__ import annotations
@@ -148,7 +149,11 @@ P_COUNTER_STALL_MAX_S: Final = 122
 # momentary cessation below / above these (p.u.; -inf / inf where the daemon does not own it)
 P_MC_LO_PU: Final = 123
 P_MC_HI_PU: Final = 124
-N_PARAMS: Final = 125
+# 1.0: a ride-through region holds that side's trip elements until its time has passed (the supervisory
+# backup, which acts only outside every ride-through); 0.0: the trip settings take precedence (the owner)
+P_RT_HOLDS_V_TRIPS: Final = 125
+P_RT_HOLDS_F_TRIPS: Final = 126
+N_PARAMS: Final = 127
 S_T_PREV: Final = 0
 S_SERVICE: Final = 1
 S_TRIP_REASON: Final = 2
@@ -237,144 +242,12 @@ N_HIST: Final = 32
 N_CMD: Final = 3
 
 
+# Every index constant above (P_, S_, I_, O_ and the N_ sizes) in declaration order: what
+# ext/gen_layouts.py writes into the compiled kernel, and what its layout() must return.
 LAYOUT: Final[dict[str, int]] = {
-    "P_RATED_W": P_RATED_W,
-    "P_LATENCY_S": P_LATENCY_S,
-    "P_TRIP": P_TRIP,
-    "P_V_CONT_LO_PU": P_V_CONT_LO_PU,
-    "P_V_CONT_HI_PU": P_V_CONT_HI_PU,
-    "P_F_CONT_LO_HZ": P_F_CONT_LO_HZ,
-    "P_F_CONT_HI_HZ": P_F_CONT_HI_HZ,
-    "P_VLO_N": P_VLO_N,
-    "P_VLO_BANDS": P_VLO_BANDS,
-    "P_VHI_N": P_VHI_N,
-    "P_VHI_BANDS": P_VHI_BANDS,
-    "P_FLO_N": P_FLO_N,
-    "P_FLO_BANDS": P_FLO_BANDS,
-    "P_FHI_N": P_FHI_N,
-    "P_FHI_BANDS": P_FHI_BANDS,
-    "P_MC_RESTORE_S": P_MC_RESTORE_S,
-    "P_ROCOF_LIMIT_HZ_S": P_ROCOF_LIMIT_HZ_S,
-    "P_ROCOF_WINDOW_S": P_ROCOF_WINDOW_S,
-    "P_ROCOF_PICKUP_S": P_ROCOF_PICKUP_S,
-    "P_PHASE_JUMP_LIMIT_DEG": P_PHASE_JUMP_LIMIT_DEG,
-    "P_ES_V_LO_PU": P_ES_V_LO_PU,
-    "P_ES_V_HI_PU": P_ES_V_HI_PU,
-    "P_ES_F_LO_HZ": P_ES_F_LO_HZ,
-    "P_ES_F_HI_HZ": P_ES_F_HI_HZ,
-    "P_ES_DELAY_S": P_ES_DELAY_S,
-    "P_ES_RAMP_S": P_ES_RAMP_S,
-    "P_ES_RAND_S": P_ES_RAND_S,
-    "P_NON_EXPORT": P_NON_EXPORT,
-    "P_CAP_WINS": P_CAP_WINS,
-    "P_EXPORT_CAP_W": P_EXPORT_CAP_W,
-    "P_MARGIN_W": P_MARGIN_W,
-    "P_FB_GAIN_PER_S": P_FB_GAIN_PER_S,
-    "P_TRIM_MAX_W": P_TRIM_MAX_W,
-    "P_RISE_W_PER_S": P_RISE_W_PER_S,
-    "P_BACKSTOP_S": P_BACKSTOP_S,
-    "P_BACKSTOP_HOLD_S": P_BACKSTOP_HOLD_S,
-    "P_STALE_METER_S": P_STALE_METER_S,
-    "P_FROZEN_TOL_W": P_FROZEN_TOL_W,
-    "P_FROZEN_DELTA_W": P_FROZEN_DELTA_W,
-    "P_FROZEN_S": P_FROZEN_S,
-    "P_FROZEN_STILL_S": P_FROZEN_STILL_S,
-    "P_MIN_IMPORT_W": P_MIN_IMPORT_W,
-    "P_MIN_IMPORT_S": P_MIN_IMPORT_S,
-    "P_DISCHARGE_DETECT_W": P_DISCHARGE_DETECT_W,
-    "P_METER_WINDOW_S": P_METER_WINDOW_S,
-    "P_STEADY_TOL_W": P_STEADY_TOL_W,
-    "P_FROZEN_NOISE_W": P_FROZEN_NOISE_W,
-    "P_COUNTER_STALL_MAX_S": P_COUNTER_STALL_MAX_S,
-    "P_MC_LO_PU": P_MC_LO_PU,
-    "P_MC_HI_PU": P_MC_HI_PU,
-    "N_PARAMS": N_PARAMS,
-    "S_T_PREV": S_T_PREV,
-    "S_SERVICE": S_SERVICE,
-    "S_TRIP_REASON": S_TRIP_REASON,
-    "S_TRIP_T0": S_TRIP_T0,
-    "S_VLO_T0": S_VLO_T0,
-    "S_VHI_T0": S_VHI_T0,
-    "S_FLO_T0": S_FLO_T0,
-    "S_FHI_T0": S_FHI_T0,
-    "S_MC_ACTIVE": S_MC_ACTIVE,
-    "S_MC_CLEAR_T": S_MC_CLEAR_T,
-    "S_F_REF": S_F_REF,
-    "S_T_REF": S_T_REF,
-    "S_ROCOF": S_ROCOF,
-    "S_ROCOF_T0": S_ROCOF_T0,
-    "S_ES_T0": S_ES_T0,
-    "S_ES_RAND_DELAY_S": S_ES_RAND_DELAY_S,
-    "S_RAMP_T0": S_RAMP_T0,
-    "S_LAST_SEQ": S_LAST_SEQ,
-    "S_T_LAST_NEW": S_T_LAST_NEW,
-    "S_IMP_LAST": S_IMP_LAST,
-    "S_TM_LAST": S_TM_LAST,
-    "S_LOAD_EST": S_LOAD_EST,
-    "S_P_CHG": S_P_CHG,
-    "S_T_CHG": S_T_CHG,
-    "S_PINV_AT_CHG": S_PINV_AT_CHG,
-    "S_FROZEN_T0": S_FROZEN_T0,
-    "S_MI_T0": S_MI_T0,
-    "S_EXP_T0": S_EXP_T0,
-    "S_BACKSTOP_T": S_BACKSTOP_T,
-    "S_TRIM_W": S_TRIM_W,
-    "S_BOUND_PREV": S_BOUND_PREV,
-    "S_HIST_POS": S_HIST_POS,
-    "S_HIST_T": S_HIST_T,
-    "S_HIST_P": S_HIST_P,
-    "S_STAGE_T_LAST": S_STAGE_T_LAST,
-    "S_TRIM_T": S_TRIM_T,
-    "S_FROZEN_LATCH": S_FROZEN_LATCH,
-    "S_CMD": S_CMD,
-    "S_CNT_LAST": S_CNT_LAST,
-    "S_CNT_STEP": S_CNT_STEP,
-    "S_CNT_E_WH": S_CNT_E_WH,
-    "S_RES_W": S_RES_W,
-    "S_ROCOF_SIGN": S_ROCOF_SIGN,
-    "S_STALL_T0": S_STALL_T0,
-    "S_STALL_P_W": S_STALL_P_W,
-    "S_IMP_PREV": S_IMP_PREV,
-    "N_STATE": N_STATE,
-    "I_T_S": I_T_S,
-    "I_V_MAX_PU": I_V_MAX_PU,
-    "I_V_MIN_PU": I_V_MIN_PU,
-    "I_F_HZ": I_F_HZ,
-    "I_PHASE_JUMP_DEG": I_PHASE_JUMP_DEG,
-    "I_P_REQ_W": I_P_REQ_W,
-    "I_Q_REQ_VAR": I_Q_REQ_VAR,
-    "I_P_DROOP_W": I_P_DROOP_W,
-    "I_CAP_MODE": I_CAP_MODE,
-    "I_METER_T_S": I_METER_T_S,
-    "I_METER_SEQ": I_METER_SEQ,
-    "I_P_SITE_IMPORT_W": I_P_SITE_IMPORT_W,
-    "I_P_INV_MEAS_W": I_P_INV_MEAS_W,
-    "I_U_RAND": I_U_RAND,
-    "I_LOCK": I_LOCK,
-    "I_PERMIT": I_PERMIT,
-    "I_P_INV_T_S": I_P_INV_T_S,
-    "I_METER_T_LO_S": I_METER_T_LO_S,
-    "I_METER_COUNTER": I_METER_COUNTER,
-    "N_INPUTS": N_INPUTS,
-    "O_P_W": O_P_W,
-    "O_Q_VAR": O_Q_VAR,
-    "O_STATE": O_STATE,
-    "O_PERMIT_SERVICE": O_PERMIT_SERVICE,
-    "O_REASON": O_REASON,
-    "O_TRIP_REASON": O_TRIP_REASON,
-    "O_ES_REMAINING_S": O_ES_REMAINING_S,
-    "O_RAMP_FRACTION": O_RAMP_FRACTION,
-    "O_TRIP_REMAINING_S": O_TRIP_REMAINING_S,
-    "O_LOAD_EST_W": O_LOAD_EST_W,
-    "O_CAP_BOUND_W": O_CAP_BOUND_W,
-    "O_ROCOF_HZ_S": O_ROCOF_HZ_S,
-    "O_METER_AGE_S": O_METER_AGE_S,
-    "O_TRIM_W": O_TRIM_W,
-    "O_FROZEN_CHECK": O_FROZEN_CHECK,
-    "N_OUTPUTS": N_OUTPUTS,
-    "N_BANDS": N_BANDS,
-    "N_HIST": N_HIST,
-    "N_CMD": N_CMD,
+    name: value
+    for name, value in globals().items()
+    if name.startswith(("P_", "S_", "I_", "O_", "N_")) and type(value) is int
 }
 
 

@@ -50,7 +50,9 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
             mode=args.mode,
         )
         # What the daemon will check, checked here first: nothing is written that it would refuse.
-        Dispatcher(settings.operation, settings.inverter).offer(d, "local", now.timestamp(), 0.0)
+        Dispatcher(settings.operation, settings.inverter, settings.functions).offer(
+            d, "local", now.timestamp(), 0.0
+        )
     except (DispatchError, ValueError, OSError) as exc:
         print(f"refused, nothing written: {exc}")
         return 1

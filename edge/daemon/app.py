@@ -96,7 +96,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.ready_timeout_s = ready_timeout_s
         self._rand = random.SystemRandom().random  # the OS's entropy: no two units draw alike
-        self.dispatcher = Dispatcher(settings.operation, settings.inverter)
+        self.dispatcher = Dispatcher(settings.operation, settings.inverter, settings.functions)
         self.uplink: Uplink | None = None
         if settings.mqtt.enabled:
             self.uplink = Uplink(
@@ -115,6 +115,7 @@ class Daemon:
             settings = self._with_overrides(settings)
         self.settings = settings
         self.dispatcher.operation = settings.operation
+        self.dispatcher.functions = settings.functions
         self.controllers = Controllers(settings)
         self.counters = CycleCounters()
         self.drivers = drivers.build(settings.buses, settings.devices, clock=clock)
@@ -414,6 +415,10 @@ class Daemon:
         self.monitor.configure(*self._monitor_params(new))
         self.dispatcher.operation = new.operation
         self.dispatcher.inverter = new.inverter
+        self.dispatcher.functions = new.functions
+        for why in self.dispatcher.withdraw_reactive():
+            log.warning("%s", why)
+            self._event("dispatch_withdrawn", {"why": why})
         self.departure.configure(new)
         self.planner.configure(new)
         if (new.functions, new.grid) != (old.functions, old.grid):

@@ -5,9 +5,11 @@ One typed, validated input for every source: a ``Dispatch`` is a P (and optional
 schedule of set points, with a start, an expiry (absolute UTC) and an id, and optionally a mode for
 its lifetime. A dispatch out of the charger's range, with an expiry in the past or before its start,
 or contradicting its mode is refused whole with a message naming the field; nothing is clamped
-silently. An expired dispatch is never followed, and an aggregator's dispatch is followed only while
-the aggregator was heard within ``operation.dispatch_timeout_s`` (a local one, or the local
-planner's, needs no heartbeat: the planner's expires on its own when it stops re-planning).
+silently. A Q set point (``q_var``, even 0) while the inverter runs its own reactive mode (a
+``functions`` owner ``inverter``) is refused too: the charger would not follow it. An expired
+dispatch is never followed, and an aggregator's dispatch is followed only while the aggregator was
+heard within ``operation.dispatch_timeout_s`` (a local one, or the local planner's, needs no
+heartbeat: the planner's expires on its own when it stops re-planning).
 
 The basis is an input to kernel I, never a bypass: protection, the export cap, the owner's reserve
 and departure, and the battery's limits all apply after it. Pure: the wall clock (``t_unix_s``, for
@@ -25,7 +27,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from edge.settings.model import Inverter, Operation, OperationMode
+from drivers.sunspec.functions import inverter_reactive_modes
+from edge.settings.model import Functions, Inverter, Operation, OperationMode
 
 Source = Literal["aggregator", "local", "planner"]
 # A technician on site wins, then the aggregator, then the local planner's schedule (edge.planner).
@@ -91,8 +94,9 @@ def _finite(field: str, value: float, lo: float, hi: float, unit: str) -> None:
         )
 
 
-def validate(d: Dispatch, inverter: Inverter, t_unix_s: float) -> None:
-    """Raise DispatchError unless ``d`` can be followed by this charger (now or later)."""
+def validate(d: Dispatch, inverter: Inverter, t_unix_s: float, functions: Functions | None = None) -> None:
+    """Raise DispatchError unless ``d`` can be followed by this charger (now or later); ``functions``
+    (who owns Q) None: no reactive mode runs in the inverter."""
     start, expiry = _utc("start", d.start), _utc("expiry", d.expiry)
     if expiry <= start:
         raise DispatchError("expiry", f"{d.expiry.isoformat()} is not after start {d.start.isoformat()}")
@@ -125,10 +129,19 @@ def validate(d: Dispatch, inverter: Inverter, t_unix_s: float) -> None:
         if times[0] < start or times[-1] >= expiry:
             raise DispatchError("schedule", "every point must lie within [start, expiry)")
     q_inj, q_abs = inverter.q_max_inj_var, inverter.q_max_abs_var
+    q_owner = inverter_reactive_modes(functions) if functions is not None else ()
     for field, p_w, q_var in points:
         _finite(field, p_w, -inverter.p_rated_charge_w, inverter.p_rated_w, "W")
         if q_var is not None:
-            _finite(field.replace("p_w", "q_var"), q_var, -q_abs, q_inj, "var")
+            q_field = field.replace("p_w", "q_var")
+            if q_owner:
+                # The power stage would drop it and follow P alone: a request half followed is refused.
+                raise DispatchError(
+                    q_field,
+                    f"{q_var:g} var refused: reactive power is owned by the inverter "
+                    f"(functions.{q_owner[0]} = inverter); give no q_var",
+                )
+            _finite(q_field, q_var, -q_abs, q_inj, "var")
         if d.mode == "v1g" and p_w > 0.0:
             raise DispatchError(field, f"{p_w:g} W asks for discharge, but mode v1g never discharges")
         if d.mode in ("idle", "v2h"):
@@ -179,9 +192,12 @@ class _Held:
 class Dispatcher:
     """Holds the dispatch of each source and picks what the cycle follows."""
 
-    def __init__(self, operation: Operation, inverter: Inverter | None) -> None:
+    def __init__(
+        self, operation: Operation, inverter: Inverter | None, functions: Functions | None = None
+    ) -> None:
         self.operation = operation
         self.inverter = inverter
+        self.functions = functions  # who owns Q (None: not the inverter)
         self._held: dict[Source, _Held] = {}
         self._heard_s: float | None = None  # the aggregator, monotonic
 
@@ -203,7 +219,7 @@ class Dispatcher:
         it (a later change of the configured mode does not make a charge request a discharge)."""
         if d.mode is None:
             d = msgspec.structs.replace(d, mode=self.operation.mode)
-        validate(d, self._ratings(), t_unix_s)
+        validate(d, self._ratings(), t_unix_s, self.functions)
         self._held[source] = _Held.of(d, source)
         if source == "aggregator":
             self._heard_s = t_s
@@ -215,6 +231,23 @@ class Dispatcher:
 
     def withdraw(self, source: Source) -> None:
         self._held.pop(source, None)
+
+    def withdraw_reactive(self) -> list[str]:
+        """After a reload that gave reactive power to the inverter: withdraw every held dispatch that
+        asks for Q (it would now be followed for P alone); one line per withdrawal, for the log."""
+        owner = inverter_reactive_modes(self.functions) if self.functions is not None else ()
+        if not owner:
+            return []
+        out = []
+        for source, held in list(self._held.items()):
+            d = held.dispatch
+            if d.q_var is not None or any(pt.q_var is not None for pt in d.schedule or []):
+                del self._held[source]
+                out.append(
+                    f"{source} dispatch {d.id!r} withdrawn: it asks for q_var and reactive power is now "
+                    f"the inverter's (functions.{owner[0]} = inverter)"
+                )
+        return out
 
     def current(self, source: Source) -> Dispatch | None:
         held = self._held.get(source)

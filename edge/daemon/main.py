@@ -36,6 +36,7 @@ from edge.estimation.profile import ProfileError
 from edge.link.config import check_files
 from edge.settings import Settings, SettingsError, energize_lock, load_default, load_file
 from edge.settings.migrate import SCHEMA_VERSION, migrate_file
+from edge.settings.overlaps import trip_ride_through_overlaps
 
 log = logging.getLogger("v2g-edged")
 
@@ -164,6 +165,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         log.error("configuration %s: %s", args.config or "(embedded)", exc)
         return EX_CONFIG
+    fn = settings.functions
+    overlaps = (
+        []
+        if settings.grid is None
+        else trip_ride_through_overlaps(
+            settings.grid, fn.voltage_trip, fn.frequency_trip, settings.daemon.actuation_latency_s
+        )
+    )
     if args.check:
         if hold is None:
             # Settings that load but that the kernels cannot run would hold the charger at start.
@@ -177,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EX_CONFIG
         for warning in link_warnings:
             print(f"warning: mqtt: {warning}")
+        for overlap in overlaps:
+            print(f"note: {overlap}")
         print(f"configuration {args.config or '(embedded)'}: valid")
         print("energize: allowed" if hold is None else f"energize: held at P = Q = 0: {hold}")
         return 0
@@ -184,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info(
         "v2g-edged %s starting (config %s, status in %s)", __version__, args.config or "embedded", run_dir
     )
+    for overlap in overlaps:
+        log.warning("%s", overlap)
     try:
         # Absolute: v2gctl finds the daemon serving a file by this path, whatever its working directory.
         config = Path(args.config).resolve() if args.config else None

@@ -15,109 +15,120 @@ carries the SoC, at the sloped ends and steep NMC regions the voltage still corr
 Everything is per cell (pack voltage / series, pack current / parallel) and positive current is
 discharge. The kernel never reads a clock: the caller passes the elapsed time. State, parameters and
 outputs live in flat float64 arrays laid out by the index constants below so the compiled kernel can
-work on them in place without allocating.
+work on them in place without allocating. They and the numeric constants below are the one declaration:
+ext/ecm_layout.pxi gives them to the compiled kernel (``python -m ext.gen_layouts --write``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import MutableSequence, Sequence
+from typing import Final
 
 # State array layout: x = [soc, v1, v2, b] with b the current sensor's offset (measured - true, A);
 # P the symmetric 4x4 covariance, upper triangle.
-S_SOC = 0
-S_V1 = 1
-S_V2 = 2
-S_B = 3
-S_P00 = 4
-S_P01 = 5
-S_P02 = 6
-S_P03 = 7
-S_P11 = 8
-S_P12 = 9
-S_P13 = 10
-S_P22 = 11
-S_P23 = 12
-S_P33 = 13
-S_I_PREV = 14  # measured current held since the previous sample (zero-order hold), A
-S_INNOV = 15  # last voltage innovation, V
-S_NIS = 16  # last normalised innovation squared (before gating)
-S_V_PRED = 17  # last predicted terminal voltage, V
-S_OCV = 18  # OCV at the updated state, V
-S_VFREE_PRIOR = 19  # OCV - v1 - v2 of the predicted state (before the update), V
-S_VFREE_POST = 20  # OCV - v1 - v2 of the updated state, V
+S_SOC: Final = 0
+S_V1: Final = 1
+S_V2: Final = 2
+S_B: Final = 3
+S_P00: Final = 4
+S_P01: Final = 5
+S_P02: Final = 6
+S_P03: Final = 7
+S_P11: Final = 8
+S_P12: Final = 9
+S_P13: Final = 10
+S_P22: Final = 11
+S_P23: Final = 12
+S_P33: Final = 13
+S_I_PREV: Final = 14  # measured current held since the previous sample (zero-order hold), A
+S_INNOV: Final = 15  # last voltage innovation, V
+S_NIS: Final = 16  # last normalised innovation squared (before gating)
+S_V_PRED: Final = 17  # last predicted terminal voltage, V
+S_OCV: Final = 18  # OCV at the updated state, V
+S_VFREE_PRIOR: Final = 19  # OCV - v1 - v2 of the predicted state (before the update), V
+S_VFREE_POST: Final = 20  # OCV - v1 - v2 of the updated state, V
 # Smoothed voltage innovation, V: what the voltage shows beyond the model, mostly the table's error
 # once the SoC no longer follows it. The SoP takes it where it lowers a limit (see sop).
-S_OCV_OFS = 21
-S_N = 22
+S_OCV_OFS: Final = 21
+S_N: Final = 22
 
 # Parameter array layout.
-P_Q_AH = 0  # capacity used by the filter, Ah
-P_R0 = 1  # ohmic resistance at T_ref, ohm
-P_R1 = 2  # first RC branch: resistance (ohm) and time constant (s)
-P_TAU1 = 3
-P_R2 = 4  # second RC branch
-P_TAU2 = 5
-P_EA_R = 6  # Arrhenius activation energy / gas constant of R0, R1, R2, K (0: independent of T)
-P_TREF_K = 7  # reference temperature of the resistances and exchange currents, K
-P_R_GROWTH = 8  # resistance growth g: the instant step resistance is g times the new cell's (1.0 new)
-P_GROWTH_OHMIC = 9  # share of the growth taken as added series resistance (0..1); the rest scales all
-P_I0_A = 10  # exchange currents of the two Butler-Volmer terms, A per cell at T_ref (0: no term)
-P_I0_B = 11
-P_EA_I0_R = 12  # Arrhenius activation energy / gas constant of the exchange currents, K
-P_Q_SOC = 13  # process noise of soc, 1/s
-P_Q_V1 = 14  # process noise of v1 and v2, V^2/s
-P_Q_V2 = 15
-P_R_V = 16  # voltage measurement noise, V^2
-P_GATE = 17  # innovations beyond GATE sigmas are de-weighted to GATE sigmas
-P_V_MIN = 18  # cell voltage limits, V
-P_V_MAX = 19
-P_I_DIS_MAX = 20  # cell current ratings, A (magnitudes)
-P_I_CHG_MAX = 21
-P_SOC_MIN = 22  # SoC window for the SoP
-P_SOC_MAX = 23
-P_DIS_T0 = 24  # discharge derating: 0 below T0, ramps to 1 at T1, 1 up to T2, ramps to 0 at T3 (degC)
-P_DIS_T1 = 25
-P_DIS_T2 = 26
-P_DIS_T3 = 27
-P_CHG_T0 = 28  # charge derating, same shape
-P_CHG_T1 = 29
-P_CHG_T2 = 30
-P_CHG_T3 = 31
-P_SOP_GROWTH = 32  # growth used for the SoP: an upper bound while the growth is uncertain
-P_Q_B = 33  # process noise of the current offset (random walk), A^2/s; 0 with P33 = 0: no offset state
-P_OCV_VAR = 34  # variance of the OCV table's error at the present temperature, V^2 (see the module doc)
+P_Q_AH: Final = 0  # capacity used by the filter, Ah
+P_R0: Final = 1  # ohmic resistance at T_ref, ohm
+P_R1: Final = 2  # first RC branch: resistance (ohm) and time constant (s)
+P_TAU1: Final = 3
+P_R2: Final = 4  # second RC branch
+P_TAU2: Final = 5
+P_EA_R: Final = 6  # Arrhenius activation energy / gas constant of R0, R1, R2, K (0: independent of T)
+P_TREF_K: Final = 7  # reference temperature of the resistances and exchange currents, K
+P_R_GROWTH: Final = 8  # resistance growth g: the instant step resistance is g times the new cell's (1.0 new)
+P_GROWTH_OHMIC: Final = 9  # share of the growth taken as added series resistance (0..1); the rest scales all
+P_I0_A: Final = 10  # exchange currents of the two Butler-Volmer terms, A per cell at T_ref (0: no term)
+P_I0_B: Final = 11
+P_EA_I0_R: Final = 12  # Arrhenius activation energy / gas constant of the exchange currents, K
+P_Q_SOC: Final = 13  # process noise of soc, 1/s
+P_Q_V1: Final = 14  # process noise of v1 and v2, V^2/s
+P_Q_V2: Final = 15
+P_R_V: Final = 16  # voltage measurement noise, V^2
+P_GATE: Final = 17  # innovations beyond GATE sigmas are de-weighted to GATE sigmas
+P_V_MIN: Final = 18  # cell voltage limits, V
+P_V_MAX: Final = 19
+P_I_DIS_MAX: Final = 20  # cell current ratings, A (magnitudes)
+P_I_CHG_MAX: Final = 21
+P_SOC_MIN: Final = 22  # SoC window for the SoP
+P_SOC_MAX: Final = 23
+P_DIS_T0: Final = 24  # discharge derating: 0 below T0, ramps to 1 at T1, 1 up to T2, ramps to 0 at T3 (degC)
+P_DIS_T1: Final = 25
+P_DIS_T2: Final = 26
+P_DIS_T3: Final = 27
+P_CHG_T0: Final = 28  # charge derating, same shape
+P_CHG_T1: Final = 29
+P_CHG_T2: Final = 30
+P_CHG_T3: Final = 31
+P_SOP_GROWTH: Final = 32  # growth used for the SoP: an upper bound while the growth is uncertain
+P_Q_B: Final = 33  # process noise of the current offset (random walk), A^2/s; 0 with P33 = 0: no offset state
+# variance of the OCV table's error at the present temperature, V^2 (see the module doc)
+P_OCV_VAR: Final = 34
 # Relative error of the modelled overpotential (ohmic, kinetic, RC): the voltage under load tells the
 # OCV only to within this share of the drop the model puts between them (diffusion, electrolyte and
 # temperature effects the ECM does not hold); its square times the drop squared adds to P_R_V.
-P_OVERPOT_REL = 35
-P_OFS_TAU_S = 36  # time constant of the smoothed voltage innovation (S_OCV_OFS), s
-P_N = 37
+P_OVERPOT_REL: Final = 35
+P_OFS_TAU_S: Final = 36  # time constant of the smoothed voltage innovation (S_OCV_OFS), s
+P_N: Final = 37
 
 # SoP output layout, per horizon.
-O_I_DIS_V = 0  # discharge current allowed by the voltage limit alone, A
-O_I_CHG_V = 1  # charge current magnitude allowed by the voltage limit alone, A
-O_I_DIS = 2  # discharge current within voltage, SoC window and derated rating, A
-O_I_CHG = 3
-O_P_DIS = 4  # cell power at the end of the horizon at O_I_DIS, W (>= 0)
-O_P_CHG = 5  # cell power magnitude at the end of the horizon at O_I_CHG, W (>= 0)
-O_N = 6
+O_I_DIS_V: Final = 0  # discharge current allowed by the voltage limit alone, A
+O_I_CHG_V: Final = 1  # charge current magnitude allowed by the voltage limit alone, A
+O_I_DIS: Final = 2  # discharge current within voltage, SoC window and derated rating, A
+O_I_CHG: Final = 3
+O_P_DIS: Final = 4  # cell power at the end of the horizon at O_I_DIS, W (>= 0)
+O_P_CHG: Final = 5  # cell power magnitude at the end of the horizon at O_I_CHG, W (>= 0)
+O_N: Final = 6
 
 # Model coefficients at one (soc, T), see coefficients().
-C_R0 = 0
-C_R1 = 1
-C_R2 = 2
-C_I0A = 3
-C_I0B = 4
-C_RT = 5  # 2 R T / F, V
-C_RSS_NEW = 6  # small-signal resistance to an instant current step, new cell (R0 + kinetics), ohm
-C_N = 7
+C_R0: Final = 0
+C_R1: Final = 1
+C_R2: Final = 2
+C_I0A: Final = 3
+C_I0B: Final = 4
+C_RT: Final = 5  # 2 R T / F, V
+C_RSS_NEW: Final = 6  # small-signal resistance to an instant current step, new cell (R0 + kinetics), ohm
+C_N: Final = 7
 
-KELVIN = 273.15
-TWO_R_OVER_F = 2.0 * 8.314462618 / 96485.33212  # V/K
-NEWTON_ITERATIONS = 8
-SLOPE_SPAN_MIN = 1e-3  # SoC sigma below which the filter takes the OCV's slope at the point
-NEWTON_TOL_V = 1e-4  # stop once the pulse ends within 0.1 mV of the limit (~0.01 % of the current)
+# Every index constant above (S_, P_, O_, C_ and their _N sizes) in declaration order: what
+# ext/gen_layouts.py writes into the compiled kernel, and what its layout() must return.
+LAYOUT: Final[dict[str, int]] = {
+    name: value
+    for name, value in globals().items()
+    if name.startswith(("S_", "P_", "O_", "C_")) and type(value) is int
+}
+
+KELVIN: Final = 273.15
+TWO_R_OVER_F: Final = 2.0 * 8.314462618 / 96485.33212  # V/K
+NEWTON_ITERATIONS: Final = 8
+SLOPE_SPAN_MIN: Final = 1e-3  # SoC sigma below which the filter takes the OCV's slope at the point
+NEWTON_TOL_V: Final = 1e-4  # stop once the pulse ends within 0.1 mV of the limit (~0.01 % of the current)
 
 
 def _segment(n: int, soc: float) -> int:

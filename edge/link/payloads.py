@@ -45,6 +45,7 @@ EVENT_KINDS = (
     "command_applied",
     "config_reloaded",
     "config_reload_refused",
+    "dispatch_withdrawn",  # a reload gave Q to the inverter: a held dispatch asking for Q is dropped
     "daemon_start",
     "daemon_stop",
     "momentary_cessation",

@@ -48,7 +48,7 @@ def _link(settings: Settings, spool: Spool, rng: random.Random) -> AggregatorLin
     mq = settings.mqtt
     topics = Topics(mq.topic_prefix, mq.site_id, mq.evse_id)
     handler = CommandHandler(
-        dispatcher=Dispatcher(settings.operation, settings.inverter),
+        dispatcher=Dispatcher(settings.operation, settings.inverter, settings.functions),
         meta=spool,
         settings=lambda: settings,
         apply=lambda _: None,

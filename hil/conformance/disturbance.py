@@ -45,6 +45,17 @@ CEASE_Q_VAR = (0.10 + 1.5 * MRA_PQ_PU) * S_RATED_VA
 ES_DELAY_S = 2.0
 ES_RAMP_S = 1.0
 RECOVER_S = ES_DELAY_S + ES_RAMP_S + 3.0  # back at full output before the next stimulus
+# daemon.actuation_latency_s where the daemon owns protection: the bench's worst command-to-output
+# time (the meter refreshes its values every 0.2 s, is polled every 0.1 s apart from the 0.1 s cycle,
+# then the stop is written: 0.25-0.44 s measured from the step to the output ceasing), as a
+# commissioning engineer sets it. The default 0.2 s let OV1 1.10 pu / 1 s clear in up to 1.24 s.
+BENCH_LATENCY_S = 0.45
+# Where the daemon owns momentary cessation (Cat III) it ceases through P = Q = 0 set points, which
+# must take effect within 1547's 0.083 s: the cycle, polls and meter refresh, the command-to-output
+# latency and a stage whose set-point response is that fast (the daemon refuses slower ones).
+FAST_CYCLE_S = 0.02
+FAST_LATENCY_S = 0.05
+FAST_STAGE_TAU_S = 0.01
 HOUSE_LOAD_W = 9000.0  # above the rating: the EV exports at P rated in V2H
 MAX_SCENARIO_S = 3600.0  # hil.scenario.Scenario's limit
 PROTECTION = ("voltage_trip", "frequency_trip", "anti_islanding", "enter_service")
@@ -63,6 +74,7 @@ def daemon_config(owner: Owner, category: str = CATEGORY, **over: Any) -> dict[s
     ``over`` merged on top."""
     base: dict[str, Any] = {
         "commissioning": {"abnormal_category": category},
+        **({"daemon": {"actuation_latency_s": BENCH_LATENCY_S}} if owner == "daemon" else {}),
         "functions": {
             "frequency_droop": "off",
             "volt_var": "off",
@@ -350,6 +362,9 @@ def _trip_judge(case: TripCase, starts: Sequence[float]) -> Callable[[Columns], 
                 )
             t0 = crossing(cols, name, t_pu - 0.05, level=case.pickup, above=case.over)
             end = t_back + 0.9 * ES_DELAY_S
+            if case.voltage and _mode_at(prof, case.pb) == "cease":
+                rows.append(_ceased_region_row(cols, case, setting, k, t_pb=t_pb, t0=t0, end=end))
+                continue
             ct = clearing(cols, t0, end)
             by = ceased_by_stage(cols, t0, ct)
             # A clearing time means something only if the output was up at nominal before the test and
@@ -372,6 +387,30 @@ def _trip_judge(case: TripCase, starts: Sequence[float]) -> Callable[[Columns], 
         return rows
 
     return judge
+
+
+def _ceased_region_row(
+    cols: Columns, case: TripCase, setting: str, k: int, *, t_pb: float, t0: float, end: float
+) -> Row:
+    """PB already lies in the category's cease-to-energize region (UV1 at its 0.02 pu minimum: 0.04 pu),
+    where the output ceases with no ride-through required, so no clearing time can be read at the
+    output. The trip is read from the stage's state instead (0 off: the daemon's stop; 3 tripped: its
+    own): by the step + the clearing time + 1.5 MRA_T, and the output off through the return."""
+    t, state = _slice(cols, "stage_state", t_pb, end)
+    t_trip = next((ti for ti, si in zip(t, state, strict=True) if si in (0.0, 3.0)), math.inf)
+    off_to_end = math.isfinite(clearing(cols, t_pb, end))
+    ok = t_trip - t0 <= case.limit_s and off_to_end
+    measured = "no trip" if math.isinf(t_trip) else f"tripped {t_trip - t0:+.3f} s from the step"
+    return Row(
+        f"{case.stage.upper()} rep {k}: trip, step to {case.pu:g} {case.unit} (PB in the cease region)",
+        setting,
+        measured + ("" if off_to_end else ", energized again before the end"),
+        f"tripped (stage state) <= {case.limit_s:.3f} s from the step, off to +{0.9 * ES_DELAY_S:g} s "
+        "after the return; the output had ceased at PB, so no clearing time at the output",
+        ok,
+        _deadline_band(t0, case.limit_s, end, () if math.isinf(t_trip) else ((t_trip, 0.0),)),
+        (t_pb - 1.0, end + 1.0),
+    )
 
 
 def _requires_operation(prof: ResolvedProfile, case: TripCase, x: float) -> bool:
@@ -427,6 +466,10 @@ def trip_test(
             "The plant inverter's own must-trip curves are at the widest of 1547's ranges (1547.1 Table 15), "
             "as the installer sets them where the daemon owns the trips; OV2 1.20 pu / 0.16 s is fixed, so "
             "there the row may say 'the stage's own trip'."
+        )
+        notes.append(
+            f"daemon.actuation_latency_s = {BENCH_LATENCY_S:g} s, the bench's worst command-to-output time "
+            "(meter refresh 0.2 s, poll, cycle, write), as commissioning measures it."
         )
     for c in cases:
         notes.extend(c.notes)
@@ -621,11 +664,30 @@ def _rt_test(owner: Owner, category: str, quick: bool) -> ConformanceTest:
     ]
     if quick:
         notes.append("Leading and trailing holds at nominal shortened (2 s / 4 s instead of 10 s / 120 s).")
+    fast: dict[str, Any] = {}
+    plant_fast: dict[str, Any] = {}
     if owner == "daemon":
         notes.append(
             "The plant inverter's own must-trip curves are at the widest of 1547's ranges (1547.1 Table 15), "
             "as the installer sets them where the daemon owns the trips: the sequence tests the daemon's."
         )
+        if category == "III":
+            # Momentary cessation within 0.083 s cannot come through a 0.2 s meter and a 0.1 s cycle
+            # (the daemon refuses to own it with a longer latency): a Cat III site needs both fast.
+            # (the runner polls every device once per cycle)
+            fast = {
+                "daemon": {"cycle_s": FAST_CYCLE_S, "actuation_latency_s": FAST_LATENCY_S},
+                "inverter": {"response_tau_s": FAST_STAGE_TAU_S},
+            }
+            plant_fast = {"meter": {"refresh_s": FAST_CYCLE_S}, "power_stage": {"tau_s": FAST_STAGE_TAU_S}}
+            notes.append(
+                f"Daemon cycle {FAST_CYCLE_S:g} s, both devices polled and the site meter refreshing every "
+                f"{FAST_CYCLE_S:g} s, daemon.actuation_latency_s {FAST_LATENCY_S:g} s, a stage following "
+                f"set points with a {FAST_STAGE_TAU_S:g} s time constant: the daemon ceases through "
+                "P = Q = 0 set points, which must act within 0.083 s (with the bench's 0.1 s stage it "
+                "ceased after 0.14 s even with the fast cycle and meter; the daemon refuses to own "
+                "momentary cessation where latency + 2.6 x response_tau_s exceeds 0.083 s)."
+            )
     tid = f"rt-cat{category.lower()}-{owner}"
     return ConformanceTest(
         id=tid,
@@ -637,8 +699,8 @@ def _rt_test(owner: Owner, category: str, quick: bool) -> ConformanceTest:
             name=tid,
             description=f"voltage ride-through, Category {category}, owner {owner}",
             duration_s=duration,
-            plant=plant_config(category, owner),
-            daemon=daemon_config(owner, category, grid={"voltage_trip": uv}),
+            plant=plant_config(category, owner, **plant_fast),
+            daemon=daemon_config(owner, category, grid={"voltage_trip": uv}, **fast),
             events=list(events),
         ),
         judge=judge,

@@ -25,6 +25,7 @@ from edge.daemon.snapshot import Command, Snapshot
 from edge.settings import Settings, load_text
 from edge.settings.edit import set_value
 from edge.settings.load import default_config_text
+from tests.settings.conftest import EN_SITE as EN_BASE
 
 IMPLS = [pytest.param(_protect_ref.step, id="ref"), pytest.param(_c.step, id="compiled")]
 DT = 0.1  # the daemon's cycle
@@ -34,43 +35,18 @@ RATINGS = PowerStageRatings(t_s=0.0, p_max_export_w=7400.0, p_max_charge_w=7400.
 
 # An EN 50549-1 site whose national settings use momentary cessation at adjustable thresholds (the
 # IEEE profile fixes them at 0.50 / 1.10 p.u.); the 10-minute mean is the inverter's (not in the kernel).
-EN_SITE = """
-[commissioning]
-profile = "en50549-1"
-v_nominal_v = 230.0
-f_nominal_hz = 50
-phase_topology = "three"
-commissioned_by = "installer"
-commissioned_at = 2026-03-01T10:00:00Z
-
-[functions]
-voltage_trip = "daemon"
-enter_service = "daemon"
-
-[operation]
-mode = "v2g"
-
-[site]
-non_export = false
-export_cap_w = 11000.0
-
-[inverter]
-p_rated_w = 11000.0
-p_rated_charge_w = 11000.0
-s_rated_va = 11000.0
-q_max_inj_var = 4800.0
-q_max_abs_var = 4800.0
-
-[grid.voltage_trip.ov_mean_10min]
-enabled = false
-
-[grid.enter_service]
-delay_s = 10.0
-ramp_s = 1.0
-
-[grid.ride_through]
-momentary_cessation = true
-"""
+EN_SITE = EN_BASE
+for _key, _value in {
+    "functions.frequency_droop": None,
+    "functions.volt_var": None,
+    "functions.voltage_trip": "daemon",
+    "functions.enter_service": "daemon",
+    "grid.voltage_trip.ov_mean_10min.enabled": False,
+    "grid.enter_service.delay_s": 10.0,
+    "grid.enter_service.ramp_s": 1.0,
+    "grid.ride_through.momentary_cessation": True,
+}.items():
+    EN_SITE = set_value(EN_SITE, _key, _value)
 
 
 def _edit(text: str, **changes: object) -> Settings:
@@ -95,6 +71,10 @@ def ieee_cat_iii(voltage_owner: str) -> Settings:
         operation__mode="v2g",
         site__non_export=False,
         site__export_cap_w=7400.0,
+        # The daemon owns momentary cessation only with a path that ceases within 0.083 s.
+        daemon__cycle_s=0.02,
+        daemon__actuation_latency_s=0.05,
+        inverter__response_tau_s=0.01,
     )
 
 

@@ -35,6 +35,10 @@ OWNERS: dict[str, dict[str, object]] = {
         "functions.voltage_trip": "daemon",
         "functions.frequency_trip": "daemon",
         "functions.anti_islanding": "daemon",
+        # a path fast enough to own Cat III's momentary cessation (the kernel gets LATENCY_S below)
+        "daemon.cycle_s": 0.02,
+        "daemon.actuation_latency_s": 0.05,
+        "inverter.response_tau_s": 0.01,
     },
     "backup": {},  # the bench default: the inverter owns them, functions.supervisory_backup = true
     "off": {"functions.supervisory_backup": False},
@@ -175,3 +179,40 @@ def test_without_the_backup_the_inverters_detectors_are_off(step: Step) -> None:
     runaway = lambda t: 60.0 - max(0.0, t - 1.0) * 6.0  # noqa: E731 (reaches 42 Hz)
     when, why = replay(step, packed("off"), 4.0, runaway, lambda t: 90.0 if t >= 1.0 else 0.0)
     assert when is None, why
+
+
+@pytest.mark.parametrize("step", IMPLS)
+@pytest.mark.parametrize("owner", ["daemon", "backup"])
+def test_the_owners_trip_settings_take_precedence_over_ride_through(step: Step, owner: str) -> None:
+    """UV1 at 0.88 pu / 2 s (the range's fastest, 1547.1's minimum-setting trip test) with the voltage
+    at 0.85 pu, inside Cat II's mandatory region (3 s + 8.7 s/pu x 0.20 = 4.74 s): the daemon as owner
+    trips at the setting (2 s less the latency; OpenDER does the same); as the backup of an inverter
+    set there it rides the region out and acts after the inverter's deadline."""
+    text = default_config_text()
+    for key, value in {
+        **OWNERS[owner],
+        "commissioning.abnormal_category": "II",
+        "grid.voltage_trip.uv1.pickup_pu": 0.88,
+        "grid.voltage_trip.uv1.clearing_s": 2.0,
+    }.items():
+        text = set_value(text, key, value)
+    p = params_from_settings(load_text(text), measured_latency_s=LATENCY_S).pack()
+    assert p[pt.P_RT_HOLDS_V_TRIPS] == p[pt.P_RT_HOLDS_F_TRIPS] == (1.0 if owner == "backup" else 0.0)
+    s, x, o = pt.new_state(), pt.new_inputs(), pt.new_outputs()
+    x[pt.I_F_HZ] = 60.0
+    x[pt.I_P_REQ_W] = 3000.0
+    tripped = math.nan
+    for k in range(round(8.0 / DT)):
+        t = k * DT
+        x[pt.I_T_S] = t
+        x[pt.I_V_MAX_PU] = x[pt.I_V_MIN_PU] = 0.85 if t >= 1.0 else 1.0
+        step(p, s, x, o)
+        if State(int(o[pt.O_STATE])) is State.TRIPPED:
+            tripped = t - 1.0
+            assert Reason.UV1 in Reason(int(o[pt.O_TRIP_REASON]))
+            break
+    if owner == "daemon":
+        assert 2.0 - LATENCY_S - 1e-9 <= tripped <= 2.0 - LATENCY_S + DT + 1e-9
+    else:
+        # the pickup widened to 0.86 pu sees 0.85 pu; the region's 4.74 s outlasts 2 s + the delay
+        assert 3.0 + 8.7 * 0.20 - 1e-9 <= tripped <= 3.0 + 8.7 * 0.20 + DT + 1e-9

@@ -61,9 +61,13 @@ DAEMON_OWNS = {
 
 
 def _settings(**changes: object) -> Settings:
-    # the profile's values, not the bench's examples
+    # the profile's values, not the bench's examples; a command path fast enough for the daemon to own
+    # Cat III's momentary cessation (the kernel gets measured_latency_s, not this)
     text = set_value(default_config_text(), "grid.voltage_trip.uv1.clearing_s", None)
     text = set_value(text, "grid.enter_service.ramp_s", None)
+    text = set_value(text, "daemon.cycle_s", 0.02)
+    text = set_value(text, "daemon.actuation_latency_s", 0.05)
+    text = set_value(text, "inverter.response_tau_s", 0.01)
     for key, value in changes.items():
         text = set_value(text, key.replace("__", "."), value)
     return load_text(text)
@@ -98,7 +102,8 @@ def test_for_category_is_params_from_settings_of_that_category(name: str, catego
 def test_grid_code_values_have_no_second_source() -> None:
     # ProtectParams carries no copy of the grid code: without a profile those fields cannot be built.
     no_default = {f.name for f in fields(ProtectParams) if f.default is MISSING}
-    assert no_default == {"rated_w", *GRID_CODE}
+    # and whether ride-through holds the trips comes with them (from the owner: _grid_fields)
+    assert no_default == {"rated_w", *GRID_CODE, "rt_holds_v_trips", "rt_holds_f_trips"}
     with pytest.raises(TypeError):
         ProtectParams(rated_w=7000.0)  # type: ignore[call-arg]
 

@@ -13,7 +13,8 @@ import pytest
 from edge.daemon.controllers import Controllers, functions_unsupported, kernel_settings_problem
 from edge.daemon.main import EX_CONFIG
 from edge.daemon.main import main as v2g_edged
-from edge.settings.load import load_text
+from edge.settings.edit import set_value
+from edge.settings.load import default_config_text, load_text
 from tests.settings.conftest import EN_SITE
 
 
@@ -54,3 +55,66 @@ def test_a_setting_the_kernels_cannot_run_is_refused_by_check(
     # Started anyway, the daemon holds P = Q = 0 with the same reason.
     hold = Controllers(load_text(path.read_text(encoding="utf-8"))).hold_reason
     assert hold is not None and "ov_mean_10min" in hold
+
+
+def test_check_tells_where_a_trip_setting_reaches_into_a_ride_through_region(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "v2g-edge.toml"
+    text = set_value(default_config_text(), "grid.voltage_trip.uv1.clearing_s", None)
+    path.write_text(text)
+    assert v2g_edged(["--config", str(path), "--check"]) == 0
+    assert "note:" not in capsys.readouterr().out  # the profile's defaults leave the regions alone
+    text = set_value(text, "grid.voltage_trip.uv1.pickup_pu", 0.88)
+    path.write_text(set_value(text, "grid.voltage_trip.uv1.clearing_s", 2.0))
+    assert v2g_edged(["--config", str(path), "--check"]) == 0  # allowed: the utility may set it
+    out = capsys.readouterr().out
+    assert "note: grid.voltage_trip.uv1 (0.88 p.u. / 2 s) clears inside the mandatory" in out
+    assert "the daemon's backup waits the region out" in out  # the bench's inverter owns the trips
+
+
+def test_the_daemon_owns_momentary_cessation_only_with_a_path_fast_enough(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cat III's momentary cessation must cease within 0.083 s. The daemon ceases through P = Q = 0
+    set points: after its command-to-output latency, at the stage's response (the bench's 0.1 s time
+    constant ceased 0.14 s after the step in rt-catiii-daemon even with a 0.02 s cycle and meter)."""
+    path = tmp_path / "v2g-edge.toml"
+    base = set_value(default_config_text(), "grid.voltage_trip.uv1.clearing_s", None)
+    base = set_value(base, "commissioning.abnormal_category", "III")
+    ours = set_value(base, "functions.voltage_trip", "daemon")
+    path.write_text(ours)
+    assert v2g_edged(["--config", str(path), "--check"]) == EX_CONFIG
+    err = capsys.readouterr().err
+    assert "daemon.actuation_latency_s = 0.2" in err and "cease within 0.083 s" in err
+    # Started anyway (an upgrade), the daemon holds P = Q = 0 with the reason instead of exiting.
+    hold = Controllers(load_text(ours)).hold_reason
+    assert hold is not None and "daemon.actuation_latency_s" in hold
+    fast = set_value(set_value(ours, "daemon.cycle_s", 0.02), "daemon.actuation_latency_s", 0.05)
+    path.write_text(fast)  # a fast path, but the stage's 0.1 s set-point response: 0.05 + 0.26 s
+    assert v2g_edged(["--config", str(path), "--check"]) == EX_CONFIG
+    assert "here 0.309 s" in capsys.readouterr().err
+    path.write_text(set_value(fast, "inverter.response_tau_s", 0.01))
+    assert v2g_edged(["--config", str(path), "--check"]) == 0
+    # The inverter owning the voltage trips ceases by itself: the default latency will do.
+    path.write_text(set_value(base, "functions.voltage_trip", "inverter"))
+    assert v2g_edged(["--config", str(path), "--check"]) == 0
+
+
+def test_check_tells_where_the_daemons_latency_commands_a_trip_inside_a_region(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OF1's default 300 s leaves the 299 s mandatory region 1 s of margin; the daemon commands its trip
+    daemon.actuation_latency_s early, so a latency above 1 s reaches into the region."""
+    path = tmp_path / "v2g-edge.toml"
+    text = set_value(default_config_text(), "grid.voltage_trip.uv1.clearing_s", None)
+    text = set_value(text, "functions.frequency_trip", "daemon")
+    text = set_value(text, "site.min_import_s", 0.4)  # the island deadline leaves room for the latency
+    path.write_text(set_value(text, "daemon.actuation_latency_s", 0.45))
+    assert v2g_edged(["--config", str(path), "--check"]) == 0
+    assert "note:" not in capsys.readouterr().out
+    path.write_text(set_value(text, "daemon.actuation_latency_s", 1.5))
+    assert v2g_edged(["--config", str(path), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "note: grid.frequency_trip.of1 (61.2 Hz / 300 s) is commanded daemon.actuation_latency_s" in out
+    assert "0.50 s inside the mandatory ride-through region" in out

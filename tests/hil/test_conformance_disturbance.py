@@ -308,6 +308,31 @@ def test_the_trip_judge(cease_after_s: float, back_after_s: float, passes: bool)
     assert clear.band is not None and clear.window_s is not None
 
 
+@pytest.mark.parametrize(
+    ("trip_after_s", "back_after_s", "passes"),
+    [(1.8, math.inf, True), (2.2, math.inf, False), (math.inf, math.inf, False), (1.8, 0.5, False)],
+    ids=["in-time", "late", "no-trip", "energized-again"],
+)
+def test_the_trip_judge_where_pb_lies_in_the_cease_region(
+    trip_after_s: float, back_after_s: float, passes: bool
+) -> None:
+    """UV1 at its 0.02 pu minimum: the output ceases at PB (0.04 pu, the cease region), so the trip is
+    read from the stage's state (0: the daemon's stop) by the step + 2 s + 1.5 MRA_T."""
+    (case,) = [c for c in d.trip_cases(PROFILE) if c.stage == "uv1" and c.which == "min V/min t"]
+    t = d.trip_test("daemon", "trip-uv1-judge", [case], reps=1, quick=True)
+    pb = next(e for e in t.scenario.events if isinstance(e, ev.Grid) and e.label.endswith("PB"))
+    pu = next(e for e in t.scenario.events if isinstance(e, ev.Grid) and e.label.endswith("PU"))
+    back = next(e for e in t.scenario.events if isinstance(e, ev.Grid) and e.label == "nominal")
+    rec = _record(
+        t.scenario.duration_s,
+        lambda x: 0.0 if pb.at_s <= x < back.at_s + back_after_s else 7000.0,
+        _v_of(t),
+    )
+    rec["stage_state"] = [0.0 if x >= pu.at_s + trip_after_s else 2.0 for x in rec["t_s"]]
+    (row,) = [r for r in t.judge(rec) if "cease region" in r.test]
+    assert row.passed is passes, (row.measured, row.limit)
+
+
 # --- end to end -------------------------------------------------------------------------------------------
 
 

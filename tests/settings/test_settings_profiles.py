@@ -12,6 +12,7 @@ import pytest
 
 from edge.settings import SettingsError, available_profiles, load_profile
 from edge.settings.model import Grid
+from edge.settings.overlaps import trip_ride_through_overlaps
 from edge.settings.profiles import parse_profile, profiles_dir
 from edge.settings.ranges import check_grid_ranges
 
@@ -260,53 +261,17 @@ def test_profile_with_unknown_table_is_refused() -> None:
         parse_profile({"profile": {"id": "x", "title": "X", "f_nominal_hz": 50}, "grids": {}}, "x.toml")
 
 
-def _ride_through_conflicts(g: Grid) -> list[str]:
-    """Trip stages that would trip inside a ride-through band before the band's minimum time."""
-    out = []
-    vt = g.voltage_trip
-    for band in g.ride_through.voltage:
-        if band.t_min_s is None:
-            continue
-        for name in ("ov1", "ov2", "uv1", "uv2"):
-            stage = getattr(vt, name)
-            over = name.startswith("ov")
-            if not stage.enabled:
-                continue
-            if over and band.v_high_pu > stage.pickup_pu:
-                v_worst = band.v_high_pu
-            elif not over and band.v_low_pu < stage.pickup_pu:
-                v_worst = min(band.v_high_pu, stage.pickup_pu)
-            else:
-                continue
-            need = band.t_min_s + band.t_slope_s_per_pu * (v_worst - band.v_low_pu)
-            if stage.clearing_s < need - 1e-9:
-                out.append(f"{name} {stage.clearing_s} s < {need} s in {band}")
-    ft = g.frequency_trip
-    for fband in g.ride_through.frequency:
-        if fband.t_min_s is None:
-            continue
-        for name in ("of1", "of2", "uf1", "uf2"):
-            fstage = getattr(ft, name)
-            hits = (
-                fband.f_high_hz > fstage.pickup_hz
-                if name.startswith("of")
-                else fband.f_low_hz < fstage.pickup_hz
-            )
-            if fstage.enabled and hits and fstage.clearing_s < fband.t_min_s:
-                out.append(f"{name} {fstage.clearing_s} s < {fband.t_min_s} s in {fband}")
-    return out
-
-
 @pytest.mark.parametrize(("name", "normal", "abnormal"), all_resolutions())
 def test_default_trips_leave_the_ride_through_regions_alone(
     name: str, normal: str | None, abnormal: str | None
 ) -> None:
-    assert _ride_through_conflicts(grid(name, normal, abnormal)) == []
+    assert trip_ride_through_overlaps(grid(name, normal, abnormal)) == []
 
 
 def test_ride_through_conflict_detector_sees_a_cut_in() -> None:
     g = grid(IEEE, "B", "II")
     uv1 = msgspec.structs.replace(g.voltage_trip.uv1, pickup_pu=0.88, clearing_s=2.0)
     bad = msgspec.structs.replace(g, voltage_trip=msgspec.structs.replace(g.voltage_trip, uv1=uv1))
-    (conflict,) = _ride_through_conflicts(bad)
-    assert conflict.startswith("uv1 2.0 s < 5.00")
+    (conflict,) = trip_ride_through_overlaps(bad)
+    assert conflict.startswith("grid.voltage_trip.uv1 (0.88 p.u. / 2 s) clears inside the mandatory")
+    assert "up to 5.00 s" in conflict
