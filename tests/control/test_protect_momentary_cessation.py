@@ -23,9 +23,9 @@ from edge.daemon.controllers import Controllers, phase_base_v
 from edge.daemon.dispatch import Basis
 from edge.daemon.snapshot import Command, Snapshot
 from edge.settings import Settings, load_text
-from edge.settings.edit import set_value
 from edge.settings.load import default_config_text
 from tests.settings.conftest import EN_SITE as EN_BASE
+from tests.settings.conftest import with_values
 
 IMPLS = [pytest.param(_protect_ref.step, id="ref"), pytest.param(_c.step, id="compiled")]
 DT = 0.1  # the daemon's cycle
@@ -35,24 +35,21 @@ RATINGS = PowerStageRatings(t_s=0.0, p_max_export_w=7400.0, p_max_charge_w=7400.
 
 # An EN 50549-1 site whose national settings use momentary cessation at adjustable thresholds (the
 # IEEE profile fixes them at 0.50 / 1.10 p.u.); the 10-minute mean is the inverter's (not in the kernel).
-EN_SITE = EN_BASE
-for _key, _value in {
-    "functions.frequency_droop": None,
-    "functions.volt_var": None,
-    "functions.voltage_trip": "daemon",
-    "functions.enter_service": "daemon",
-    "grid.voltage_trip.ov_mean_10min.enabled": False,
-    "grid.enter_service.delay_s": 10.0,
-    "grid.enter_service.ramp_s": 1.0,
-    "grid.ride_through.momentary_cessation": True,
-}.items():
-    EN_SITE = set_value(EN_SITE, _key, _value)
+EN_SITE = with_values(
+    EN_BASE,
+    functions__frequency_droop=None,
+    functions__volt_var=None,
+    functions__voltage_trip="daemon",
+    functions__enter_service="daemon",
+    grid__voltage_trip__ov_mean_10min__enabled=False,
+    grid__enter_service__delay_s=10.0,
+    grid__enter_service__ramp_s=1.0,
+    grid__ride_through__momentary_cessation=True,
+)
 
 
 def _edit(text: str, **changes: object) -> Settings:
-    for key, value in changes.items():
-        text = set_value(text, key.replace("__", "."), value)
-    return load_text(text)
+    return load_text(with_values(text, **changes))
 
 
 def ieee_cat_iii(voltage_owner: str) -> Settings:
