@@ -29,7 +29,17 @@ import msgspec
 
 from edge.control import protect_types as pt
 from edge.control.protect_types import Mode
-from edge.settings.model import FrequencyBand, Grid, Settings, VoltageBand
+from edge.settings.model import (
+    FREQUENCY_TRIP_STAGES,
+    VOLTAGE_TRIP_STAGES,
+    FrequencyBand,
+    FrequencyTripStage,
+    Functions,
+    Grid,
+    Settings,
+    VoltageBand,
+    VoltageTripStage,
+)
 from edge.settings.profiles import load_profile
 
 # The profile ``for_category`` reads its Category I, II and III defaults from.
@@ -452,17 +462,18 @@ def params_from_settings(settings: Settings, *, measured_latency_s: float) -> Pr
     # command path and at the stage's own pace: 1547's entry time must fit both.
     ieee = (comm.profile or "").startswith("ieee1547")
     if fn.voltage_trip == "daemon" and grid.ride_through.momentary_cessation and ieee:
-        cease_s = settings.daemon.actuation_latency_s + CEASE_TAUS * inverter.response_tau_s
+        cease_s = measured_latency_s + CEASE_TAUS * inverter.response_tau_s
         if cease_s > MC_ENTER_S + 1e-9:
             _fail(
                 "daemon.actuation_latency_s",
-                settings.daemon.actuation_latency_s,
+                measured_latency_s,
                 f"such that it and the stage's response (inverter.response_tau_s = "
                 f"{inverter.response_tau_s:g} s, {CEASE_TAUS:.1f} of them to fall below 7.5 % of the "
                 f"rating) cease within {MC_ENTER_S} s, as the daemon's momentary cessation must "
                 f"(functions.voltage_trip = 'daemon', Cat III); here {cease_s:.3f} s. A cycle, polls, "
                 "meter and stage that fast, or functions.voltage_trip = 'inverter' (it ceases by itself)",
             )
+    _trips_fit_latency(grid, fn, measured_latency_s)
     extra = fn.supervisory_extra_delay_s
     grid_fields = _grid_fields(
         grid,
@@ -509,6 +520,31 @@ def params_from_settings(settings: Settings, *, measured_latency_s: float) -> Pr
         meter_window_s=site.meter_window_s,
         steady_tol_w=site.export_trim_steady_tol_w,
     )
+
+
+def _trips_fit_latency(grid: Grid, fn: Functions, latency_s: float) -> None:
+    """Refuse a daemon-owned trip stage that clears faster than the daemon can cease.
+
+    The kernel commands a trip ``latency_s`` before the clearing time; a clearing time shorter than the
+    latency would be met only by luck (the sample that shows the crossing may come the whole
+    measurement path late). The inverter's own trips have no such path.
+    """
+    stages: list[tuple[str, str, VoltageTripStage | FrequencyTripStage]] = []
+    if fn.voltage_trip == "daemon":
+        stages += [("voltage", n, getattr(grid.voltage_trip, n)) for n in VOLTAGE_TRIP_STAGES]
+    if fn.frequency_trip == "daemon":
+        stages += [("frequency", n, getattr(grid.frequency_trip, n)) for n in FREQUENCY_TRIP_STAGES]
+    for kind, name, stage in stages:
+        if stage.enabled and stage.clearing_s < latency_s - 1e-9:
+            _fail(
+                f"grid.{kind}_trip.{name}.clearing_s",
+                stage.clearing_s,
+                f"at least daemon.actuation_latency_s = {latency_s:g} s where functions.{kind}_trip = "
+                "'daemon': the daemon cannot cease faster than its command-to-output time (measurement "
+                "included). Where the profile fixes the clearing time (IEEE 1547's OV2), only a faster "
+                "cycle, meter and stage with the latency measured again will do, or "
+                f"functions.{kind}_trip = 'inverter' (its certified trips have no such path)",
+            )
 
 
 def _islanding_fields(

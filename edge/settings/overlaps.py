@@ -10,7 +10,9 @@ say which stage, which region and how long it would otherwise ride through.
 
 from __future__ import annotations
 
-from edge.settings.model import Grid
+from collections.abc import Iterator
+
+from edge.settings.model import FREQUENCY_TRIP_STAGES, VOLTAGE_TRIP_STAGES, Grid
 
 
 def _who(owner: str) -> str:
@@ -36,56 +38,55 @@ def _overlap(
     return None
 
 
+Reach = tuple[str, float, str, float]  # stage label, its clearing time, region label, region's need
+
+
+def _voltage_reaches(grid: Grid) -> Iterator[Reach]:
+    """Each enabled voltage stage whose pickup lies inside a timed region, with the ride-through the
+    region asks at the worst voltage the stage trips at (the bands' minimum time has a slope)."""
+    vt = grid.voltage_trip
+    for band in grid.ride_through.voltage:
+        if band.t_min_s is None:
+            continue
+        region = f"{band.mode} ride-through region {band.v_low_pu:g}-{band.v_high_pu:g} p.u."
+        for name in VOLTAGE_TRIP_STAGES:
+            stage = getattr(vt, name)
+            if not stage.enabled:
+                continue
+            if name.startswith("ov") and band.v_high_pu > stage.pickup_pu:
+                v_worst = band.v_high_pu
+            elif name.startswith("uv") and band.v_low_pu < stage.pickup_pu:
+                v_worst = min(band.v_high_pu, stage.pickup_pu)
+            else:
+                continue
+            need_s = band.t_min_s + band.t_slope_s_per_pu * (v_worst - band.v_low_pu)
+            label = f"grid.voltage_trip.{name} ({stage.pickup_pu:g} p.u. / {stage.clearing_s:g} s)"
+            yield label, stage.clearing_s, region, need_s
+
+
+def _frequency_reaches(grid: Grid) -> Iterator[Reach]:
+    """Each enabled frequency stage whose pickup lies inside a timed region (flat minimum times)."""
+    ft = grid.frequency_trip
+    for band in grid.ride_through.frequency:
+        if band.t_min_s is None:
+            continue
+        region = f"{band.mode} ride-through region {band.f_low_hz:g}-{band.f_high_hz:g} Hz"
+        for name in FREQUENCY_TRIP_STAGES:
+            stage = getattr(ft, name)
+            over = name.startswith("of")
+            hits = band.f_high_hz > stage.pickup_hz if over else band.f_low_hz < stage.pickup_hz
+            if stage.enabled and hits:
+                label = f"grid.frequency_trip.{name} ({stage.pickup_hz:g} Hz / {stage.clearing_s:g} s)"
+                yield label, stage.clearing_s, region, band.t_min_s
+
+
 def trip_ride_through_overlaps(
     grid: Grid, voltage_owner: str = "daemon", frequency_owner: str = "daemon", latency_s: float = 0.0
 ) -> list[str]:
     """One line per enabled trip stage that ceases before a ride-through region it reaches into ends,
     by its setting or, where the daemon owns it, by the latency it is commanded early; saying what its
     owner (``functions.voltage_trip`` / ``frequency_trip``) does there."""
-    out: list[str | None] = []
-    vt = grid.voltage_trip
-    for band in grid.ride_through.voltage:
-        if band.t_min_s is None:
-            continue
-        region = f"{band.mode} ride-through region {band.v_low_pu:g}-{band.v_high_pu:g} p.u."
-        for name in ("ov1", "ov2", "uv1", "uv2"):
-            stage = getattr(vt, name)
-            over = name.startswith("ov")
-            if not stage.enabled:
-                continue
-            if over and band.v_high_pu > stage.pickup_pu:
-                v_worst = band.v_high_pu
-            elif not over and band.v_low_pu < stage.pickup_pu:
-                v_worst = min(band.v_high_pu, stage.pickup_pu)
-            else:
-                continue
-            need_s = band.t_min_s + band.t_slope_s_per_pu * (v_worst - band.v_low_pu)
-            label = f"grid.voltage_trip.{name} ({stage.pickup_pu:g} p.u. / {stage.clearing_s:g} s)"
-            out.append(
-                _overlap(label, stage.clearing_s, region, need_s, owner=voltage_owner, latency_s=latency_s)
-            )
-    ft = grid.frequency_trip
-    for fband in grid.ride_through.frequency:
-        if fband.t_min_s is None:
-            continue
-        region = f"{fband.mode} ride-through region {fband.f_low_hz:g}-{fband.f_high_hz:g} Hz"
-        for name in ("of1", "of2", "uf1", "uf2"):
-            fstage = getattr(ft, name)
-            hits = (
-                fband.f_high_hz > fstage.pickup_hz
-                if name.startswith("of")
-                else fband.f_low_hz < fstage.pickup_hz
-            )
-            if fstage.enabled and hits:
-                label = f"grid.frequency_trip.{name} ({fstage.pickup_hz:g} Hz / {fstage.clearing_s:g} s)"
-                out.append(
-                    _overlap(
-                        label,
-                        fstage.clearing_s,
-                        region,
-                        fband.t_min_s,
-                        owner=frequency_owner,
-                        latency_s=latency_s,
-                    )
-                )
-    return [line for line in out if line is not None]
+    reaches = [(r, voltage_owner) for r in _voltage_reaches(grid)]
+    reaches += [(r, frequency_owner) for r in _frequency_reaches(grid)]
+    lines = (_overlap(*reach, owner=owner, latency_s=latency_s) for reach, owner in reaches)
+    return [line for line in lines if line is not None]

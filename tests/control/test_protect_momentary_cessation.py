@@ -45,6 +45,9 @@ EN_SITE = with_values(
     grid__enter_service__delay_s=10.0,
     grid__enter_service__ramp_s=1.0,
     grid__ride_through__momentary_cessation=True,
+    # EN 50549-1's OV1 and OV2 clear in 0.1 s by default: the daemon owns them only on a faster path
+    daemon__cycle_s=0.02,
+    daemon__actuation_latency_s=0.05,
 )
 
 

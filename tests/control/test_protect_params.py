@@ -60,13 +60,16 @@ DAEMON_OWNS = {
 }
 
 
+LATENCY_S = 0.05  # the settings' daemon.actuation_latency_s: the kernel gets the same one
+
+
 def _settings(**changes: object) -> Settings:
     # the profile's values, not the bench's examples; a command path fast enough for the daemon to own
-    # Cat III's momentary cessation (the kernel gets measured_latency_s, not this)
+    # Cat III's momentary cessation and 1547's 0.16 s stages
     text = set_value(default_config_text(), "grid.voltage_trip.uv1.clearing_s", None)
     text = set_value(text, "grid.enter_service.ramp_s", None)
     text = set_value(text, "daemon.cycle_s", 0.02)
-    text = set_value(text, "daemon.actuation_latency_s", 0.05)
+    text = set_value(text, "daemon.actuation_latency_s", LATENCY_S)
     text = set_value(text, "inverter.response_tau_s", 0.01)
     for key, value in changes.items():
         text = set_value(text, key.replace("__", "."), value)
@@ -83,7 +86,7 @@ def test_for_category_is_params_from_settings_of_that_category(name: str, catego
         functions__enter_service="daemon",
         **DAEMON_OWNS,
     )
-    params = params_from_settings(settings, measured_latency_s=0.3)
+    params = params_from_settings(settings, measured_latency_s=LATENCY_S)
     # Only the measured latency and the site terms whose settings defaults differ from the kernel's
     # differ; every other field, grid code and tuning alike, is the same.
     ours = ProtectParams.for_category(
@@ -132,12 +135,12 @@ def test_site_tuning_defaults_are_the_kernel_defaults(name: str) -> None:
 def test_site_tuning_reaches_the_kernel_parameter_array(name: str) -> None:
     field, index, value = SITE_TUNING[name]
     settings = _settings(**{f"site__{name}": value}, **DAEMON_OWNS)
-    params = params_from_settings(settings, measured_latency_s=0.3)
+    params = params_from_settings(settings, measured_latency_s=LATENCY_S)
     assert getattr(params, field) == value
     p = params.pack()
     assert p[index] == value
     # and nothing else moved (but the ROCOF limit, whose margin is an error over the window)
-    base = params_from_settings(_settings(**DAEMON_OWNS), measured_latency_s=0.3).pack()
+    base = params_from_settings(_settings(**DAEMON_OWNS), measured_latency_s=LATENCY_S).pack()
     moved = [index, pt.P_ROCOF_LIMIT_HZ_S] if name == "rocof_window_s" else [index]
     assert np.flatnonzero(p != base).tolist() == sorted(moved)
 
@@ -150,11 +153,11 @@ def test_a_counter_stall_bound_out_of_range_is_refused_with_its_range(value: flo
 
 def test_single_phase_sites_ride_through_larger_phase_jumps() -> None:
     single = params_from_settings(
-        _settings(commissioning__phase_topology="single", **DAEMON_OWNS), measured_latency_s=0.3
+        _settings(commissioning__phase_topology="single", **DAEMON_OWNS), measured_latency_s=LATENCY_S
     )
     assert single.phase_jump_limit_deg == 60.0
     multi = params_from_settings(
-        _settings(commissioning__phase_topology="split", **DAEMON_OWNS), measured_latency_s=0.3
+        _settings(commissioning__phase_topology="split", **DAEMON_OWNS), measured_latency_s=LATENCY_S
     )
     assert multi.phase_jump_limit_deg == 20.0
 
@@ -162,7 +165,7 @@ def test_single_phase_sites_ride_through_larger_phase_jumps() -> None:
 def test_cat_iii_momentary_cessation_bands_come_through_where_the_daemon_owns_the_voltage_trips() -> None:
     params = params_from_settings(
         _settings(commissioning__abnormal_category="III", functions__voltage_trip="daemon"),
-        measured_latency_s=0.3,
+        measured_latency_s=LATENCY_S,
     )
     assert params.v_hi_bands[0].mode is Mode.MOMENTARY_CESSATION
     assert params.v_lo_bands[-1].mode is Mode.MOMENTARY_CESSATION
@@ -171,7 +174,9 @@ def test_cat_iii_momentary_cessation_bands_come_through_where_the_daemon_owns_th
     assert (p[pt.P_MC_LO_PU], p[pt.P_MC_HI_PU]) == (0.50, 1.10)
     # The inverter owns them (the bench default): it ceases by itself; its backup only ever stops, so
     # the same bands ride through without a cessation of its own.
-    backup = params_from_settings(_settings(commissioning__abnormal_category="III"), measured_latency_s=0.3)
+    backup = params_from_settings(
+        _settings(commissioning__abnormal_category="III"), measured_latency_s=LATENCY_S
+    )
     assert backup.v_hi_bands[0].mode is Mode.PERMISSIVE
     assert backup.v_hi_bands[0].t0_s == params.v_hi_bands[0].t0_s
     assert not backup.momentary_cessation
@@ -184,7 +189,7 @@ TRIPS = ("ov2", "ov1", "uv1", "uv2", "of2", "of1", "uf1", "uf2")
 
 def test_each_protection_function_runs_by_its_owner() -> None:
     """daemon: commissioned settings; inverter + backup: outside them; inverter without backup: off."""
-    ours = params_from_settings(_settings(**DAEMON_OWNS), measured_latency_s=0.3)
+    ours = params_from_settings(_settings(**DAEMON_OWNS), measured_latency_s=LATENCY_S)
     grid = _settings().grid
     assert grid is not None
     vt, ft, rt = grid.voltage_trip, grid.frequency_trip, grid.ride_through
@@ -200,7 +205,7 @@ def test_each_protection_function_runs_by_its_owner() -> None:
     assert ours.phase_jump_limit_deg == rt.phase_jump_single_phase_deg  # the bench is single phase
     assert ours.island_clearing_s == 2.0
 
-    backup = params_from_settings(_settings(), measured_latency_s=0.3)  # inverter owns all, backup on
+    backup = params_from_settings(_settings(), measured_latency_s=LATENCY_S)  # inverter owns all, backup on
     extra = 0.5  # functions.supervisory_extra_delay_s default
     for name in TRIPS:
         theirs, mine = getattr(ours, name), getattr(backup, name)
@@ -208,7 +213,7 @@ def test_each_protection_function_runs_by_its_owner() -> None:
         outward = 1.0 if name[0] == "o" else -1.0
         assert mine.pickup == pytest.approx(theirs.pickup + outward * wider), name
         assert mine.clearing_s == pytest.approx(theirs.clearing_s + extra), name
-    assert backup.latency_s == ours.latency_s == 0.3  # one measured latency; the backup waits longer
+    assert backup.latency_s == ours.latency_s == LATENCY_S  # one measured latency; the backup waits longer
     # ROCOF beyond the category's ride-through by twice the 100 mHz accuracy over the 0.2 s window
     assert backup.rocof_limit_hz_s == pytest.approx(rt.rocof_hz_per_s + 1.0)
     assert backup.rocof_pickup_s == pytest.approx(0.3 + extra)
@@ -216,7 +221,7 @@ def test_each_protection_function_runs_by_its_owner() -> None:
     assert backup.island_clearing_s == pytest.approx(2.0 + extra)
     backup.pack()
 
-    off = params_from_settings(_settings(functions__supervisory_backup=False), measured_latency_s=0.3)
+    off = params_from_settings(_settings(functions__supervisory_backup=False), measured_latency_s=LATENCY_S)
     assert [getattr(off, n) for n in TRIPS] == [Trip(2.0, 1000.0)] * 2 + [Trip(0.0, 1000.0)] * 2 + [
         Trip(70.0, 1000.0)
     ] * 2 + [Trip(40.0, 1000.0)] * 2
@@ -224,21 +229,21 @@ def test_each_protection_function_runs_by_its_owner() -> None:
     assert p[pt.P_ROCOF_LIMIT_HZ_S] == np.inf and p[pt.P_PHASE_JUMP_LIMIT_DEG] == np.inf
     # and the backup switch does not touch what the daemon owns
     ours_no_backup = params_from_settings(
-        _settings(functions__supervisory_backup=False, **DAEMON_OWNS), measured_latency_s=0.3
+        _settings(functions__supervisory_backup=False, **DAEMON_OWNS), measured_latency_s=LATENCY_S
     )
     assert ours_no_backup == ours
 
 
 def test_owners_are_honoured_per_function() -> None:
     """Voltage trips owned by the daemon, frequency trips and anti-islanding by the inverter."""
-    mixed = params_from_settings(_settings(functions__voltage_trip="daemon"), measured_latency_s=0.3)
-    ours = params_from_settings(_settings(**DAEMON_OWNS), measured_latency_s=0.3)
+    mixed = params_from_settings(_settings(functions__voltage_trip="daemon"), measured_latency_s=LATENCY_S)
+    ours = params_from_settings(_settings(**DAEMON_OWNS), measured_latency_s=LATENCY_S)
     assert (mixed.ov2, mixed.ov1, mixed.uv1, mixed.uv2) == (ours.ov2, ours.ov1, ours.uv1, ours.uv2)
     assert mixed.of2.pickup == pytest.approx(ours.of2.pickup + BACKUP_F_MARGIN_HZ)
     assert mixed.rocof_limit_hz_s > ours.rocof_limit_hz_s
     islanding_only = params_from_settings(
         _settings(functions__anti_islanding="daemon", functions__supervisory_backup=False),
-        measured_latency_s=0.3,
+        measured_latency_s=LATENCY_S,
     )
     assert islanding_only.ov2 == Trip(2.0, 1000.0)  # the inverter's trips, no backup
     assert (islanding_only.islanding_on, islanding_only.rocof_limit_hz_s) == (True, ours.rocof_limit_hz_s)
@@ -249,10 +254,10 @@ def test_the_rocof_detector_must_act_within_its_island_clearing_time(owns: dict[
     """Daemon-owned: window + pickup + latency within 2 s (clause 8.1). The backup's extra delay moves
     its pickup and its deadline alike, so the same tuning passes or fails for both."""
     fits = _settings(site__rocof_window_s=0.7, site__rocof_pickup_s=1.0, **owns)
-    params_from_settings(fits, measured_latency_s=0.3).pack()  # 2.0 s (2.5 s for the backup)
+    params_from_settings(fits, measured_latency_s=LATENCY_S).pack()  # 2.0 s (2.5 s for the backup)
     late = _settings(site__rocof_window_s=1.0, site__rocof_pickup_s=1.0, **owns)
     with pytest.raises(ProtectParamError, match="rocof_window_s \\+ rocof_pickup_s \\+ latency_s"):
-        params_from_settings(late, measured_latency_s=0.3).pack()
+        params_from_settings(late, measured_latency_s=LATENCY_S).pack()
 
 
 def test_site_terms_are_carried_over() -> None:
@@ -280,8 +285,10 @@ def test_uncommissioned_settings_are_refused() -> None:
 
 
 def test_enter_service_owned_by_the_inverter_adds_no_delay_of_ours() -> None:
-    ours = params_from_settings(_settings(functions__enter_service="daemon"), measured_latency_s=0.3)
-    theirs = params_from_settings(_settings(functions__enter_service="inverter"), measured_latency_s=0.3)
+    ours = params_from_settings(_settings(functions__enter_service="daemon"), measured_latency_s=LATENCY_S)
+    theirs = params_from_settings(
+        _settings(functions__enter_service="inverter"), measured_latency_s=LATENCY_S
+    )
     assert (ours.es_delay_s, ours.es_ramp_s) == (300.0, 300.0)
     assert (theirs.es_delay_s, theirs.es_ramp_s, theirs.es_rand_s) == (0.0, 0.0, 0.0)
     assert theirs.es_v_lo_pu == ours.es_v_lo_pu  # the window itself still applies

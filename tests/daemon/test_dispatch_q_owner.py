@@ -29,8 +29,8 @@ from edge.settings.load import default_config_text
 from edge.settings.model import REACTIVE_MODES
 from hil.broker import Mosquitto
 from tests.daemon.bench_support import running_daemon, running_plant, settings_for, until
-from tests.link.test_commands import DictMeta
-from tests.link.test_link_daemon import aggregator, command, link_sections, result_for
+from tests.link.test_commands import DictMeta, iso
+from tests.link.test_link_daemon import aggregator, command_result, dispatch_body, link_sections
 
 T0 = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
 U0 = T0.timestamp()
@@ -56,10 +56,6 @@ def dispatch(**kw: Any) -> Dispatch:
     fields: dict[str, Any] = {"id": "d1", "start": T0, "expiry": T0 + timedelta(hours=1), "p_w": -3000.0}
     fields.update(kw)
     return Dispatch(**fields)
-
-
-def iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 # --- the dispatcher's validation ----------------------------------------------------------------------
@@ -190,28 +186,12 @@ async def test_the_daemon_rejects_q_from_the_aggregator_and_the_file_and_keeps_f
             async with running_daemon(settings, tmp_path) as daemon:
                 await until(lambda: bool(agg.records("telemetry")), 20, "the link is up")
                 now = datetime.now(UTC)
-                first = {
-                    "id": "d-1",
-                    "issued_at": iso(now),
-                    "start": iso(now - timedelta(seconds=1)),
-                    "expiry": iso(now + timedelta(minutes=10)),
-                    "p_w": -3000.0,
-                }
-                await command(broker, "dispatch", first, b"c-1")
-                await until(lambda: result_for(agg, b"c-1") is not None, 10, "a result for d-1")
-                assert (result_for(agg, b"c-1") or {})["status"] == "accepted"
+                first = dispatch_body("d-1", now, p_w=-3000.0)
+                assert (await command_result(broker, agg, "dispatch", first, b"c-1"))["status"] == "accepted"
                 await until(lambda: plant.snapshot()["p_ev_w"] < -2500.0, 20, "the inverter charges at d-1")
                 # A discharge with Q: rejected whole, the discharge included.
-                with_q = {
-                    **first,
-                    "id": "d-2",
-                    "issued_at": iso(datetime.now(UTC)),
-                    "p_w": 2000.0,
-                    "q_var": 500.0,
-                }
-                await command(broker, "dispatch", with_q, b"c-2")
-                await until(lambda: result_for(agg, b"c-2") is not None, 10, "a result for d-2")
-                res = result_for(agg, b"c-2") or {}
+                with_q = dispatch_body("d-2", datetime.now(UTC), p_w=2000.0, q_var=500.0)
+                res = await command_result(broker, agg, "dispatch", with_q, b"c-2")
                 assert (res["status"], res["field"], res["value"]) == ("rejected", "q_var", 500.0), res
                 assert (
                     "reactive power is owned by the inverter (functions.volt_var = inverter)" in res["reason"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.daemon.controllers import kernel_settings_problem
 from edge.daemon.main import ENV_ALLOW_ROOT
 from edge.settings.load import deep_merge, default_config_text, from_builtins
 from hil import runner
@@ -95,6 +96,9 @@ def test_every_settings_table_loads_with_the_real_loaders() -> None:
             assert (
                 s.commissioning.abnormal_category == t.scenario.daemon["commissioning"]["abnormal_category"]
             )
+            # and the daemon would run it (the fast path fits every 0.16 s stage and, in Cat III, the
+            # momentary cessation it owns), rather than hold P = Q = 0
+            assert kernel_settings_problem(s) is None, (t.id, kernel_settings_problem(s))
         plant_config.from_dict(t.scenario.plant)
         assert t.scenario.duration_s <= d.MAX_SCENARIO_S
         assert all(e.at_s <= t.scenario.duration_s for e in t.scenario.events)

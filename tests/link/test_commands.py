@@ -29,7 +29,8 @@ U0 = T0.timestamp()
 
 
 def iso(dt: datetime) -> str:
-    return dt.isoformat().replace("+00:00", "Z")
+    """``dt`` as the commands carry it: UTC, ISO 8601 with a Z."""
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class DictMeta:

@@ -36,6 +36,7 @@ from hil.plant import events as ev
 from tests.daemon.bench_support import bench_config_text, running_daemon, running_plant, settings_for, until
 from tests.daemon.test_restart import bench
 from tests.link.relay import Relay
+from tests.link.test_commands import iso
 
 SITE, EVSE = "s1", "e1"
 BASE = f"v2g/{SITE}/{EVSE}"
@@ -131,15 +132,33 @@ async def command(broker: Mosquitto, name: str, body: dict[str, Any] | bytes, co
         await c.publish(f"{BASE}/cmd/{name}", payload, qos=1, properties=props)
 
 
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def result_for(agg: Aggregator, correlation: bytes) -> dict[str, Any] | None:
     for body, props in agg.results():
         if getattr(props, "CorrelationData", None) == correlation:
             return body
     return None
+
+
+def dispatch_body(dispatch_id: str, now: datetime, **fields: Any) -> dict[str, Any]:
+    """A dispatch issued ``now``, started a second before and expiring ten minutes after."""
+    return {
+        "id": dispatch_id,
+        "issued_at": iso(now),
+        "start": iso(now - timedelta(seconds=1)),
+        "expiry": iso(now + timedelta(minutes=10)),
+        **fields,
+    }
+
+
+async def command_result(
+    broker: Mosquitto, agg: Aggregator, name: str, body: dict[str, Any] | bytes, correlation: bytes
+) -> dict[str, Any]:
+    """Send a command and wait for its result on the response topic."""
+    await command(broker, name, body, correlation)
+    await until(lambda: result_for(agg, correlation) is not None, 10, f"a result for {correlation!r}")
+    res = result_for(agg, correlation)
+    assert res is not None
+    return res
 
 
 async def test_state_telemetry_and_a_clean_stop_clears_online(tmp_path: Path) -> None:
@@ -178,25 +197,19 @@ async def test_dispatch_reaches_the_inverter_and_every_command_gets_a_result(tmp
             async with running_daemon(settings, tmp_path):
                 await until(lambda: bool(agg.records("telemetry")), 20, "the link is up")
                 now = datetime.now(UTC)
-                dispatch = {
-                    "id": "d-1",
-                    "issued_at": _iso(now),
-                    "start": _iso(now - timedelta(seconds=1)),
-                    "expiry": _iso(now + timedelta(minutes=10)),
-                    "p_w": -3000.0,
-                }
-                await command(broker, "dispatch", dispatch, b"c-1")
-                await until(lambda: result_for(agg, b"c-1") is not None, 10, "a result for the dispatch")
-                assert result_for(agg, b"c-1")["status"] == "accepted"  # type: ignore[index]
+                dispatch = dispatch_body("d-1", now, p_w=-3000.0)
+                assert (await command_result(broker, agg, "dispatch", dispatch, b"c-1"))[
+                    "status"
+                ] == "accepted"
                 await until(
                     lambda: plant.snapshot()["p_ev_w"] < -2500.0, 20, "the inverter charges at the dispatch"
                 )
                 # The same command again is a replay; an older one too; garbage gets a reason.
                 await command(broker, "dispatch", dispatch, b"c-2")
-                older = {**dispatch, "id": "d-0", "issued_at": _iso(now - timedelta(seconds=30))}
+                older = {**dispatch, "id": "d-0", "issued_at": iso(now - timedelta(seconds=30))}
                 await command(broker, "dispatch", older, b"c-3")
                 await command(broker, "dispatch", b"\xff\x00 not json", b"c-4")
-                big = {**dispatch, "id": "d-2", "issued_at": _iso(datetime.now(UTC)), "p_w": -1e12}
+                big = {**dispatch, "id": "d-2", "issued_at": iso(datetime.now(UTC)), "p_w": -1e12}
                 await command(broker, "dispatch", big, b"c-5")
                 for c in (b"c-2", b"c-3", b"c-4", b"c-5"):
                     await until(lambda c=c: result_for(agg, c) is not None, 10, f"a result for {c!r}")
@@ -335,7 +348,7 @@ async def test_publishes_the_broker_refuses_stay_in_the_spool_and_are_reported(
 async def test_a_retained_command_is_not_applied(tmp_path: Path) -> None:
     with Mosquitto() as broker:
         now = datetime.now(UTC)
-        body = {"id": "m-r", "issued_at": _iso(now), "mode": "idle"}
+        body = {"id": "m-r", "issued_at": iso(now), "mode": "idle"}
         async with aiomqtt.Client(broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5) as c:
             await c.publish(f"{BASE}/cmd/mode", json.dumps(body).encode(), qos=1, retain=True)
         async with running_plant() as plant, aggregator(broker) as agg:
@@ -351,7 +364,7 @@ async def test_garbage_on_every_command_topic_gets_a_rejection_and_changes_nothi
     """Over the real broker (the handler's own fuzzing is in test_commands): random bytes, wrong types,
     huge values, missing fields and a 10 MiB payload, each answered, none applied."""
     rng = random.Random(15)
-    now = _iso(datetime.now(UTC))
+    now = iso(datetime.now(UTC))
     nasty: list[bytes] = [
         b"",
         b"null",
