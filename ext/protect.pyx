@@ -161,26 +161,24 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     trip_rem = INFINITY
     for k in range(8):
         pickup = p[P_TRIP + 2 * k]
+        # the backup's voltage (k < 4) or frequency elements wait the regions out
+        holds = p[P_RT_HOLDS_V_TRIPS if k < 4 else P_RT_HOLDS_F_TRIPS] != 0.0
         if k < 2:
             x = vmax
             picked = x > pickup
             rt_rem = rt_vhi
-            holds = p[P_RT_HOLDS_V_TRIPS] != 0.0
         elif k < 4:
             x = vmin
             picked = x < pickup
             rt_rem = rt_vlo
-            holds = p[P_RT_HOLDS_V_TRIPS] != 0.0
         elif k < 6:
             x = f
             picked = x > pickup
             rt_rem = rt_fhi
-            holds = p[P_RT_HOLDS_F_TRIPS] != 0.0
         else:
             x = f
             picked = x < pickup
             rt_rem = rt_flo
-            holds = p[P_RT_HOLDS_F_TRIPS] != 0.0
         if picked:
             if isnan(s[S_TRIP_T0 + k]):
                 s[S_TRIP_T0 + k] = t

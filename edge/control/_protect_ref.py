@@ -339,26 +339,24 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     trip_rem = INF
     for k in range(8):
         pickup = p[P_TRIP + 2 * k]
+        # the backup's voltage (k < 4) or frequency elements wait the regions out
+        holds = p[P_RT_HOLDS_V_TRIPS if k < 4 else P_RT_HOLDS_F_TRIPS] != 0.0
         if k < 2:
             x = vmax
             picked = x > pickup
             rt_rem = rt_vhi
-            holds = p[P_RT_HOLDS_V_TRIPS] != 0.0
         elif k < 4:
             x = vmin
             picked = x < pickup
             rt_rem = rt_vlo
-            holds = p[P_RT_HOLDS_V_TRIPS] != 0.0
         elif k < 6:
             x = f
             picked = x > pickup
             rt_rem = rt_fhi
-            holds = p[P_RT_HOLDS_F_TRIPS] != 0.0
         else:
             x = f
             picked = x < pickup
             rt_rem = rt_flo
-            holds = p[P_RT_HOLDS_F_TRIPS] != 0.0
         if picked:
             if math.isnan(s[S_TRIP_T0 + k]):
                 s[S_TRIP_T0 + k] = t
