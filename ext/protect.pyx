@@ -6,7 +6,7 @@ compile-time constants from protect_layout.pxi (generated: ``python -m ext.gen_l
 ``layout()`` returns the indices this module was built with.
 """
 
-from libc.math cimport INFINITY, NAN, fabs, isnan
+from libc.math cimport INFINITY, NAN, copysign, fabs, isnan, sqrt
 
 include "protect_layout.pxi"
 
@@ -110,6 +110,7 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     cdef double pinv, seq, imp, tm, dts, err, trim, age, sample_age, imp_last
     cdef double t_inv, w0, lo, hi, est, rocof, sign, cnt, inc, res
     cdef double bound, rise, u, es_rem, p_out, q_out, ramp, lim, droop, base, limit
+    cdef double dither, resp, q_dither, s_va
     cdef bint meas_ok, in_service, mc_now, mc, picked, holds, pinv_ok, cap_applies, meter_ok, discharging
     cdef bint exporting, in_window, mi_low, steady, value_alive
     cdef int service, k_vlo, k_vhi, k_flo, k_fhi, k, pos, state, check
@@ -368,6 +369,32 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     else:
         s[S_MI_T0] = NAN
 
+    # 3d. active method: reactive dither, the frequency's response per half period
+    dither = 0.0
+    if p[P_DITHER_VAR] > 0.0 and in_service and discharging and meas_ok and not mc:
+        if isnan(s[S_DI_T0]):
+            s[S_DI_T0] = t
+            s[S_DI_SIGN] = 1.0
+            s[S_DI_F_PREV] = NAN
+            s[S_DI_COUNT] = 0.0
+        s[S_DI_F_LAST] = f
+        if t - s[S_DI_T0] >= p[P_DITHER_HALF_S]:
+            resp = -s[S_DI_SIGN] * (s[S_DI_F_LAST] - s[S_DI_F_PREV])
+            s[S_DI_RESP] = resp
+            if resp > p[P_DITHER_DF_HZ]:
+                s[S_DI_COUNT] += 1.0
+            else:
+                s[S_DI_COUNT] = 0.0
+            if s[S_DI_COUNT] >= p[P_DITHER_N]:
+                fired |= R_ISLAND_ACTIVE
+            s[S_DI_F_PREV] = s[S_DI_F_LAST]
+            s[S_DI_SIGN] = -s[S_DI_SIGN]
+            s[S_DI_T0] = t
+        dither = s[S_DI_SIGN] * p[P_DITHER_VAR]
+    else:
+        s[S_DI_T0] = NAN
+        s[S_DI_COUNT] = 0.0
+
     # export backstop
     exporting = cap_applies and meter_ok and discharging and imp_last < -p[P_EXPORT_CAP_W]
     if exporting:
@@ -442,6 +469,7 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     # 6. output
     p_out = 0.0
     q_out = 0.0
+    q_dither = 0.0
     ramp = 0.0
     if service == NORMAL or service == RAMPING:
         ramp = 1.0
@@ -476,6 +504,16 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
         if mc:
             p_out = 0.0
             q_out = 0.0
+        elif dither != 0.0:
+            q_dither = dither
+            q_out += dither
+            if q_out > p[P_Q_MAX_INJ_VAR]:
+                q_out = p[P_Q_MAX_INJ_VAR]
+            elif q_out < -p[P_Q_MAX_ABS_VAR]:
+                q_out = -p[P_Q_MAX_ABS_VAR]
+            s_va = p[P_S_RATED_VA]
+            if p_out * p_out + q_out * q_out > s_va * s_va:
+                p_out = copysign(sqrt(s_va * s_va - q_out * q_out), p_out)
     if mc:
         active |= R_MOMENTARY_CESSATION
     active |= fired
@@ -501,3 +539,5 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     o[O_METER_AGE_S] = age
     o[O_TRIM_W] = s[S_TRIM_W]
     o[O_FROZEN_CHECK] = s[S_FROZEN_LATCH]
+    o[O_DITHER_VAR] = q_dither
+    o[O_DITHER_RESP_HZ] = s[S_DI_RESP]

@@ -53,7 +53,14 @@ cdef enum:
     P_MC_HI_PU = 124
     P_RT_HOLDS_V_TRIPS = 125
     P_RT_HOLDS_F_TRIPS = 126
-    N_PARAMS = 127
+    P_DITHER_VAR = 127
+    P_DITHER_HALF_S = 128
+    P_DITHER_DF_HZ = 129
+    P_DITHER_N = 130
+    P_Q_MAX_INJ_VAR = 131
+    P_Q_MAX_ABS_VAR = 132
+    P_S_RATED_VA = 133
+    N_PARAMS = 134
     S_T_PREV = 0
     S_SERVICE = 1
     S_TRIP_REASON = 2
@@ -100,7 +107,13 @@ cdef enum:
     S_STALL_T0 = 114
     S_STALL_P_W = 115
     S_IMP_PREV = 116
-    N_STATE = 117
+    S_DI_T0 = 117
+    S_DI_SIGN = 118
+    S_DI_F_LAST = 119
+    S_DI_F_PREV = 120
+    S_DI_COUNT = 121
+    S_DI_RESP = 122
+    N_STATE = 123
     I_T_S = 0
     I_V_MAX_PU = 1
     I_V_MIN_PU = 2
@@ -136,7 +149,9 @@ cdef enum:
     O_METER_AGE_S = 12
     O_TRIM_W = 13
     O_FROZEN_CHECK = 14
-    N_OUTPUTS = 15
+    O_DITHER_VAR = 15
+    O_DITHER_RESP_HZ = 16
+    N_OUTPUTS = 17
     N_BANDS = 4
     N_HIST = 32
     N_CMD = 3
@@ -179,6 +194,7 @@ cdef long long R_METER_STALE = 1 << 16
 cdef long long R_METER_FROZEN = 1 << 17
 cdef long long R_CAP_LIMITING = 1 << 18
 cdef long long R_RIDE_THROUGH = 1 << 19
+cdef long long R_ISLAND_ACTIVE = 1 << 20
 
 
 def layout():
@@ -236,6 +252,13 @@ def layout():
         "P_MC_HI_PU": P_MC_HI_PU,
         "P_RT_HOLDS_V_TRIPS": P_RT_HOLDS_V_TRIPS,
         "P_RT_HOLDS_F_TRIPS": P_RT_HOLDS_F_TRIPS,
+        "P_DITHER_VAR": P_DITHER_VAR,
+        "P_DITHER_HALF_S": P_DITHER_HALF_S,
+        "P_DITHER_DF_HZ": P_DITHER_DF_HZ,
+        "P_DITHER_N": P_DITHER_N,
+        "P_Q_MAX_INJ_VAR": P_Q_MAX_INJ_VAR,
+        "P_Q_MAX_ABS_VAR": P_Q_MAX_ABS_VAR,
+        "P_S_RATED_VA": P_S_RATED_VA,
         "N_PARAMS": N_PARAMS,
         "S_T_PREV": S_T_PREV,
         "S_SERVICE": S_SERVICE,
@@ -283,6 +306,12 @@ def layout():
         "S_STALL_T0": S_STALL_T0,
         "S_STALL_P_W": S_STALL_P_W,
         "S_IMP_PREV": S_IMP_PREV,
+        "S_DI_T0": S_DI_T0,
+        "S_DI_SIGN": S_DI_SIGN,
+        "S_DI_F_LAST": S_DI_F_LAST,
+        "S_DI_F_PREV": S_DI_F_PREV,
+        "S_DI_COUNT": S_DI_COUNT,
+        "S_DI_RESP": S_DI_RESP,
         "N_STATE": N_STATE,
         "I_T_S": I_T_S,
         "I_V_MAX_PU": I_V_MAX_PU,
@@ -319,6 +348,8 @@ def layout():
         "O_METER_AGE_S": O_METER_AGE_S,
         "O_TRIM_W": O_TRIM_W,
         "O_FROZEN_CHECK": O_FROZEN_CHECK,
+        "O_DITHER_VAR": O_DITHER_VAR,
+        "O_DITHER_RESP_HZ": O_DITHER_RESP_HZ,
         "N_OUTPUTS": N_OUTPUTS,
         "N_BANDS": N_BANDS,
         "N_HIST": N_HIST,

@@ -342,7 +342,9 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
         q_lo, q_hi = -(r.q_max_absorb_var or 0.0), r.q_max_inject_var or 0.0
         if not q_lo <= q_var <= q_hi:
             raise self._range_error("q_var", q_var, q_lo, q_hi, "var")
-        if r.s_max_va is not None and math.hypot(p_w, q_var) > r.s_max_va:
+        # A set point computed at the rating (P = sqrt(S^2 - Q^2), the kernels' way) may come back
+        # from hypot one rounding above it: that is the rating, not beyond it.
+        if r.s_max_va is not None and math.hypot(p_w, q_var) > r.s_max_va * (1.0 + 1e-12):
             raise self._range_error("s_va = hypot(p_w, q_var)", math.hypot(p_w, q_var), 0.0, r.s_max_va, "VA")
         return r
 

@@ -10,7 +10,8 @@ kernel I (edge/control/pq.py) on that kernel's P/Q request and produces the fina
    take precedence over ride-through, a supervisory backup never fires while a region still requires
    operation;
 3. passive islanding detectors: ROCOF beyond the category's ride-through over successive windows,
-   phase jump, and for non-export sites minimum import at the site meter;
+   phase jump, and for non-export sites minimum import at the site meter; the active method (a
+   reactive dither whose frequency response only an island shows);
 4. site-meter freshness (stale, frozen) and the V2H export cap: the discharge command is bounded by the
    estimated house load plus the cap minus the margin, trimmed by a slow feedback term, with a backstop;
 5. the service state machine (tripped, waiting to enter service, ramping in, normal) and the output.
@@ -48,6 +49,8 @@ from edge.control.protect_types import (
     N_CMD,
     N_HIST,
     O_CAP_BOUND_W,
+    O_DITHER_RESP_HZ,
+    O_DITHER_VAR,
     O_ES_REMAINING_S,
     O_FROZEN_CHECK,
     O_LOAD_EST_W,
@@ -67,6 +70,10 @@ from edge.control.protect_types import (
     P_CAP_WINS,
     P_COUNTER_STALL_MAX_S,
     P_DISCHARGE_DETECT_W,
+    P_DITHER_DF_HZ,
+    P_DITHER_HALF_S,
+    P_DITHER_N,
+    P_DITHER_VAR,
     P_ES_DELAY_S,
     P_ES_F_HI_HZ,
     P_ES_F_LO_HZ,
@@ -97,6 +104,8 @@ from edge.control.protect_types import (
     P_MIN_IMPORT_W,
     P_NON_EXPORT,
     P_PHASE_JUMP_LIMIT_DEG,
+    P_Q_MAX_ABS_VAR,
+    P_Q_MAX_INJ_VAR,
     P_RATED_W,
     P_RISE_W_PER_S,
     P_ROCOF_LIMIT_HZ_S,
@@ -104,6 +113,7 @@ from edge.control.protect_types import (
     P_ROCOF_WINDOW_S,
     P_RT_HOLDS_F_TRIPS,
     P_RT_HOLDS_V_TRIPS,
+    P_S_RATED_VA,
     P_STALE_METER_S,
     P_STEADY_TOL_W,
     P_TRIM_MAX_W,
@@ -120,6 +130,12 @@ from edge.control.protect_types import (
     S_CNT_E_WH,
     S_CNT_LAST,
     S_CNT_STEP,
+    S_DI_COUNT,
+    S_DI_F_LAST,
+    S_DI_F_PREV,
+    S_DI_RESP,
+    S_DI_SIGN,
+    S_DI_T0,
     S_ES_RAND_DELAY_S,
     S_ES_T0,
     S_EXP_T0,
@@ -183,6 +199,7 @@ R_METER_STALE = 1 << 16
 R_METER_FROZEN = 1 << 17
 R_CAP_LIMITING = 1 << 18
 R_RIDE_THROUGH = 1 << 19
+R_ISLAND_ACTIVE = 1 << 20
 FROZEN_TRACKING = 1
 FROZEN_STILL = 2
 FROZEN_COUNTER = 3
@@ -567,6 +584,38 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     else:
         s[S_MI_T0] = NAN
 
+    # 3d. active method: a reactive square wave while discharging in service. On the grid the frequency
+    # does not follow it; in an island the RLC load's frequency moves against the injected Q at once
+    # (more Q, lower f). Each half period's response is the frequency's move between the ends of two
+    # half periods, signed so that an island's is positive; P_DITHER_N successive responses beyond
+    # P_DITHER_DF_HZ trip. A frequency pulse moves at most two successive ends (up, then back) and a
+    # ramp alternates the response's sign, so neither reaches three.
+    dither = 0.0
+    if p[P_DITHER_VAR] > 0.0 and in_service and discharging and meas_ok and not mc:
+        if math.isnan(s[S_DI_T0]):
+            s[S_DI_T0] = t
+            s[S_DI_SIGN] = 1.0
+            s[S_DI_F_PREV] = NAN
+            s[S_DI_COUNT] = 0.0
+        s[S_DI_F_LAST] = f
+        if t - s[S_DI_T0] >= p[P_DITHER_HALF_S]:
+            resp = -s[S_DI_SIGN] * (s[S_DI_F_LAST] - s[S_DI_F_PREV])
+            s[S_DI_RESP] = resp
+            if resp > p[P_DITHER_DF_HZ]:  # False for NaN (the first half period)
+                s[S_DI_COUNT] += 1.0
+            else:
+                s[S_DI_COUNT] = 0.0
+            if s[S_DI_COUNT] >= p[P_DITHER_N]:
+                fired |= R_ISLAND_ACTIVE
+            s[S_DI_F_PREV] = s[S_DI_F_LAST]
+            s[S_DI_SIGN] = -s[S_DI_SIGN]
+            # from this cycle's write: every half period lasts at least P_DITHER_HALF_S at the output
+            s[S_DI_T0] = t
+        dither = s[S_DI_SIGN] * p[P_DITHER_VAR]
+    else:
+        s[S_DI_T0] = NAN
+        s[S_DI_COUNT] = 0.0
+
     # export backstop: export above the cap for too long stops discharge for the hold time
     exporting = cap_applies and meter_ok and discharging and imp_last < -p[P_EXPORT_CAP_W]
     if exporting:
@@ -641,6 +690,7 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     # 6. output
     p_out = 0.0
     q_out = 0.0
+    q_dither = 0.0
     ramp = 0.0
     if service in (NORMAL, RAMPING):
         ramp = 1.0
@@ -675,6 +725,19 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
         if mc:
             p_out = 0.0
             q_out = 0.0
+        elif dither != 0.0:
+            # within the stage's reactive limits: at a limit half the wave remains, which still shows
+            q_dither = dither
+            q_out += dither
+            if q_out > p[P_Q_MAX_INJ_VAR]:
+                q_out = p[P_Q_MAX_INJ_VAR]
+            elif q_out < -p[P_Q_MAX_ABS_VAR]:
+                q_out = -p[P_Q_MAX_ABS_VAR]
+            # at full apparent power P gives way (0.1 W at 7.4 kVA): a set point beyond the rating is
+            # refused by the stage, and the dither must go on at full power
+            s_va = p[P_S_RATED_VA]
+            if p_out * p_out + q_out * q_out > s_va * s_va:
+                p_out = math.copysign(math.sqrt(s_va * s_va - q_out * q_out), p_out)
     if mc:
         active |= R_MOMENTARY_CESSATION
     active |= fired
@@ -700,3 +763,5 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     o[O_METER_AGE_S] = age
     o[O_TRIM_W] = s[S_TRIM_W]
     o[O_FROZEN_CHECK] = s[S_FROZEN_LATCH]
+    o[O_DITHER_VAR] = q_dither
+    o[O_DITHER_RESP_HZ] = s[S_DI_RESP]

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from drivers.sunspec.functions import inverter_reactive_modes
 from edge.control import protect_types as pt
 from edge.control.protect_types import Mode
 from edge.settings.model import (
@@ -157,6 +158,19 @@ class ProtectParams:
     # ROCOF window + pickup + latency must stay within this: 2 s where the daemon owns anti-islanding,
     # 2 s + supervisory_extra_delay_s for the backup (it acts after the owner's deadline)
     island_clearing_s: float = ISLAND_CLEARING_S
+    # Active method (site.island_dither_*): a reactive square wave of dither_var (0 = off) whose half
+    # periods last at least dither_half_s (from the first cycle past it: up to cycle_s more); an island
+    # once dither_n successive half periods moved the frequency against it by more than dither_df_hz.
+    # The dithered Q stays within the stage's limits q_max_inj_var / q_max_abs_var, and where it would
+    # take the command beyond s_rated_va, P gives way.
+    dither_var: float = 0.0
+    dither_half_s: float = 0.25
+    dither_df_hz: float = 0.04
+    dither_n: int = 3
+    q_max_inj_var: float = 0.0
+    q_max_abs_var: float = 0.0
+    s_rated_va: float = 0.0
+    cycle_s: float = 0.1  # the daemon's cycle: how late a half period may end
     non_export: bool = True
     cap_wins: bool = True
     export_cap_w: float = 0.0
@@ -254,6 +268,13 @@ class ProtectParams:
             pt.P_ES_DELAY_S: self.es_delay_s,
             pt.P_ES_RAMP_S: self.es_ramp_s,
             pt.P_ES_RAND_S: self.es_rand_s,
+            pt.P_DITHER_VAR: self.dither_var,
+            pt.P_DITHER_HALF_S: self.dither_half_s,
+            pt.P_DITHER_DF_HZ: self.dither_df_hz,
+            pt.P_DITHER_N: float(self.dither_n),
+            pt.P_Q_MAX_INJ_VAR: self.q_max_inj_var,
+            pt.P_Q_MAX_ABS_VAR: self.q_max_abs_var,
+            pt.P_S_RATED_VA: self.s_rated_va,
             pt.P_NON_EXPORT: float(self.non_export),
             pt.P_CAP_WINS: float(self.cap_wins),
             pt.P_EXPORT_CAP_W: self.export_cap_w,
@@ -342,6 +363,13 @@ class ProtectParams:
             self.island_clearing_s,
         )
         _range("phase_jump_limit_deg", self.phase_jump_limit_deg, 1.0, 180.0)
+        _range("cycle_s", self.cycle_s, 0.0, 1.0)
+        _range("q_max_inj_var", self.q_max_inj_var, 0.0, 1e7)
+        _range("q_max_abs_var", self.q_max_abs_var, 0.0, 1e7)
+        _range("s_rated_va", self.s_rated_va, 0.0, 1e7)
+        _range("dither_var", self.dither_var, 0.0, min(self.q_max_inj_var, self.q_max_abs_var))
+        if self.dither_var > 0.0:
+            self._check_dither(lat)
         _range("es_v_lo_pu", self.es_v_lo_pu, 0.5, 1.0)
         _range("es_v_hi_pu", self.es_v_hi_pu, 1.0, 1.5)
         _range("es_f_lo_hz", self.es_f_lo_hz, 40.0, self.es_f_hi_hz)
@@ -374,6 +402,24 @@ class ProtectParams:
             if self.export_cap_w != 0.0:
                 _fail("export_cap_w", self.export_cap_w, "0 at a non-export site")
             _range("margin_w", self.margin_w, self.min_import_w, 1e5)
+
+    def _check_dither(self, lat: float) -> None:
+        # The response to a reactive step passes the same path as a measurement to a cease: it shows at
+        # a half period's end only if the half period is at least that long.
+        _range("dither_half_s", self.dither_half_s, max(lat, 0.05), 1.0)
+        _range("s_rated_va", self.s_rated_va, self.dither_var, 1e7)
+        # A difference of two readings, each within 10 mHz (1547 Table 3): less would be noise.
+        _range("dither_df_hz", self.dither_df_hz, 2.0 * OWNER_F_ERROR_HZ, 1.0)
+        # A frequency pulse (1547.1's 62.1 Hz for 0.11 s) moves two successive half-period ends.
+        _range("dither_n", self.dither_n, 3, 10)
+        # An island that forms just after a half period ended: the first response that is all island
+        # comes two half periods later, then dither_n - 1 more, each up to a cycle late, then the cease.
+        _range(
+            "(dither_n + 1) * (dither_half_s + cycle_s) + latency_s",
+            (self.dither_n + 1) * (self.dither_half_s + self.cycle_s) + lat,
+            0.0,
+            self.island_clearing_s,
+        )
 
     def _check_mc_band(self, where: str, edges: tuple[float, float], over: bool) -> None:
         """A band of mode MOMENTARY_CESSATION lies wholly where the thresholds cease the output: the
@@ -474,6 +520,7 @@ def params_from_settings(settings: Settings, *, measured_latency_s: float) -> Pr
                 "meter and stage that fast, or functions.voltage_trip = 'inverter' (it ceases by itself)",
             )
     _trips_fit_latency(grid, fn, measured_latency_s)
+    dither_var = _dither_var(settings) if fn.anti_islanding == "daemon" else 0.0
     extra = fn.supervisory_extra_delay_s
     grid_fields = _grid_fields(
         grid,
@@ -516,10 +563,50 @@ def params_from_settings(settings: Settings, *, measured_latency_s: float) -> Pr
         min_import_w=site.min_import_w,
         min_import_s=site.min_import_s,
         rocof_window_s=site.rocof_window_s,
+        dither_var=dither_var,
+        dither_half_s=site.island_dither_half_s,
+        dither_df_hz=site.island_dither_df_hz,
+        dither_n=site.island_dither_halves,
+        q_max_inj_var=inverter.q_max_inj_var,
+        q_max_abs_var=inverter.q_max_abs_var,
+        s_rated_va=inverter.s_rated_va,
+        cycle_s=settings.daemon.cycle_s,
         discharge_detect_w=site.discharge_detect_w,
         meter_window_s=site.meter_window_s,
         steady_tol_w=site.export_trim_steady_tol_w,
     )
+
+
+def _dither_var(settings: Settings) -> float:
+    """The active method's amplitude where the daemon owns anti-islanding, or why it cannot run.
+
+    Passive windows cannot see an island whose generation and load balance (1547.1's RLC test at 100 %):
+    the daemon owns anti-islanding only with an active method, the reactive dither or, at a non-export
+    site, the minimum-import check. The dither is reactive set points, which a stage running its own
+    reactive mode drops.
+    """
+    site, fn, inverter = settings.site, settings.functions, settings.inverter
+    assert inverter is not None  # checked by the caller
+    if site.island_dither_pu == 0.0:
+        if not (site.non_export and site.min_import_w > 0.0):
+            _fail(
+                "site.island_dither_pu",
+                0.0,
+                "above 0 where functions.anti_islanding = 'daemon' and the minimum-import check is off "
+                "(site.non_export with site.min_import_w > 0): the passive windows alone cannot see a "
+                "balanced island (1547 clause 8.1)",
+            )
+        return 0.0
+    owned = inverter_reactive_modes(fn)
+    if owned:
+        _fail(
+            "site.island_dither_pu",
+            site.island_dither_pu,
+            f"0 while functions.{owned[0]} = 'inverter': the stage runs its own reactive mode and drops "
+            "the daemon's reactive set points, the dither among them (use the minimum-import check, or "
+            "let the daemon own the reactive function)",
+        )
+    return site.island_dither_pu * inverter.s_rated_va
 
 
 def _trips_fit_latency(grid: Grid, fn: Functions, latency_s: float) -> None:

@@ -79,6 +79,8 @@ class Reason(IntFlag):
     METER_FROZEN = 1 << 17
     CAP_LIMITING = 1 << 18
     RIDE_THROUGH = 1 << 19  # a trip element has picked up but a ride-through region holds it off
+    # the active method: the frequency followed the reactive dither for P_DITHER_N half periods
+    ISLAND_ACTIVE = 1 << 20
 
 
 class FrozenCheck(IntEnum):
@@ -153,7 +155,17 @@ P_MC_HI_PU: Final = 124
 # backup, which acts only outside every ride-through); 0.0: the trip settings take precedence (the owner)
 P_RT_HOLDS_V_TRIPS: Final = 125
 P_RT_HOLDS_F_TRIPS: Final = 126
-N_PARAMS: Final = 127
+# Active anti-islanding (reactive dither): amplitude (var, 0 = off), the shortest half period, the
+# frequency response per half period that counts, how many successive half periods must show it, and
+# the stage's reactive and apparent-power limits the dithered command stays within
+P_DITHER_VAR: Final = 127
+P_DITHER_HALF_S: Final = 128
+P_DITHER_DF_HZ: Final = 129
+P_DITHER_N: Final = 130
+P_Q_MAX_INJ_VAR: Final = 131
+P_Q_MAX_ABS_VAR: Final = 132
+P_S_RATED_VA: Final = 133  # with the dither, P yields what Q needs beyond the rating (as kernel I)
+N_PARAMS: Final = 134
 S_T_PREV: Final = 0
 S_SERVICE: Final = 1
 S_TRIP_REASON: Final = 2
@@ -200,7 +212,13 @@ S_ROCOF_SIGN: Final = 113  # sign of the ROCOF whose pickup timer runs
 S_STALL_T0: Final = 114  # since when the counter has not moved and the value stayed within the noise floor
 S_STALL_P_W: Final = 115  # the value the noise-floor band is centred on
 S_IMP_PREV: Final = 116  # the site import before S_IMP_LAST (the counter check integrates the lower)
-N_STATE: Final = 117
+S_DI_T0: Final = 117  # when the dither's current half period began (NaN: the dither is not running)
+S_DI_SIGN: Final = 118  # the current half period's sign (+1: Q raised by the amplitude)
+S_DI_F_LAST: Final = 119  # the latest frequency seen in the current half period
+S_DI_F_PREV: Final = 120  # the frequency at the end of the previous half period
+S_DI_COUNT: Final = 121  # successive half periods whose response exceeded P_DITHER_DF_HZ
+S_DI_RESP: Final = 122  # the last half period's response (Hz, > 0: the way an island responds)
+N_STATE: Final = 123
 I_T_S: Final = 0
 I_V_MAX_PU: Final = 1
 I_V_MIN_PU: Final = 2
@@ -236,7 +254,9 @@ O_ROCOF_HZ_S: Final = 11
 O_METER_AGE_S: Final = 12
 O_TRIM_W: Final = 13
 O_FROZEN_CHECK: Final = 14  # FrozenCheck
-N_OUTPUTS: Final = 15
+O_DITHER_VAR: Final = 15  # the dither in this cycle's O_Q_VAR
+O_DITHER_RESP_HZ: Final = 16  # S_DI_RESP (NaN before two half periods)
+N_OUTPUTS: Final = 17
 N_BANDS: Final = 4
 N_HIST: Final = 32
 N_CMD: Final = 3
@@ -272,6 +292,7 @@ def new_state() -> FloatArray:
     s[S_HIST_POS] = 0.0
     s[S_FROZEN_LATCH] = 0.0
     s[S_CNT_E_WH] = 0.0
+    s[S_DI_COUNT] = 0.0
     return s
 
 

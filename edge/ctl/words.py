@@ -38,6 +38,7 @@ REASON = {
     "island_rocof": "island suspected: rate of change of frequency",
     "island_phase_jump": "island suspected: phase jump",
     "island_min_import": "island suspected: site import below the minimum",
+    "island_active": "island suspected: frequency follows the reactive dither",
     "grid_meas_invalid": "grid measurement invalid",
     "commissioning_lock": "not commissioned",
     "permit_off": "not permitted to operate",

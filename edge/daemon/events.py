@@ -16,7 +16,7 @@ from edge.daemon.snapshot import Command
 # The reasons that make the cycle hold zero export for want of trustworthy data: the fail-safe.
 FAIL_SAFE_REASONS = frozenset({"meter_stale", "meter_frozen", "export_backstop", "grid_meas_invalid"})
 FAIL_SAFE_STATES = frozenset({"no_power_stage"})
-ISLAND_REASONS = frozenset({"island_rocof", "island_phase_jump", "island_min_import"})
+ISLAND_REASONS = frozenset({"island_rocof", "island_phase_jump", "island_min_import", "island_active"})
 
 
 @dataclass(frozen=True)

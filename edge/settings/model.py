@@ -328,6 +328,16 @@ class Site(_Struct, frozen=True):
     # Longer rides through more noise but detects islands later; window + pickup <= 2 s (clause 8.1).
     rocof_window_s: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.2
     rocof_pickup_s: Annotated[float, Meta(ge=0.0, le=1.5)] = 0.3
+    # Active anti-islanding where functions.anti_islanding = 'daemon' (docs/protection.md): while
+    # discharging, Q alternates by +/- island_dither_pu x inverter.s_rated_va every
+    # island_dither_half_s (at least the actuation latency: the response must show within a half);
+    # island_dither_halves successive half periods in which the frequency moved against Q by more than
+    # island_dither_df_hz trip. 0 = passive only, allowed only with the minimum-import check. 3 halves
+    # at least: a 1547.1 frequency pulse moves two.
+    island_dither_pu: Annotated[float, Meta(ge=0.0, le=0.05)] = 0.005
+    island_dither_half_s: Annotated[float, Meta(ge=0.05, le=1.0)] = 0.25
+    island_dither_df_hz: Annotated[float, Meta(ge=0.02, le=1.0)] = 0.04
+    island_dither_halves: Annotated[int, Meta(ge=3, le=10)] = 3
     stale_meter_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 2.0
     # How long before its publication a meter value was measured (the meter's averaging window): the
     # load estimate pairs the value with the inverter's power over this window. 0 = an instantaneous

@@ -332,12 +332,7 @@ def write_report(
 # Tests that fail today for a known, documented reason (docs/conformance.md, "Findings"): the exit
 # code does not fail on them, so CI catches every other failure; one that passes is reported so the
 # finding is closed. Each entry is a finding still open, never a tolerance.
-OPEN_FINDINGS: dict[str, str] = {
-    "island-passive-daemon": (
-        "a balanced island (generation 98 % of load) sits inside the passive windows' non-detection zone "
-        "and the phase-jump detector gets no angle (disturbance finding 7)"
-    ),
-}
+OPEN_FINDINGS: dict[str, str] = {}
 
 
 def verdict_code(results: Sequence[TestResult]) -> tuple[int, list[str]]:

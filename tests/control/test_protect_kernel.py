@@ -525,6 +525,7 @@ DISCRETE = (pt.O_STATE, pt.O_PERMIT_SERVICE, pt.O_REASON, pt.O_TRIP_REASON, pt.O
     noise_floor_w=st.sampled_from([0.0, 50.0, 1e4]),
     stall_max_s=st.sampled_from([5.0, 600.0]),
     holds=st.tuples(st.booleans(), st.booleans()),
+    dither_var=st.sampled_from([0.0, 41.25]),
 )
 def test_reference_and_compiled_agree(
     rows: list[list[float]],
@@ -533,6 +534,7 @@ def test_reference_and_compiled_agree(
     noise_floor_w: float,
     stall_max_s: float,
     holds: tuple[bool, bool],
+    dither_var: float,
 ) -> None:
     params = ProtectParams.for_category(
         category,
@@ -546,6 +548,12 @@ def test_reference_and_compiled_agree(
         frozen_noise_w=noise_floor_w,
         frozen_still_s=1.0,
         counter_stall_max_s=stall_max_s,
+        # the active method, its dithered Q clamped where the request is near the limits
+        dither_var=dither_var,
+        dither_half_s=0.2,
+        q_max_inj_var=2500.0,
+        q_max_abs_var=2000.0,
+        s_rated_va=RATED_W,
     ).pack()
     s_ref, s_c = pt.new_state(), pt.new_state()
     o_ref, o_c = pt.new_outputs(), pt.new_outputs()

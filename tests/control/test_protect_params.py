@@ -3,7 +3,7 @@ the kernel's parameter array."""
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, fields, replace
 
 import numpy as np
 import pytest
@@ -49,6 +49,9 @@ SITE_TUNING = {
     "min_import_s": ("min_import_s", pt.P_MIN_IMPORT_S, 1.5),
     "rocof_window_s": ("rocof_window_s", pt.P_ROCOF_WINDOW_S, 0.5),
     "rocof_pickup_s": ("rocof_pickup_s", pt.P_ROCOF_PICKUP_S, 0.6),
+    "island_dither_half_s": ("dither_half_s", pt.P_DITHER_HALF_S, 0.3),
+    "island_dither_df_hz": ("dither_df_hz", pt.P_DITHER_DF_HZ, 0.06),
+    "island_dither_halves": ("dither_n", pt.P_DITHER_N, 4),
 }
 
 
@@ -96,6 +99,13 @@ def test_for_category_is_params_from_settings_of_that_category(name: str, catego
         margin_w=params.margin_w,
         stale_meter_s=params.stale_meter_s,
         min_import_w=params.min_import_w,
+        # the active method's amplitude and limits come from the inverter's ratings, its timing bound
+        # from the daemon's cycle
+        dither_var=params.dither_var,
+        q_max_inj_var=params.q_max_inj_var,
+        q_max_abs_var=params.q_max_abs_var,
+        s_rated_va=params.s_rated_va,
+        cycle_s=params.cycle_s,
     )
     assert ours == params
     assert ours.category == category
@@ -292,3 +302,65 @@ def test_enter_service_owned_by_the_inverter_adds_no_delay_of_ours() -> None:
     assert (ours.es_delay_s, ours.es_ramp_s) == (300.0, 300.0)
     assert (theirs.es_delay_s, theirs.es_ramp_s, theirs.es_rand_s) == (0.0, 0.0, 0.0)
     assert theirs.es_v_lo_pu == ours.es_v_lo_pu  # the window itself still applies
+
+
+def test_the_active_method_runs_only_where_the_daemon_owns_anti_islanding() -> None:
+    """Its amplitude is island_dither_pu of the rated apparent power; a backup (or no daemon role at
+    all) never dithers: the inverter's own active method would see ours."""
+    ours = _settings(**DAEMON_OWNS)
+    assert ours.inverter is not None
+    params = params_from_settings(ours, measured_latency_s=LATENCY_S)
+    assert params.dither_var == pytest.approx(ours.site.island_dither_pu * ours.inverter.s_rated_va)
+    assert params.dither_var > 0.0
+    assert params.pack()[pt.P_DITHER_VAR] == params.dither_var
+    for owns in ({}, {"functions__supervisory_backup": False}):
+        other = params_from_settings(_settings(**owns), measured_latency_s=LATENCY_S)
+        assert other.pack()[pt.P_DITHER_VAR] == 0.0
+
+
+def test_daemon_owned_anti_islanding_without_an_active_method_is_refused() -> None:
+    """Passive windows alone do not see a balanced island: no dither needs the minimum-import check."""
+    with pytest.raises(ProtectParamError, match=r"site\.island_dither_pu = 0\.0: must be above 0"):
+        params_from_settings(
+            _settings(site__island_dither_pu=0.0, **DAEMON_OWNS), measured_latency_s=LATENCY_S
+        )
+    min_import = _settings(
+        site__island_dither_pu=0.0, site__non_export=True, site__min_import_w=80.0, **DAEMON_OWNS
+    )
+    assert params_from_settings(min_import, measured_latency_s=LATENCY_S).pack()[pt.P_DITHER_VAR] == 0.0
+
+
+def test_the_dither_is_refused_while_the_inverter_owns_reactive_power() -> None:
+    """The stage drops reactive set points while it runs its own reactive mode: the dither would not
+    reach the grid, and the daemon would believe it watches an island it cannot see."""
+    settings = _settings(functions__volt_var="inverter", **DAEMON_OWNS)
+    with pytest.raises(ProtectParamError, match=r"functions\.volt_var = 'inverter'"):
+        params_from_settings(settings, measured_latency_s=LATENCY_S)
+
+
+@pytest.mark.parametrize(
+    ("changes", "latency_s", "field"),
+    [
+        # the response to a reactive step must show at the end of the half period
+        ({"site__island_dither_half_s": 0.1}, 0.15, "dither_half_s"),
+        # 4 x (0.5 + 0.02) + 0.05 > 2 s (clause 8.1)
+        ({"site__island_dither_half_s": 0.5}, LATENCY_S, r"\(dither_n \+ 1\)"),
+        (
+            {"site__island_dither_halves": 8, "site__island_dither_half_s": 0.2},
+            LATENCY_S,
+            r"\(dither_n \+ 1\)",
+        ),
+    ],
+)
+def test_a_dither_that_cannot_act_within_two_seconds_is_refused(
+    changes: dict[str, object], latency_s: float, field: str
+) -> None:
+    settings = _settings(**changes, **DAEMON_OWNS)
+    with pytest.raises(ProtectParamError, match=field):
+        params_from_settings(settings, measured_latency_s=latency_s).pack()
+
+
+def test_the_dither_needs_a_stage_that_can_follow_it() -> None:
+    params = params_from_settings(_settings(**DAEMON_OWNS), measured_latency_s=LATENCY_S)
+    with pytest.raises(ProtectParamError, match="dither_var"):
+        replace(params, q_max_inj_var=params.dither_var / 2.0).pack()

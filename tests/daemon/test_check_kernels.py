@@ -163,3 +163,26 @@ def test_check_tells_where_the_daemons_latency_commands_a_trip_inside_a_region(
     out = capsys.readouterr().out
     assert "note: grid.frequency_trip.of1 (61.2 Hz / 300 s) is commanded daemon.actuation_latency_s" in out
     assert "0.50 s inside the mandatory ride-through region" in out
+
+
+def test_the_daemon_owns_anti_islanding_only_with_an_active_method_it_can_apply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Passive windows alone miss a balanced island (conformance finding 7); the reactive dither is
+    the active method, and a stage running its own reactive mode drops the daemon's Q set points."""
+    path = tmp_path / "v2g-edge.toml"
+    ours = set_value(default_config_text(), "grid.voltage_trip.uv1.clearing_s", None)
+    ours = set_value(ours, "functions.anti_islanding", "daemon")
+    path.write_text(ours)
+    assert v2g_edged(["--config", str(path), "--check"]) == 0  # the default dither
+    for key, value, says in (
+        ("site.island_dither_pu", 0.0, "passive windows alone cannot see a balanced island"),
+        ("functions.volt_var", "inverter", "drops the daemon's reactive set points"),
+    ):
+        bad = set_value(ours, key, value)
+        path.write_text(bad)
+        assert v2g_edged(["--config", str(path), "--check"]) == EX_CONFIG
+        err = capsys.readouterr().err
+        assert "site.island_dither_pu" in err and says in err
+        hold = Controllers(load_text(bad)).hold_reason  # started anyway: P = Q = 0 with the reason
+        assert hold is not None and "site.island_dither_pu" in hold

@@ -237,6 +237,22 @@ async def test_out_of_range_setpoint_raises_and_writes_nothing(
     assert stage.stats().requests == requests_before
 
 
+async def test_a_setpoint_at_the_rating_is_not_refused_for_a_rounding(
+    modbus_tcp_server: Any, drivers_factory: BuildDrivers
+) -> None:
+    """P = sqrt(S^2 - Q^2) (kernel I's reactive priority, the protection kernel's dither at full power)
+    comes back from hypot one rounding above S for some Q: 0.29 var at 11 kVA."""
+    img = SunSpecImage(charger_models())
+    srv = await serve(modbus_tcp_server, (1, img))
+    d = await drivers_factory({"link": tcp_bus(srv)}, {"inv": stage_cfg()})
+    stage = d.power_stage
+    assert stage is not None
+    p_w = math.sqrt(11000.0**2 - 0.29**2)
+    assert math.hypot(p_w, 0.29) > 11000.0
+    await stage.write_setpoint(p_w, 0.29)
+    assert img.decode(await registers(srv, 1, img), 704, "WSet") == 11000
+
+
 async def test_power_sign_override_flips_reads_and_writes(
     modbus_tcp_server: Any, drivers_factory: BuildDrivers
 ) -> None:

@@ -4,6 +4,8 @@ fails the run until it is closed (so the list cannot go stale)."""
 
 from __future__ import annotations
 
+import pytest
+
 from hil.conformance import suite
 from hil.conformance.base import ConformanceTest, Row
 from hil.conformance.suite import OPEN_FINDINGS, verdict_code
@@ -30,8 +32,10 @@ def test_open_findings_name_tests_the_suite_has() -> None:
     assert set(OPEN_FINDINGS) <= ids
 
 
-def test_only_an_open_finding_may_fail() -> None:
-    known = next(iter(OPEN_FINDINGS))
+def test_only_an_open_finding_may_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the rule, whether or not a finding is open today
+    known = "island-somewhere-daemon"
+    monkeypatch.setitem(OPEN_FINDINGS, known, "a documented reason")
     assert verdict_code([_result("a", True), _result(known, False)])[0] == 0
     assert verdict_code([_result("a", False), _result(known, False)])[0] == 1
     assert verdict_code([_result(known, False, errors=["daemon exited"])])[0] == 1
