@@ -388,5 +388,9 @@ class MapPowerStage(PolledDevice[PowerStageReading]):
         """Allow operation again after ``stop()`` (the map's ``start`` command)."""
         await self.ensure_setup()
         async with self._write_lock:
-            if await self._command("start"):
-                self._started = True
+            try:
+                if await self._command("start"):
+                    self._started = True
+            except DriverError as e:
+                self._note_contact(e)
+                raise

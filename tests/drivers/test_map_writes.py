@@ -138,6 +138,29 @@ async def test_a_write_that_times_out_makes_the_next_set_point_arm_and_start_aga
     assert (ACTION, [1]) in rec.writes, rec.writes  # started again, not assumed still started
 
 
+async def test_a_start_command_that_times_out_is_a_contact_loss_too(
+    modbus_tcp_server: Any, drivers_factory: BuildDrivers
+) -> None:
+    """The writer's resume after a stop: its start timing out leaves the device's state unknown."""
+    rec = Recorder()
+    stage, _ = await quasar_stage(modbus_tcp_server, drivers_factory, rec)
+    await stage.write_setpoint(-3000.0)
+    rec.delay_s = 0.5
+    with pytest.raises(DriverError) as e:
+        await stage.resume()
+    assert e.value.kind == "timeout"
+    rec.delay_s = 0.0
+    for _ in range(40):
+        try:
+            await stage.read()
+            break
+        except DriverError:
+            await asyncio.sleep(0.1)
+    rec.writes.clear()
+    await stage.write_setpoint(-3000.0)
+    assert (ACTION, [1]) in rec.writes, rec.writes  # started again, not assumed still started
+
+
 async def test_a_setting_the_device_does_not_keep_is_named_and_no_set_point_goes_out(
     modbus_tcp_server: Any, drivers_factory: BuildDrivers
 ) -> None:
