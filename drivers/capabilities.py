@@ -82,6 +82,9 @@ class PowerStageRatings:
     q_max_inject_var: float | None = None
     q_max_absorb_var: float | None = None
     v_nominal_v: float | None = None
+    # The device takes reactive set points now (SunSpec 704 VarSet, no reactive mode of its own running):
+    # what the daemon's reactive dither (its active anti-islanding) needs.
+    q_setpoints: bool = False
 
 
 @runtime_checkable

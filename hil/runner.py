@@ -233,7 +233,12 @@ async def run_one(
     backend = backend or SoftwareBackend(sc, transport=transport)
     broker: Mosquitto | None = None
     errors: list[str] = []
-    daemon = DaemonProcess([*daemon_cmd, "--config", str(out / "daemon.toml")], out / "daemon.log")
+    # Its status file in the run's folder: not the machine's default, which a daemon in service (or
+    # another bench run) writes too.
+    daemon = DaemonProcess(
+        [*daemon_cmd, "--config", str(out / "daemon.toml"), "--runtime-dir", str(out / "run")],
+        out / "daemon.log",
+    )
     (out / "daemon.log").write_bytes(b"")
     # The plant's servers log a client that vanishes mid-request (a link-drop scenario does that on
     # purpose); that belongs in the report folder, not between the verdicts.

@@ -206,7 +206,11 @@ class SunSpecPowerStage(PolledDevice[PowerStageReading]):
         return blocks
 
     def ratings(self) -> PowerStageRatings | None:
-        return self._ratings
+        r = self._ratings
+        if r is None or self._ctl is None:
+            return r
+        # asked each time: the functions plan (a reactive mode of the inverter's own) can change
+        return dataclasses.replace(r, q_setpoints=self._q_setpoints(self._ctl))
 
     # --- read ----------------------------------------------------------------------------------------
 

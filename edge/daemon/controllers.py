@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 
-from drivers.capabilities import MeterReading, PowerStageReading
+from drivers.capabilities import MeterReading, PowerStageRatings, PowerStageReading
 from edge.control import pq, protect
 from edge.control import protect_types as pt
 from edge.control._pq_ref import PqParams
@@ -246,7 +246,7 @@ class Controllers:
         x[pt.I_P_INV_MEAS_W] = stage.p_w
         x[pt.I_P_INV_T_S] = stage.t_s
         x[pt.I_U_RAND] = snap.u_rand
-        self._stage_problem(stage)
+        self._stage_problem(stage, ratings)
         # Kernel II's lock: cease at once and hold; once released, enter service starts over.
         x[pt.I_LOCK] = 0.0 if self._stage_hold is None else 1.0
         x[pt.I_PERMIT] = 1.0
@@ -276,10 +276,23 @@ class Controllers:
             es_remaining_s=float(out[pt.O_ES_REMAINING_S]) if state in ("waiting", "tripped") else None,
         )
 
-    def _stage_problem(self, stage: PowerStageReading) -> None:
-        """Hold P = Q = 0 while the stage reports its own functions not as commissioned."""
+    def _stage_problem(self, stage: PowerStageReading, ratings: PowerStageRatings | None) -> None:
+        """Hold P = Q = 0 while the stage reports its own functions not as commissioned, or cannot take
+        the reactive set points the daemon's active anti-islanding method writes."""
         problem = stage.config_problem
         hold = None if problem is None else f"power stage configuration: {problem}"
+        if (
+            hold is None
+            and self._prot_p[pt.P_DITHER_VAR] > 0.0
+            and ratings is not None
+            and not ratings.q_setpoints
+        ):
+            # Without them the dither never reaches the grid and a balanced island goes unseen.
+            hold = (
+                "functions.anti_islanding = 'daemon': its active method (the reactive dither, "
+                "site.island_dither_pu) needs reactive set points, and the power stage takes none (no "
+                "SunSpec 704 VarSet, legacy or vendor-map controls, or a reactive mode of its own)"
+            )
         if hold != self._stage_hold:
             if hold is not None:
                 log.warning("holding P = Q = 0: %s", hold)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 
@@ -26,7 +27,13 @@ def _settings(**changes: object):  # type: ignore[no-untyped-def]
     return load_text(text)
 
 
-def _run(c: Controllers, seconds: float, meter_v: tuple[float | None, ...], load_w: float = 2000.0):  # type: ignore[no-untyped-def]
+def _run(  # type: ignore[no-untyped-def]
+    c: Controllers,
+    seconds: float,
+    meter_v: tuple[float | None, ...],
+    load_w: float = 2000.0,
+    ratings: PowerStageRatings = RATINGS,
+):
     p = 0.0
     cmd = None
     for k in range(round(seconds / 0.1)):
@@ -34,7 +41,7 @@ def _run(c: Controllers, seconds: float, meter_v: tuple[float | None, ...], load
         stage = PowerStageReading(t_s=t, p_w=p, v_ac_v=240.0, f_hz=60.0, ev_soc=0.6)
         v1, v2, v3 = meter_v
         meter = MeterReading(t_s=t, p_site_import_w=load_w - p, v_l1_v=v1, v_l2_v=v2, v_l3_v=v3, f_hz=60.0)
-        cmd = c.step(Snapshot(t, t, meter, stage, RATINGS, V2H))
+        cmd = c.step(Snapshot(t, t, meter, stage, ratings, V2H))
         p = cmd.p_w
     return cmd
 
@@ -195,3 +202,16 @@ def test_without_the_counter_the_still_heuristic_acts_and_says_so(caplog: pytest
     message = next(r.getMessage() for r in caplog.records if "site meter frozen" in r.getMessage())
     assert "still-value heuristic" in message and "meter_frozen_still_s 5.0 s" in message
     assert "noise floor 50 W" in message
+
+
+def test_the_daemons_active_anti_islanding_holds_a_stage_that_takes_no_reactive_set_points() -> None:
+    """A legacy, vendor-map or VarSet-less stage would refuse (or drop) every dithered set point: a
+    balanced island would go unseen, so the daemon holds P = Q = 0 and says why."""
+    settings = _settings(functions__anti_islanding="daemon", grid__voltage_trip__uv1__clearing_s=None)
+    refused = _run(Controllers(settings), 3.0, (240.0, None, None))
+    assert (refused.p_w, refused.q_var) == (0.0, 0.0)
+    assert any("site.island_dither_pu" in r and "reactive set points" in r for r in refused.reasons)
+    takes_q = dataclasses.replace(RATINGS, q_setpoints=True)
+    ok = _run(Controllers(settings), 3.0, (240.0, None, None), ratings=takes_q)
+    assert ok.state == "normal" and ok.p_w > 1500.0
+    assert abs(ok.q_var) == pytest.approx(settings.site.island_dither_pu * settings.inverter.s_rated_va)

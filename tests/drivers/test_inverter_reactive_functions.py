@@ -385,6 +385,8 @@ async def test_set_points_stay_out_of_varset_while_the_inverter_owns_a_reactive_
     dev = plant.stage_dev.dev
     settings = settings_for(plant, functions=owning("constant_var"), grid={"constant_var": {"q_pu": q_pu}})
     assert (await stage.configure_functions(plan_for(settings))).ok
+    ratings = stage.ratings()
+    assert ratings is not None and not ratings.q_setpoints  # what the daemon's dither checks
     log = WriteLog(plant)
     await stage.write_setpoint(3000.0, 0.0)
     assert not [p for p in log.points() if p[1].startswith("VarSet")], log.points()
@@ -408,6 +410,8 @@ async def test_set_points_stay_out_of_varset_while_the_inverter_owns_a_reactive_
     await stage.read()
     await stage.write_setpoint(2000.0, 1000.0)
     assert [dev.get_raw(704, p) for p in ("VarSetEna", "VarSetMod")] == [1, 4]
+    ratings = stage.ratings()
+    assert ratings is not None and ratings.q_setpoints
 
 
 async def test_constant_var_given_back_by_the_inverter_stops_at_the_next_safe_write(

@@ -145,6 +145,8 @@ async def test_a_start_command_that_times_out_is_a_contact_loss_too(
     rec = Recorder()
     stage, _ = await quasar_stage(modbus_tcp_server, drivers_factory, rec)
     await stage.write_setpoint(-3000.0)
+    ratings = stage.ratings()
+    assert ratings is not None and not ratings.q_setpoints  # a map has no reactive set point
     rec.delay_s = 0.5
     with pytest.raises(DriverError) as e:
         await stage.resume()

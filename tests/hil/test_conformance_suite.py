@@ -117,6 +117,8 @@ def test_suite_runs_a_quick_test_end_to_end(tmp_path: Path) -> None:
         assert row["passed"]
         assert (folder / row["plot"]).stat().st_size > 5000
     assert (folder / "daemon.log").exists() and "FAIL" not in (folder / "summary.md").read_text()
+    # the run's daemon kept its status in the run's folder, not where a daemon in service keeps its own
+    assert f"status in {folder / 'run'}" in (folder / "daemon.log").read_text()
 
 
 @pytest.mark.asyncio
