@@ -12,19 +12,10 @@ from drivers.capabilities import MeterReading, PowerStageRatings, PowerStageRead
 from edge.daemon.controllers import Controllers, phase_base_v
 from edge.daemon.dispatch import Basis
 from edge.daemon.snapshot import Command, Snapshot
-from edge.settings import load_text
-from edge.settings.edit import set_value
-from edge.settings.load import default_config_text
+from tests.settings.conftest import settings_with
 
 RATINGS = PowerStageRatings(t_s=0.0, p_max_export_w=7400.0, p_max_charge_w=7400.0)
 V2H = Basis("v2h", math.nan, 0.0, "test")
-
-
-def _settings(**changes: object):  # type: ignore[no-untyped-def]
-    text = default_config_text()
-    for key, value in changes.items():
-        text = set_value(text, key.replace("__", "."), value)
-    return load_text(text)
 
 
 def _run(  # type: ignore[no-untyped-def]
@@ -47,29 +38,29 @@ def _run(  # type: ignore[no-untyped-def]
 
 
 def test_voltage_bases_follow_topology_and_basis() -> None:
-    assert phase_base_v(_settings()) == 240.0  # single phase, 240 V measured L1-L2
-    split = _settings(commissioning__phase_topology="split")
+    assert phase_base_v(settings_with()) == 240.0  # single phase, 240 V measured L1-L2
+    split = settings_with(commissioning__phase_topology="split")
     assert phase_base_v(split) == 120.0
-    three = _settings(commissioning__phase_topology="three", commissioning__v_nominal_v=400.0)
+    three = settings_with(commissioning__phase_topology="three", commissioning__v_nominal_v=400.0)
     assert abs(phase_base_v(three) - 400.0 / 3**0.5) < 1e-9
 
 
 def test_unused_phases_of_a_three_phase_meter_do_not_trip_a_single_phase_site() -> None:
-    cmd = _run(Controllers(_settings()), 3.0, (240.0, 0.0, 0.0))
+    cmd = _run(Controllers(settings_with()), 3.0, (240.0, 0.0, 0.0))
     assert cmd.state == "normal"
     assert cmd.v_pu == 1.0
     assert cmd.p_w > 1500.0  # serving the house, not tripped on "0 V"
 
 
 def test_an_under_voltage_on_a_wired_phase_is_seen() -> None:
-    c = Controllers(_settings(commissioning__phase_topology="split"))
+    c = Controllers(settings_with(commissioning__phase_topology="split"))
     cmd = _run(c, 30.0, (120.0, 40.0, None))  # L2 at 0.33 p.u.: beyond every ride-through region
     assert cmd.state == "tripped"
     assert cmd.p_w == 0.0
 
 
 def test_stale_power_stage_commands_nothing() -> None:
-    c = Controllers(_settings())
+    c = Controllers(settings_with())
     stage = PowerStageReading(t_s=0.0, p_w=3000.0, v_ac_v=240.0, f_hz=60.0, ev_soc=0.6)
     cmd = c.step(Snapshot(10.0, 10.0, None, stage, RATINGS, V2H))
     assert (cmd.p_w, cmd.q_var, cmd.state) == (0.0, 0.0, "no_power_stage")
@@ -78,7 +69,7 @@ def test_stale_power_stage_commands_nothing() -> None:
 def _in_service_after(u_rand: float) -> float:
     """Seconds until a daemon-owned enter service with a 10 s randomized delay lets the stage run."""
     c = Controllers(
-        _settings(
+        settings_with(
             functions__enter_service="daemon",
             grid__enter_service__delay_s=2.0,
             grid__enter_service__randomized_delay_s=10.0,
@@ -103,7 +94,7 @@ def test_the_randomized_enter_service_delay_uses_the_draw() -> None:
 def test_daemons_draw_their_own_random_numbers(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from edge.daemon.app import Daemon
 
-    settings = _settings(mqtt__enabled=False, battery__estimate=False)
+    settings = settings_with(mqtt__enabled=False, battery__estimate=False)
     a = Daemon(settings, runtime_dir=tmp_path / "a")
     b = Daemon(settings, runtime_dir=tmp_path / "b")
     draws = [(a.snapshot(0.0, False).u_rand, b.snapshot(0.0, False).u_rand) for _ in range(5)]
@@ -143,7 +134,7 @@ def _site(
 def test_a_power_stage_configuration_problem_holds_p_and_q_at_zero() -> None:
     """The stage's own functions do not read back as commissioned: P = Q = 0 with the reason while
     it lasts, then service again (the inverter owns enter service: no delay of ours)."""
-    c = Controllers(_settings())
+    c = Controllers(settings_with())
     problem = "705 VV: Ena reads 1, expected 0 (volt_var is owned by the daemon)"
     cmds = _site(c, 12.0, problem=(4.0, 8.0, problem))
     before, during, after = cmds[39], cmds[41:80], cmds[-1]
@@ -155,7 +146,7 @@ def test_a_power_stage_configuration_problem_holds_p_and_q_at_zero() -> None:
 
 
 def test_a_configuration_problem_is_reported_as_the_hold_reason() -> None:
-    c = Controllers(_settings())
+    c = Controllers(settings_with())
     stage = PowerStageReading(
         t_s=0.0, p_w=0.0, v_ac_v=240.0, f_hz=60.0, config_problem="703 ES: adopt failed"
     )
@@ -170,7 +161,7 @@ def test_a_steady_meter_with_a_moving_counter_is_alive(caplog: pytest.LogCapture
     """A minute of a fixed load: the meter reads the same watts for tens of seconds while its energy
     registers move. Before issue 16 this stopped discharge every 11-28 s without a word in the log."""
     caplog.set_level(logging.INFO, logger="edge.daemon.controllers")
-    cmds = _site(Controllers(_settings()), 60.0)
+    cmds = _site(Controllers(settings_with()), 60.0)
     assert min(cmd.p_w for cmd in cmds[50:]) > 2800.0  # 3 kW load, 100 W margin
     assert not any("meter_frozen" in cmd.reasons for cmd in cmds)
     assert "frozen" not in caplog.text
@@ -178,7 +169,7 @@ def test_a_steady_meter_with_a_moving_counter_is_alive(caplog: pytest.LogCapture
 
 def test_a_frozen_meter_is_logged_once_per_episode_with_its_check(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="edge.daemon.controllers")
-    cmds = _site(Controllers(_settings()), 120.0, frozen=(20.0, 90.0))
+    cmds = _site(Controllers(settings_with()), 120.0, frozen=(20.0, 90.0))
     stopped = [k for k, cmd in enumerate(cmds) if "meter_frozen" in cmd.reasons]
     assert stopped and 20.0 < stopped[0] * 0.1 < 90.0
     assert all(cmds[k].p_w <= 0.0 for k in stopped)
@@ -195,7 +186,7 @@ def test_without_the_counter_the_still_heuristic_acts_and_says_so(caplog: pytest
     the same for 5 s while discharging is called frozen by the still-value heuristic, and the log names
     it with its values."""
     caplog.set_level(logging.INFO, logger="edge.daemon.controllers")
-    c = Controllers(_settings(site__meter_alive_counter=False))
+    c = Controllers(settings_with(site__meter_alive_counter=False))
     cmds = _site(c, 30.0, jitter_w=3.0, frozen=(10.0, math.inf))
     stopped = [k for k, cmd in enumerate(cmds) if "meter_frozen" in cmd.reasons]
     assert stopped and stopped[0] * 0.1 == pytest.approx(10.0 + 5.0, abs=0.25)
@@ -207,7 +198,7 @@ def test_without_the_counter_the_still_heuristic_acts_and_says_so(caplog: pytest
 def test_the_daemons_active_anti_islanding_holds_a_stage_that_takes_no_reactive_set_points() -> None:
     """A legacy, vendor-map or VarSet-less stage would refuse (or drop) every dithered set point: a
     balanced island would go unseen, so the daemon holds P = Q = 0 and says why."""
-    settings = _settings(functions__anti_islanding="daemon", grid__voltage_trip__uv1__clearing_s=None)
+    settings = settings_with(functions__anti_islanding="daemon", grid__voltage_trip__uv1__clearing_s=None)
     refused = _run(Controllers(settings), 3.0, (240.0, None, None))
     assert (refused.p_w, refused.q_var) == (0.0, 0.0)
     assert any("site.island_dither_pu" in r and "reactive set points" in r for r in refused.reasons)

@@ -15,21 +15,13 @@ from edge.daemon.battery import BatteryView
 from edge.daemon.controllers import Controllers
 from edge.daemon.dispatch import Basis, Dispatch, Dispatcher, DispatchError, SchedulePoint, parse, validate
 from edge.daemon.snapshot import Command, Snapshot
-from edge.settings import Settings, load_text
-from edge.settings.edit import set_value
-from edge.settings.load import default_config_text
+from edge.settings import Settings
+from tests.settings.conftest import settings_with
 
 T0 = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
 U0 = T0.timestamp()
 RATINGS = PowerStageRatings(t_s=0.0, p_max_export_w=7400.0, p_max_charge_w=7400.0)
 NOISE_W = (0.0, 7.0, -4.0, 3.0, -6.0)
-
-
-def _settings(**changes: object) -> Settings:
-    text = default_config_text()
-    for key, value in changes.items():
-        text = set_value(text, key.replace("__", "."), value)
-    return load_text(text)
 
 
 def _d(**kw: object) -> Dispatch:
@@ -39,7 +31,7 @@ def _d(**kw: object) -> Dispatch:
 
 
 def _dispatcher(**changes: object) -> Dispatcher:
-    s = _settings(**changes)
+    s = settings_with(**changes)
     return Dispatcher(s.operation, s.inverter)
 
 
@@ -181,7 +173,7 @@ def test_a_dispatch_without_a_mode_is_for_the_mode_in_force() -> None:
         _dispatcher().offer(_d(), "local", U0, 0.0)
     taken = d.offer(_d(p_w=-3000.0), "local", U0, 0.0)
     assert taken.mode == "v1g"
-    d.operation = _settings(operation__mode="v2g").operation  # a reload
+    d.operation = settings_with(operation__mode="v2g").operation  # a reload
     assert d.basis(U0, 0.0).mode == "v1g"  # the request keeps the mode it was made for
 
 
@@ -196,7 +188,7 @@ def test_v1g_never_discharges_and_idle_asks_nothing() -> None:
 
 
 def test_a_dispatch_round_trips_as_json() -> None:
-    s = _settings()
+    s = settings_with()
     assert s.inverter is not None
     d = _d(p_w=None, schedule=[SchedulePoint(at=T0, p_w=-1000.0)], mode="schedule")
     back = parse(msgspec.json.encode(d))
@@ -245,24 +237,24 @@ def _run(settings: Settings, basis: Basis, **replay: Any) -> Command:
 
 
 def test_v2g_dispatch_at_a_non_export_site_is_bounded_by_the_cap_and_says_so() -> None:
-    cmd = _run(_settings(operation__mode="v2g"), Basis("v2g", 5000.0, 0.0, "test"))
+    cmd = _run(settings_with(operation__mode="v2g"), Basis("v2g", 5000.0, 0.0, "test"))
     assert 1700.0 < cmd.p_w < 2000.0  # the house load less the margin, not 5 kW
     assert cmd.binding[0] == "export_cap"
 
 
 def test_v2g_dispatch_exports_up_to_the_sites_cap() -> None:
-    s = _settings(operation__mode="v2g", site__non_export=False, site__export_cap_w=2000.0)
+    s = settings_with(operation__mode="v2g", site__non_export=False, site__export_cap_w=2000.0)
     cmd = _run(s, Basis("v2g", 7000.0, 0.0, "test"), house_w=1000.0, seconds=40.0)
     # import = 1000 - P >= -2000 + margin: P <= 2900 W
     assert 2600.0 < cmd.p_w <= 2900.0 and "export_cap" in cmd.binding
-    free = _settings(operation__mode="v2g", site__non_export=False)
+    free = settings_with(operation__mode="v2g", site__non_export=False)
     assert _run(free, Basis("v2g", 4000.0, 0.0, "test"), house_w=1000.0, seconds=60.0).p_w == pytest.approx(
         4000.0
     )
 
 
 def test_dispatch_is_limited_by_the_reserve_and_the_sop() -> None:
-    s = _settings(operation__mode="v2g", site__non_export=False)
+    s = settings_with(operation__mode="v2g", site__non_export=False)
     low = _run(s, Basis("v2g", 4000.0, 0.0, "test"), soc=0.25, seconds=60.0)
     assert low.p_w == 0.0 and any("soc" in b for b in low.binding)
     sop = _run(s, Basis("v2g", 4000.0, 0.0, "test"), battery=BatteryView(0.6, 1500.0, 7000.0), seconds=60.0)
@@ -270,7 +262,7 @@ def test_dispatch_is_limited_by_the_reserve_and_the_sop() -> None:
 
 
 def test_v1g_without_dispatch_charges_toward_the_target_then_stops() -> None:
-    s = _settings(operation__mode="v1g", owner__departure_soc=0.8)
+    s = settings_with(operation__mode="v1g", owner__departure_soc=0.8)
     below = _run(s, Basis("v1g", math.nan, 0.0, "test"), soc=0.5, seconds=120.0)
     assert below.p_w == pytest.approx(-7400.0)
     above = _run(s, Basis("v1g", math.nan, 0.0, "test"), soc=0.85, seconds=60.0)  # departure_soc 0.8
@@ -278,7 +270,7 @@ def test_v1g_without_dispatch_charges_toward_the_target_then_stops() -> None:
 
 
 def test_the_estimated_soc_counts_when_the_ev_reports_none() -> None:
-    s = _settings(operation__mode="v1g", owner__departure_soc=0.8)
+    s = settings_with(operation__mode="v1g", owner__departure_soc=0.8)
     above = _run(s, Basis("v1g", math.nan, 0.0, "test"), soc=0.85, seconds=30.0, ev_reports_soc=False)
     assert above.p_w == 0.0  # the estimate says 85 %: the target is met
 
@@ -286,21 +278,21 @@ def test_the_estimated_soc_counts_when_the_ev_reports_none() -> None:
 def test_a_pv_surplus_never_cuts_a_charge_in_v2h() -> None:
     """In V2H the export cap's bound goes negative when PV exports; it bounds discharge only."""
     cmd = _run(
-        _settings(), Basis("v2h", math.nan, 0.0, "test"), house_w=-4000.0, p_max_w=-3000.0, seconds=60.0
+        settings_with(), Basis("v2h", math.nan, 0.0, "test"), house_w=-4000.0, p_max_w=-3000.0, seconds=60.0
     )
     assert cmd.p_w == pytest.approx(-3000.0)
     assert cmd.binding[0] == "departure" and "export_cap" not in cmd.binding
 
 
 def test_the_departure_bound_cuts_the_basis_and_is_named() -> None:
-    s = _settings(operation__mode="v2g", site__non_export=False)
+    s = settings_with(operation__mode="v2g", site__non_export=False)
     cmd = _run(s, Basis("v2g", 4000.0, 0.0, "test"), p_max_w=-3000.0, seconds=60.0)
     assert cmd.p_w == pytest.approx(-3000.0) and cmd.binding[0] == "departure"
 
 
 def test_idle_holds_zero_but_droop_still_acts() -> None:
     trace = _trace(
-        _settings(operation__mode="idle"), Basis("idle", 0.0, 0.0, "test"), house_w=500.0, seconds=10.0,
+        settings_with(operation__mode="idle"), Basis("idle", 0.0, 0.0, "test"), house_w=500.0, seconds=10.0,
         f_step=(2.0, 60.5),
     )  # fmt: skip
     assert all(cmd.p_w == 0.0 for t, cmd in trace if t < 2.0)
@@ -310,7 +302,7 @@ def test_idle_holds_zero_but_droop_still_acts() -> None:
 def test_v2h_droop_starts_from_the_delivered_power() -> None:
     """Over-frequency while the EV serves a 2 kW house: the response starts in the next cycle from
     the ~1.9 kW delivered, not from the full rating the V2H request stands for."""
-    s = _settings()
+    s = settings_with()
     replay = _trace(s, Basis("v2h", math.nan, 0.0, "test"), seconds=30.0, f_step=(20.0, 60.3))
     trace = [(t, cmd.p_w) for t, cmd in replay]
     before = next(p for t, p in trace if t >= 19.9)
@@ -326,7 +318,7 @@ def test_v2h_droop_starts_from_the_delivered_power() -> None:
 def test_under_frequency_reduces_charging_even_where_the_cap_wins() -> None:
     """At a non-export site with cap_vs_droop = cap_wins, under-frequency may not push export past the
     cap, but it must still cut charging: that imports less and exports nothing."""
-    s = _settings(operation__mode="v1g")
+    s = settings_with(operation__mode="v1g")
     trace = _trace(
         s, Basis("v1g", -5000.0, 0.0, "test"), house_w=500.0, seconds=40.0, soc=0.5, f_step=(30.0, 59.7)
     )

@@ -23,24 +23,14 @@ import pytest
 from edge.daemon.dispatch import Dispatch, Dispatcher, DispatchError, SchedulePoint
 from edge.daemon.dispatch_file import DispatchFile, write
 from edge.link.commands import CommandHandler
-from edge.settings import Settings, load_text
-from edge.settings.edit import set_value
-from edge.settings.load import default_config_text
+from edge.settings import Settings
 from edge.settings.model import REACTIVE_MODES
 from hil.broker import Mosquitto
 from tests.daemon.bench_support import running_daemon, running_plant, settings_for, until
-from tests.link.test_commands import DictMeta, iso
+from tests.link import test_commands as commands
+from tests.link.test_commands import T0, U0, DictMeta
 from tests.link.test_link_daemon import aggregator, command_result, dispatch_body, link_sections
-
-T0 = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
-U0 = T0.timestamp()
-
-
-def settings_with(**changes: object) -> Settings:
-    text = default_config_text()
-    for key, value in changes.items():
-        text = set_value(text, key.replace("__", "."), value)
-    return load_text(text)
+from tests.settings.conftest import settings_with
 
 
 def owned_by_inverter(mode: str) -> Settings:
@@ -137,15 +127,7 @@ def test_the_aggregators_command_is_rejected_with_field_value_and_reason() -> No
         rand=lambda: 0.0,
         allow_grid=False,
     )
-    body = {
-        "id": "c-1",
-        "issued_at": iso(T0),
-        "start": iso(T0),
-        "expiry": iso(T0 + timedelta(hours=1)),
-        "p_w": 2000.0,
-        "q_var": 0.0,
-        "mode": "v2g",
-    }
+    body = commands.dispatch("c-1", p_w=2000.0, q_var=0.0, mode="v2g")
     r = handler.handle("dispatch", msgspec.json.encode(body), t_unix_s=U0, t_s=1.0)
     assert (r.status, r.field, r.value) == ("rejected", "q_var", 0.0), r
     assert (

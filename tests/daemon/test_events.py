@@ -40,6 +40,8 @@ def test_trip_island_and_enter_service_are_named_once() -> None:
     assert kinds(d.update(cmd("ramping"), None)) == ["enter_service"]
     assert kinds(d.update(cmd("normal"), None)) == []
     assert kinds(d.update(cmd("tripped", "island_rocof"), None)) == ["island"]
+    assert kinds(d.update(cmd("normal"), None)) == []
+    assert kinds(d.update(cmd("tripped", "island_active"), None)) == ["island"]  # the reactive dither's
 
 
 def test_fail_safe_entered_and_left() -> None:

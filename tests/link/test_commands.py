@@ -20,9 +20,8 @@ from edge.link.commands import MAX_PAYLOAD_BYTES, REPLAY_KEY, CommandHandler
 from edge.link.overrides import OVERRIDES_KEY
 from edge.link.payloads import Result
 from edge.link.topics import COMMANDS, HA_COMMANDS
-from edge.settings import Settings, load_default, load_text
-from edge.settings.edit import set_value
-from edge.settings.load import default_config_text
+from edge.settings import Settings, load_default
+from tests.settings.conftest import settings_with
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 U0 = T0.timestamp()
@@ -92,13 +91,6 @@ def dispatch(cid: str, issued: datetime = T0, **fields: Any) -> dict[str, Any]:
     body = {"start": iso(T0), "expiry": iso(T0 + timedelta(hours=1)), "p_w": -3000.0, "mode": "v1g"}
     body.update(fields)
     return cmd(cid, issued, **body)
-
-
-def settings_with(**changes: object) -> Settings:
-    text = default_config_text()
-    for key, value in changes.items():
-        text = set_value(text, key.replace("__", "."), value)
-    return load_text(text)
 
 
 # --- dispatch ------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from edge.settings import Settings, load_text
 from edge.settings.edit import set_value
 from edge.settings.load import default_config_text
 
@@ -17,6 +18,11 @@ def with_values(text: str = BENCH, **changes: object) -> str:
     for key, value in changes.items():
         text = set_value(text, key.replace("__", "."), value)
     return text
+
+
+def settings_with(**changes: object) -> Settings:
+    """The embedded settings with ``changes`` (as ``with_values``), loaded as the daemon loads them."""
+    return load_text(with_values(**changes))
 
 
 EN_SITE = """
