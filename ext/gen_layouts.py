@@ -75,6 +75,7 @@ def _protect() -> list[str]:
         # states, band modes and frozen-meter checks as the kernel names them
         *_enum(_members(pt.State) + _members(pt.Mode, "MODE_") + _members(pt.FrozenCheck, "FROZEN_")),
         _double("COUNTER_STALL_STEPS", pt.COUNTER_STALL_STEPS),
+        _double("DITHER_CONSISTENCY", pt.DITHER_CONSISTENCY),
         "",
         *_bits(pt.Reason, "R_"),
         *_layout_function(pt, pt.LAYOUT),

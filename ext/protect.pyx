@@ -110,7 +110,7 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     cdef double pinv, seq, imp, tm, dts, err, trim, age, sample_age, imp_last
     cdef double t_inv, w0, lo, hi, est, rocof, sign, cnt, inc, res
     cdef double bound, rise, u, es_rem, p_out, q_out, ramp, lim, droop, base, limit
-    cdef double dither, resp, q_dither, s_va
+    cdef double dither, resp, prev, q_dither, s_va
     cdef bint meas_ok, in_service, mc_now, mc, picked, holds, pinv_ok, cap_applies, meter_ok, discharging
     cdef bint exporting, in_window, mi_low, steady, value_alive
     cdef int service, k_vlo, k_vhi, k_flo, k_fhi, k, pos, state, check
@@ -380,11 +380,15 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
         s[S_DI_F_LAST] = f
         if t - s[S_DI_T0] >= p[P_DITHER_HALF_S]:
             resp = -s[S_DI_SIGN] * (s[S_DI_F_LAST] - s[S_DI_F_PREV])
-            s[S_DI_RESP] = resp
             if resp > p[P_DITHER_DF_HZ]:
-                s[S_DI_COUNT] += 1.0
+                prev = s[S_DI_RESP]
+                if s[S_DI_COUNT] > 0.0 and prev * DITHER_CONSISTENCY >= resp and resp * DITHER_CONSISTENCY >= prev:
+                    s[S_DI_COUNT] += 1.0
+                else:
+                    s[S_DI_COUNT] = 1.0
             else:
                 s[S_DI_COUNT] = 0.0
+            s[S_DI_RESP] = resp
             if s[S_DI_COUNT] >= p[P_DITHER_N]:
                 fired |= R_ISLAND_ACTIVE
             s[S_DI_F_PREV] = s[S_DI_F_LAST]
@@ -394,6 +398,7 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
     else:
         s[S_DI_T0] = NAN
         s[S_DI_COUNT] = 0.0
+        s[S_DI_RESP] = NAN
 
     # export backstop
     exporting = cap_applies and meter_ok and discharging and imp_last < -p[P_EXPORT_CAP_W]
@@ -504,7 +509,7 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
         if mc:
             p_out = 0.0
             q_out = 0.0
-        elif dither != 0.0:
+        elif dither != 0.0 and p_out > 0.0:
             q_dither = dither
             q_out += dither
             if q_out > p[P_Q_MAX_INJ_VAR]:

@@ -173,6 +173,7 @@ cdef enum:
     FROZEN_COUNTER = 3
 
 cdef double COUNTER_STALL_STEPS = 1.5
+cdef double DITHER_CONSISTENCY = 3.0
 
 cdef long long R_OV2 = 1 << 0
 cdef long long R_OV1 = 1 << 1

@@ -388,6 +388,7 @@ class MapPowerStage(PolledDevice[PowerStageReading]):
         """Allow operation again after ``stop()`` (the map's ``start`` command)."""
         await self.ensure_setup()
         async with self._write_lock:
+            self._take_stale()
             try:
                 if await self._command("start"):
                     self._started = True

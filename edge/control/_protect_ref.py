@@ -27,6 +27,7 @@ import math
 
 from edge.control.protect_types import (
     COUNTER_STALL_STEPS,
+    DITHER_CONSISTENCY,
     I_CAP_MODE,
     I_F_HZ,
     I_LOCK,
@@ -588,8 +589,9 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     # does not follow it; in an island the RLC load's frequency moves against the injected Q at once
     # (more Q, lower f). Each half period's response is the frequency's move between the ends of two
     # half periods, signed so that an island's is positive; P_DITHER_N successive responses beyond
-    # P_DITHER_DF_HZ trip. A frequency pulse moves at most two successive ends (up, then back) and a
-    # ramp alternates the response's sign, so neither reaches three.
+    # P_DITHER_DF_HZ, each within DITHER_CONSISTENCY of the one before, trip. A frequency pulse moves
+    # at most two successive ends (up, then back), a rebound after it is far smaller, and a ramp
+    # alternates the response's sign: none reaches three.
     dither = 0.0
     if p[P_DITHER_VAR] > 0.0 and in_service and discharging and meas_ok and not mc:
         if math.isnan(s[S_DI_T0]):
@@ -600,11 +602,19 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
         s[S_DI_F_LAST] = f
         if t - s[S_DI_T0] >= p[P_DITHER_HALF_S]:
             resp = -s[S_DI_SIGN] * (s[S_DI_F_LAST] - s[S_DI_F_PREV])
-            s[S_DI_RESP] = resp
             if resp > p[P_DITHER_DF_HZ]:  # False for NaN (the first half period)
-                s[S_DI_COUNT] += 1.0
+                prev = s[S_DI_RESP]  # the response counted before, while the count runs
+                if (
+                    s[S_DI_COUNT] > 0.0
+                    and prev * DITHER_CONSISTENCY >= resp
+                    and resp * DITHER_CONSISTENCY >= prev
+                ):
+                    s[S_DI_COUNT] += 1.0
+                else:
+                    s[S_DI_COUNT] = 1.0
             else:
                 s[S_DI_COUNT] = 0.0
+            s[S_DI_RESP] = resp
             if s[S_DI_COUNT] >= p[P_DITHER_N]:
                 fired |= R_ISLAND_ACTIVE
             s[S_DI_F_PREV] = s[S_DI_F_LAST]
@@ -615,6 +625,7 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     else:
         s[S_DI_T0] = NAN
         s[S_DI_COUNT] = 0.0
+        s[S_DI_RESP] = NAN
 
     # export backstop: export above the cap for too long stops discharge for the hold time
     exporting = cap_applies and meter_ok and discharging and imp_last < -p[P_EXPORT_CAP_W]
@@ -725,8 +736,10 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
         if mc:
             p_out = 0.0
             q_out = 0.0
-        elif dither != 0.0:
-            # within the stage's reactive limits: at a limit half the wave remains, which still shows
+        elif dither != 0.0 and p_out > 0.0:
+            # only with export commanded (not on a command that turned to charging or to 0 W before the
+            # stage's reading did); within the stage's reactive limits: at a limit half the wave
+            # remains, which still shows
             q_dither = dither
             q_out += dither
             if q_out > p[P_Q_MAX_INJ_VAR]:

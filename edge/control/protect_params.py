@@ -170,6 +170,7 @@ class ProtectParams:
     q_max_inj_var: float = 0.0
     q_max_abs_var: float = 0.0
     s_rated_va: float = 0.0
+    response_tau_s: float = 0.0  # the stage's reactive response (inverter.response_tau_s)
     cycle_s: float = 0.1  # the daemon's cycle: how late a half period may end
     non_export: bool = True
     cap_wins: bool = True
@@ -367,7 +368,8 @@ class ProtectParams:
         _range("q_max_inj_var", self.q_max_inj_var, 0.0, 1e7)
         _range("q_max_abs_var", self.q_max_abs_var, 0.0, 1e7)
         _range("s_rated_va", self.s_rated_va, 0.0, 1e7)
-        _range("dither_var", self.dither_var, 0.0, min(self.q_max_inj_var, self.q_max_abs_var))
+        _range("response_tau_s", self.response_tau_s, 0.0, 10.0)
+        _range("dither_var", self.dither_var, 0.0, 1e7)
         if self.dither_var > 0.0:
             self._check_dither(lat)
         _range("es_v_lo_pu", self.es_v_lo_pu, 0.5, 1.0)
@@ -404,22 +406,48 @@ class ProtectParams:
             _range("margin_w", self.margin_w, self.min_import_w, 1e5)
 
     def _check_dither(self, lat: float) -> None:
-        # The response to a reactive step passes the same path as a measurement to a cease: it shows at
-        # a half period's end only if the half period is at least that long.
-        _range("dither_half_s", self.dither_half_s, max(lat, 0.05), 1.0)
-        _range("s_rated_va", self.s_rated_va, self.dither_var, 1e7)
-        # A difference of two readings, each within 10 mHz (1547 Table 3): less would be noise.
-        _range("dither_df_hz", self.dither_df_hz, 2.0 * OWNER_F_ERROR_HZ, 1.0)
-        # A frequency pulse (1547.1's 62.1 Hz for 0.11 s) moves two successive half-period ends.
-        _range("dither_n", self.dither_n, 3, 10)
-        # An island that forms just after a half period ended: the first response that is all island
-        # comes two half periods later, then dither_n - 1 more, each up to a cycle late, then the cease.
+        """The active method's settings, named as the settings file names them."""
         _range(
-            "(dither_n + 1) * (dither_half_s + cycle_s) + latency_s",
-            (self.dither_n + 1) * (self.dither_half_s + self.cycle_s) + lat,
+            "site.island_dither_pu (as var, within inverter.s_rated_va)",
+            self.dither_var,
             0.0,
-            self.island_clearing_s,
+            self.s_rated_va,
         )
+        for name, q_max in (
+            ("inverter.q_max_inj_var", self.q_max_inj_var),
+            ("inverter.q_max_abs_var", self.q_max_abs_var),
+        ):
+            # the dithered command stays within the reactive limit, and P gives way within the rating
+            _range(name, q_max, self.dither_var, self.s_rated_va)
+        # A difference of two readings, each within 10 mHz (1547 Table 3): less would be noise.
+        _range("site.island_dither_df_hz", self.dither_df_hz, 2.0 * OWNER_F_ERROR_HZ, 1.0)
+        # A frequency pulse (1547.1's 62.1 Hz for 0.11 s) moves two successive half-period ends.
+        _range("site.island_dither_halves", self.dither_n, 3, 10)
+        # The response to a reactive step shows at the measurement after the command path and the
+        # stage's own reactive response: at a half period's end at least half of the swing must show.
+        shown = dither_shown(self.dither_half_s, lat, self.response_tau_s)
+        if shown < DITHER_SHOWN_MIN:
+            _fail(
+                "site.island_dither_half_s",
+                self.dither_half_s,
+                f"long enough for the frequency to show at least {DITHER_SHOWN_MIN:.0%} of the dither's swing "
+                f"at its end through daemon.actuation_latency_s = {lat:g} s and the stage's reactive "
+                f"response (inverter.response_tau_s = {self.response_tau_s:g} s); here {shown:.0%}",
+            )
+        # An island that forms just after a half period ended: the first response that is all island
+        # comes two half periods later, then halves - 1 more, each up to a cycle late, then the cease;
+        # where the output restarts into an island (after momentary cessation) the dither starts only
+        # once the stage's reading shows the discharge, a latency later.
+        bound = (self.dither_n + 1) * (self.dither_half_s + self.cycle_s) + 2.0 * lat
+        if bound > self.island_clearing_s + 1e-9:
+            _fail(
+                "site.island_dither_half_s",
+                self.dither_half_s,
+                f"short enough that (site.island_dither_halves + 1) x (half period + daemon.cycle_s) + 2 x "
+                f"daemon.actuation_latency_s stays within {self.island_clearing_s:g} s (1547 clause 8.1); "
+                f"here {bound:.3f} s: a faster cycle and measurement path, fewer halves, or the "
+                "minimum-import method",
+            )
 
     def _check_mc_band(self, where: str, edges: tuple[float, float], over: bool) -> None:
         """A band of mode MOMENTARY_CESSATION lies wholly where the thresholds cease the output: the
@@ -441,6 +469,20 @@ MC_ENTER_S = 0.083
 # Ceased = output below 1.5 MRA_P (7.5 % of S, 1547.1): a first-order stage falls that far from its
 # rating in ln(1 / 0.075) time constants.
 CEASE_TAUS = math.log(1.0 / 0.075)
+
+
+# At a half period's end the frequency must show at least this share of the dither's swing (the
+# threshold is judged against what shows, not against the full swing).
+DITHER_SHOWN_MIN = 0.5
+
+
+def dither_shown(half_s: float, delay_s: float, tau_s: float) -> float:
+    """Share of the dither's swing a measurement at a half period's end shows, in steady alternation:
+    the stage follows the square wave (after ``delay_s``) with a first-order lag ``tau_s``."""
+    if tau_s <= 0.0:
+        return 1.0 if half_s >= delay_s else -1.0
+    settled = math.tanh(half_s / (2.0 * tau_s))  # where each half period ends up, of the amplitude
+    return 1.0 - (1.0 + settled) * math.exp(-max(half_s - delay_s, 0.0) / tau_s)
 
 
 def _fail(name: str, value: object, allowed: str) -> None:
@@ -570,6 +612,7 @@ def params_from_settings(settings: Settings, *, measured_latency_s: float) -> Pr
         q_max_inj_var=inverter.q_max_inj_var,
         q_max_abs_var=inverter.q_max_abs_var,
         s_rated_va=inverter.s_rated_va,
+        response_tau_s=inverter.response_tau_s,
         cycle_s=settings.daemon.cycle_s,
         discharge_detect_w=site.discharge_detect_w,
         meter_window_s=site.meter_window_s,

@@ -281,18 +281,23 @@ class Controllers:
         the reactive set points the daemon's active anti-islanding method writes."""
         problem = stage.config_problem
         hold = None if problem is None else f"power stage configuration: {problem}"
-        if (
-            hold is None
-            and self._prot_p[pt.P_DITHER_VAR] > 0.0
-            and ratings is not None
-            and not ratings.q_setpoints
-        ):
-            # Without them the dither never reaches the grid and a balanced island goes unseen.
-            hold = (
-                "functions.anti_islanding = 'daemon': its active method (the reactive dither, "
-                "site.island_dither_pu) needs reactive set points, and the power stage takes none (no "
-                "SunSpec 704 VarSet, legacy or vendor-map controls, or a reactive mode of its own)"
-            )
+        dither_var = float(self._prot_p[pt.P_DITHER_VAR])
+        if hold is None and dither_var > 0.0 and ratings is not None:
+            # Without them the dither never reaches the grid and a balanced island goes unseen: the
+            # stage refuses (or drops) every dithered set point.
+            q_max = min(ratings.q_max_inject_var or 0.0, ratings.q_max_absorb_var or 0.0)
+            if not ratings.q_setpoints:
+                hold = (
+                    "functions.anti_islanding = 'daemon': its active method (the reactive dither, "
+                    "site.island_dither_pu) needs reactive set points, and the power stage takes none (no "
+                    "SunSpec 704 VarSet, legacy or vendor-map controls, or a reactive mode of its own)"
+                )
+            elif q_max < dither_var:
+                hold = (
+                    f"functions.anti_islanding = 'daemon': its active method (the reactive dither, "
+                    f"site.island_dither_pu) needs +/- {dither_var:g} var, and the power stage's ratings "
+                    f"allow {ratings.q_max_inject_var} var injected, {ratings.q_max_absorb_var} var absorbed"
+                )
         if hold != self._stage_hold:
             if hold is not None:
                 log.warning("holding P = Q = 0: %s", hold)

@@ -105,6 +105,7 @@ def test_for_category_is_params_from_settings_of_that_category(name: str, catego
         q_max_inj_var=params.q_max_inj_var,
         q_max_abs_var=params.q_max_abs_var,
         s_rated_va=params.s_rated_va,
+        response_tau_s=params.response_tau_s,
         cycle_s=params.cycle_s,
     )
     assert ours == params
@@ -341,14 +342,20 @@ def test_the_dither_is_refused_while_the_inverter_owns_reactive_power() -> None:
 @pytest.mark.parametrize(
     ("changes", "latency_s", "field"),
     [
-        # the response to a reactive step must show at the end of the half period
-        ({"site__island_dither_half_s": 0.1}, 0.15, "dither_half_s"),
-        # 4 x (0.5 + 0.02) + 0.05 > 2 s (clause 8.1)
-        ({"site__island_dither_half_s": 0.5}, LATENCY_S, r"\(dither_n \+ 1\)"),
+        # the response to a reactive step must show at the end of the half period: 0.1 s after a
+        # 0.15 s path, nothing has
+        ({"site__island_dither_half_s": 0.1}, 0.15, r"island_dither_half_s = 0\.1: must be long enough"),
+        # 4 x (0.5 + 0.02) + 2 x 0.05 > 2 s (clause 8.1)
+        (
+            {"site__island_dither_half_s": 0.5},
+            LATENCY_S,
+            r"island_dither_half_s = 0\.5: must be short enough",
+        ),
+        # 9 x (0.2 + 0.02) + 2 x 0.05 > 2 s
         (
             {"site__island_dither_halves": 8, "site__island_dither_half_s": 0.2},
             LATENCY_S,
-            r"\(dither_n \+ 1\)",
+            r"island_dither_half_s = 0\.2: must be short enough",
         ),
     ],
 )
@@ -362,5 +369,10 @@ def test_a_dither_that_cannot_act_within_two_seconds_is_refused(
 
 def test_the_dither_needs_a_stage_that_can_follow_it() -> None:
     params = params_from_settings(_settings(**DAEMON_OWNS), measured_latency_s=LATENCY_S)
-    with pytest.raises(ProtectParamError, match="dither_var"):
+    with pytest.raises(
+        ProtectParamError, match=r"inverter\.q_max_inj_var = 18\.5: must be within \[37\.0, 7400\.0\]"
+    ):
         replace(params, q_max_inj_var=params.dither_var / 2.0).pack()
+    # and within the rating, where P gives way to it (beyond, the square root has no answer)
+    with pytest.raises(ProtectParamError, match=r"inverter\.q_max_abs_var = 9000\.0"):
+        replace(params, q_max_abs_var=9000.0).pack()

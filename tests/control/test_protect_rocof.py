@@ -48,6 +48,11 @@ def packed(category: str, cycle_s: float, pickup_s: float | None = None) -> Prot
         "commissioning.abnormal_category": category,
         "daemon.cycle_s": cycle_s,
         "daemon.actuation_latency_s": LATENCY_S,
+        # the ROCOF detector alone at the default path: no reactive dither (which this path cannot show
+        # in time), the minimum-import check as the site's active method (idle here: no meter)
+        "site.island_dither_pu": 0.0,
+        "site.non_export": True,
+        "site.min_import_w": 80.0,
     }
     if pickup_s is not None:
         changes["site.rocof_pickup_s"] = pickup_s

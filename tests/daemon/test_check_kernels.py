@@ -174,7 +174,13 @@ def test_the_daemon_owns_anti_islanding_only_with_an_active_method_it_can_apply(
     ours = set_value(default_config_text(), "grid.voltage_trip.uv1.clearing_s", None)
     ours = set_value(ours, "functions.anti_islanding", "daemon")
     path.write_text(ours)
-    assert v2g_edged(["--config", str(path), "--check"]) == 0  # the default dither
+    # the default path (0.1 s cycle, 0.2 s latency, the stage's 0.1 s reactive lag) cannot show the
+    # dither's response within its 0.25 s half period
+    assert v2g_edged(["--config", str(path), "--check"]) == EX_CONFIG
+    assert "site.island_dither_half_s = 0.25: must be long enough" in capsys.readouterr().err
+    ours = set_value(set_value(ours, "daemon.cycle_s", 0.02), "daemon.actuation_latency_s", 0.065)
+    path.write_text(ours)
+    assert v2g_edged(["--config", str(path), "--check"]) == 0  # the default dither on a fast path
     for key, value, says in (
         ("site.island_dither_pu", 0.0, "passive windows alone cannot see a balanced island"),
         ("functions.volt_var", "inverter", "drops the daemon's reactive set points"),

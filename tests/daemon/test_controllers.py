@@ -198,11 +198,21 @@ def test_without_the_counter_the_still_heuristic_acts_and_says_so(caplog: pytest
 def test_the_daemons_active_anti_islanding_holds_a_stage_that_takes_no_reactive_set_points() -> None:
     """A legacy, vendor-map or VarSet-less stage would refuse (or drop) every dithered set point: a
     balanced island would go unseen, so the daemon holds P = Q = 0 and says why."""
-    settings = settings_with(functions__anti_islanding="daemon", grid__voltage_trip__uv1__clearing_s=None)
+    settings = settings_with(
+        functions__anti_islanding="daemon",
+        grid__voltage_trip__uv1__clearing_s=None,
+        daemon__cycle_s=0.05,  # a path fast enough for the dither
+        daemon__actuation_latency_s=0.1,
+    )
     refused = _run(Controllers(settings), 3.0, (240.0, None, None))
     assert (refused.p_w, refused.q_var) == (0.0, 0.0)
     assert any("site.island_dither_pu" in r and "reactive set points" in r for r in refused.reasons)
-    takes_q = dataclasses.replace(RATINGS, q_setpoints=True)
+    # a stage that takes them but whose ratings do not reach the dither's amplitude refuses them too
+    small_q = dataclasses.replace(RATINGS, q_setpoints=True, q_max_inject_var=20.0, q_max_absorb_var=20.0)
+    refused = _run(Controllers(settings), 3.0, (240.0, None, None), ratings=small_q)
+    assert (refused.p_w, refused.q_var) == (0.0, 0.0)
+    assert any("allow 20.0 var injected" in r for r in refused.reasons)
+    takes_q = dataclasses.replace(RATINGS, q_setpoints=True, q_max_inject_var=3256.0, q_max_absorb_var=3256.0)
     ok = _run(Controllers(settings), 3.0, (240.0, None, None), ratings=takes_q)
     assert ok.state == "normal" and ok.p_w > 1500.0
     assert abs(ok.q_var) == pytest.approx(settings.site.island_dither_pu * settings.inverter.s_rated_va)
