@@ -57,7 +57,9 @@ case "$cmd" in
     lint) lint ;;
     typecheck) typecheck ;;
     pytest) run_pytest "$@" ;;
-    test) setup && ext && lint && typecheck && run_pytest "$@" ;;
+    # Two processes (PYTEST_WORKERS): the suite's wall time is mostly real-time scenarios waiting on
+    # the clock; a test file stays in one process (its module fixtures, its order).
+    test) setup && ext && lint && typecheck && run_pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@" ;;
     run) setup && ext && exec "$VENV/bin/v2g-hil" demo "$@" ;;
     bench) setup && ext && exec "$VENV/bin/v2g-hil" bench "$@" ;;
     wheel) setup && "$PY" -m build --no-isolation --outdir dist . ;;

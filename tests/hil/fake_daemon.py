@@ -93,6 +93,7 @@ async def run(cfg: dict[str, Any]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", required=True)
+    ap.add_argument("--runtime-dir")  # as v2g-edged takes it; the stand-in writes no status
     args = ap.parse_args()
     asyncio.run(run(tomllib.loads(Path(args.config).read_text(encoding="utf-8"))))
 
