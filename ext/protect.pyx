@@ -381,13 +381,14 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
         if t - s[S_DI_T0] >= p[P_DITHER_HALF_S]:
             resp = -s[S_DI_SIGN] * (s[S_DI_F_LAST] - s[S_DI_F_PREV])
             if resp > p[P_DITHER_DF_HZ]:
-                prev = s[S_DI_RESP]
-                if s[S_DI_COUNT] > 0.0 and prev * DITHER_CONSISTENCY >= resp and resp * DITHER_CONSISTENCY >= prev:
+                prev = s[S_DI_RESP2]
+                if s[S_DI_COUNT] < 2.0 or (prev * DITHER_CONSISTENCY >= resp and resp * DITHER_CONSISTENCY >= prev):
                     s[S_DI_COUNT] += 1.0
                 else:
                     s[S_DI_COUNT] = 1.0
             else:
                 s[S_DI_COUNT] = 0.0
+            s[S_DI_RESP2] = s[S_DI_RESP]
             s[S_DI_RESP] = resp
             if s[S_DI_COUNT] >= p[P_DITHER_N]:
                 fired |= R_ISLAND_ACTIVE
@@ -399,6 +400,7 @@ cpdef void step(double[::1] p, double[::1] s, double[::1] i, double[::1] o) noex
         s[S_DI_T0] = NAN
         s[S_DI_COUNT] = 0.0
         s[S_DI_RESP] = NAN
+        s[S_DI_RESP2] = NAN
 
     # export backstop
     exporting = cap_applies and meter_ok and discharging and imp_last < -p[P_EXPORT_CAP_W]

@@ -113,7 +113,8 @@ cdef enum:
     S_DI_F_PREV = 120
     S_DI_COUNT = 121
     S_DI_RESP = 122
-    N_STATE = 123
+    S_DI_RESP2 = 123
+    N_STATE = 124
     I_T_S = 0
     I_V_MAX_PU = 1
     I_V_MIN_PU = 2
@@ -313,6 +314,7 @@ def layout():
         "S_DI_F_PREV": S_DI_F_PREV,
         "S_DI_COUNT": S_DI_COUNT,
         "S_DI_RESP": S_DI_RESP,
+        "S_DI_RESP2": S_DI_RESP2,
         "N_STATE": N_STATE,
         "I_T_S": I_T_S,
         "I_V_MAX_PU": I_V_MAX_PU,

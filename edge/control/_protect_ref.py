@@ -135,6 +135,7 @@ from edge.control.protect_types import (
     S_DI_F_LAST,
     S_DI_F_PREV,
     S_DI_RESP,
+    S_DI_RESP2,
     S_DI_SIGN,
     S_DI_T0,
     S_ES_RAND_DELAY_S,
@@ -589,9 +590,10 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
     # does not follow it; in an island the RLC load's frequency moves against the injected Q at once
     # (more Q, lower f). Each half period's response is the frequency's move between the ends of two
     # half periods, signed so that an island's is positive; P_DITHER_N successive responses beyond
-    # P_DITHER_DF_HZ, each within DITHER_CONSISTENCY of the one before, trip. A frequency pulse moves
-    # at most two successive ends (up, then back), a rebound after it is far smaller, and a ramp
-    # alternates the response's sign: none reaches three.
+    # P_DITHER_DF_HZ, from the third on each within DITHER_CONSISTENCY of the one two before, trip. A
+    # frequency pulse moves at most two successive ends (up, then back), a rebound after it is far
+    # smaller than the pulse two half periods before, and a ramp alternates the response's sign: none
+    # reaches three.
     dither = 0.0
     if p[P_DITHER_VAR] > 0.0 and in_service and discharging and meas_ok and not mc:
         if math.isnan(s[S_DI_T0]):
@@ -603,17 +605,16 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
         if t - s[S_DI_T0] >= p[P_DITHER_HALF_S]:
             resp = -s[S_DI_SIGN] * (s[S_DI_F_LAST] - s[S_DI_F_PREV])
             if resp > p[P_DITHER_DF_HZ]:  # False for NaN (the first half period)
-                prev = s[S_DI_RESP]  # the response counted before, while the count runs
-                if (
-                    s[S_DI_COUNT] > 0.0
-                    and prev * DITHER_CONSISTENCY >= resp
-                    and resp * DITHER_CONSISTENCY >= prev
+                prev = s[S_DI_RESP2]  # counted, once the run has two
+                if s[S_DI_COUNT] < 2.0 or (
+                    prev * DITHER_CONSISTENCY >= resp and resp * DITHER_CONSISTENCY >= prev
                 ):
                     s[S_DI_COUNT] += 1.0
                 else:
                     s[S_DI_COUNT] = 1.0
             else:
                 s[S_DI_COUNT] = 0.0
+            s[S_DI_RESP2] = s[S_DI_RESP]
             s[S_DI_RESP] = resp
             if s[S_DI_COUNT] >= p[P_DITHER_N]:
                 fired |= R_ISLAND_ACTIVE
@@ -626,6 +627,7 @@ def step(p: FloatArray, s: FloatArray, i: FloatArray, o: FloatArray) -> None:
         s[S_DI_T0] = NAN
         s[S_DI_COUNT] = 0.0
         s[S_DI_RESP] = NAN
+        s[S_DI_RESP2] = NAN
 
     # export backstop: export above the cap for too long stops discharge for the hold time
     exporting = cap_applies and meter_ok and discharging and imp_last < -p[P_EXPORT_CAP_W]

@@ -407,6 +407,7 @@ class ProtectParams:
 
     def _check_dither(self, lat: float) -> None:
         """The active method's settings, named as the settings file names them."""
+        _range("site.island_dither_half_s", self.dither_half_s, 0.05, 1.0)
         _range(
             "site.island_dither_pu (as var, within inverter.s_rated_va)",
             self.dither_var,
@@ -426,7 +427,7 @@ class ProtectParams:
         # The response to a reactive step shows at the measurement after the command path and the
         # stage's own reactive response: at a half period's end at least half of the swing must show.
         shown = dither_shown(self.dither_half_s, lat, self.response_tau_s)
-        if shown < DITHER_SHOWN_MIN:
+        if not shown >= DITHER_SHOWN_MIN:
             _fail(
                 "site.island_dither_half_s",
                 self.dither_half_s,
@@ -434,12 +435,13 @@ class ProtectParams:
                 f"at its end through daemon.actuation_latency_s = {lat:g} s and the stage's reactive "
                 f"response (inverter.response_tau_s = {self.response_tau_s:g} s); here {shown:.0%}",
             )
-        # An island that forms just after a half period ended: the first response that is all island
-        # comes two half periods later, then halves - 1 more, each up to a cycle late, then the cease;
-        # where the output restarts into an island (after momentary cessation) the dither starts only
-        # once the stage's reading shows the discharge, a latency later.
+        # An island that forms just after a half period ended (or less than a latency before one ends):
+        # the first response that is all island comes two half periods later, then halves - 1 more,
+        # each up to a cycle late, then the cease; where the output restarts into an island (after
+        # momentary cessation) the dither starts only once the stage's reading shows the discharge, a
+        # latency later.
         bound = (self.dither_n + 1) * (self.dither_half_s + self.cycle_s) + 2.0 * lat
-        if bound > self.island_clearing_s + 1e-9:
+        if not bound <= self.island_clearing_s + 1e-9:
             _fail(
                 "site.island_dither_half_s",
                 self.dither_half_s,

@@ -99,9 +99,11 @@ class FrozenCheck(IntEnum):
 # the difference between a polled power value and the meter's internal integration.
 COUNTER_STALL_STEPS: Final = 1.5
 
-# An island answers the same reactive dither the same way: a response counts towards the active
-# method's trip only within this factor of the one counted before it (else it starts a new run). A
-# frequency pulse's two large moves followed by a small rebound is no island.
+# An island answers the same reactive dither the same way: from the third response of a run on, a
+# response counts towards the active method's trip only within this factor of the one two half periods
+# before it (the same phase of the wave: a steady drift of the island's frequency adds the same to
+# both); else it starts a new run. A frequency pulse's two large moves followed by a small rebound is
+# no island.
 DITHER_CONSISTENCY: Final = 3.0
 
 
@@ -223,7 +225,8 @@ S_DI_F_LAST: Final = 119  # the latest frequency seen in the current half period
 S_DI_F_PREV: Final = 120  # the frequency at the end of the previous half period
 S_DI_COUNT: Final = 121  # successive half periods whose response exceeded P_DITHER_DF_HZ
 S_DI_RESP: Final = 122  # the last half period's response (Hz, > 0: the way an island responds; NaN: none)
-N_STATE: Final = 123
+S_DI_RESP2: Final = 123  # the response before it (the same phase of the wave as the next one)
+N_STATE: Final = 124
 I_T_S: Final = 0
 I_V_MAX_PU: Final = 1
 I_V_MIN_PU: Final = 2

@@ -44,6 +44,10 @@ class KernelSettingsError(ValueError):
     """Settings the kernels cannot run (a reload with them is refused)."""
 
 
+def _rating(value: float | None, unit: str) -> str:
+    return "no rating reported" if value is None else f"{value:g} {unit}"
+
+
 def phase_base_v(settings: Settings) -> float | None:
     """The line-to-neutral nominal voltage the meters' per-phase readings are compared with."""
     c = settings.commissioning
@@ -296,7 +300,17 @@ class Controllers:
                 hold = (
                     f"functions.anti_islanding = 'daemon': its active method (the reactive dither, "
                     f"site.island_dither_pu) needs +/- {dither_var:g} var, and the power stage's ratings "
-                    f"allow {ratings.q_max_inject_var} var injected, {ratings.q_max_absorb_var} var absorbed"
+                    f"allow {_rating(ratings.q_max_inject_var, 'var')} injected, "
+                    f"{_rating(ratings.q_max_absorb_var, 'var')} absorbed"
+                )
+            elif ratings.s_max_va is not None and ratings.s_max_va < float(self._prot_p[pt.P_S_RATED_VA]):
+                # P gives way to the dither at inverter.s_rated_va; past the stage's own rating every
+                # full-power set point would be refused
+                hold = (
+                    f"functions.anti_islanding = 'daemon': inverter.s_rated_va = "
+                    f"{self._prot_p[pt.P_S_RATED_VA]:g} VA, but the power stage reports {ratings.s_max_va:g} VA: "
+                    "its dithered set points at full power would exceed it (set inverter.s_rated_va to the "
+                    "stage's rating)"
                 )
         if hold != self._stage_hold:
             if hold is not None:

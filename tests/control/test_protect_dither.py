@@ -76,9 +76,10 @@ class Bus:
         island_at_s: float = math.inf,
         hz_per_var: float = 0.0,
         offset_hz: float = 0.0,
+        drift_hz_s: float = 0.0,
     ) -> None:
         self.grid, self.delay_s, self.tau_s, self.island_at_s = grid, delay_s, tau_s, island_at_s
-        self.hz_per_var, self.offset_hz = hz_per_var, offset_hz
+        self.hz_per_var, self.offset_hz, self.drift_hz_s = hz_per_var, offset_hz, drift_hz_s
         self.rng = random.Random(seed)
         self.writes: list[tuple[float, float]] = [(-math.inf, 0.0)]
         self.q_stage = 0.0
@@ -96,7 +97,8 @@ class Bus:
         if t < self.island_at_s:
             self.f_island = self.grid(t)
             return self.f_island + noise
-        target = F0_HZ + self.offset_hz - self.hz_per_var * self.q_stage
+        drift = self.drift_hz_s * (t - self.island_at_s)
+        target = F0_HZ + self.offset_hz + drift - self.hz_per_var * self.q_stage
         self.f_island += (target - self.f_island) * (1.0 - math.exp(-step_s / ISLAND_TAU_S))
         return self.f_island + noise
 
@@ -161,6 +163,28 @@ def test_an_island_is_detected_within_two_seconds(
         assert why & (Reason.ISLAND_ACTIVE | Reason.ISLAND_ROCOF), (island_at, why)
         assert offset_hz != 0.0 or Reason.ISLAND_ACTIVE in why, (island_at, why)
         assert when - island_at + latency <= 2.0, (island_at, when)
+
+
+@pytest.mark.parametrize("step", IMPLS)
+@pytest.mark.parametrize("dt", list(PATHS))
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_a_drifting_island_is_detected_within_two_seconds(step: Step, dt: float, sign: float) -> None:
+    """Qf 1.0 at 7.4 kW whose frequency also drifts (0.45 Hz/s at the 0.02 s path, 0.3 Hz/s at 0.05 s:
+    below every ROCOF limit): the drift adds to one half period's response and takes from the next (at
+    0.45 Hz/s more than a factor of 3 apart: a rule comparing neighbours missed all 108 phases), the
+    same for responses two apart, which the consistency rule compares. Formation swept over a dither
+    period."""
+    drift_hz_s = sign * {0.02: 0.45, 0.05: 0.3}[dt]
+    params = packed(dt)
+    period = 2.0 * (params.dither_half_s + dt)
+    hz_per_var = F0_HZ / (2.0 * 7400.0)
+    for n, island_at in enumerate([5.0 + k * dt / 2.0 for k in range(round(period / (dt / 2.0)))]):
+        on = bus(
+            params, lambda t: F0_HZ, n, island_at_s=island_at, hz_per_var=hz_per_var, drift_hz_s=drift_hz_s
+        )
+        when, why, _, _ = replay(step, params, dt, island_at + 3.0, on)
+        assert when is not None and Reason.ISLAND_ACTIVE in why, (island_at, why)
+        assert when - island_at + params.latency_s <= 2.0, (island_at, when)
 
 
 @pytest.mark.parametrize("step", IMPLS)

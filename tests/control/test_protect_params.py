@@ -3,6 +3,7 @@ the kernel's parameter array."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, fields, replace
 
 import numpy as np
@@ -365,6 +366,15 @@ def test_a_dither_that_cannot_act_within_two_seconds_is_refused(
     settings = _settings(**changes, **DAEMON_OWNS)
     with pytest.raises(ProtectParamError, match=field):
         params_from_settings(settings, measured_latency_s=latency_s).pack()
+
+
+@pytest.mark.parametrize("half_s", [math.nan, -1.0, 0.0])
+def test_a_half_period_out_of_range_is_refused_when_built_directly(half_s: float) -> None:
+    """The settings bound it; ProtectParams built without them (the bench, for_category) must be too: a
+    NaN half period would never end, and the active method would be silently dead."""
+    params = params_from_settings(_settings(**DAEMON_OWNS), measured_latency_s=LATENCY_S)
+    with pytest.raises(ProtectParamError, match=r"island_dither_half_s|finite"):
+        replace(params, dither_half_s=half_s).pack()
 
 
 def test_the_dither_needs_a_stage_that_can_follow_it() -> None:

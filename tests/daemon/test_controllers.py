@@ -211,8 +211,25 @@ def test_the_daemons_active_anti_islanding_holds_a_stage_that_takes_no_reactive_
     small_q = dataclasses.replace(RATINGS, q_setpoints=True, q_max_inject_var=20.0, q_max_absorb_var=20.0)
     refused = _run(Controllers(settings), 3.0, (240.0, None, None), ratings=small_q)
     assert (refused.p_w, refused.q_var) == (0.0, 0.0)
-    assert any("allow 20.0 var injected" in r for r in refused.reasons)
+    assert any("allow 20 var injected" in r for r in refused.reasons)
     takes_q = dataclasses.replace(RATINGS, q_setpoints=True, q_max_inject_var=3256.0, q_max_absorb_var=3256.0)
     ok = _run(Controllers(settings), 3.0, (240.0, None, None), ratings=takes_q)
     assert ok.state == "normal" and ok.p_w > 1500.0
     assert abs(ok.q_var) == pytest.approx(settings.site.island_dither_pu * settings.inverter.s_rated_va)
+
+
+def test_a_stage_rated_below_the_settings_apparent_power_holds_the_dither() -> None:
+    """P gives way to the dither at inverter.s_rated_va; a stage reporting a lower VA rating would
+    refuse every full-power set point (the bench's first run lost its writes that way)."""
+    settings = settings_with(
+        functions__anti_islanding="daemon",
+        grid__voltage_trip__uv1__clearing_s=None,
+        daemon__cycle_s=0.05,
+        daemon__actuation_latency_s=0.1,
+    )
+    lower = dataclasses.replace(
+        RATINGS, q_setpoints=True, q_max_inject_var=3256.0, q_max_absorb_var=3256.0, s_max_va=7000.0
+    )
+    held = _run(Controllers(settings), 3.0, (240.0, None, None), ratings=lower)
+    assert (held.p_w, held.q_var) == (0.0, 0.0)
+    assert any("reports 7000 VA" in r and "inverter.s_rated_va = 7400 VA" in r for r in held.reasons)
