@@ -361,6 +361,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     suite.add_argument(
         "--only", metavar="GLOB", action="append", help="only tests whose id matches (repeatable)"
     )
+    suite.add_argument(
+        "--jobs",
+        metavar="N",
+        type=int,
+        default=1,
+        help="run up to N tests at once, each in its own process (long timers; default 1)",
+    )
 
 
 def _print_result(res: report.RunResult) -> None:
@@ -427,6 +434,11 @@ def main(args: argparse.Namespace) -> int:
         from hil.conformance import suite
 
         return suite.main(args)
+    if args.jobs != 1:
+        print(
+            "v2g-hil run: --jobs runs a --suite's tests at once; scenarios run one at a time", file=sys.stderr
+        )
+        return 2
     if args.list:
         say("\n".join(list_scenarios(shutil.get_terminal_size().columns - 1)))
         return 0

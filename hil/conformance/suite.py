@@ -8,6 +8,10 @@ holds ``summary.md`` (the lab's table: test, clause, owner, setting, measured, l
 wall time of each test and of the suite), ``result.json``, one PNG per row (the output, the tolerance
 band, the judged points and the stimulus) in each test's folder next to the run's own files (daemon
 config and log, signals). Exit code 0 only when every row passed and no run failed.
+
+``--jobs N`` runs up to N tests at once, each in a worker process of its own (its plant, daemon and
+ports): for the long timers (the frequency trips at 180-1000 s clearing times, enter service), whose
+tolerances are seconds. The fast path's 0.16 s trips want an unloaded core, so CI runs one at a time.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import datetime as dt
 import fnmatch
 import json
 import math
+import multiprocessing
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -71,6 +77,7 @@ class TestResult:
     warnings: list[str] = field(default_factory=list)
     plots: dict[int, str] = field(default_factory=dict)  # row index -> file name in the test's folder
     wall_s: float = 0.0
+    started: str = ""  # UTC, ISO 8601: when the run began (tests run at once overlap)
 
     @property
     def passed(self) -> bool:
@@ -100,7 +107,7 @@ async def run_test(
 ) -> TestResult:
     """Run one test's scenario, judge it, draw its rows; errors of the run or the judge are kept."""
     t0 = time.monotonic()
-    res = TestResult(test)
+    res = TestResult(test, started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     if test.dispatch_p_w is not None:
         write_dispatch(folder / "state", test.dispatch_p_w, test.scenario.duration_s)
     run = await run_one(test.scenario, folder, daemon_cmd, progress=progress)
@@ -238,7 +245,13 @@ def _write_test_summary(folder: Path, res: TestResult, daemon_log: str | None) -
 
 
 def write_report(
-    out: Path, results: list[TestResult], *, quick: bool, owners: Sequence[str], wall_s: float
+    out: Path,
+    results: list[TestResult],
+    *,
+    quick: bool,
+    owners: Sequence[str],
+    wall_s: float,
+    jobs: int = 1,
 ) -> Path:
     """The suite's summary.md and result.json; returns the summary's path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -252,7 +265,8 @@ def write_report(
         DISCLAIMER,
         "",
         f"Subset: {'quick' if quick else 'full'}; owners: {', '.join(owners)}; {len(results)} tests, {n_rows} rows, "
-        f"{n_rows - n_fail} passed, {n_fail} failed, {n_err} tests with errors. Suite wall time {wall_s:.0f} s.",
+        f"{n_rows - n_fail} passed, {n_fail} failed, {n_err} tests with errors. Suite wall time {wall_s:.0f} s"
+        f"{f', up to {jobs} tests at once' if jobs > 1 else ''}.",
         "",
         "| test | clause | owner | setting | measured | limit | verdict |",
         "|---|---|---|---|---|---|---|",
@@ -297,6 +311,7 @@ def write_report(
         "owners": list(owners),
         "passed": passed,
         "wall_s": round(wall_s, 1),
+        "jobs": jobs,
         "tests": [
             {
                 "id": r.test.id,
@@ -306,6 +321,7 @@ def write_report(
                 "quick": r.test.quick,
                 "notes": list(r.test.notes),
                 "duration_s": r.test.scenario.duration_s,
+                "started": r.started,
                 "wall_s": round(r.wall_s, 1),
                 "passed": r.passed,
                 "errors": r.errors,
@@ -354,30 +370,95 @@ def verdict_code(results: Sequence[TestResult]) -> tuple[int, list[str]]:
     return code, notes
 
 
-async def run_suite(
-    tests: Sequence[ConformanceTest], out: Path, daemon_cmd: list[str], *, quick: bool, owners: Sequence[str]
-) -> int:
-    """Run ``tests`` one at a time and write the report; the exit code is :func:`verdict_code`'s."""
-    t0 = time.monotonic()
-    progress = Progress()
-    results: list[TestResult] = []
-    for k, t in enumerate(tests, 1):
-        progress.line(f"RUN {t.id} ({k} of {len(tests)}): {t.title}, {t.scenario.duration_s:g} s")
-        res = await run_test(t, out / t.id, daemon_cmd, progress)
-        results.append(res)
-        ok = sum(row.passed for row in res.rows)
-        say(
-            f"{'PASS' if res.passed else 'FAIL'} {t.id}: {ok}/{len(res.rows)} rows passed ({res.wall_s:.1f} s)"
+def _say_result(res: TestResult, done: str = "") -> None:
+    ok = sum(row.passed for row in res.rows)
+    say(
+        f"{'PASS' if res.passed else 'FAIL'} {res.test.id}: {ok}/{len(res.rows)} rows passed "
+        f"({res.wall_s:.1f} s){done}"
+    )
+    for row in res.rows:
+        if not row.passed:
+            say(f"  FAIL {row.test}: {row.measured} (limit {row.limit})")
+    for e in res.errors:
+        say(f"  ERROR {e}")
+    for w in res.warnings:
+        say(f"  WARN {w}")
+
+
+def run_in_worker(
+    test_id: str, owner: Owner, quick: bool, folder: str, daemon_cmd: list[str]
+) -> dict[str, Any]:
+    """One test in a ``--jobs`` worker process: rebuilt from the registry by its id (a judge is a
+    closure, which does not cross processes), run; its result's fields but the test itself."""
+    found = [t for t in registry([owner], quick) if t.id == test_id]
+    if not found:
+        raise LookupError(
+            f"no test {test_id!r} for owner {owner} in the {'quick' if quick else 'full'} registry"
         )
-        for row in res.rows:
-            if not row.passed:
-                say(f"  FAIL {row.test}: {row.measured} (limit {row.limit})")
-        for e in res.errors:
-            say(f"  ERROR {e}")
-        for w in res.warnings:
-            say(f"  WARN {w}")
+    res = asyncio.run(run_test(found[0], Path(folder), daemon_cmd, None))
+    return {f.name: getattr(res, f.name) for f in fields(res) if f.name != "test"}
+
+
+async def _run_parallel(
+    tests: Sequence[ConformanceTest],
+    out: Path,
+    daemon_cmd: list[str],
+    *,
+    quick: bool,
+    jobs: int,
+    on_done: Callable[[TestResult], None],
+) -> list[TestResult]:
+    """Every test in a pool of ``jobs`` worker processes (spawned: no copy of this event loop); a worker
+    that fails is that test's error, not the suite's end."""
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+
+        async def one(t: ConformanceTest) -> TestResult:
+            try:
+                got = await loop.run_in_executor(
+                    pool, run_in_worker, t.id, t.owner, quick, str(out / t.id), daemon_cmd
+                )
+                res = TestResult(t, **got)
+            except Exception as exc:  # a crashed worker or a lookup that failed: this test's error
+                res = TestResult(t, errors=[f"worker process failed: {type(exc).__name__}: {exc}"])
+            on_done(res)
+            return res
+
+        return list(await asyncio.gather(*(one(t) for t in tests)))
+
+
+async def run_suite(
+    tests: Sequence[ConformanceTest],
+    out: Path,
+    daemon_cmd: list[str],
+    *,
+    quick: bool,
+    owners: Sequence[str],
+    jobs: int = 1,
+) -> int:
+    """Run ``tests`` (one at a time, or up to ``jobs`` at once) and write the report, its tests in the
+    registry's order; the exit code is :func:`verdict_code`'s."""
+    t0 = time.monotonic()
+    results: list[TestResult] = []
+    if jobs > 1 and len(tests) > 1:
+        say(f"RUN {len(tests)} tests, up to {jobs} at a time, each in its own process")
+        finished = 0
+
+        def on_done(res: TestResult) -> None:
+            nonlocal finished
+            finished += 1
+            _say_result(res, f", {finished} of {len(tests)} done")
+
+        results = await _run_parallel(tests, out, daemon_cmd, quick=quick, jobs=jobs, on_done=on_done)
+    else:
+        progress = Progress()
+        for k, t in enumerate(tests, 1):
+            progress.line(f"RUN {t.id} ({k} of {len(tests)}): {t.title}, {t.scenario.duration_s:g} s")
+            res = await run_test(t, out / t.id, daemon_cmd, progress)
+            results.append(res)
+            _say_result(res)
     wall = time.monotonic() - t0
-    summary = write_report(out, results, quick=quick, owners=owners, wall_s=wall)
+    summary = write_report(out, results, quick=quick, owners=owners, wall_s=wall, jobs=jobs)
     n_fail = sum(not r.passed for r in results)
     say(f"{len(results) - n_fail} tests passed, {n_fail} failed; suite wall time {wall:.0f} s")
     code, notes = verdict_code(results)
@@ -398,6 +479,9 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.jobs < 1:
+        print(f"v2g-hil run: --jobs must be 1 or more (got {args.jobs})", file=sys.stderr)
+        return 2
     owners = OWNERS[args.owner]
     tests = registry(owners, args.quick, args.only or ())
     if not tests:
@@ -417,5 +501,5 @@ def main(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out) if args.out else Path("hil-reports") / f"ieee1547-{time.strftime('%Y%m%d-%H%M%S')}"
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(run_suite(tests, out, cmd, quick=args.quick, owners=owners))
+        return asyncio.run(run_suite(tests, out, cmd, quick=args.quick, owners=owners, jobs=args.jobs))
     return 130

@@ -1,13 +1,15 @@
 """The conformance suite (hil/conformance/suite.py, functions.py): the registry's ids, the function
 tests' judges on synthetic records (an ideal EUT passes, a slow one fails), and the quick subset end to
 end against the real daemon and the plant through ``v2g-hil run --suite``: summary.md, result.json,
-plots, and the exit code."""
+plots, and the exit code; ``--jobs``: tests at once in worker processes."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 import pytest
@@ -119,6 +121,76 @@ def test_suite_runs_a_quick_test_end_to_end(tmp_path: Path) -> None:
     assert (folder / "daemon.log").exists() and "FAIL" not in (folder / "summary.md").read_text()
     # the run's daemon kept its status in the run's folder, not where a daemon in service keeps its own
     assert f"status in {folder / 'run'}" in (folder / "daemon.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def _resource_tracker() -> None:
+    """The interpreter's multiprocessing resource tracker, started by the first process pool and
+    alive until this process ends (one per process, not a leak): running before the leak check's
+    snapshot of child processes, which function-scoped fixtures take."""
+    resource_tracker.ensure_running()
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    runner.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+@pytest.mark.usefixtures("_resource_tracker")
+def test_jobs_run_tests_at_once_each_in_its_own_process(tmp_path: Path) -> None:
+    ids = ["fw-char2-over-dis-daemon", "fw-char2-over-dis-inverter"]
+    argv = ["--suite", "ieee1547", "--quick", "--owner", "both", "--jobs", "2", "--out", str(tmp_path)]
+    args = _args(*argv, *[a for i in ids for a in ("--only", i)])
+    assert suite.main(args) == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["jobs"] == 2 and result["passed"]
+    assert [t["id"] for t in result["tests"]] == ids  # the registry's order, whichever ended first
+    spans = []
+    for t in result["tests"]:
+        assert t["passed"] and all(row["passed"] for row in t["rows"])
+        assert (tmp_path / t["id"] / "daemon.log").read_text()  # its own daemon, its own folder
+        start = dt.datetime.fromisoformat(t["started"]).timestamp()
+        spans.append((start, start + t["wall_s"]))
+    (a0, a1), (b0, b1) = spans
+    assert a0 < b1 and b0 < a1, f"the two runs did not overlap: {spans}"
+    assert "up to 2 tests at once" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("_resource_tracker")
+async def test_a_worker_that_fails_is_that_tests_error_not_the_suites_end(tmp_path: Path) -> None:
+    # Not in the registry, so its worker cannot rebuild it; the registry's test beside it still runs.
+    sc = Scenario(name="tiny", duration_s=4.0, plant=fn.PLANT, daemon=fn._daemon("daemon", [], {}))
+    tiny = ConformanceTest(
+        id="tiny", title="tiny", clause="-", owner="daemon", scenario=sc, judge=lambda c: []
+    )
+    (real,) = suite.registry(["daemon"], True, ["fw-char2-over-dis-daemon"])
+    code = await suite.run_suite(
+        [tiny, real], tmp_path, runner.daemon_command(None), quick=True, owners=["daemon"], jobs=2
+    )
+    assert code == 1
+    result = json.loads((tmp_path / "result.json").read_text())
+    bad, good = result["tests"]
+    assert bad["id"] == "tiny" and not bad["passed"]
+    assert bad["errors"] == [
+        "worker process failed: LookupError: no test 'tiny' for owner daemon in the quick registry"
+    ]
+    assert good["passed"] and len(good["rows"]) == 9
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--suite", "ieee1547", "--quick", "--jobs", "0"], "--jobs must be 1 or more (got 0)"),
+        (["--all", "--jobs", "2"], "--jobs runs a --suite's tests at once"),
+    ],
+)
+def test_jobs_are_refused_where_they_cannot_apply(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert runner.main(_args(*argv)) == 2
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.asyncio
