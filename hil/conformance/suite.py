@@ -9,8 +9,8 @@ wall time of each test and of the suite), ``result.json``, one PNG per row (the 
 band, the judged points and the stimulus) in each test's folder next to the run's own files (daemon
 config and log, signals). Exit code 0 only when every row passed and no run failed.
 
-``--jobs N`` runs up to N tests at once, each in a worker process of its own (its plant, daemon and
-ports): for the long timers (the frequency trips at 180-1000 s clearing times, enter service), whose
+``--jobs N`` runs up to N tests at once, each in a worker process of its own (:mod:`hil.conformance.worker`:
+its plant, daemon and ports): for the long timers (the frequency trips at 180-1000 s clearing times, enter service), whose
 tolerances are seconds. The fast path's 0.16 s trips want an unloaded core, so CI runs one at a time.
 """
 
@@ -23,12 +23,12 @@ import datetime as dt
 import fnmatch
 import json
 import math
-import multiprocessing
+import pickle
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -385,18 +385,55 @@ def _say_result(res: TestResult, done: str = "") -> None:
         say(f"  WARN {w}")
 
 
-def run_in_worker(
-    test_id: str, owner: Owner, quick: bool, folder: str, daemon_cmd: list[str]
-) -> dict[str, Any]:
-    """One test in a ``--jobs`` worker process: rebuilt from the registry by its id (a judge is a
-    closure, which does not cross processes), run; its result's fields but the test itself."""
-    found = [t for t in registry([owner], quick) if t.id == test_id]
-    if not found:
-        raise LookupError(
-            f"no test {test_id!r} for owner {owner} in the {'quick' if quick else 'full'} registry"
+# The first wave of ``--jobs`` workers starts this far apart: 22 daemons and plants importing at once
+# starved the plants (a plant stage tripped at a frequency below its setting; alone it passed).
+STAGGER_S = 1.0
+WORKER_RESULT = "worker-result.pickle"  # hil.conformance.worker's result, in the test's folder
+
+
+async def _run_in_process(
+    t: ConformanceTest, out: Path, daemon_cmd: list[str], *, quick: bool, gate: asyncio.Semaphore
+) -> TestResult:
+    """One test in ``python -m hil.conformance.worker`` once ``gate`` lets it start. The worker has a
+    session of its own, so a terminal's Ctrl-C reaches only this process, which stops the worker once
+    (SIGTERM: its run ends as at its end, daemon stopped, plant closed). A worker that leaves no result
+    is that test's error."""
+    folder = out / t.id
+    async with gate:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / WORKER_RESULT).unlink(missing_ok=True)
+        with (folder / "worker.log").open("wb") as log:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "hil.conformance.worker",
+                t.id,
+                "--owner",
+                t.owner,
+                *(["--quick"] if quick else []),
+                "--folder",
+                str(folder),
+                "--",
+                *daemon_cmd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        try:
+            code = await proc.wait()
+        except asyncio.CancelledError:
+            proc.terminate()
+            await proc.wait()
+            raise
+    try:
+        got = pickle.loads((folder / WORKER_RESULT).read_bytes())  # noqa: S301 (our own worker wrote it)
+    except (OSError, pickle.UnpicklingError, EOFError):
+        tail = (folder / "worker.log").read_text(errors="replace").strip().splitlines()[-3:]
+        return TestResult(
+            t, errors=[f"worker process failed (exit code {code}): {' / '.join(tail) or 'no output'}"]
         )
-    res = asyncio.run(run_test(found[0], Path(folder), daemon_cmd, None))
-    return {f.name: getattr(res, f.name) for f in fields(res) if f.name != "test"}
+    return TestResult(t, **got)
 
 
 async def _run_parallel(
@@ -408,23 +445,25 @@ async def _run_parallel(
     jobs: int,
     on_done: Callable[[TestResult], None],
 ) -> list[TestResult]:
-    """Every test in a pool of ``jobs`` worker processes (spawned: no copy of this event loop); a worker
-    that fails is that test's error, not the suite's end."""
+    """Every test in a worker process, up to ``jobs`` at once; SIGTERM to this process stops them as
+    Ctrl-C does."""
+    gate = asyncio.Semaphore(jobs)
+    main = asyncio.current_task()
+    assert main is not None
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    loop.add_signal_handler(signal.SIGTERM, main.cancel)
 
-        async def one(t: ConformanceTest) -> TestResult:
-            try:
-                got = await loop.run_in_executor(
-                    pool, run_in_worker, t.id, t.owner, quick, str(out / t.id), daemon_cmd
-                )
-                res = TestResult(t, **got)
-            except Exception as exc:  # a crashed worker or a lookup that failed: this test's error
-                res = TestResult(t, errors=[f"worker process failed: {type(exc).__name__}: {exc}"])
-            on_done(res)
-            return res
+    async def one(k: int, t: ConformanceTest) -> TestResult:
+        if k < jobs:
+            await asyncio.sleep(k * STAGGER_S)
+        res = await _run_in_process(t, out, daemon_cmd, quick=quick, gate=gate)
+        on_done(res)
+        return res
 
-        return list(await asyncio.gather(*(one(t) for t in tests)))
+    try:
+        return list(await asyncio.gather(*(one(k, t) for k, t in enumerate(tests))))
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def run_suite(
@@ -500,6 +539,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"v2g-hil run: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path("hil-reports") / f"ieee1547-{time.strftime('%Y%m%d-%H%M%S')}"
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C; SIGTERM with --jobs
         return asyncio.run(run_suite(tests, out, cmd, quick=args.quick, owners=owners, jobs=args.jobs))
     return 130

@@ -9,7 +9,10 @@ import argparse
 import datetime as dt
 import json
 import math
-from multiprocessing import resource_tracker
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -123,21 +126,12 @@ def test_suite_runs_a_quick_test_end_to_end(tmp_path: Path) -> None:
     assert f"status in {folder / 'run'}" in (folder / "daemon.log").read_text()
 
 
-@pytest.fixture(scope="module")
-def _resource_tracker() -> None:
-    """The interpreter's multiprocessing resource tracker, started by the first process pool and
-    alive until this process ends (one per process, not a leak): running before the leak check's
-    snapshot of child processes, which function-scoped fixtures take."""
-    resource_tracker.ensure_running()
-
-
 def _args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     runner.add_arguments(parser)
     return parser.parse_args(list(argv))
 
 
-@pytest.mark.usefixtures("_resource_tracker")
 def test_jobs_run_tests_at_once_each_in_its_own_process(tmp_path: Path) -> None:
     ids = ["fw-char2-over-dis-daemon", "fw-char2-over-dis-inverter"]
     argv = ["--suite", "ieee1547", "--quick", "--owner", "both", "--jobs", "2", "--out", str(tmp_path)]
@@ -158,7 +152,6 @@ def test_jobs_run_tests_at_once_each_in_its_own_process(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.usefixtures("_resource_tracker")
 async def test_a_worker_that_fails_is_that_tests_error_not_the_suites_end(tmp_path: Path) -> None:
     # Not in the registry, so its worker cannot rebuild it; the registry's test beside it still runs.
     sc = Scenario(name="tiny", duration_s=4.0, plant=fn.PLANT, daemon=fn._daemon("daemon", [], {}))
@@ -174,9 +167,52 @@ async def test_a_worker_that_fails_is_that_tests_error_not_the_suites_end(tmp_pa
     bad, good = result["tests"]
     assert bad["id"] == "tiny" and not bad["passed"]
     assert bad["errors"] == [
-        "worker process failed: LookupError: no test 'tiny' for owner daemon in the quick registry"
+        "worker process failed (exit code 2): no test 'tiny' for owner daemon in the quick registry"
     ]
     assert good["passed"] and len(good["rows"]) == 9
+
+
+def _processes_under(path: Path) -> list[str]:
+    """Command lines of the processes that name ``path`` (a run's daemons and workers)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(path) in cmd:
+            found.append(cmd)
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_suite_stops_its_workers_and_their_daemons(tmp_path: Path, sig: signal.Signals) -> None:
+    ids = ["fw-char2-over-dis-daemon", "fw-char2-over-dis-inverter"]
+    argv = ["--suite", "ieee1547", "--quick", "--owner", "both", "--jobs", "2", "--out", str(tmp_path)]
+    cmd = [sys.executable, "-m", "hil.cli", "run", *argv, *[a for i in ids for a in ("--only", i)]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60.0
+        logs = [tmp_path / i / "daemon.log" for i in ids]
+        while not all(p.exists() and "--- start" in p.read_text() for p in logs):
+            assert proc.poll() is None and time.monotonic() < deadline, "the daemons did not start"
+            time.sleep(0.2)
+        daemons = [c for c in _processes_under(tmp_path) if "v2g-edged --config" in c]
+        assert len(daemons) == 2, daemons
+        proc.send_signal(sig)  # to the suite's process alone, as a scheduler or a terminal does
+        out, _ = proc.communicate(timeout=30.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out.decode()
+    deadline = time.monotonic() + 5.0
+    while _processes_under(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_under(tmp_path) == []
+    for i in ids:
+        assert "stopped (SIGTERM)" in (tmp_path / i / "worker.log").read_text()
+        assert not (tmp_path / i / suite.WORKER_RESULT).exists()
 
 
 @pytest.mark.parametrize(
