@@ -385,21 +385,42 @@ def _say_result(res: TestResult, done: str = "") -> None:
         say(f"  WARN {w}")
 
 
-# The first wave of ``--jobs`` workers starts this far apart: 22 daemons and plants importing at once
-# starved the plants (a plant stage tripped at a frequency below its setting; alone it passed).
+# ``--jobs`` workers start at least this far apart: 22 daemons and plants starting at once took 4-7 s
+# to be ready on the 2-core bench, and the first repetitions began before the output was up.
 STAGGER_S = 1.0
 WORKER_RESULT = "worker-result.pickle"  # hil.conformance.worker's result, in the test's folder
 
 
+class _Pacer:
+    """Lets callers through at least ``gap_s`` apart, in the order they ask."""
+
+    def __init__(self, gap_s: float) -> None:
+        self.gap_s = gap_s
+        self._next_s = -math.inf
+
+    async def wait(self) -> None:
+        now = asyncio.get_running_loop().time()
+        at = max(now, self._next_s)
+        self._next_s = at + self.gap_s
+        await asyncio.sleep(at - now)
+
+
 async def _run_in_process(
-    t: ConformanceTest, out: Path, daemon_cmd: list[str], *, quick: bool, gate: asyncio.Semaphore
+    t: ConformanceTest,
+    out: Path,
+    daemon_cmd: list[str],
+    *,
+    quick: bool,
+    gate: asyncio.Semaphore,
+    pacer: _Pacer,
 ) -> TestResult:
-    """One test in ``python -m hil.conformance.worker`` once ``gate`` lets it start. The worker has a
+    """One test in ``python -m hil.conformance.worker`` once ``gate`` and ``pacer`` let it start. The worker has a
     session of its own, so a terminal's Ctrl-C reaches only this process, which stops the worker once
     (SIGTERM: its run ends as at its end, daemon stopped, plant closed). A worker that leaves no result
     is that test's error."""
     folder = out / t.id
     async with gate:
+        await pacer.wait()
         folder.mkdir(parents=True, exist_ok=True)
         (folder / WORKER_RESULT).unlink(missing_ok=True)
         with (folder / "worker.log").open("wb") as log:
@@ -448,20 +469,19 @@ async def _run_parallel(
     """Every test in a worker process, up to ``jobs`` at once; SIGTERM to this process stops them as
     Ctrl-C does."""
     gate = asyncio.Semaphore(jobs)
+    pacer = _Pacer(STAGGER_S)
     main = asyncio.current_task()
     assert main is not None
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, main.cancel)
 
-    async def one(k: int, t: ConformanceTest) -> TestResult:
-        if k < jobs:
-            await asyncio.sleep(k * STAGGER_S)
-        res = await _run_in_process(t, out, daemon_cmd, quick=quick, gate=gate)
+    async def one(t: ConformanceTest) -> TestResult:
+        res = await _run_in_process(t, out, daemon_cmd, quick=quick, gate=gate, pacer=pacer)
         on_done(res)
         return res
 
     try:
-        return list(await asyncio.gather(*(one(k, t) for k, t in enumerate(tests))))
+        return list(await asyncio.gather(*(one(t) for t in tests)))
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
 

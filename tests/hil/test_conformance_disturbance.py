@@ -77,11 +77,50 @@ def test_the_quick_subset_fits_ci() -> None:
         assert total + len([t for t in QUICK if t.owner == o]) <= 180.0, total
 
 
+def _slow(t: ConformanceTest) -> bool:
+    """A daemon-owned frequency trip on the bench's default path (disturbance.SLOW_PATH_NOTE)."""
+    return d.SLOW_PATH_NOTE in t.notes
+
+
 def test_protection_belongs_to_the_owner_and_grid_support_is_off() -> None:
     for t in FULL + QUICK:
         fn = t.scenario.daemon["functions"]
-        assert all(fn[f] == t.owner for f in d.PROTECTION)
+        if _slow(t):
+            # the function under test and the return to service are the daemon's; the others the inverter's
+            assert (fn["frequency_trip"], fn["enter_service"]) == ("daemon", "daemon")
+            assert (fn["voltage_trip"], fn["anti_islanding"]) == ("inverter", "inverter")
+        else:
+            assert all(fn[f] == t.owner for f in d.PROTECTION)
         assert fn["volt_var"] == fn["volt_watt"] == fn["frequency_droop"] == "off"
+
+
+def test_only_the_long_daemon_owned_frequency_trips_leave_the_fast_path() -> None:
+    """Every daemon-owned frequency trip at 180 s or more (of each range end, every repetition) runs
+    on the default path with the other frequency stages at their widest; everything else the daemon
+    owns keeps the fast path; nothing inverter-owned changes."""
+    slow = [t for t in FULL + QUICK if _slow(t)]
+    assert len(slow) == 44 and all(
+        t.owner == "daemon" and t.id.startswith(("trip-of", "trip-uf")) for t in slow
+    )
+    for t in FULL + QUICK:
+        daemon = t.scenario.daemon.get("daemon", {})
+        meter = t.scenario.plant.get("meter", {})
+        if _slow(t):
+            assert daemon == {"actuation_latency_s": d.SLOW_PATH_LATENCY_S} and meter == {}
+            (stage,) = {st for st, *_ in _trip_steps(t)}
+            assert _setting(t, stage)[1] >= d.SLOW_PATH_MIN_CLEARING_S
+            for other in {"of1", "of2", "uf1", "uf2"} - {stage}:
+                p, c = _setting(t, other)
+                lo, hi = d._range(PROFILE, f"grid.frequency_trip.{other}.pickup_hz")
+                assert c == d._range(PROFILE, f"grid.frequency_trip.{other}.clearing_s")[1] == 1000.0
+                if other[:2] != stage[:2]:
+                    assert p == (hi if other[0] == "o" else lo)  # the other side at its outermost
+                else:
+                    assert p == _setting(t, stage)[0] or p == (hi if other[0] == "o" else lo)
+        elif t.owner == "daemon":
+            assert daemon["cycle_s"] == d.FAST_CYCLE_S and meter == {"refresh_s": d.FAST_CYCLE_S}
+        else:
+            assert "cycle_s" not in daemon and meter == {}
 
 
 def test_every_settings_table_loads_with_the_real_loaders() -> None:
@@ -102,6 +141,17 @@ def test_every_settings_table_loads_with_the_real_loaders() -> None:
         plant_config.from_dict(t.scenario.plant)
         assert t.scenario.duration_s <= d.MAX_SCENARIO_S
         assert all(e.at_s <= t.scenario.duration_s for e in t.scenario.events)
+
+
+def test_a_full_tests_first_stimulus_leaves_time_for_the_daemons_start() -> None:
+    """Full tests may start many at once (``--jobs``): their first stimulus comes START_S later than a
+    quick test's (enter service tests step from the start on purpose)."""
+    for t in FULL + QUICK:
+        if t.id.startswith("es-"):
+            continue
+        first = min(e.at_s for e in t.scenario.events if isinstance(e, (ev.Grid, ev.Breaker)))
+        want = d.RECOVER_S + (0.0 if t.quick else d.START_S)
+        assert first >= want - 1e-9, (t.id, first)
 
 
 def test_trip_stimuli_follow_the_1547_1_rules() -> None:

@@ -6,7 +6,9 @@ plots, and the exit code; ``--jobs``: tests at once in worker processes."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
+import itertools
 import json
 import math
 import signal
@@ -170,6 +172,22 @@ async def test_a_worker_that_fails_is_that_tests_error_not_the_suites_end(tmp_pa
         "worker process failed (exit code 2): no test 'tiny' for owner daemon in the quick registry"
     ]
     assert good["passed"] and len(good["rows"]) == 9
+
+
+@pytest.mark.asyncio
+async def test_workers_start_apart_in_the_order_they_ask() -> None:
+    pacer = suite._Pacer(0.05)
+    loop = asyncio.get_running_loop()
+    started: list[tuple[int, float]] = []
+
+    async def start(k: int) -> None:
+        await pacer.wait()
+        started.append((k, loop.time()))
+
+    await asyncio.gather(*(start(k) for k in range(4)))
+    assert [k for k, _ in started] == [0, 1, 2, 3]
+    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(started)]
+    assert all(g >= 0.05 - 1e-3 for g in gaps), gaps
 
 
 def _processes_under(path: Path) -> list[str]:
