@@ -99,6 +99,12 @@ def render(ds: DaemonStatus) -> list[str]:
     if st.output_mismatch is not None:
         lines.append(f"MISMATCH   {st.output_mismatch}")
     lines.append(f"grid       V {fmt(st.v_pu, 'p.u.', 3)}   f {fmt(st.f_hz, 'Hz', 3)}")
+    if (di := st.island_dither) is not None:
+        response = "none measured yet" if di.response_hz is None else f"{di.response_hz:+.3f} Hz"
+        lines.append(
+            f"islanding  active method: Q dither +/- {di.amplitude_var:.0f} var (now {di.q_now_var:+.0f} var);"
+            f" last response {response}; trips after {di.halves} in a row above {di.threshold_hz:.3f} Hz"
+        )
     lines.append(
         f"EV         SoC {fmt(None if st.soc is None else st.soc * 100, '%', 1)}"
         f"   SoH {fmt(None if st.soh is None else st.soh * 100, '%', 0)}"

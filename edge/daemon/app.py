@@ -603,6 +603,7 @@ class Daemon:
             binding=cmd.binding,
             reasons=cmd.reasons,
             v_pu=cmd.v_pu,
+            island_dither=self._island_dither(cmd),
             output_mismatch=self.mismatch.message() if self.mismatch else None,
             stage_operation=None
             if w is None or w.operation is None
@@ -622,6 +623,18 @@ class Daemon:
         future = self._io.submit(status_file.write_with_events, self.status_path, status, db)
         future.add_done_callback(self._status_written)
         self._status_write = future
+
+    def _island_dither(self, cmd: Command) -> status_file.IslandDither | None:
+        if cmd.dither is None:
+            return None
+        site = self.settings.site
+        return status_file.IslandDither(
+            amplitude_var=cmd.dither.amplitude_var,
+            q_now_var=cmd.dither.q_var,
+            response_hz=cmd.dither.response_hz,
+            threshold_hz=site.island_dither_df_hz,
+            halves=site.island_dither_halves,
+        )
 
     def _aggregator_health(self) -> status_file.AggregatorHealth | None:
         if self.uplink is None:

@@ -30,7 +30,7 @@ from edge.control.pq_types import Constraint, binding_names
 from edge.control.protect_params import ProtectParamError, cap_applies, export_cap_w
 from edge.control.protect_params import params_from_settings as protect_params_from_settings
 from edge.daemon.battery import power_limits, reserve_soc
-from edge.daemon.snapshot import Command, Snapshot
+from edge.daemon.snapshot import Command, Dither, Snapshot
 from edge.settings import Settings, energize_lock
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,16 @@ class Controllers:
             p_request_w=p_request,
             v_pu=None if math.isnan(v_avg) else v_avg,
             es_remaining_s=float(out[pt.O_ES_REMAINING_S]) if state in ("waiting", "tripped") else None,
+            dither=self._dither(),
         )
+
+    def _dither(self) -> Dither | None:
+        """The active method's figures, for the status a technician reads at commissioning."""
+        amplitude = float(self._prot_p[pt.P_DITHER_VAR])
+        if amplitude <= 0.0:
+            return None
+        response = float(self._o[pt.O_DITHER_RESP_HZ])
+        return Dither(amplitude, float(self._o[pt.O_DITHER_VAR]), None if math.isnan(response) else response)
 
     def _stage_problem(self, stage: PowerStageReading, ratings: PowerStageRatings | None) -> None:
         """Hold P = Q = 0 while the stage reports its own functions not as commissioned, or cannot take

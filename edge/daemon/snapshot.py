@@ -18,6 +18,17 @@ from edge.daemon.dispatch import Basis
 
 
 @dataclass(frozen=True)
+class Dither:
+    """The daemon's active anti-islanding in a cycle: the reactive dither's amplitude, the dither in
+    this cycle's Q (0 while not exporting), and the last half period's frequency response to it
+    (None until two half periods have ended)."""
+
+    amplitude_var: float
+    q_var: float
+    response_hz: float | None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Every input of one cycle. ``t_s`` is monotonic time (the control timers' only clock);
     ``t_unix_s`` is the wall clock: it dates reports and decided the dispatch's start and expiry."""
@@ -65,6 +76,7 @@ class Command:
     p_request_w: float = 0.0
     v_pu: float | None = None
     es_remaining_s: float | None = None  # waiting to enter service: how long still
+    dither: Dither | None = None  # the daemon's active anti-islanding; None where it runs none
 
     @property
     def stop(self) -> bool:

@@ -58,6 +58,17 @@ class RecentEvent(msgspec.Struct, kw_only=True):
     detail: dict[str, Any] = {}
 
 
+class IslandDither(msgspec.Struct, frozen=True, kw_only=True):
+    """The daemon's active anti-islanding (functions.anti_islanding = "daemon"): the reactive dither
+    and the grid's frequency response to it, against the threshold that trips."""
+
+    amplitude_var: float  # site.island_dither_pu x inverter.s_rated_va
+    q_now_var: float  # the dither in this cycle's Q (0 while not exporting)
+    response_hz: float | None  # the last half period's response; None until two have ended
+    threshold_hz: float  # site.island_dither_df_hz
+    halves: int  # site.island_dither_halves responses above it in a row trip
+
+
 class Status(msgspec.Struct, kw_only=True):
     """A snapshot of the daemon's state; ``binding`` names what limited the command."""
 
@@ -91,6 +102,7 @@ class Status(msgspec.Struct, kw_only=True):
     sop_discharge_w: float | None = None
     meter_age_s: float | None = None
     stage_age_s: float | None = None
+    island_dither: IslandDither | None = None  # None: the daemon runs no active anti-islanding
     output_mismatch: str | None = None  # the stage does not do what it is told, and the likely cause
     stage_operation: str | None = None  # "started" / "stopped": what the stage was last told and took
     devices: list[DeviceHealth] = []

@@ -215,7 +215,17 @@ def test_the_daemons_active_anti_islanding_holds_a_stage_that_takes_no_reactive_
     takes_q = dataclasses.replace(RATINGS, q_setpoints=True, q_max_inject_var=3256.0, q_max_absorb_var=3256.0)
     ok = _run(Controllers(settings), 3.0, (240.0, None, None), ratings=takes_q)
     assert ok.state == "normal" and ok.p_w > 1500.0
-    assert abs(ok.q_var) == pytest.approx(settings.site.island_dither_pu * settings.inverter.s_rated_va)
+    amplitude = settings.site.island_dither_pu * settings.inverter.s_rated_va
+    assert abs(ok.q_var) == pytest.approx(amplitude)
+    # what the status shows: the dither in this Q and the (stiff) grid's response to it
+    assert ok.dither is not None and ok.dither.amplitude_var == pytest.approx(amplitude)
+    assert ok.dither.q_var == ok.q_var
+    assert (
+        ok.dither.response_hz is not None and abs(ok.dither.response_hz) < settings.site.island_dither_df_hz
+    )
+    assert (
+        _run(Controllers(settings_with()), 1.0, (240.0, None, None)).dither is None
+    )  # the inverter's method
 
 
 def test_a_stage_rated_below_the_settings_apparent_power_holds_the_dither() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from edge.ctl.main import main as v2gctl
 from edge.daemon import status as status_file
 from edge.daemon.app import Daemon
 from edge.daemon.recorder import read_dump, replay, write_dump
@@ -213,6 +214,42 @@ async def test_an_output_mismatch_is_reported_with_its_cause(tmp_path: Path) -> 
             )
             plant.stage.es_permit = True
             await until(lambda: daemon.mismatch is None, 15, "the mismatch ends when the output follows")
+
+
+async def test_the_active_anti_islanding_is_shown_in_the_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Where the daemon owns anti-islanding, a technician reads its dither and the grid's response at
+    commissioning: the status file carries both (from the kernel, through real Modbus), v2gctl shows them."""
+    async with running_plant() as plant:
+        plant.apply(ev.HouseLoad(w=3000.0))
+        settings = settings_for(
+            plant,
+            battery=NO_BATTERY,
+            functions={"anti_islanding": "daemon"},
+            daemon={"cycle_s": 0.05, "actuation_latency_s": 0.1},
+        )
+        amplitude = settings.site.island_dither_pu * settings.inverter.s_rated_va  # type: ignore[union-attr]
+        async with running_daemon(settings, tmp_path):
+
+            def dither() -> status_file.IslandDither | None:
+                path = tmp_path / "status.json"  # written from the first cycle on
+                return status_file.read(path)[0].island_dither if path.exists() else None
+
+            await until(lambda: (d := dither()) is not None and d.response_hz is not None, 15, "a response")
+            d = dither()
+            assert d is not None and d.response_hz is not None
+            assert d.amplitude_var == pytest.approx(amplitude)
+            assert abs(d.q_now_var) == pytest.approx(amplitude)  # exporting: the dither is on
+            assert abs(d.response_hz) < settings.site.island_dither_df_hz  # a stiff grid: no island
+            assert (d.threshold_hz, d.halves) == (
+                settings.site.island_dither_df_hz,
+                settings.site.island_dither_halves,
+            )
+            assert v2gctl(["status", "--runtime-dir", str(tmp_path)]) == 0
+            out = capsys.readouterr().out
+            assert f"islanding  active method: Q dither +/- {amplitude:.0f} var" in out
+            assert f"trips after {d.halves} in a row above {d.threshold_hz:.3f} Hz" in out
 
 
 # --- recorder: dump and replay -----------------------------------------------------------------------
