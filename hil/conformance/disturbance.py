@@ -417,10 +417,16 @@ def trip_cases(prof: ResolvedProfile) -> list[TripCase]:
     return cases
 
 
-def _trip_judge(case: TripCase, starts: Sequence[float]) -> Callable[[Columns], list[Row]]:
+def _trip_judge(
+    case: TripCase, starts: Sequence[float], *, daemon_trips: bool = False
+) -> Callable[[Columns], list[Row]]:
     """Rows per repetition: operating through the hold at PB (where the region requires operation),
     ceased within the clearing time and still ceased (tripped, no immediate return) until
-    0.9 x the enter-service delay after the source is back at nominal; energized at nominal before."""
+    0.9 x the enter-service delay after the source is back at nominal; energized at nominal before.
+    ``daemon_trips``: the cease must be the daemon's (the stage stopped, not tripped by its own
+    curves): where the daemon owns the frequency trips the plant inverter's own sit at the widest
+    settings, and at a range end (66 Hz / 50 Hz, 1000 s) those act at the same clearing time, so
+    without this a daemon that never acts would pass."""
     name = ("grid_v_max_pu" if case.over else "grid_v_min_pu") if case.voltage else "grid_f_hz"
     setting = f"{case.stage.upper()} {case.pickup:g} {case.unit}, {case.clearing_s:g} s ({case.which})"
     prof = profile()
@@ -452,6 +458,7 @@ def _trip_judge(case: TripCase, starts: Sequence[float]) -> Callable[[Columns], 
                 continue
             ct = clearing(cols, t0, end)
             by = ceased_by_stage(cols, t0, ct)
+            stage_not_daemon = daemon_trips and bool(by)
             # A clearing time means something only if the output was up at nominal before the test and
             # still up when the step crossed the pickup (ceased during PB, 0 s would be no measurement).
             idle = first_ceased(cols, t_pb - 1.0, t_pb) is not None
@@ -462,9 +469,11 @@ def _trip_judge(case: TripCase, starts: Sequence[float]) -> Callable[[Columns], 
                     setting,
                     ("not energized at nominal before PB; " if idle else "")
                     + ("ceased before the step (during PB): not measured; " if off_at_step else "")
-                    + f"{_fmt_s(ct)}{by}",
-                    f"<= {case.limit_s:.3f} s, tripped to +{0.9 * ES_DELAY_S:g} s after the return",
-                    ct <= case.limit_s and not idle and not off_at_step,
+                    + f"{_fmt_s(ct)}{by}"
+                    + ("; not the daemon's trip" if stage_not_daemon else ""),
+                    f"<= {case.limit_s:.3f} s, tripped to +{0.9 * ES_DELAY_S:g} s after the return"
+                    + (", by the daemon" if daemon_trips else ""),
+                    ct <= case.limit_s and not idle and not off_at_step and not stage_not_daemon,
                     _deadline_band(t0, case.limit_s, end, () if math.isinf(ct) else ((t0 + ct, 0.0),)),
                     (t_pu - 1.0, end + 1.0),
                 )
@@ -539,7 +548,7 @@ def trip_test(
             ]
             starts.append(t_pb)
             t = t_pb + c.hold_pb_s + c.hold_pu_s
-        judges.append(_trip_judge(c, starts))
+        judges.append(_trip_judge(c, starts, daemon_trips=owner == "daemon" and not c.voltage))
     duration = t + 0.9 * ES_DELAY_S + 1.5
     notes = [
         f"Category {CATEGORY}; each stage's sibling on the same side is set where it cannot act first.",
@@ -937,14 +946,15 @@ def _es_test(owner: Owner, case: EsCase, quick: bool) -> ConformanceTest:
     events: list[ev.PlantEvent] = []
     if owner == "inverter":
         # The stage enters service after a trip: trip it (above OV2), then hold outside the window.
-        t_init = RECOVER_S + TRIP_STEP_S
-        events.append(ev.Grid(at_s=RECOVER_S, v_pu=TRIP_STEP_V, label="trip (OV2)"))
+        t_init = lead_s(quick) + TRIP_STEP_S
+        events.append(ev.Grid(at_s=lead_s(quick), v_pu=TRIP_STEP_V, label="trip (OV2)"))
     else:
         # The daemon's start is an entry into service (docs/protection.md): it starts outside the
         # window. A trip step would trip the plant inverter's own curves too, whose own enter service
         # (its factory window and delay) would then decide when output returns.
         t_init = 0.0
-    t_fin = t_init + ES_OUTSIDE_S + (0.0 if owner == "inverter" else DAEMON_UP_S)
+    up_s = DAEMON_UP_S + lead_s(quick) - RECOVER_S  # a full test: START_S more for a slow start
+    t_fin = t_init + ES_OUTSIDE_S + (0.0 if owner == "inverter" else up_s)
     wait = case.delay_s + (case.ramp_s or 0.0) + (case.rnd_s or 0.0)
     duration = t_fin + wait + 4.0
     events += [

@@ -21,8 +21,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import fnmatch
+import hashlib
 import json
 import math
+import os
 import pickle
 import signal
 import sys
@@ -405,6 +407,23 @@ class _Pacer:
         await asyncio.sleep(at - now)
 
 
+def fingerprint(t: ConformanceTest) -> str:
+    """What a worker checks its rebuilt test against: a tree edited during a long run would otherwise
+    run (and report under this test's title and notes) a different test."""
+    return hashlib.sha256(repr((t.title, t.notes, t.scenario)).encode()).hexdigest()[:16]
+
+
+# A worker that does not end within this after SIGTERM (its daemon stops within 5 s) is killed.
+WORKER_STOP_S = 30.0
+
+
+def _kill_group(pid: int, sig: signal.Signals) -> None:
+    """The worker leads its own process group: whatever of it is left (a daemon that outlived a
+    killed worker) gets ``sig``."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
 async def _run_in_process(
     t: ConformanceTest,
     out: Path,
@@ -414,15 +433,17 @@ async def _run_in_process(
     gate: asyncio.Semaphore,
     pacer: _Pacer,
 ) -> TestResult:
-    """One test in ``python -m hil.conformance.worker`` once ``gate`` and ``pacer`` let it start. The worker has a
-    session of its own, so a terminal's Ctrl-C reaches only this process, which stops the worker once
-    (SIGTERM: its run ends as at its end, daemon stopped, plant closed). A worker that leaves no result
-    is that test's error."""
+    """One test in ``python -m hil.conformance.worker`` once ``gate`` and ``pacer`` let it start. The
+    worker has a session of its own, so a terminal's Ctrl-C reaches only this process, which stops the
+    worker once (SIGTERM: its run ends as at its end, daemon stopped, plant closed); it also stops when
+    this process dies (its stdin closes). A worker that leaves no result is that test's error."""
     folder = out / t.id
     async with gate:
         await pacer.wait()
         folder.mkdir(parents=True, exist_ok=True)
         (folder / WORKER_RESULT).unlink(missing_ok=True)
+        started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        t0 = time.monotonic()
         with (folder / "worker.log").open("wb") as log:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -432,11 +453,13 @@ async def _run_in_process(
                 "--owner",
                 t.owner,
                 *(["--quick"] if quick else []),
+                "--fingerprint",
+                fingerprint(t),
                 "--folder",
                 str(folder),
                 "--",
                 *daemon_cmd,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE,  # never written: it closes when this process dies
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
@@ -444,17 +467,28 @@ async def _run_in_process(
         try:
             code = await proc.wait()
         except asyncio.CancelledError:
-            proc.terminate()
-            await proc.wait()
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
+                try:
+                    await asyncio.wait_for(proc.wait(), WORKER_STOP_S)
+                except TimeoutError:
+                    _kill_group(proc.pid, signal.SIGKILL)
+                    await proc.wait()
+            _kill_group(proc.pid, signal.SIGTERM)
             raise
+        _kill_group(proc.pid, signal.SIGTERM)
     try:
         got = pickle.loads((folder / WORKER_RESULT).read_bytes())  # noqa: S301 (our own worker wrote it)
-    except (OSError, pickle.UnpicklingError, EOFError):
+        return TestResult(t, **got)
+    except Exception:  # none, half, or from other code: this test's error, not the suite's end
         tail = (folder / "worker.log").read_text(errors="replace").strip().splitlines()[-3:]
         return TestResult(
-            t, errors=[f"worker process failed (exit code {code}): {' / '.join(tail) or 'no output'}"]
+            t,
+            errors=[f"worker process failed (exit code {code}): {' / '.join(tail) or 'no output'}"],
+            started=started,
+            wall_s=time.monotonic() - t0,
         )
-    return TestResult(t, **got)
 
 
 async def _run_parallel(
@@ -466,24 +500,46 @@ async def _run_parallel(
     jobs: int,
     on_done: Callable[[TestResult], None],
 ) -> list[TestResult]:
-    """Every test in a worker process, up to ``jobs`` at once; SIGTERM to this process stops them as
-    Ctrl-C does."""
+    """Every test in a worker process, up to ``jobs`` at once. Cancelled (a signal), every worker is
+    stopped and waited for before this returns."""
     gate = asyncio.Semaphore(jobs)
     pacer = _Pacer(STAGGER_S)
-    main = asyncio.current_task()
-    assert main is not None
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, main.cancel)
 
     async def one(t: ConformanceTest) -> TestResult:
         res = await _run_in_process(t, out, daemon_cmd, quick=quick, gate=gate, pacer=pacer)
         on_done(res)
         return res
 
-    try:
-        return list(await asyncio.gather(*(one(t) for t in tests)))
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one(t)) for t in tests]
+    return [task.result() for task in tasks]
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+async def _run_all(
+    tests: Sequence[ConformanceTest], out: Path, daemon_cmd: list[str], *, quick: bool, jobs: int
+) -> list[TestResult]:
+    """The runs, one at a time in this process (jobs 1) or in worker processes; a line per result."""
+    if jobs > 1:
+        say(f"RUN {len(tests)} tests, up to {jobs} at a time, each in its own process")
+        finished = 0
+
+        def on_done(res: TestResult) -> None:
+            nonlocal finished
+            finished += 1
+            _say_result(res, f", {finished} of {len(tests)} done")
+
+        return await _run_parallel(tests, out, daemon_cmd, quick=quick, jobs=jobs, on_done=on_done)
+    results = []
+    progress = Progress()
+    for k, t in enumerate(tests, 1):
+        progress.line(f"RUN {t.id} ({k} of {len(tests)}): {t.title}, {t.scenario.duration_s:g} s")
+        res = await run_test(t, out / t.id, daemon_cmd, progress)
+        results.append(res)
+        _say_result(res)
+    return results
 
 
 async def run_suite(
@@ -498,26 +554,22 @@ async def run_suite(
     """Run ``tests`` (one at a time, or up to ``jobs`` at once) and write the report, its tests in the
     registry's order; the exit code is :func:`verdict_code`'s."""
     t0 = time.monotonic()
-    results: list[TestResult] = []
-    if jobs > 1 and len(tests) > 1:
-        say(f"RUN {len(tests)} tests, up to {jobs} at a time, each in its own process")
-        finished = 0
-
-        def on_done(res: TestResult) -> None:
-            nonlocal finished
-            finished += 1
-            _say_result(res, f", {finished} of {len(tests)} done")
-
-        results = await _run_parallel(tests, out, daemon_cmd, quick=quick, jobs=jobs, on_done=on_done)
-    else:
-        progress = Progress()
-        for k, t in enumerate(tests, 1):
-            progress.line(f"RUN {t.id} ({k} of {len(tests)}): {t.title}, {t.scenario.duration_s:g} s")
-            res = await run_test(t, out / t.id, daemon_cmd, progress)
-            results.append(res)
-            _say_result(res)
+    parallel = jobs > 1 and len(tests) > 1
+    # A scheduler's stop or a closed terminal ends the runs as Ctrl-C does (workers and daemons stopped).
+    main = asyncio.current_task()
+    assert main is not None
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, main.cancel)
+    try:
+        results = await _run_all(tests, out, daemon_cmd, quick=quick, jobs=jobs if parallel else 1)
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
     wall = time.monotonic() - t0
-    summary = write_report(out, results, quick=quick, owners=owners, wall_s=wall, jobs=jobs)
+    summary = write_report(
+        out, results, quick=quick, owners=owners, wall_s=wall, jobs=jobs if parallel else 1
+    )
     n_fail = sum(not r.passed for r in results)
     say(f"{len(results) - n_fail} tests passed, {n_fail} failed; suite wall time {wall:.0f} s")
     code, notes = verdict_code(results)
@@ -559,6 +611,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"v2g-hil run: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path("hil-reports") / f"ieee1547-{time.strftime('%Y%m%d-%H%M%S')}"
-    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C; SIGTERM with --jobs
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C; SIGTERM, SIGHUP
         return asyncio.run(run_suite(tests, out, cmd, quick=args.quick, owners=owners, jobs=args.jobs))
     return 130

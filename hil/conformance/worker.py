@@ -1,9 +1,11 @@
 """One conformance test in a process of its own, for ``v2g-hil run --suite ieee1547 --jobs N``.
 
-The suite starts ``python -m hil.conformance.worker TEST_ID --owner OWNER [--quick] --folder DIR --
-DAEMON_CMD...`` per test: the test is rebuilt from the registry by its id (a judge is a closure, which
-does not cross processes), run, and its result pickled into the test's folder for the suite's report.
-SIGTERM ends the run the way its own end does (daemon stopped, plant closed) and leaves no result.
+The suite starts ``python -m hil.conformance.worker TEST_ID --owner OWNER [--quick] --fingerprint F
+--folder DIR -- DAEMON_CMD...`` per test: the test is rebuilt from the registry by its id (a judge is a
+closure, which does not cross processes), checked against the suite's (a tree edited during a long run
+would run another test), run, and its result pickled into the test's folder for the suite's report.
+SIGTERM, or the suite's end (this process's stdin closes), ends the run the way its own end does
+(daemon stopped, plant closed) and leaves no result.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import pickle
 import signal
 import sys
@@ -23,7 +26,16 @@ from hil.conformance.base import ConformanceTest
 async def _run(test: ConformanceTest, folder: Path, daemon_cmd: list[str]) -> suite.TestResult:
     task = asyncio.current_task()
     assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+
+    def suite_gone() -> None:  # the suite never writes: EOF means it died (SIGKILL, OOM)
+        if not os.read(0, 4096):
+            loop.remove_reader(0)
+            print("the suite's process is gone: stopping", file=sys.stderr)
+            task.cancel()
+
+    loop.add_reader(0, suite_gone)
     return await suite.run_test(test, folder, daemon_cmd, None)
 
 
@@ -32,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("test_id")
     parser.add_argument("--owner", choices=("daemon", "inverter"), required=True)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--fingerprint", required=True, help="suite.fingerprint() of the suite's test")
     parser.add_argument("--folder", required=True)
     parser.add_argument("daemon_cmd", nargs="+", help="after --: the daemon command")
     args = parser.parse_args(argv)
@@ -43,11 +56,17 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if suite.fingerprint(found[0]) != args.fingerprint:
+        print(
+            f"test {args.test_id!r} is not the one the suite started with (the tree changed during the run?)",
+            file=sys.stderr,
+        )
+        return 2
     folder = Path(args.folder)
     try:
         res = asyncio.run(_run(found[0], folder, args.daemon_cmd))
     except asyncio.CancelledError:
-        print("stopped (SIGTERM)", file=sys.stderr)
+        print("stopped", file=sys.stderr)
         return 143
     fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(res) if f.name != "test"}
     tmp = folder / (suite.WORKER_RESULT + ".tmp")

@@ -145,13 +145,17 @@ def test_every_settings_table_loads_with_the_real_loaders() -> None:
 
 def test_a_full_tests_first_stimulus_leaves_time_for_the_daemons_start() -> None:
     """Full tests may start many at once (``--jobs``): their first stimulus comes START_S later than a
-    quick test's (enter service tests step from the start on purpose)."""
+    quick test's. A daemon-owned enter service test starts outside the window (the daemon's start is
+    the entry into service): there the step into the window comes START_S later."""
     for t in FULL + QUICK:
-        if t.id.startswith("es-"):
+        extra = 0.0 if t.quick else d.START_S
+        grid = [e for e in t.scenario.events if isinstance(e, (ev.Grid, ev.Breaker))]
+        if t.id.startswith("es-") and t.owner == "daemon":
+            (into,) = [e for e in grid if e.label == "into the window"]
+            assert into.at_s >= d.ES_OUTSIDE_S + d.DAEMON_UP_S + extra - 1e-9, (t.id, into.at_s)
             continue
-        first = min(e.at_s for e in t.scenario.events if isinstance(e, (ev.Grid, ev.Breaker)))
-        want = d.RECOVER_S + (0.0 if t.quick else d.START_S)
-        assert first >= want - 1e-9, (t.id, first)
+        first = min(e.at_s for e in grid)
+        assert first >= d.RECOVER_S + extra - 1e-9, (t.id, first)
 
 
 def test_trip_stimuli_follow_the_1547_1_rules() -> None:
@@ -360,6 +364,28 @@ def test_the_trip_judge(cease_after_s: float, back_after_s: float, passes: bool)
     assert hold.passed is (cease_after_s > 0)
     assert clear.passed is passes
     assert clear.band is not None and clear.window_s is not None
+
+
+@pytest.mark.parametrize(("stage_state", "passes"), [(0.0, True), (3.0, False)], ids=["stopped", "own-trip"])
+def test_a_daemon_owned_frequency_trip_must_be_the_daemons(stage_state: float, passes: bool) -> None:
+    """At a range end (66 Hz, 1000 s) the plant inverter's widest curves act at the same clearing
+    time as the daemon: a cease by the stage's own trip (state 3) is not the daemon's (stopped: 0)."""
+    (t,) = [x for x in FULL if x.id == "trip-of1-maxf-maxt-daemon-r1"]
+    pu = next(e for e in t.scenario.events if isinstance(e, ev.Grid) and e.label.endswith("PU"))
+    back = next(e for e in t.scenario.events if isinstance(e, ev.Grid) and e.label == "nominal")
+    cease = pu.at_s + 1000.0
+    rec = _record(
+        t.scenario.duration_s, lambda x: 0.0 if cease <= x < back.at_s + 10 else 7000.0, lambda x: 1.0
+    )
+    rec["grid_f_hz"] = [
+        next((e.f_hz for e in reversed(t.scenario.events) if isinstance(e, ev.Grid) and e.at_s <= x), d.F_N)
+        or d.F_N
+        for x in rec["t_s"]
+    ]
+    rec["stage_state"] = [stage_state if cease <= x < back.at_s + 10 else 2.0 for x in rec["t_s"]]
+    _hold, clear = t.judge(rec)
+    assert clear.passed is passes, clear.measured
+    assert ("not the daemon's trip" in clear.measured) is not passes
 
 
 @pytest.mark.parametrize(

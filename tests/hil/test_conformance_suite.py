@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import itertools
 import json
 import math
 import signal
@@ -21,7 +20,7 @@ import pytest
 
 from hil import runner
 from hil.conformance import functions as fn
-from hil.conformance import suite
+from hil.conformance import suite, worker
 from hil.conformance.base import ConformanceTest, Row
 from hil.plant import events as ev
 from hil.scenario import Scenario
@@ -135,17 +134,19 @@ def _args(*argv: str) -> argparse.Namespace:
 
 
 def test_jobs_run_tests_at_once_each_in_its_own_process(tmp_path: Path) -> None:
+    # What is judged here is the running, not the verdicts: a loaded machine can fail a quick test's
+    # timing (test_suite_runs_a_quick_test_end_to_end judges one alone).
     ids = ["fw-char2-over-dis-daemon", "fw-char2-over-dis-inverter"]
     argv = ["--suite", "ieee1547", "--quick", "--owner", "both", "--jobs", "2", "--out", str(tmp_path)]
     args = _args(*argv, *[a for i in ids for a in ("--only", i)])
-    assert suite.main(args) == 0
+    assert suite.main(args) in (0, 1)
     result = json.loads((tmp_path / "result.json").read_text())
-    assert result["jobs"] == 2 and result["passed"]
+    assert result["jobs"] == 2
     assert [t["id"] for t in result["tests"]] == ids  # the registry's order, whichever ended first
     spans = []
     for t in result["tests"]:
-        assert t["passed"] and all(row["passed"] for row in t["rows"])
-        assert (tmp_path / t["id"] / "daemon.log").read_text()  # its own daemon, its own folder
+        assert t["errors"] == [] and len(t["rows"]) == 9  # judged: the judge's eight steps and the start
+        assert f"--config {tmp_path / t['id']}" in (tmp_path / t["id"] / "daemon.log").read_text()
         start = dt.datetime.fromisoformat(t["started"]).timestamp()
         spans.append((start, start + t["wall_s"]))
     (a0, a1), (b0, b1) = spans
@@ -171,7 +172,7 @@ async def test_a_worker_that_fails_is_that_tests_error_not_the_suites_end(tmp_pa
     assert bad["errors"] == [
         "worker process failed (exit code 2): no test 'tiny' for owner daemon in the quick registry"
     ]
-    assert good["passed"] and len(good["rows"]) == 9
+    assert good["passed"] and good["rows"] and all(row["passed"] for row in good["rows"])
 
 
 @pytest.mark.asyncio
@@ -186,8 +187,9 @@ async def test_workers_start_apart_in_the_order_they_ask() -> None:
 
     await asyncio.gather(*(start(k) for k in range(4)))
     assert [k for k, _ in started] == [0, 1, 2, 3]
-    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(started)]
-    assert all(g >= 0.05 - 1e-3 for g in gaps), gaps
+    t0 = started[0][1]
+    # a sleep never ends early, so the k-th is at least k gaps after the first (however late each wakes)
+    assert all(t >= t0 + k * 0.05 - 1e-3 for k, t in started), started
 
 
 def _processes_under(path: Path) -> list[str]:
@@ -203,34 +205,55 @@ def _processes_under(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
 def test_a_stopped_suite_stops_its_workers_and_their_daemons(tmp_path: Path, sig: signal.Signals) -> None:
+    """Ctrl-C, a scheduler's stop, a closed terminal: the suite stops its workers (each its daemon and
+    plant) and waits for them; killed outright, its workers notice (their stdin closes) and stop too."""
     ids = ["fw-char2-over-dis-daemon", "fw-char2-over-dis-inverter"]
     argv = ["--suite", "ieee1547", "--quick", "--owner", "both", "--jobs", "2", "--out", str(tmp_path)]
     cmd = [sys.executable, "-m", "hil.cli", "run", *argv, *[a for i in ids for a in ("--only", i)]]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60.0
-        logs = [tmp_path / i / "daemon.log" for i in ids]
-        while not all(p.exists() and "--- start" in p.read_text() for p in logs):
-            assert proc.poll() is None and time.monotonic() < deadline, "the daemons did not start"
+        while len([c for c in _processes_under(tmp_path) if "v2g-edged --config" in c]) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the two daemons did not start"
             time.sleep(0.2)
-        daemons = [c for c in _processes_under(tmp_path) if "v2g-edged --config" in c]
-        assert len(daemons) == 2, daemons
         proc.send_signal(sig)  # to the suite's process alone, as a scheduler or a terminal does
-        out, _ = proc.communicate(timeout=30.0)
+        out, _ = proc.communicate(timeout=60.0)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, out.decode()
-    deadline = time.monotonic() + 5.0
-    while _processes_under(tmp_path) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _processes_under(tmp_path) == []
+    if sig == signal.SIGKILL:
+        deadline = time.monotonic() + 30.0  # each worker stops its daemon (up to 5 s) on its own
+        while _processes_under(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    else:
+        assert proc.returncode == 130, out.decode()
+    assert _processes_under(tmp_path) == []  # the suite waited for them (killed: they stopped themselves)
     for i in ids:
-        assert "stopped (SIGTERM)" in (tmp_path / i / "worker.log").read_text()
+        log = (tmp_path / i / "worker.log").read_text()
+        assert "stopping" in log if sig == signal.SIGKILL else "stopped" in log
         assert not (tmp_path / i / suite.WORKER_RESULT).exists()
+
+
+def test_a_worker_refuses_a_test_that_changed_since_the_suite_started(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (t,) = suite.registry(["daemon"], True, ["fw-char2-over-dis-daemon"])
+    argv = [t.id, "--owner", "daemon", "--quick", "--folder", str(tmp_path), "--", "v2g-edged"]
+    assert worker.main([*argv[:4], "--fingerprint", "0" * 16, *argv[4:]]) == 2
+    assert "not the one the suite started with" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing ran
+    # the same test rebuilt in another process has the same fingerprint (hash seeds differ there)
+    code = (
+        "from hil.conformance import suite; "
+        "(t,) = suite.registry(['daemon'], True, ['fw-char2-over-dis-daemon']); print(suite.fingerprint(t))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert other.stdout.strip() == suite.fingerprint(t)
 
 
 @pytest.mark.parametrize(
