@@ -205,18 +205,24 @@ def _processes_under(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
-def test_a_stopped_suite_stops_its_workers_and_their_daemons(tmp_path: Path, sig: signal.Signals) -> None:
-    """Ctrl-C, a scheduler's stop, a closed terminal: the suite stops its workers (each its daemon and
-    plant) and waits for them; killed outright, its workers notice (their stdin closes) and stop too."""
+@pytest.mark.parametrize(
+    ("jobs", "sig"),
+    [(2, signal.SIGINT), (2, signal.SIGTERM), (2, signal.SIGHUP), (2, signal.SIGKILL), (1, signal.SIGTERM)],
+)
+def test_a_stopped_suite_stops_its_workers_and_their_daemons(
+    tmp_path: Path, jobs: int, sig: signal.Signals
+) -> None:
+    """Ctrl-C, a scheduler's stop, a closed terminal: the suite stops its runs (workers, each its daemon
+    and plant) and waits for them; killed outright, its workers notice (their stdin closes) and stop too.
+    One at a time (no workers) a stop ends the run in this process the same way."""
     ids = ["fw-char2-over-dis-daemon", "fw-char2-over-dis-inverter"]
-    argv = ["--suite", "ieee1547", "--quick", "--owner", "both", "--jobs", "2", "--out", str(tmp_path)]
+    argv = ["--suite", "ieee1547", "--quick", "--owner", "both", "--jobs", str(jobs), "--out", str(tmp_path)]
     cmd = [sys.executable, "-m", "hil.cli", "run", *argv, *[a for i in ids for a in ("--only", i)]]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60.0
-        while len([c for c in _processes_under(tmp_path) if "v2g-edged --config" in c]) < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, "the two daemons did not start"
+        while len([c for c in _processes_under(tmp_path) if "v2g-edged --config" in c]) < jobs:
+            assert proc.poll() is None and time.monotonic() < deadline, "the daemons did not start"
             time.sleep(0.2)
         proc.send_signal(sig)  # to the suite's process alone, as a scheduler or a terminal does
         out, _ = proc.communicate(timeout=60.0)
@@ -231,7 +237,8 @@ def test_a_stopped_suite_stops_its_workers_and_their_daemons(tmp_path: Path, sig
     else:
         assert proc.returncode == 130, out.decode()
     assert _processes_under(tmp_path) == []  # the suite waited for them (killed: they stopped themselves)
-    for i in ids:
+    assert not (tmp_path / "result.json").exists()
+    for i in ids if jobs > 1 else []:
         log = (tmp_path / i / "worker.log").read_text()
         assert "stopping" in log if sig == signal.SIGKILL else "stopped" in log
         assert not (tmp_path / i / suite.WORKER_RESULT).exists()
