@@ -158,10 +158,11 @@ class Progress:
 
 
 def say(text: str) -> None:
-    """Print a line of the run's output; a reader that left ends the printing, not the runs."""
+    """Print a line of the run's output; a reader (or terminal) that left ends the printing, not the
+    runs."""
     try:
         print(text, flush=True)
-    except BrokenPipeError:
+    except OSError:  # a pipe whose reader left, a terminal hung up (EIO)
         silence_stdout()
 
 

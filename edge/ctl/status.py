@@ -100,7 +100,9 @@ def render(ds: DaemonStatus) -> list[str]:
         lines.append(f"MISMATCH   {st.output_mismatch}")
     lines.append(f"grid       V {fmt(st.v_pu, 'p.u.', 3)}   f {fmt(st.f_hz, 'Hz', 3)}")
     if (di := st.island_dither) is not None:
-        response = "none measured yet" if di.response_hz is None else f"{di.response_hz:+.3f} Hz"
+        response = "none measured yet"
+        if di.response_hz is not None:
+            response = f"{di.response_hz:+.3f} Hz ({_duration(di.response_age_s or 0.0)} ago)"
         lines.append(
             f"islanding  active method: Q dither +/- {di.amplitude_var:.0f} var (now {di.q_now_var:+.0f} var);"
             f" last response {response}; trips after {di.halves} in a row above {di.threshold_hz:.3f} Hz"

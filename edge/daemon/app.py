@@ -624,16 +624,18 @@ class Daemon:
         future.add_done_callback(self._status_written)
         self._status_write = future
 
-    def _island_dither(self, cmd: Command) -> status_file.IslandDither | None:
-        if cmd.dither is None:
+    @staticmethod
+    def _island_dither(cmd: Command) -> status_file.IslandDither | None:
+        d = cmd.dither
+        if d is None:
             return None
-        site = self.settings.site
         return status_file.IslandDither(
-            amplitude_var=cmd.dither.amplitude_var,
-            q_now_var=cmd.dither.q_var,
-            response_hz=cmd.dither.response_hz,
-            threshold_hz=site.island_dither_df_hz,
-            halves=site.island_dither_halves,
+            amplitude_var=d.amplitude_var,
+            q_now_var=d.q_var,
+            response_hz=d.response_hz,
+            response_age_s=d.response_age_s,
+            threshold_hz=d.threshold_hz,
+            halves=d.halves,
         )
 
     def _aggregator_health(self) -> status_file.AggregatorHealth | None:

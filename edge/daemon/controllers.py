@@ -114,6 +114,9 @@ class Controllers:
         self._settings_hold: str | None = None
         self._stage_hold: str | None = None  # the power stage's configuration problem, last cycle
         self._frozen_check = pt.FrozenCheck.NONE
+        # The active method's last response and when: the kernel forgets it as soon as the output
+        # stops (a trip too), while a technician wants the one that tripped or the last one seen.
+        self._dither_last: tuple[float, float] | None = None
         self._configure(settings)
         if self._settings_hold is None:
             try:
@@ -278,16 +281,26 @@ class Controllers:
             p_request_w=p_request,
             v_pu=None if math.isnan(v_avg) else v_avg,
             es_remaining_s=float(out[pt.O_ES_REMAINING_S]) if state in ("waiting", "tripped") else None,
-            dither=self._dither(),
+            dither=self._dither(t_s),
         )
 
-    def _dither(self) -> Dither | None:
+    def _dither(self, t_s: float) -> Dither | None:
         """The active method's figures, for the status a technician reads at commissioning."""
         amplitude = float(self._prot_p[pt.P_DITHER_VAR])
         if amplitude <= 0.0:
             return None
         response = float(self._o[pt.O_DITHER_RESP_HZ])
-        return Dither(amplitude, float(self._o[pt.O_DITHER_VAR]), None if math.isnan(response) else response)
+        if not math.isnan(response):
+            self._dither_last = (response, t_s)
+        last = self._dither_last
+        return Dither(
+            amplitude_var=amplitude,
+            q_var=float(self._o[pt.O_DITHER_VAR]),
+            response_hz=None if last is None else last[0],
+            response_age_s=None if last is None else t_s - last[1],
+            threshold_hz=float(self._prot_p[pt.P_DITHER_DF_HZ]),
+            halves=round(float(self._prot_p[pt.P_DITHER_N])),
+        )
 
     def _stage_problem(self, stage: PowerStageReading, ratings: PowerStageRatings | None) -> None:
         """Hold P = Q = 0 while the stage reports its own functions not as commissioned, or cannot take

@@ -19,13 +19,17 @@ from edge.daemon.dispatch import Basis
 
 @dataclass(frozen=True)
 class Dither:
-    """The daemon's active anti-islanding in a cycle: the reactive dither's amplitude, the dither in
-    this cycle's Q (0 while not exporting), and the last half period's frequency response to it
-    (None until two half periods have ended)."""
+    """The daemon's active anti-islanding in a cycle: the reactive dither's amplitude, the dither the
+    kernel asked in this cycle's Q (0 while not exporting; before the reactive limits' clamp), the
+    last frequency response it measured and how long ago (None until one; kept after the output
+    stopped, so that the response that tripped stays readable), and what trips."""
 
     amplitude_var: float
     q_var: float
     response_hz: float | None
+    response_age_s: float | None
+    threshold_hz: float
+    halves: int
 
 
 @dataclass(frozen=True)

@@ -458,7 +458,11 @@ def _trip_judge(
                 continue
             ct = clearing(cols, t0, end)
             by = ceased_by_stage(cols, t0, ct)
-            stage_not_daemon = daemon_trips and bool(by)
+            # Whose cease: the first stop (0) or trip (3) after the step. The stage's own curve keeps
+            # timing while stopped and may turn "off" into "tripped" a moment after the daemon's stop.
+            _, st = _slice(cols, "stage_state", t0, t0 + ct + 0.02)
+            first = next((x for x in st if x in (0.0, 3.0)), None)
+            stage_not_daemon = daemon_trips and first == 3.0
             # A clearing time means something only if the output was up at nominal before the test and
             # still up when the step crossed the pickup (ceased during PB, 0 s would be no measurement).
             idle = first_ceased(cols, t_pb - 1.0, t_pb) is not None
@@ -953,7 +957,7 @@ def _es_test(owner: Owner, case: EsCase, quick: bool) -> ConformanceTest:
         # window. A trip step would trip the plant inverter's own curves too, whose own enter service
         # (its factory window and delay) would then decide when output returns.
         t_init = 0.0
-    up_s = DAEMON_UP_S + lead_s(quick) - RECOVER_S  # a full test: START_S more for a slow start
+    up_s = DAEMON_UP_S + (0.0 if quick else START_S)  # a full test: more for a slow start
     t_fin = t_init + ES_OUTSIDE_S + (0.0 if owner == "inverter" else up_s)
     wait = case.delay_s + (case.ramp_s or 0.0) + (case.rnd_s or 0.0)
     duration = t_fin + wait + 4.0

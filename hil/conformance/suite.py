@@ -30,7 +30,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -409,8 +409,9 @@ class _Pacer:
 
 def fingerprint(t: ConformanceTest) -> str:
     """What a worker checks its rebuilt test against: a tree edited during a long run would otherwise
-    run (and report under this test's title and notes) a different test."""
-    return hashlib.sha256(repr((t.title, t.notes, t.scenario)).encode()).hexdigest()[:16]
+    run (and report under this test's title and notes) a different test. The judge is code and not in
+    it: an edited judge goes unnoticed."""
+    return hashlib.sha256(repr(replace(t, judge=None)).encode()).hexdigest()[:16]
 
 
 # A worker that does not end within this after SIGTERM (its daemon stops within 5 s) is killed.
@@ -506,7 +507,10 @@ async def _run_parallel(
     pacer = _Pacer(STAGGER_S)
 
     async def one(t: ConformanceTest) -> TestResult:
-        res = await _run_in_process(t, out, daemon_cmd, quick=quick, gate=gate, pacer=pacer)
+        try:
+            res = await _run_in_process(t, out, daemon_cmd, quick=quick, gate=gate, pacer=pacer)
+        except Exception as exc:  # could not start it (no fork, no folder): this test's error, the rest run
+            res = TestResult(t, errors=[f"worker could not run: {type(exc).__name__}: {exc}"])
         on_done(res)
         return res
 
@@ -559,12 +563,14 @@ async def run_suite(
     main = asyncio.current_task()
     assert main is not None
     loop = asyncio.get_running_loop()
-    for sig in STOP_SIGNALS:
+    # ... unless ignored: under nohup a closed terminal must not end a run of hours.
+    handled = [sig for sig in STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN]
+    for sig in handled:
         loop.add_signal_handler(sig, main.cancel)
     try:
         results = await _run_all(tests, out, daemon_cmd, quick=quick, jobs=jobs if parallel else 1)
     finally:
-        for sig in STOP_SIGNALS:
+        for sig in handled:
             loop.remove_signal_handler(sig)
     wall = time.monotonic() - t0
     summary = write_report(

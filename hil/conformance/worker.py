@@ -16,6 +16,7 @@ import dataclasses
 import os
 import pickle
 import signal
+import stat
 import sys
 from pathlib import Path
 
@@ -27,15 +28,18 @@ async def _run(test: ConformanceTest, folder: Path, daemon_cmd: list[str]) -> su
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+
+    loop.add_signal_handler(signal.SIGTERM, lambda: task.cancelling() or task.cancel())
 
     def suite_gone() -> None:  # the suite never writes: EOF means it died (SIGKILL, OOM)
         if not os.read(0, 4096):
             loop.remove_reader(0)
             print("the suite's process is gone: stopping", file=sys.stderr)
-            task.cancel()
+            if not task.cancelling():  # a second cancel would cut the run's own cleanup short
+                task.cancel()
 
-    loop.add_reader(0, suite_gone)
+    if stat.S_ISFIFO(os.fstat(0).st_mode):  # the suite's pipe; run by hand, stdin is not watched
+        loop.add_reader(0, suite_gone)
     return await suite.run_test(test, folder, daemon_cmd, None)
 
 

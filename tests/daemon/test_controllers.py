@@ -213,7 +213,8 @@ def test_the_daemons_active_anti_islanding_holds_a_stage_that_takes_no_reactive_
     assert (refused.p_w, refused.q_var) == (0.0, 0.0)
     assert any("allow 20 var injected" in r for r in refused.reasons)
     takes_q = dataclasses.replace(RATINGS, q_setpoints=True, q_max_inject_var=3256.0, q_max_absorb_var=3256.0)
-    ok = _run(Controllers(settings), 3.0, (240.0, None, None), ratings=takes_q)
+    c = Controllers(settings)
+    ok = _run(c, 3.0, (240.0, None, None), ratings=takes_q)
     assert ok.state == "normal" and ok.p_w > 1500.0
     amplitude = settings.site.island_dither_pu * settings.inverter.s_rated_va
     assert abs(ok.q_var) == pytest.approx(amplitude)
@@ -223,9 +224,23 @@ def test_the_daemons_active_anti_islanding_holds_a_stage_that_takes_no_reactive_
     assert (
         ok.dither.response_hz is not None and abs(ok.dither.response_hz) < settings.site.island_dither_df_hz
     )
-    assert (
-        _run(Controllers(settings_with()), 1.0, (240.0, None, None)).dither is None
-    )  # the inverter's method
+    assert ok.dither.response_age_s is not None and 0.0 <= ok.dither.response_age_s < 0.6
+    assert (ok.dither.threshold_hz, ok.dither.halves) == (
+        settings.site.island_dither_df_hz,
+        settings.site.island_dither_halves,
+    )
+    # The house needs nothing any more: no export, no dither, and the kernel forgets its response;
+    # the status keeps the last one with its age (so the response that tripped stays readable).
+    for k in range(10):
+        t = 3.0 + 0.1 * k
+        stage = PowerStageReading(t_s=t, p_w=0.0, v_ac_v=240.0, f_hz=60.0, ev_soc=0.6)
+        meter = MeterReading(t_s=t, p_site_import_w=0.0, v_l1_v=240.0, f_hz=60.0)
+        idle = c.step(Snapshot(t, t, meter, stage, takes_q, V2H))
+    assert idle.dither is not None and idle.dither.q_var == 0.0
+    assert idle.dither.response_hz == ok.dither.response_hz
+    assert idle.dither.response_age_s is not None and idle.dither.response_age_s > 0.9
+    # the inverter's method: nothing of ours to show
+    assert _run(Controllers(settings_with()), 1.0, (240.0, None, None)).dither is None
 
 
 def test_a_stage_rated_below_the_settings_apparent_power_holds_the_dither() -> None:

@@ -366,10 +366,15 @@ def test_the_trip_judge(cease_after_s: float, back_after_s: float, passes: bool)
     assert clear.band is not None and clear.window_s is not None
 
 
-@pytest.mark.parametrize(("stage_state", "passes"), [(0.0, True), (3.0, False)], ids=["stopped", "own-trip"])
-def test_a_daemon_owned_frequency_trip_must_be_the_daemons(stage_state: float, passes: bool) -> None:
+@pytest.mark.parametrize(
+    ("own_trip_after_s", "passes"),
+    [(math.inf, True), (0.0, False), (0.01, True)],
+    ids=["stopped", "own-trip", "stopped-then-own-trip"],
+)
+def test_a_daemon_owned_frequency_trip_must_be_the_daemons(own_trip_after_s: float, passes: bool) -> None:
     """At a range end (66 Hz, 1000 s) the plant inverter's widest curves act at the same clearing
-    time as the daemon: a cease by the stage's own trip (state 3) is not the daemon's (stopped: 0)."""
+    time as the daemon: a cease by the stage's own trip (state 3) is not the daemon's (stopped: 0);
+    the stage's curve turning the daemon's stop into a trip a moment later is still the daemon's."""
     (t,) = [x for x in FULL if x.id == "trip-of1-maxf-maxt-daemon-r1"]
     pu = next(e for e in t.scenario.events if isinstance(e, ev.Grid) and e.label.endswith("PU"))
     back = next(e for e in t.scenario.events if isinstance(e, ev.Grid) and e.label == "nominal")
@@ -382,7 +387,14 @@ def test_a_daemon_owned_frequency_trip_must_be_the_daemons(stage_state: float, p
         or d.F_N
         for x in rec["t_s"]
     ]
-    rec["stage_state"] = [stage_state if cease <= x < back.at_s + 10 else 2.0 for x in rec["t_s"]]
+    own = cease + own_trip_after_s
+
+    def state(x: float) -> float:
+        if not cease <= x < back.at_s + 10:
+            return 2.0
+        return 3.0 if x >= own else 0.0
+
+    rec["stage_state"] = [state(x) for x in rec["t_s"]]
     _hold, clear = t.judge(rec)
     assert clear.passed is passes, clear.measured
     assert ("not the daemon's trip" in clear.measured) is not passes

@@ -244,6 +244,27 @@ def test_a_stopped_suite_stops_its_workers_and_their_daemons(
         assert not (tmp_path / i / suite.WORKER_RESULT).exists()
 
 
+def test_under_nohup_a_closed_terminal_does_not_stop_the_suite(tmp_path: Path) -> None:
+    ids = ["fw-char2-over-dis-daemon", "fw-char2-over-dis-inverter"]
+    argv = ["--suite", "ieee1547", "--quick", "--owner", "both", "--jobs", "2", "--out", str(tmp_path)]
+    cmd = [sys.executable, "-m", "hil.cli", "run", *argv, *[a for i in ids for a in ("--only", i)]]
+    # nohup (coreutils) ignores SIGHUP and execs the suite: the pid is the suite's
+    proc = subprocess.Popen(["nohup", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60.0
+        while len([c for c in _processes_under(tmp_path) if "v2g-edged --config" in c]) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the daemons did not start"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(3.0)
+        assert proc.poll() is None
+        assert len([c for c in _processes_under(tmp_path) if "v2g-edged --config" in c]) == 2
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60.0) == 130
+    assert _processes_under(tmp_path) == []
+
+
 def test_a_worker_refuses_a_test_that_changed_since_the_suite_started(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
