@@ -370,6 +370,13 @@ class TripCase:
             else:
                 lo, hi = _range(prof, f"grid.{table}.{sibling}.{key}")
                 sib[key] = hi if self.over else lo
+        # The hold at PB lies beyond the inner sibling's pickup too (OF2 / UF2 with OF1 / UF1 between PB
+        # and nominal): held longer than that sibling's clearing time it trips before the step (seen at
+        # 1000 s, the sibling at its longest, the hold 1012 s). Then its pickup goes to the stage's own:
+        # the inner stage may pick up with the outer one, and PB stays short of both.
+        crossed_pb = self.pb > s_pickup if self.over else self.pb < s_pickup
+        if crossed_pb and float(sib.get("clearing_s", s_clear)) <= self.hold_pb_s:
+            sib[key] = self.pickup
         if sib:
             out[sibling] = sib
         return {table: out}

@@ -183,10 +183,11 @@ def test_trip_stimuli_follow_the_1547_1_rules() -> None:
 
 
 def test_no_other_stage_can_clear_before_the_stage_under_test() -> None:
-    """Where the step crosses another stage's pickup, that stage's clearing time is not shorter (1547.1:
-    the other settings must not influence the result)."""
+    """Where the step crosses another stage's pickup, that stage's clearing time is not shorter; where
+    the hold at PB does, that stage does not clear within the hold (1547.1: the other settings must
+    not influence the result; the inverter-owned OF2 / UF2 at 1000 s tripped at PB on OF1 / UF1)."""
     for t in FULL + QUICK:
-        for stage, _pb, pu, _back in _trip_steps(t):
+        for stage, pb, pu, _back in _trip_steps(t):
             _, cts = _setting(t, stage)
             others = ("ov1", "ov2") if stage[0] == "o" else ("uv1", "uv2")
             if stage[1] == "f":
@@ -199,6 +200,10 @@ def test_no_other_stage_can_clear_before_the_stage_under_test() -> None:
                 assert x is not None
                 if (x > p) if stage[0] == "o" else (x < p):
                     assert c >= cts or other == "ov2", (t.id, stage, other)
+                y = pb.v_pu if stage[1] == "v" else pb.f_hz
+                assert y is not None
+                if (y > p) if stage[0] == "o" else (y < p):
+                    assert c > pu.at_s - pb.at_s, (t.id, stage, other, "trips during the hold at PB")
 
 
 def test_the_full_trip_matrix_covers_each_range_end_five_times() -> None:
