@@ -104,7 +104,7 @@ def render(ds: DaemonStatus) -> list[str]:
         if di.response_hz is not None:
             response = f"{di.response_hz:+.3f} Hz ({_duration(di.response_age_s or 0.0)} ago)"
         lines.append(
-            f"islanding  active method: Q dither +/- {di.amplitude_var:.0f} var (now {di.q_now_var:+.0f} var);"
+            f"islanding  active method: Q dither +/- {di.amplitude_var:.0f} var (now {di.q_var:+.0f} var);"
             f" last response {response}; trips after {di.halves} in a row above {di.threshold_hz:.3f} Hz"
         )
     lines.append(

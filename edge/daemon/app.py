@@ -603,7 +603,7 @@ class Daemon:
             binding=cmd.binding,
             reasons=cmd.reasons,
             v_pu=cmd.v_pu,
-            island_dither=self._island_dither(cmd),
+            island_dither=cmd.dither,
             output_mismatch=self.mismatch.message() if self.mismatch else None,
             stage_operation=None
             if w is None or w.operation is None
@@ -623,20 +623,6 @@ class Daemon:
         future = self._io.submit(status_file.write_with_events, self.status_path, status, db)
         future.add_done_callback(self._status_written)
         self._status_write = future
-
-    @staticmethod
-    def _island_dither(cmd: Command) -> status_file.IslandDither | None:
-        d = cmd.dither
-        if d is None:
-            return None
-        return status_file.IslandDither(
-            amplitude_var=d.amplitude_var,
-            q_now_var=d.q_var,
-            response_hz=d.response_hz,
-            response_age_s=d.response_age_s,
-            threshold_hz=d.threshold_hz,
-            halves=d.halves,
-        )
 
     def _aggregator_health(self) -> status_file.AggregatorHealth | None:
         if self.uplink is None:

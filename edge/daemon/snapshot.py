@@ -19,17 +19,19 @@ from edge.daemon.dispatch import Basis
 
 @dataclass(frozen=True)
 class Dither:
-    """The daemon's active anti-islanding in a cycle: the reactive dither's amplitude, the dither the
-    kernel asked in this cycle's Q (0 while not exporting; before the reactive limits' clamp), the
-    last frequency response it measured and how long ago (None until one; kept after the output
-    stopped, so that the response that tripped stays readable), and what trips."""
+    """The daemon's active anti-islanding in a cycle (functions.anti_islanding = "daemon" with the
+    reactive dither), as the status file carries it: the dither's amplitude, the dither the kernel
+    asked in this cycle's Q (0 while not exporting; before the reactive limits' clamp), the last
+    frequency response it measured and how long ago (None until one; kept after the output stopped,
+    so that the response that tripped stays readable), and what trips. Defaults, so that a reader of
+    another version still reads the file."""
 
-    amplitude_var: float
-    q_var: float
-    response_hz: float | None
-    response_age_s: float | None
-    threshold_hz: float
-    halves: int
+    amplitude_var: float = 0.0  # site.island_dither_pu x inverter.s_rated_va
+    q_var: float = 0.0
+    response_hz: float | None = None
+    response_age_s: float | None = None
+    threshold_hz: float = 0.0  # site.island_dither_df_hz
+    halves: int = 0  # site.island_dither_halves responses above it in a row trip
 
 
 @dataclass(frozen=True)

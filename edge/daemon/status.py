@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from edge.daemon.sessions import SessionStatus
+from edge.daemon.snapshot import Dither
 from edge.fileio import write_atomic
 from edge.state import query
 
@@ -58,19 +59,6 @@ class RecentEvent(msgspec.Struct, kw_only=True):
     detail: dict[str, Any] = {}
 
 
-class IslandDither(msgspec.Struct, frozen=True, kw_only=True):
-    """The daemon's active anti-islanding (functions.anti_islanding = "daemon" with the reactive
-    dither): the dither and the grid's frequency response to it, against what trips. Defaults, so
-    that a reader of another version still reads the file."""
-
-    amplitude_var: float = 0.0  # site.island_dither_pu x inverter.s_rated_va
-    q_now_var: float = 0.0  # the dither asked in this cycle's Q (0 while not exporting)
-    response_hz: float | None = None  # the last response measured (kept after a stop or trip)
-    response_age_s: float | None = None  # how long ago
-    threshold_hz: float = 0.0  # site.island_dither_df_hz
-    halves: int = 0  # site.island_dither_halves responses above it in a row trip
-
-
 class Status(msgspec.Struct, kw_only=True):
     """A snapshot of the daemon's state; ``binding`` names what limited the command."""
 
@@ -104,7 +92,7 @@ class Status(msgspec.Struct, kw_only=True):
     sop_discharge_w: float | None = None
     meter_age_s: float | None = None
     stage_age_s: float | None = None
-    island_dither: IslandDither | None = None  # None: the daemon runs no reactive dither
+    island_dither: Dither | None = None  # None: the daemon runs no reactive dither
     output_mismatch: str | None = None  # the stage does not do what it is told, and the likely cause
     stage_operation: str | None = None  # "started" / "stopped": what the stage was last told and took
     devices: list[DeviceHealth] = []

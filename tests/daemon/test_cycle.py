@@ -22,6 +22,7 @@ from edge.ctl.main import main as v2gctl
 from edge.daemon import status as status_file
 from edge.daemon.app import Daemon
 from edge.daemon.recorder import read_dump, replay, write_dump
+from edge.daemon.snapshot import Dither
 from hil.plant import events as ev
 from tests.conftest import NotifyReceiver
 from tests.daemon.bench_support import bench_config_text, running_daemon, running_plant, settings_for, until
@@ -232,7 +233,7 @@ async def test_the_active_anti_islanding_is_shown_in_the_status(
         amplitude = settings.site.island_dither_pu * settings.inverter.s_rated_va  # type: ignore[union-attr]
         async with running_daemon(settings, tmp_path):
 
-            def dither() -> status_file.IslandDither | None:
+            def dither() -> Dither | None:
                 path = tmp_path / "status.json"  # written from the first cycle on
                 return status_file.read(path)[0].island_dither if path.exists() else None
 
@@ -240,7 +241,7 @@ async def test_the_active_anti_islanding_is_shown_in_the_status(
             d = dither()
             assert d is not None and d.response_hz is not None
             assert d.amplitude_var == pytest.approx(amplitude)
-            assert abs(d.q_now_var) == pytest.approx(amplitude)  # exporting: the dither is on
+            assert abs(d.q_var) == pytest.approx(amplitude)  # exporting: the dither is on
             assert abs(d.response_hz) < settings.site.island_dither_df_hz  # a stiff grid: no island
             assert (d.threshold_hz, d.halves) == (
                 settings.site.island_dither_df_hz,
