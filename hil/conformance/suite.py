@@ -9,9 +9,10 @@ wall time of each test and of the suite), ``result.json``, one PNG per row (the 
 band, the judged points and the stimulus) in each test's folder next to the run's own files (daemon
 config and log, signals). Exit code 0 only when every row passed and no run failed.
 
-``--jobs N`` runs up to N tests at once, each in a worker process of its own (:mod:`hil.conformance.worker`:
-its plant, daemon and ports): for the long timers (the frequency trips at 180-1000 s clearing times, enter service), whose
-tolerances are seconds. The fast path's 0.16 s trips want an unloaded core, so CI runs one at a time.
+``--jobs N`` runs up to N tests at once, each in a worker process of its own
+(:mod:`hil.conformance.worker`: its plant, daemon and ports): for the long timers (the frequency
+trips at 180-1000 s clearing times, enter service), whose tolerances are seconds. The fast path's
+0.16 s trips want an unloaded core, so CI runs one at a time.
 """
 
 from __future__ import annotations
