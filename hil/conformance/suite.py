@@ -255,15 +255,18 @@ def write_report(
     owners: Sequence[str],
     wall_s: float,
     jobs: int = 1,
+    stopped: Sequence[ConformanceTest] = (),
 ) -> Path:
-    """The suite's summary.md and result.json; returns the summary's path."""
+    """The suite's summary.md and result.json; returns the summary's path. ``stopped``: the tests a
+    stop (a signal) left unfinished; the report then holds the finished ones and names these."""
     out.mkdir(parents=True, exist_ok=True)
     n_rows = sum(len(r.rows) for r in results)
     n_fail = sum(1 for r in results for row in r.rows if not row.passed)
     n_err = sum(1 for r in results if r.errors)
-    passed = n_fail == 0 and n_err == 0 and bool(results)
+    passed = n_fail == 0 and n_err == 0 and bool(results) and not stopped
+    verdict = "STOPPED" if stopped else ("PASS" if passed else "FAIL")
     lines = [
-        f"# IEEE 1547.1-style conformance suite: {'PASS' if passed else 'FAIL'}",
+        f"# IEEE 1547.1-style conformance suite: {verdict}",
         "",
         DISCLAIMER,
         "",
@@ -271,6 +274,14 @@ def write_report(
         f"{n_rows - n_fail} passed, {n_fail} failed, {n_err} tests with errors. Suite wall time {wall_s:.0f} s"
         f"{f', up to {jobs} tests at once' if jobs > 1 else ''}.",
         "",
+    ]
+    if stopped:
+        lines += [
+            f"Stopped by a signal after {len(results)} of {len(results) + len(stopped)} tests; these did not "
+            f"finish and have no verdict: {', '.join(t.id for t in stopped)}.",
+            "",
+        ]
+    lines += [
         "| test | clause | owner | setting | measured | limit | verdict |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -315,6 +326,7 @@ def write_report(
         "passed": passed,
         "wall_s": round(wall_s, 1),
         "jobs": jobs,
+        "stopped": [t.id for t in stopped],
         "tests": [
             {
                 "id": r.test.id,
@@ -501,50 +513,53 @@ async def _run_parallel(
     quick: bool,
     jobs: int,
     on_done: Callable[[TestResult], None],
-) -> list[TestResult]:
-    """Every test in a worker process, up to ``jobs`` at once. Cancelled (a signal), every worker is
-    stopped and waited for before this returns."""
+) -> None:
+    """Every test in a worker process, up to ``jobs`` at once, each result to ``on_done`` as it ends.
+    Cancelled (a signal), every worker is stopped and waited for before this returns."""
     gate = asyncio.Semaphore(jobs)
     pacer = _Pacer(STAGGER_S)
 
-    async def one(t: ConformanceTest) -> TestResult:
+    async def one(t: ConformanceTest) -> None:
         try:
             res = await _run_in_process(t, out, daemon_cmd, quick=quick, gate=gate, pacer=pacer)
         except Exception as exc:  # could not start it (no fork, no folder): this test's error, the rest run
             res = TestResult(t, errors=[f"worker could not run: {type(exc).__name__}: {exc}"])
         on_done(res)
-        return res
 
     async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(one(t)) for t in tests]
-    return [task.result() for task in tasks]
+        for t in tests:
+            group.create_task(one(t))
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 async def _run_all(
-    tests: Sequence[ConformanceTest], out: Path, daemon_cmd: list[str], *, quick: bool, jobs: int
-) -> list[TestResult]:
-    """The runs, one at a time in this process (jobs 1) or in worker processes; a line per result."""
+    tests: Sequence[ConformanceTest],
+    out: Path,
+    daemon_cmd: list[str],
+    *,
+    quick: bool,
+    jobs: int,
+    done: list[TestResult],
+) -> None:
+    """The runs, one at a time in this process (jobs 1) or in worker processes; a line per result, and
+    each result into ``done`` as it ends (a stop keeps what had finished)."""
     if jobs > 1:
         say(f"RUN {len(tests)} tests, up to {jobs} at a time, each in its own process")
-        finished = 0
 
         def on_done(res: TestResult) -> None:
-            nonlocal finished
-            finished += 1
-            _say_result(res, f", {finished} of {len(tests)} done")
+            done.append(res)
+            _say_result(res, f", {len(done)} of {len(tests)} done")
 
-        return await _run_parallel(tests, out, daemon_cmd, quick=quick, jobs=jobs, on_done=on_done)
-    results = []
+        await _run_parallel(tests, out, daemon_cmd, quick=quick, jobs=jobs, on_done=on_done)
+        return
     progress = Progress()
     for k, t in enumerate(tests, 1):
         progress.line(f"RUN {t.id} ({k} of {len(tests)}): {t.title}, {t.scenario.duration_s:g} s")
         res = await run_test(t, out / t.id, daemon_cmd, progress)
-        results.append(res)
+        done.append(res)
         _say_result(res)
-    return results
 
 
 async def run_suite(
@@ -557,7 +572,8 @@ async def run_suite(
     jobs: int = 1,
 ) -> int:
     """Run ``tests`` (one at a time, or up to ``jobs`` at once) and write the report, its tests in the
-    registry's order; the exit code is :func:`verdict_code`'s."""
+    registry's order; the exit code is :func:`verdict_code`'s. Stopped by a signal, the report holds
+    the tests that had finished (and names the others) and the cancellation goes on."""
     t0 = time.monotonic()
     parallel = jobs > 1 and len(tests) > 1
     # A scheduler's stop or a closed terminal ends the runs as Ctrl-C does (workers and daemons stopped).
@@ -568,15 +584,31 @@ async def run_suite(
     handled = [sig for sig in STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN]
     for sig in handled:
         loop.add_signal_handler(sig, main.cancel)
+    jobs = jobs if parallel else 1
+    done: list[TestResult] = []
+    order = {t.id: k for k, t in enumerate(tests)}
     try:
-        results = await _run_all(tests, out, daemon_cmd, quick=quick, jobs=jobs if parallel else 1)
+        await _run_all(tests, out, daemon_cmd, quick=quick, jobs=jobs, done=done)
+    except asyncio.CancelledError:
+        # Hours of finished runs must not be lost to a stop: they are reported, the rest named.
+        finished = {r.test.id for r in done}
+        summary = write_report(
+            out,
+            sorted(done, key=lambda r: order[r.test.id]),
+            quick=quick,
+            owners=owners,
+            wall_s=time.monotonic() - t0,
+            jobs=jobs,
+            stopped=[t for t in tests if t.id not in finished],
+        )
+        say(f"stopped after {len(done)} of {len(tests)} tests; report of the finished ones: {summary}")
+        raise
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
     wall = time.monotonic() - t0
-    summary = write_report(
-        out, results, quick=quick, owners=owners, wall_s=wall, jobs=jobs if parallel else 1
-    )
+    results = sorted(done, key=lambda r: order[r.test.id])
+    summary = write_report(out, results, quick=quick, owners=owners, wall_s=wall, jobs=jobs)
     n_fail = sum(not r.passed for r in results)
     say(f"{len(results) - n_fail} tests passed, {n_fail} failed; suite wall time {wall:.0f} s")
     code, notes = verdict_code(results)

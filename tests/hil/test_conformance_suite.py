@@ -242,11 +242,50 @@ def test_a_stopped_suite_stops_its_workers_and_their_daemons(
     else:
         assert proc.returncode == 130, out.decode()
     assert _processes_under(tmp_path) == []  # the suite waited for them (killed: they stopped themselves)
-    assert not (tmp_path / "result.json").exists()
+    if sig == signal.SIGKILL:
+        assert not (tmp_path / "result.json").exists()
+    else:  # nothing had finished: a report that says so, both tests named as stopped
+        result = json.loads((tmp_path / "result.json").read_text())
+        assert result["tests"] == [] and result["stopped"] == ids and not result["passed"]
+        assert (
+            (tmp_path / "summary.md").read_text().startswith("# IEEE 1547.1-style conformance suite: STOPPED")
+        )
     for i in ids if jobs > 1 else []:
         log = (tmp_path / i / "worker.log").read_text()
         assert "stopping" in log if sig == signal.SIGKILL else "stopped" in log
         assert not (tmp_path / i / suite.WORKER_RESULT).exists()
+
+
+@pytest.mark.asyncio
+async def test_a_stop_keeps_the_report_of_the_tests_that_had_finished(tmp_path: Path) -> None:
+    # A stop after hours of runs must not lose them: the short test finishes, the long one is stopped.
+    short, long = suite.registry(["daemon"], True, ["vw-char1-daemon", "trip-short-daemon"])
+    assert short.scenario.duration_s + 10.0 < long.scenario.duration_s
+    run = asyncio.create_task(
+        suite.run_suite(
+            [short, long], tmp_path, runner.daemon_command(None), quick=True, owners=["daemon"], jobs=2
+        )
+    )
+    deadline = time.monotonic() + 120.0
+    while not (tmp_path / short.id / suite.WORKER_RESULT).exists():
+        assert not run.done() and time.monotonic() < deadline, "the short test did not finish"
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(3.0)  # the suite reads the worker's result once its process has ended
+    assert not run.done(), "the long test ended before the stop: the test proves nothing"
+    run.cancel()  # what the suite's signal handlers do
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert [t["id"] for t in result["tests"]] == [short.id] and result["stopped"] == [long.id]
+    assert result["tests"][0]["rows"] and not result["passed"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("# IEEE 1547.1-style conformance suite: STOPPED")
+    assert (
+        f"Stopped by a signal after 1 of 2 tests; these did not finish and have no verdict: {long.id}."
+        in summary
+    )
+    assert f"{short.id}: " in summary and f"| {long.id}" not in summary
+    assert _processes_under(tmp_path) == []
 
 
 def test_under_nohup_a_closed_terminal_does_not_stop_the_suite(tmp_path: Path) -> None:
