@@ -19,7 +19,10 @@ to recover from a wrong start; ``--initial-soc-sigma`` is what the estimator is 
 unknown start, by default; a known start, e.g. the true SoC with 0.02, scores Coulomb counting on a
 flat OCV). ``--fit-rc`` instead fits R0 / RC parameters to the trace's measured
 columns and prints them as the profile's ``[model]`` lines. ``--drop``, ``--jitter-s`` and
-``--offset-drift-a-per-h`` perturb the measured samples to test robustness.
+``--offset-drift-a-per-h`` perturb the measured samples to test robustness. ``--ev-soc-bias B``
+adds the EV's own SoC as the charger would forward it: the truth on the EV's scale (shifted by B),
+in whole percent, some seconds old, every ``--ev-soc-every-s`` (the estimator must neither follow a
+biased figure nor claim to know better from a thousand of them).
 """
 
 from __future__ import annotations
@@ -56,6 +59,21 @@ class Trace:
     temp_c: FloatArray
     soc_true: FloatArray | None
     meta: dict[str, object] | None
+
+
+@dataclass(frozen=True)
+class EvSocFeed:
+    """The EV's SoC as forwarded to the charger: the truth ``delay_s`` ago on the EV's scale (shifted
+    by ``bias``), rounded to ``quantum``, every ``every_s``."""
+
+    bias: float
+    every_s: float = 5.0
+    quantum: float = 0.01
+    delay_s: float = 3.0
+
+    def figure(self, t_s: FloatArray, soc_true: FloatArray, j: int) -> float:
+        k = max(int(np.searchsorted(t_s, t_s[j] - self.delay_s, side="right")) - 1, 0)
+        return min(max(round((float(soc_true[k]) + self.bias) / self.quantum) * self.quantum, 0.0), 1.0)
 
 
 @dataclass
@@ -149,8 +167,12 @@ def replay(
     trace: Trace,
     initial_soc: float | None,
     estimator: BatteryEstimator | None = None,
+    ev: EvSocFeed | None = None,
 ) -> tuple[Replay, BatteryEstimator]:
-    """Run the estimator over the trace and score it (scoring is the only reader of the truth)."""
+    """Run the estimator over the trace and score it (scoring, and ``ev``'s simulated EV, are the only
+    readers of the truth)."""
+    if ev is not None and trace.soc_true is None:
+        raise ValueError(f"{trace.name}: no soc_true column to play the EV's SoC from")
     est = estimator or BatteryEstimator(profile, initial_soc=initial_soc)
     h10 = [j for j, h in enumerate(profile.horizons_s) if abs(h - 10.0) < 1e-9]
     points: dict[float, tuple[float, float]] = {}
@@ -174,9 +196,14 @@ def replay(
     v_list = trace.v_v.tolist()
     i_list = trace.i_a.tolist()
     temp_list = trace.temp_c.tolist()
+    ev_next_s = -math.inf
     for j in range(n):
+        ev_soc = None
+        if ev is not None and trace.soc_true is not None and t_list[j] >= ev_next_s:
+            ev_soc = ev.figure(trace.t_s, trace.soc_true, j)
+            ev_next_s = t_list[j] + ev.every_s
         try:
-            est.update(t_list[j], v_list[j], i_list[j], temp_list[j])
+            est.update(t_list[j], v_list[j], i_list[j], temp_list[j], ev_soc=ev_soc)
         except SampleError:
             result.rejected += 1
         soc[j] = est.soc
@@ -304,6 +331,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drop", type=float, default=0.0, help="fraction of samples to drop (bursts)")
     parser.add_argument("--jitter-s", type=float, default=0.0, help="uniform timestamp jitter (+/- s)")
     parser.add_argument("--offset-drift-a-per-h", type=float, default=0.0, help="current offset drift")
+    parser.add_argument(
+        "--ev-soc-bias",
+        type=float,
+        default=None,
+        help="feed the EV's own SoC: the truth shifted by this (its scale), whole percent, 3 s old",
+    )
+    parser.add_argument("--ev-soc-every-s", type=float, default=5.0, help="period of the EV's SoC figure")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -327,12 +361,17 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.ev_soc_bias is not None and (trace.soc_true is None or args.ev_soc_every_s <= 0.0):
+        print("error: --ev-soc-bias needs a trace with soc_true and --ev-soc-every-s > 0", file=sys.stderr)
+        return 2
+    ev = None if args.ev_soc_bias is None else EvSocFeed(args.ev_soc_bias, args.ev_soc_every_s)
     if args.state_dir is None:
         result, est = replay(
             profile,
             trace,
             initial,
             BatteryEstimator(profile, initial_soc=initial, initial_soc_sigma=args.initial_soc_sigma),
+            ev,
         )
     else:
         store = StateStore.open(args.state_dir)
@@ -343,7 +382,7 @@ def main(args: argparse.Namespace) -> int:
             estimator, key = BatteryEstimator.for_vehicle(
                 store, args.vehicle_id, profile, initial_soc=initial
             )
-            result, est = replay(profile, trace, initial, estimator)
+            result, est = replay(profile, trace, initial, estimator, ev)
             store.put_vehicle(key, est.record)
         finally:
             asyncio.run(store.aclose())

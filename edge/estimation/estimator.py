@@ -310,11 +310,19 @@ class BatteryEstimator:
             self._kernel.fuse_offset(i_cell, (0.1 * thr) ** 2, math.inf)
 
     def _fuse_ev_soc(self, t_s: float, ev_soc: float, i_cell: float) -> None:
-        var = self.ev_policy.variance(i_cell, self._params[k.P_Q_AH])
-        if self._kernel.fuse_soc(ev_soc, var, self.ev_policy.gate):
+        # The EV's figure repeats its scale error in every reading, so readings do not average: it can
+        # bring the SoC variance down to its own error, never below (fused with the variance that
+        # leaves exactly that; an estimate already better only checks it against the gate).
+        err_var = self.ev_policy.variance(i_cell, self._params[k.P_Q_AH])
+        p00 = float(self._state[k.S_P00])
+        nu = ev_soc - float(self._state[k.S_SOC])
+        if nu * nu > self.ev_policy.gate**2 * (p00 + err_var):
+            self.ev.rejected += 1
+        elif p00 > err_var:
+            self._kernel.fuse_soc(ev_soc, p00 * err_var / (p00 - err_var), math.inf)
             self.ev.fused += 1
         else:
-            self.ev.rejected += 1
+            self.ev.agreed += 1
         self.ev.last_soc = ev_soc
         self.ev.last_t_s = t_s
 
@@ -550,6 +558,7 @@ class BatteryEstimator:
             "resistance_growth": soh.resistance_growth,
             "ev_soc_fused": float(self.ev.fused),
             "ev_soc_rejected": float(self.ev.rejected),
+            "ev_soc_agreed": float(self.ev.agreed),
             "rejected_samples": float(self.rejected_samples),
             "current_offset_a": self.current_offset_a,
             "sop_fallback": float(not self.identification_converged),

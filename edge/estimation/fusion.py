@@ -3,9 +3,12 @@
 The EV's figure is coarse (integer percent), late (forwarded over ISO 15118 / CHAdeMO every few
 seconds, some seconds old) and on the EV's own scale (a display SoC with buffers at both ends), so
 it is a measurement with a wide error, never an override: its variance is the quantisation, a
-definition mismatch term and the charge that can flow during the worst-case delay. A figure more
-than ``gate`` sigmas away from the estimate is rejected and counted. The owner's reserve uses the
-lower of the two figures, so a disagreement can only make the reserve more conservative.
+definition mismatch term and the charge that can flow during the worst-case delay. The mismatch is
+the same in every figure (a bias, not noise), so a thousand figures know no more than one: they can
+bring the estimate's variance down to that error, never below, and an estimate that knows better
+(a well-observed OCV) is only checked against them. A figure more than ``gate`` sigmas away from the
+estimate is rejected and counted. The owner's reserve uses the lower of the two figures, so a
+disagreement can only make the reserve more conservative.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ class EvSocState:
 
     last_soc: float | None = None
     last_t_s: float | None = None
-    fused: int = 0
-    rejected: int = 0
+    fused: int = 0  # figures that moved the estimate
+    rejected: int = 0  # beyond the gate
+    agreed: int = 0  # within the gate, the estimate already better than the figure: nothing to learn
 
     def fresh(self, t_s: float, policy: EvSocPolicy) -> bool:
         """Whether the EV's last figure is recent enough to bound the reserve."""

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from ecm_support import duty, simulate
 
+from edge.estimation import _ecm_ref as k
 from edge.estimation.estimator import BatteryEstimator, ChargerEfficiency, EvLimits, SampleError
 from edge.estimation.fusion import EvSocPolicy
 from edge.estimation.profile import BatteryProfile, load_profile
@@ -67,25 +68,49 @@ def test_recovers_from_a_wrong_start_on_the_model_itself(nmc: BatteryProfile) ->
     assert est.soc_sigma < math.hypot(0.02, 0.15 * (1.0 - est.soc))
 
 
-def test_ev_soc_is_fused_when_consistent_rejected_when_not_and_reserve_uses_the_lower(
-    nmc: BatteryProfile,
-) -> None:
+def test_ev_soc_is_checked_rejected_when_far_and_reserve_uses_the_lower(nmc: BatteryProfile) -> None:
     est = rested(nmc, 0.6)
-    est.update(100.0, float(np.interp(0.6, nmc.ocv_soc, nmc.ocv_v)) * nmc.series, 0.0, 25.0, ev_soc=0.58)
-    assert est.ev.fused == 1
+    soc = est.soc
+    v = float(np.interp(0.6, nmc.ocv_soc, nmc.ocv_v)) * nmc.series
+    est.update(100.0, v, 0.0, 25.0, ev_soc=0.58)
+    # A rested NMC pack's OCV tells its SoC better than the EV's figure can (its scale error is 3
+    # points): the figure is checked, not fused.
+    assert (est.ev.agreed, est.ev.fused, est.ev.rejected) == (1, 0, 0)
+    assert est.soc == pytest.approx(soc, abs=1e-4)
     # With a fresh EV figure the reserve is on the EV's scale: the lower of its figure and our point.
     assert est.reserve_soc == pytest.approx(0.58)
-    assert est.soc > 0.58  # evidence, not an override
-    est.update(101.0, float(np.interp(0.6, nmc.ocv_soc, nmc.ocv_v)) * nmc.series, 0.0, 25.0, ev_soc=0.95)
+    est.update(101.0, v, 0.0, 25.0, ev_soc=0.95)
     assert est.ev.rejected == 1
     assert est.soc < 0.62
     assert est.reserve_soc == pytest.approx(est.soc)  # a figure above ours never raises the reserve
     # An EV figure below ours wins while it is fresh; once stale, our 2-sigma lower bound judges.
-    v = float(np.interp(0.6, nmc.ocv_soc, nmc.ocv_v)) * nmc.series
     est.update(102.0, v, 0.0, 25.0, ev_soc=0.40)
     assert est.reserve_soc == pytest.approx(0.40)
     est.update(102.0 + EvSocPolicy().stale_s + 1.0, v, 0.0, 25.0)
     assert est.reserve_soc == pytest.approx(est.soc - 2.0 * est.soc_sigma)
+
+
+def test_ev_soc_is_fused_down_to_its_own_error_and_repeated_figures_do_not_average() -> None:
+    # On LFP's plateau the voltage says little: the EV's figure is worth fusing, but its scale error
+    # is the same in every figure, so an hour of figures must not claim to know better than one.
+    lfp = load_profile("lfp-a123-26650")
+    est = BatteryEstimator(lfp, initial_soc=0.3, initial_soc_sigma=0.2)
+    v = float(np.interp(0.5, lfp.ocv_soc, lfp.ocv_v)) * lfp.series
+    policy = EvSocPolicy()
+    err_sigma = math.sqrt(policy.variance(0.0, lfp.nameplate_capacity_ah / lfp.parallel))
+    est.update(0.0, v, 0.0, 25.0)
+    assert est.soc_sigma > 2.0 * err_sigma  # the voltage alone left it open
+    est.update(1.0, v, 0.0, 25.0, ev_soc=0.53)
+    assert est.ev.fused == 1
+    assert est.soc == pytest.approx(0.53, abs=0.02)
+    for t in range(2, 3600):
+        est.update(float(t), v, 0.0, 25.0, ev_soc=0.53)
+    assert est.ev.rejected == 0 and est.ev.fused + est.ev.agreed == 3599
+    # The filter's own share (soc_sigma adds the unknown fade's, 7 points here, which would hide it):
+    # fused as independent readings it fell to 0.17 points.
+    assert math.sqrt(est._state[k.S_P00]) >= err_sigma * 0.999
+    telemetry = est.telemetry()
+    assert telemetry["ev_soc_fused"] + telemetry["ev_soc_agreed"] == 3599
 
 
 def test_ev_soc_variance_grows_with_current_for_the_delay() -> None:

@@ -95,6 +95,13 @@ def test_errors_are_reported_not_raised(tmp_path: Path, capsys: pytest.CaptureFi
     bad.write_text("t_s,pack_voltage_v_meas\n0,370\n")
     assert main(["estimate", str(bad), "--initial-soc", "0.5"]) == 2
     assert "missing column(s) pack_current_a_meas, temp_c_meas" in capsys.readouterr().err
+    no_truth = tmp_path / "m.csv"
+    no_truth.write_text("t_s,pack_current_a_meas,pack_voltage_v_meas,temp_c_meas\n0,0,370,25\n1,0,370,25\n")
+    assert main(["estimate", str(no_truth), "--initial-soc", "0.5", "--ev-soc-bias", "0.03"]) == 2
+    assert "--ev-soc-bias needs a trace with soc_true" in capsys.readouterr().err
+    freq = str(trace_path("freq_regulation"))
+    assert main(["estimate", freq, "--ev-soc-bias", "0.03", "--ev-soc-every-s", "0"]) == 2
+    assert "--ev-soc-every-s > 0" in capsys.readouterr().err
 
 
 def test_bench_estimation_quick() -> None:
