@@ -312,7 +312,8 @@ class BatteryEstimator:
     def _fuse_ev_soc(self, t_s: float, ev_soc: float, i_cell: float) -> None:
         # The EV's figure repeats its scale error in every reading, so readings do not average: it can
         # bring the SoC variance down to its own error, never below (fused with the variance that
-        # leaves exactly that; an estimate already better only checks it against the gate).
+        # leaves exactly that; an estimate already better only checks it against the gate). The gate
+        # is judged here, on the figure's own variance: the kernel's would see the inflated one.
         err_var = self.ev_policy.variance(i_cell, self._params[k.P_Q_AH])
         p00 = float(self._state[k.S_P00])
         nu = ev_soc - float(self._state[k.S_SOC])

@@ -446,11 +446,13 @@ async def _run_in_process(
     quick: bool,
     gate: asyncio.Semaphore,
     pacer: _Pacer,
-) -> TestResult:
-    """One test in ``python -m hil.conformance.worker`` once ``gate`` and ``pacer`` let it start. The
-    worker has a session of its own, so a terminal's Ctrl-C reaches only this process, which stops the
-    worker once (SIGTERM: its run ends as at its end, daemon stopped, plant closed); it also stops when
-    this process dies (its stdin closes). A worker that leaves no result is that test's error."""
+    on_done: Callable[[TestResult], None],
+) -> None:
+    """One test in ``python -m hil.conformance.worker`` once ``gate`` and ``pacer`` let it start, its
+    result to ``on_done``. The worker has a session of its own, so a terminal's Ctrl-C reaches only
+    this process, which stops the worker once (SIGTERM: its run ends as at its end, daemon stopped,
+    plant closed); it also stops when this process dies (its stdin closes). A worker that leaves no
+    result is that test's error; one that had judged its test before a stop reached it keeps it."""
     folder = out / t.id
     async with gate:
         await pacer.wait()
@@ -490,19 +492,32 @@ async def _run_in_process(
                     _kill_group(proc.pid, signal.SIGKILL)
                     await proc.wait()
             _kill_group(proc.pid, signal.SIGTERM)
+            # Judging and writing the result take no await in the worker: a stop during them comes
+            # after its verdict, which the report keeps.
+            if (late := _worker_result(t, folder)) is not None:
+                on_done(late)
             raise
         _kill_group(proc.pid, signal.SIGTERM)
-    try:
-        got = pickle.loads((folder / WORKER_RESULT).read_bytes())  # noqa: S301 (our own worker wrote it)
-        return TestResult(t, **got)
-    except Exception:  # none, half, or from other code: this test's error, not the suite's end
+    res = _worker_result(t, folder)
+    if res is None:
         tail = (folder / "worker.log").read_text(errors="replace").strip().splitlines()[-3:]
-        return TestResult(
+        res = TestResult(
             t,
             errors=[f"worker process failed (exit code {code}): {' / '.join(tail) or 'no output'}"],
             started=started,
             wall_s=time.monotonic() - t0,
         )
+    on_done(res)
+
+
+def _worker_result(t: ConformanceTest, folder: Path) -> TestResult | None:
+    """The result a worker left (written whole or not at all); None for none, or one that is not a
+    worker's (other code): that is the test's error, not the suite's end."""
+    try:
+        got = pickle.loads((folder / WORKER_RESULT).read_bytes())  # noqa: S301 (our own worker wrote it)
+        return TestResult(t, **got)
+    except Exception:
+        return None
 
 
 async def _run_parallel(
@@ -521,10 +536,9 @@ async def _run_parallel(
 
     async def one(t: ConformanceTest) -> None:
         try:
-            res = await _run_in_process(t, out, daemon_cmd, quick=quick, gate=gate, pacer=pacer)
+            await _run_in_process(t, out, daemon_cmd, quick=quick, gate=gate, pacer=pacer, on_done=on_done)
         except Exception as exc:  # could not start it (no fork, no folder): this test's error, the rest run
-            res = TestResult(t, errors=[f"worker could not run: {type(exc).__name__}: {exc}"])
-        on_done(res)
+            on_done(TestResult(t, errors=[f"worker could not run: {type(exc).__name__}: {exc}"]))
 
     async with asyncio.TaskGroup() as group:
         for t in tests:
@@ -592,16 +606,19 @@ async def run_suite(
     except asyncio.CancelledError:
         # Hours of finished runs must not be lost to a stop: they are reported, the rest named.
         finished = {r.test.id for r in done}
-        summary = write_report(
-            out,
-            sorted(done, key=lambda r: order[r.test.id]),
-            quick=quick,
-            owners=owners,
-            wall_s=time.monotonic() - t0,
-            jobs=jobs,
-            stopped=[t for t in tests if t.id not in finished],
-        )
-        say(f"stopped after {len(done)} of {len(tests)} tests; report of the finished ones: {summary}")
+        try:
+            summary = write_report(
+                out,
+                sorted(done, key=lambda r: order[r.test.id]),
+                quick=quick,
+                owners=owners,
+                wall_s=time.monotonic() - t0,
+                jobs=jobs,
+                stopped=[t for t in tests if t.id not in finished],
+            )
+            say(f"stopped after {len(done)} of {len(tests)} tests; report of the finished ones: {summary}")
+        except Exception as exc:  # the stop goes on (exit 130) whatever happened to the report
+            say(f"stopped after {len(done)} of {len(tests)} tests; no report: {type(exc).__name__}: {exc}")
         raise
     finally:
         for sig in handled:

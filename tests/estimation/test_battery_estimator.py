@@ -99,16 +99,17 @@ def test_ev_soc_is_fused_down_to_its_own_error_and_repeated_figures_do_not_avera
     policy = EvSocPolicy()
     err_sigma = math.sqrt(policy.variance(0.0, lfp.nameplate_capacity_ah / lfp.parallel))
     est.update(0.0, v, 0.0, 25.0)
-    assert est.soc_sigma > 2.0 * err_sigma  # the voltage alone left it open
+    # The filter's own share (soc_sigma adds the unknown fade's, 7-9 points here, which would hide it).
+    assert math.sqrt(est._state[k.S_P00]) > 2.0 * err_sigma  # the voltage alone left it open
     est.update(1.0, v, 0.0, 25.0, ev_soc=0.53)
     assert est.ev.fused == 1
     assert est.soc == pytest.approx(0.53, abs=0.02)
+    assert math.sqrt(est._state[k.S_P00]) == pytest.approx(err_sigma, rel=1e-6)  # down to its error
     for t in range(2, 3600):
         est.update(float(t), v, 0.0, 25.0, ev_soc=0.53)
     assert est.ev.rejected == 0 and est.ev.fused + est.ev.agreed == 3599
-    # The filter's own share (soc_sigma adds the unknown fade's, 7 points here, which would hide it):
-    # fused as independent readings it fell to 0.17 points.
-    assert math.sqrt(est._state[k.S_P00]) >= err_sigma * 0.999
+    # Fused as independent readings the filter's share fell to 0.17 points.
+    assert err_sigma * 0.999 <= math.sqrt(est._state[k.S_P00]) <= err_sigma * 1.5
     telemetry = est.telemetry()
     assert telemetry["ev_soc_fused"] + telemetry["ev_soc_agreed"] == 3599
 

@@ -111,7 +111,7 @@ def test_a_profile_is_not_judged_on_the_window_it_was_fitted_on(load: Callable[[
         ("v2h_evening", "nmc-lgm50", -0.03, 1.0),
         # A generic table 20-40 mV off (2.7 % alone): the EV's figure on the cell's scale corrects it.
         ("mohtat_v2h", "nmc532-pouch", 0.0, 1.0),
-        # Biased there, it cannot be told from the table's error: no better, but the band stays honest.
+        # Biased there, it cannot be told from the table's error: better than none, the band honest.
         ("mohtat_v2h", "nmc532-pouch", 0.03, 3.5),
         # LFP's plateau (15 % alone from the wrong start): the figure carries the SoC, its bias shows.
         ("lfp_day", "lfp-a123-26650", 0.0, 1.0),
