@@ -548,15 +548,22 @@ class BatteryEstimator:
         return result
 
     def telemetry(self) -> dict[str, float]:
-        """Flat figures for telemetry (no vehicle identifier in here)."""
+        """Flat figures for telemetry (no vehicle identifier in here), each estimate with its
+        uncertainty: the SoC's sigma, the capacity's and whether it counts as learned, the growth's
+        sigma and the growth the limits are computed with (its upper bound or the cold floor: the
+        ``sop_*`` powers are that conservative bound, not a mean)."""
         soh = self.soh
         out: dict[str, float] = {
             "soc": self.soc,
             "soc_sigma": self.soc_sigma,
             "reserve_soc": self.reserve_soc,
             "capacity_ah": soh.capacity_ah,
+            "capacity_sigma_ah": soh.capacity_sigma_ah,
+            "capacity_learned": float(self.capacity_learned),
             "capacity_ratio": soh.capacity_ratio,
             "resistance_growth": soh.resistance_growth,
+            "resistance_growth_sigma": soh.resistance_growth_sigma,
+            "sop_growth": self.sop_growth,
             "ev_soc_fused": float(self.ev.fused),
             "ev_soc_rejected": float(self.ev.rejected),
             "ev_soc_agreed": float(self.ev.agreed),

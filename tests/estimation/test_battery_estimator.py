@@ -172,6 +172,13 @@ async def test_telemetry_has_no_vehicle_id_and_carries_aging(
     assert tel["aging_hours_high_soc_and_temp"] == pytest.approx(2.0, abs=0.01)
     assert tel["aging_calendar_stress_h"] > 2.0 * 2.0  # hot and full: more than 2 h at 25 degC / 50 %
     assert tel["sop_10s_import_ac_w"] > 0.0
+    # Every estimate with its uncertainty: a vehicle never seen has its capacity on the nameplate's
+    # prior (not learned) and its growth's upper bound behind the limits.
+    soh = est.soh
+    assert tel["capacity_sigma_ah"] == soh.capacity_sigma_ah > 0.05 * soh.capacity_ah
+    assert tel["capacity_learned"] == 0.0
+    assert tel["resistance_growth_sigma"] == soh.resistance_growth_sigma > 0.0
+    assert tel["sop_growth"] >= tel["resistance_growth"] + tel["resistance_growth_sigma"]
     store.put_vehicle(key, est.end_session())
     assert await store.flush()
     written = files_bytes(tmp_path)
