@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import fnmatch
+import functools
 import hashlib
 import json
 import math
@@ -420,11 +421,35 @@ class _Pacer:
         await asyncio.sleep(at - now)
 
 
+# The packages a run is made of (the daemon, its drivers, the bench with the judges and the plant),
+# and where they are: the checkout or site-packages.
+CODE_PACKAGES = ("edge", "drivers", "hil")
+CODE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def code_digest(root: Path = CODE_ROOT) -> str:
+    """A digest of every source and compiled kernel of ``CODE_PACKAGES`` under ``root``."""
+    h = hashlib.sha256()
+    for package in CODE_PACKAGES:
+        for path in sorted((root / package).rglob("*")):
+            if path.suffix in (".py", ".so") and path.is_file():
+                h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+@functools.cache
+def _suite_code_digest() -> str:
+    """The code as this process found it first: the suite's reference for all its workers."""
+    return code_digest()
+
+
 def fingerprint(t: ConformanceTest) -> str:
-    """What a worker checks its rebuilt test against: a tree edited during a long run would otherwise
-    run (and report under this test's title and notes) a different test. The judge is code and not in
-    it: an edited judge goes unnoticed."""
-    return hashlib.sha256(repr(replace(t, judge=None)).encode()).hexdigest()[:16]
+    """What a worker checks its rebuilt test against: a tree edited during a long run (a setting, a
+    judge, the plant, a kernel rebuilt) would otherwise run, and report under this test's title and
+    notes, a different test than the suite's first workers did. The test's data and the code as the
+    process first saw it."""
+    data = repr(replace(t, judge=None)) + _suite_code_digest()
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
 # A worker that does not end within this after SIGTERM (its daemon stops within 5 s) is killed.

@@ -331,6 +331,32 @@ def test_a_worker_refuses_a_test_that_changed_since_the_suite_started(
     assert other.stdout.strip() == suite.fingerprint(t)
 
 
+def test_the_fingerprint_covers_the_code_a_run_is_made_of(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An edited judge or plant, or a rebuilt kernel, during hours of runs would make the later
+    # workers run other code than the first: their fingerprints differ.
+    for name in suite.CODE_PACKAGES:
+        (tmp_path / name / "sub").mkdir(parents=True)
+        (tmp_path / name / "sub" / "m.py").write_text("x = 1\n")
+    (tmp_path / "docs").mkdir()
+    first = suite.code_digest(tmp_path)
+    (tmp_path / "docs" / "notes.md").write_text("not code")
+    (tmp_path / "hil" / "sub" / "data.json").write_text("{}")
+    assert suite.code_digest(tmp_path) == first
+    (tmp_path / "hil" / "sub" / "m.py").write_text("x = 2\n")
+    edited = suite.code_digest(tmp_path)
+    assert edited != first
+    (tmp_path / "edge" / "_k.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
+    assert suite.code_digest(tmp_path) != edited
+    (t,) = suite.registry(["daemon"], True, ["fw-char2-over-dis-daemon"])
+    assert suite.fingerprint(t) == suite.fingerprint(t)  # the suite's own reference does not move
+    monkeypatch.setattr(suite, "_suite_code_digest", lambda: first)
+    before = suite.fingerprint(t)
+    monkeypatch.setattr(suite, "_suite_code_digest", lambda: edited)
+    assert suite.fingerprint(t) != before
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
