@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import fnmatch
-import functools
 import hashlib
 import json
 import math
@@ -421,34 +420,35 @@ class _Pacer:
         await asyncio.sleep(at - now)
 
 
-# The packages a run is made of (the daemon, its drivers, the bench with the judges and the plant),
-# and where they are: the checkout or site-packages.
-CODE_PACKAGES = ("edge", "drivers", "hil")
+# What a run is made of: the daemon, its drivers (with their SunSpec models and device maps), the
+# bench (judges, plant) and the shipped configuration (the 1547 profile, battery profiles); where
+# they are: the checkout, or site-packages.
+CODE_DIRS = ("edge", "drivers", "hil", "config")
+CODE_SUFFIXES = (".py", ".so", ".json", ".toml")
 CODE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def code_digest(root: Path = CODE_ROOT) -> str:
-    """A digest of every source and compiled kernel of ``CODE_PACKAGES`` under ``root``."""
+    """A digest of every source, compiled kernel and data file of ``CODE_DIRS`` under ``root``."""
     h = hashlib.sha256()
-    for package in CODE_PACKAGES:
-        for path in sorted((root / package).rglob("*")):
-            if path.suffix in (".py", ".so") and path.is_file():
-                h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    for folder in CODE_DIRS:
+        for path in sorted((root / folder).rglob("*")):
+            if path.suffix not in CODE_SUFFIXES or not path.is_file():
+                continue
+            try:
+                content = path.read_bytes()
+            except OSError:  # gone while walking (a checkout under way): a tree that differs
+                content = b"\0unreadable"
+            h.update(str(path.relative_to(root)).encode() + b"\0" + content)
     return h.hexdigest()
 
 
-@functools.cache
-def _suite_code_digest() -> str:
-    """The code as this process found it first: the suite's reference for all its workers."""
-    return code_digest()
-
-
-def fingerprint(t: ConformanceTest) -> str:
-    """What a worker checks its rebuilt test against: a tree edited during a long run (a setting, a
-    judge, the plant, a kernel rebuilt) would otherwise run, and report under this test's title and
-    notes, a different test than the suite's first workers did. The test's data and the code as the
-    process first saw it."""
-    data = repr(replace(t, judge=None)) + _suite_code_digest()
+def fingerprint(t: ConformanceTest, code: str) -> str:
+    """What a worker checks its rebuilt test against, with ``code`` the :func:`code_digest` the suite
+    took at its start and the worker at its own: a tree edited during a long run (a setting, a judge,
+    the plant, a kernel rebuilt) would otherwise run, and report under this test's title and notes, a
+    different test than the suite's first workers did."""
+    data = repr(replace(t, judge=None)) + code
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
@@ -471,6 +471,7 @@ async def _run_in_process(
     quick: bool,
     gate: asyncio.Semaphore,
     pacer: _Pacer,
+    code: str,
     on_done: Callable[[TestResult], None],
 ) -> None:
     """One test in ``python -m hil.conformance.worker`` once ``gate`` and ``pacer`` let it start, its
@@ -495,7 +496,7 @@ async def _run_in_process(
                 t.owner,
                 *(["--quick"] if quick else []),
                 "--fingerprint",
-                fingerprint(t),
+                fingerprint(t, code),
                 "--folder",
                 str(folder),
                 "--",
@@ -558,10 +559,13 @@ async def _run_parallel(
     Cancelled (a signal), every worker is stopped and waited for before this returns."""
     gate = asyncio.Semaphore(jobs)
     pacer = _Pacer(STAGGER_S)
+    code = code_digest()  # the tree as the suite starts: every worker is checked against it
 
     async def one(t: ConformanceTest) -> None:
         try:
-            await _run_in_process(t, out, daemon_cmd, quick=quick, gate=gate, pacer=pacer, on_done=on_done)
+            await _run_in_process(
+                t, out, daemon_cmd, quick=quick, gate=gate, pacer=pacer, code=code, on_done=on_done
+            )
         except Exception as exc:  # could not start it (no fork, no folder): this test's error, the rest run
             on_done(TestResult(t, errors=[f"worker could not run: {type(exc).__name__}: {exc}"]))
 

@@ -60,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if suite.fingerprint(found[0]) != args.fingerprint:
+    if suite.fingerprint(found[0], suite.code_digest()) != args.fingerprint:
         print(
-            f"test {args.test_id!r} is not the one the suite started with (the tree changed during the run?)",
+            f"test {args.test_id!r} is not the one the suite started with: the tree at "
+            f"{suite.CODE_ROOT} changed during the run, or is not the suite's",
             file=sys.stderr,
         )
         return 2

@@ -323,38 +323,60 @@ def test_a_worker_refuses_a_test_that_changed_since_the_suite_started(
     # the same test rebuilt in another process has the same fingerprint (hash seeds differ there)
     code = (
         "from hil.conformance import suite; "
-        "(t,) = suite.registry(['daemon'], True, ['fw-char2-over-dis-daemon']); print(suite.fingerprint(t))"
+        "(t,) = suite.registry(['daemon'], True, ['fw-char2-over-dis-daemon']); "
+        "print(suite.fingerprint(t, suite.code_digest()))"
     )
     other = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert other.stdout.strip() == suite.fingerprint(t)
+    assert other.stdout.strip() == suite.fingerprint(t, suite.code_digest())
 
 
-def test_the_fingerprint_covers_the_code_a_run_is_made_of(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # An edited judge or plant, or a rebuilt kernel, during hours of runs would make the later
-    # workers run other code than the first: their fingerprints differ.
-    for name in suite.CODE_PACKAGES:
+def test_the_fingerprint_covers_the_code_a_run_is_made_of(tmp_path: Path) -> None:
+    # An edited judge, plant or setting, or a rebuilt kernel, during hours of runs would make the
+    # later workers run other code than the first: their fingerprints differ.
+    for name in suite.CODE_DIRS:
         (tmp_path / name / "sub").mkdir(parents=True)
         (tmp_path / name / "sub" / "m.py").write_text("x = 1\n")
     (tmp_path / "docs").mkdir()
     first = suite.code_digest(tmp_path)
     (tmp_path / "docs" / "notes.md").write_text("not code")
-    (tmp_path / "hil" / "sub" / "data.json").write_text("{}")
+    (tmp_path / "hil" / "sub" / "__pycache__").mkdir()
+    (tmp_path / "hil" / "sub" / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"cache")
     assert suite.code_digest(tmp_path) == first
-    (tmp_path / "hil" / "sub" / "m.py").write_text("x = 2\n")
-    edited = suite.code_digest(tmp_path)
-    assert edited != first
-    (tmp_path / "edge" / "_k.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
-    assert suite.code_digest(tmp_path) != edited
+    edits = [
+        ("hil/sub/m.py", b"x = 2\n"),  # a judge
+        ("edge/_k.cpython-311-x86_64-linux-gnu.so", b"\x7fELF"),  # a kernel rebuilt
+        ("config/sub/ieee1547.toml", b"[trip]\n"),  # a setting
+        ("drivers/sub/model_701.json", b"{}"),  # a SunSpec model
+    ]
+    seen = {first}
+    for rel, content in edits:
+        (tmp_path / rel).write_bytes(content)
+        seen.add(suite.code_digest(tmp_path))
+    assert len(seen) == 1 + len(edits)
+    assert (suite.CODE_ROOT / "hil" / "conformance" / "suite.py").is_file()  # the real tree's root
     (t,) = suite.registry(["daemon"], True, ["fw-char2-over-dis-daemon"])
-    assert suite.fingerprint(t) == suite.fingerprint(t)  # the suite's own reference does not move
-    monkeypatch.setattr(suite, "_suite_code_digest", lambda: first)
-    before = suite.fingerprint(t)
-    monkeypatch.setattr(suite, "_suite_code_digest", lambda: edited)
-    assert suite.fingerprint(t) != before
+    assert suite.fingerprint(t, first) != suite.fingerprint(t, min(seen - {first}))
+
+
+@pytest.mark.asyncio
+async def test_the_suite_checks_every_worker_against_the_tree_as_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digests = iter(["at the start", "edited since"])
+    monkeypatch.setattr(suite, "code_digest", lambda: next(digests))
+    given: list[str] = []
+
+    async def fake_run(t: ConformanceTest, *args: object, code: str, on_done, **kw: object) -> None:
+        given.append(code)
+        on_done(suite.TestResult(t))
+
+    monkeypatch.setattr(suite, "_run_in_process", fake_run)
+    tests = suite.registry(["daemon"], True, ["fw-char2-*", "vw-char1-*"])
+    done: list[suite.TestResult] = []
+    await suite._run_parallel(tests, tmp_path, [], quick=True, jobs=2, on_done=done.append)
+    assert given == ["at the start"] * len(tests) and len(done) == len(tests) == 2
 
 
 @pytest.mark.parametrize(
