@@ -630,6 +630,10 @@ async def run_suite(
     jobs = jobs if parallel else 1
     done: list[TestResult] = []
     order = {t.id: k for k, t in enumerate(tests)}
+
+    def in_order() -> list[TestResult]:  # the registry's order, whichever ended first
+        return sorted(done, key=lambda r: order[r.test.id])
+
     try:
         await _run_all(tests, out, daemon_cmd, quick=quick, jobs=jobs, done=done)
     except asyncio.CancelledError:
@@ -638,7 +642,7 @@ async def run_suite(
         try:
             summary = write_report(
                 out,
-                sorted(done, key=lambda r: order[r.test.id]),
+                in_order(),
                 quick=quick,
                 owners=owners,
                 wall_s=time.monotonic() - t0,
@@ -653,7 +657,7 @@ async def run_suite(
         for sig in handled:
             loop.remove_signal_handler(sig)
     wall = time.monotonic() - t0
-    results = sorted(done, key=lambda r: order[r.test.id])
+    results = in_order()
     summary = write_report(out, results, quick=quick, owners=owners, wall_s=wall, jobs=jobs)
     n_fail = sum(not r.passed for r in results)
     say(f"{len(results) - n_fail} tests passed, {n_fail} failed; suite wall time {wall:.0f} s")
