@@ -248,3 +248,24 @@ def test_current_offset_is_learned_at_rest_and_from_the_voltage(nmc: BatteryProf
     for t in range(60):
         est.update(s.t_s[-1] + 1.0 + t, float(s.pack_v_v[-1]), 1.2, 25.0, at_rest=True)
     assert est.current_offset_a == pytest.approx(1.2, abs=0.05)
+
+
+@pytest.mark.parametrize("name", ["nmc-lgm50", "nmc532-pouch", "lfp-a123-26650"])
+def test_every_telemetry_figure_stays_finite_under_accepted_extremes(name: str) -> None:
+    # Telemetry encodes NaN / inf as null, which the telemetry schema's numbers refuse: one
+    # non-finite figure would make the aggregator drop the whole record.
+    p = load_profile(name)
+    rng = np.random.default_rng(7)
+    v_lo, v_hi = 0.5 * p.cell_v_min * p.series, 1.2 * p.cell_v_max * p.series
+    for initial_soc in (None, 0.0, 1.0):
+        est = BatteryEstimator(p, initial_soc=initial_soc)
+        t = 0.0
+        for j in range(600):
+            t += float(rng.choice([1e-6, 0.1, 1.0, 3600.0, 30 * 86400.0]))
+            v = float(rng.choice([v_lo, v_hi, rng.uniform(v_lo, v_hi)]))
+            i = float(rng.choice([0.0, -1e4, 1e4, rng.uniform(-300.0, 300.0)]))
+            temp = [None, -40.0, 90.0, 25.0][j % 4]
+            ev_soc = [None, 0.0, 1.0, float(rng.random())][(j // 4) % 4]
+            est.update(t, v, i, temp, ev_soc=ev_soc, at_rest=[None, True, False][j % 3])
+            bad = {key: value for key, value in est.telemetry().items() if not math.isfinite(value)}
+            assert not bad, f"sample {j}: {bad}"
