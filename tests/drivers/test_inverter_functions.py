@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import pytest
 
 from drivers.errors import DriverError
@@ -234,3 +235,27 @@ async def test_an_inverter_shipped_with_constant_pf_on_has_it_switched_off_or_re
     assert any("constant_pf: model 704 PFWInjEna expected DISABLED" in p for p in report.problems), (
         report.problems
     )
+
+
+@pytest.mark.parametrize("plant", [{"category": "III"}], indirect=True)
+async def test_the_momentary_cessation_thresholds_reach_the_inverter_as_set(
+    plant: Plant, drivers_factory: BuildDrivers
+) -> None:
+    # The profile fixes 0.50 / 1.10 pu for 1547; other profiles (EN 50549) let a site move them, and
+    # the inverter must then cease where the settings say, not at its own category's thresholds.
+    settings = settings_for(
+        plant,
+        functions=INVERTER_OWNS,
+        commissioning={"abnormal_category": "III"},
+        grid={"voltage_trip": {}},  # its example override (uv1 10 s) is a Category II value
+    )
+    g = settings.grid
+    assert g is not None and g.ride_through.momentary_cessation
+    rt = msgspec.structs.replace(g.ride_through, mc_low_pu=0.62, mc_high_pu=1.13)
+    grid = msgspec.structs.replace(g, ride_through=rt)
+    assert not plant.stage.mc_lv.points and not plant.stage.mc_hv.points  # none before
+    stage = await plant_stage(plant, drivers_factory)
+    report = await stage.configure_functions(plan_from_settings(settings.functions, grid))
+    assert report.ok, report.problems
+    assert [x for pt in plant.stage.mc_lv.points for x in pt] == pytest.approx([0.62, 0.0])
+    assert [x for pt in plant.stage.mc_hv.points for x in pt] == pytest.approx([1.13, 0.0])
