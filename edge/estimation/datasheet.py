@@ -5,8 +5,9 @@ voltage and current limits, temperature windows, chemistry, pack layout) into a 
 (``config/batteries/*.toml`` format, validated by ``parse_profile``). Where a characterisation replay
 is given (a recorded trace of the cell type; only its measured columns are read) the ohmic and RC
 parameters are fitted to it (``edge.estimation.fit``); otherwise they are generic values for the
-capacity, chosen high (a higher resistance gives lower power limits; the online growth tracker then
-reads below 1, and the SoP never follows it below its floor). No kinetic (Butler-Volmer) term is
+capacity, a first guess that the online growth tracker scales to the cell (a cell's instant step
+resistance includes its charge transfer, which the generic series resistance does not: the tracker
+reads 2-7 on the NMC records here, docs/estimation.md). No kinetic (Butler-Volmer) term is
 assumed: nothing a datasheet or a low-current replay holds shows how the resistance flattens at
 several C, and a linear resistance errs on the safe side there. ``render`` writes the profile with a
 header that says where every value came from (``v2g-hil battery-profile``).
@@ -28,8 +29,10 @@ from edge.estimation.profile import BatteryProfile, ProfileError, parse_profile
 
 FloatArray = npt.NDArray[np.float64]
 
-# Generic first-guess resistances, ohm x Ah (divided by the capacity): the high side of automotive
-# energy cells (a 5 Ah cell gets 8 + 6 + 6 mOhm), used only when no replay is given.
+# Generic first-guess resistances, ohm x Ah (divided by the capacity; a 5 Ah cell gets 8 + 6 + 6
+# mOhm), used only when no replay is given. Not a bound either way: the profiles here fit 0.075-0.16 ohm Ah
+# in all, and their instant step resistance (charge transfer included) is 2-7 x this R0. The growth
+# tracker scales the level.
 _GENERIC_R_OHM_AH = (0.04, 0.03, 0.03)
 _GENERIC_TAUS_S = (20.0, 300.0)
 
@@ -170,7 +173,7 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
         "limits.cell_*": lim_src,
         "limits.*_derating_c": lim_src,
         "limits.soc_min/soc_max": "default (3 % / 98 %)",
-        "model.r0/r1/r2, tau1/tau2": "generic for the capacity (high side), no replay given",
+        "model.r0/r1/r2, tau1/tau2": "generic for the capacity (a first guess the growth tracker scales), no replay given",
         "model.resistance_ea": "0: the SoP's cold floor (sop.resistance_ea_floor) carries the cold side",
         "model.i0_*": "none: linear resistances (conservative at high current)",
         "filter.*": f"defaults for {chemistry}; offset/rest from pack sensor figures "

@@ -10,6 +10,13 @@ The regression is Bayesian with a Gaussian prior (a vehicle never seen: 1.0 +/- 
 known vehicle: its persisted value) and a forgetting factor, so it has a standard deviation: the
 filter uses the mean, the SoP an upper bound (mean + ``sop_sigmas`` sigma), so that the power
 limits of a vehicle whose resistance is not yet known are conservative and relax as steps arrive.
+
+The bounds only stop a regression that has gone wild; the upper one must lie above any cell a
+profile may meet. A profile of another cell type, or one built from a datasheet alone (series
+resistance only, no kinetic term), can be ten times below a cold, aged cell's instant step
+resistance (a charge-transfer resistance of tens of mOhm at V2H currents). A growth held at a bound
+below the cell's is no upper bound, and the SoP built on it over-predicts (docs/estimation.md,
+"Profiles of another cell").
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ class ResistanceTracker:
         min_step_a: float = 0.02,
         max_current_a: float = 2.5,
         max_dt_s: float = 2.0,
-        bounds: tuple[float, float] = (0.5, 5.0),
+        bounds: tuple[float, float] = (0.5, 20.0),
     ) -> None:
         if prior_sigma <= 0.0 or noise_v <= 0.0:
             raise ValueError(f"prior_sigma {prior_sigma} and noise_v {noise_v} must be > 0")

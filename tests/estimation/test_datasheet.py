@@ -65,12 +65,14 @@ def test_shipped_built_profiles_are_what_the_command_writes(
     assert all(abs(v * 100.0 - round(v * 100.0)) < 1e-9 for v in built.ocv_v)  # 10 mV steps
 
 
-def test_datasheet_alone_gives_a_valid_conservative_profile(capsys: pytest.CaptureFixture[str]) -> None:
+def test_datasheet_alone_gives_a_valid_profile_with_generic_resistances(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["battery-profile", str(DATASHEETS / "nmc532-pouch.toml")]) == 0
     text = capsys.readouterr().out
-    assert "generic for the capacity (high side), no replay given" in text
+    assert "generic for the capacity (a first guess the growth tracker scales), no replay given" in text
     doc = tomllib.loads(text)
-    # 0.04 ohm Ah over 5 Ah: above any fitted value for such a cell.
+    # 0.04 ohm Ah over 5 Ah: the generic first guess (the growth tracker scales its level).
     assert doc["model"]["r0_ohm"] == pytest.approx(0.008)
     assert doc["filter"]["current_offset_sigma_a"] == pytest.approx(0.2 / 44)
 

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from edge.estimation.datasheet import build_profile, load_datasheet
 from edge.estimation.profile import load_profile, with_pack
 from hil.estimate import EvSocFeed, Replay, Trace, default_initial_soc, replay
+
+DATASHEETS = Path(__file__).resolve().parents[2] / "config" / "batteries" / "datasheets"
 
 CASES = {
     "warm_freqreg": "nmc-lgm50",
@@ -131,3 +135,28 @@ def test_the_evs_own_soc_helps_without_being_trusted_beyond_its_scale_error(
     assert est.ev.rejected == 0 and est.ev.fused >= 1
     assert r.soc_rmse_pct <= rmse_max_pct
     assert r.soc_in_2sigma >= 0.9
+
+
+@pytest.mark.parametrize("profile", ["nmc532-pouch", "datasheet-only"])
+def test_a_profile_of_another_cell_identifies_the_growth_and_keeps_the_limit_below_the_cell(
+    load: Callable[[str], Trace], profile: str
+) -> None:
+    # The aged LG M50 pack (instant step resistance 1.7 x a new M50's) met with the profile of another
+    # NMC cell: the NMC532 pouch fitted on mohtat_v2h, or the same datasheet without a replay (series
+    # resistance only). Its growth against either is above 5: the tracker must find it rather than hold
+    # a bound, and the 10 s charge limit the daemon uses must stay below the cell's at every point.
+    trace = load("aged_v2h")
+    assert trace.meta is not None
+    pack = trace.meta["pack"]
+    if profile == "datasheet-only":
+        sheet = DATASHEETS / "nmc532-pouch.toml"
+        base = build_profile(load_datasheet(sheet), str(sheet)).profile()
+    else:
+        base = load_profile(profile)
+    prof = with_pack(base, pack["series"], pack["parallel"])  # type: ignore[index]
+    r, est = replay(prof, trace, default_initial_soc(trace))
+    g = est.resistance.estimate
+    assert 5.0 < g.growth < 0.95 * est.resistance.bounds[1]
+    used = np.asarray(r.chg10_limit_a) / np.asarray(r.chg10_true_a) - 1.0
+    assert len(used) >= 15
+    assert float(used.max()) <= 0.0, f"used 10 s charge limit up to {100 * used.max():+.1f} % over the cell's"
