@@ -30,9 +30,9 @@ from edge.estimation.profile import BatteryProfile, ProfileError, parse_profile
 FloatArray = npt.NDArray[np.float64]
 
 # Generic first-guess resistances, ohm x Ah (divided by the capacity; a 5 Ah cell gets 8 + 6 + 6
-# mOhm), used only when no replay is given. Not a bound either way: the profiles here fit 0.075-0.16 ohm Ah
-# in all, and their instant step resistance (charge transfer included) is 2-7 x this R0. The growth
-# tracker scales the level.
+# mOhm), used only when no replay is given. Not a bound either way: the profiles here fit 0.075-0.16
+# ohm Ah in all, and the cells' instant step resistance (charge transfer included) is 2-7 x this R0.
+# The growth tracker scales the level.
 _GENERIC_R_OHM_AH = (0.04, 0.03, 0.03)
 _GENERIC_TAUS_S = (20.0, 300.0)
 
