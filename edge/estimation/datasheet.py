@@ -7,7 +7,7 @@ is given (a recorded trace of the cell type; only its measured columns are read)
 parameters are fitted to it (``edge.estimation.fit``); otherwise they are generic values for the
 capacity, a first guess that the online growth tracker scales to the cell (a cell's instant step
 resistance includes its charge transfer, which the generic series resistance does not: the tracker
-reads 2-7 on the NMC records here, docs/estimation.md). No kinetic (Butler-Volmer) term is
+reads 1.3-6.4 on the NMC records here, docs/estimation.md). No kinetic (Butler-Volmer) term is
 assumed: nothing a datasheet or a low-current replay holds shows how the resistance flattens at
 several C, and a linear resistance errs on the safe side there. ``render`` writes the profile with a
 header that says where every value came from (``v2g-hil battery-profile``).
@@ -31,7 +31,7 @@ FloatArray = npt.NDArray[np.float64]
 
 # Generic first-guess resistances, ohm x Ah (divided by the capacity; a 5 Ah cell gets 8 + 6 + 6
 # mOhm), used only when no replay is given. Not a bound either way: the profiles here fit 0.075-0.16
-# ohm Ah in all, and the cells' instant step resistance (charge transfer included) is 2-7 x this R0.
+# ohm Ah in all, and the cells' instant step resistance (charge transfer included) is 1.3-6.4 x this.
 # The growth tracker scales the level.
 _GENERIC_R_OHM_AH = (0.04, 0.03, 0.03)
 _GENERIC_TAUS_S = (20.0, 300.0)

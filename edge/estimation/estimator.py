@@ -23,8 +23,8 @@ from edge.estimation.capacity import AnchorTracker, CapacityEstimator, CapacityP
 from edge.estimation.ecm import impl
 from edge.estimation.fusion import EvSocPolicy, EvSocState
 from edge.estimation.profile import GAS_CONSTANT, BatteryProfile
-from edge.estimation.record import VehicleRecord, VehicleRecords
-from edge.estimation.resistance import ResistanceTracker
+from edge.estimation.record import FORMER_UPPER_BOUND, VehicleRecord, VehicleRecords
+from edge.estimation.resistance import UNKNOWN_GROWTH_SIGMA, ResistanceTracker
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +37,24 @@ OCV_SLOPE_SPAN = 0.05
 # The owner's reserve is judged this many standard deviations below the estimate.
 RESERVE_SIGMAS = 2.0
 # Identification has converged when the growth's standard deviation is within this, it is off its
-# bounds by this share, and the voltage innovations are consistent with their variance: their
-# normalised square, averaged over NIS_TAU_S, within NIS_CONVERGED (3 sigma rms; 1 when the model fits).
+# bounds, and the voltage innovations are consistent with their variance: their normalised square,
+# averaged over NIS_TAU_S, within NIS_CONVERGED (3 sigma rms; 1 when the model fits).
 GROWTH_SIGMA_CONVERGED = 0.25  # half the unknown vehicle's prior: the steps have told something
-GROWTH_BOUND_MARGIN = 0.05
 NIS_TAU_S = 300.0
 NIS_CONVERGED = 9.0
 NIS_CLIP = 100.0  # one wild sample (a spike) moves the average by at most this over its weight
 # While identification has not converged the SoP assumes at least the growth bound of a vehicle never
 # seen (the tracker's default prior, 1.0 + 2 x 0.5): the identified values are not evidence yet.
 UNCONVERGED_SOP_GROWTH = 2.0
+
+
+def _carried_growth_sigma(record: VehicleRecord) -> float:
+    """The prior width of a persisted growth: never tighter than the floor, so that it can follow
+    aging, and as wide as an unknown vehicle's where the stored value was the former upper bound's
+    clamp rather than an identification."""
+    if record.growth == FORMER_UPPER_BOUND:
+        return max(record.growth_sigma, UNKNOWN_GROWTH_SIGMA)
+    return max(record.growth_sigma, _GROWTH_SIGMA_FLOOR)
 
 
 @dataclass(frozen=True)
@@ -147,8 +155,7 @@ class BatteryEstimator:
             soc_sigma_floor=0.01,
         )
         self.resistance = ResistanceTracker(
-            prior_growth=self.record.growth,
-            prior_sigma=max(self.record.growth_sigma, _GROWTH_SIGMA_FLOOR),
+            prior_growth=self.record.growth, prior_sigma=_carried_growth_sigma(self.record)
         )
         self.aging = AgingIndicators.from_dict(self.record.aging)
         self.ev = EvSocState()
@@ -444,11 +451,9 @@ class BatteryEstimator:
         temperature (``limits``).
         """
         g = self.resistance.estimate
-        lo, hi = self.resistance.bounds
         return (
             g.sigma <= GROWTH_SIGMA_CONVERGED
-            and g.growth >= lo * (1.0 + GROWTH_BOUND_MARGIN)
-            and g.growth <= hi * (1.0 - GROWTH_BOUND_MARGIN)
+            and not self.resistance.held(g.growth)
             and self._nis_avg <= NIS_CONVERGED
         )
 
@@ -602,10 +607,12 @@ class BatteryEstimator:
     def _record(self, points: list[CapacityPoint]) -> VehicleRecord:
         # A new record each time: one handed out must not change under its holder as learning goes on.
         growth = self.resistance.estimate
+        # A growth held at a bound is the clamp's: the next session starts it as unknown, not as known.
+        held = self.resistance.held(growth.growth)
         return replace(
             self.record,
             capacity_points=list(points),
             growth=growth.growth,
-            growth_sigma=growth.sigma,
+            growth_sigma=max(growth.sigma, UNKNOWN_GROWTH_SIGMA) if held else growth.sigma,
             aging=self.aging.to_dict(),
         )

@@ -13,9 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from edge.estimation.capacity import CapacityPoint
+from edge.estimation.resistance import UNKNOWN_GROWTH_SIGMA
 
 FORMAT_VERSION = 1
 SALT_BYTES = 16
+
+
+# Records written before 2026-12-05 held any growth above 5 at exactly this value (the tracker's upper
+# bound then), with the sigma of the steps as if it had been identified.
+FORMER_UPPER_BOUND = 5.0
 
 
 @dataclass
@@ -26,7 +32,7 @@ class VehicleRecord:
     sessions: int = 0
     capacity_points: list[CapacityPoint] = field(default_factory=list)
     growth: float = 1.0
-    growth_sigma: float = 0.5  # a vehicle never seen may be new or well aged
+    growth_sigma: float = UNKNOWN_GROWTH_SIGMA
     aging: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

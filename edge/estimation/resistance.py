@@ -13,8 +13,8 @@ limits of a vehicle whose resistance is not yet known are conservative and relax
 
 The bounds only stop a regression that has gone wild; the upper one must lie above any cell a
 profile may meet. A profile of another cell type, or one built from a datasheet alone (series
-resistance only, no kinetic term), can be ten times below a cold, aged cell's instant step
-resistance (a charge-transfer resistance of tens of mOhm at V2H currents). A growth held at a bound
+resistance only, no kinetic term), lies 6.4 x below the aged LG M50 cell's instant step resistance
+(its charge transfer at V2H currents), and a cold pack multiplies that again. A growth held at a bound
 below the cell's is no upper bound, and the SoP built on it over-predicts (docs/estimation.md,
 "Profiles of another cell").
 """
@@ -23,6 +23,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+# Within this share of a bound the growth is the clamp's value, not the data's.
+BOUND_MARGIN = 0.05
+# The growth's standard deviation for a vehicle never seen: it may be new or well aged.
+UNKNOWN_GROWTH_SIGMA = 0.5
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ class ResistanceTracker:
         self,
         *,
         prior_growth: float = 1.0,
-        prior_sigma: float = 0.5,
+        prior_sigma: float = UNKNOWN_GROWTH_SIGMA,
         noise_v: float = 0.003,
         forgetting: float = 0.9995,
         sop_sigmas: float = 2.0,
@@ -63,6 +68,11 @@ class ResistanceTracker:
         self._sxx = 0.0
         self._sxy = 0.0
         self.steps = 0
+
+    def held(self, growth: float) -> bool:
+        """Whether ``growth`` sits at one of the bounds (the profile does not fit the cell there)."""
+        lo, hi = self.bounds
+        return growth < lo * (1.0 + BOUND_MARGIN) or growth > hi * (1.0 - BOUND_MARGIN)
 
     @property
     def estimate(self) -> GrowthEstimate:

@@ -1,4 +1,5 @@
-"""Helpers of the estimation tests: the trace files, and a synthetic pack from the kernel's own model."""
+"""Helpers of the estimation tests: the trace files, the shipped datasheets, and a synthetic pack from
+the kernel's own model."""
 
 from __future__ import annotations
 
@@ -10,10 +11,19 @@ import numpy.typing as npt
 import pytest
 
 from edge.estimation import _ecm_ref as k
+from edge.estimation.datasheet import build_profile, load_datasheet
 from edge.estimation.profile import BatteryProfile
 
 FloatArray = npt.NDArray[np.float64]
 BATTERY_DATA = Path(__file__).resolve().parents[1] / "data" / "battery"
+DATASHEETS = Path(__file__).resolve().parents[2] / "config" / "batteries" / "datasheets"
+
+
+def datasheet_only(name: str) -> BatteryProfile:
+    """The shipped datasheet ``name`` built without a replay (generic resistances), as a charger
+    holding only the datasheet would have it."""
+    sheet = DATASHEETS / f"{name}.toml"
+    return build_profile(load_datasheet(sheet), str(sheet)).profile()
 
 
 def trace_path(name: str) -> Path:

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ecm_support import trace_path
+from ecm_support import DATASHEETS, trace_path
 
 from edge.estimation.datasheet import build_profile, load_datasheet
 from edge.estimation.profile import ProfileError, load_profile
 from hil.cli import main
 from hil.estimate import load_trace
 
-DATASHEETS = Path(__file__).resolve().parents[2] / "config" / "batteries" / "datasheets"
 SHIPPED = {
     "nmc532-pouch": ("mohtat_v2h", "120:2520"),
     "lfp-a123-26650": ("lfp_day", "120:1920"),

@@ -206,8 +206,8 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
     dv=st.floats(-0.3, 0.3),
     temp=st.floats(-25.0, 60.0),
     dt=st.floats(0.0, 120.0),
-    growth=st.floats(0.5, 3.0),
-    sop_growth=st.floats(0.5, 3.0),
+    growth=st.floats(0.5, 20.0),
+    sop_growth=st.floats(0.5, 20.0),
     share=st.floats(0.0, 1.0),
     offset=st.floats(-0.05, 0.05),
 )

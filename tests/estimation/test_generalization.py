@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
+from ecm_support import datasheet_only
 
-from edge.estimation.datasheet import build_profile, load_datasheet
+from edge.estimation.estimator import BatteryEstimator
 from edge.estimation.profile import load_profile, with_pack
+from edge.estimation.record import FORMER_UPPER_BOUND, VehicleRecord
+from edge.estimation.resistance import UNKNOWN_GROWTH_SIGMA
 from hil.estimate import EvSocFeed, Replay, Trace, default_initial_soc, replay
-
-DATASHEETS = Path(__file__).resolve().parents[2] / "config" / "batteries" / "datasheets"
 
 CASES = {
     "warm_freqreg": "nmc-lgm50",
@@ -148,11 +148,7 @@ def test_a_profile_of_another_cell_identifies_the_growth_and_keeps_the_limit_bel
     trace = load("aged_v2h")
     assert trace.meta is not None
     pack = trace.meta["pack"]
-    if profile == "datasheet-only":
-        sheet = DATASHEETS / "nmc532-pouch.toml"
-        base = build_profile(load_datasheet(sheet), str(sheet)).profile()
-    else:
-        base = load_profile(profile)
+    base = datasheet_only("nmc532-pouch") if profile == "datasheet-only" else load_profile(profile)
     prof = with_pack(base, pack["series"], pack["parallel"])  # type: ignore[index]
     r, est = replay(prof, trace, default_initial_soc(trace))
     g = est.resistance.estimate
@@ -160,3 +156,29 @@ def test_a_profile_of_another_cell_identifies_the_growth_and_keeps_the_limit_bel
     used = np.asarray(r.chg10_limit_a) / np.asarray(r.chg10_true_a) - 1.0
     assert len(used) >= 15
     assert float(used.max()) <= 0.0, f"used 10 s charge limit up to {100 * used.max():+.1f} % over the cell's"
+
+
+def test_a_growth_stored_at_a_bound_starts_the_next_session_as_unknown(load: Callable[[str], Trace]) -> None:
+    # Held at a bound the growth is the clamp's value: a record must not carry it as identified, and
+    # a record written when the upper bound was 5 (growth exactly 5.0, the steps' narrow sigma) must
+    # not pin the aged pack there now.
+    trace = load("aged_v2h")
+    assert trace.meta is not None
+    pack = trace.meta["pack"]
+    prof = with_pack(datasheet_only("nmc532-pouch"), pack["series"], pack["parallel"])  # type: ignore[index]
+    old = VehicleRecord(profile=prof.name, sessions=3, growth=FORMER_UPPER_BOUND, growth_sigma=0.05)
+    est = BatteryEstimator(prof, initial_soc=default_initial_soc(trace), record=old)
+    r, est = replay(prof, trace, None, estimator=est)
+    assert est.resistance.estimate.growth > FORMER_UPPER_BOUND + 0.5
+    used = np.asarray(r.chg10_limit_a) / np.asarray(r.chg10_true_a) - 1.0
+    assert float(used.max()) <= 0.0, f"used 10 s charge limit up to {100 * used.max():+.1f} % over the cell's"
+
+    mohtat = load("mohtat_v2h")
+    assert mohtat.meta is not None
+    pack = mohtat.meta["pack"]
+    lgm50 = with_pack(load_profile("nmc-lgm50"), pack["series"], pack["parallel"])  # type: ignore[index]
+    _, est = replay(lgm50, mohtat, default_initial_soc(mohtat))
+    record = est.record  # what end_session kept
+    assert record.growth == pytest.approx(est.resistance.bounds[0])
+    assert est.resistance.estimate.sigma < UNKNOWN_GROWTH_SIGMA / 2  # the steps alone would say "known"
+    assert record.growth_sigma >= UNKNOWN_GROWTH_SIGMA
