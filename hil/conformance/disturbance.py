@@ -26,7 +26,7 @@ from typing import Any
 
 from edge.settings.load import deep_merge
 from edge.settings.profiles import ResolvedProfile, load_profile
-from hil.conformance.base import Band, Columns, ConformanceTest, Owner, Row
+from hil.conformance.base import START_S, Band, Columns, ConformanceTest, Owner, Row
 from hil.conformance.criteria import MRA_F_HZ, MRA_PQ_PU, MRA_V_PU, clearing_time_s, mean_over, mra_time_s
 from hil.plant import events as ev
 from hil.plant.config import GridConfig, PowerStageConfig
@@ -45,11 +45,6 @@ CEASE_Q_VAR = (0.10 + 1.5 * MRA_PQ_PU) * S_RATED_VA
 ES_DELAY_S = 2.0
 ES_RAMP_S = 1.0
 RECOVER_S = ES_DELAY_S + ES_RAMP_S + 3.0  # back at full output before the next stimulus
-# Before a full test's first stimulus, on top: the daemon's own start and entry into service (1-2 s
-# alone; with 22 runs started on the 2-core bench by `--jobs` 4-7 s to ready, and with 36 running the
-# first start command came 7.4 s in and a 12 s lead was not enough). The quick subset runs one at a
-# time (CI) and keeps its budget.
-START_S = 10.0
 
 
 def lead_s(quick: bool) -> float:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hil.conformance.base import Band, Columns, ConformanceTest, Judge, Owner, Row
+from hil.conformance.base import START_S, Band, Columns, ConformanceTest, Judge, Owner, Row
 from hil.conformance.criteria import (
     MRA_F_HZ,
     MRA_PQ_PU,
@@ -53,7 +53,7 @@ AF = 1.5 * MRA_F_HZ  # [SNL]; [UL] uses 1.0 MRA_F: UNCONFIRMED (notes E.7)
 AP = 1.5 * MRA_PQ_PU * S_VA / P_W  # 1.5 MRA_P in per unit of P rated
 VL, VH = 0.88, 1.10  # continuous operating range (Category II)
 FL, FH = 58.8, 61.2
-SETTLE_S = 6.0  # daemon start, start command, enter-service ramp and the dispatch reached
+SETTLE_S = 6.0  # daemon start, start command, enter-service ramp and the dispatch reached (alone)
 ROCOF_RAMP_HZ_S = 1.0  # frequency steps larger than RAMP_ABOVE_HZ are ramped at this rate
 RAMP_ABOVE_HZ = 0.2
 RAMP_STEP_S = 0.05  # the ramp as a staircase of 0.05 Hz steps at 1 Hz/s
@@ -95,11 +95,16 @@ def _curve(points: Sequence[tuple[float, float]]) -> Callable[[float], float]:
     return lambda x: interp(pts, x)
 
 
+def settle_s(quick: bool) -> float:
+    """From the run's start to its first step (a full test: START_S more, for a slow start)."""
+    return SETTLE_S + (0.0 if quick else START_S)
+
+
 def _timeline(
     plan: Sequence[tuple[str, Stimulus, float]],
     hold_s: float,
     x0: dict[Stimulus, float],
-    t0_s: float = SETTLE_S,
+    t0_s: float,
 ) -> tuple[list[Step], list[Any]]:
     """Steps and plant events for ``plan`` [(label, stimulus, value)], each held ``hold_s`` after it
     arrives. Frequency steps larger than RAMP_ABOVE_HZ are ramped at ROCOF_RAMP_HZ_S (1547.1 ramps the
@@ -461,7 +466,7 @@ def volt_var(owner: Owner, n: int, quick: bool) -> ConformanceTest:
     elif n == 3:
         plan = [p for p in plan if p[0].split(" ")[0] in VV3_FULL]
         notes.append("Tr 90 s: steps h i r u only (each held 2 Tr), to keep the suite within an hour.")
-    steps, events = _timeline(plan, hold_for(tr), {"v": 1.0, "f": F_N, "p": 1.0})
+    steps, events = _timeline(plan, hold_for(tr), {"v": 1.0, "f": F_N, "p": 1.0}, t0_s=settle_s(quick))
     curve = _curve(list(zip(c.v, c.q, strict=True)))
     v_text = "/".join(f"{v:g}" for v in c.v)
     q_text = "/".join(f"{q:+.3f}" for q in c.q)
@@ -497,7 +502,9 @@ def volt_var_vref(owner: Owner, quick: bool) -> ConformanceTest:
     tref = 300.0
     v_step = (c.v[2] + c.v[3]) / 2.0
     hold = tref
-    steps, events = _timeline([("(V3+V4)/2", "v", v_step)], hold, {"v": 1.0, "f": F_N, "p": 1.0})
+    steps, events = _timeline(
+        [("(V3+V4)/2", "v", v_step)], hold, {"v": 1.0, "f": F_N, "p": 1.0}, t0_s=settle_s(quick)
+    )
     grid = _vv_grid(c, c.tr_s)
     grid["volt_var"].update({"v_ref_auto": True, "v_ref_tau_s": tref})
     limit = 0.1 * abs(c.q[3])
@@ -603,7 +610,7 @@ def volt_watt(owner: Owner, n: int, quick: bool) -> ConformanceTest:
         plan = [p for p in plan if p[0] in ("V1+av", "(V1+V2)/2", "VH-av", "VN")]
         plan = list(dict.fromkeys(plan))
         notes.append("Tr 60 s: four steps only (V1+av, (V1+V2)/2, VH-av, VN), each held 2 Tr.")
-    steps, events = _timeline(plan, hold_for(tr), {"v": 1.0, "f": F_N, "p": 1.0})
+    steps, events = _timeline(plan, hold_for(tr), {"v": 1.0, "f": F_N, "p": 1.0}, t0_s=settle_s(quick))
     vw = _curve([(c.v1, 1.0), (c.v2, c.p2_abs)])
 
     def make_curve(y0: float) -> Callable[[float], float]:
@@ -686,7 +693,7 @@ def freq_droop(
         ]
     plan: list[tuple[str, Stimulus, float]] = [(lb, "f", round(f, 4)) for lb, f in seq]
     hold = hold_for(tr)
-    steps, events = _timeline(plan, hold, {"v": 1.0, "f": F_N, "p": p_pu})
+    steps, events = _timeline(plan, hold, {"v": 1.0, "f": F_N, "p": p_pu}, t0_s=settle_s(quick))
     p_min = -1.0
 
     def make_curve(y0: float) -> Callable[[float], float]:
@@ -807,7 +814,7 @@ def priority(owner: Owner, quick: bool) -> ConformanceTest:
     hold = hold_for(max(tr_vw, tr_fw, tr_vv))
     events: list[Any] = []
     times: list[tuple[float, float]] = []  # (arrived, held until)
-    t = SETTLE_S
+    t = settle_s(quick)
     v_prev, f_prev = 1.0, F_N
     for k, (v, f) in enumerate(PRI_STEPS):
         label = f"step {k + 1}: {v:g} pu {f:g} Hz"
@@ -923,7 +930,9 @@ def constant_pf(
 ) -> ConformanceTest:
     sign = 1.0 if excitation == "inject" else -1.0
     ratio = math.sqrt(1.0 / pf**2 - 1.0)
-    steps, events = _timeline(_pv_plan(), hold_for(CPF_TR_S), {"v": 1.0, "f": F_N, "p": 1.0})
+    steps, events = _timeline(
+        _pv_plan(), hold_for(CPF_TR_S), {"v": 1.0, "f": F_N, "p": 1.0}, t0_s=settle_s(quick)
+    )
 
     def q_of_p(p_pu_prated: float) -> float:
         return sign * p_pu_prated * P_W * ratio / S_VA
@@ -961,7 +970,9 @@ def constant_pf(
 
 
 def constant_var(owner: Owner, q_pu: float, quick: bool) -> ConformanceTest:
-    steps, events = _timeline(_pv_plan(), hold_for(CPF_TR_S), {"v": 1.0, "f": F_N, "p": 1.0})
+    steps, events = _timeline(
+        _pv_plan(), hold_for(CPF_TR_S), {"v": 1.0, "f": F_N, "p": 1.0}, t0_s=settle_s(quick)
+    )
     setting = f"Q {q_pu:+.3f} pu S, Tr 10 s"
     judge = step_judge(
         steps,
@@ -1025,7 +1036,7 @@ def watt_var(owner: Owner, n: int, charging: bool, quick: bool) -> ConformanceTe
         notes.append("Quick: Tr 1 s (range 0.5-10 s); four steps.")
     sgn = -1.0 if charging else 1.0
     plan: list[tuple[str, Stimulus, float]] = [(lb, "p", round(sgn * x, 4)) for lb, x in seq]
-    steps, events = _timeline(plan, hold_for(tr), {"v": 1.0, "f": F_N, "p": sgn})
+    steps, events = _timeline(plan, hold_for(tr), {"v": 1.0, "f": F_N, "p": sgn}, t0_s=settle_s(quick))
     pts_gen = [(p1, q1), (p2, q2), (p3, q3)]
     pts = [(-p, -q) for p, q in reversed(pts_gen)] if charging else pts_gen
     wv = _curve(pts)

@@ -52,7 +52,8 @@ def test_quick_function_tests_fit_the_ci_budget() -> None:
     # Scenario time of the quick subset per owner; with start-up and plots it must stay under 3 min.
     assert sum(t.scenario.duration_s for t in quick) <= 150.0
     full = fn.tests("inverter", quick=False)
-    assert sum(t.scenario.duration_s for t in full) <= 62 * 60.0
+    # 59.5 min of steps and holds, and each full test's START_S lead for a slow start under --jobs.
+    assert sum(t.scenario.duration_s for t in full) <= 59.5 * 60.0 + len(full) * fn.START_S + 1.0
 
 
 def _columns(test: ConformanceTest, q_of_v, tr_s: float, dt: float = 0.01) -> dict[str, list[float]]:
