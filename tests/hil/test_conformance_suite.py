@@ -56,6 +56,18 @@ def test_quick_function_tests_fit_the_ci_budget() -> None:
     assert sum(t.scenario.duration_s for t in full) <= 59.5 * 60.0 + len(full) * fn.START_S + 1.0
 
 
+
+def test_a_full_function_test_steps_first_after_the_lead_a_quick_one_keeps_its_budget() -> None:
+    # Under --jobs a daemon may need seconds to start: a full test's first stimulus comes START_S
+    # after the settling a quick test (CI, one at a time) has.
+    for owner in ("daemon", "inverter"):
+        for quick, first_s in ((True, fn.SETTLE_S), (False, fn.SETTLE_S + fn.START_S)):
+            for t in fn.tests(owner, quick=quick):
+                assert min(e.at_s for e in t.scenario.events) >= first_s - 1e-9, t.id
+        quick_first = {min(e.at_s for e in t.scenario.events) for t in fn.tests(owner, quick=True)}
+        assert fn.SETTLE_S in quick_first
+
+
 def _columns(test: ConformanceTest, q_of_v, tr_s: float, dt: float = 0.01) -> dict[str, list[float]]:
     """A record of an EUT whose Q follows ``q_of_v`` with a first-order response of t90 ``tr_s``."""
     grid = sorted((e for e in test.scenario.events if isinstance(e, ev.Grid)), key=lambda e: e.at_s)
