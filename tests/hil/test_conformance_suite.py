@@ -56,7 +56,6 @@ def test_quick_function_tests_fit_the_ci_budget() -> None:
     assert sum(t.scenario.duration_s for t in full) <= 59.5 * 60.0 + len(full) * fn.START_S + 1.0
 
 
-
 def test_a_full_function_test_steps_first_after_the_lead_a_quick_one_keeps_its_budget() -> None:
     # Under --jobs a daemon may need seconds to start: a full test's first stimulus comes START_S
     # after the settling a quick test (CI, one at a time) has.
