@@ -24,6 +24,11 @@ Columns = Mapping[str, Sequence[float]]
 START_S = 10.0
 
 
+def start_lead_s(quick: bool) -> float:
+    """What a test adds before its first stimulus for a slow start: START_S for a full test."""
+    return 0.0 if quick else START_S
+
+
 @dataclass(frozen=True)
 class Band:
     """The tolerance band a row was judged against, for its plot: ``lo``/``hi`` over ``t_s``. A NaN in

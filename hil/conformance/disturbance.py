@@ -26,7 +26,7 @@ from typing import Any
 
 from edge.settings.load import deep_merge
 from edge.settings.profiles import ResolvedProfile, load_profile
-from hil.conformance.base import START_S, Band, Columns, ConformanceTest, Owner, Row
+from hil.conformance.base import START_S, Band, Columns, ConformanceTest, Owner, Row, start_lead_s
 from hil.conformance.criteria import MRA_F_HZ, MRA_PQ_PU, MRA_V_PU, clearing_time_s, mean_over, mra_time_s
 from hil.plant import events as ev
 from hil.plant.config import GridConfig, PowerStageConfig
@@ -49,7 +49,7 @@ RECOVER_S = ES_DELAY_S + ES_RAMP_S + 3.0  # back at full output before the next 
 
 def lead_s(quick: bool) -> float:
     """From the run's start to its first stimulus."""
-    return RECOVER_S + (0.0 if quick else START_S)
+    return RECOVER_S + start_lead_s(quick)
 
 
 # Where the daemon owns protection the bench runs a fast measurement path: a 0.02 s cycle, both
@@ -960,7 +960,7 @@ def _es_test(owner: Owner, case: EsCase, quick: bool) -> ConformanceTest:
         # window. A trip step would trip the plant inverter's own curves too, whose own enter service
         # (its factory window and delay) would then decide when output returns.
         t_init = 0.0
-    up_s = DAEMON_UP_S + (0.0 if quick else START_S)  # a full test: more for a slow start
+    up_s = DAEMON_UP_S + start_lead_s(quick)
     t_fin = t_init + ES_OUTSIDE_S + (0.0 if owner == "inverter" else up_s)
     wait = case.delay_s + (case.ramp_s or 0.0) + (case.rnd_s or 0.0)
     duration = t_fin + wait + 4.0

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hil.conformance.base import START_S, Band, Columns, ConformanceTest, Judge, Owner, Row
+from hil.conformance.base import Band, Columns, ConformanceTest, Judge, Owner, Row, start_lead_s
 from hil.conformance.criteria import (
     MRA_F_HZ,
     MRA_PQ_PU,
@@ -96,8 +96,8 @@ def _curve(points: Sequence[tuple[float, float]]) -> Callable[[float], float]:
 
 
 def settle_s(quick: bool) -> float:
-    """From the run's start to its first step (a full test: START_S more, for a slow start)."""
-    return SETTLE_S + (0.0 if quick else START_S)
+    """From the run's start to its first step."""
+    return SETTLE_S + start_lead_s(quick)
 
 
 def _timeline(

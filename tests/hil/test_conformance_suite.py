@@ -21,7 +21,7 @@ import pytest
 from hil import runner
 from hil.conformance import functions as fn
 from hil.conformance import suite, worker
-from hil.conformance.base import ConformanceTest, Row
+from hil.conformance.base import START_S, ConformanceTest, Row
 from hil.plant import events as ev
 from hil.scenario import Scenario
 
@@ -53,14 +53,14 @@ def test_quick_function_tests_fit_the_ci_budget() -> None:
     assert sum(t.scenario.duration_s for t in quick) <= 150.0
     full = fn.tests("inverter", quick=False)
     # 59.5 min of steps and holds, and each full test's START_S lead for a slow start under --jobs.
-    assert sum(t.scenario.duration_s for t in full) <= 59.5 * 60.0 + len(full) * fn.START_S + 1.0
+    assert sum(t.scenario.duration_s for t in full) <= 59.5 * 60.0 + len(full) * START_S + 1.0
 
 
 def test_a_full_function_test_steps_first_after_the_lead_a_quick_one_keeps_its_budget() -> None:
     # Under --jobs a daemon may need seconds to start: a full test's first stimulus comes START_S
     # after the settling a quick test (CI, one at a time) has.
     for owner in ("daemon", "inverter"):
-        for quick, first_s in ((True, fn.SETTLE_S), (False, fn.SETTLE_S + fn.START_S)):
+        for quick, first_s in ((True, fn.SETTLE_S), (False, fn.SETTLE_S + START_S)):
             for t in fn.tests(owner, quick=quick):
                 assert min(e.at_s for e in t.scenario.events) >= first_s - 1e-9, t.id
         quick_first = {min(e.at_s for e in t.scenario.events) for t in fn.tests(owner, quick=True)}
