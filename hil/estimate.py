@@ -6,7 +6,8 @@ the measured columns (pack current, pack voltage, temperature) and the battery p
 columns and the JSON are read by the scoring code alone. Prints BENCH lines:
 
 * SoC RMSE and max error (%) after the first 15 minutes,
-* final capacity error (%) against the true pack capacity, and the resistance growth found,
+* final capacity error (%) against the true pack capacity, the reported standard deviation (%) and
+  the error in those deviations (an honest bound keeps it within 2), and the resistance growth found,
 * the share of the time the truth lies within the reported 2-sigma SoC band,
 * 10 s charge-limit error (%) at the truth points (those outside the window the profile's R0 / RC were
   fitted on, when fitted on this record): worst over-prediction, 90th percentile and median
@@ -95,6 +96,7 @@ class Replay:
     soc_rmse_pct: float = math.nan
     soc_max_pct: float = math.nan
     capacity_err_pct: float = math.nan
+    capacity_err_sigmas: float = math.nan  # capacity error in the reported standard deviations
     resistance_growth: float = math.nan
     chg10_over_max_pct: float = math.nan
     chg10_median_pct: float = math.nan
@@ -249,8 +251,14 @@ def _score(r: Replay, est: BatteryEstimator, trace: Trace) -> None:
         pack = trace.meta.get("pack", {})
         true_ah = float(pack["true_capacity_ah"])  # type: ignore[index]
         r.capacity_err_pct = (soh.capacity_ah / true_ah - 1.0) * 100.0
-        r.figures.append(Figure(f"estimate.{name}.capacity_err", r.capacity_err_pct, "%"))
-        r.figures.append(Figure(f"estimate.{name}.capacity_learned", float(est.capacity_learned), "bool"))
+        r.capacity_err_sigmas = (soh.capacity_ah - true_ah) / soh.capacity_sigma_ah
+        r.figures += [
+            Figure(f"estimate.{name}.capacity_err", r.capacity_err_pct, "%"),
+            Figure(f"estimate.{name}.capacity_sigma", soh.capacity_sigma_ah / soh.capacity_ah * 100.0, "%"),
+            # Honesty of the published bound: |error| / sigma, within 2 for a 2-sigma band that holds.
+            Figure(f"estimate.{name}.capacity_err_sigmas", r.capacity_err_sigmas, "sigma"),
+            Figure(f"estimate.{name}.capacity_learned", float(est.capacity_learned), "bool"),
+        ]
     r.resistance_growth = soh.resistance_growth
     r.figures.append(Figure(f"estimate.{name}.resistance_growth", r.resistance_growth, "x"))
     if r.chg10_true_a:

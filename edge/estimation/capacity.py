@@ -8,23 +8,33 @@ minimise ``sum (y - Q x)^2 / (var_y + Q^2 var_x)`` over Q. The nameplate is a pr
 (x = 1, y = nameplate) with a wide error so that a new vehicle starts there and moves away only as
 evidence accumulates. Older observations fade by a factor per session, so the estimate follows aging
 over many sessions instead of being reset at each plug-in.
+
+The anchors read SoC from the new cell's OCV table, so they measure the capacity of the window they
+span on that table's scale. Lithium loss (and loss of negative-electrode material) takes capacity from
+the bottom of the window: counted from full, an aged cell's OCV follows the new cell's until near its
+own empty point (the aged record: within 1-4 % of a new cell down to 30 % SoC, docs/estimation.md).
+Anchors that never go below SoC ``s`` therefore cannot see a fade of up to about ``s``: the reported
+standard deviation keeps that part of the nameplate prior (``hidden_fade_sigma``), so that a capacity
+measured in the upper window is not published as known, and the learned flag needs a deep swing.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
 class CapacityPoint:
-    """One observation: SoC change ``dsoc`` (first anchor minus second), ``ah`` counted (discharge > 0)."""
+    """One observation: SoC change ``dsoc`` (first anchor minus second), ``ah`` counted (discharge > 0),
+    ``soc_low`` the lower anchor's SoC (1.0 when not known: a record from before it was kept)."""
 
     dsoc: float
     ah: float
     var_dsoc: float
     var_ah: float
     weight: float = 1.0
+    soc_low: float = 1.0
 
 
 # An anchor: SoC, its variance, counted Ah and |Ah|, and time since the session start.
@@ -79,10 +89,7 @@ class CapacityEstimator:
 
     def new_session(self) -> None:
         """Fade older observations (aging moves the capacity between sessions)."""
-        faded = [
-            CapacityPoint(p.dsoc, p.ah, p.var_dsoc, p.var_ah, p.weight * self.fade_per_session)
-            for p in self.points
-        ]
+        faded = [replace(p, weight=p.weight * self.fade_per_session) for p in self.points]
         self.points = [p for p in faded if p.weight >= self.MIN_WEIGHT]
         self._estimate = self._solve()
 
@@ -116,8 +123,24 @@ class CapacityEstimator:
         h = 1e-3 * self.nameplate_ah
         curvature = (self._cost(q + h) - 2.0 * self._cost(q) + self._cost(q - h)) / (h * h)
         # cost = chi^2, so its second derivative is 2 / variance.
-        sigma = math.sqrt(2.0 / curvature) if curvature > 0.0 else self.prior_rel_sigma * self.nameplate_ah
+        prior_sigma = self.prior_rel_sigma * self.nameplate_ah
+        sigma = math.sqrt(2.0 / curvature) if curvature > 0.0 else prior_sigma
+        if self.points:
+            # The fade the anchors cannot see is what the prior said of it, no more: the total never
+            # exceeds the prior's width.
+            sigma = min(math.hypot(sigma, self.hidden_fade_sigma()), max(sigma, prior_sigma))
         return CapacityEstimate(q, sigma, len(self.points))
+
+    def hidden_fade_sigma(self) -> float:
+        """Standard deviation (Ah) of a fade hidden below the deepest anchor (see the module doc).
+
+        A fade up to the lowest anchored SoC can hide entirely; the prior spans two of its standard
+        deviations, so above that SoC the prior's whole width stays, below it the share shrinks in
+        proportion, to nothing for a swing down to empty.
+        """
+        soc_low = min((p.soc_low for p in self.points), default=1.0)
+        share = min(1.0, max(soc_low, 0.0) / (2.0 * self.prior_rel_sigma))
+        return share * self.prior_rel_sigma * self.nameplate_ah
 
 
 class AnchorTracker:
@@ -198,4 +221,4 @@ class AnchorTracker:
         var_ah = (self.gain_sigma * (new[3] - old[3])) ** 2 + (
             self.offset_sigma_a * (new[4] - old[4]) / 3600.0
         ) ** 2
-        return CapacityPoint(dsoc, ah, old[1] + new[1], max(var_ah, 1e-12)), new
+        return CapacityPoint(dsoc, ah, old[1] + new[1], max(var_ah, 1e-12), 1.0, min(old[0], new[0])), new

@@ -40,7 +40,9 @@ class VehicleRecord:
             "version": FORMAT_VERSION,
             "profile": self.profile,
             "sessions": self.sessions,
-            "capacity_points": [[p.dsoc, p.ah, p.var_dsoc, p.var_ah, p.weight] for p in self.capacity_points],
+            "capacity_points": [
+                [p.dsoc, p.ah, p.var_dsoc, p.var_ah, p.weight, p.soc_low] for p in self.capacity_points
+            ],
             "growth": self.growth,
             "growth_sigma": self.growth_sigma,
             "aging": self.aging,
@@ -51,6 +53,7 @@ class VehicleRecord:
         """Raises ValueError, KeyError or TypeError for anything that is not a record of this version."""
         if data.get("version") != FORMAT_VERSION:
             raise ValueError(f"version {data.get('version')!r}, expected {FORMAT_VERSION}")
+        # Rows of five are records from before the lower anchor's SoC was kept (it defaults to unknown).
         points = [CapacityPoint(*(float(x) for x in row)) for row in data["capacity_points"]]
         return cls(
             profile=str(data["profile"]),

@@ -12,6 +12,7 @@ from ecm_support import Synthetic, duty, simulate
 from edge.estimation.capacity import AnchorTracker, CapacityEstimator, CapacityPoint
 from edge.estimation.estimator import BatteryEstimator
 from edge.estimation.profile import BatteryProfile
+from edge.estimation.record import VehicleRecord
 from edge.estimation.resistance import ResistanceTracker
 from edge.state import StateStore
 
@@ -22,11 +23,33 @@ def test_wtls_finds_the_capacity_behind_noisy_points() -> None:
     for _ in range(30):
         dsoc_true = rng.choice([-1.0, 1.0]) * rng.uniform(0.1, 0.6)
         ah = 4.2 * dsoc_true + rng.normal(0, 0.01)
-        est.add(CapacityPoint(dsoc_true + rng.normal(0, 0.01), ah, 1e-4, 1e-4))
+        # Swings down to empty: no fade can hide below them.
+        est.add(CapacityPoint(dsoc_true + rng.normal(0, 0.01), ah, 1e-4, 1e-4, soc_low=0.0))
     e = est.estimate
     assert e.capacity_ah == pytest.approx(4.2, rel=0.01)
     assert 0.0 < e.sigma_ah < 0.05
     assert e.points == 30
+
+
+@pytest.mark.parametrize(("soc_low", "sigma_ah"), [(1.0, 0.75), (0.45, 0.75), (0.15, 0.375), (0.0, 0.0)])
+def test_a_fade_below_the_deepest_anchor_stays_in_the_reported_sigma(soc_low: float, sigma_ah: float) -> None:
+    """Anchors read SoC on the new cell's table: an aged cell whose loss lies below them looks new.
+
+    Forty exact observations in the window above ``soc_low``: the fit alone would be sure of the
+    capacity, but a fade of up to ``soc_low`` can hide below the window, so the reported sigma keeps
+    that share of the prior (the whole prior, 15 % = 0.75 Ah, from 30 % SoC up).
+    """
+    est = CapacityEstimator(5.0)
+    for _ in range(40):
+        est.add(CapacityPoint(0.4, 2.0, 1e-6, 1e-6, soc_low=soc_low))
+    e = est.estimate
+    assert e.capacity_ah == pytest.approx(5.0, rel=1e-3)
+    assert est.hidden_fade_sigma() == pytest.approx(sigma_ah)
+    assert e.sigma_ah >= sigma_ah
+    assert e.sigma_ah <= max(sigma_ah, 0.01) * 1.01  # and the fit's own width adds little
+    # The deepest point counts: one swing down to empty clears what the shallow ones left open.
+    est.add(CapacityPoint(0.9, 4.5, 1e-6, 1e-6, soc_low=0.0))
+    assert est.estimate.sigma_ah < 0.01
 
 
 def test_prior_alone_is_nameplate_and_weak_points_barely_move_it() -> None:
@@ -70,6 +93,7 @@ def test_anchor_tracker_pairs_rests_and_ignores_short_swings() -> None:
     assert point.dsoc == pytest.approx(0.2)
     assert point.ah == pytest.approx(100 / 3600)
     assert point.var_dsoc == pytest.approx(2 * 0.01**2)
+    assert point.soc_low == pytest.approx(0.6)  # the lower anchor: how deep the pair reaches
     # A 5-point swing is too short to pair: nothing comes out.
     for _ in range(400):
         tr.update(1.0, 0.0, 0.55, 1e-6)
@@ -144,3 +168,15 @@ async def test_capacity_and_growth_converge_over_sessions_and_persist(
     est, _ = BatteryEstimator.for_vehicle(open_state(tmp_path), "WVWZZZ1KZAW000001", nmc)
     assert est.soh.capacity_ah / nmc.parallel == pytest.approx(capacities[-1], rel=0.02)
     assert est.soh.resistance_growth == pytest.approx(1.5, abs=0.08)
+
+
+def test_a_record_keeps_how_deep_each_observation_reached() -> None:
+    point = CapacityPoint(0.4, 2.0, 1e-4, 1e-4, 0.97, soc_low=0.12)
+    record = VehicleRecord(profile="nmc-lgm50", capacity_points=[point])
+    assert VehicleRecord.from_json(record.to_json()).capacity_points == [point]
+    # A record written before the depth was kept: its observations count as shallow (the fade below
+    # them unknown), not as deep.
+    old = record.to_json()
+    old["capacity_points"] = [row[:5] for row in old["capacity_points"]]
+    (loaded,) = VehicleRecord.from_json(old).capacity_points
+    assert loaded == CapacityPoint(0.4, 2.0, 1e-4, 1e-4, 0.97, soc_low=1.0)
