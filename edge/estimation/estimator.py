@@ -344,6 +344,14 @@ class BatteryEstimator:
         if not self.identification_converged:
             sop = max(sop, UNCONVERGED_SOP_GROWTH)
         self._params[k.P_SOP_GROWTH] = sop
+        # Film or contact resistance (series) and slower kinetics (Butler-Volmer, which flattens with
+        # current) raise the step resistance alike at V2H currents, but a 10 s pulse of several C
+        # sees the series part in full: the identified excess over the new cell is priced as series
+        # (the SoP's share of it, ``(g - 1) / (g_sop - 1)``), unless the profile says more is.
+        share = self.profile.growth_ohmic_share
+        if est.growth > 1.0 and sop > 1.0:
+            share = max(share, min(1.0, (est.growth - 1.0) / (sop - 1.0)))
+        self._params[k.P_GROWTH_OHMIC] = share
 
     def _growth_floor(self) -> float:
         """The least resistance growth the SoP may assume at the present temperature.

@@ -28,6 +28,11 @@ CASES = {
     "cool_v2h": "nmc-lgm50",
     "mohtat_v2h": "nmc532-pouch",
     "lfp_day": "lfp-a123-26650",
+    # Generated here (tests/data/battery/generate_extra.py), never used to develop: aged by contact
+    # resistance alone (its charge limit was +10.7 % over before the growth was priced as series),
+    # and soaked at 0 degC.
+    "aged2_v2h": "nmc-lgm50",
+    "cold0_v2h": "nmc-lgm50",
 }
 
 
@@ -52,7 +57,7 @@ def test_charge_limit_is_never_over_predicted_on_unseen_packs(
     generalized: Callable[[str], Replay], name: str
 ) -> None:
     r = generalized(name)
-    assert len(r.chg10_true_a) == 20
+    assert len(r.chg10_true_a) >= 18  # every truth point scored (20 in the shared sets, 18 generated)
     assert r.chg10_over_max_pct <= 5.0
     # What the daemon uses (rating, derating, SoC window applied) is never above the truth either.
     assert np.all(np.asarray(r.chg10_limit_a) <= 1.05 * np.asarray(r.chg10_true_a))

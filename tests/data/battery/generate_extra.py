@@ -1,0 +1,249 @@
+"""Generate an extra judging trace in the format of the shared PyBaMM sets (README.md here).
+
+The shared sets were made by a generator that is not public; this one makes traces the estimator was
+not developed on (an aged pack whose resistance grew as contact resistance, a pack soaked at 0 degC),
+in the same format and noise model. It needs PyBaMM (26.10.1.1 was used), which the project does not
+depend on, so it runs in its own environment and never in CI:
+
+    python -m venv /tmp/pb && /tmp/pb/bin/pip install pybamm
+    /tmp/pb/bin/python generate_extra.py NAME PARAMETER_SET AMBIENT_C SEED [series-aged|kinetic-aged]
+
+SPMe with a lumped thermal model, IDAKLU solver (rtol = atol = 1e-6); a 96s43p pack soaked at a
+constant ambient; 2 min rest, 3 h of a synthetic house load (0.5-5 kW held 5-60 s, as pack current at
+3.6 V per cell), 1 h rest, a 7 kW-class charge (constant current) to about 85 %, 1 h rest. SoP truth
+at 18 points: from the saved state, a constant current for 10 s, 14 bisections up to 50 A per cell,
+kept if 2.5 <= V <= 4.2 V throughout and the electrolyte stays above zero. soc_true counts the true
+current (held between samples) on the C/20 capacity at 25 degC from full. Noise as the shared sets.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+import time
+from collections.abc import Callable
+from itertools import pairwise
+
+import numpy as np
+import pybamm
+
+SERIES, PARALLEL = 96, 43
+V_MIN, V_MAX = 2.5, 4.2
+HORIZON_S = 10.0
+CAP_A = 50.0
+
+
+def parameters(parameter_set: str, aging: str) -> pybamm.ParameterValues:
+    p = pybamm.ParameterValues(parameter_set)
+    p["Upper voltage cut-off [V]"] = V_MAX
+    if "Open-circuit voltage at 100% SOC [V]" in p.keys():  # noqa: SIM118 - ParameterValues is not a dict
+        p["Open-circuit voltage at 100% SOC [V]"] = V_MAX
+    p["Lower voltage cut-off [V]"] = V_MIN
+    if aging == "series-aged":
+        # Another degradation than aged_v2h's: more lithium loss, positive active material lost, and
+        # the resistance growth as film / contact resistance (series) only.
+        p["Negative electrode active material volume fraction"] *= 0.97
+        p["Positive electrode active material volume fraction"] *= 0.92
+        p["Initial concentration in negative electrode [mol.m-3]"] *= 0.80 / 0.97
+        p["Contact resistance [Ohm]"] = 0.010
+    elif aging == "kinetic-aged":
+        # The resistance growth as slower kinetics only (exchange currents / 2.5), some lithium loss.
+        p["Initial concentration in negative electrode [mol.m-3]"] *= 0.90
+        for electrode in ("Negative", "Positive"):
+            key = f"{electrode} electrode exchange-current density [A.m-2]"
+            p[key] = _divided(p[key], 2.5)
+        p["Contact resistance [Ohm]"] = 0.0
+    elif aging:
+        raise SystemExit(f"unknown aging {aging!r}")
+    return p
+
+
+def _divided(function: Callable[..., object], divisor: float) -> Callable[..., object]:
+    return lambda *args: function(*args) / divisor  # type: ignore[operator]
+
+
+def main(name: str, parameter_set: str, ambient_c: float, seed: int, aging: str) -> None:
+    rng = np.random.default_rng(seed)
+    options = {"thermal": "lumped"}
+    if aging:
+        options["contact resistance"] = "true"
+    solver = pybamm.IDAKLUSolver(rtol=1e-6, atol=1e-6)
+    model = pybamm.lithium_ion.SPMe(options)
+
+    # C/20 capacity at 25 degC from full: the soc_true scale.
+    p25 = parameters(parameter_set, aging)
+    p25["Ambient temperature [K]"] = p25["Initial temperature [K]"] = 298.15
+    p25["Current function [A]"] = 5.0 / 20
+    sol = pybamm.Simulation(model, parameter_values=p25, solver=solver).solve([0, 30 * 3600], initial_soc=1.0)
+    q_true = float(sol["Discharge capacity [A.h]"].entries[-1])
+
+    rest0_s, load_s, rest1_s = 120, 3 * 3600, 3600
+    power_w: list[float] = []
+    while len(power_w) < load_s:
+        hold_s = int(rng.integers(5, 61))
+        power_w += [1000.0 * (0.5 + 4.5 * rng.beta(1.5, 3.0))] * hold_s
+    i_load = np.array(power_w[:load_s]) / (3.6 * SERIES * PARALLEL)
+    soc0, soc_end = 0.7, 0.85
+    q_out0 = (1 - soc0) * q_true
+    i_charge = -7000.0 / (3.9 * SERIES * PARALLEL)
+    charge_s = int(((q_out0 + i_load.sum() / 3600) / q_true - (1 - soc_end)) * q_true * 3600 / -i_charge)
+    end_s = rest0_s + load_s + rest1_s + charge_s + 3600
+    profile = np.zeros(end_s + 1)
+    profile[rest0_s : rest0_s + load_s] = i_load
+    profile[rest0_s + load_s + rest1_s : rest0_s + load_s + rest1_s + charge_s] = i_charge
+
+    pv = parameters(parameter_set, aging)
+    pv["Ambient temperature [K]"] = pv["Initial temperature [K]"] = ambient_c + 273.15
+    lip = pybamm.LithiumIonParameters()
+    esoh = pybamm.lithium_ion.ElectrodeSOHSolver(pv, param=lip).solve(
+        {
+            "V_min": V_MIN,
+            "V_max": V_MAX,
+            "Q_n": pv.evaluate(lip.n.Q_init),
+            "Q_p": pv.evaluate(lip.p.Q_init),
+            "Q_Li": pv.evaluate(lip.Q_Li_particles_init),
+        }
+    )
+    initial_soc = 1 - q_out0 / float(esoh["Q"])
+    sop_times = list(range(88, end_s, max(1, end_s // 18)))[:20]
+    bounds = sorted({0, *sop_times, end_s})
+    pulse_values = pv.copy()
+    pulse_values["Current function [A]"] = "[input]"
+
+    rows: dict[str, list[float]] = {"t": [], "i": [], "v": [], "temp": []}
+    points = []
+    previous = None
+    started = time.time()
+    for a, b in pairwise(bounds):
+        # Zero-order hold with a 0.1 s edge before each change, as in the shared sets.
+        xs, ys = [], []
+        for j in range(b - a):
+            xs += [j, j + 0.9]
+            ys += [profile[a + j], profile[a + j]]
+        xs.append(b - a + 0.9)
+        ys.append(profile[b])
+        values = pv.copy()
+        values["Current function [A]"] = pybamm.Interpolant(np.array(xs), np.array(ys), pybamm.t)
+        chunk = model if previous is None else model.set_initial_conditions_from(previous, inplace=False)
+        sim = pybamm.Simulation(chunk, parameter_values=values, solver=solver)
+        t_eval = np.arange(0, b - a + 1, dtype=float)
+        sol = sim.solve(t_eval, initial_soc=initial_soc) if previous is None else sim.solve(t_eval)
+        if abs(sol.t[-1] - t_eval[-1]) > 1e-6:
+            raise SystemExit(f"the scenario stopped at {a + sol.t[-1]} s: {sol.termination}")
+        n = len(t_eval) - 1
+        rows["t"] += list(t_eval[:n] + a)
+        rows["i"] += list(sol["Current [A]"].entries[:n])
+        rows["v"] += list(sol["Terminal voltage [V]"].entries[:n])
+        rows["temp"] += list(sol["Volume-averaged cell temperature [C]"].entries[:n])
+        previous = sol
+        if b in sop_times:
+            points.append(
+                sop_point(model, sol, pulse_values, solver, b, q_out0, q_true, float(np.sum(rows["i"])))
+            )
+            print(f"t {b} {points[-1]} ({time.time() - started:.0f} s)", flush=True)
+    assert previous is not None
+    rows["t"].append(float(end_s))
+    rows["i"].append(float(previous["Current [A]"].entries[-1]))
+    rows["v"].append(float(previous["Terminal voltage [V]"].entries[-1]))
+    rows["temp"].append(float(previous["Volume-averaged cell temperature [C]"].entries[-1]))
+    write(name, rows, rng, q_out0, q_true)
+    t_s = np.array(rows["t"])
+    soc = 1 - (q_out0 + np.concatenate([[0.0], np.cumsum(rows["i"][:-1])]) / 3600.0) / q_true
+    meta = {
+        "dataset": name,
+        "generator": {
+            "script": "tests/data/battery/generate_extra.py",
+            "argv": sys.argv[1:],
+            "pybamm": pybamm.__version__,
+        },
+        "cell": {"parameter_set": parameter_set, "true_capacity_ah": q_true, "aging": aging or None},
+        "pack": {"series": SERIES, "parallel": PARALLEL, "true_capacity_ah": q_true * PARALLEL},
+        "duration_s": float(t_s[-1]),
+        "initial_soc_true": soc0,
+        "final_soc_true": float(soc[-1]),
+        "min_soc_true": float(soc.min()),
+        "max_soc_true": float(soc.max()),
+        "ambient": {"mean_c": ambient_c, "amp_c": 0.0},
+        "sop_truth": {"horizon_s": HORIZON_S, "bisection_cap_a_cell": CAP_A, "points": points},
+    }
+    with open(f"{name}.json", "w") as f:
+        json.dump(meta, f, indent=1)
+
+
+def sop_point(
+    model: pybamm.BaseModel,
+    sol: pybamm.Solution,
+    values: pybamm.ParameterValues,
+    solver: pybamm.BaseSolver,
+    t_s: int,
+    q_out0: float,
+    q_true: float,
+    q_ah: float,
+) -> dict[str, float]:
+    """The largest 10 s discharge and charge currents from the state at the end of ``sol``."""
+    sim = pybamm.Simulation(
+        model.set_initial_conditions_from(sol, inplace=False), parameter_values=values, solver=solver
+    )
+
+    def holds(i_a: float) -> bool:
+        try:
+            s = sim.solve(np.linspace(0, HORIZON_S, 41), inputs={"Current function [A]": i_a})
+        except pybamm.SolverError:
+            return False
+        if s.t[-1] < HORIZON_S - 1e-6:
+            return False
+        v = s["Terminal voltage [V]"].entries
+        return bool(
+            v.min() >= V_MIN
+            and v.max() <= V_MAX
+            and s["Electrolyte concentration [mol.m-3]"].entries.min() > 0
+        )
+
+    limits = {}
+    for sign, key in ((1.0, "discharge"), (-1.0, "charge")):
+        lo, hi = 0.0, CAP_A
+        for _ in range(14):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if holds(sign * mid) else (lo, mid)
+        limits[key] = lo
+    return {
+        "t_s": t_s,
+        "soc_true": 1 - (q_out0 + q_ah / 3600.0) / q_true,
+        "temp_c_true": float(sol["Volume-averaged cell temperature [C]"].entries[-1]),
+        "max_discharge_current_a_cell": limits["discharge"],
+        "max_discharge_current_a_pack": limits["discharge"] * PARALLEL,
+        "max_charge_current_a_cell": limits["charge"],
+        "max_charge_current_a_pack": limits["charge"] * PARALLEL,
+    }
+
+
+def write(
+    name: str, rows: dict[str, list[float]], rng: np.random.Generator, q_out0: float, q_true: float
+) -> None:
+    t = np.array(rows["t"])
+    i_cell, v_cell, temp = np.array(rows["i"]), np.array(rows["v"]), np.array(rows["temp"])
+    soc = 1 - (q_out0 + np.concatenate([[0.0], np.cumsum(i_cell[:-1])]) / 3600.0) / q_true
+    gain = 0.005 * (1 if rng.random() < 0.5 else -1)
+    offset = 0.1 * (1 if rng.random() < 0.5 else -1)
+    i_meas = np.round(((1 + gain) * i_cell * PARALLEL + offset + rng.normal(0, 0.05, len(t))) / 0.01) * 0.01
+    v_meas = np.round((SERIES * v_cell + rng.normal(0, SERIES * 0.002, len(t))) / 0.01) * 0.01
+    t_meas = np.round((temp + rng.normal(0, 0.2, len(t))) / 0.5) * 0.5
+    columns = (t, i_meas, v_meas, t_meas, soc, v_cell, i_cell, temp)
+    with gzip.open(f"{name}.csv.gz", "wt") as f:
+        f.write(
+            "t_s,pack_current_a_meas,pack_voltage_v_meas,temp_c_meas,soc_true,"
+            "cell_voltage_v_true,cell_current_a_true,temp_c_true\n"
+        )
+        for row in zip(*columns, strict=True):
+            f.write(",".join(f"{x:.6g}" if k else f"{x:.0f}" for k, x in enumerate(row)) + "\n")
+
+
+if __name__ == "__main__":
+    main(
+        sys.argv[1],
+        sys.argv[2],
+        float(sys.argv[3]),
+        int(sys.argv[4]),
+        sys.argv[5] if len(sys.argv) > 5 else "",
+    )
