@@ -29,7 +29,7 @@ from edge.estimation.estimator import (
     EvLimits,
     SampleError,
 )
-from edge.estimation.profile import ProfileError, load_profile, pack_energy_per_soc_wh, with_pack
+from edge.estimation.profile import configured_profile, pack_energy_per_soc_wh
 from edge.settings.model import Battery
 from edge.state import StateStore
 
@@ -101,13 +101,7 @@ class BatteryTracker:
     power-stage reading; with ``cfg.estimate`` off it only reports the nominal pack's energy."""
 
     def __init__(self, cfg: Battery, store: StateStore | None, *, port: str) -> None:
-        profile = load_profile(cfg.profile)
-        if cfg.series is not None or cfg.parallel is not None:
-            profile = with_pack(profile, cfg.series or profile.series, cfg.parallel or profile.parallel)
-        if cfg.sop_horizon_s not in profile.horizons_s:
-            raise ProfileError(
-                f"battery.sop_horizon_s = {cfg.sop_horizon_s}: profile {cfg.profile} has horizons {profile.horizons_s}"
-            )
+        profile = configured_profile(cfg.profile, cfg.series, cfg.parallel, cfg.sop_horizon_s)
         self.profile = profile
         self.estimate = cfg.estimate
         self.port = port

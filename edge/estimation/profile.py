@@ -27,6 +27,12 @@ UPPER_HALF_SOC = 0.5  # the pack voltage of pack_energy_per_soc_wh is averaged f
 # offset, see _ecm_ref.S_OCV_OFS): long against the sample noise, short against a rest.
 OCV_OFFSET_TAU_S = 30.0
 _KELVIN = 273.15
+# What a vehicle's traction pack can be (a plug-in hybrid's to a heavy truck's; DC charging standards
+# end at 1.5 kV): a layout outside is a misconfiguration, e.g. a large cell given a small cell's
+# parallel count, whose datasheet rating times that count lets the SoP ask for many times what the
+# pack can take (lfp-prismatic in the A123 pack's 108s95p: 5.3 MWh, charge limit +598 %).
+PACK_ENERGY_KWH = (1.0, 1000.0)
+PACK_V_MAX = 1500.0
 
 
 class ProfileError(ValueError):
@@ -269,7 +275,7 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
     horizons = _column(doc, "sop.horizons_s", source, None)
     if not horizons or any(not 0.1 <= h <= 3600.0 for h in horizons):
         raise ProfileError(f"{source}: field 'sop.horizons_s' = {list(horizons)} must be 0.1..3600 s each")
-    return BatteryProfile(
+    profile = BatteryProfile(
         name=_str(doc, "battery.name", source),
         chemistry=_str(doc, "battery.chemistry", source),
         description=_str(doc, "battery.description", source),
@@ -322,6 +328,7 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
             doc, "sop.resistance_ea_floor_j_per_mol", source, 0.0, 1e5, 30000.0
         ),
     )
+    return _checked_pack(profile, source)
 
 
 def _fit_trace(doc: dict[str, Any], source: str) -> str:
@@ -395,4 +402,34 @@ def with_pack(profile: BatteryProfile, series: int, parallel: int) -> BatteryPro
         raise ProfileError(f"pack layout {series}s{parallel}p outside 1..1000 each")
     values = {f.name: getattr(profile, f.name) for f in fields(profile)}
     values.update(series=series, parallel=parallel)
-    return BatteryProfile(**values)
+    return _checked_pack(BatteryProfile(**values), f"profile {profile.name} as {series}s{parallel}p")
+
+
+def configured_profile(
+    name: str, series: int | None, parallel: int | None, horizon_s: float
+) -> BatteryProfile:
+    """Profile ``name`` in the configured pack layout (None: the profile's own count), checked as the
+    daemon would run it: ProfileError for a profile not found, a layout no vehicle has, or an SoP
+    horizon the profile does not compute."""
+    profile = load_profile(name)
+    if series is not None or parallel is not None:
+        profile = with_pack(profile, series or profile.series, parallel or profile.parallel)
+    if horizon_s not in profile.horizons_s:
+        raise ProfileError(
+            f"SoP horizon {horizon_s:g} s: profile {name} computes {list(profile.horizons_s)} s"
+        )
+    return profile
+
+
+def _checked_pack(profile: BatteryProfile, source: str) -> BatteryProfile:
+    """``profile`` if its pack can be a vehicle's (``PACK_ENERGY_KWH``, ``PACK_V_MAX``), else ProfileError."""
+    kwh = pack_energy_per_soc_wh(profile) / 1000.0
+    v_max = profile.series * profile.cell_v_max
+    lo, hi = PACK_ENERGY_KWH
+    if not lo <= kwh <= hi or v_max > PACK_V_MAX:
+        raise ProfileError(
+            f"{source}: a {profile.series}s{profile.parallel}p pack of {profile.nameplate_capacity_ah:g} Ah "
+            f"cells is {kwh:.1f} kWh and up to {v_max:.0f} V, not a vehicle's ({lo:g}..{hi:g} kWh, "
+            f"<= {PACK_V_MAX:g} V): check the series and parallel counts against the vehicle"
+        )
+    return profile

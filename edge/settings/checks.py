@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.config import validate as validate_drivers
 from drivers.errors import DriverError
+from edge.estimation.profile import ProfileError, configured_profile
 from edge.settings.errors import SettingsError
 from edge.settings.model import PROTECTION_FUNCTIONS, REACTIVE_MODES, Grid, Inverter, Settings
 from edge.settings.profiles import ResolvedProfile
@@ -371,6 +372,16 @@ def check_devices(settings: Settings) -> None:
         raise SettingsError("devices", "[buses] and [devices]", str(exc)) from None
 
 
+def check_battery(settings: Settings) -> None:
+    """The battery profile loads in the configured pack layout, as the daemon's start needs it."""
+    b = settings.battery
+    try:
+        configured_profile(b.profile, b.series, b.parallel, b.sop_horizon_s)
+    except ProfileError as exc:
+        layout = f"{b.series or 'profile'}s{b.parallel or 'profile'}p"
+        raise SettingsError("battery", f"{b.profile} {layout}", str(exc)) from None
+
+
 def check_daemon(settings: Settings) -> None:
     """The command-to-output latency includes at least one cycle: a smaller value is not a measurement."""
     d = settings.daemon
@@ -386,6 +397,7 @@ def check_settings(settings: Settings, profile: ResolvedProfile | None) -> None:
     check_site(settings)
     check_owner(settings)
     check_mqtt(settings)
+    check_battery(settings)
     if settings.inverter is not None:
         check_inverter(settings.inverter)
     comm = settings.commissioning

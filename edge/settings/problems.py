@@ -20,6 +20,7 @@ from typing import Any, Union, get_args, get_origin
 import msgspec
 
 from edge.settings.checks import (
+    check_battery,
     check_daemon,
     check_devices,
     check_functions,
@@ -157,7 +158,15 @@ def find_problems(raw: Any) -> list[SettingsError]:
     settings = msgspec.convert(tree, Settings)
     if profile is not None:
         _add(out, functools.partial(check_grid_ranges, tree, profile))
-    for check in (check_functions, check_daemon, check_devices, check_site, check_owner, check_mqtt):
+    for check in (
+        check_functions,
+        check_daemon,
+        check_devices,
+        check_site,
+        check_owner,
+        check_mqtt,
+        check_battery,
+    ):
         _add(out, functools.partial(check, settings))
     if settings.inverter is not None:
         _add(out, functools.partial(check_inverter, settings.inverter))

@@ -50,6 +50,31 @@ def test_out_of_range_setting_is_refused_with_field_value_and_range(
     assert "grid.volt_var.olrt_s" in err and "500" in err
 
 
+@pytest.mark.parametrize(
+    ("battery", "says"),
+    [
+        # A 160 Ah cell given a 2.3 Ah cell's parallel count: 5.5 MWh, and the SoP's rating x 95.
+        (('profile = "lfp-prismatic"', "series = 108", "parallel = 95"), "5460.7 kWh"),
+        (('profile = "nmc-lgm5O"', "series = 96", "parallel = 43"), "unknown battery profile 'nmc-lgm5O'"),
+    ],
+)
+def test_a_battery_the_start_would_refuse_fails_the_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], battery: tuple[str, ...], says: str
+) -> None:
+    lines = default_config_text().splitlines(keepends=True)
+    at = lines.index("[battery]\n") + 2  # after "estimate = true"
+    assert [line.split()[0] for line in lines[at : at + 3]] == ["profile", "series", "parallel"]
+    lines[at : at + 3] = [f"{line}\n" for line in battery]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("".join(lines))
+    assert v2g_edged(["--config", str(cfg), "--check"]) == EX_CONFIG
+    err = capsys.readouterr().err
+    assert "battery = " in err and says in err
+    # The technician's check lists it too (the settings refuse it, not only the daemon's start).
+    assert v2gctl(["config", "check", str(cfg)]) != 0
+    assert says in capsys.readouterr().out
+
+
 def test_console_scripts_answer_help() -> None:
     for exe in ("v2g-edged", "v2gctl", "v2g-hil"):
         result = subprocess.run(

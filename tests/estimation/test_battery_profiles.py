@@ -98,3 +98,23 @@ def test_with_pack_changes_only_the_layout() -> None:
     assert q.ocv_v == p.ocv_v
     with pytest.raises(ProfileError, match=r"0s30p"):
         with_pack(p, 0, 30)
+
+
+@pytest.mark.parametrize(
+    ("name", "series", "parallel", "says"),
+    [
+        # A 160 Ah prismatic cell in the A123 pack's layout (2.3 Ah cells, 95 in parallel): the
+        # datasheet rating times 95 let the SoP allow 6.9x the pack's charge current.
+        ("lfp-prismatic", 108, 95, "5460.7 kWh"),
+        ("nmc-lgm50", 1, 1, "0.0 kWh"),
+        ("nmc-lgm50", 400, 2, "1680 V"),  # 31 kWh, but no DC standard charges 1.68 kV
+    ],
+)
+def test_a_pack_no_vehicle_has_is_refused(name: str, series: int, parallel: int, says: str) -> None:
+    with pytest.raises(ProfileError, match=rf"{name} as {series}s{parallel}p: .*{says}.*series and parallel"):
+        with_pack(load_profile(name), series, parallel)
+    # The same check holds a profile's own layout.
+    doc = _doc()
+    doc["battery"]["parallel"] = 1000
+    with pytest.raises(ProfileError, match=r"t.toml: a 96s1000p pack .* kWh"):
+        parse_profile(doc, "t.toml")
