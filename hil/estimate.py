@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from edge.estimation.estimator import BatteryEstimator, SampleError
 from edge.estimation.fit import fit_rc
-from edge.estimation.profile import BatteryProfile, ProfileError, load_profile, with_pack
+from edge.estimation.profile import BatteryProfile, ProfileError, configured_profile
 from edge.state import StateStore
 from hil.bench import Figure
 
@@ -350,9 +350,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        profile = load_profile(args.profile)
-        if args.series or args.parallel:
-            profile = with_pack(profile, args.series or profile.series, args.parallel or profile.parallel)
+        profile = configured_profile(args.profile, args.series, args.parallel)
         trace = load_trace(args.trace)
     except (ProfileError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -18,7 +18,7 @@ import numpy as np
 from edge.ctl.common import NO_DAEMON, PROBLEM, CtlError, config_file, os_error, runtime_dir
 from edge.daemon.departure import DeparturePlanner
 from edge.daemon.planning import local_zone
-from edge.estimation.profile import ProfileError, load_profile, pack_energy_per_soc_wh
+from edge.estimation.profile import ProfileError, configured_profile, pack_energy_per_soc_wh
 from edge.link.payloads import PlanPayload
 from edge.planner.envelope import envelope
 from edge.planner.inputs import PlanInputs, Session, build, load_file
@@ -86,7 +86,9 @@ def _here(args: argparse.Namespace) -> PlanPayload:
         e_per_soc = (
             args.capacity_kwh * 1000.0
             if args.capacity_kwh
-            else pack_energy_per_soc_wh(load_profile(s.battery.profile))
+            else pack_energy_per_soc_wh(
+                configured_profile(s.battery.profile, s.battery.series, s.battery.parallel)
+            )
         )
         inputs = load_file(Path(args.inputs)) if args.inputs else PlanInputs()
     except (ProfileError, PlanInputError) as exc:

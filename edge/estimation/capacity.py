@@ -14,7 +14,7 @@ span on that table's scale. Lithium loss (and loss of negative-electrode materia
 the bottom of the window: counted from full, an aged cell's OCV follows the new cell's until near its
 own empty point (the aged record: within 1-4 % of a new cell down to 30 % SoC, docs/estimation.md).
 Anchors that never go below SoC ``s`` therefore cannot see a fade of up to about ``s``: the reported
-standard deviation keeps that part of the nameplate prior (``hidden_fade_sigma``), so that a capacity
+standard deviation keeps that part of the nameplate prior (``hidden_sigma_ah``), so that a capacity
 measured in the upper window is not published as known, and the learned flag needs a deep swing.
 """
 
@@ -44,8 +44,9 @@ _Anchor = tuple[float, float, float, float, float]
 @dataclass(frozen=True)
 class CapacityEstimate:
     capacity_ah: float
-    sigma_ah: float
+    sigma_ah: float  # the fit's and the hidden fade's
     points: int
+    hidden_sigma_ah: float  # of a fade the observations cannot see (in sigma_ah)
 
 
 class CapacityEstimator:
@@ -125,21 +126,29 @@ class CapacityEstimator:
         # cost = chi^2, so its second derivative is 2 / variance.
         prior_sigma = self.prior_rel_sigma * self.nameplate_ah
         sigma = math.sqrt(2.0 / curvature) if curvature > 0.0 else prior_sigma
+        hidden = self._hidden_fade_sigma(q)
         if self.points:
             # The fade the anchors cannot see is what the prior said of it, no more: the total never
             # exceeds the prior's width.
-            sigma = min(math.hypot(sigma, self.hidden_fade_sigma()), max(sigma, prior_sigma))
-        return CapacityEstimate(q, sigma, len(self.points))
+            sigma = min(math.hypot(sigma, hidden), max(sigma, prior_sigma))
+        return CapacityEstimate(q, sigma, len(self.points), hidden)
 
-    def hidden_fade_sigma(self) -> float:
-        """Standard deviation (Ah) of a fade hidden below the deepest anchor (see the module doc).
+    def _hidden_fade_sigma(self, q: float) -> float:
+        """Standard deviation (Ah) of a fade hidden below the anchors (see the module doc).
 
-        A fade up to the lowest anchored SoC can hide entirely; the prior spans two of its standard
-        deviations, so above that SoC the prior's whole width stays, below it the share shrinks in
-        proportion, to nothing for a swing down to empty.
+        Below an observation's lower anchor a fade up to that SoC can hide entirely; the prior spans
+        two of its standard deviations, so from that SoC up the prior's whole width stays, below it
+        the share shrinks in proportion, to nothing for a swing down to empty. The estimate is as
+        blind as the observations that make it: the shares are averaged with each observation's
+        weight in the fit at ``q`` (a deep swing among shallow ones clears only its part, and a deep
+        one fading over the sessions clears less and less).
         """
-        soc_low = min((p.soc_low for p in self.points), default=1.0)
-        share = min(1.0, max(soc_low, 0.0) / (2.0 * self.prior_rel_sigma))
+        total = hidden = 0.0
+        for p in self.points:
+            info = p.weight * p.dsoc * p.dsoc / (p.var_ah + q * q * p.var_dsoc)
+            total += info
+            hidden += info * min(1.0, max(p.soc_low, 0.0) / (2.0 * self.prior_rel_sigma))
+        share = hidden / total if total > 0.0 else 1.0
         return share * self.prior_rel_sigma * self.nameplate_ah
 
 

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from edge.estimation import _ecm_ref as k
 from edge.estimation.aging import AgingIndicators
@@ -167,6 +168,7 @@ class BatteryEstimator:
         self._floor_key: tuple[float, bool] | None = None
         self._floor = 1.0
         self._nis_avg = NIS_CLIP  # nothing seen yet: not converged
+        self._series_share: float | None = None
         self._apply_capacity()
         self._apply_growth()
         self.samples = 0
@@ -344,14 +346,32 @@ class BatteryEstimator:
         if not self.identification_converged:
             sop = max(sop, UNCONVERGED_SOP_GROWTH)
         self._params[k.P_SOP_GROWTH] = sop
-        # Film or contact resistance (series) and slower kinetics (Butler-Volmer, which flattens with
-        # current) raise the step resistance alike at V2H currents, but a 10 s pulse of several C
-        # sees the series part in full: the identified excess over the new cell is priced as series
-        # (the SoP's share of it, ``(g - 1) / (g_sop - 1)``), unless the profile says more is.
-        share = self.profile.growth_ohmic_share
+        # Film or contact resistance (series) and slower kinetics or RC growth (scaled: Butler-Volmer
+        # flattens with current) raise the step resistance alike at V2H currents; a 10 s pulse of
+        # several C does not see them alike, and which one is worse depends on the profile's model.
+        # So where the growth exceeds the new cell's the limits are also computed with that excess
+        # as series resistance (its share of the SoP's growth), and the lower wins (``_sop_out``).
+        self._series_share = None
         if est.growth > 1.0 and sop > 1.0:
-            share = max(share, min(1.0, (est.growth - 1.0) / (sop - 1.0)))
-        self._params[k.P_GROWTH_OHMIC] = share
+            share = min(1.0, (est.growth - 1.0) / (sop - 1.0))
+            if share > self.profile.growth_ohmic_share:
+                self._series_share = share
+
+    def _sop_out(self) -> npt.NDArray[np.float64]:
+        """The kernel's SoP outputs, or their minimum with the identified growth priced as series
+        resistance (``_apply_growth``); computed when the limits are read, not per sample."""
+        share = self._series_share
+        if share is None:
+            return self._out
+        params = self._params.copy()
+        params[k.P_GROWTH_OHMIC] = share
+        coef = np.zeros(k.C_N, dtype=np.float64)
+        out = np.empty_like(self._out)
+        soc = float(self._state[k.S_SOC])
+        impl.coefficients(params, self._table, soc, self._temp_c, float(params[k.P_SOP_GROWTH]), coef)
+        for j, horizon in enumerate(self._horizons):
+            impl.sop(self._state, params, self._table, coef, float(horizon), self._temp_c, out, j * k.O_N)
+        return np.minimum(self._out, out)
 
     def _growth_floor(self) -> float:
         """The least resistance growth the SoP may assume at the present temperature.
@@ -514,8 +534,9 @@ class BatteryEstimator:
         rated_dis = p.cell_i_discharge_max_a * f_dis * p.parallel
         rated_chg = p.cell_i_charge_max_a * f_chg * p.parallel
         result = []
+        sop_out = self._sop_out()
         for j, horizon in enumerate(self._horizons):
-            o = self._out[j * k.O_N : (j + 1) * k.O_N]
+            o = sop_out[j * k.O_N : (j + 1) * k.O_N]
             i_dis = float(o[k.O_I_DIS]) * p.parallel
             i_chg = float(o[k.O_I_CHG]) * p.parallel
             p_dis = float(o[k.O_P_DIS]) * p.cells

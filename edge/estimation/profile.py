@@ -30,7 +30,7 @@ _KELVIN = 273.15
 # What a vehicle's traction pack can be (a plug-in hybrid's to a heavy truck's; DC charging standards
 # end at 1.5 kV): a layout outside is a misconfiguration, e.g. a large cell given a small cell's
 # parallel count, whose datasheet rating times that count lets the SoP ask for many times what the
-# pack can take (lfp-prismatic in the A123 pack's 108s95p: 5.3 MWh, charge limit +598 %).
+# pack can take (lfp-prismatic in the A123 pack's 108s95p: 5.5 MWh, charge limit +598 %).
 PACK_ENERGY_KWH = (1.0, 1000.0)
 PACK_V_MAX = 1500.0
 
@@ -406,15 +406,15 @@ def with_pack(profile: BatteryProfile, series: int, parallel: int) -> BatteryPro
 
 
 def configured_profile(
-    name: str, series: int | None, parallel: int | None, horizon_s: float
+    name: str, series: int | None, parallel: int | None, horizon_s: float | None = None
 ) -> BatteryProfile:
     """Profile ``name`` in the configured pack layout (None: the profile's own count), checked as the
     daemon would run it: ProfileError for a profile not found, a layout no vehicle has, or an SoP
-    horizon the profile does not compute."""
+    horizon the profile does not compute (None: any)."""
     profile = load_profile(name)
     if series is not None or parallel is not None:
         profile = with_pack(profile, series or profile.series, parallel or profile.parallel)
-    if horizon_s not in profile.horizons_s:
+    if horizon_s is not None and horizon_s not in profile.horizons_s:
         raise ProfileError(
             f"SoP horizon {horizon_s:g} s: profile {name} computes {list(profile.horizons_s)} s"
         )

@@ -40,9 +40,10 @@ class VehicleRecord:
             "version": FORMAT_VERSION,
             "profile": self.profile,
             "sessions": self.sessions,
-            "capacity_points": [
-                [p.dsoc, p.ah, p.var_dsoc, p.var_ah, p.weight, p.soc_low] for p in self.capacity_points
-            ],
+            "capacity_points": [[p.dsoc, p.ah, p.var_dsoc, p.var_ah, p.weight] for p in self.capacity_points],
+            # A key of its own: a release before it reads the record as it always did (a downgrade
+            # keeps what was learned; the depths are then simply not known).
+            "capacity_points_soc_low": [p.soc_low for p in self.capacity_points],
             "growth": self.growth,
             "growth_sigma": self.growth_sigma,
             "aging": self.aging,
@@ -53,8 +54,15 @@ class VehicleRecord:
         """Raises ValueError, KeyError or TypeError for anything that is not a record of this version."""
         if data.get("version") != FORMAT_VERSION:
             raise ValueError(f"version {data.get('version')!r}, expected {FORMAT_VERSION}")
-        # Rows of five are records from before the lower anchor's SoC was kept (it defaults to unknown).
-        points = [CapacityPoint(*(float(x) for x in row)) for row in data["capacity_points"]]
+        rows = data["capacity_points"]
+        # Records from before the lower anchors' SoC was kept: unknown, i.e. shallow (1.0).
+        soc_low = data.get("capacity_points_soc_low") or [1.0] * len(rows)
+        if len(soc_low) != len(rows):
+            raise ValueError(f"{len(soc_low)} capacity_points_soc_low for {len(rows)} capacity_points")
+        points = []
+        for row, low in zip(rows, soc_low, strict=True):
+            dsoc, ah, var_dsoc, var_ah, weight = (float(x) for x in row)
+            points.append(CapacityPoint(dsoc, ah, var_dsoc, var_ah, weight, float(low)))
         return cls(
             profile=str(data["profile"]),
             sessions=int(data["sessions"]),

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.config import validate as validate_drivers
 from drivers.errors import DriverError
-from edge.estimation.profile import ProfileError, configured_profile
 from edge.settings.errors import SettingsError
 from edge.settings.model import PROTECTION_FUNCTIONS, REACTIVE_MODES, Grid, Inverter, Settings
 from edge.settings.profiles import ResolvedProfile
@@ -373,13 +372,30 @@ def check_devices(settings: Settings) -> None:
 
 
 def check_battery(settings: Settings) -> None:
-    """The battery profile loads in the configured pack layout, as the daemon's start needs it."""
+    """The battery profile loads in the configured pack layout with the configured SoP horizon, as
+    the daemon's start needs it (the start refuses what this refuses)."""
+    # Imported here: the estimation stack (numpy) is not needed by every reader of the settings.
+    from edge.estimation.profile import ProfileError, configured_profile, load_profile
+
     b = settings.battery
     try:
-        configured_profile(b.profile, b.series, b.parallel, b.sop_horizon_s)
+        profile = load_profile(b.profile)
     except ProfileError as exc:
-        layout = f"{b.series or 'profile'}s{b.parallel or 'profile'}p"
-        raise SettingsError("battery", f"{b.profile} {layout}", str(exc)) from None
+        raise SettingsError("battery.profile", b.profile, str(exc)) from None
+    try:
+        configured_profile(b.profile, b.series, b.parallel)
+    except ProfileError as exc:
+        layout = f"{b.series or profile.series}s{b.parallel or profile.parallel}p"
+        raise SettingsError(
+            "battery.parallel" if b.parallel else "battery.series", layout, str(exc)
+        ) from None
+    if b.sop_horizon_s not in profile.horizons_s:
+        raise SettingsError(
+            "battery.sop_horizon_s",
+            b.sop_horizon_s,
+            f"profile {b.profile} computes the SoP over {list(profile.horizons_s)} s",
+            ", ".join(f"{h:g}" for h in profile.horizons_s),
+        )
 
 
 def check_daemon(settings: Settings) -> None:

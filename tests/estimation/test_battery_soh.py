@@ -44,12 +44,28 @@ def test_a_fade_below_the_deepest_anchor_stays_in_the_reported_sigma(soc_low: fl
         est.add(CapacityPoint(0.4, 2.0, 1e-6, 1e-6, soc_low=soc_low))
     e = est.estimate
     assert e.capacity_ah == pytest.approx(5.0, rel=1e-3)
-    assert est.hidden_fade_sigma() == pytest.approx(sigma_ah)
+    assert e.hidden_sigma_ah == pytest.approx(sigma_ah)
     assert e.sigma_ah >= sigma_ah
     assert e.sigma_ah <= max(sigma_ah, 0.01) * 1.01  # and the fit's own width adds little
-    # The deepest point counts: one swing down to empty clears what the shallow ones left open.
-    est.add(CapacityPoint(0.9, 4.5, 1e-6, 1e-6, soc_low=0.0))
-    assert est.estimate.sigma_ah < 0.01
+
+
+def test_one_deep_swing_among_shallow_ones_clears_only_its_share() -> None:
+    # Twenty shallow observations of an aged pack read as a new cell's 5.0 Ah (the fade below them is
+    # invisible), one swing to 5 % SoC sees its true 4.0 Ah: the estimate stays near the shallow
+    # ones, and so must the sigma, or the band would exclude the truth (was 4.85 +/- 0.13 Ah).
+    est = CapacityEstimator(5.0)
+    for _ in range(20):
+        est.add(CapacityPoint(0.4, 2.0, 1e-4, 1e-4, soc_low=0.45))
+    est.add(CapacityPoint(0.85, 3.4, 1e-4, 1e-4, soc_low=0.05))
+    e = est.estimate
+    assert abs(e.capacity_ah - 4.0) <= 2.0 * e.sigma_ah
+    # Deep swings only: nothing hides, the fit's width is all.
+    deep = CapacityEstimator(5.0)
+    for _ in range(20):
+        deep.add(CapacityPoint(0.85, 3.4, 1e-4, 1e-4, soc_low=0.05))
+    assert deep.estimate.capacity_ah == pytest.approx(4.0, rel=0.01)
+    assert deep.estimate.hidden_sigma_ah == pytest.approx(0.125)
+    assert deep.estimate.sigma_ah < 0.15
 
 
 def test_prior_alone_is_nameplate_and_weak_points_barely_move_it() -> None:
@@ -177,6 +193,8 @@ def test_a_record_keeps_how_deep_each_observation_reached() -> None:
     # A record written before the depth was kept: its observations count as shallow (the fade below
     # them unknown), not as deep.
     old = record.to_json()
-    old["capacity_points"] = [row[:5] for row in old["capacity_points"]]
+    del old["capacity_points_soc_low"]
     (loaded,) = VehicleRecord.from_json(old).capacity_points
     assert loaded == CapacityPoint(0.4, 2.0, 1e-4, 1e-4, 0.97, soc_low=1.0)
+    # The rows keep their former shape, so that a release before this one reads the record too.
+    assert record.to_json()["capacity_points"] == [[0.4, 2.0, 1e-4, 1e-4, 0.97]]
