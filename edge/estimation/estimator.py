@@ -169,6 +169,7 @@ class BatteryEstimator:
         self._floor = 1.0
         self._nis_avg = NIS_CLIP  # nothing seen yet: not converged
         self._series_share: float | None = None
+        self._sop_cache: tuple[int, npt.NDArray[np.float64]] | None = None
         self._apply_capacity()
         self._apply_growth()
         self.samples = 0
@@ -359,10 +360,16 @@ class BatteryEstimator:
 
     def _sop_out(self) -> npt.NDArray[np.float64]:
         """The kernel's SoP outputs, or their minimum with the identified growth priced as series
-        resistance (``_apply_growth``); computed when the limits are read, not per sample."""
+        resistance (``_apply_growth``): computed once per sample, when the limits are first read.
+
+        The second set sees the state and parameters after the whole sample (EV SoC fused, growth
+        and capacity applied), the kernel's before them: the minimum errs low, never high.
+        """
         share = self._series_share
         if share is None:
             return self._out
+        if self._sop_cache is not None and self._sop_cache[0] == self.samples:
+            return self._sop_cache[1]
         params = self._params.copy()
         params[k.P_GROWTH_OHMIC] = share
         coef = np.zeros(k.C_N, dtype=np.float64)
@@ -371,7 +378,9 @@ class BatteryEstimator:
         impl.coefficients(params, self._table, soc, self._temp_c, float(params[k.P_SOP_GROWTH]), coef)
         for j, horizon in enumerate(self._horizons):
             impl.sop(self._state, params, self._table, coef, float(horizon), self._temp_c, out, j * k.O_N)
-        return np.minimum(self._out, out)
+        lowest = np.minimum(self._out, out)
+        self._sop_cache = (self.samples, lowest)
+        return lowest
 
     def _growth_floor(self) -> float:
         """The least resistance growth the SoP may assume at the present temperature.

@@ -375,7 +375,7 @@ def check_battery(settings: Settings) -> None:
     """The battery profile loads in the configured pack layout with the configured SoP horizon, as
     the daemon's start needs it (the start refuses what this refuses)."""
     # Imported here: the estimation stack (numpy) is not needed by every reader of the settings.
-    from edge.estimation.profile import ProfileError, configured_profile, load_profile
+    from edge.estimation.profile import PACK_V_MAX, ProfileError, configured_profile, load_profile
 
     b = settings.battery
     try:
@@ -385,10 +385,11 @@ def check_battery(settings: Settings) -> None:
     try:
         configured_profile(b.profile, b.series, b.parallel)
     except ProfileError as exc:
-        layout = f"{b.series or profile.series}s{b.parallel or profile.parallel}p"
-        raise SettingsError(
-            "battery.parallel" if b.parallel else "battery.series", layout, str(exc)
-        ) from None
+        series = b.series or profile.series
+        # Too many cells in series for any DC charger, or else the capacity: the count that sets it.
+        too_high = series * profile.cell_v_max > PACK_V_MAX
+        field = "battery.series" if too_high or not b.parallel else "battery.parallel"
+        raise SettingsError(field, f"{series}s{b.parallel or profile.parallel}p", str(exc)) from None
     if b.sop_horizon_s not in profile.horizons_s:
         raise SettingsError(
             "battery.sop_horizon_s",

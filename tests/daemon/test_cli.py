@@ -56,6 +56,8 @@ def test_out_of_range_setting_is_refused_with_field_value_and_range(
         # A 160 Ah cell given a 2.3 Ah cell's parallel count: 5.5 MWh, and the SoP's rating x 95.
         (('profile = "lfp-prismatic"', "series = 108", "parallel = 95"), "battery.parallel = '108s95p'"),
         (('profile = "nmc-lgm5O"', "series = 96", "parallel = 43"), "battery.profile = 'nmc-lgm5O'"),
+        # 1680 V at full charge: the series count is what no DC charger takes.
+        (('profile = "nmc-lgm50"', "series = 400", "parallel = 43"), "battery.series = '400s43p'"),
     ],
 )
 def test_a_battery_the_start_would_refuse_fails_the_check(

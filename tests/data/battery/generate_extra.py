@@ -14,12 +14,14 @@ constant ambient; 2 min rest, 3 h of a synthetic house load (0.5-5 kW held 5-60 
 at 18 points: from the saved state, a constant current for 10 s, 14 bisections up to 50 A per cell,
 kept if 2.5 <= V <= 4.2 V throughout and the electrolyte stays above zero. soc_true counts the true
 current (held between samples) on the C/20 capacity at 25 degC from full. Noise as the shared sets.
+GEN_SERIES, GEN_PARALLEL and GEN_V_MIN set another pack and lower voltage limit (default 96, 43, 2.5).
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -28,8 +30,10 @@ from itertools import pairwise
 import numpy as np
 import pybamm
 
-SERIES, PARALLEL = 96, 43
-V_MIN, V_MAX = 2.5, 4.2
+# Another cell's pack and lower limit through the environment (Mohtat2020: 96, 44, 2.8).
+SERIES = int(os.environ.get("GEN_SERIES", "96"))
+PARALLEL = int(os.environ.get("GEN_PARALLEL", "43"))
+V_MIN, V_MAX = float(os.environ.get("GEN_V_MIN", "2.5")), 4.2
 HORIZON_S = 10.0
 CAP_A = 50.0
 
@@ -159,6 +163,7 @@ def main(name: str, parameter_set: str, ambient_c: float, seed: int, aging: str)
         },
         "cell": {"parameter_set": parameter_set, "true_capacity_ah": q_true, "aging": aging or None},
         "pack": {"series": SERIES, "parallel": PARALLEL, "true_capacity_ah": q_true * PARALLEL},
+        "voltage_limits_v_cell": [V_MIN, V_MAX],
         "duration_s": float(t_s[-1]),
         "initial_soc_true": soc0,
         "final_soc_true": float(soc[-1]),
