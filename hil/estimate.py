@@ -96,7 +96,6 @@ class Replay:
     soc_rmse_pct: float = math.nan
     soc_max_pct: float = math.nan
     capacity_err_pct: float = math.nan
-    capacity_err_sigmas: float = math.nan  # capacity error in the reported standard deviations
     resistance_growth: float = math.nan
     chg10_over_max_pct: float = math.nan
     chg10_median_pct: float = math.nan
@@ -251,12 +250,15 @@ def _score(r: Replay, est: BatteryEstimator, trace: Trace) -> None:
         pack = trace.meta.get("pack", {})
         true_ah = float(pack["true_capacity_ah"])  # type: ignore[index]
         r.capacity_err_pct = (soh.capacity_ah / true_ah - 1.0) * 100.0
-        r.capacity_err_sigmas = (soh.capacity_ah - true_ah) / soh.capacity_sigma_ah
         r.figures += [
             Figure(f"estimate.{name}.capacity_err", r.capacity_err_pct, "%"),
             Figure(f"estimate.{name}.capacity_sigma", soh.capacity_sigma_ah / soh.capacity_ah * 100.0, "%"),
             # Honesty of the published bound: |error| / sigma, within 2 for a 2-sigma band that holds.
-            Figure(f"estimate.{name}.capacity_err_sigmas", r.capacity_err_sigmas, "sigma"),
+            Figure(
+                f"estimate.{name}.capacity_err_sigmas",
+                (soh.capacity_ah - true_ah) / soh.capacity_sigma_ah,
+                "sigma",
+            ),
             Figure(f"estimate.{name}.capacity_learned", float(est.capacity_learned), "bool"),
         ]
     r.resistance_growth = soh.resistance_growth

@@ -170,6 +170,8 @@ class BatteryEstimator:
         self._nis_avg = NIS_CLIP  # nothing seen yet: not converged
         self._series_share: float | None = None
         self._sop_cache: tuple[int, npt.NDArray[np.float64]] | None = None
+        # Parameters, coefficients and outputs of the limits' second SoP (``_sop_out``).
+        self._series_scratch = (np.empty_like(self._params), np.zeros(k.C_N), np.empty_like(self._out))
         self._apply_capacity()
         self._apply_growth()
         self.samples = 0
@@ -370,10 +372,9 @@ class BatteryEstimator:
             return self._out
         if self._sop_cache is not None and self._sop_cache[0] == self.samples:
             return self._sop_cache[1]
-        params = self._params.copy()
+        params, coef, out = self._series_scratch
+        np.copyto(params, self._params)
         params[k.P_GROWTH_OHMIC] = share
-        coef = np.zeros(k.C_N, dtype=np.float64)
-        out = np.empty_like(self._out)
         soc = float(self._state[k.S_SOC])
         impl.coefficients(params, self._table, soc, self._temp_c, float(params[k.P_SOP_GROWTH]), coef)
         for j, horizon in enumerate(self._horizons):

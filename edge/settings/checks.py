@@ -379,24 +379,23 @@ def check_battery(settings: Settings) -> None:
 
     b = settings.battery
     try:
-        profile = load_profile(b.profile)
+        configured_profile(b.profile, b.series, b.parallel, b.sop_horizon_s)
+        return
     except ProfileError as exc:
-        raise SettingsError("battery.profile", b.profile, str(exc)) from None
+        reason = str(exc)
+    # Refused: find the setting to name (the profile is read again only on this path).
     try:
-        configured_profile(b.profile, b.series, b.parallel)
-    except ProfileError as exc:
-        series = b.series or profile.series
-        # Too many cells in series for any DC charger, or else the capacity: the count that sets it.
-        too_high = series * profile.cell_v_max > PACK_V_MAX
-        field = "battery.series" if too_high or not b.parallel else "battery.parallel"
-        raise SettingsError(field, f"{series}s{b.parallel or profile.parallel}p", str(exc)) from None
+        profile = load_profile(b.profile)
+    except ProfileError:
+        raise SettingsError("battery.profile", b.profile, reason) from None
     if b.sop_horizon_s not in profile.horizons_s:
-        raise SettingsError(
-            "battery.sop_horizon_s",
-            b.sop_horizon_s,
-            f"profile {b.profile} computes the SoP over {list(profile.horizons_s)} s",
-            ", ".join(f"{h:g}" for h in profile.horizons_s),
-        )
+        allowed = ", ".join(f"{h:g}" for h in profile.horizons_s)
+        raise SettingsError("battery.sop_horizon_s", b.sop_horizon_s, reason, allowed)
+    series = b.series or profile.series
+    # Too many cells in series for any DC charger, or else the capacity: the count that sets it.
+    too_high = series * profile.cell_v_max > PACK_V_MAX
+    field = "battery.series" if too_high or not b.parallel else "battery.parallel"
+    raise SettingsError(field, f"{series}s{b.parallel or profile.parallel}p", reason)
 
 
 def check_daemon(settings: Settings) -> None:

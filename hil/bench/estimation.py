@@ -21,7 +21,7 @@ from edge import accel
 from edge.estimation import _ecm_ref
 from edge.estimation.ecm import impl
 from edge.estimation.estimator import BatteryEstimator
-from edge.estimation.profile import load_profile, with_pack
+from edge.estimation.profile import configured_profile, load_profile
 from hil.bench import Figure
 
 # Trace -> the profile a charger would hold for that pack (the generalization packs: issue 17).
@@ -111,10 +111,8 @@ def run(quick: bool = False) -> list[Figure]:
         if not path.exists():  # $V2G_BATTERY_DATA may hold only the shared sets: their figures still print
             continue
         trace = load_trace(path)
-        profile = load_profile(TRACES[name])
-        if trace.meta is not None:
-            pack = trace.meta["pack"]
-            profile = with_pack(profile, int(pack["series"]), int(pack["parallel"]))  # type: ignore[index]
+        pack: dict[str, int] = trace.meta["pack"] if trace.meta is not None else {}  # type: ignore[assignment]
+        profile = configured_profile(TRACES[name], pack.get("series"), pack.get("parallel"))
         result, _ = replay(profile, trace, default_initial_soc(trace))
         figures += [
             Figure(f.name.replace("estimate.", "estimation.", 1), f.value, f.unit) for f in result.figures
