@@ -358,7 +358,17 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.fit_rc:
-        fit = fit_rc(profile, trace.t_s, trace.i_a, trace.v_v, trace.temp_c)
+        try:
+            fit = fit_rc(profile, trace.t_s, trace.i_a, trace.v_v, trace.temp_c)
+        except ValueError as exc:
+            # A whole record with a long one-way swing counts SoC from nameplate off the table's error:
+            # a window of rests and small swings fits where the record does not.
+            print(
+                f"error: {trace.name}: {exc}; fit a window instead: "
+                "v2g-hil battery-profile DATASHEET --replay TRACE --window-s START:END",
+                file=sys.stderr,
+            )
+            return 2
         print(f"# fitted on {trace.name}: {fit.samples} samples, rms {fit.rms_v * 1000:.2f} mV")
         print(f"r0_ohm = {fit.r0_ohm:.5f}\nr1_ohm = {fit.r1_ohm:.5f}\ntau1_s = {fit.tau1_s:.1f}")
         print(f"r2_ohm = {fit.r2_ohm:.5f}\ntau2_s = {fit.tau2_s:.1f}")

@@ -2,9 +2,10 @@
 
 Between two samples the terminal voltage changes by the model's own dynamics (OCV moving, RC branches
 relaxing under the held current) plus the instant response to the current step, which for a cell is
-``-R_step * dI`` with ``R_step`` the series resistance plus the small-signal kinetic resistance. The
-filter gives the first part; what is left is regressed on ``-R_step,new(T) * dI``: the slope is the
-growth ``g`` (1.0 for a new cell), temperature-compensated by construction.
+``-R_step * dI`` with ``R_step`` the series resistance plus the kinetic term's chord between the two
+currents (its small-signal resistance for small currents; at 0.5C a Butler-Volmer term's chord is about
+half that). The filter gives the first part; what is left is regressed on ``-R_step,new(T) * dI``: the
+slope is the growth ``g`` (1.0 for a new cell), temperature- and current-compensated by construction.
 
 The regression is Bayesian with a Gaussian prior (a vehicle never seen: 1.0 +/- ``prior_sigma``; a
 known vehicle: its persisted value) and a forgetting factor, so it has a standard deviation: the
@@ -83,6 +84,15 @@ class ResistanceTracker:
         upper = min(g + self.sop_sigmas * sigma, self.bounds[1])
         return GrowthEstimate(g, sigma, upper, self.steps)
 
+    def accepts(self, dt_s: float, i_prev_a: float, i_a: float) -> bool:
+        """Whether the step from ``i_prev_a`` to ``i_a`` over ``dt_s`` is one the regression takes."""
+        return (
+            0.0 < dt_s <= self.max_dt_s
+            and abs(i_a - i_prev_a) >= self.min_step_a
+            and abs(i_a) <= self.max_current_a
+            and abs(i_prev_a) <= self.max_current_a
+        )
+
     def update(  # noqa: PLR0917 - called per sample; positional is the cheap call
         self,
         dt_s: float,
@@ -93,17 +103,12 @@ class ResistanceTracker:
         model_dv_v: float,
         r_step_new_ohm: float,
     ) -> None:
-        """One sample pair: ``model_dv_v`` is the model's voltage change without the current step."""
-        di = i_a - i_prev_a
-        if (
-            dt_s <= 0.0
-            or dt_s > self.max_dt_s
-            or abs(di) < self.min_step_a
-            or abs(i_a) > self.max_current_a
-            or abs(i_prev_a) > self.max_current_a
-        ):
+        """One sample pair: ``model_dv_v`` is the model's voltage change without the current step,
+        ``r_step_new_ohm`` the new cell's response to this step per ampere (its chord between the two
+        currents: at a few tenths of C the kinetic slope is well below its small-signal value)."""
+        if not self.accepts(dt_s, i_prev_a, i_a):
             return
-        x = -r_step_new_ohm * di
+        x = -r_step_new_ohm * (i_a - i_prev_a)
         y = (v_v - v_prev_v) - model_dv_v
         self._sxx = self.forgetting * self._sxx + x * x
         self._sxy = self.forgetting * self._sxy + x * y

@@ -36,6 +36,7 @@ TRACES = {
     # Generated in this repository (tests/data/battery/generate_extra.py): packs nothing was tuned on.
     "aged2_v2h": "nmc-lgm50",
     "cold0_v2h": "nmc-lgm50",
+    "small8_v2h": "nmc-lgm50",
 }
 
 

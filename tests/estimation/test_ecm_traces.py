@@ -40,11 +40,16 @@ def test_charge_limit_targets(replayed: Callable[[str], Replay], name: str) -> N
     err = np.asarray(r.chg10_est_a) / np.asarray(r.chg10_true_a) - 1.0
     median = float(np.median(np.abs(err)))
     if name == "aged_v2h":
-        # Not issue 17's 20 %: the SoP also prices the identified growth (1.7) as series resistance
-        # and keeps the lower limit, which this cell's aging (a third contact resistance, the rest
-        # slower kinetics) does not need; a pack aged by contact resistance alone was over-predicted
-        # without it (docs/estimation.md, "A growth of unknown kind").
-        assert median <= 0.45
+        # Not issue 17's 20 %: the SoP also prices the identified growth's upper bound (1.7 + 2 sigma)
+        # as series resistance and keeps the lower limit, which this cell's aging (a third contact
+        # resistance, the rest slower kinetics) does not need; a pack aged by contact resistance
+        # alone was over-predicted without it (docs/estimation.md, "A growth of unknown kind").
+        assert median <= 0.47
+    elif name == "v2h_evening":
+        # Not issue 17's 20 % either (-25 %): the same pricing of the growth's upper excess (0.99 +
+        # 2 x 0.05) as series, on top of the SoP's cold floor (16-20 degC here). Safety first: without
+        # it the generated contact-resistance pack was +9.7 % over.
+        assert median <= 0.27
     else:
         # Issue 17's target (20 %): the SoP's cold floor (docs/estimation.md, SoP) costs a few points.
         assert median <= 0.20

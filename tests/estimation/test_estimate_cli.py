@@ -56,6 +56,18 @@ def test_fit_rc_reproduces_the_profile_from_the_new_cell_record(capsys: pytest.C
     assert float(fitted["r2_ohm"]) == pytest.approx(p.r2_ohm, rel=0.02)
 
 
+def test_a_record_the_fit_cannot_use_is_refused_with_the_way_to_fit_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The cool record's profile table is 30-70 mV off its cell: counted from nameplate over a 37-point
+    # swing, every (tau1, tau2) candidate needs a negative resistance.
+    assert main(["estimate", str(trace_path("cool_v2h")), "--fit-rc"]) == 2
+    err = capsys.readouterr().err
+    assert "negative resistance" in err
+    assert "--window-s" in err
+    assert "Traceback" not in err
+
+
 def test_state_dir_carries_the_vehicle_between_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -28,13 +28,14 @@ CASES = {
     "cool_v2h": "nmc-lgm50",
     "mohtat_v2h": "nmc532-pouch",
     "lfp_day": "lfp-a123-26650",
-    # Generated here (tests/data/battery/generate_extra.py), never used to develop: aged by contact
-    # resistance alone (its charge limit was +10.7 % over before the growth was priced as series),
-    # and soaked at 0 degC.
+    # Generated here (tests/data/battery/generate_extra.py): aged by contact resistance alone (its
+    # charge limit was +9.7 % over before the growth's whole upper excess was priced as series),
+    # soaked at 0 degC, and an 8-parallel pack (14 kWh) at up to 0.47C.
     "aged2_v2h": "nmc-lgm50",
     "cold0_v2h": "nmc-lgm50",
+    "small8_v2h": "nmc-lgm50",
 }
-GENERATED = {"aged2_v2h", "cold0_v2h"}
+GENERATED = {"aged2_v2h", "cold0_v2h", "small8_v2h"}
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from ecm_support import duty, simulate
 from edge.estimation import _ecm_ref as k
 from edge.estimation.estimator import BatteryEstimator
 from edge.estimation.profile import GAS_CONSTANT, BatteryProfile, load_profile
+from edge.estimation.record import VehicleRecord
 
 
 def run(
@@ -102,12 +103,11 @@ def test_a_sensor_reading_warm_by_its_stated_error_does_not_over_predict(
         blind = replace(worst, sensor_temp_error_c=0.0, sop_temp_margin_c=0.0)
         est, (soc,) = run(blind, temp_c, sensor_bias_c=worst.sensor_temp_error_c)
         blind_limit = est.limits()[1].charge_current_voltage_limited_a
+        # (It no longer over-predicts here: the bias reads as a growth of 1.08 +/- 0.004, and since
+        # the growth's whole upper excess is priced as series resistance that alone keeps the blind
+        # estimator 4-6 % below the cell's limit from -10 to 5 degC. The allowance is kept for a
+        # cell whose steps do not show it.)
         assert blind_limit > lim.charge_current_voltage_limited_a
-        if temp_c <= 5.0:
-            # and over-predicts where nothing else catches it (the test can tell). Warmer, the bias
-            # reads as a growth of 1.05-1.06, which the SoP prices as series resistance: that alone
-            # keeps the blind estimator at the cell's limit or below from 10 degC up.
-            assert blind_limit > truth
 
 
 def test_the_rating_is_derated_at_the_conservative_temperature(nmc: BatteryProfile) -> None:
@@ -166,3 +166,39 @@ def test_a_growth_of_unknown_kind_is_priced_as_the_worse_of_both(name: str, shar
     assert limit <= 1.05 * truth
     # The price for the other kind of aging: at most about a fifth below the cell's limit.
     assert limit >= 0.7 * truth
+
+
+@pytest.mark.parametrize("name", ["nmc-lgm50", "nmc532-pouch"])
+def test_an_uncertain_growth_prices_its_whole_upper_excess_as_series(name: str) -> None:
+    # A vehicle known at growth 1.1 +/- 0.1 whose pack is in truth at its bound, 1.3, all of it contact
+    # resistance. Pricing only the mean's excess as series left the bound's rest to the profile's
+    # kinetics, which flatten at several C: a generated pack aged that way (aged2_v2h) was +9.7 % over
+    # while its growth read 1.10 +/- 0.14 (truth about 1.25).
+    profile = load_profile(name)
+    aged = replace(profile, growth_ohmic_share=1.0)
+    s = simulate(aged, np.zeros(900), soc0=0.6, growth=1.3, temp_c=25.0)
+    record = VehicleRecord(profile=profile.name, sessions=3, growth=1.1, growth_sigma=0.1)
+    est = BatteryEstimator(profile, initial_soc=0.6, record=record)
+    for j in range(len(s.t_s)):
+        est.update(float(s.t_s[j]), float(s.pack_v_v[j]), float(s.pack_i_a[j]), 25.0)
+    g = est.resistance.estimate
+    assert g.growth == pytest.approx(1.1) and g.upper == pytest.approx(1.3)
+    assert est.identification_converged
+    limit = est.limits()[1].charge_current_voltage_limited_a
+    assert limit <= 1.05 * true_charge_limit(aged, float(s.soc[-1]), 25.0, 1.3)
+
+
+def test_a_new_cell_stepping_at_half_c_reads_as_new() -> None:
+    # The tracker's regressor is the new cell's chord between the two currents: against the
+    # small-signal resistance a Butler-Volmer cell stepping at 0.3-0.45C reads about 0.85, and the
+    # SoP then scales its kinetics down (a generated 8-parallel pack at 0.47C read 0.92).
+    profile = load_profile("nmc-lgm50")
+    amplitude_a = 0.45 * profile.nameplate_capacity_ah * profile.parallel
+    levels = np.tile([amplitude_a, -amplitude_a, 0.65 * amplitude_a, -0.65 * amplitude_a], 60)
+    current = np.repeat(levels, 10).astype(np.float64)
+    s = simulate(profile, current, soc0=0.6, growth=1.0, temp_c=25.0)
+    est = BatteryEstimator(profile, initial_soc=0.6)
+    for j in range(len(s.t_s)):
+        est.update(float(s.t_s[j]), float(s.pack_v_v[j]), float(s.pack_i_a[j]), 25.0)
+    assert est.resistance.estimate.steps > 100
+    assert est.resistance.estimate.growth == pytest.approx(1.0, abs=0.03)
