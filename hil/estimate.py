@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.estimation.estimator import BatteryEstimator, SampleError
-from edge.estimation.fit import fit_rc
+from edge.estimation.fit import NoPhysicalFitError, fit_rc
 from edge.estimation.profile import BatteryProfile, ProfileError, configured_profile
 from edge.state import StateStore
 from hil.bench import Figure
@@ -360,7 +360,7 @@ def main(args: argparse.Namespace) -> int:
     if args.fit_rc:
         try:
             fit = fit_rc(profile, trace.t_s, trace.i_a, trace.v_v, trace.temp_c)
-        except ValueError as exc:
+        except NoPhysicalFitError as exc:
             # A whole record with a long one-way swing counts SoC from nameplate off the table's error:
             # a window of rests and small swings fits where the record does not.
             print(
@@ -368,6 +368,9 @@ def main(args: argparse.Namespace) -> int:
                 "v2g-hil battery-profile DATASHEET --replay TRACE --window-s START:END",
                 file=sys.stderr,
             )
+            return 2
+        except ValueError as exc:
+            print(f"error: {trace.name}: {exc}", file=sys.stderr)
             return 2
         print(f"# fitted on {trace.name}: {fit.samples} samples, rms {fit.rms_v * 1000:.2f} mV")
         print(f"r0_ohm = {fit.r0_ohm:.5f}\nr1_ohm = {fit.r1_ohm:.5f}\ntau1_s = {fit.tau1_s:.1f}")

@@ -360,18 +360,20 @@ class BatteryEstimator:
         # (``_sop_out``). The bound, not the mean: while the growth is uncertain its excess may all be
         # series (a generated pack aged by contact resistance was +9.7 % over with the mean).
         self._series_share = None
-        if est.upper > 1.0 and sop > 1.0:
-            share = min(1.0, (est.upper - 1.0) / (sop - 1.0))
+        if est.upper > 1.0:
+            share = (est.upper - 1.0) / (sop - 1.0)  # sop >= upper: within (0, 1]
             if share > self.profile.growth_ohmic_share:
                 self._series_share = share
 
     def _step_resistance_new(self, i_prev: float, i: float) -> float:
-        """The new cell's instant response to the step from ``i_prev`` to ``i``, per ampere: R0 plus
-        the kinetic term's chord. Against its small-signal value a new pack stepping at 0.1-0.35C
+        """The new cell's instant response to the step from ``i_prev`` to ``i`` (measured, the
+        tracker guarantees a step), per ampere: R0 plus the kinetic term's chord at the currents the
+        filter believes flow. Against its small-signal value a new pack stepping at 0.1-0.36C
         (small8_v2h) read a growth of 0.92 and its charge limit was +5.1 % over (docs/estimation.md)."""
         c = self._chord_coef
         impl.coefficients(self._params, self._table, float(self._state[k.S_SOC]), self._temp_c, 1.0, c)
-        eta = float(impl.kinetic_overpotential(c, i)) - float(impl.kinetic_overpotential(c, i_prev))
+        b = float(self._state[k.S_B])
+        eta = float(impl.kinetic_overpotential(c, i - b)) - float(impl.kinetic_overpotential(c, i_prev - b))
         return float(c[k.C_R0]) + eta / (i - i_prev)
 
     def _sop_out(self) -> npt.NDArray[np.float64]:

@@ -21,6 +21,10 @@ from edge.estimation.profile import BatteryProfile
 FloatArray = npt.NDArray[np.float64]
 
 
+class NoPhysicalFitError(ValueError):
+    """Every (tau1, tau2) candidate needed a negative resistance: the record does not suit the fit."""
+
+
 @dataclass(frozen=True)
 class RcFit:
     """Fitted model parameters at the record's temperatures, referred to the profile's reference T."""
@@ -91,7 +95,7 @@ def fit_rc(
             if best is None or rms < best[0]:
                 best = (rms, a, b, [float(x) for x in coef])
     if best is None:
-        raise ValueError("no physically valid fit (every candidate had a negative resistance)")
+        raise NoPhysicalFitError("no physically valid fit (every candidate had a negative resistance)")
     rms, a, b, fitted = best
     return RcFit(
         r0_ohm=fitted[1],
