@@ -30,12 +30,14 @@ CASES = {
     "lfp_day": "lfp-a123-26650",
     # Generated here (tests/data/battery/generate_extra.py): aged by contact resistance alone (its
     # charge limit was +9.7 % over before the growth's whole upper excess was priced as series),
-    # soaked at 0 degC, and an 8-parallel pack (14 kWh) at up to 0.47C.
+    # soaked at 0 degC, an 8-parallel pack (14 kWh) at up to 0.47C, and a 6-parallel one (11 kWh) at
+    # 10 degC down to 14 % and charged at 0.6C (+7.0 % over before the step regressor's chord).
     "aged2_v2h": "nmc-lgm50",
     "cold0_v2h": "nmc-lgm50",
     "small8_v2h": "nmc-lgm50",
+    "small6c_v2h": "nmc-lgm50",
 }
-GENERATED = {"aged2_v2h", "cold0_v2h", "small8_v2h"}
+GENERATED = {"aged2_v2h", "cold0_v2h", "small8_v2h", "small6c_v2h"}
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,8 @@ import pybamm
 SERIES = int(os.environ.get("GEN_SERIES", "96"))
 PARALLEL = int(os.environ.get("GEN_PARALLEL", "43"))
 V_MIN, V_MAX = float(os.environ.get("GEN_V_MIN", "2.5")), 4.2
-# A small pack charged at the same power in the cold reaches V_MAX before 85 % (no CV phase here).
+# A small pack charged at the same power in the cold reaches V_MAX before 85 % (no CV phase here:
+# small6c_v2h stops at 75 %).
 SOC_END = float(os.environ.get("GEN_SOC_END", "0.85"))
 HORIZON_S = 10.0
 CAP_A = 50.0
