@@ -397,11 +397,23 @@ def pack_energy_per_soc_wh(profile: BatteryProfile, pack_capacity_ah: float | No
 
 
 def with_pack(profile: BatteryProfile, series: int, parallel: int) -> BatteryProfile:
-    """The same cell in another pack layout (as the EV reports it)."""
+    """The same cell in another pack layout (as the EV reports it).
+
+    The current sensor's figures are the charger's, per pack: held per cell they would shrink with
+    fewer cells in parallel, and an 8-parallel pack's rest threshold (0.08 A) fell below the sensor's
+    own offset (0.1 A), so no rest was ever seen and no capacity anchored (docs/estimation.md).
+    """
     if not 1 <= series <= 1000 or not 1 <= parallel <= 1000:
         raise ProfileError(f"pack layout {series}s{parallel}p outside 1..1000 each")
     values = {f.name: getattr(profile, f.name) for f in fields(profile)}
-    values.update(series=series, parallel=parallel)
+    per_cell = profile.parallel / parallel
+    values.update(
+        series=series,
+        parallel=parallel,
+        current_offset_sigma_a=profile.current_offset_sigma_a * per_cell,
+        rest_current_a=profile.rest_current_a * per_cell,
+        q_offset_a2_per_s=profile.q_offset_a2_per_s * per_cell**2,
+    )
     return _checked_pack(BatteryProfile(**values), f"profile {profile.name} as {series}s{parallel}p")
 
 

@@ -118,3 +118,16 @@ def test_a_pack_no_vehicle_has_is_refused(name: str, series: int, parallel: int,
     doc["battery"]["parallel"] = 1000
     with pytest.raises(ProfileError, match=r"t.toml: a 96s1000p pack .* kWh"):
         parse_profile(doc, "t.toml")
+
+
+@pytest.mark.parametrize("name", ["nmc-lgm50", "nmc532-pouch", "lfp-a123-26650"])
+def test_another_layout_keeps_the_chargers_current_sensor(name: str) -> None:
+    # The offset, its drift and the rest threshold are the charger's sensor's, per pack: the same
+    # in amperes at the pack whatever the cells' layout, per cell they scale with 1 / parallel.
+    own = load_profile(name)
+    for parallel in (2, 8, own.parallel, 200):
+        p = with_pack(own, own.series, parallel)
+        assert p.rest_current_a * parallel == pytest.approx(own.rest_current_a * own.parallel)
+        assert p.current_offset_sigma_a * parallel == pytest.approx(own.current_offset_sigma_a * own.parallel)
+        assert p.q_offset_a2_per_s * parallel**2 == pytest.approx(own.q_offset_a2_per_s * own.parallel**2)
+        assert p.current_gain_sigma == own.current_gain_sigma  # relative: the same per cell

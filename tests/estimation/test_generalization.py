@@ -68,6 +68,23 @@ def test_charge_limit_is_never_over_predicted_on_unseen_packs(
     assert np.all(np.asarray(r.dis10_limit_a) <= 1.05 * np.asarray(r.dis10_true_a))
 
 
+@pytest.mark.parametrize(("name", "soc_low_max"), [("small6c_v2h", 0.15), ("small8_v2h", 0.30)])
+def test_a_small_pack_sees_its_rests_and_anchors_its_capacity(
+    load: Callable[[str], Trace], name: str, soc_low_max: float
+) -> None:
+    # The rest threshold and offset were per cell at the profile's 43 in parallel: 0.06-0.08 A at
+    # these packs, under the sensor's own 0.1 A offset, so no rest counted and no capacity anchored.
+    trace = load(name)
+    assert trace.meta is not None
+    pack = trace.meta["pack"]
+    profile = with_pack(load_profile(CASES[name]), pack["series"], pack["parallel"])  # type: ignore[index]
+    _, est = replay(profile, trace, default_initial_soc(trace))
+    (point,) = est.capacity.points  # the rest after the discharge paired with the final one
+    assert point.soc_low <= soc_low_max and abs(point.dsoc) >= 0.5
+    truth = float(trace.meta["cell"]["true_capacity_ah"])  # type: ignore[index]
+    assert est.capacity.estimate.capacity_ah == pytest.approx(truth, rel=0.03)
+
+
 def test_soc_from_a_wrong_start_with_a_matching_profile(generalized: Callable[[str], Replay]) -> None:
     # warm_freqreg: the LG M50 cell of the profile's OCV table, at 35 degC.
     r = generalized("warm_freqreg")
