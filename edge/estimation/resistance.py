@@ -4,10 +4,10 @@ Between two samples the terminal voltage changes by the model's own dynamics (OC
 relaxing under the held current) plus the instant response to the current step, which for a cell is
 ``-R_step * dI`` with ``R_step`` the series resistance plus the kinetic term's chord between the two
 currents (its small-signal resistance for small currents; stepping 0 to 0.5C, nmc-lgm50's whole step
-resistance is 0.90 of that at 25 degC and mid SoC, 0.70 at 0 degC). The filter gives the first part; what is left
-is regressed on ``-R_step,new(T) * dI``: the slope is the growth ``g`` (1.0 for a new cell),
-temperature-compensated by construction, and current-compensated exactly for a new cell and for
-growth in series. Growth in the kinetics flattens later than the new cell's chord says, so at tenths
+resistance is 0.90 of that at 25 degC and mid SoC, 0.70 at 0 degC). The filter gives the first part;
+what is left is regressed on ``-R_step,new(T) * dI``: the slope is the growth ``g`` (1.0 for a new
+cell), temperature-compensated by construction, and current-compensated exactly for a new cell and
+for growth in series. Growth in the kinetics flattens later than the new cell's chord says, so at tenths
 of C it reads low (1.6 as 1.49 at 0.45C); the SoP prices the growth's upper excess as series, which
 keeps such cells below their limit (docs/estimation.md, "A growth of unknown kind").
 
@@ -111,7 +111,7 @@ class ResistanceTracker:
     ) -> None:
         """One sample pair: ``model_dv_v`` is the model's voltage change without the current step,
         ``r_step_new_ohm`` the new cell's response to this step per ampere (its chord between the two
-        currents: at a few tenths of C the kinetic slope is well below its small-signal value)."""
+        currents: at a few tenths of C the kinetic slope is below its small-signal value)."""
         if not self.accepts(dt_s, i_prev_a, i_a):
             return
         x = -r_step_new_ohm * (i_a - i_prev_a)

@@ -34,12 +34,13 @@ TRACES = {
     "mohtat_v2h": "nmc532-pouch",
     "lfp_day": "lfp-a123-26650",
     # Generated in this repository (tests/data/battery/generate_extra.py); aged2_v2h and small8_v2h
-    # showed the two SoP defects fixed on 2026-12-06 (docs/estimation.md), cold0_v2h and small6c_v2h
-    # tuned nothing.
+    # showed the two SoP defects fixed on 2026-12-06 (docs/estimation.md), cold0_v2h, small6c_v2h and
+    # small8sa_v2h tuned nothing.
     "aged2_v2h": "nmc-lgm50",
     "cold0_v2h": "nmc-lgm50",
     "small8_v2h": "nmc-lgm50",
     "small6c_v2h": "nmc-lgm50",
+    "small8sa_v2h": "nmc-lgm50",
 }
 
 

@@ -31,13 +31,15 @@ CASES = {
     # Generated here (tests/data/battery/generate_extra.py): aged by contact resistance alone (its
     # charge limit was +9.7 % over before the growth's whole upper excess was priced as series),
     # soaked at 0 degC, an 8-parallel pack (14 kWh) at up to 0.47C, and a 6-parallel one (11 kWh) at
-    # 10 degC down to 14 % and charged at 0.6C (+7.0 % over before the step regressor's chord).
+    # 10 degC down to 14 % and charged at 0.6C (+7.0 % over before the step regressor's chord), and
+    # aged2's cell in the 8-parallel pack (+14.1 % over before the chord and the upper excess).
     "aged2_v2h": "nmc-lgm50",
     "cold0_v2h": "nmc-lgm50",
     "small8_v2h": "nmc-lgm50",
     "small6c_v2h": "nmc-lgm50",
+    "small8sa_v2h": "nmc-lgm50",
 }
-GENERATED = {"aged2_v2h", "cold0_v2h", "small8_v2h", "small6c_v2h"}
+GENERATED = {"aged2_v2h", "cold0_v2h", "small8_v2h", "small6c_v2h", "small8sa_v2h"}
 
 
 @pytest.fixture(scope="module")
