@@ -327,8 +327,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.2,
         help="standard deviation the estimator is given for the initial SoC (0.2: unknown; small: known)",
     )
-    parser.add_argument("--series", type=int, default=None, help="override the profile's series count")
-    parser.add_argument("--parallel", type=int, default=None, help="override the profile's parallel count")
+    parser.add_argument(
+        "--series", type=int, default=None, help="series count (default: the trace's, else the profile's)"
+    )
+    parser.add_argument(
+        "--parallel", type=int, default=None, help="parallel count (default: the trace's, else the profile's)"
+    )
     parser.add_argument("--plot", type=Path, default=None, help="write estimate vs truth to this PNG")
     parser.add_argument("--fit-rc", action="store_true", help="fit R0/RC to the trace and print them")
     parser.add_argument(
@@ -352,8 +356,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        profile = configured_profile(args.profile, args.series, args.parallel)
         trace = load_trace(args.trace)
+        # The trace's own layout unless told otherwise: the profile's would judge another pack (its
+        # sensor figures and capacity scaled to a pack that was not recorded).
+        pack: dict[str, int] = trace.meta.get("pack", {}) if trace.meta is not None else {}  # type: ignore[assignment]
+        series = args.series if args.series is not None else pack.get("series")
+        parallel = args.parallel if args.parallel is not None else pack.get("parallel")
+        profile = configured_profile(args.profile, series, parallel)
     except (ProfileError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

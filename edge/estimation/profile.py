@@ -1,8 +1,10 @@
 """Battery profiles: chemistry, pack layout, OCV table, initial model parameters and limits, from TOML.
 
 Profiles ship in ``edge/_config/batteries/<name>.toml``; a path to any TOML file in the same format
-works too. Everything in a profile is per cell except ``series`` / ``parallel``. A broken profile is
-rejected with an error naming the file, the field, the value and the allowed range.
+works too. Everything in a profile is per cell except ``series`` / ``parallel``; the current sensor's
+figures (offset, its drift, the rest threshold) are per cell at the profile's own layout, and
+``with_pack`` keeps them per pack in another. A broken profile is rejected with an error naming the
+file, the field, the value and the allowed range.
 """
 
 from __future__ import annotations
@@ -400,19 +402,21 @@ def with_pack(profile: BatteryProfile, series: int, parallel: int) -> BatteryPro
     """The same cell in another pack layout (as the EV reports it).
 
     The current sensor's figures are the charger's, per pack: held per cell they would shrink with
-    fewer cells in parallel, and an 8-parallel pack's rest threshold (0.08 A) fell below the sensor's
-    own offset (0.1 A), so no rest was ever seen and no capacity anchored (docs/estimation.md).
+    fewer cells in parallel, and an 8-parallel pack's rest threshold (0.08 A) fell below the offset of
+    the generated records' sensor (0.1 A), so no rest was ever seen and no capacity anchored
+    (docs/estimation.md). Per cell the threshold then grows with fewer cells in parallel (C/23 for
+    nmc-lgm50's cell at 2p): the anchors take the filter's SoC, whose model carries such a current.
     """
     if not 1 <= series <= 1000 or not 1 <= parallel <= 1000:
         raise ProfileError(f"pack layout {series}s{parallel}p outside 1..1000 each")
     values = {f.name: getattr(profile, f.name) for f in fields(profile)}
-    per_cell = profile.parallel / parallel
+    scale = profile.parallel / parallel
     values.update(
         series=series,
         parallel=parallel,
-        current_offset_sigma_a=profile.current_offset_sigma_a * per_cell,
-        rest_current_a=profile.rest_current_a * per_cell,
-        q_offset_a2_per_s=profile.q_offset_a2_per_s * per_cell**2,
+        current_offset_sigma_a=profile.current_offset_sigma_a * scale,
+        rest_current_a=profile.rest_current_a * scale,
+        q_offset_a2_per_s=profile.q_offset_a2_per_s * scale**2,
     )
     return _checked_pack(BatteryProfile(**values), f"profile {profile.name} as {series}s{parallel}p")
 

@@ -6,10 +6,11 @@ relaxing under the held current) plus the instant response to the current step, 
 currents (its small-signal resistance for small currents; stepping 0 to 0.5C, nmc-lgm50's whole step
 resistance is 0.90 of that at 25 degC and mid SoC, 0.70 at 0 degC). The filter gives the first part;
 what is left is regressed on ``-R_step,new(T) * dI``: the slope is the growth ``g`` (1.0 for a new
-cell), temperature-compensated by construction, and current-compensated exactly for a new cell and
-for growth in series. Growth in the kinetics flattens later than the new cell's chord says, so at tenths
-of C it reads low (1.6 as 1.49 at 0.45C); the SoP prices the growth's upper excess as series, which
-keeps such cells below their limit (docs/estimation.md, "A growth of unknown kind").
+cell), temperature-compensated by construction, and current-compensated exactly for a new cell. At
+tenths of C an aged cell reads off by its kind: series growth, which does not flatten, reads high
+(1.6 as 1.66 at 0.45C and 25 degC: conservative); kinetic growth (exchange currents divided) flattens
+earlier than the new cell's chord and reads low (1.6 as 1.49), which the SoP's pricing of the growth's
+upper excess as series covers (docs/estimation.md, "A growth of unknown kind").
 
 The regression is Bayesian with a Gaussian prior (a vehicle never seen: 1.0 +/- ``prior_sigma``; a
 known vehicle: its persisted value) and a forgetting factor, so it has a standard deviation: the

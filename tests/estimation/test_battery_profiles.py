@@ -125,6 +125,7 @@ def test_another_layout_keeps_the_chargers_current_sensor(name: str) -> None:
     # The offset, its drift and the rest threshold are the charger's sensor's, per pack: the same
     # in amperes at the pack whatever the cells' layout, per cell they scale with 1 / parallel.
     own = load_profile(name)
+    assert with_pack(own, own.series, own.parallel) == own
     for parallel in (2, 8, own.parallel, 200):
         p = with_pack(own, own.series, parallel)
         assert p.rest_current_a * parallel == pytest.approx(own.rest_current_a * own.parallel)

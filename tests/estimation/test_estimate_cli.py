@@ -56,6 +56,18 @@ def test_fit_rc_reproduces_the_profile_from_the_new_cell_record(capsys: pytest.C
     assert float(fitted["r2_ohm"]) == pytest.approx(p.r2_ohm, rel=0.02)
 
 
+def test_a_trace_is_replayed_in_its_own_pack_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    # small6c_v2h is a 96s6p pack; the profile's own layout is 96s43p, which would judge another pack.
+    def figures(*extra: str) -> dict[str, str]:
+        assert main(["estimate", str(trace_path("small6c_v2h")), "--profile", "nmc-lgm50", *extra]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        return {line.split()[1]: line.split()[2] for line in lines if line.startswith("BENCH ")}
+
+    own = figures()
+    assert own == figures("--parallel", "6")
+    assert own != figures("--parallel", "43")
+
+
 def test_a_record_the_fit_cannot_use_is_refused_with_the_way_to_fit_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

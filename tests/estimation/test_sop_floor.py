@@ -105,8 +105,8 @@ def test_a_sensor_reading_warm_by_its_stated_error_does_not_over_predict(
         blind_limit = est.limits()[1].charge_current_voltage_limited_a
         # (It no longer over-predicts here: the bias reads as a growth of 1.08 +/- 0.004, and since
         # the growth's whole upper excess is priced as series resistance that alone keeps the blind
-        # estimator 4-6 % below the cell's limit from -10 to 5 degC. The allowance is kept for a
-        # cell whose steps do not show it.)
+        # estimator 6 % below the cell's limit at 5 degC (4 % at -10 degC, measured once). The
+        # allowance is kept for a cell whose steps do not show it.)
         assert blind_limit > lim.charge_current_voltage_limited_a
 
 

@@ -176,6 +176,7 @@ def main(name: str, parameter_set: str, ambient_c: float, seed: int, aging: str)
         "generator": {
             "script": "tests/data/battery/generate_extra.py",
             "argv": sys.argv[1:],
+            "env": {key: value for key, value in sorted(os.environ.items()) if key.startswith("GEN_")},
             "pybamm": pybamm.__version__,
         },
         "cell": {"parameter_set": parameter_set, "true_capacity_ah": q_true, "aging": aging or None},
