@@ -330,8 +330,9 @@ class Daemon:
                     return
                 await asyncio.sleep(delay)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout keeps a cancellation (wait_for may not)
+                async with asyncio.timeout(delay):
+                    await stop.wait()
 
     def _may_report_ready(self, elapsed_s: float) -> bool:
         """READY=1 once a command reached the power stage, or (a stage that does not answer, a

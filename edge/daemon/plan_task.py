@@ -133,8 +133,11 @@ class PlanTask:
                 failing = True
             snap = self.latest()
             starting = snap is None or snap.stage is None
+            # asyncio.timeout, not wait_for: on 3.11 a wake-up as the task is cancelled made wait_for
+            # drop the cancellation, and stop() would wait for a planner that never ends.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), START_POLL_S if starting else self.tick_s)
+                async with asyncio.timeout(START_POLL_S if starting else self.tick_s):
+                    await self._wake.wait()
 
     async def tick(self) -> None:
         """Learn from the snapshot, and plan when a plan is due (see the module docstring)."""

@@ -36,9 +36,8 @@ class ScpiClient:
 
     async def connect(self) -> None:
         try:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.timeout_s
-            )
+            async with asyncio.timeout(self.timeout_s):
+                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         except (OSError, TimeoutError) as exc:
             raise ScpiError(f"SCPI instrument at {self.host}:{self.port} unreachable: {exc}") from None
 
@@ -60,7 +59,11 @@ class ScpiClient:
             await self.write(command)
             assert self._reader is not None
             try:
-                line = await asyncio.wait_for(self._reader.readline(), self.timeout_s)
+                # Not asyncio.wait_for: on 3.11 a reply arriving as the caller is cancelled makes it
+                # return the reply and drop the cancellation, and the lab's recorder then never
+                # stopped (a CI run hung 300 s in LabBackend.stop).
+                async with asyncio.timeout(self.timeout_s):
+                    line = await self._reader.readline()
             except TimeoutError:
                 raise ScpiError(f"no answer to {command!r} within {self.timeout_s} s") from None
             if not line:

@@ -112,3 +112,30 @@ async def test_lab_backend_drives_the_source_and_records_the_inverter(instrument
         assert cols["p_ev_w"][0] == pytest.approx(-15.0)  # the stage's own consumption, via 701 W
         assert [a.name for a in lab.daemon_addresses()] == ["power_stage", "site_meter"]
         assert lab.errors == []
+
+
+async def test_a_query_cancelled_as_its_answer_arrives_is_cancelled() -> None:
+    # A real connection to an instrument that never answers by itself: the answer is put into the
+    # client's reader in the same loop turn as the cancellation. asyncio.wait_for (3.11) returned
+    # the answer and dropped the cancellation, so the lab's recorder ran on and its stop() waited
+    # for it forever (a CI run hung 300 s in test_lab_backend_drives_the_source_and_records_the_inverter).
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    client = ScpiClient("127.0.0.1", server.sockets[0].getsockname()[1], timeout_s=5.0)
+    try:
+        await client.connect()
+        task = asyncio.create_task(client.query("MEAS:VOLT?"))
+        for _ in range(5):  # let it send and wait for the line
+            await asyncio.sleep(0)
+        assert not task.done()
+        client._reader.feed_data(b"120.0\n")  # type: ignore[union-attr]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
