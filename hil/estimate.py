@@ -354,32 +354,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ev-soc-every-s", type=float, default=5.0, help="period of the EV's SoC figure")
 
 
+def trace_profile(
+    name: str, trace: Trace, series: int | None = None, parallel: int | None = None
+) -> BatteryProfile:
+    """Profile ``name`` in the trace's own pack layout unless told otherwise: the profile's would
+    judge another pack (its sensor figures and capacity scaled to a pack that was not recorded)."""
+    pack: dict[str, int] = trace.meta.get("pack", {}) if trace.meta is not None else {}  # type: ignore[assignment]
+    return configured_profile(
+        name,
+        series if series is not None else pack.get("series"),
+        parallel if parallel is not None else pack.get("parallel"),
+    )
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         trace = load_trace(args.trace)
-        # The trace's own layout unless told otherwise: the profile's would judge another pack (its
-        # sensor figures and capacity scaled to a pack that was not recorded).
-        pack: dict[str, int] = trace.meta.get("pack", {}) if trace.meta is not None else {}  # type: ignore[assignment]
-        series = args.series if args.series is not None else pack.get("series")
-        parallel = args.parallel if args.parallel is not None else pack.get("parallel")
-        profile = configured_profile(args.profile, series, parallel)
+        profile = trace_profile(args.profile, trace, args.series, args.parallel)
     except (ProfileError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.fit_rc:
         try:
             fit = fit_rc(profile, trace.t_s, trace.i_a, trace.v_v, trace.temp_c)
-        except NoPhysicalFitError as exc:
+        except ValueError as exc:
             # A whole record with a long one-way swing counts SoC from nameplate off the table's error:
             # a window of rests and small swings fits where the record does not.
-            print(
-                f"error: {trace.name}: {exc}; fit a window instead: "
-                "v2g-hil battery-profile DATASHEET --replay TRACE --window-s START:END",
-                file=sys.stderr,
+            hint = (
+                "; fit a window instead: v2g-hil battery-profile DATASHEET --replay TRACE --window-s START:END"
+                if isinstance(exc, NoPhysicalFitError)
+                else ""
             )
-            return 2
-        except ValueError as exc:
-            print(f"error: {trace.name}: {exc}", file=sys.stderr)
+            print(f"error: {trace.name}: {exc}{hint}", file=sys.stderr)
             return 2
         print(f"# fitted on {trace.name}: {fit.samples} samples, rms {fit.rms_v * 1000:.2f} mV")
         print(f"r0_ohm = {fit.r0_ohm:.5f}\nr1_ohm = {fit.r1_ohm:.5f}\ntau1_s = {fit.tau1_s:.1f}")

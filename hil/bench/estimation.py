@@ -21,7 +21,7 @@ from edge import accel
 from edge.estimation import _ecm_ref
 from edge.estimation.ecm import impl
 from edge.estimation.estimator import BatteryEstimator
-from edge.estimation.profile import configured_profile, load_profile
+from edge.estimation.profile import load_profile
 from hil.bench import Figure
 
 # Trace -> the profile a charger would hold for that pack (the generalization packs: issue 17).
@@ -97,7 +97,7 @@ def _estimator_ns(n: int) -> float:
 
 
 def run(quick: bool = False) -> list[Figure]:
-    from hil.estimate import default_initial_soc, load_trace, replay
+    from hil.estimate import default_initial_soc, load_trace, replay, trace_profile
 
     n = 2_000 if quick else 50_000
     ref_ns = _per_step_ns(_kernel(_ecm_ref, as_lists=True), max(n // 20, 200))
@@ -116,8 +116,7 @@ def run(quick: bool = False) -> list[Figure]:
         if not path.exists():  # $V2G_BATTERY_DATA may hold only the shared sets: their figures still print
             continue
         trace = load_trace(path)
-        pack: dict[str, int] = trace.meta["pack"] if trace.meta is not None else {}  # type: ignore[assignment]
-        profile = configured_profile(TRACES[name], pack.get("series"), pack.get("parallel"))
+        profile = trace_profile(TRACES[name], trace)
         result, _ = replay(profile, trace, default_initial_soc(trace))
         figures += [
             Figure(f.name.replace("estimate.", "estimation.", 1), f.value, f.unit) for f in result.figures
