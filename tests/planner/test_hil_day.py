@@ -3,7 +3,10 @@
 The daemon runs in-process against the simulated plant over real Modbus TCP; its wall clock runs
 ``K`` times faster than real time (a 22 h session in about a minute), and the plant's pack is ``K``
 times smaller than the pack the daemon is told about, so that every kWh the daemon plans moves the
-plant's SoC as it would the real pack. The control loop, the drivers and the plant keep real time.
+plant's SoC as it would the real pack. The control loop, the drivers and the plant keep real time,
+so the setpoint ramp runs at the fastest rate the profile allows (1 pu/s): at the default 0.1 pu/s a
+swing to full power takes 10 s, which is 3.3 of the daemon's hours here, and the EV still charged
+at 5 kW an hour after the plan had stopped it and reached 15:00 short of its target (a CI failure).
 Judged at the plant: the EV leaves with the owner's SoC, serves the house in the dear evening
 instead of importing, charges from the sun rather than the grid, and never makes the site export.
 """
@@ -57,6 +60,7 @@ async def test_a_day_with_tariff_solar_and_departure(tmp_path: Path) -> None:
         settings = settings_for(
             plant,
             operation={"mode": "schedule"},
+            grid={"ramp": {"normal_pu_per_s": 1.0}},
             battery={"estimate": False, "series": 96, "parallel": 24},
             owner={"min_soc": 0.3, "departure_soc": 0.8, "departure_time": "16:00:00", "time_zone": "UTC"},
             planner={
