@@ -147,7 +147,8 @@ async def _stop_daemon(daemon: asyncio.subprocess.Process) -> None:
     if daemon.returncode is None:
         daemon.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(daemon.wait(), 10.0)
+            async with asyncio.timeout(10.0):
+                await daemon.wait()
         except TimeoutError:
             daemon.kill()
             await daemon.wait()
@@ -175,7 +176,8 @@ async def _show(
         while not stop.is_set():
             wake_s = min(next_line_s, pending[0].at_s if pending else next_line_s)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, wake_s - plant.t_s))
+                async with asyncio.timeout(max(0.0, wake_s - plant.t_s)):
+                    await stop.wait()
             if stop.is_set():
                 break
             if daemon.returncode is not None:

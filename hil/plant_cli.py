@@ -68,7 +68,8 @@ async def serve(args: argparse.Namespace) -> int:
         print("ready", flush=True)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), args.status_s)
+                async with asyncio.timeout(args.status_s):
+                    await stop.wait()
             if not args.print_ports and not stop.is_set():
                 print(plant.status_line(), flush=True)
     finally:

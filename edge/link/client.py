@@ -26,11 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Literal, TypeVar
 
 import aiomqtt
 import msgspec
@@ -62,6 +63,7 @@ REPLAY_BATCH_MAX_BYTES = 64 * 1024  # a batch stays small enough for a thin cell
 REPLAY_PUBLISH_TIMEOUT_S = 60.0
 MAX_PACKET_BYTES = 16 * 1024 * 1024  # larger is never delivered; up to it a command too big is answered
 Kind = Literal["telemetry", "event"]
+T = TypeVar("T")
 
 
 class _LastError(logging.Filter):
@@ -101,16 +103,30 @@ class PublishRefusedError(aiomqtt.MqttError):
 
 
 class _CheckedClient(aiomqtt.Client):
-    """aiomqtt's client whose QoS 1 publish fails when the broker's PUBACK carries a failure reason.
+    """aiomqtt's client whose QoS 1 publish fails when the broker's PUBACK carries a failure reason,
+    and whose waits for the broker keep a cancellation (``_wait_for``).
 
     aiomqtt 2.5 ignores that reason code: a publish the broker refuses by ACL (Mosquitto 2.0 answers
     135 Not authorized and keeps the connection) would count as delivered and leave the spool. This
-    relies on aiomqtt's internals (pinned version; tests/link prove it against a refusing broker).
+    relies on aiomqtt's internals (pinned version; tests/link prove both).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._refused_mids: dict[int, ReasonCode] = {}
+
+    async def _wait_for(self, fut: Awaitable[T], timeout: float | None) -> T:  # noqa: ASYNC109
+        """aiomqtt's wait for a broker's answer (publish, subscribe, connect), with ``asyncio.timeout``
+        instead of ``asyncio.wait_for``: on Python 3.11 ``wait_for`` returns an answer arriving as the
+        caller is cancelled and drops the cancellation, so the link's task would run on and ``stop()``,
+        which cancels it and waits, would wait forever (the same defect hung the bench's SCPI client)."""
+        if timeout is None:
+            timeout = self.timeout
+        try:
+            async with asyncio.timeout(None if timeout == math.inf else timeout):
+                return await fut
+        except TimeoutError:
+            raise aiomqtt.MqttError("Operation timed out") from None
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Properties

@@ -153,7 +153,8 @@ async def _live(quick: bool) -> list[Figure]:
         topics = Topics(mq.topic_prefix, mq.site_id, mq.evse_id)
         rx = _Receiver(broker, topics)
         task = asyncio.create_task(rx.run())
-        await asyncio.wait_for(rx.ready.wait(), 10)
+        async with asyncio.timeout(10):
+            await rx.ready.wait()
         try:
             bare_lat, _ = await _bare(broker, topics, rx, n_paced, paced=True)
             _, bare_burst_s = await _bare(broker, topics, rx, n_burst, paced=False)
@@ -187,7 +188,8 @@ async def _backlog(quick: bool) -> list[Figure]:
         topics = Topics(mq.topic_prefix, mq.site_id, mq.evse_id)
         rx = _Receiver(broker, topics)
         rx_task = asyncio.create_task(rx.run())
-        await asyncio.wait_for(rx.ready.wait(), 10)
+        async with asyncio.timeout(10):
+            await rx.ready.wait()
         link = _link(settings, spool, random.Random(2))
         link.start()
         live_at: list[float] = []

@@ -513,7 +513,8 @@ async def _run_in_process(
                 with contextlib.suppress(ProcessLookupError):
                     proc.terminate()
                 try:
-                    await asyncio.wait_for(proc.wait(), WORKER_STOP_S)
+                    async with asyncio.timeout(WORKER_STOP_S):
+                        await proc.wait()
                 except TimeoutError:
                     _kill_group(proc.pid, signal.SIGKILL)
                     await proc.wait()
