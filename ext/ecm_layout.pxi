@@ -61,7 +61,8 @@ cdef enum:
     P_OCV_VAR = 34
     P_OVERPOT_REL = 35
     P_OFS_TAU_S = 36
-    P_N = 37
+    P_OCV_SOC_VAR = 37
+    P_N = 38
     O_I_DIS_V = 0
     O_I_CHG_V = 1
     O_I_DIS = 2
@@ -81,6 +82,7 @@ cdef enum:
 
 cdef double NEWTON_TOL_V = 0.0001
 cdef double SLOPE_SPAN_MIN = 0.001
+cdef double SOP_SOC_SIGMAS = 2.0
 cdef double KELVIN_C = 273.15
 cdef double TWO_R_OVER_F_C = 0.00017234666524563961
 
@@ -147,6 +149,7 @@ def layout():
         "P_OCV_VAR": P_OCV_VAR,
         "P_OVERPOT_REL": P_OVERPOT_REL,
         "P_OFS_TAU_S": P_OFS_TAU_S,
+        "P_OCV_SOC_VAR": P_OCV_SOC_VAR,
         "P_N": P_N,
         "O_I_DIS_V": O_I_DIS_V,
         "O_I_CHG_V": O_I_CHG_V,

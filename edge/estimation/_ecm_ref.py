@@ -95,7 +95,9 @@ P_OCV_VAR: Final = 34
 # temperature effects the ECM does not hold); its square times the drop squared adds to P_R_V.
 P_OVERPOT_REL: Final = 35
 P_OFS_TAU_S: Final = 36  # time constant of the smoothed voltage innovation (S_OCV_OFS), s
-P_N: Final = 37
+# variance of the OCV table's error along its SoC axis (a knee another cell puts a few points away), 1
+P_OCV_SOC_VAR: Final = 37
+P_N: Final = 38
 
 # SoP output layout, per horizon.
 O_I_DIS_V: Final = 0  # discharge current allowed by the voltage limit alone, A
@@ -128,6 +130,9 @@ KELVIN: Final = 273.15
 TWO_R_OVER_F: Final = 2.0 * 8.314462618 / 96485.33212  # V/K
 NEWTON_ITERATIONS: Final = 8
 SLOPE_SPAN_MIN: Final = 1e-3  # SoC sigma below which the filter takes the OCV's slope at the point
+# The SoP's SoC window holds for the SoC's bound this many sigmas (the filter's) towards the window's
+# edge: near full an uncertain SoC may be fuller than estimated, as the owner's reserve takes the lower one.
+SOP_SOC_SIGMAS: Final = 2.0
 NEWTON_TOL_V: Final = 1e-4  # stop once the pulse ends within 0.1 mV of the limit (~0.01 % of the current)
 
 
@@ -321,7 +326,10 @@ def correct(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/
     drop = params[P_OVERPOT_REL] * (
         abs(c[C_R0] * i + kinetic_overpotential(c, i)) + abs(state[S_V1]) + abs(state[S_V2])
     )
-    s = h0 * ph0 - ph1 - ph2 + hb * ph3 + params[P_R_V] + params[P_OCV_VAR] + drop * drop
+    # The table's error along its SoC axis shows in volts in proportion to the slope: at a knee it
+    # dwarfs the plateau's few mV, and a reading there tells the SoC to within the knee's position.
+    ocv_var = params[P_OCV_VAR] + h0 * h0 * params[P_OCV_SOC_VAR]
+    s = h0 * ph0 - ph1 - ph2 + hb * ph3 + params[P_R_V] + ocv_var + drop * drop
     nis = innov * innov / s
     gate = params[P_GATE]
     if nis > gate * gate:
@@ -330,8 +338,15 @@ def correct(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/
         s = innov * innov / (gate * gate)
     # The table's error is the same at the next reading: once the filter knows the SoC better than
     # that error allows at this slope, the voltage no longer moves the SoC (Schmidt's consider
-    # update), or repeated readings would average a bias away as if it were noise.
-    _update(state, ph0, ph1, ph2, ph3, s, innov, state[S_P00] * h0 * h0 < params[P_OCV_VAR])
+    # update), or repeated readings would average a bias away as if it were noise. For the same
+    # reason the readings before that point cannot take the SoC's variance below what one reading
+    # of the table tells (its error over the slope): on LFP's plateau the first readings took it
+    # there several times over and a wrong start stayed outside its band for hours.
+    consider = state[S_P00] * h0 * h0 < ocv_var
+    p00_prior = state[S_P00]
+    _update(state, ph0, ph1, ph2, ph3, s, innov, consider)
+    if not consider and h0 != 0.0:
+        state[S_P00] = max(state[S_P00], min(p00_prior, ocv_var / (h0 * h0)))
     state[S_I_PREV] = i_a
     state[S_INNOV] = innov
     state[S_NIS] = nis
@@ -498,14 +513,15 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
         temp_c, params[P_DIS_T0], params[P_DIS_T1], params[P_DIS_T2], params[P_DIS_T3]
     )
     i_dis = min(i_dis, lim)
-    lim = (soc - params[P_SOC_MIN]) / k
+    soc_margin = SOP_SOC_SIGMAS * math.sqrt(state[S_P00])
+    lim = (soc - soc_margin - params[P_SOC_MIN]) / k
     i_dis = min(i_dis, lim)
     i_dis = max(i_dis, 0.0)
     lim = params[P_I_CHG_MAX] * derate(
         temp_c, params[P_CHG_T0], params[P_CHG_T1], params[P_CHG_T2], params[P_CHG_T3]
     )
     i_chg = min(i_chg, lim)
-    lim = (params[P_SOC_MAX] - soc) / k
+    lim = (params[P_SOC_MAX] - soc - soc_margin) / k
     i_chg = min(i_chg, lim)
     i_chg = max(i_chg, 0.0)
     out[offset + O_I_DIS] = i_dis

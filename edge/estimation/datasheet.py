@@ -37,8 +37,11 @@ _GENERIC_R_OHM_AH = (0.04, 0.03, 0.03)
 _GENERIC_TAUS_S = (20.0, 300.0)
 
 # A few OCV points of a datasheet or a generic chemistry curve are this far (V) from a given cell
-# unless the datasheet says better ([ocv] sigma_v).
+# unless the datasheet says better ([ocv] sigma_v), and their features (an LFP knee, the steep low
+# end) this far along the SoC axis ([ocv] sigma_soc): a curve written for a chemistry puts a knee
+# where most of its cells have it, not where this one does.
 _OCV_SIGMA_V = 0.02
+_OCV_SIGMA_SOC = 0.02
 # The pack temperature sensor's stated error (degC) when the datasheet's [sensor] does not give one.
 _SENSOR_TEMP_ERROR_C = 2.0
 
@@ -130,6 +133,7 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
             "soc": list(_need(datasheet, "ocv", "soc", source)),
             "ocv_v": list(_need(datasheet, "ocv", "ocv_v", source)),
             "sigma_v": float(datasheet["ocv"].get("sigma_v", _OCV_SIGMA_V)),
+            "sigma_soc": float(datasheet["ocv"].get("sigma_soc", _OCV_SIGMA_SOC)),
         },
         "model": {
             "reference_temp_c": 25.0,
@@ -181,6 +185,9 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
         "ocv.sigma_v": "datasheet [ocv] sigma_v"
         if "sigma_v" in datasheet["ocv"]
         else "default for a few points",
+        "ocv.sigma_soc": "datasheet [ocv] sigma_soc"
+        if "sigma_soc" in datasheet["ocv"]
+        else "default for a few points (a knee's position)",
         "sop.sensor_temp_error_c": "datasheet [sensor] temp_error_c"
         if "temp_error_c" in sensor
         else "default (2 K)",

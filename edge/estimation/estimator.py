@@ -454,8 +454,8 @@ class BatteryEstimator:
         return math.sqrt(float(self._state[k.S_P00]) + scale_sigma * scale_sigma)
 
     def _ocv_soc_sigma(self) -> float:
-        """The OCV table's error (at its temperature and in its temperature coefficient) as SoC: divided
-        by the table's slope over +/- OCV_SLOPE_SPAN around the estimate."""
+        """The OCV table's error as SoC: in volts (at its temperature and in its temperature coefficient)
+        divided by the table's slope over +/- OCV_SLOPE_SPAN around the estimate, and along its SoC axis."""
         soc = float(self._state[k.S_SOC])
         lo = max(0.0, soc - OCV_SLOPE_SPAN)
         hi = min(1.0, soc + OCV_SLOPE_SPAN)
@@ -463,7 +463,8 @@ class BatteryEstimator:
             k.ocv_lookup(self._table_list, hi, self._temp_c)
             - k.ocv_lookup(self._table_list, lo, self._temp_c)
         ) / (hi - lo)
-        return min(math.sqrt(self._params[k.P_OCV_VAR]) / max(slope, 1e-6), 1.0)
+        along_v = math.sqrt(self._params[k.P_OCV_VAR]) / max(slope, 1e-6)
+        return min(math.sqrt(along_v * along_v + self._params[k.P_OCV_SOC_VAR]), 1.0)
 
     @property
     def reserve_soc(self) -> float:

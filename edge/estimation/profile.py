@@ -107,6 +107,9 @@ class BatteryProfile:
     # bound below which the voltage no longer moves the SoC (a bias is not averaged away).
     ocv_sigma_v: float = 0.005
     ocv_sigma_dvdt_v_per_k: float = 0.0003
+    # How far along the SoC axis the cell's OCV features (an LFP knee, NMC's low end) may sit from the
+    # table's: a generic curve puts a knee where most cells have it, this cell may have it points away.
+    ocv_sigma_soc: float = 0.0
     # Share of the modelled overpotential (ohmic, kinetic, RC) the model may be off by: diffusion,
     # electrolyte and temperature effects a two-RC model does not hold, so the voltage under load
     # tells the OCV less than at rest.
@@ -158,6 +161,7 @@ class BatteryProfile:
         # The table's own error is a bias the kernel handles apart (P_OCV_VAR), not sensor noise.
         p[k.P_R_V] = self.voltage_sigma_v**2
         p[k.P_OCV_VAR] = self.ocv_var(self.reference_temp_c)
+        p[k.P_OCV_SOC_VAR] = self.ocv_sigma_soc**2
         p[k.P_OVERPOT_REL] = self.overpotential_rel_sigma
         p[k.P_OFS_TAU_S] = OCV_OFFSET_TAU_S
         p[k.P_GATE] = self.gate_sigma
@@ -320,6 +324,7 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
         horizons_s=horizons,
         ocv_sigma_v=_optional(doc, "ocv.sigma_v", source, 0.0, 0.5, 0.005),
         ocv_sigma_dvdt_v_per_k=_optional(doc, "ocv.sigma_dvdt_v_per_k", source, 0.0, 0.01, 0.0003),
+        ocv_sigma_soc=_optional(doc, "ocv.sigma_soc", source, 0.0, 0.2, 0.0),
         overpotential_rel_sigma=_optional(doc, "model.overpotential_rel_sigma", source, 0.0, 2.0, 0.25),
         sensor_temp_error_c=_optional(doc, "sop.sensor_temp_error_c", source, 0.0, 20.0, 2.0),
         sop_temp_margin_c=_optional(doc, "sop.temp_margin_c", source, 0.0, 20.0, 1.0),

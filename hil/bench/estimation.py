@@ -41,6 +41,11 @@ TRACES = {
     "small8_v2h": "nmc-lgm50",
     "small6c_v2h": "nmc-lgm50",
     "small8sa_v2h": "nmc-lgm50",
+    # LFP into its knees: lfpfull_v2h showed the table's error counted several times over (2026-12-06),
+    # lfplow_v2h and lfpwarm_v2h judged the fix (lfplow_v2h also set the LFP curve's sigma_soc).
+    "lfpfull_v2h": "lfp-a123-26650",
+    "lfplow_v2h": "lfp-a123-26650",
+    "lfpwarm_v2h": "lfp-a123-26650",
 }
 
 
