@@ -184,7 +184,7 @@ cdef void _correct(double* state, const double* params, const double* table, Py_
     cdef double v_pred = (_ocv(table, n, soc, temp_c) - state[S_V1] - state[S_V2] - c[C_R0] * i
                           - _eta(c, i))
     cdef double innov = v_v - v_pred
-    cdef double ph0, ph1, ph2, ph3, s, nis, gate, drop, ocv_var, p00_prior
+    cdef double ph0, ph1, ph2, ph3, s, nis, gate, drop, ocv_var
     cdef bint consider
     if w > SLOPE_SPAN_MIN:
         h0 = (_ocv(table, n, soc + w, temp_c) - _ocv(table, n, soc - w, temp_c)) / (2.0 * w)
@@ -203,10 +203,9 @@ cdef void _correct(double* state, const double* params, const double* table, Py_
     if nis > gate * gate:
         s = innov * innov / (gate * gate)
     consider = state[S_P00] * h0 * h0 < ocv_var
-    p00_prior = state[S_P00]
     _update(state, ph0, ph1, ph2, ph3, s, innov, consider)
-    if not consider and h0 != 0.0:
-        state[S_P00] = fmax(state[S_P00], fmin(p00_prior, ocv_var / (h0 * h0)))
+    if not consider and ocv_var > 0.0:
+        state[S_P00] = fmax(state[S_P00], ocv_var / (h0 * h0))
     state[S_I_PREV] = i_a
     state[S_INNOV] = innov
     state[S_NIS] = nis
@@ -263,7 +262,6 @@ cdef void _sop(const double* state, const double* params, const double* table, P
     cdef double vd_now = v_relax_now - fmin(state[S_OCV_OFS], 0.0)
     cdef double vc_end = v_relax_end - fmax(state[S_OCV_OFS], 0.0)
     cdef double vc_now = v_relax_now - fmax(state[S_OCV_OFS], 0.0)
-    cdef double soc_margin = SOP_SOC_SIGMAS * sqrt(state[S_P00])
     cdef double i_dis, i_chg, lim, v_end
     i_dis = _pulse_current(table, n, c, soc, temp_c, vd_end, r_eff, k, params[P_V_MIN], 1.0)
     if _pulse_margin(table, n, c, soc, temp_c, vd_now, c[C_R0], 0.0, params[P_V_MIN], 1.0, i_dis) < 0.0:
@@ -277,7 +275,7 @@ cdef void _sop(const double* state, const double* params, const double* table, P
                                         params[P_DIS_T3])
     if i_dis > lim:
         i_dis = lim
-    lim = (soc - soc_margin - params[P_SOC_MIN]) / k
+    lim = (soc - params[P_SOC_MIN]) / k
     if i_dis > lim:
         i_dis = lim
     if i_dis < 0.0:
@@ -286,7 +284,7 @@ cdef void _sop(const double* state, const double* params, const double* table, P
                                         params[P_CHG_T3])
     if i_chg > lim:
         i_chg = lim
-    lim = (params[P_SOC_MAX] - soc - soc_margin) / k
+    lim = (params[P_SOC_MAX] - soc) / k
     if i_chg > lim:
         i_chg = lim
     if i_chg < 0.0:

@@ -82,7 +82,6 @@ cdef enum:
 
 cdef double NEWTON_TOL_V = 0.0001
 cdef double SLOPE_SPAN_MIN = 0.001
-cdef double SOP_SOC_SIGMAS = 2.0
 cdef double KELVIN_C = 273.15
 cdef double TWO_R_OVER_F_C = 0.00017234666524563961
 

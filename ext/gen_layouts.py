@@ -89,7 +89,6 @@ def _ecm() -> list[str]:
         *_enum([*k.LAYOUT.items(), ("NEWTON_ITERATIONS", k.NEWTON_ITERATIONS)]),
         _double("NEWTON_TOL_V", k.NEWTON_TOL_V),
         _double("SLOPE_SPAN_MIN", k.SLOPE_SPAN_MIN),
-        _double("SOP_SOC_SIGMAS", k.SOP_SOC_SIGMAS),
         # _C: the module also exports the Python names (KELVIN, TWO_R_OVER_F) as the reference does
         _double("KELVIN_C", k.KELVIN),
         _double("TWO_R_OVER_F_C", k.TWO_R_OVER_F),

@@ -130,9 +130,6 @@ KELVIN: Final = 273.15
 TWO_R_OVER_F: Final = 2.0 * 8.314462618 / 96485.33212  # V/K
 NEWTON_ITERATIONS: Final = 8
 SLOPE_SPAN_MIN: Final = 1e-3  # SoC sigma below which the filter takes the OCV's slope at the point
-# The SoP's SoC window holds for the SoC's bound this many sigmas (the filter's) towards the window's
-# edge: near full an uncertain SoC may be fuller than estimated, as the owner's reserve takes the lower one.
-SOP_SOC_SIGMAS: Final = 2.0
 NEWTON_TOL_V: Final = 1e-4  # stop once the pulse ends within 0.1 mV of the limit (~0.01 % of the current)
 
 
@@ -341,12 +338,15 @@ def correct(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/
     # update), or repeated readings would average a bias away as if it were noise. For the same
     # reason the readings before that point cannot take the SoC's variance below what one reading
     # of the table tells (its error over the slope): on LFP's plateau the first readings took it
-    # there several times over and a wrong start stayed outside its band for hours.
+    # there several times over and a wrong start stayed outside its band for hours. At that floor a
+    # reading still moves the SoC (about half its innovation over the slope) while the variance
+    # stays: from an unknown start the SoC follows the table's reading with one reading's band,
+    # until something independent (the EV's figure, a vehicle's record) narrows it below the
+    # floor, where the consider update holds it.
     consider = state[S_P00] * h0 * h0 < ocv_var
-    p00_prior = state[S_P00]
     _update(state, ph0, ph1, ph2, ph3, s, innov, consider)
-    if not consider and h0 != 0.0:
-        state[S_P00] = max(state[S_P00], min(p00_prior, ocv_var / (h0 * h0)))
+    if not consider and ocv_var > 0.0:  # then h0 != 0: P00 h0^2 >= ocv_var > 0
+        state[S_P00] = max(state[S_P00], ocv_var / (h0 * h0))
     state[S_I_PREV] = i_a
     state[S_INNOV] = innov
     state[S_NIS] = nis
@@ -513,15 +513,14 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
         temp_c, params[P_DIS_T0], params[P_DIS_T1], params[P_DIS_T2], params[P_DIS_T3]
     )
     i_dis = min(i_dis, lim)
-    soc_margin = SOP_SOC_SIGMAS * math.sqrt(state[S_P00])
-    lim = (soc - soc_margin - params[P_SOC_MIN]) / k
+    lim = (soc - params[P_SOC_MIN]) / k
     i_dis = min(i_dis, lim)
     i_dis = max(i_dis, 0.0)
     lim = params[P_I_CHG_MAX] * derate(
         temp_c, params[P_CHG_T0], params[P_CHG_T1], params[P_CHG_T2], params[P_CHG_T3]
     )
     i_chg = min(i_chg, lim)
-    lim = (params[P_SOC_MAX] - soc - soc_margin) / k
+    lim = (params[P_SOC_MAX] - soc) / k
     i_chg = min(i_chg, lim)
     i_chg = max(i_chg, 0.0)
     out[offset + O_I_DIS] = i_dis

@@ -277,7 +277,9 @@ class BatteryEstimator:
             # An anchor's SoC is read from the OCV table: the table's error counts in full, not only
             # the filter's variance (which, once the SoC no longer follows the voltage, holds what
             # the counting since the previous anchor tells: no independent evidence), or a datasheet
-            # table would pass its own error on as a confident, wrong capacity.
+            # table would pass its own error on as a confident, wrong capacity. (The table's error
+            # along its SoC axis is then in both terms where the filter's variance sits at its floor:
+            # counted twice, on the safe side.)
             ocv_sigma = self._ocv_soc_sigma()
             point = self.anchors.update(
                 dt,

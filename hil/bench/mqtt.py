@@ -153,9 +153,9 @@ async def _live(quick: bool) -> list[Figure]:
         topics = Topics(mq.topic_prefix, mq.site_id, mq.evse_id)
         rx = _Receiver(broker, topics)
         task = asyncio.create_task(rx.run())
-        async with asyncio.timeout(10):
-            await rx.ready.wait()
         try:
+            async with asyncio.timeout(10):
+                await rx.ready.wait()
             bare_lat, _ = await _bare(broker, topics, rx, n_paced, paced=True)
             _, bare_burst_s = await _bare(broker, topics, rx, n_burst, paced=False)
             link_lat, _ = await _through_link(settings, Path(tmp) / "a", rx, n_paced, paced=True)
@@ -188,8 +188,12 @@ async def _backlog(quick: bool) -> list[Figure]:
         topics = Topics(mq.topic_prefix, mq.site_id, mq.evse_id)
         rx = _Receiver(broker, topics)
         rx_task = asyncio.create_task(rx.run())
-        async with asyncio.timeout(10):
-            await rx.ready.wait()
+        try:
+            async with asyncio.timeout(10):
+                await rx.ready.wait()
+        except BaseException:
+            await cancel(rx_task)
+            raise
         link = _link(settings, spool, random.Random(2))
         link.start()
         live_at: list[float] = []

@@ -512,9 +512,11 @@ async def _run_in_process(
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.terminate()
+                # wait_for, not asyncio.timeout: inside this task's own cancellation a timeout only
+                # turns into TimeoutError from Python 3.11.3 on (gh-102780), and the kill below
+                # must happen; a second cancellation dropped here is harmless, we re-raise anyway.
                 try:
-                    async with asyncio.timeout(WORKER_STOP_S):
-                        await proc.wait()
+                    await asyncio.wait_for(proc.wait(), WORKER_STOP_S)
                 except TimeoutError:
                     _kill_group(proc.pid, signal.SIGKILL)
                     await proc.wait()

@@ -9,6 +9,7 @@ which cancels it and waits, would never return. The link's client replaces that 
 from __future__ import annotations
 
 import asyncio
+import math
 
 import aiomqtt
 import pytest
@@ -16,9 +17,11 @@ import pytest
 from edge.link.client import _CheckedClient
 
 
-def _client() -> _CheckedClient:
+def _client(timeout_s: float = 10.0) -> _CheckedClient:
     # Never connected: the waits under test do not touch the network.
-    return _CheckedClient("127.0.0.1", 1, identifier="wait-test", protocol=aiomqtt.ProtocolVersion.V5)
+    return _CheckedClient(
+        "127.0.0.1", 1, identifier="wait-test", protocol=aiomqtt.ProtocolVersion.V5, timeout=timeout_s
+    )
 
 
 async def test_a_wait_cancelled_as_its_answer_arrives_is_cancelled() -> None:
@@ -40,8 +43,14 @@ async def test_a_wait_without_an_answer_times_out_as_aiomqtt_says() -> None:
         await client._wait_for(asyncio.Event().wait(), timeout=0.05)
 
 
-async def test_a_wait_returns_the_answer() -> None:
-    client = _client()
-    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    done.set_result(7)
-    assert await client._wait_for(done, timeout=None) == 7
+async def test_a_wait_without_its_own_timeout_takes_the_clients() -> None:
+    client = _client(timeout_s=0.05)
+    with pytest.raises(aiomqtt.MqttError, match="timed out"):
+        await client._wait_for(asyncio.Event().wait(), timeout=None)
+
+
+async def test_an_unbounded_wait_returns_the_answer_when_it_comes() -> None:
+    client = _client(timeout_s=0.01)
+    answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(0.1, answer.set_result, 7)  # after the client's timeout
+    assert await client._wait_for(answer, timeout=math.inf) == 7
