@@ -146,9 +146,11 @@ def _line(t: float, plant: Plant, status: status_file.Status | None, telemetry: 
 async def _stop_daemon(daemon: asyncio.subprocess.Process) -> None:
     if daemon.returncode is None:
         daemon.send_signal(signal.SIGTERM)
+        # wait_for, not asyncio.timeout: called from a finally block, inside the task's own
+        # cancellation, where a timeout only turns into TimeoutError from Python 3.11.3 on
+        # (gh-102780) and the kill below must happen.
         try:
-            async with asyncio.timeout(10.0):
-                await daemon.wait()
+            await asyncio.wait_for(daemon.wait(), 10.0)
         except TimeoutError:
             daemon.kill()
             await daemon.wait()

@@ -212,9 +212,11 @@ class DaemonProcess:
         self.killed_by_us = True
         if self.proc.returncode is None:
             self.proc.send_signal(sig)
+            # wait_for, not asyncio.timeout: this runs in finally blocks, inside the task's own
+            # cancellation, where a timeout only turns into TimeoutError from Python 3.11.3 on
+            # (gh-102780) and the kill below must happen.
             try:
-                async with asyncio.timeout(timeout_s):
-                    await self.proc.wait()
+                await asyncio.wait_for(self.proc.wait(), timeout_s)
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()

@@ -338,11 +338,10 @@ def correct(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/
     # update), or repeated readings would average a bias away as if it were noise. For the same
     # reason the readings before that point cannot take the SoC's variance below what one reading
     # of the table tells (its error over the slope): on LFP's plateau the first readings took it
-    # there several times over and a wrong start stayed outside its band for hours. At that floor a
-    # reading still moves the SoC (about half its innovation over the slope) while the variance
-    # stays: from an unknown start the SoC follows the table's reading with one reading's band,
-    # until something independent (the EV's figure, a vehicle's record) narrows it below the
-    # floor, where the consider update holds it.
+    # there several times over and a wrong start stayed outside its band for hours. The floor's
+    # slope is over the prior's wide band, the next consider test's over the floored one: on a
+    # plateau the SoC moves once or twice and is then held; where the slope steepens (a knee) the
+    # readings move it again, down to one reading's variance at most.
     consider = state[S_P00] * h0 * h0 < ocv_var
     _update(state, ph0, ph1, ph2, ph3, s, innov, consider)
     if not consider and ocv_var > 0.0:  # then h0 != 0: P00 h0^2 >= ocv_var > 0

@@ -277,9 +277,10 @@ class BatteryEstimator:
             # An anchor's SoC is read from the OCV table: the table's error counts in full, not only
             # the filter's variance (which, once the SoC no longer follows the voltage, holds what
             # the counting since the previous anchor tells: no independent evidence), or a datasheet
-            # table would pass its own error on as a confident, wrong capacity. (The table's error
-            # along its SoC axis is then in both terms where the filter's variance sits at its floor:
-            # counted twice, on the safe side.)
+            # table would pass its own error on as a confident, wrong capacity. Where the filter's
+            # variance sits at its floor (one reading of the table) the table's error is in both
+            # terms: counted twice, on the safe side; each anchor then weighs half what it could,
+            # so a generic table's profile learns its capacity slower.
             ocv_sigma = self._ocv_soc_sigma()
             point = self.anchors.update(
                 dt,

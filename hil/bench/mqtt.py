@@ -192,6 +192,7 @@ async def _backlog(quick: bool) -> list[Figure]:
             async with asyncio.timeout(10):
                 await rx.ready.wait()
         except BaseException:
+            await spool.aclose()
             await cancel(rx_task)
             raise
         link = _link(settings, spool, random.Random(2))

@@ -211,6 +211,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
     sop_growth=st.floats(0.5, 20.0),
     share=st.floats(0.0, 1.0),
     offset=st.floats(-0.05, 0.05),
+    sigma_soc=st.floats(0.0, 0.1),
 )
 def test_compiled_step_agrees_with_reference(
     soc: float,
@@ -226,8 +227,9 @@ def test_compiled_step_agrees_with_reference(
     sop_growth: float,
     share: float,
     offset: float,
+    sigma_soc: float,
 ) -> None:
-    profile = load_profile("nmc-lgm50")
+    profile = replace(load_profile("nmc-lgm50"), ocv_sigma_soc=sigma_soc)
     outs = []
     for kern in (ref, compiled):
         state, params, table, c = arrays(profile, soc)
@@ -378,3 +380,22 @@ def test_a_knee_tells_the_soc_to_within_the_tables_error_along_its_axis(kern: Mo
     flat = replace(lfp, ocv_sigma_soc=0.0)
     state, _ = _rest_readings(kern, flat, 0.97, 0.05, v, 600)
     assert math.sqrt(state[ref.S_P00]) < 0.5 * lfp.ocv_sigma_soc
+
+
+@IMPLS
+def test_noisy_readings_on_a_plateau_leave_the_truth_in_the_band(kern: ModuleType) -> None:
+    # The floor's slope is taken over the prior's wide band, the next consider test over the
+    # narrower floored one: on the plateau the SoC moves once or twice and is then held, with that
+    # reading's noise in it. The band must still hold the truth.
+    lfp = load_profile("lfp-a123-26650")
+    table = list(lfp.ocv_table())
+    rng = np.random.default_rng(7)
+    for soc in (0.3, 0.4, 0.55, 0.7):
+        state, params, c_table, c = arrays(lfp, soc=soc)
+        state[ref.S_P00] = 0.2**2
+        for _ in range(1200):
+            v = ref.ocv_lookup(table, soc, 25.0) + rng.normal(0.0, lfp.voltage_sigma_v)
+            kern.coefficients(params, c_table, state[ref.S_SOC], 25.0, 1.0, c)
+            kern.predict(state, params, c, 1.0)
+            kern.correct(state, params, c_table, c, 0.0, v, 25.0)
+        assert abs(state[ref.S_SOC] - soc) <= 2.0 * math.sqrt(state[ref.S_P00])

@@ -42,7 +42,8 @@ CASES = {
     # bottom knee (7 %) to 97 % at 10 degC; from 12 % down to 3 % and up to 99 % at 30 degC (the
     # shared lfp_day stays on the plateau). From the wrong start lfpfull_v2h's truth sat outside the
     # 2-sigma band 43 % of the time, and the charge limit the daemon uses was +13.5 % over at 98 %,
-    # before the table's error was counted once; lfplow_v2h and lfpwarm_v2h judged the fix.
+    # before the table's error was counted once; lfplow_v2h then set the LFP curve's sigma_soc and
+    # lfpwarm_v2h judged both.
     "lfpfull_v2h": "lfp-a123-26650",
     "lfplow_v2h": "lfp-a123-26650",
     "lfpwarm_v2h": "lfp-a123-26650",
@@ -61,13 +62,15 @@ GENERATED = {
 # knee shallower, its low end 60-180 mV high) and the ECM's resistance does not rise at the ends as
 # the cell's does (docs/estimation.md, "LFP knees"): charge +13.8 % at 98 % (lfpfull_v2h) and +34.4 %
 # at 99 % (lfpwarm_v2h); discharge +17.8 % at 7.5 % (lfpwarm_v2h; +33.6 % before the table's error
-# was counted once). These are ceilings against a regression, not safety limits: the cell still
-# takes about 75 kW (charge) and gives about 260 kW (discharge) there, a home charger's 7-22 kW
-# stays far below.
+# was counted once). These are ceilings against a regression, not safety limits: there the cell
+# still takes 78 kW and gives 180 kW (at the end-of-pulse voltage), a home charger's 7-22 kW stays
+# far below.
 # (Holding the SoC window for the SoC's 2-sigma bound brought all three under the truth, but stopped
 # charging at 77 % on the plateau.)
+# (lfpwarm_v2h's 35 is 0.6 points above what it reads: any change there shows.)
 KNEE_OVER_PCT = {"lfpfull_v2h": 15.0, "lfpwarm_v2h": 35.0}
 KNEE_DIS_OVER_PCT = {"lfpwarm_v2h": 20.0}
+KNEE_TOP_SOC, KNEE_BOTTOM_SOC = 0.95, 0.10  # where a truth point counts as at a knee
 
 
 @pytest.fixture(scope="module")
@@ -88,16 +91,22 @@ def generalized(load: Callable[[str], Trace]) -> Callable[[str], Replay]:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_charge_limit_is_never_over_predicted_on_unseen_packs(
-    generalized: Callable[[str], Replay], name: str
+    load: Callable[[str], Trace], generalized: Callable[[str], Replay], name: str
 ) -> None:
     r = generalized(name)
     assert len(r.chg10_true_a) == (18 if name in GENERATED else 20)  # every truth point scored
-    over_pct = KNEE_OVER_PCT.get(name, 5.0)
-    assert r.chg10_over_max_pct <= over_pct
-    # What the daemon uses (rating, derating, SoC window applied) is never above the truth either.
-    assert np.all(np.asarray(r.chg10_limit_a) <= (1.0 + over_pct / 100.0) * np.asarray(r.chg10_true_a))
-    dis_over = 1.0 + KNEE_DIS_OVER_PCT.get(name, 5.0) / 100.0
-    assert np.all(np.asarray(r.dis10_limit_a) <= dis_over * np.asarray(r.dis10_true_a))
+    meta = load(name).meta
+    assert meta is not None
+    soc_at = {float(p["t_s"]): float(p["soc_true"]) for p in meta["sop_truth"]["points"]}  # type: ignore[index]
+    soc = np.asarray([soc_at[t] for t in r.chg10_t_s])
+    # 5 % everywhere but at the LFP knees of the two packs named above.
+    chg_over = np.where(soc >= KNEE_TOP_SOC, 1.0 + KNEE_OVER_PCT.get(name, 5.0) / 100.0, 1.05)
+    dis_over = np.where(soc <= KNEE_BOTTOM_SOC, 1.0 + KNEE_DIS_OVER_PCT.get(name, 5.0) / 100.0, 1.05)
+    true_chg, true_dis = np.asarray(r.chg10_true_a), np.asarray(r.dis10_true_a)
+    assert np.all(np.asarray(r.chg10_est_a) <= chg_over * true_chg)  # the model's own figure
+    # What the daemon uses (rating, derating, SoC window applied) likewise.
+    assert np.all(np.asarray(r.chg10_limit_a) <= chg_over * true_chg)
+    assert np.all(np.asarray(r.dis10_limit_a) <= dis_over * true_dis)
 
 
 @pytest.mark.parametrize(("name", "soc_low_max"), [("small6c_v2h", 0.15), ("small8_v2h", 0.30)])

@@ -9,6 +9,7 @@ which cancels it and waits, would never return. The link's client replaces that 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 
 import aiomqtt
@@ -54,3 +55,17 @@ async def test_an_unbounded_wait_returns_the_answer_when_it_comes() -> None:
     answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     asyncio.get_running_loop().call_later(0.1, answer.set_result, 7)  # after the client's timeout
     assert await client._wait_for(answer, timeout=math.inf) == 7
+
+
+def test_aiomqtt_still_waits_for_every_broker_answer_through_the_override() -> None:
+    # The override only helps while aiomqtt routes its waits through Client._wait_for (2.5.1 does:
+    # publish, subscribe, unsubscribe, connect, disconnect); an upgrade that stops doing so fails here.
+    for method in (
+        aiomqtt.Client.publish,
+        aiomqtt.Client.subscribe,
+        aiomqtt.Client.unsubscribe,
+        aiomqtt.Client.__aenter__,
+    ):
+        assert "self._wait_for(" in inspect.getsource(method), method.__qualname__
+    assert list(inspect.signature(aiomqtt.Client._wait_for).parameters) == ["self", "fut", "timeout"]
+    assert "self._wait_for(" in inspect.getsource(_CheckedClient.publish_checked)

@@ -12,7 +12,7 @@ SPMe with a lumped thermal model, IDAKLU solver (rtol = atol = 1e-6); a 96s43p p
 constant ambient; 2 min rest, 3 h of a synthetic house load (0.5-5 kW held 5-60 s, as pack current at
 3.6 V per cell), 1 h rest, a 7 kW-class charge (constant current) to about 85 %, 1 h rest. SoP truth
 at 18 points: from the saved state, a constant current for 10 s, 14 bisections up to 50 A per cell,
-kept if 2.5 <= V <= 4.2 V throughout and the electrolyte stays above zero. soc_true counts the true
+kept if V_MIN <= V <= V_MAX throughout and the electrolyte stays above zero. soc_true counts the true
 current (held between samples) on the C/20 capacity at 25 degC from full. Noise as the shared sets.
 GEN_SERIES, GEN_PARALLEL, GEN_V_MIN, GEN_V_MAX, GEN_SOC_START and GEN_SOC_END set another pack, voltage
 limits, start and charge end (default 96, 43, 2.5, 4.2, 0.7, 0.85); GEN_V_CELL the cell voltage the
@@ -49,7 +49,7 @@ CAP_A = float(os.environ.get("GEN_CAP_A", "50"))  # per cell: an LFP 26650 holds
 
 # What Prada2013 (A123 26650 LFP) lacks for a thermal SPMe, as the shared lfp_day took it: Chen2020's
 # current collectors, densities, heat capacities, conductivities and heat transfer, a 26650 can.
-# Its C/20 capacity comes out as lfp_day's (2.28459 Ah).
+# Its C/20 capacity comes out as lfp_day's (2.2846 Ah).
 CHEN2020_FOR = (
     "current collector",
     "density [kg.m-3]",
