@@ -30,6 +30,7 @@ import aiomqtt
 import tomlkit
 
 from edge.daemon import status as status_file
+from edge.daemon.tasks import wait_set
 from edge.settings.load import default_config_text
 from hil.broker import Mosquitto
 from hil.plant import Plant
@@ -177,9 +178,7 @@ async def _show(
         next_line_s = 1.0
         while not stop.is_set():
             wake_s = min(next_line_s, pending[0].at_s if pending else next_line_s)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, wake_s - plant.t_s)):
-                    await stop.wait()
+            await wait_set(stop, max(0.0, wake_s - plant.t_s))
             if stop.is_set():
                 break
             if daemon.returncode is not None:

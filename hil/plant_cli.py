@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import signal
 import sys
 
+from edge.daemon.tasks import wait_set
 from hil.plant import Plant, PlantConfigError
 from hil.plant import config as plant_config
 
@@ -67,9 +67,7 @@ async def serve(args: argparse.Namespace) -> int:
             print(addr.line(), flush=True)
         print("ready", flush=True)
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(args.status_s):
-                    await stop.wait()
+            await wait_set(stop, args.status_s)
             if not args.print_ports and not stop.is_set():
                 print(plant.status_line(), flush=True)
     finally:

@@ -43,7 +43,7 @@ from edge.daemon.recorder import Recorder, write_dump
 from edge.daemon.sessions import SessionTracker
 from edge.daemon.snapshot import Command, Snapshot
 from edge.daemon.supervise import Mismatch, OutputMonitor
-from edge.daemon.tasks import cancel
+from edge.daemon.tasks import cancel, wait_set
 from edge.daemon.uplink import Uplink
 from edge.daemon.writer import SetpointWriter
 from edge.link import payloads as pl
@@ -330,9 +330,7 @@ class Daemon:
                     return
                 await asyncio.sleep(delay)
                 continue
-            with contextlib.suppress(TimeoutError):  # asyncio.timeout keeps a cancellation (wait_for may not)
-                async with asyncio.timeout(delay):
-                    await stop.wait()
+            await wait_set(stop, delay)
 
     def _may_report_ready(self, elapsed_s: float) -> bool:
         """READY=1 once a command reached the power stage, or (a stage that does not answer, a

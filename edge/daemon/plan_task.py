@@ -20,7 +20,6 @@ house's import without the EV from the snapshots (site import plus the EV's own 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -34,7 +33,7 @@ from edge.daemon.battery import power_limits, reserve_soc
 from edge.daemon.dispatch import Dispatch, Dispatcher, DispatchError, SchedulePoint
 from edge.daemon.planning import DepartureTask, local_zone
 from edge.daemon.snapshot import Snapshot
-from edge.daemon.tasks import cancel
+from edge.daemon.tasks import cancel, wait_set
 from edge.daemon.vehicle import ev_present
 from edge.fileio import write_atomic
 from edge.link.payloads import PlanPayload, utc
@@ -133,11 +132,7 @@ class PlanTask:
                 failing = True
             snap = self.latest()
             starting = snap is None or snap.stage is None
-            # asyncio.timeout, not wait_for: on 3.11 a wake-up as the task is cancelled made wait_for
-            # drop the cancellation, and stop() would wait for a planner that never ends.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(START_POLL_S if starting else self.tick_s):
-                    await self._wake.wait()
+            await wait_set(self._wake, START_POLL_S if starting else self.tick_s)
 
     async def tick(self) -> None:
         """Learn from the snapshot, and plan when a plan is due (see the module docstring)."""

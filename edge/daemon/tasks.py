@@ -1,9 +1,24 @@
-"""Background tasks of the daemon: cancel one and wait until it has really finished."""
+"""Background tasks of the daemon: cancel one and wait until it has really finished; wait for an
+event with a timeout that keeps a cancellation."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
+
+
+async def wait_set(event: asyncio.Event, timeout_s: float) -> bool:
+    """Wait until ``event`` is set or ``timeout_s`` has passed; whether it is set.
+
+    ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11 ``wait_for`` returns when the event is
+    set in the same loop turn as the caller is cancelled and drops the cancellation, so a task stopped
+    that way runs on and whoever cancelled it waits forever (a planner's stop, a CI hang in the bench).
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    return event.is_set()
 
 
 async def cancel(task: asyncio.Task[Any] | None) -> None:

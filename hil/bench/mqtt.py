@@ -90,6 +90,17 @@ class _Receiver:
                 else:
                     self.replayed += len(msgspec.json.decode(body)["records"])
 
+    async def started(self) -> asyncio.Task[None]:
+        """Run in a task, subscribed (within 10 s); the task is cancelled if it never gets there."""
+        task = asyncio.create_task(self.run())
+        try:
+            async with asyncio.timeout(10):
+                await self.ready.wait()
+        except BaseException:
+            await cancel(task)
+            raise
+        return task
+
 
 async def _until(predicate: Callable[[], bool], timeout_s: float) -> None:
     async with asyncio.timeout(timeout_s):
@@ -152,10 +163,8 @@ async def _live(quick: bool) -> list[Figure]:
         mq = settings.mqtt
         topics = Topics(mq.topic_prefix, mq.site_id, mq.evse_id)
         rx = _Receiver(broker, topics)
-        task = asyncio.create_task(rx.run())
+        task = await rx.started()
         try:
-            async with asyncio.timeout(10):
-                await rx.ready.wait()
             bare_lat, _ = await _bare(broker, topics, rx, n_paced, paced=True)
             _, bare_burst_s = await _bare(broker, topics, rx, n_burst, paced=False)
             link_lat, _ = await _through_link(settings, Path(tmp) / "a", rx, n_paced, paced=True)
@@ -187,13 +196,10 @@ async def _backlog(quick: bool) -> list[Figure]:
         mq = settings.mqtt
         topics = Topics(mq.topic_prefix, mq.site_id, mq.evse_id)
         rx = _Receiver(broker, topics)
-        rx_task = asyncio.create_task(rx.run())
         try:
-            async with asyncio.timeout(10):
-                await rx.ready.wait()
+            rx_task = await rx.started()
         except BaseException:
             await spool.aclose()
-            await cancel(rx_task)
             raise
         link = _link(settings, spool, random.Random(2))
         link.start()

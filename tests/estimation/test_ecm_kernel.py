@@ -336,16 +336,23 @@ def test_compiled_kernel_refuses_short_arrays(nmc: BatteryProfile) -> None:
 
 
 def _rest_readings(
-    kern: ModuleType, profile: BatteryProfile, soc: float, sigma0: float, v_v: float, n: int
+    kern: ModuleType,
+    profile: BatteryProfile,
+    soc: float,
+    sigma0: float,
+    v_v: float,
+    n: int,
+    noise: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` one-second readings of ``v_v`` at rest from a SoC of ``soc`` +/- ``sigma0``: the state
-    and the parameters."""
+    """``n`` one-second readings of ``v_v`` at rest (plus the sensor's noise, given ``noise``) from a
+    SoC of ``soc`` +/- ``sigma0``: the state and the parameters."""
     state, params, table, c = arrays(profile, soc=soc)
     state[ref.S_P00] = sigma0**2
     for _ in range(n):
+        v = v_v if noise is None else v_v + noise.normal(0.0, profile.voltage_sigma_v)
         kern.coefficients(params, table, state[ref.S_SOC], 25.0, 1.0, c)
         kern.predict(state, params, c, 1.0)
-        kern.correct(state, params, table, c, 0.0, v_v, 25.0)
+        kern.correct(state, params, table, c, 0.0, v, 25.0)
     return state, params
 
 
@@ -391,11 +398,5 @@ def test_noisy_readings_on_a_plateau_leave_the_truth_in_the_band(kern: ModuleTyp
     table = list(lfp.ocv_table())
     rng = np.random.default_rng(7)
     for soc in (0.3, 0.4, 0.55, 0.7):
-        state, params, c_table, c = arrays(lfp, soc=soc)
-        state[ref.S_P00] = 0.2**2
-        for _ in range(1200):
-            v = ref.ocv_lookup(table, soc, 25.0) + rng.normal(0.0, lfp.voltage_sigma_v)
-            kern.coefficients(params, c_table, state[ref.S_SOC], 25.0, 1.0, c)
-            kern.predict(state, params, c, 1.0)
-            kern.correct(state, params, c_table, c, 0.0, v, 25.0)
+        state, _ = _rest_readings(kern, lfp, soc, 0.2, ref.ocv_lookup(table, soc, 25.0), 1200, rng)
         assert abs(state[ref.S_SOC] - soc) <= 2.0 * math.sqrt(state[ref.S_P00])

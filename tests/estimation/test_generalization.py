@@ -21,7 +21,7 @@ from edge.estimation.estimator import BatteryEstimator
 from edge.estimation.profile import load_profile, with_pack
 from edge.estimation.record import FORMER_UPPER_BOUND, VehicleRecord
 from edge.estimation.resistance import UNKNOWN_GROWTH_SIGMA
-from hil.estimate import EvSocFeed, Replay, Trace, default_initial_soc, replay
+from hil.estimate import EvSocFeed, Replay, Trace, default_initial_soc, replay, trace_profile
 
 CASES = {
     "warm_freqreg": "nmc-lgm50",
@@ -81,8 +81,7 @@ def generalized(load: Callable[[str], Trace]) -> Callable[[str], Replay]:
         if name not in cache:
             trace = load(name)
             assert trace.meta is not None
-            pack = trace.meta["pack"]
-            profile = with_pack(load_profile(CASES[name]), pack["series"], pack["parallel"])  # type: ignore[index]
+            profile = trace_profile(CASES[name], trace)
             cache[name], _ = replay(profile, trace, default_initial_soc(trace))
         return cache[name]
 
@@ -117,8 +116,7 @@ def test_a_small_pack_sees_its_rests_and_anchors_its_capacity(
     # these packs, under the sensor's own 0.1 A offset, so no rest counted and no capacity anchored.
     trace = load(name)
     assert trace.meta is not None
-    pack = trace.meta["pack"]
-    profile = with_pack(load_profile(CASES[name]), pack["series"], pack["parallel"])  # type: ignore[index]
+    profile = trace_profile(CASES[name], trace)
     _, est = replay(profile, trace, default_initial_soc(trace))
     (point,) = est.capacity.points  # the rest after the discharge paired with the final one
     assert point.soc_low <= soc_low_max and abs(point.dsoc) >= 0.5
@@ -133,8 +131,7 @@ def test_lfp_from_a_known_start_keeps_its_soc(load: Callable[[str], Trace], name
     # lfplow_v2h and lfpwarm_v2h) before its axis error was declared (ocv.sigma_soc).
     trace = load(name)
     assert trace.meta is not None
-    pack = trace.meta["pack"]
-    profile = with_pack(load_profile("lfp-a123-26650"), pack["series"], pack["parallel"])  # type: ignore[index]
+    profile = trace_profile("lfp-a123-26650", trace)
     s0 = float(trace.meta["initial_soc_true"])  # type: ignore[arg-type]
     r, _ = replay(profile, trace, None, BatteryEstimator(profile, initial_soc=s0, initial_soc_sigma=0.02))
     assert r.soc_rmse_pct <= 1.0
@@ -211,8 +208,7 @@ def test_the_evs_own_soc_helps_without_being_trusted_beyond_its_scale_error(
     # left the 2-sigma band 16 % (v2h_evening) and 21 % (mohtat_v2h) of the time, 2.1 / 3.0 % RMSE.
     trace = load(name)
     assert trace.meta is not None
-    pack = trace.meta["pack"]
-    prof = with_pack(load_profile(profile), pack["series"], pack["parallel"])  # type: ignore[index]
+    prof = trace_profile(profile, trace)
     r, est = replay(prof, trace, default_initial_soc(trace), ev=EvSocFeed(bias))
     assert est.ev.rejected == 0 and est.ev.fused >= 1
     assert r.soc_rmse_pct <= rmse_max_pct
@@ -257,8 +253,7 @@ def test_a_growth_stored_at_a_bound_starts_the_next_session_as_unknown(load: Cal
 
     mohtat = load("mohtat_v2h")
     assert mohtat.meta is not None
-    pack = mohtat.meta["pack"]
-    lgm50 = with_pack(load_profile("nmc-lgm50"), pack["series"], pack["parallel"])  # type: ignore[index]
+    lgm50 = trace_profile("nmc-lgm50", mohtat)
     _, est = replay(lgm50, mohtat, default_initial_soc(mohtat))
     record = est.record  # what end_session kept
     assert record.growth == pytest.approx(est.resistance.bounds[0])
@@ -275,9 +270,8 @@ def test_a_vehicle_seen_again_keeps_the_truth_in_its_bands(load: Callable[[str],
     # time (cool_v2h: 73 %, 42 %); the fade that can hide below the anchors stays in both bands.
     trace = load(name)
     assert trace.meta is not None
-    pack = trace.meta["pack"]
-    prof = with_pack(load_profile("nmc-lgm50"), pack["series"], pack["parallel"])  # type: ignore[index]
-    true_ah = float(pack["true_capacity_ah"])  # type: ignore[index]
+    prof = trace_profile("nmc-lgm50", trace)
+    true_ah = float(trace.meta["pack"]["true_capacity_ah"])  # type: ignore[index]
     record = None
     for _ in range(3):
         est = BatteryEstimator(prof, initial_soc=default_initial_soc(trace), record=record)
