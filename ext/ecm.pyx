@@ -7,7 +7,7 @@ The layouts and numeric constants are the reference's, included from ecm_layout.
 ``python -m ext.gen_layouts --write``); ``layout()`` returns the indices this module was built with.
 """
 
-from libc.math cimport asinh, exp, fabs, floor, fmax, fmin, sqrt
+from libc.math cimport M_PI, asinh, exp, fabs, floor, fmax, fmin, sqrt
 
 include "ecm_layout.pxi"
 
@@ -220,27 +220,67 @@ cdef inline void _smooth_offset(double* state, const double* params, double dt_s
             dt_s + params[P_OFS_TAU_S])
 
 
+cdef double _ocv_inverse(const double* table, Py_ssize_t n, double soc, double v, double temp_c,
+                         double sign) noexcept nogil:
+    cdef double dt = temp_c - 25.0
+    cdef Py_ssize_t k = _segment(n, soc)
+    cdef double a, b, x
+    cdef bint last, inside
+    while 0 <= k <= n - 2:
+        a = table[k] + table[n + k] * dt
+        b = table[k + 1] + table[n + k + 1] * dt
+        last = (k == n - 2) if sign < 0.0 else (k == 0)
+        inside = (v <= b or last) if sign < 0.0 else (v >= a or last)
+        if b > a and inside:
+            x = (k + (v - a) / (b - a)) / (n - 1)
+            return fmax(x, soc) if sign < 0.0 else fmin(x, soc)
+        k = k + 1 if sign < 0.0 else k - 1
+    return soc
+
+
+cdef inline double _surface_lead_s(double horizon_s, double tau_s) noexcept nogil:
+    if tau_s <= 0.0:
+        return 0.0
+    return fmin(2.0 / 3.0 * sqrt(tau_s * horizon_s / M_PI), tau_s / 15.0)
+
+
+cdef inline double _surface_overpotential(const double* table, Py_ssize_t n, double soc, double temp_c,
+                                          double k, double kd, double slope_ref, double sign,
+                                          double cur) noexcept nogil:
+    cdef double bulk, d
+    if kd <= 0.0:
+        return 0.0
+    bulk = soc - sign * cur * k
+    d = sign * (_ocv(table, n, bulk, temp_c) - _ocv(table, n, bulk - sign * cur * kd, temp_c))
+    return fmax(d - cur * kd * slope_ref, 0.0)
+
+
 cdef inline double _pulse_margin(const double* table, Py_ssize_t n, const double* c, double soc,
-                                double temp_c, double v_relax, double r_lin, double k, double v_lim,
-                                double sign, double cur) noexcept nogil:
+                                double temp_c, double v_relax, double r_lin, double k, double kd,
+                                double slope_ref, double v_lim, double sign, double cur) noexcept nogil:
     return (sign * (_ocv(table, n, soc - sign * cur * k, temp_c) - v_relax - v_lim)
             - cur * r_lin
-            - _eta(c, cur))
+            - _eta(c, cur)
+            - _surface_overpotential(table, n, soc, temp_c, k, kd, slope_ref, sign, cur))
 
 
 cdef double _pulse_current(const double* table, Py_ssize_t n, const double* c, double soc,
-                           double temp_c, double v_relax, double r_lin, double k, double v_lim,
-                           double sign) noexcept nogil:
+                           double temp_c, double v_relax, double r_lin, double k, double kd,
+                           double slope_ref, double v_lim, double sign) noexcept nogil:
     cdef double cur = 0.0
-    cdef double resid, g
+    cdef double resid, g, bulk
     cdef int it
     for it in range(NEWTON_ITERATIONS):
-        resid = _pulse_margin(table, n, c, soc, temp_c, v_relax, r_lin, k, v_lim, sign, cur)
+        resid = _pulse_margin(table, n, c, soc, temp_c, v_relax, r_lin, k, kd, slope_ref, v_lim, sign, cur)
         if resid <= 0.0 and cur == 0.0:
             return 0.0
         if -NEWTON_TOL_V < resid < NEWTON_TOL_V:
             return cur
-        g = _slope(table, n, soc - sign * cur * k, temp_c) * k + r_lin + _eta_slope(c, cur)
+        bulk = soc - sign * cur * k
+        g = _slope(table, n, bulk, temp_c) * k + r_lin + _eta_slope(c, cur)
+        if _surface_overpotential(table, n, soc, temp_c, k, kd, slope_ref, sign, cur) > 0.0:
+            g = g + _slope(table, n, bulk - sign * cur * kd, temp_c) * (k + kd)
+            g = g - _slope(table, n, bulk, temp_c) * k - slope_ref * kd
         if g < 1e-9:
             g = 1e-9
         cur = cur + resid / g
@@ -256,19 +296,40 @@ cdef void _sop(const double* state, const double* params, const double* table, P
     cdef double e2 = exp(-horizon_s / params[P_TAU2])
     cdef double r_eff = c[C_R0] + c[C_R1] * (1.0 - e1) + c[C_R2] * (1.0 - e2)
     cdef double k = horizon_s / (3600.0 * params[P_Q_AH])
+    cdef double kd = _surface_lead_s(horizon_s, params[P_DIFF_TAU_S]) / (3600.0 * params[P_Q_AH])
+    cdef double s_ref = params[P_OCV_SLOPE_REF]
+    cdef double ofs = state[S_OCV_OFS]
     cdef double v_relax_end = e1 * state[S_V1] + e2 * state[S_V2]
     cdef double v_relax_now = state[S_V1] + state[S_V2]
-    cdef double vd_end = v_relax_end - fmin(state[S_OCV_OFS], 0.0)
-    cdef double vd_now = v_relax_now - fmin(state[S_OCV_OFS], 0.0)
-    cdef double vc_end = v_relax_end - fmax(state[S_OCV_OFS], 0.0)
-    cdef double vc_now = v_relax_now - fmax(state[S_OCV_OFS], 0.0)
-    cdef double i_dis, i_chg, lim, v_end
-    i_dis = _pulse_current(table, n, c, soc, temp_c, vd_end, r_eff, k, params[P_V_MIN], 1.0)
-    if _pulse_margin(table, n, c, soc, temp_c, vd_now, c[C_R0], 0.0, params[P_V_MIN], 1.0, i_dis) < 0.0:
-        i_dis = _pulse_current(table, n, c, soc, temp_c, vd_now, c[C_R0], 0.0, params[P_V_MIN], 1.0)
-    i_chg = _pulse_current(table, n, c, soc, temp_c, vc_end, r_eff, k, params[P_V_MAX], -1.0)
-    if _pulse_margin(table, n, c, soc, temp_c, vc_now, c[C_R0], 0.0, params[P_V_MAX], -1.0, i_chg) < 0.0:
-        i_chg = _pulse_current(table, n, c, soc, temp_c, vc_now, c[C_R0], 0.0, params[P_V_MAX], -1.0)
+    cdef double vd_end = v_relax_end - fmin(ofs, 0.0)
+    cdef double vd_now = v_relax_now - fmin(ofs, 0.0)
+    cdef double vc_end = v_relax_end - fmax(ofs, 0.0)
+    cdef double vc_now = v_relax_now - fmax(ofs, 0.0)
+    cdef double i_dis, i_chg, lim, v_end, v_cell, soc_v, level, cur
+    i_dis = _pulse_current(table, n, c, soc, temp_c, vd_end, r_eff, k, kd, s_ref, params[P_V_MIN], 1.0)
+    i_chg = _pulse_current(table, n, c, soc, temp_c, vc_end, r_eff, k, kd, s_ref, params[P_V_MAX], -1.0)
+    if ofs > 0.0:
+        v_cell = _ocv(table, n, soc, temp_c) + ofs
+        soc_v = _ocv_inverse(table, n, soc, v_cell, temp_c, -1.0)
+        level = fmax(v_cell - _ocv(table, n, soc_v, temp_c), 0.0)
+        cur = _pulse_current(table, n, c, soc_v, temp_c, v_relax_end - level, r_eff, k, kd, s_ref,
+                             params[P_V_MAX], -1.0)
+        i_chg = fmin(i_chg, cur)
+    elif ofs < 0.0:
+        v_cell = _ocv(table, n, soc, temp_c) + ofs
+        soc_v = _ocv_inverse(table, n, soc, v_cell, temp_c, 1.0)
+        level = fmin(v_cell - _ocv(table, n, soc_v, temp_c), 0.0)
+        cur = _pulse_current(table, n, c, soc_v, temp_c, v_relax_end - level, r_eff, k, kd, s_ref,
+                             params[P_V_MIN], 1.0)
+        i_dis = fmin(i_dis, cur)
+    if _pulse_margin(table, n, c, soc, temp_c, vd_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MIN], 1.0,
+                     i_dis) < 0.0:
+        i_dis = _pulse_current(table, n, c, soc, temp_c, vd_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MIN],
+                               1.0)
+    if _pulse_margin(table, n, c, soc, temp_c, vc_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MAX], -1.0,
+                     i_chg) < 0.0:
+        i_chg = _pulse_current(table, n, c, soc, temp_c, vc_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MAX],
+                               -1.0)
     out[O_I_DIS_V] = i_dis
     out[O_I_CHG_V] = i_chg
     lim = params[P_I_DIS_MAX] * _derate(temp_c, params[P_DIS_T0], params[P_DIS_T1], params[P_DIS_T2],
@@ -291,9 +352,11 @@ cdef void _sop(const double* state, const double* params, const double* table, P
         i_chg = 0.0
     out[O_I_DIS] = i_dis
     out[O_I_CHG] = i_chg
-    v_end = _ocv(table, n, soc - i_dis * k, temp_c) - vd_end - i_dis * r_eff - _eta(c, i_dis)
+    v_end = (_ocv(table, n, soc - i_dis * k, temp_c) - vd_end - i_dis * r_eff - _eta(c, i_dis)
+             - _surface_overpotential(table, n, soc, temp_c, k, kd, s_ref, 1.0, i_dis))
     out[O_P_DIS] = i_dis * v_end
-    v_end = _ocv(table, n, soc + i_chg * k, temp_c) - v_relax_end + i_chg * r_eff + _eta(c, i_chg)
+    v_end = (_ocv(table, n, soc + i_chg * k, temp_c) - v_relax_end + i_chg * r_eff + _eta(c, i_chg)
+             + _surface_overpotential(table, n, soc, temp_c, k, kd, s_ref, -1.0, i_chg))
     out[O_P_CHG] = i_chg * v_end
 
 
@@ -305,6 +368,14 @@ def ocv_lookup(const double[::1] table, double soc, double temp_c):
 
 def ocv_slope(const double[::1] table, double soc, double temp_c):
     return _slope(&table[0], table.shape[0] // 3, soc, temp_c)
+
+
+def ocv_inverse(const double[::1] table, double soc, double v, double temp_c, double sign):
+    return _ocv_inverse(&table[0], table.shape[0] // 3, soc, v, temp_c, sign)
+
+
+def surface_lead_s(double horizon_s, double tau_s):
+    return _surface_lead_s(horizon_s, tau_s)
 
 
 def derate(double temp_c, double t0, double t1, double t2, double t3):

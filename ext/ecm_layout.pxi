@@ -62,7 +62,9 @@ cdef enum:
     P_OVERPOT_REL = 35
     P_OFS_TAU_S = 36
     P_OCV_SOC_VAR = 37
-    P_N = 38
+    P_DIFF_TAU_S = 38
+    P_OCV_SLOPE_REF = 39
+    P_N = 40
     O_I_DIS_V = 0
     O_I_CHG_V = 1
     O_I_DIS = 2
@@ -149,6 +151,8 @@ def layout():
         "P_OVERPOT_REL": P_OVERPOT_REL,
         "P_OFS_TAU_S": P_OFS_TAU_S,
         "P_OCV_SOC_VAR": P_OCV_SOC_VAR,
+        "P_DIFF_TAU_S": P_DIFF_TAU_S,
+        "P_OCV_SLOPE_REF": P_OCV_SLOPE_REF,
         "P_N": P_N,
         "O_I_DIS_V": O_I_DIS_V,
         "O_I_CHG_V": O_I_CHG_V,

@@ -97,7 +97,15 @@ P_OVERPOT_REL: Final = 35
 P_OFS_TAU_S: Final = 36  # time constant of the smoothed voltage innovation (S_OCV_OFS), s
 # variance of the OCV table's error along its SoC axis (a knee another cell puts a few points away), 1
 P_OCV_SOC_VAR: Final = 37
-P_N: Final = 38
+# Diffusion time of the electrodes' particles, R^2/D, s (0: none). In a pulse the particles' surface
+# leads their bulk (see surface_lead_s); where the table is steep (LFP's knees, any cell near empty) the
+# surface's OCV runs ahead of the bulk's and the pulse's limit comes far sooner than the bulk SoC says.
+P_DIFF_TAU_S: Final = 38
+# The table's slope at which the RC branches already hold that lead (fitted where most records sit:
+# the table's median slope over the SoC window), V per unit SoC. Only the excess of the table's own
+# change over this is added (see _surface_overpotential).
+P_OCV_SLOPE_REF: Final = 39
+P_N: Final = 40
 
 # SoP output layout, per horizon.
 O_I_DIS_V: Final = 0  # discharge current allowed by the voltage limit alone, A
@@ -157,6 +165,35 @@ def ocv_slope(table: Sequence[float], soc: float, temp_c: float) -> float:
     s = table[k + 1] - table[k]
     d = table[n + k + 1] - table[n + k]
     return (s + d * (temp_c - 25.0)) * (n - 1)
+
+
+def ocv_inverse(table: Sequence[float], soc: float, v: float, temp_c: float, sign: float) -> float:
+    """The nearest SoC beyond ``soc`` (above it for ``sign`` < 0, below for > 0, the sign of a current
+    that moves the SoC that way) where the table reads ``v``: segments walked from ``soc``'s, ends
+    extended linearly as ocv_lookup does; ``soc`` itself if the table never reaches ``v`` that way.
+    """
+    n = len(table) // 3
+    dt = temp_c - 25.0
+    k = _segment(n, soc)
+    while 0 <= k <= n - 2:
+        a = table[k] + table[n + k] * dt
+        b = table[k + 1] + table[n + k + 1] * dt
+        last = k == n - 2 if sign < 0.0 else k == 0
+        inside = (v <= b or last) if sign < 0.0 else (v >= a or last)
+        if b > a and inside:
+            x = (k + (v - a) / (b - a)) / (n - 1)
+            return max(x, soc) if sign < 0.0 else min(x, soc)
+        k = k + 1 if sign < 0.0 else k - 1
+    return soc
+
+
+def surface_lead_s(horizon_s: float, tau_s: float) -> float:
+    """Seconds of current by which the particles' surface SoC leads their bulk at the end of a constant
+    pulse of ``horizon_s`` (spherical diffusion of time ``tau_s`` = R^2/D: (2/3) sqrt(tau H / pi) while
+    H is short, at most its steady lead tau / 15)."""
+    if tau_s <= 0.0:
+        return 0.0
+    return min(2.0 / 3.0 * math.sqrt(tau_s * horizon_s / math.pi), tau_s / 15.0)
 
 
 def derate(temp_c: float, t0: float, t1: float, t2: float, t3: float) -> float:
@@ -420,6 +457,26 @@ def fuse_offset(state: MutableSequence[float], offset_meas: float, var: float, g
     return 1
 
 
+def _surface_overpotential(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
+    table: Sequence[float],
+    soc: float,
+    temp_c: float,
+    k: float,
+    kd: float,
+    slope_ref: float,
+    sign: float,
+    cur: float,
+) -> float:
+    """What the particles' surface lead (``kd`` per A, see surface_lead_s) adds to a pulse ``sign * cur``
+    beyond what the RC branches hold (the lead at ``slope_ref``), V >= 0: the table's change over the
+    lead where it is steeper than that."""
+    if kd <= 0.0:
+        return 0.0
+    bulk = soc - sign * cur * k
+    d = sign * (ocv_lookup(table, bulk, temp_c) - ocv_lookup(table, bulk - sign * cur * kd, temp_c))
+    return max(d - cur * kd * slope_ref, 0.0)
+
+
 def _pulse_margin(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
     table: Sequence[float],
     c: Sequence[float],
@@ -428,18 +485,21 @@ def _pulse_margin(  # noqa: PLR0917 - the kernel's numeric signature, mirrored i
     v_relax: float,
     r_lin: float,
     k: float,
+    kd: float,
+    slope_ref: float,
     v_lim: float,
     sign: float,
     cur: float,
 ) -> float:
     """How far (V) the end of a pulse ``sign * cur`` stays inside ``v_lim`` (negative: beyond it).
 
-    V = OCV(soc - sign*cur*k) - v_relax - sign*cur*r_lin - eta(sign*cur).
+    V = OCV(soc - sign*cur*k) - v_relax - sign*cur*r_lin - eta(sign*cur) - sign*surface overpotential.
     """
     return (
         sign * (ocv_lookup(table, soc - sign * cur * k, temp_c) - v_relax - v_lim)
         - cur * r_lin
         - kinetic_overpotential(c, cur)
+        - _surface_overpotential(table, soc, temp_c, k, kd, slope_ref, sign, cur)
     )
 
 
@@ -451,22 +511,29 @@ def _pulse_current(  # noqa: PLR0917 - the kernel's numeric signature, mirrored 
     v_relax: float,
     r_lin: float,
     k: float,
+    kd: float,
+    slope_ref: float,
     v_lim: float,
     sign: float,
 ) -> float:
     """Largest magnitude I >= 0 of a pulse ``sign * I`` whose margin (see _pulse_margin) is zero.
 
-    The margin falls with I and is convex (the kinetic term flattens), so Newton from I = 0 climbs to
-    the root from below without overshooting.
+    The margin falls with I and is convex where the kinetic term flattens, so Newton from I = 0 climbs
+    to the root from below; where the table steepens it is concave and Newton may overshoot once,
+    then descends to the root from above (stopping within NEWTON_TOL_V of it).
     """
     cur = 0.0
     for _ in range(NEWTON_ITERATIONS):
-        resid = _pulse_margin(table, c, soc, temp_c, v_relax, r_lin, k, v_lim, sign, cur)
+        resid = _pulse_margin(table, c, soc, temp_c, v_relax, r_lin, k, kd, slope_ref, v_lim, sign, cur)
         if resid <= 0.0 and cur == 0.0:
             return 0.0
         if -NEWTON_TOL_V < resid < NEWTON_TOL_V:
             return cur
-        g = ocv_slope(table, soc - sign * cur * k, temp_c) * k + r_lin + kinetic_slope(c, cur)
+        bulk = soc - sign * cur * k
+        g = ocv_slope(table, bulk, temp_c) * k + r_lin + kinetic_slope(c, cur)
+        if _surface_overpotential(table, soc, temp_c, k, kd, slope_ref, sign, cur) > 0.0:
+            g = g + ocv_slope(table, bulk - sign * cur * kd, temp_c) * (k + kd)
+            g = g - ocv_slope(table, bulk, temp_c) * k - slope_ref * kd
         g = max(g, 1e-9)
         cur = cur + resid / g
         cur = max(cur, 0.0)
@@ -489,23 +556,51 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     e2 = math.exp(-horizon_s / params[P_TAU2])
     r_eff = c[C_R0] + c[C_R1] * (1.0 - e1) + c[C_R2] * (1.0 - e2)
     k = horizon_s / (3600.0 * params[P_Q_AH])
+    kd = surface_lead_s(horizon_s, params[P_DIFF_TAU_S]) / (3600.0 * params[P_Q_AH])
+    s_ref = params[P_OCV_SLOPE_REF]
+    ofs = state[S_OCV_OFS]
     v_relax_end = e1 * state[S_V1] + e2 * state[S_V2]
     v_relax_now = state[S_V1] + state[S_V2]
     # The cell's voltage above the model's (the table's error where the SoC no longer follows it)
     # brings a charge pulse nearer its limit, below it a discharge pulse; the other way it is not
     # credited (under load it may be the overpotential's error, which turns with the current).
-    vd_end = v_relax_end - min(state[S_OCV_OFS], 0.0)
-    vd_now = v_relax_now - min(state[S_OCV_OFS], 0.0)
-    vc_end = v_relax_end - max(state[S_OCV_OFS], 0.0)
-    vc_now = v_relax_now - max(state[S_OCV_OFS], 0.0)
+    vd_end = v_relax_end - min(ofs, 0.0)
+    vd_now = v_relax_now - min(ofs, 0.0)
+    vc_end = v_relax_end - max(ofs, 0.0)
+    vc_now = v_relax_now - max(ofs, 0.0)
     # The pulse must respect the limit at its start (step on the present RC voltages) and at its end
     # (RC branches charged, SoC moved); with both branches relaxing one way, these bound the pulse.
-    i_dis = _pulse_current(table, c, soc, temp_c, vd_end, r_eff, k, params[P_V_MIN], 1.0)
-    if _pulse_margin(table, c, soc, temp_c, vd_now, c[C_R0], 0.0, params[P_V_MIN], 1.0, i_dis) < 0.0:
-        i_dis = _pulse_current(table, c, soc, temp_c, vd_now, c[C_R0], 0.0, params[P_V_MIN], 1.0)
-    i_chg = _pulse_current(table, c, soc, temp_c, vc_end, r_eff, k, params[P_V_MAX], -1.0)
-    if _pulse_margin(table, c, soc, temp_c, vc_now, c[C_R0], 0.0, params[P_V_MAX], -1.0, i_chg) < 0.0:
-        i_chg = _pulse_current(table, c, soc, temp_c, vc_now, c[C_R0], 0.0, params[P_V_MAX], -1.0)
+    i_dis = _pulse_current(table, c, soc, temp_c, vd_end, r_eff, k, kd, s_ref, params[P_V_MIN], 1.0)
+    i_chg = _pulse_current(table, c, soc, temp_c, vc_end, r_eff, k, kd, s_ref, params[P_V_MAX], -1.0)
+    # The same offset read as SoC instead: the pulse from where the table reads the cell's voltage. At
+    # a knee the estimate holds on the plateau (the consider update) while the cell has climbed it, and
+    # the pulse's rise there is the knee's, not the plateau's. The lower of both readings is kept.
+    if ofs > 0.0:
+        v_cell = ocv_lookup(table, soc, temp_c) + ofs
+        soc_v = ocv_inverse(table, soc, v_cell, temp_c, -1.0)
+        level = max(v_cell - ocv_lookup(table, soc_v, temp_c), 0.0)  # what the table does not reach
+        cur = _pulse_current(
+            table, c, soc_v, temp_c, v_relax_end - level, r_eff, k, kd, s_ref, params[P_V_MAX], -1.0
+        )
+        i_chg = min(i_chg, cur)
+    elif ofs < 0.0:
+        v_cell = ocv_lookup(table, soc, temp_c) + ofs
+        soc_v = ocv_inverse(table, soc, v_cell, temp_c, 1.0)
+        level = min(v_cell - ocv_lookup(table, soc_v, temp_c), 0.0)
+        cur = _pulse_current(
+            table, c, soc_v, temp_c, v_relax_end - level, r_eff, k, kd, s_ref, params[P_V_MIN], 1.0
+        )
+        i_dis = min(i_dis, cur)
+    if (
+        _pulse_margin(table, c, soc, temp_c, vd_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MIN], 1.0, i_dis)
+        < 0.0
+    ):
+        i_dis = _pulse_current(table, c, soc, temp_c, vd_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MIN], 1.0)
+    if (
+        _pulse_margin(table, c, soc, temp_c, vc_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MAX], -1.0, i_chg)
+        < 0.0
+    ):
+        i_chg = _pulse_current(table, c, soc, temp_c, vc_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MAX], -1.0)
     out[offset + O_I_DIS_V] = i_dis
     out[offset + O_I_CHG_V] = i_chg
     lim = params[P_I_DIS_MAX] * derate(
@@ -525,7 +620,11 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     out[offset + O_I_DIS] = i_dis
     out[offset + O_I_CHG] = i_chg
     v_end = (
-        ocv_lookup(table, soc - i_dis * k, temp_c) - vd_end - i_dis * r_eff - kinetic_overpotential(c, i_dis)
+        ocv_lookup(table, soc - i_dis * k, temp_c)
+        - vd_end
+        - i_dis * r_eff
+        - kinetic_overpotential(c, i_dis)
+        - _surface_overpotential(table, soc, temp_c, k, kd, s_ref, 1.0, i_dis)
     )
     out[offset + O_P_DIS] = i_dis * v_end
     v_end = (
@@ -533,6 +632,7 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
         - v_relax_end
         + i_chg * r_eff
         + kinetic_overpotential(c, i_chg)
+        + _surface_overpotential(table, soc, temp_c, k, kd, s_ref, -1.0, i_chg)
     )
     out[offset + O_P_CHG] = i_chg * v_end
 

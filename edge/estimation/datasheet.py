@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.estimation.fit import fit_rc
-from edge.estimation.profile import BatteryProfile, ProfileError, parse_profile
+from edge.estimation.profile import DIFFUSION_TAU_S, BatteryProfile, ProfileError, parse_profile
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -124,6 +124,9 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
     sensor = datasheet.get("sensor", {})
     offset_pack = float(sensor.get("current_offset_sigma_a", 0.2))
     rest_pack = float(sensor.get("rest_current_a", 0.5))
+    model_sheet = datasheet.get("model", {})
+    if not isinstance(model_sheet, dict):
+        raise ProfileError(f"{source}: [model] must be a table")
     r0, r1, r2 = (x / float(capacity) for x in _GENERIC_R_OHM_AH)
     tau1, tau2 = _GENERIC_TAUS_S
     doc: dict[str, Any] = {
@@ -147,6 +150,8 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
             "i0_b": 0.0,
             "i0_ea_j_per_mol": 0.0,
             "growth_ohmic_share": 0.0,
+            # validated with the whole document (its field named there)
+            "diffusion_tau_s": model_sheet.get("diffusion_tau_s", DIFFUSION_TAU_S),
         },
         "limits": {
             k: _need(datasheet, "limits", k, source)
@@ -180,6 +185,9 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
         "model.r0/r1/r2, tau1/tau2": "generic for the capacity (a first guess the growth tracker scales), no replay given",
         "model.resistance_ea": "0: the SoP's cold floor (sop.resistance_ea_floor) carries the cold side",
         "model.i0_*": "none: linear resistances (conservative at high current)",
+        "model.diffusion_tau_s": "datasheet [model] diffusion_tau_s"
+        if "diffusion_tau_s" in model_sheet
+        else "default: within published graphite and NMC electrodes' R^2/D (docs/estimation.md, Surface lead)",
         "filter.*": f"defaults for {chemistry}; offset/rest from pack sensor figures "
         f"({offset_pack} A / {rest_pack} A pack)",
         "ocv.sigma_v": "datasheet [ocv] sigma_v"

@@ -23,6 +23,8 @@ import numpy.typing as npt
 from edge.estimation import _ecm_ref as k
 
 GAS_CONSTANT = 8.314462618  # J/(mol K)
+# Default diffusion time of the electrodes' particles (BatteryProfile.diffusion_tau_s), s.
+DIFFUSION_TAU_S = 3000.0
 TABLE_POINTS = 101  # the kernel's uniform OCV grid over soc 0..1
 UPPER_HALF_SOC = 0.5  # the pack voltage of pack_energy_per_soc_wh is averaged from here to full
 # Time constant over which the kernel smooths what the voltage shows beyond the model (the SoP's
@@ -114,6 +116,10 @@ class BatteryProfile:
     # electrolyte and temperature effects a two-RC model does not hold, so the voltage under load
     # tells the OCV less than at rest.
     overpotential_rel_sigma: float = 0.25
+    # Diffusion time of the electrodes' particles, R^2/D, s: how far the surface's SoC leads the bulk's
+    # in a pulse, which the SoP counts where the table is steeper than its median (docs/estimation.md,
+    # "Surface lead"). Published graphite and NMC electrodes: about 1000 to 10000 s.
+    diffusion_tau_s: float = DIFFUSION_TAU_S
     sop_unknown_temp_c: float = 0.0
     sop_resistance_ea_floor_j_per_mol: float = 30000.0
     # Where R0 / RC were fitted (``v2g-hil battery-profile --replay``): the record's name and window,
@@ -136,6 +142,15 @@ class BatteryProfile:
         soc = np.asarray(self.ocv_soc)
         cols = [np.interp(grid, soc, np.asarray(c)) for c in (self.ocv_v, self.docv_dt_v_per_k, self.i0_rel)]
         return np.ascontiguousarray(np.concatenate(cols), dtype=np.float64)
+
+    def ocv_slope_ref(self) -> float:
+        """The table's median slope over the SoC window, V per unit SoC: where the records R0 / RC are
+        fitted on mostly sit, so the RC branches already hold the surface's lead at about this slope."""
+        ocv = self.ocv_table()[:TABLE_POINTS]
+        lo = math.ceil(self.soc_min * (TABLE_POINTS - 1) - 1e-9)
+        hi = math.floor(self.soc_max * (TABLE_POINTS - 1) + 1e-9)
+        slopes = np.diff(ocv[lo : hi + 1]) * (TABLE_POINTS - 1)
+        return float(np.median(slopes)) if slopes.size else 0.0
 
     def kernel_params(self) -> npt.NDArray[np.float64]:
         """The kernel's parameter array for a new cell at nameplate capacity (layout P_* of the kernel)."""
@@ -162,6 +177,8 @@ class BatteryProfile:
         p[k.P_R_V] = self.voltage_sigma_v**2
         p[k.P_OCV_VAR] = self.ocv_var(self.reference_temp_c)
         p[k.P_OCV_SOC_VAR] = self.ocv_sigma_soc**2
+        p[k.P_DIFF_TAU_S] = self.diffusion_tau_s
+        p[k.P_OCV_SLOPE_REF] = self.ocv_slope_ref()
         p[k.P_OVERPOT_REL] = self.overpotential_rel_sigma
         p[k.P_OFS_TAU_S] = OCV_OFFSET_TAU_S
         p[k.P_GATE] = self.gate_sigma
@@ -326,6 +343,7 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
         ocv_sigma_dvdt_v_per_k=_optional(doc, "ocv.sigma_dvdt_v_per_k", source, 0.0, 0.01, 0.0003),
         ocv_sigma_soc=_optional(doc, "ocv.sigma_soc", source, 0.0, 0.2, 0.0),
         overpotential_rel_sigma=_optional(doc, "model.overpotential_rel_sigma", source, 0.0, 2.0, 0.25),
+        diffusion_tau_s=_optional(doc, "model.diffusion_tau_s", source, 0.0, 1e5, DIFFUSION_TAU_S),
         sensor_temp_error_c=_optional(doc, "sop.sensor_temp_error_c", source, 0.0, 20.0, 2.0),
         sop_temp_margin_c=_optional(doc, "sop.temp_margin_c", source, 0.0, 20.0, 1.0),
         fit_trace=_fit_trace(doc, source),

@@ -42,7 +42,8 @@ TRACES = {
     "small6c_v2h": "nmc-lgm50",
     "small8sa_v2h": "nmc-lgm50",
     # LFP into its knees: lfpfull_v2h showed the table's error counted several times over (2026-12-06),
-    # lfplow_v2h and lfpwarm_v2h judged the fix (lfplow_v2h also set the LFP curve's sigma_soc).
+    # lfplow_v2h and lfpwarm_v2h judged the fix (lfplow_v2h also set the LFP curve's sigma_soc); all
+    # three set the default diffusion time of the SoP's surface lead (docs/estimation.md, "Surface lead").
     "lfpfull_v2h": "lfp-a123-26650",
     "lfplow_v2h": "lfp-a123-26650",
     "lfpwarm_v2h": "lfp-a123-26650",

@@ -55,6 +55,7 @@ def _doc() -> dict[str, Any]:
         ("battery.series", 0, "'battery.series' = 0 must be an integer"),
         ("limits.charge_derating_c", [10.0, 0.0, 40.0, 45.0], "must be t0 < t1 <= t2 < t3"),
         ("sop.horizons_s", [], "'sop.horizons_s'"),
+        ("model.diffusion_tau_s", -1.0, "'model.diffusion_tau_s' = -1.0 outside"),
     ],
 )
 def test_bad_fields_are_named(path: str, value: object, message: str) -> None:

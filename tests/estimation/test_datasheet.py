@@ -87,6 +87,14 @@ def test_missing_and_bad_datasheet_fields_are_named(
     doc["battery"]["nameplate_capacity_ah"] = -2.3
     with pytest.raises(ProfileError, match=r"nameplate_capacity_ah' = -2.3 outside"):
         build_profile(doc, "sheet")
+    doc = load_datasheet(DATASHEETS / "lfp-a123-26650.toml")
+    doc["model"] = {"diffusion_tau_s": "slow"}
+    with pytest.raises(ProfileError, match=r"'model.diffusion_tau_s' = 'slow' is not a finite number"):
+        build_profile(doc, "sheet")
+    doc["model"] = {"diffusion_tau_s": 500.0}
+    built = build_profile(doc, "sheet")
+    assert built.profile().diffusion_tau_s == 500.0
+    assert built.sources["model.diffusion_tau_s"] == "datasheet [model] diffusion_tau_s"
     bad = tmp_path / "bad.toml"
     bad.write_text("[battery\n")
     assert main(["battery-profile", str(bad)]) == 2

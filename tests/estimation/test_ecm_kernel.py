@@ -212,6 +212,9 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
     share=st.floats(0.0, 1.0),
     offset=st.floats(-0.05, 0.05),
     sigma_soc=st.floats(0.0, 0.1),
+    ocv_offset=st.floats(-0.2, 0.2),
+    diffusion_tau=st.floats(0.0, 20000.0),
+    profile_name=st.sampled_from(["nmc-lgm50", "lfp-a123-26650"]),
 )
 def test_compiled_step_agrees_with_reference(
     soc: float,
@@ -228,13 +231,17 @@ def test_compiled_step_agrees_with_reference(
     share: float,
     offset: float,
     sigma_soc: float,
+    ocv_offset: float,
+    diffusion_tau: float,
+    profile_name: str,
 ) -> None:
-    profile = replace(load_profile("nmc-lgm50"), ocv_sigma_soc=sigma_soc)
+    profile = replace(load_profile(profile_name), ocv_sigma_soc=sigma_soc, diffusion_tau_s=diffusion_tau)
     outs = []
     for kern in (ref, compiled):
         state, params, table, c = arrays(profile, soc)
         state[ref.S_V1], state[ref.S_V2], state[ref.S_P00], state[ref.S_I_PREV] = v1, v2, p00, i_prev
         state[ref.S_P01], state[ref.S_P03], state[ref.S_B] = 1e-6, -2e-6, offset
+        state[ref.S_OCV_OFS] = ocv_offset  # read as a level and as SoC by the SoP
         params[ref.P_R_GROWTH], params[ref.P_SOP_GROWTH], params[ref.P_GROWTH_OHMIC] = (
             growth,
             sop_growth,
@@ -400,3 +407,96 @@ def test_noisy_readings_on_a_plateau_leave_the_truth_in_the_band(kern: ModuleTyp
     for soc in (0.3, 0.4, 0.55, 0.7):
         state, _ = _rest_readings(kern, lfp, soc, 0.2, ref.ocv_lookup(table, soc, 25.0), 1200, rng)
         assert abs(state[ref.S_SOC] - soc) <= 2.0 * math.sqrt(state[ref.S_P00])
+
+
+def _kneed(nmc: BatteryProfile) -> BatteryProfile:
+    """A linear model whose table has LFP's shape: knees of 5.0 and 4.2 V per unit SoC around a
+    plateau of 0.1 (the table's median slope over the SoC window)."""
+    return replace(
+        linear_profile(nmc),
+        ocv_soc=(0.0, 0.1, 0.9, 1.0),
+        ocv_v=(2.6, 3.1, 3.18, 3.6),
+        docv_dt_v_per_k=(0.0,) * 4,
+        i0_rel=(1.0,) * 4,
+        cell_v_min=2.5,
+        cell_v_max=3.6,
+        cell_i_charge_max_a=1e4,
+        cell_i_discharge_max_a=1e4,
+        ocv_sigma_soc=0.0,
+    )
+
+
+def _pulse(kern: ModuleType, profile: BatteryProfile, soc: float, ofs: float = 0.0) -> tuple[float, float]:
+    """The 10 s voltage-limited (discharge, charge) currents from a rested ``soc`` with ``ofs``."""
+    state, params, table, c = arrays(profile, soc)
+    state[ref.S_OCV_OFS] = ofs
+    kern.coefficients(params, table, soc, 25.0, 1.0, c)
+    out = np.zeros(ref.O_N)
+    kern.sop(state, params, table, c, 10.0, 25.0, out, 0)
+    return float(out[ref.O_I_DIS_V]), float(out[ref.O_I_CHG_V])
+
+
+@IMPLS
+def test_the_surface_lead_follows_spherical_diffusion(kern: ModuleType) -> None:
+    assert kern.surface_lead_s(10.0, 3000.0) == pytest.approx(2.0 / 3.0 * math.sqrt(3000.0 * 10.0 / math.pi))
+    assert kern.surface_lead_s(3600.0, 3000.0) == pytest.approx(200.0)  # at most the steady lead, tau / 15
+    assert kern.surface_lead_s(10.0, 0.0) == 0.0
+
+
+@IMPLS
+def test_the_table_is_read_back_the_nearest_way(kern: ModuleType, nmc: BatteryProfile) -> None:
+    table = _kneed(nmc).ocv_table()
+    # up (a charge) from the plateau into the top knee, and past full along the end segment
+    assert kern.ocv_inverse(table, 0.5, 3.3, 25.0, -1.0) == pytest.approx(0.9 + 0.12 / 4.2)
+    assert kern.ocv_inverse(table, 0.5, 3.7, 25.0, -1.0) == pytest.approx(1.0 + 0.1 / 4.2)
+    # down (a discharge) into the bottom knee and past empty
+    assert kern.ocv_inverse(table, 0.5, 2.8, 25.0, 1.0) == pytest.approx(0.04)
+    assert kern.ocv_inverse(table, 0.5, 2.5, 25.0, 1.0) == pytest.approx(-0.02)
+    # the other way than asked it stays where it is
+    assert kern.ocv_inverse(table, 0.5, 2.8, 25.0, -1.0) == 0.5
+    assert kern.ocv_inverse(table, 0.5, 3.3, 25.0, 1.0) == 0.5
+
+
+@IMPLS
+def test_a_steep_table_ends_a_pulse_sooner_by_the_surface_lead(kern: ModuleType, nmc: BatteryProfile) -> None:
+    kneed = _kneed(nmc)
+    h, q = 10.0, kneed.nameplate_capacity_ah
+    e1, e2 = math.exp(-h / kneed.tau1_s), math.exp(-h / kneed.tau2_s)
+    r_eff = kneed.r0_ohm + kneed.r1_ohm * (1 - e1) + kneed.r2_ohm * (1 - e2)
+    k = h / 3600.0 / q
+    kd = kern.surface_lead_s(h, kneed.diffusion_tau_s) / 3600.0 / q
+    assert kneed.ocv_slope_ref() == pytest.approx(0.1)
+    # In the top knee (4.2 V per unit) the surface's lead adds the knee's rise beyond the plateau's,
+    # which the RC branches hold: closed form on the straight segment.
+    soc = 0.95
+    headroom = 3.6 - (3.18 + 4.2 * 0.05)
+    _, chg = _pulse(kern, kneed, soc)
+    assert chg == pytest.approx(headroom / (r_eff + 4.2 * k + (4.2 - 0.1) * kd), rel=1e-6)
+    _, without = _pulse(kern, replace(kneed, diffusion_tau_s=0.0), soc)
+    assert without == pytest.approx(headroom / (r_eff + 4.2 * k), rel=1e-6)
+    assert chg < 0.6 * without
+    # On the plateau, at the median slope, it adds nothing.
+    assert _pulse(kern, kneed, 0.5) == pytest.approx(_pulse(kern, replace(kneed, diffusion_tau_s=0.0), 0.5))
+
+
+@IMPLS
+def test_an_offset_at_a_knee_is_read_as_soc_where_that_is_lower(
+    kern: ModuleType, nmc: BatteryProfile
+) -> None:
+    # The estimate held on the plateau (0.85) while the cell reads 0.1 V above it: the table reads
+    # that voltage in the top knee, and the charge pulse is the knee's.
+    kneed = replace(_kneed(nmc), diffusion_tau_s=0.0)
+    h, q = 10.0, kneed.nameplate_capacity_ah
+    e1, e2 = math.exp(-h / kneed.tau1_s), math.exp(-h / kneed.tau2_s)
+    r_eff = kneed.r0_ohm + kneed.r1_ohm * (1 - e1) + kneed.r2_ohm * (1 - e2)
+    k = h / 3600.0 / q
+    v_cell = 3.1 + 0.1 * (0.85 - 0.1) + 0.1
+    _, chg = _pulse(kern, kneed, 0.85, ofs=0.1)
+    assert chg == pytest.approx((3.6 - v_cell) / (r_eff + 4.2 * k), rel=1e-6)
+    assert chg < 0.85 * (3.6 - v_cell) / (r_eff + 0.1 * k)  # the offset read as a level on the plateau
+    # Below it at the bottom: the discharge pulse is the bottom knee's.
+    dis, _ = _pulse(kern, kneed, 0.15, ofs=-0.1)
+    v_cell = 3.1 + 0.1 * 0.05 - 0.1
+    assert dis == pytest.approx((v_cell - 2.5) / (r_eff + 5.0 * k), rel=1e-6)
+    # An offset the other way is not credited: the estimate's own pulse stands.
+    assert _pulse(kern, kneed, 0.85, ofs=-0.1)[1] == pytest.approx(_pulse(kern, kneed, 0.85)[1])

@@ -58,19 +58,15 @@ GENERATED = {
     "lfplow_v2h",
     "lfpwarm_v2h",
 }
-# The 10 s limits miss the 5 % at the LFP knees, where the generic curve is not the cell's (its top
-# knee shallower, its low end 60-180 mV high) and the ECM's resistance does not rise at the ends as
-# the cell's does (docs/estimation.md, "LFP knees"): charge +13.8 % at 98 % (lfpfull_v2h) and +34.4 %
-# at 99 % (lfpwarm_v2h); discharge +17.8 % at 7.5 % (lfpwarm_v2h; +33.6 % before the table's error
-# was counted once). These are ceilings against a regression, not safety limits: there the cell
-# still takes 78 kW and gives 180 kW (at the end-of-pulse voltage), a home charger's 7-22 kW stays
-# far below.
-# (Holding the SoC window for the SoC's 2-sigma bound brought all three under the truth, but stopped
-# charging at 77 % on the plateau.)
-# (lfpwarm_v2h's 35 is 0.6 points above what it reads: any change there shows.)
-KNEE_OVER_PCT = {"lfpfull_v2h": 15.0, "lfpwarm_v2h": 35.0}
-KNEE_DIS_OVER_PCT = {"lfpwarm_v2h": 20.0}
+# At the LFP knees the 10 s limits were +13.8 % (charge, lfpfull_v2h at 98 %), +34.4 % (charge,
+# lfpwarm_v2h at 99 %) and +17.8 % (discharge, lfpwarm_v2h at 7.5 %) over before the SoP counted the
+# particles' surface lead and read the voltage's offset as SoC (docs/estimation.md, "Surface lead").
+# From a known start one point is still over: KNOWN_START_DIS_OVER_PCT.
+# lfpwarm_v2h at 4 % from a known start: +17.6 % (the generic curve's end, extended below empty, is
+# not the cell's; docs/estimation.md, "Surface lead"). A ceiling against a regression.
+KNOWN_START_DIS_OVER_PCT = {"lfpwarm_v2h": 20.0}
 KNEE_TOP_SOC, KNEE_BOTTOM_SOC = 0.95, 0.10  # where a truth point counts as at a knee
+KNEES = {"lfpfull_v2h": (True, False), "lfplow_v2h": (True, True), "lfpwarm_v2h": (True, True)}  # top, bottom
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +94,14 @@ def test_charge_limit_is_never_over_predicted_on_unseen_packs(
     assert meta is not None
     soc_at = {float(p["t_s"]): float(p["soc_true"]) for p in meta["sop_truth"]["points"]}  # type: ignore[index]
     soc = np.asarray([soc_at[t] for t in r.chg10_t_s])
-    # 5 % everywhere but at the LFP knees of the two packs named above.
-    chg_over = np.where(soc >= KNEE_TOP_SOC, 1.0 + KNEE_OVER_PCT.get(name, 5.0) / 100.0, 1.05)
-    dis_over = np.where(soc <= KNEE_BOTTOM_SOC, 1.0 + KNEE_DIS_OVER_PCT.get(name, 5.0) / 100.0, 1.05)
     true_chg, true_dis = np.asarray(r.chg10_true_a), np.asarray(r.dis10_true_a)
-    assert np.all(np.asarray(r.chg10_est_a) <= chg_over * true_chg)  # the model's own figure
+    assert np.all(np.asarray(r.chg10_est_a) <= 1.05 * true_chg)  # the model's own figure
     # What the daemon uses (rating, derating, SoC window applied) likewise.
-    assert np.all(np.asarray(r.chg10_limit_a) <= chg_over * true_chg)
-    assert np.all(np.asarray(r.dis10_limit_a) <= dis_over * true_dis)
+    assert np.all(np.asarray(r.chg10_limit_a) <= 1.05 * true_chg)
+    assert np.all(np.asarray(r.dis10_limit_a) <= 1.05 * true_dis)
+    # The knee packs are scored at their knees, where the limits fall ten-fold.
+    top, bottom = KNEES.get(name, (False, False))
+    assert (not top or soc.max() >= KNEE_TOP_SOC) and (not bottom or soc.min() <= KNEE_BOTTOM_SOC)
 
 
 @pytest.mark.parametrize(("name", "soc_low_max"), [("small6c_v2h", 0.15), ("small8_v2h", 0.30)])
@@ -136,6 +132,13 @@ def test_lfp_from_a_known_start_keeps_its_soc(load: Callable[[str], Trace], name
     r, _ = replay(profile, trace, None, BatteryEstimator(profile, initial_soc=s0, initial_soc_sigma=0.02))
     assert r.soc_rmse_pct <= 1.0
     assert r.soc_in_2sigma >= 0.9
+    # An estimate at the knee sees the knee: the 10 s limits the daemon uses stay within 5 % of the
+    # cell's there too (lfpwarm_v2h: charge +15.7 % at 99 %, discharge +133 % at 4 % before the
+    # surface lead), but for one point (KNOWN_START_DIS_OVER_PCT).
+    true_chg, true_dis = np.asarray(r.chg10_true_a), np.asarray(r.dis10_true_a)
+    assert np.all(np.asarray(r.chg10_limit_a) <= 1.05 * true_chg)
+    dis_over = 1.0 + KNOWN_START_DIS_OVER_PCT.get(name, 5.0) / 100.0
+    assert np.all(np.asarray(r.dis10_limit_a) <= dis_over * true_dis)
 
 
 def test_soc_from_a_wrong_start_with_a_matching_profile(generalized: Callable[[str], Replay]) -> None:
