@@ -256,37 +256,41 @@ cdef inline double _surface_overpotential(const double* table, Py_ssize_t n, dou
 
 
 cdef inline double _pulse_margin(const double* table, Py_ssize_t n, const double* c, double soc,
-                                double temp_c, double v_relax, double r_lin, double k, double kd,
-                                double slope_ref, double v_lim, double sign, double cur) noexcept nogil:
+                                double temp_c, double v_relax, double r_lin, double k, double v_lim,
+                                double sign, double cur) noexcept nogil:
     return (sign * (_ocv(table, n, soc - sign * cur * k, temp_c) - v_relax - v_lim)
             - cur * r_lin
-            - _eta(c, cur)
-            - _surface_overpotential(table, n, soc, temp_c, k, kd, slope_ref, sign, cur))
+            - _eta(c, cur))
 
 
 cdef double _pulse_current(const double* table, Py_ssize_t n, const double* c, double soc,
                            double temp_c, double v_relax, double r_lin, double k, double kd,
                            double slope_ref, double v_lim, double sign) noexcept nogil:
     cdef double cur = 0.0
-    cdef double resid, g, bulk
+    cdef double inside = 0.0
+    cdef double beyond = -1.0
+    cdef double resid, g, g_bulk, g_lead, lead, bulk
     cdef int it
     for it in range(NEWTON_ITERATIONS):
-        resid = _pulse_margin(table, n, c, soc, temp_c, v_relax, r_lin, k, kd, slope_ref, v_lim, sign, cur)
+        lead = _surface_overpotential(table, n, soc, temp_c, k, kd, slope_ref, sign, cur)
+        resid = _pulse_margin(table, n, c, soc, temp_c, v_relax, r_lin, k, v_lim, sign, cur) - lead
         if resid <= 0.0 and cur == 0.0:
             return 0.0
         if -NEWTON_TOL_V < resid < NEWTON_TOL_V:
             return cur
+        if resid > 0.0:
+            inside = cur
+        else:
+            beyond = cur
         bulk = soc - sign * cur * k
-        g = _slope(table, n, bulk, temp_c) * k + r_lin + _eta_slope(c, cur)
-        if _surface_overpotential(table, n, soc, temp_c, k, kd, slope_ref, sign, cur) > 0.0:
-            g = g + _slope(table, n, bulk - sign * cur * kd, temp_c) * (k + kd)
-            g = g - _slope(table, n, bulk, temp_c) * k - slope_ref * kd
-        if g < 1e-9:
-            g = 1e-9
+        g_bulk = _slope(table, n, bulk, temp_c) * k
+        g_lead = _slope(table, n, bulk - sign * cur * kd, temp_c) * (k + kd) - slope_ref * kd
+        g = g_lead if lead > 0.0 or g_lead > g_bulk else g_bulk
+        g = fmax(g + r_lin + _eta_slope(c, cur), 1e-9)
         cur = cur + resid / g
-        if cur < 0.0:
-            cur = 0.0
-    return cur
+        if beyond >= 0.0 and not inside < cur < beyond:
+            cur = 0.5 * (inside + beyond)
+    return inside
 
 
 cdef void _sop(const double* state, const double* params, const double* table, Py_ssize_t n,
@@ -305,29 +309,27 @@ cdef void _sop(const double* state, const double* params, const double* table, P
     cdef double vd_now = v_relax_now - fmin(ofs, 0.0)
     cdef double vc_end = v_relax_end - fmax(ofs, 0.0)
     cdef double vc_now = v_relax_now - fmax(ofs, 0.0)
-    cdef double i_dis, i_chg, lim, v_end, v_cell, soc_v, level, cur
+    cdef double i_dis, i_chg, lim, v_end, soc_v, cur
+    cdef double soc_dis = soc
+    cdef double v_dis = vd_end
     i_dis = _pulse_current(table, n, c, soc, temp_c, vd_end, r_eff, k, kd, s_ref, params[P_V_MIN], 1.0)
     i_chg = _pulse_current(table, n, c, soc, temp_c, vc_end, r_eff, k, kd, s_ref, params[P_V_MAX], -1.0)
-    if ofs > 0.0:
-        v_cell = _ocv(table, n, soc, temp_c) + ofs
-        soc_v = _ocv_inverse(table, n, soc, v_cell, temp_c, -1.0)
-        level = fmax(v_cell - _ocv(table, n, soc_v, temp_c), 0.0)
-        cur = _pulse_current(table, n, c, soc_v, temp_c, v_relax_end - level, r_eff, k, kd, s_ref,
-                             params[P_V_MAX], -1.0)
+    if ofs < 0.0:
+        soc_v = _ocv_inverse(table, n, soc, _ocv(table, n, soc, temp_c) + ofs, temp_c, 1.0)
+        cur = _pulse_current(table, n, c, soc_v, temp_c, v_relax_end, r_eff, k, kd, s_ref, params[P_V_MIN],
+                             1.0)
+        if cur < i_dis:
+            i_dis = cur
+            soc_dis = soc_v
+            v_dis = v_relax_end
+    elif ofs > 0.0:
+        soc_v = _ocv_inverse(table, n, soc, _ocv(table, n, soc, temp_c) + ofs, temp_c, -1.0)
+        cur = _pulse_current(table, n, c, soc_v, temp_c, v_relax_end, r_eff, k, kd, s_ref, params[P_V_MAX],
+                             -1.0)
         i_chg = fmin(i_chg, cur)
-    elif ofs < 0.0:
-        v_cell = _ocv(table, n, soc, temp_c) + ofs
-        soc_v = _ocv_inverse(table, n, soc, v_cell, temp_c, 1.0)
-        level = fmin(v_cell - _ocv(table, n, soc_v, temp_c), 0.0)
-        cur = _pulse_current(table, n, c, soc_v, temp_c, v_relax_end - level, r_eff, k, kd, s_ref,
-                             params[P_V_MIN], 1.0)
-        i_dis = fmin(i_dis, cur)
-    if _pulse_margin(table, n, c, soc, temp_c, vd_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MIN], 1.0,
-                     i_dis) < 0.0:
-        i_dis = _pulse_current(table, n, c, soc, temp_c, vd_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MIN],
-                               1.0)
-    if _pulse_margin(table, n, c, soc, temp_c, vc_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MAX], -1.0,
-                     i_chg) < 0.0:
+    if _pulse_margin(table, n, c, soc, temp_c, vd_now, c[C_R0], 0.0, params[P_V_MIN], 1.0, i_dis) < 0.0:
+        i_dis = _pulse_current(table, n, c, soc, temp_c, vd_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MIN], 1.0)
+    if _pulse_margin(table, n, c, soc, temp_c, vc_now, c[C_R0], 0.0, params[P_V_MAX], -1.0, i_chg) < 0.0:
         i_chg = _pulse_current(table, n, c, soc, temp_c, vc_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MAX],
                                -1.0)
     out[O_I_DIS_V] = i_dis
@@ -352,11 +354,10 @@ cdef void _sop(const double* state, const double* params, const double* table, P
         i_chg = 0.0
     out[O_I_DIS] = i_dis
     out[O_I_CHG] = i_chg
-    v_end = (_ocv(table, n, soc - i_dis * k, temp_c) - vd_end - i_dis * r_eff - _eta(c, i_dis)
-             - _surface_overpotential(table, n, soc, temp_c, k, kd, s_ref, 1.0, i_dis))
+    v_end = (_ocv(table, n, soc_dis - i_dis * k, temp_c) - v_dis - i_dis * r_eff - _eta(c, i_dis)
+             - _surface_overpotential(table, n, soc_dis, temp_c, k, kd, s_ref, 1.0, i_dis))
     out[O_P_DIS] = i_dis * v_end
-    v_end = (_ocv(table, n, soc + i_chg * k, temp_c) - v_relax_end + i_chg * r_eff + _eta(c, i_chg)
-             + _surface_overpotential(table, n, soc, temp_c, k, kd, s_ref, -1.0, i_chg))
+    v_end = _ocv(table, n, soc + i_chg * k, temp_c) - v_relax_end + i_chg * r_eff + _eta(c, i_chg)
     out[O_P_CHG] = i_chg * v_end
 
 

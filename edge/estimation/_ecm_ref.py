@@ -468,8 +468,8 @@ def _surface_overpotential(  # noqa: PLR0917 - the kernel's numeric signature, m
     cur: float,
 ) -> float:
     """What the particles' surface lead (``kd`` per A, see surface_lead_s) adds to a pulse ``sign * cur``
-    beyond what the RC branches hold (the lead at ``slope_ref``), V >= 0: the table's change over the
-    lead where it is steeper than that."""
+    beyond what the RC branches hold, V >= 0: the table's change over the lead, in the pulse's
+    direction, less the lead at ``slope_ref``, where that is positive."""
     if kd <= 0.0:
         return 0.0
     bulk = soc - sign * cur * k
@@ -485,21 +485,19 @@ def _pulse_margin(  # noqa: PLR0917 - the kernel's numeric signature, mirrored i
     v_relax: float,
     r_lin: float,
     k: float,
-    kd: float,
-    slope_ref: float,
     v_lim: float,
     sign: float,
     cur: float,
 ) -> float:
-    """How far (V) the end of a pulse ``sign * cur`` stays inside ``v_lim`` (negative: beyond it).
+    """How far (V) the end of a pulse ``sign * cur`` stays inside ``v_lim`` (negative: beyond it),
+    before the surface lead (see _pulse_current).
 
-    V = OCV(soc - sign*cur*k) - v_relax - sign*cur*r_lin - eta(sign*cur) - sign*surface overpotential.
+    V = OCV(soc - sign*cur*k) - v_relax - sign*cur*r_lin - eta(sign*cur).
     """
     return (
         sign * (ocv_lookup(table, soc - sign * cur * k, temp_c) - v_relax - v_lim)
         - cur * r_lin
         - kinetic_overpotential(c, cur)
-        - _surface_overpotential(table, soc, temp_c, k, kd, slope_ref, sign, cur)
     )
 
 
@@ -516,28 +514,39 @@ def _pulse_current(  # noqa: PLR0917 - the kernel's numeric signature, mirrored 
     v_lim: float,
     sign: float,
 ) -> float:
-    """Largest magnitude I >= 0 of a pulse ``sign * I`` whose margin (see _pulse_margin) is zero.
+    """Largest magnitude I >= 0 of a pulse ``sign * I`` whose margin (_pulse_margin less the surface
+    overpotential of a lead ``kd`` per A) is zero.
 
-    The margin falls with I and is convex where the kinetic term flattens, so Newton from I = 0 climbs
-    to the root from below; where the table steepens it is concave and Newton may overshoot once,
-    then descends to the root from above (stopping within NEWTON_TOL_V of it).
+    The margin falls with I. Newton from I = 0 climbs to the root from below where the margin is
+    convex (the kinetic term flattens); where the table steepens it is concave and a step may
+    overshoot. So the root is kept bracketed (the largest current seen inside the limit, the least
+    seen beyond it) and a step leaving the bracket bisects it instead. Should it not get within
+    NEWTON_TOL_V in NEWTON_ITERATIONS, the bracket's inside end is returned, never a current beyond.
     """
     cur = 0.0
+    inside = 0.0
+    beyond = -1.0  # none seen yet
     for _ in range(NEWTON_ITERATIONS):
-        resid = _pulse_margin(table, c, soc, temp_c, v_relax, r_lin, k, kd, slope_ref, v_lim, sign, cur)
+        lead = _surface_overpotential(table, soc, temp_c, k, kd, slope_ref, sign, cur)
+        resid = _pulse_margin(table, c, soc, temp_c, v_relax, r_lin, k, v_lim, sign, cur) - lead
         if resid <= 0.0 and cur == 0.0:
             return 0.0
         if -NEWTON_TOL_V < resid < NEWTON_TOL_V:
             return cur
+        if resid > 0.0:
+            inside = cur
+        else:
+            beyond = cur
         bulk = soc - sign * cur * k
-        g = ocv_slope(table, bulk, temp_c) * k + r_lin + kinetic_slope(c, cur)
-        if _surface_overpotential(table, soc, temp_c, k, kd, slope_ref, sign, cur) > 0.0:
-            g = g + ocv_slope(table, bulk - sign * cur * kd, temp_c) * (k + kd)
-            g = g - ocv_slope(table, bulk, temp_c) * k - slope_ref * kd
-        g = max(g, 1e-9)
+        g_bulk = ocv_slope(table, bulk, temp_c) * k
+        g_lead = ocv_slope(table, bulk - sign * cur * kd, temp_c) * (k + kd) - slope_ref * kd
+        # The lead's slope where it acts, or is about to (at I = 0 it is zero while its slope is not).
+        g = g_lead if lead > 0.0 or g_lead > g_bulk else g_bulk
+        g = max(g + r_lin + kinetic_slope(c, cur), 1e-9)
         cur = cur + resid / g
-        cur = max(cur, 0.0)
-    return cur
+        if beyond >= 0.0 and not inside < cur < beyond:
+            cur = 0.5 * (inside + beyond)
+    return inside
 
 
 def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
@@ -572,34 +581,24 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     # (RC branches charged, SoC moved); with both branches relaxing one way, these bound the pulse.
     i_dis = _pulse_current(table, c, soc, temp_c, vd_end, r_eff, k, kd, s_ref, params[P_V_MIN], 1.0)
     i_chg = _pulse_current(table, c, soc, temp_c, vc_end, r_eff, k, kd, s_ref, params[P_V_MAX], -1.0)
-    # The same offset read as SoC instead: the pulse from where the table reads the cell's voltage. At
-    # a knee the estimate holds on the plateau (the consider update) while the cell has climbed it, and
-    # the pulse's rise there is the knee's, not the plateau's. The lower of both readings is kept.
-    if ofs > 0.0:
-        v_cell = ocv_lookup(table, soc, temp_c) + ofs
-        soc_v = ocv_inverse(table, soc, v_cell, temp_c, -1.0)
-        level = max(v_cell - ocv_lookup(table, soc_v, temp_c), 0.0)  # what the table does not reach
-        cur = _pulse_current(
-            table, c, soc_v, temp_c, v_relax_end - level, r_eff, k, kd, s_ref, params[P_V_MAX], -1.0
-        )
+    # The same offset read as SoC: the pulse from where the table reads the cell's voltage (the
+    # nearest such SoC that way; the estimate itself where the table never reads it, which the level
+    # above then covers). At a knee the consider update holds the estimate on the plateau while the
+    # cell climbs, and the pulse's rise is the knee's, not the plateau's. The lower limit is kept, and
+    # the discharge power is priced on the reading that set it.
+    soc_dis, v_dis = soc, vd_end
+    if ofs < 0.0:
+        soc_v = ocv_inverse(table, soc, ocv_lookup(table, soc, temp_c) + ofs, temp_c, 1.0)
+        cur = _pulse_current(table, c, soc_v, temp_c, v_relax_end, r_eff, k, kd, s_ref, params[P_V_MIN], 1.0)
+        if cur < i_dis:
+            i_dis, soc_dis, v_dis = cur, soc_v, v_relax_end
+    elif ofs > 0.0:
+        soc_v = ocv_inverse(table, soc, ocv_lookup(table, soc, temp_c) + ofs, temp_c, -1.0)
+        cur = _pulse_current(table, c, soc_v, temp_c, v_relax_end, r_eff, k, kd, s_ref, params[P_V_MAX], -1.0)
         i_chg = min(i_chg, cur)
-    elif ofs < 0.0:
-        v_cell = ocv_lookup(table, soc, temp_c) + ofs
-        soc_v = ocv_inverse(table, soc, v_cell, temp_c, 1.0)
-        level = min(v_cell - ocv_lookup(table, soc_v, temp_c), 0.0)
-        cur = _pulse_current(
-            table, c, soc_v, temp_c, v_relax_end - level, r_eff, k, kd, s_ref, params[P_V_MIN], 1.0
-        )
-        i_dis = min(i_dis, cur)
-    if (
-        _pulse_margin(table, c, soc, temp_c, vd_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MIN], 1.0, i_dis)
-        < 0.0
-    ):
+    if _pulse_margin(table, c, soc, temp_c, vd_now, c[C_R0], 0.0, params[P_V_MIN], 1.0, i_dis) < 0.0:
         i_dis = _pulse_current(table, c, soc, temp_c, vd_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MIN], 1.0)
-    if (
-        _pulse_margin(table, c, soc, temp_c, vc_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MAX], -1.0, i_chg)
-        < 0.0
-    ):
+    if _pulse_margin(table, c, soc, temp_c, vc_now, c[C_R0], 0.0, params[P_V_MAX], -1.0, i_chg) < 0.0:
         i_chg = _pulse_current(table, c, soc, temp_c, vc_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MAX], -1.0)
     out[offset + O_I_DIS_V] = i_dis
     out[offset + O_I_CHG_V] = i_chg
@@ -620,19 +619,20 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     out[offset + O_I_DIS] = i_dis
     out[offset + O_I_CHG] = i_chg
     v_end = (
-        ocv_lookup(table, soc - i_dis * k, temp_c)
-        - vd_end
+        ocv_lookup(table, soc_dis - i_dis * k, temp_c)
+        - v_dis
         - i_dis * r_eff
         - kinetic_overpotential(c, i_dis)
-        - _surface_overpotential(table, soc, temp_c, k, kd, s_ref, 1.0, i_dis)
+        - _surface_overpotential(table, soc_dis, temp_c, k, kd, s_ref, 1.0, i_dis)
     )
     out[offset + O_P_DIS] = i_dis * v_end
+    # Charge power at the lower end voltage: without the offset and the surface lead, whose higher
+    # voltage would let a power limit draw more current than the limit's.
     v_end = (
         ocv_lookup(table, soc + i_chg * k, temp_c)
         - v_relax_end
         + i_chg * r_eff
         + kinetic_overpotential(c, i_chg)
-        + _surface_overpotential(table, soc, temp_c, k, kd, s_ref, -1.0, i_chg)
     )
     out[offset + O_P_CHG] = i_chg * v_end
 

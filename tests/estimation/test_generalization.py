@@ -47,6 +47,12 @@ CASES = {
     "lfpfull_v2h": "lfp-a123-26650",
     "lfplow_v2h": "lfp-a123-26650",
     "lfpwarm_v2h": "lfp-a123-26650",
+    # Made after the surface lead's diffusion time was chosen on the three above, to judge it: the LFP
+    # pack at 5 degC (6-98 %), in a 16 kWh 108s20p pack (13-98 %: before, its charge limit was +24.7 %
+    # and the discharge limit used +50.3 % over), and a new LG M50 14 kWh pack down to 5 %.
+    "lfpcold_v2h": "lfp-a123-26650",
+    "lfpsmall_v2h": "lfp-a123-26650",
+    "nmcdeep_v2h": "nmc-lgm50",
 }
 GENERATED = {
     "aged2_v2h",
@@ -57,6 +63,9 @@ GENERATED = {
     "lfpfull_v2h",
     "lfplow_v2h",
     "lfpwarm_v2h",
+    "lfpcold_v2h",
+    "lfpsmall_v2h",
+    "nmcdeep_v2h",
 }
 # At the LFP knees the 10 s limits were +13.8 % (charge, lfpfull_v2h at 98 %), +34.4 % (charge,
 # lfpwarm_v2h at 99 %) and +17.8 % (discharge, lfpwarm_v2h at 7.5 %) over before the SoP counted the
@@ -66,7 +75,18 @@ GENERATED = {
 # not the cell's; docs/estimation.md, "Surface lead"). A ceiling against a regression.
 KNOWN_START_DIS_OVER_PCT = {"lfpwarm_v2h": 20.0}
 KNEE_TOP_SOC, KNEE_BOTTOM_SOC = 0.95, 0.10  # where a truth point counts as at a knee
-KNEES = {"lfpfull_v2h": (True, False), "lfplow_v2h": (True, True), "lfpwarm_v2h": (True, True)}  # top, bottom
+KNEES = {  # top, bottom
+    "lfpfull_v2h": (True, False),
+    "lfplow_v2h": (True, True),
+    "lfpwarm_v2h": (True, True),
+    "lfpcold_v2h": (True, True),
+    "lfpsmall_v2h": (True, False),
+}
+# nmcdeep_v2h below 15 %: the cell's 10 s charge limit there (6.5C) is its electrolyte's, which the
+# ECM does not hold (as the NMC packs' discharge truth, docs/estimation.md "Roadmap"): the model's
+# figure is up to +46.7 % over. What the daemon uses is the datasheet's 0.7C rating, 13 % under the
+# cell's least limit. A ceiling against a regression on the model's figure alone.
+MODEL_OVER_PCT = {"nmcdeep_v2h": 50.0}
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +115,8 @@ def test_charge_limit_is_never_over_predicted_on_unseen_packs(
     soc_at = {float(p["t_s"]): float(p["soc_true"]) for p in meta["sop_truth"]["points"]}  # type: ignore[index]
     soc = np.asarray([soc_at[t] for t in r.chg10_t_s])
     true_chg, true_dis = np.asarray(r.chg10_true_a), np.asarray(r.dis10_true_a)
-    assert np.all(np.asarray(r.chg10_est_a) <= 1.05 * true_chg)  # the model's own figure
+    model_over = 1.0 + MODEL_OVER_PCT.get(name, 5.0) / 100.0
+    assert np.all(np.asarray(r.chg10_est_a) <= model_over * true_chg)  # the model's own figure
     # What the daemon uses (rating, derating, SoC window applied) likewise.
     assert np.all(np.asarray(r.chg10_limit_a) <= 1.05 * true_chg)
     assert np.all(np.asarray(r.dis10_limit_a) <= 1.05 * true_dis)
@@ -120,7 +141,9 @@ def test_a_small_pack_sees_its_rests_and_anchors_its_capacity(
     assert est.capacity.estimate.capacity_ah == pytest.approx(truth, rel=0.03)
 
 
-@pytest.mark.parametrize("name", ["lfp_day", "lfpfull_v2h", "lfplow_v2h", "lfpwarm_v2h"])
+@pytest.mark.parametrize(
+    "name", ["lfp_day", "lfpfull_v2h", "lfplow_v2h", "lfpwarm_v2h", "lfpcold_v2h", "lfpsmall_v2h"]
+)
 def test_lfp_from_a_known_start_keeps_its_soc(load: Callable[[str], Trace], name: str) -> None:
     # Coulomb counting carries a known SoC over the plateau; at the knees the generic curve, 3-10
     # points from this cell's along the SoC axis, pulled it 4-5 points off (4.4-4.5 % RMSE on
