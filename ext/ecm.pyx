@@ -309,24 +309,19 @@ cdef void _sop(const double* state, const double* params, const double* table, P
     cdef double vd_now = v_relax_now - fmin(ofs, 0.0)
     cdef double vc_end = v_relax_end - fmax(ofs, 0.0)
     cdef double vc_now = v_relax_now - fmax(ofs, 0.0)
-    cdef double i_dis, i_chg, lim, v_end, soc_v, cur
-    cdef double soc_dis = soc
-    cdef double v_dis = vd_end
+    cdef double i_dis, i_chg, lim, v_end, v_alt, cur, sign, v_lim
+    cdef double soc_v = soc
     i_dis = _pulse_current(table, n, c, soc, temp_c, vd_end, r_eff, k, kd, s_ref, params[P_V_MIN], 1.0)
     i_chg = _pulse_current(table, n, c, soc, temp_c, vc_end, r_eff, k, kd, s_ref, params[P_V_MAX], -1.0)
-    if ofs < 0.0:
-        soc_v = _ocv_inverse(table, n, soc, _ocv(table, n, soc, temp_c) + ofs, temp_c, 1.0)
-        cur = _pulse_current(table, n, c, soc_v, temp_c, v_relax_end, r_eff, k, kd, s_ref, params[P_V_MIN],
-                             1.0)
-        if cur < i_dis:
-            i_dis = cur
-            soc_dis = soc_v
-            v_dis = v_relax_end
-    elif ofs > 0.0:
-        soc_v = _ocv_inverse(table, n, soc, _ocv(table, n, soc, temp_c) + ofs, temp_c, -1.0)
-        cur = _pulse_current(table, n, c, soc_v, temp_c, v_relax_end, r_eff, k, kd, s_ref, params[P_V_MAX],
-                             -1.0)
-        i_chg = fmin(i_chg, cur)
+    if ofs != 0.0:
+        sign = 1.0 if ofs < 0.0 else -1.0
+        soc_v = _ocv_inverse(table, n, soc, _ocv(table, n, soc, temp_c) + ofs, temp_c, sign)
+        v_lim = params[P_V_MIN] if ofs < 0.0 else params[P_V_MAX]
+        cur = _pulse_current(table, n, c, soc_v, temp_c, v_relax_end, r_eff, k, kd, s_ref, v_lim, sign)
+        if ofs < 0.0:
+            i_dis = fmin(i_dis, cur)
+        else:
+            i_chg = fmin(i_chg, cur)
     if _pulse_margin(table, n, c, soc, temp_c, vd_now, c[C_R0], 0.0, params[P_V_MIN], 1.0, i_dis) < 0.0:
         i_dis = _pulse_current(table, n, c, soc, temp_c, vd_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MIN], 1.0)
     if _pulse_margin(table, n, c, soc, temp_c, vc_now, c[C_R0], 0.0, params[P_V_MAX], -1.0, i_chg) < 0.0:
@@ -354,8 +349,12 @@ cdef void _sop(const double* state, const double* params, const double* table, P
         i_chg = 0.0
     out[O_I_DIS] = i_dis
     out[O_I_CHG] = i_chg
-    v_end = (_ocv(table, n, soc_dis - i_dis * k, temp_c) - v_dis - i_dis * r_eff - _eta(c, i_dis)
-             - _surface_overpotential(table, n, soc_dis, temp_c, k, kd, s_ref, 1.0, i_dis))
+    v_end = (_ocv(table, n, soc - i_dis * k, temp_c) - vd_end - i_dis * r_eff - _eta(c, i_dis)
+             - _surface_overpotential(table, n, soc, temp_c, k, kd, s_ref, 1.0, i_dis))
+    if ofs < 0.0:
+        v_alt = (_ocv(table, n, soc_v - i_dis * k, temp_c) - v_relax_end - i_dis * r_eff - _eta(c, i_dis)
+                 - _surface_overpotential(table, n, soc_v, temp_c, k, kd, s_ref, 1.0, i_dis))
+        v_end = fmin(v_end, v_alt)
     out[O_P_DIS] = i_dis * v_end
     v_end = _ocv(table, n, soc + i_chg * k, temp_c) - v_relax_end + i_chg * r_eff + _eta(c, i_chg)
     out[O_P_CHG] = i_chg * v_end
@@ -373,6 +372,12 @@ def ocv_slope(const double[::1] table, double soc, double temp_c):
 
 def ocv_inverse(const double[::1] table, double soc, double v, double temp_c, double sign):
     return _ocv_inverse(&table[0], table.shape[0] // 3, soc, v, temp_c, sign)
+
+
+def pulse_current(const double[::1] table, const double[::1] c, double soc, double temp_c, double v_relax,
+                  double r_lin, double k, double kd, double slope_ref, double v_lim, double sign):
+    return _pulse_current(&table[0], table.shape[0] // 3, &c[0], soc, temp_c, v_relax, r_lin, k, kd,
+                          slope_ref, v_lim, sign)
 
 
 def surface_lead_s(double horizon_s, double tau_s):

@@ -490,7 +490,7 @@ def _pulse_margin(  # noqa: PLR0917 - the kernel's numeric signature, mirrored i
     cur: float,
 ) -> float:
     """How far (V) the end of a pulse ``sign * cur`` stays inside ``v_lim`` (negative: beyond it),
-    before the surface lead (see _pulse_current).
+    before the surface lead (see pulse_current).
 
     V = OCV(soc - sign*cur*k) - v_relax - sign*cur*r_lin - eta(sign*cur).
     """
@@ -501,7 +501,7 @@ def _pulse_margin(  # noqa: PLR0917 - the kernel's numeric signature, mirrored i
     )
 
 
-def _pulse_current(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
+def pulse_current(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
     table: Sequence[float],
     c: Sequence[float],
     soc: float,
@@ -579,27 +579,26 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     vc_now = v_relax_now - max(ofs, 0.0)
     # The pulse must respect the limit at its start (step on the present RC voltages) and at its end
     # (RC branches charged, SoC moved); with both branches relaxing one way, these bound the pulse.
-    i_dis = _pulse_current(table, c, soc, temp_c, vd_end, r_eff, k, kd, s_ref, params[P_V_MIN], 1.0)
-    i_chg = _pulse_current(table, c, soc, temp_c, vc_end, r_eff, k, kd, s_ref, params[P_V_MAX], -1.0)
+    i_dis = pulse_current(table, c, soc, temp_c, vd_end, r_eff, k, kd, s_ref, params[P_V_MIN], 1.0)
+    i_chg = pulse_current(table, c, soc, temp_c, vc_end, r_eff, k, kd, s_ref, params[P_V_MAX], -1.0)
     # The same offset read as SoC: the pulse from where the table reads the cell's voltage (the
     # nearest such SoC that way; the estimate itself where the table never reads it, which the level
     # above then covers). At a knee the consider update holds the estimate on the plateau while the
-    # cell climbs, and the pulse's rise is the knee's, not the plateau's. The lower limit is kept, and
-    # the discharge power is priced on the reading that set it.
-    soc_dis, v_dis = soc, vd_end
-    if ofs < 0.0:
-        soc_v = ocv_inverse(table, soc, ocv_lookup(table, soc, temp_c) + ofs, temp_c, 1.0)
-        cur = _pulse_current(table, c, soc_v, temp_c, v_relax_end, r_eff, k, kd, s_ref, params[P_V_MIN], 1.0)
-        if cur < i_dis:
-            i_dis, soc_dis, v_dis = cur, soc_v, v_relax_end
-    elif ofs > 0.0:
-        soc_v = ocv_inverse(table, soc, ocv_lookup(table, soc, temp_c) + ofs, temp_c, -1.0)
-        cur = _pulse_current(table, c, soc_v, temp_c, v_relax_end, r_eff, k, kd, s_ref, params[P_V_MAX], -1.0)
-        i_chg = min(i_chg, cur)
+    # cell climbs, and the pulse's rise is the knee's, not the plateau's. The lower limit is kept.
+    soc_v = soc
+    if ofs != 0.0:
+        sign = 1.0 if ofs < 0.0 else -1.0
+        soc_v = ocv_inverse(table, soc, ocv_lookup(table, soc, temp_c) + ofs, temp_c, sign)
+        v_lim = params[P_V_MIN] if ofs < 0.0 else params[P_V_MAX]
+        cur = pulse_current(table, c, soc_v, temp_c, v_relax_end, r_eff, k, kd, s_ref, v_lim, sign)
+        if ofs < 0.0:
+            i_dis = min(i_dis, cur)
+        else:
+            i_chg = min(i_chg, cur)
     if _pulse_margin(table, c, soc, temp_c, vd_now, c[C_R0], 0.0, params[P_V_MIN], 1.0, i_dis) < 0.0:
-        i_dis = _pulse_current(table, c, soc, temp_c, vd_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MIN], 1.0)
+        i_dis = pulse_current(table, c, soc, temp_c, vd_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MIN], 1.0)
     if _pulse_margin(table, c, soc, temp_c, vc_now, c[C_R0], 0.0, params[P_V_MAX], -1.0, i_chg) < 0.0:
-        i_chg = _pulse_current(table, c, soc, temp_c, vc_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MAX], -1.0)
+        i_chg = pulse_current(table, c, soc, temp_c, vc_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MAX], -1.0)
     out[offset + O_I_DIS_V] = i_dis
     out[offset + O_I_CHG_V] = i_chg
     lim = params[P_I_DIS_MAX] * derate(
@@ -618,13 +617,24 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     i_chg = max(i_chg, 0.0)
     out[offset + O_I_DIS] = i_dis
     out[offset + O_I_CHG] = i_chg
+    # Discharge power at the lower end voltage of both readings (a rating or the SoC window may have
+    # capped the current below what either reading allows).
     v_end = (
-        ocv_lookup(table, soc_dis - i_dis * k, temp_c)
-        - v_dis
+        ocv_lookup(table, soc - i_dis * k, temp_c)
+        - vd_end
         - i_dis * r_eff
         - kinetic_overpotential(c, i_dis)
-        - _surface_overpotential(table, soc_dis, temp_c, k, kd, s_ref, 1.0, i_dis)
+        - _surface_overpotential(table, soc, temp_c, k, kd, s_ref, 1.0, i_dis)
     )
+    if ofs < 0.0:
+        v_end = min(
+            v_end,
+            ocv_lookup(table, soc_v - i_dis * k, temp_c)
+            - v_relax_end
+            - i_dis * r_eff
+            - kinetic_overpotential(c, i_dis)
+            - _surface_overpotential(table, soc_v, temp_c, k, kd, s_ref, 1.0, i_dis),
+        )
     out[offset + O_P_DIS] = i_dis * v_end
     # Charge power at the lower end voltage: without the offset and the surface lead, whose higher
     # voltage would let a power limit draw more current than the limit's.

@@ -187,7 +187,7 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
         "model.i0_*": "none: linear resistances (conservative at high current)",
         "model.diffusion_tau_s": "datasheet [model] diffusion_tau_s"
         if "diffusion_tau_s" in model_sheet
-        else "default: within published graphite and NMC electrodes' R^2/D (docs/estimation.md, Surface lead)",
+        else "default: within published electrodes' R^2/D, chosen on generated LFP packs (docs/estimation.md, Surface lead)",
         "filter.*": f"defaults for {chemistry}; offset/rest from pack sensor figures "
         f"({offset_pack} A / {rest_pack} A pack)",
         "ocv.sigma_v": "datasheet [ocv] sigma_v"

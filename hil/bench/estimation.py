@@ -48,7 +48,7 @@ TRACES = {
     "lfplow_v2h": "lfp-a123-26650",
     "lfpwarm_v2h": "lfp-a123-26650",
     # Made after the diffusion time was chosen, to judge it: the LFP pack at 5 degC (6-98 %), in a
-    # 108s20p pack (16 kWh, 0.44C charge; 13-98 %), and a new LG M50 14 kWh pack down to 5 %.
+    # 108s20p pack (16 kWh, 0.40C charge; 13-98 %), and a new LG M50 14 kWh pack down to 5 %.
     "lfpcold_v2h": "lfp-a123-26650",
     "lfpsmall_v2h": "lfp-a123-26650",
     "nmcdeep_v2h": "nmc-lgm50",

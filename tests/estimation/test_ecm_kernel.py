@@ -519,26 +519,66 @@ def test_an_offset_at_a_knee_is_read_as_soc_where_that_is_lower(
     )
 
 
-def test_a_pulse_that_overshoots_at_a_knee_still_ends_inside_the_limit(nmc: BatteryProfile) -> None:
-    # Found in review (reference only: the compiled Newton loop is not exported; the parity tests
-    # compare the SoP they feed): an hour's charge pulse over a steep stretch of the table with a long
-    # diffusion time. Newton's first step overshot the root (0.502 A) and it never came back within
-    # its iterations: it returned 0.532 A, 1.27 mV beyond the limit. The root is now kept bracketed.
+@IMPLS
+def test_a_pulse_that_overshoots_at_a_knee_still_ends_inside_the_limit(
+    kern: ModuleType, nmc: BatteryProfile
+) -> None:
+    # Found in review: an hour's charge pulse over a steep stretch of the table with a long diffusion
+    # time. Newton's first step overshot the root (0.502 A) and it never came back within its
+    # iterations: it returned 0.532 A, 1.27 mV beyond the limit. The root is now kept bracketed.
     lead_model = replace(nmc, diffusion_tau_s=1e5)
-    params, table = lead_model.kernel_params().tolist(), lead_model.ocv_table().tolist()
+    params, table = lead_model.kernel_params(), lead_model.ocv_table()
     soc, temp, h, v_relax = 0.5513577890250826, 30.931891259664795, 3600.0, -0.2715060219403331
-    c = [0.0] * ref.C_N
-    ref.coefficients(params, table, soc, temp, 1.0, c)
+    c = np.zeros(ref.C_N)
+    kern.coefficients(params, table, soc, temp, 1.0, c)
+    e1, e2 = math.exp(-h / nmc.tau1_s), math.exp(-h / nmc.tau2_s)
+    r_eff = c[ref.C_R0] + c[ref.C_R1] * (1 - e1) + c[ref.C_R2] * (1 - e2)
+    k = h / 3600.0 / nmc.nameplate_capacity_ah
+    kd = ref.surface_lead_s(h, 1e5) / 3600.0 / nmc.nameplate_capacity_ah
+    s_ref, v_max = params[ref.P_OCV_SLOPE_REF], params[ref.P_V_MAX]
+    cur = kern.pulse_current(table, c, soc, temp, v_relax, r_eff, k, kd, s_ref, v_max, -1.0)
+    t, cc = table.tolist(), c.tolist()
+    margin = ref._pulse_margin(t, cc, soc, temp, v_relax, r_eff, k, v_max, -1.0, cur)
+    margin -= ref._surface_overpotential(t, soc, temp, k, kd, s_ref, -1.0, cur)
+    assert -ref.NEWTON_TOL_V < margin < ref.NEWTON_TOL_V
+    assert cur == pytest.approx(0.5016, abs=1e-3)
+
+
+@IMPLS
+def test_the_offset_read_as_soc_never_prices_power_higher(kern: ModuleType, nmc: BatteryProfile) -> None:
+    # Found in review: a rated current below both readings' limits was priced on the offset's
+    # reading, where the table below is flatter: discharge power above the level reading's (27.861
+    # against 27.778 W here). Charge power is priced without the offset at all.
+    soc, h, ofs = 0.965, 30.0, -0.05
+    state, params, table, c = arrays(nmc, soc)
+    state[ref.S_OCV_OFS] = ofs
+    kern.coefficients(params, table, soc, 25.0, 1.0, c)
+    out = np.zeros(ref.O_N)
+    kern.sop(state, params, table, c, h, 25.0, out, 0)
+    i = out[ref.O_I_DIS]
+    assert i == pytest.approx(nmc.cell_i_discharge_max_a)  # the rating caps it
     r_eff = (
         c[ref.C_R0]
         + c[ref.C_R1] * (1 - math.exp(-h / nmc.tau1_s))
         + c[ref.C_R2] * (1 - math.exp(-h / nmc.tau2_s))
     )
     k = h / 3600.0 / nmc.nameplate_capacity_ah
-    kd = ref.surface_lead_s(h, 1e5) / 3600.0 / nmc.nameplate_capacity_ah
-    s_ref, v_max = params[ref.P_OCV_SLOPE_REF], params[ref.P_V_MAX]
-    cur = ref._pulse_current(table, c, soc, temp, v_relax, r_eff, k, kd, s_ref, v_max, -1.0)
-    margin = ref._pulse_margin(table, c, soc, temp, v_relax, r_eff, k, v_max, -1.0, cur)
-    margin -= ref._surface_overpotential(table, soc, temp, k, kd, s_ref, -1.0, cur)
-    assert -ref.NEWTON_TOL_V < margin < ref.NEWTON_TOL_V
-    assert cur == pytest.approx(0.5016, abs=1e-3)
+    kd = ref.surface_lead_s(h, nmc.diffusion_tau_s) / 3600.0 / nmc.nameplate_capacity_ah
+    t, cc = table.tolist(), c.tolist()
+    v_level = (
+        ref.ocv_lookup(t, soc - i * k, 25.0)
+        + ofs
+        - i * r_eff
+        - ref.kinetic_overpotential(cc, i)
+        - ref._surface_overpotential(t, soc, 25.0, k, kd, params[ref.P_OCV_SLOPE_REF], 1.0, i)
+    )
+    assert out[ref.O_P_DIS] <= i * v_level + 1e-9
+    # Charge from a cell above the model, in the top knee of a kneed table: the limit is the knee's,
+    # its power at the estimate's end voltage without the offset or the lead.
+    kneed = _kneed(nmc)
+    r_eff, k, _ = _linear_terms(kern, kneed)
+    out = _pulse(kern, kneed, 0.85, ofs=0.1)
+    chg = out[ref.O_I_CHG]
+    assert out[ref.O_P_CHG] == pytest.approx(
+        chg * (3.1 + 0.1 * (0.85 + chg * k - 0.1) + chg * r_eff), rel=1e-9
+    )
