@@ -253,7 +253,7 @@ async def test_bad_records_are_refused_by_name(tmp_path: Path, open_spool: OpenS
 # The body of the record <seq> of the appender run <run>: runs that reused a seq differ in the body.
 APPENDER_BODY = b'{"run": "%s", "seq": %d, "pad": "%s"}'
 
-# Appends at a steady rate, never waiting for a commit; prints "<seq> <monotonic time> <durable>" as
+# Appends at a steady rate, never waiting for a commit; writes "<seq> <monotonic time> <durable>" as
 # soon as append has returned, then keeps a key/value pair it names. Argument: directory, run name.
 APPENDER_CHILD = textwrap.dedent(
     """
@@ -269,7 +269,10 @@ APPENDER_CHILD = textwrap.dedent(
         run = sys.argv[2].encode()
         while True:
             seq = s.append("telemetry", APPENDER_BODY % (run, s.next_seq, b"y" * 900), time.time())
-            print(seq, time.monotonic(), int(s.durable(seq)), flush=True)
+            # One write per line: print() writes its arguments apart, and a kill between them
+            # tears the line the parent reads (260 of 300 kills of a printing loop did).
+            sys.stdout.write(f"{seq} {time.monotonic()} {int(s.durable(seq))}\\n")
+            sys.stdout.flush()
             if seq % 50 == 0:
                 s.put_meta("last_fifty", str(seq))
             await asyncio.sleep(0.002)
