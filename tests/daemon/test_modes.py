@@ -166,9 +166,10 @@ async def test_the_owners_departure_turns_v2h_into_charging_when_time_runs_short
         await until(
             lambda: bench.p_ev_w < -5000.0, 20, "charging for the 07:30 departure, not serving the house"
         )
+        # The status file is written once a second: the plant's power can run ahead of it.
+        await until(lambda: bench.status().binding[:1] == ["departure"], 3, "the status naming the departure")
         st = bench.status()
         assert st.mode == "v2h"
-        assert st.binding[0] == "departure"
         assert (st.departure or "").startswith(("charging_for_departure", "unreachable")), st.departure
 
 
@@ -176,4 +177,8 @@ async def test_with_time_to_spare_v2h_serves_the_house(tmp_path: Path) -> None:
     berlin = ZoneInfo("Europe/Berlin")
     async with _departure_bench(tmp_path, datetime(2026, 12, 4, 18, 0, tzinfo=berlin)) as bench:
         await until(lambda: bench.p_ev_w > 1500.0, 20, "serving the house")
-        assert (bench.status().departure or "").startswith("free"), bench.status().departure
+        # The status file is written once a second: the first plan (the EV's SoC not read yet) said
+        # unknown_soc, and the power of the next one can cross 1500 W before the file says so.
+        await until(
+            lambda: (bench.status().departure or "").startswith("free"), 3, "the status's departure free"
+        )
