@@ -92,18 +92,24 @@ def duty(n: int, seed: int = 3, amplitude_a: float = 200.0, hold_s: int = 20) ->
     return np.repeat(levels, hold_s)[:n].astype(np.float64)
 
 
-def linear_profile(profile: BatteryProfile) -> BatteryProfile:
-    """The profile with a straight OCV (3.0 + 1.0 * soc), no kinetic term and no temperature terms."""
-    soc = tuple(float(x) for x in np.linspace(0.0, 1.0, 11))
+def linear_profile(
+    profile: BatteryProfile,
+    ocv_soc: tuple[float, ...] | None = None,
+    ocv_v: tuple[float, ...] | None = None,
+    v_limits: tuple[float, float] = (2.9, 4.1),
+) -> BatteryProfile:
+    """The profile with a piecewise-linear OCV through (``ocv_soc``, ``ocv_v``) (by default straight,
+    3.0 + 1.0 * soc), no kinetic term and no temperature terms, within ``v_limits``."""
+    soc = ocv_soc or tuple(float(x) for x in np.linspace(0.0, 1.0, 11))
     return replace(
         profile,
         ocv_soc=soc,
-        ocv_v=tuple(3.0 + s for s in soc),
-        docv_dt_v_per_k=(0.0,) * 11,
-        i0_rel=(1.0,) * 11,
+        ocv_v=ocv_v or tuple(3.0 + s for s in soc),
+        docv_dt_v_per_k=(0.0,) * len(soc),
+        i0_rel=(1.0,) * len(soc),
         i0_a=0.0,
         i0_b=0.0,
         resistance_ea_j_per_mol=0.0,
-        cell_v_min=2.9,
-        cell_v_max=4.1,
+        cell_v_min=v_limits[0],
+        cell_v_max=v_limits[1],
     )

@@ -413,13 +413,7 @@ def _kneed(nmc: BatteryProfile) -> BatteryProfile:
     """A linear model whose table has LFP's shape: knees of 5.0 and 4.2 V per unit SoC around a
     plateau of 0.1 (the table's median slope over the SoC window)."""
     return replace(
-        linear_profile(nmc),
-        ocv_soc=(0.0, 0.1, 0.9, 1.0),
-        ocv_v=(2.6, 3.1, 3.18, 3.6),
-        docv_dt_v_per_k=(0.0,) * 4,
-        i0_rel=(1.0,) * 4,
-        cell_v_min=2.5,
-        cell_v_max=3.6,
+        linear_profile(nmc, (0.0, 0.1, 0.9, 1.0), (2.6, 3.1, 3.18, 3.6), (2.5, 3.6)),
         cell_i_charge_max_a=1e4,
         cell_i_discharge_max_a=1e4,
         ocv_sigma_soc=0.0,
