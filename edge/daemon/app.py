@@ -43,7 +43,7 @@ from edge.daemon.recorder import Recorder, write_dump
 from edge.daemon.sessions import SessionTracker
 from edge.daemon.snapshot import Command, Snapshot
 from edge.daemon.supervise import Mismatch, OutputMonitor
-from edge.daemon.tasks import cancel, wait_set
+from edge.daemon.tasks import cancel, finish, wait_set
 from edge.daemon.uplink import Uplink
 from edge.daemon.writer import SetpointWriter
 from edge.link import payloads as pl
@@ -210,30 +210,34 @@ class Daemon:
                 log.warning("holding P = Q = 0: %s", self.controllers.hold_reason)
             await self._loop(stop)
         finally:
-            self.notifier.stopping("stopping: power stage to zero")
-            if self._writer is not None:
-                await self._writer.close()
-            await self._safe_stop()
-            if self.battery is not None:
-                self.battery.end_session()
-            if self.sessions is not None:
-                self.sessions.stop()  # the open session goes on with the next daemon
-            if self.dispatch_file is not None:
-                await self.dispatch_file.stop()
-            await self.departure.stop()
-            await self.planner.stop()
-            if self._reload is not None:
-                with contextlib.suppress(Exception):  # a reload still being read at stop is dropped
-                    await cancel(self._reload)
-            await self.drivers.stop()
-            self._event("daemon_stop", {})
-            if self.uplink is not None:
-                await self.uplink.stop()
-            if self.store is not None:
-                await self.store.aclose()
-            await asyncio.get_running_loop().run_in_executor(None, self._io.shutdown)
-            self.notifier.close()
+            await finish(self._shutdown())
         return 0
+
+    async def _shutdown(self) -> None:
+        """Stop the stage first, then close down every task, file and link (each step bounded)."""
+        self.notifier.stopping("stopping: power stage to zero")
+        if self._writer is not None:
+            await self._writer.close()
+        await self._safe_stop()
+        if self.battery is not None:
+            self.battery.end_session()
+        if self.sessions is not None:
+            self.sessions.stop()  # the open session goes on with the next daemon
+        if self.dispatch_file is not None:
+            await self.dispatch_file.stop()
+        await self.departure.stop()
+        await self.planner.stop()
+        if self._reload is not None:
+            with contextlib.suppress(Exception):  # a reload still being read at stop is dropped
+                await cancel(self._reload)
+        await self.drivers.stop()
+        self._event("daemon_stop", {})
+        if self.uplink is not None:
+            await self.uplink.stop()
+        if self.store is not None:
+            await self.store.aclose()
+        await asyncio.get_running_loop().run_in_executor(None, self._io.shutdown)
+        self.notifier.close()
 
     def snapshot(self, t: float, stop_request: bool) -> Snapshot:
         """Freeze this cycle's inputs."""

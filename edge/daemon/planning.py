@@ -1,6 +1,6 @@
 """Runs the owner's departure planner beside the fast cycle and hands the cycle its limit.
 
-Every ``PERIOD_S`` a background task takes the latest snapshot the cycle made (SoC, pack energy, the
+Every ``PERIOD_S`` (every ``WAIT_S`` while it waits for its first SoC) a background task takes the latest snapshot the cycle made (SoC, pack energy, the
 charge power the limits allow) and the local wall time in the configured zone, and plans
 (``edge.daemon.departure``). The cycle only reads ``limit.p_max_at(t)``: a plan that grew older than
 its ``max_age_s`` (a stalled task) allows no discharge on its own.
@@ -28,6 +28,10 @@ from edge.settings import Settings
 log = logging.getLogger(__name__)
 
 PERIOD_S = 5.0
+# How often it plans while it has no SoC to plan with (no snapshot yet, or none with the SoC): after a
+# start, discharge waits for the first reading, not for a whole period after it.
+WAIT_S = 0.25
+WAITING = frozenset({"unknown_soc", "unknown_capacity"})
 SYSTEM_ZONE = Path("/etc/localtime")
 
 
@@ -91,7 +95,14 @@ class DepartureTask:
                 if not failing:
                     log.exception("departure planning failed: discharge held while it fails")
                 failing = True
-            await asyncio.sleep(PERIOD_S)
+            await asyncio.sleep(WAIT_S if self.waiting else PERIOD_S)
+
+    @property
+    def waiting(self) -> bool:
+        """A departure is set and its plan waits for a SoC (or the pack's energy) it has not had yet."""
+        if self.planner is None or not self.planner.has_departure:
+            return False
+        return self.limit is None or self.limit.state in WAITING
 
     def plan(self) -> DepartureLimit | None:
         """Plan once from the latest snapshot (a few microseconds: arithmetic only)."""

@@ -1,11 +1,15 @@
 """Background tasks of the daemon: cancel one and wait until it has really finished; wait for an
-event with a timeout that keeps a cancellation."""
+event with a timeout that keeps a cancellation; run a shutdown to its end even when its caller is
+being cancelled."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 async def wait_set(event: asyncio.Event, timeout_s: float) -> bool:
@@ -36,3 +40,24 @@ async def cancel(task: asyncio.Task[Any] | None) -> None:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             raise
+
+
+async def finish(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to its end in a task of its own, then pass on a cancellation of the caller.
+
+    A shutdown in the ``finally`` of a cancelled task would otherwise stop at its first wait: the
+    task's pending cancellation makes ``cancel`` above re-raise, and ``asyncio.timeout`` of Python
+    3.11.2 (Debian bookworm's, which the package runs on) turns its own expiry into that
+    cancellation instead of ``TimeoutError``. In a task of its own neither happens. The shutdown's
+    steps are bounded by their own timeouts, so a second cancellation waits for them too.
+    """
+    task = asyncio.ensure_future(coro)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return task.result()

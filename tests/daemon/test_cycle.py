@@ -338,3 +338,29 @@ async def test_v2g_hil_replay_reports_what_other_settings_would_have_done(
     assert v2g_hil(["replay", str(path), "--config", str(other)]) == 1
     out = capsys.readouterr().out
     assert "replayed normal" in out and "differ" in out
+
+
+# --- a cancelled daemon ------------------------------------------------------------------------------
+
+
+async def test_a_cancelled_daemon_still_stops_the_stage_and_closes_everything(tmp_path: Path) -> None:
+    """Cancelling the daemon's task (an embedding loop shutting down) must not cut its shutdown short:
+    every step of it still runs, the power stage's stop command first."""
+    async with running_plant() as plant:
+        plant.apply(ev.HouseLoad(w=2000.0))
+        daemon = Daemon(
+            settings_for(plant, battery=NO_BATTERY), runtime_dir=tmp_path, state_dir=tmp_path / "state"
+        )
+        task = asyncio.create_task(daemon.run(asyncio.Event()), name="daemon-under-test")
+        await until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 20, "serving the house")
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=15.0)
+        assert done and task.cancelled()
+        stage = daemon.drivers.power_stage
+        assert stage is not None and stage.latest() is not None
+        # Stopped by its stop command, not by a reversion timer that has not run out yet.
+        await until(lambda: abs(plant.snapshot()["p_ev_w"]) < 50.0, 10, "the stage at zero")
+        assert plant.snapshot()["stage_reverted"] == 0.0
+        # The steps after the stage's stop ran too.
+        assert daemon.departure._task is None and daemon.planner._task is None
+        assert daemon._io._shutdown

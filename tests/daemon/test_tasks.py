@@ -1,13 +1,21 @@
 """Cancelling a background task: its own cancellation stays inside, the caller's passes on; waiting for an
-event keeps a cancellation."""
+event keeps a cancellation; a shutdown in a cancelled task's ``finally`` runs to its end, on this
+interpreter and on Debian bookworm's (the package's)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from edge.daemon.tasks import cancel, wait_set
+from edge.daemon.tasks import cancel, finish, wait_set
+
+ROOT = Path(__file__).resolve().parents[2]
+SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 
 async def _forever() -> None:
@@ -67,3 +75,91 @@ async def test_a_wait_cancelled_as_its_event_is_set_is_cancelled() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+# A shutdown as the daemon's: it cancels a background task, then waits for a step that times out.
+# Run in the finally of a task that is being cancelled, once through finish() and once inline.
+SHUTDOWN = """
+import asyncio, sys
+from edge.daemon.tasks import cancel, finish
+
+async def shutdown(steps):
+    await cancel(asyncio.create_task(asyncio.Event().wait()))
+    steps.append("background task cancelled")
+    try:
+        async with asyncio.timeout(0.1):
+            await asyncio.Event().wait()
+    except TimeoutError:
+        steps.append("stuck step timed out")
+    steps.append("end")
+
+async def main(steps, through_finish):
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await (finish(shutdown(steps)) if through_finish else shutdown(steps))
+
+async def run(through_finish):
+    steps = []
+    task = asyncio.create_task(main(steps, through_finish))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.wait({task})
+    print(("finish" if through_finish else "inline"), task.cancelled(), "|".join(steps))
+
+asyncio.run(run(True))
+asyncio.run(run(False))
+"""
+
+
+def _interpreters() -> list[str]:
+    found = [sys.executable]
+    if SYSTEM_PYTHON.exists() and SYSTEM_PYTHON.resolve() != Path(sys.executable).resolve():
+        found.append(str(SYSTEM_PYTHON))
+    return found
+
+
+@pytest.mark.parametrize("python", _interpreters())
+def test_a_shutdown_in_a_cancelled_task_runs_to_its_end_through_finish(python: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [python, "-c", SHUTDOWN], env=env, capture_output=True, text=True, timeout=30, check=True
+    ).stdout.splitlines()
+    full = "background task cancelled|stuck step timed out|end"
+    assert out[0] == f"finish True {full}"
+    # Inline, the pending cancellation stops it at its first wait (what finish() is for).
+    assert out[1] == "inline True "
+
+
+async def test_finish_passes_on_a_second_cancellation_after_the_shutdown_ended() -> None:
+    steps: list[str] = []
+
+    async def shutdown() -> None:
+        await asyncio.sleep(0.2)
+        steps.append("end")
+
+    async def main() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await finish(shutdown())
+
+    task = asyncio.create_task(main())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.sleep(0.05)
+    task.cancel()  # while the shutdown runs
+    await asyncio.wait({task})
+    assert task.cancelled() and steps == ["end"]
+
+
+async def test_finish_returns_the_result_and_raises_the_error() -> None:
+    async def answer() -> int:
+        return 42
+
+    async def broken() -> None:
+        raise OSError("disk gone")
+
+    assert await finish(answer()) == 42
+    with pytest.raises(OSError, match="disk gone"):
+        await finish(broken())

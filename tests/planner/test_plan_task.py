@@ -21,7 +21,7 @@ from drivers.capabilities import MeterReading, PowerStageRatings, PowerStageRead
 from edge.daemon.battery import BatteryView
 from edge.daemon.dispatch import Dispatch, Dispatcher
 from edge.daemon.plan_task import PlanTask
-from edge.daemon.planning import DepartureTask
+from edge.daemon.planning import PERIOD_S, DepartureTask
 from edge.daemon.snapshot import Snapshot
 from edge.link.payloads import PlanPayload
 from edge.planner.inputs import PlanInputs, Series
@@ -259,3 +259,32 @@ async def test_the_inputs_file_is_read_off_the_event_loop(tmp_path: Path) -> Non
     assert beats[-1] - beats[0] >= 0.9  # the read did wait for the writer
     plan = rig.task.plan
     assert plan is not None and plan.problem.import_price[8] == 0.0  # planned on what was read
+
+
+async def test_the_departure_plan_waits_for_the_first_soc_not_for_a_period(tmp_path: Path) -> None:
+    """Right after a start the snapshot (or its SoC) is not there yet and the plan holds discharge;
+    the task plans again as soon as it is, then settles to its period (real time, with margins)."""
+    rig = Rig(tmp_path)
+    calls: list[float] = []
+    ready = False
+
+    def latest() -> Snapshot | None:
+        calls.append(asyncio.get_running_loop().time())
+        return rig.snapshot() if ready else None
+
+    task = DepartureTask(rig.settings, latest, clock=lambda: rig.mono, wall_clock=lambda: rig.wall)
+    task.start()
+    try:
+        await asyncio.sleep(0.6)
+        assert task.limit is None and task.p_max_w(rig.mono) == 0.0 and task.waiting
+        ready = True
+        t_ready = asyncio.get_running_loop().time()
+        while task.limit is None and asyncio.get_running_loop().time() - t_ready < PERIOD_S / 2:
+            await asyncio.sleep(0.02)
+        assert task.limit is not None and not task.waiting, "no plan within half a period of the first SoC"
+        assert task.limit.state in {"free", "no_discharge", "charging_for_departure"}
+        settled = len(calls)
+        await asyncio.sleep(1.0)
+        assert len(calls) - settled <= 1  # back to one plan a period
+    finally:
+        await task.stop()
