@@ -424,7 +424,8 @@ def fuse_offset(double[::1] state, double offset_meas, double var, double gate):
     cdef double s = state[S_P33] + var
     if innov * innov > gate * gate * s:
         return 0
-    _update(&state[0], state[S_P03], state[S_P13], state[S_P23], state[S_P33], s, innov, False)
+    # Only b takes it (consider update for the SoC): see the reference's fuse_offset.
+    _update(&state[0], state[S_P03], state[S_P13], state[S_P23], state[S_P33], s, innov, True)
     return 1
 
 

@@ -447,13 +447,17 @@ def fuse_soc(state: MutableSequence[float], soc_meas: float, var: float, gate: f
 def fuse_offset(state: MutableSequence[float], offset_meas: float, var: float, gate: float) -> int:
     """Fuse a direct observation of the current offset (the measured current while none flows).
 
-    Returns 1 when fused, 0 when rejected (more than ``gate`` sigmas away: current was flowing).
+    Only b takes it (a consider update for the SoC): between rests b also takes up counting errors
+    and the model's misfit under load, which the SoC's covariance with b then carries, so the
+    offset seen at rest would move the SoC by what b had absorbed, not by what the sensor did. At
+    rest the voltage is the SoC's witness. Returns 1 when fused, 0 when rejected (more than
+    ``gate`` sigmas away: current was flowing).
     """
     innov = offset_meas - state[S_B]
     s = state[S_P33] + var
     if innov * innov > gate * gate * s:
         return 0
-    _update(state, state[S_P03], state[S_P13], state[S_P23], state[S_P33], s, innov, False)
+    _update(state, state[S_P03], state[S_P13], state[S_P23], state[S_P33], s, innov, True)
     return 1
 
 
