@@ -181,8 +181,8 @@ cdef void _correct(double* state, const double* params, const double* table, Py_
     cdef double w = sqrt(state[S_P00])
     cdef double h0
     cdef double hb = c[C_R0] + _eta_slope(c, i)
-    cdef double v_pred = (_ocv(table, n, soc, temp_c) - state[S_V1] - state[S_V2] - c[C_R0] * i
-                          - _eta(c, i))
+    cdef double ocv = _ocv(table, n, soc, temp_c) + params[P_HYST_V]
+    cdef double v_pred = ocv - state[S_V1] - state[S_V2] - c[C_R0] * i - _eta(c, i)
     cdef double innov = v_v - v_pred
     cdef double ph0, ph1, ph2, ph3, s, nis, gate, drop, ocv_var
     cdef bint consider
@@ -190,7 +190,7 @@ cdef void _correct(double* state, const double* params, const double* table, Py_
         h0 = (_ocv(table, n, soc + w, temp_c) - _ocv(table, n, soc - w, temp_c)) / (2.0 * w)
     else:
         h0 = _slope(table, n, soc, temp_c)
-    state[S_VFREE_PRIOR] = _ocv(table, n, soc, temp_c) - state[S_V1] - state[S_V2]
+    state[S_VFREE_PRIOR] = ocv - state[S_V1] - state[S_V2]
     ph0 = state[S_P00] * h0 - state[S_P01] - state[S_P02] + state[S_P03] * hb
     ph1 = state[S_P01] * h0 - state[S_P11] - state[S_P12] + state[S_P13] * hb
     ph2 = state[S_P02] * h0 - state[S_P12] - state[S_P22] + state[S_P23] * hb
@@ -210,7 +210,7 @@ cdef void _correct(double* state, const double* params, const double* table, Py_
     state[S_INNOV] = innov
     state[S_NIS] = nis
     state[S_V_PRED] = v_pred
-    state[S_OCV] = _ocv(table, n, state[S_SOC], temp_c)
+    state[S_OCV] = _ocv(table, n, state[S_SOC], temp_c) + params[P_HYST_V]
     state[S_VFREE_POST] = state[S_OCV] - state[S_V1] - state[S_V2]
 
 
@@ -305,10 +305,12 @@ cdef void _sop(const double* state, const double* params, const double* table, P
     cdef double ofs = state[S_OCV_OFS]
     cdef double v_relax_end = e1 * state[S_V1] + e2 * state[S_V2]
     cdef double v_relax_now = state[S_V1] + state[S_V2]
-    cdef double vd_end = v_relax_end - fmin(ofs, 0.0)
-    cdef double vd_now = v_relax_now - fmin(ofs, 0.0)
-    cdef double vc_end = v_relax_end - fmax(ofs, 0.0)
-    cdef double vc_now = v_relax_now - fmax(ofs, 0.0)
+    cdef double hd = fmin(params[P_HYST_V], 0.0)
+    cdef double hc = fmax(params[P_HYST_V], 0.0)
+    cdef double vd_end = v_relax_end - fmin(ofs, 0.0) - hd
+    cdef double vd_now = v_relax_now - fmin(ofs, 0.0) - hd
+    cdef double vc_end = v_relax_end - fmax(ofs, 0.0) - hc
+    cdef double vc_now = v_relax_now - fmax(ofs, 0.0) - hc
     cdef double i_dis, i_chg, lim, v_end, v_alt, cur, sign, v_lim
     cdef double soc_v = soc
     i_dis = _pulse_current(table, n, c, soc, temp_c, vd_end, r_eff, k, kd, s_ref, params[P_V_MIN], 1.0)
@@ -317,7 +319,8 @@ cdef void _sop(const double* state, const double* params, const double* table, P
         sign = 1.0 if ofs < 0.0 else -1.0
         soc_v = _ocv_inverse(table, n, soc, _ocv(table, n, soc, temp_c) + ofs, temp_c, sign)
         v_lim = params[P_V_MIN] if ofs < 0.0 else params[P_V_MAX]
-        cur = _pulse_current(table, n, c, soc_v, temp_c, v_relax_end, r_eff, k, kd, s_ref, v_lim, sign)
+        cur = _pulse_current(table, n, c, soc_v, temp_c, v_relax_end - (hd if ofs < 0.0 else hc), r_eff, k,
+                             kd, s_ref, v_lim, sign)
         if ofs < 0.0:
             i_dis = fmin(i_dis, cur)
         else:
@@ -352,7 +355,7 @@ cdef void _sop(const double* state, const double* params, const double* table, P
     v_end = (_ocv(table, n, soc - i_dis * k, temp_c) - vd_end - i_dis * r_eff - _eta(c, i_dis)
              - _surface_overpotential(table, n, soc, temp_c, k, kd, s_ref, 1.0, i_dis))
     if ofs < 0.0:
-        v_alt = (_ocv(table, n, soc_v - i_dis * k, temp_c) - v_relax_end - i_dis * r_eff - _eta(c, i_dis)
+        v_alt = (_ocv(table, n, soc_v - i_dis * k, temp_c) - (v_relax_end - hd) - i_dis * r_eff - _eta(c, i_dis)
                  - _surface_overpotential(table, n, soc_v, temp_c, k, kd, s_ref, 1.0, i_dis))
         v_end = fmin(v_end, v_alt)
     out[O_P_DIS] = i_dis * v_end

@@ -64,7 +64,8 @@ cdef enum:
     P_OCV_SOC_VAR = 37
     P_DIFF_TAU_S = 38
     P_OCV_SLOPE_REF = 39
-    P_N = 40
+    P_HYST_V = 40
+    P_N = 41
     O_I_DIS_V = 0
     O_I_CHG_V = 1
     O_I_DIS = 2
@@ -153,6 +154,7 @@ def layout():
         "P_OCV_SOC_VAR": P_OCV_SOC_VAR,
         "P_DIFF_TAU_S": P_DIFF_TAU_S,
         "P_OCV_SLOPE_REF": P_OCV_SLOPE_REF,
+        "P_HYST_V": P_HYST_V,
         "P_N": P_N,
         "O_I_DIS_V": O_I_DIS_V,
         "O_I_CHG_V": O_I_CHG_V,

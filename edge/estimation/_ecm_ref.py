@@ -45,7 +45,7 @@ S_I_PREV: Final = 14  # measured current held since the previous sample (zero-or
 S_INNOV: Final = 15  # last voltage innovation, V
 S_NIS: Final = 16  # last normalised innovation squared (before gating)
 S_V_PRED: Final = 17  # last predicted terminal voltage, V
-S_OCV: Final = 18  # OCV at the updated state, V
+S_OCV: Final = 18  # OCV at the updated state (the table's and the hysteresis), V
 S_VFREE_PRIOR: Final = 19  # OCV - v1 - v2 of the predicted state (before the update), V
 S_VFREE_POST: Final = 20  # OCV - v1 - v2 of the updated state, V
 # Smoothed voltage innovation, V: what the voltage shows beyond the model, mostly the table's error
@@ -105,7 +105,11 @@ P_DIFF_TAU_S: Final = 38
 # the table's median slope over the SoC window), V per unit SoC. Only the excess of the table's own
 # change over this is added (see _surface_overpotential).
 P_OCV_SLOPE_REF: Final = 39
-P_N: Final = 40
+# The OCV's hysteresis now, V: the cell's OCV is the table's plus this (LFP's branches lie 10-20 mV either
+# side of the mean after a charge or a discharge). The estimator carries the hysteresis state and sets
+# it every sample; the SoP takes it only where it brings a limit nearer (see sop).
+P_HYST_V: Final = 40
+P_N: Final = 41
 
 # SoP output layout, per horizon.
 O_I_DIS_V: Final = 0  # discharge current allowed by the voltage limit alone, A
@@ -348,11 +352,10 @@ def correct(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/
     else:
         h0 = ocv_slope(table, soc, temp_c)
     hb = c[C_R0] + kinetic_slope(c, i)  # dV/db: a larger offset means less true current
-    v_pred = (
-        ocv_lookup(table, soc, temp_c) - state[S_V1] - state[S_V2] - c[C_R0] * i - kinetic_overpotential(c, i)
-    )
+    ocv = ocv_lookup(table, soc, temp_c) + params[P_HYST_V]
+    v_pred = ocv - state[S_V1] - state[S_V2] - c[C_R0] * i - kinetic_overpotential(c, i)
     innov = v_v - v_pred
-    state[S_VFREE_PRIOR] = ocv_lookup(table, soc, temp_c) - state[S_V1] - state[S_V2]
+    state[S_VFREE_PRIOR] = ocv - state[S_V1] - state[S_V2]
     ph0 = state[S_P00] * h0 - state[S_P01] - state[S_P02] + state[S_P03] * hb
     ph1 = state[S_P01] * h0 - state[S_P11] - state[S_P12] + state[S_P13] * hb
     ph2 = state[S_P02] * h0 - state[S_P12] - state[S_P22] + state[S_P23] * hb
@@ -387,7 +390,7 @@ def correct(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/
     state[S_INNOV] = innov
     state[S_NIS] = nis
     state[S_V_PRED] = v_pred
-    state[S_OCV] = ocv_lookup(table, state[S_SOC], temp_c)
+    state[S_OCV] = ocv_lookup(table, state[S_SOC], temp_c) + params[P_HYST_V]
     state[S_VFREE_POST] = state[S_OCV] - state[S_V1] - state[S_V2]
 
 
@@ -577,10 +580,15 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     # The cell's voltage above the model's (the table's error where the SoC no longer follows it)
     # brings a charge pulse nearer its limit, below it a discharge pulse; the other way it is not
     # credited (under load it may be the overpotential's error, which turns with the current).
-    vd_end = v_relax_end - min(ofs, 0.0)
-    vd_now = v_relax_now - min(ofs, 0.0)
-    vc_end = v_relax_end - max(ofs, 0.0)
-    vc_now = v_relax_now - max(ofs, 0.0)
+    # The hysteresis likewise, one way only: a pulse moves it towards its own branch (a charge pulse
+    # after a discharge raises the OCV as it goes), so the branch it starts on is not credited.
+    hv = params[P_HYST_V]
+    hd = min(hv, 0.0)
+    hc = max(hv, 0.0)
+    vd_end = v_relax_end - min(ofs, 0.0) - hd
+    vd_now = v_relax_now - min(ofs, 0.0) - hd
+    vc_end = v_relax_end - max(ofs, 0.0) - hc
+    vc_now = v_relax_now - max(ofs, 0.0) - hc
     # The pulse must respect the limit at its start (step on the present RC voltages) and at its end
     # (RC branches charged, SoC moved); with both branches relaxing one way, these bound the pulse.
     i_dis = pulse_current(table, c, soc, temp_c, vd_end, r_eff, k, kd, s_ref, params[P_V_MIN], 1.0)
@@ -594,7 +602,8 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
         sign = 1.0 if ofs < 0.0 else -1.0
         soc_v = ocv_inverse(table, soc, ocv_lookup(table, soc, temp_c) + ofs, temp_c, sign)
         v_lim = params[P_V_MIN] if ofs < 0.0 else params[P_V_MAX]
-        cur = pulse_current(table, c, soc_v, temp_c, v_relax_end, r_eff, k, kd, s_ref, v_lim, sign)
+        v_relax = v_relax_end - (hd if ofs < 0.0 else hc)
+        cur = pulse_current(table, c, soc_v, temp_c, v_relax, r_eff, k, kd, s_ref, v_lim, sign)
         if ofs < 0.0:
             i_dis = min(i_dis, cur)
         else:
@@ -634,14 +643,14 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
         v_end = min(
             v_end,
             ocv_lookup(table, soc_v - i_dis * k, temp_c)
-            - v_relax_end
+            - (v_relax_end - hd)
             - i_dis * r_eff
             - kinetic_overpotential(c, i_dis)
             - _surface_overpotential(table, soc_v, temp_c, k, kd, s_ref, 1.0, i_dis),
         )
     out[offset + O_P_DIS] = i_dis * v_end
-    # Charge power at the lower end voltage: without the offset and the surface lead, whose higher
-    # voltage would let a power limit draw more current than the limit's.
+    # Charge power at the lower end voltage: without the offset, the hysteresis and the surface lead,
+    # whose higher voltage would let a power limit draw more current than the limit's.
     v_end = (
         ocv_lookup(table, soc + i_chg * k, temp_c)
         - v_relax_end

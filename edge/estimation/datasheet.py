@@ -137,6 +137,12 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
             "ocv_v": list(_need(datasheet, "ocv", "ocv_v", source)),
             "sigma_v": float(datasheet["ocv"].get("sigma_v", _OCV_SIGMA_V)),
             "sigma_soc": float(datasheet["ocv"].get("sigma_soc", _OCV_SIGMA_SOC)),
+        }
+        # validated with the whole document (its field named there)
+        | {
+            key: datasheet["ocv"][key]
+            for key in ("hysteresis_v", "hysteresis_rate")
+            if key in datasheet["ocv"]
         },
         "model": {
             "reference_temp_c": 25.0,
@@ -196,6 +202,9 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
         "ocv.sigma_soc": "datasheet [ocv] sigma_soc"
         if "sigma_soc" in datasheet["ocv"]
         else "default for a few points (a knee's position)",
+        "ocv.hysteresis_v/rate": "datasheet [ocv] hysteresis_v / hysteresis_rate"
+        if "hysteresis_v" in datasheet["ocv"]
+        else "none (0: no hysteresis)",
         "sop.sensor_temp_error_c": "datasheet [sensor] temp_error_c"
         if "temp_error_c" in sensor
         else "default (2 K)",

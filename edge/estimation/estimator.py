@@ -163,6 +163,12 @@ class BatteryEstimator:
         self._t_s: float | None = None
         self._v_cell = 0.0
         self._temp_c = profile.reference_temp_c
+        # The OCV's hysteresis state, -1 (discharge branch) .. +1 (charge branch), and its variance:
+        # at plug-in the branch is not known (uniform over -1..1); a swing of a few points in one
+        # direction tells it whatever it was (see _track_hysteresis).
+        self._hyst = 0.0
+        self._hyst_var = 1.0 / 3.0
+        self._set_ocv_var()
         self._temp_measured = False
         self._coef_scratch = [0.0] * k.C_N
         self._floor_key: tuple[float, bool] | None = None
@@ -244,8 +250,8 @@ class BatteryEstimator:
             return
         if temp_c is not None:
             if temp_c != self._temp_c:
-                self._params[k.P_OCV_VAR] = p.ocv_var(temp_c)
-            self._temp_c = temp_c
+                self._temp_c = temp_c
+                self._set_ocv_var()
             self._temp_measured = True
         if ev_limits is not None:
             self._ev_limits = ev_limits
@@ -259,6 +265,8 @@ class BatteryEstimator:
         i_prev = self._state[k.S_I_PREV]
         vfree_post_prev = self._state[k.S_VFREE_POST]
         v_prev = self._v_cell
+        if p.ocv_hysteresis_v > 0.0 and dt > 0.0:
+            self._track_hysteresis(dt, i_prev - self._state[k.S_B])
         self._kernel.step(dt, i, v, self._temp_c)
         if dt > 0.0:
             w = math.exp(-dt / NIS_TAU_S)
@@ -313,6 +321,30 @@ class BatteryEstimator:
         s[k.S_P33] = self.profile.current_offset_sigma_a**2
         s[k.S_I_PREV] = i_cell
         s[k.S_VFREE_POST] = v_cell + i_cell * self.profile.r0_ohm
+
+    def _track_hysteresis(self, dt_s: float, i_cell: float) -> None:
+        """Move the hysteresis state towards the branch of the current held over ``dt_s`` (charge: +1)
+        by the SoC it moved, and hand the kernel its voltage and what is left of its uncertainty."""
+        p = self.profile
+        dsoc = abs(i_cell) * dt_s / (3600.0 * self._params[k.P_Q_AH])
+        decay = math.exp(-p.ocv_hysteresis_rate * dsoc)
+        branch = 1.0 if i_cell < 0.0 else -1.0
+        self._hyst = branch + (self._hyst - branch) * decay
+        # Whatever the state was, it is that much nearer the branch: its error shrinks alike.
+        self._hyst_var *= decay * decay
+        self._params[k.P_HYST_V] = p.ocv_hysteresis_v * self._hyst
+        self._set_ocv_var()
+
+    def _set_ocv_var(self) -> None:
+        # The table's error at the temperature, and the hysteresis's where its branch is not known:
+        # the same kind of error (the cell's OCV off the table's), so the consider update treats both.
+        hyst_v = self.profile.ocv_hysteresis_v
+        self._params[k.P_OCV_VAR] = self.profile.ocv_var(self._temp_c) + hyst_v * hyst_v * self._hyst_var
+
+    @property
+    def ocv_hysteresis_v(self) -> float:
+        """The OCV's hysteresis now (the cell's OCV less the table's), V per cell."""
+        return float(self._params[k.P_HYST_V])
 
     def _observe_offset(self, i_cell: float, at_rest: bool | None) -> None:
         # At rest the measured current is the offset. Judged from the current alone, the true

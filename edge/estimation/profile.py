@@ -112,6 +112,11 @@ class BatteryProfile:
     # How far along the SoC axis the cell's OCV features (an LFP knee, NMC's low end) may sit from the
     # table's: a generic curve puts a knee where most cells have it, this cell may have it points away.
     ocv_sigma_soc: float = 0.0
+    # The OCV's hysteresis (LFP): half the gap between the branches a charge and a discharge leave
+    # the cell on, V (the table is their mean), and how fast the cell moves to a branch, per unit of
+    # SoC moved (Plett / Axen one-state model: 20 means 1/e of the way left after 5 % of SoC). 0: none.
+    ocv_hysteresis_v: float = 0.0
+    ocv_hysteresis_rate: float = 20.0
     # Share of the modelled overpotential (ohmic, kinetic, RC) the model may be off by: diffusion,
     # electrolyte and temperature effects a two-RC model does not hold, so the voltage under load
     # tells the OCV less than at rest.
@@ -342,6 +347,8 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
         ocv_sigma_v=_optional(doc, "ocv.sigma_v", source, 0.0, 0.5, 0.005),
         ocv_sigma_dvdt_v_per_k=_optional(doc, "ocv.sigma_dvdt_v_per_k", source, 0.0, 0.01, 0.0003),
         ocv_sigma_soc=_optional(doc, "ocv.sigma_soc", source, 0.0, 0.2, 0.0),
+        ocv_hysteresis_v=_optional(doc, "ocv.hysteresis_v", source, 0.0, 0.1, 0.0),
+        ocv_hysteresis_rate=_optional(doc, "ocv.hysteresis_rate", source, 1.0, 1000.0, 20.0),
         overpotential_rel_sigma=_optional(doc, "model.overpotential_rel_sigma", source, 0.0, 2.0, 0.25),
         diffusion_tau_s=_optional(doc, "model.diffusion_tau_s", source, 0.0, 1e5, DIFFUSION_TAU_S),
         sensor_temp_error_c=_optional(doc, "sop.sensor_temp_error_c", source, 0.0, 20.0, 2.0),

@@ -214,6 +214,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
     sigma_soc=st.floats(0.0, 0.1),
     ocv_offset=st.floats(-0.2, 0.2),
     diffusion_tau=st.floats(0.0, 20000.0),
+    hyst_v=st.floats(-0.03, 0.03),
     profile_name=st.sampled_from(["nmc-lgm50", "lfp-a123-26650"]),
 )
 def test_compiled_step_agrees_with_reference(
@@ -233,6 +234,7 @@ def test_compiled_step_agrees_with_reference(
     sigma_soc: float,
     ocv_offset: float,
     diffusion_tau: float,
+    hyst_v: float,
     profile_name: str,
 ) -> None:
     profile = replace(load_profile(profile_name), ocv_sigma_soc=sigma_soc, diffusion_tau_s=diffusion_tau)
@@ -242,6 +244,7 @@ def test_compiled_step_agrees_with_reference(
         state[ref.S_V1], state[ref.S_V2], state[ref.S_P00], state[ref.S_I_PREV] = v1, v2, p00, i_prev
         state[ref.S_P01], state[ref.S_P03], state[ref.S_B] = 1e-6, -2e-6, offset
         state[ref.S_OCV_OFS] = ocv_offset  # read as a level and as SoC by the SoP
+        params[ref.P_HYST_V] = hyst_v
         params[ref.P_R_GROWTH], params[ref.P_SOP_GROWTH], params[ref.P_GROWTH_OHMIC] = (
             growth,
             sop_growth,
@@ -439,10 +442,14 @@ def _kneed(nmc: BatteryProfile) -> BatteryProfile:
     )
 
 
-def _pulse(kern: ModuleType, profile: BatteryProfile, soc: float, ofs: float = 0.0) -> np.ndarray:
-    """The 10 s SoP outputs (O_*) from a rested ``soc`` with the smoothed offset ``ofs``."""
+def _pulse(
+    kern: ModuleType, profile: BatteryProfile, soc: float, ofs: float = 0.0, hyst_v: float = 0.0
+) -> np.ndarray:
+    """The 10 s SoP outputs (O_*) from a rested ``soc`` with the smoothed offset ``ofs`` and the OCV's
+    hysteresis ``hyst_v``."""
     state, params, table, c = arrays(profile, soc)
     state[ref.S_OCV_OFS] = ofs
+    params[ref.P_HYST_V] = hyst_v
     kern.coefficients(params, table, soc, 25.0, 1.0, c)
     out = np.zeros(ref.O_N)
     kern.sop(state, params, table, c, 10.0, 25.0, out, 0)
@@ -595,3 +602,40 @@ def test_the_offset_read_as_soc_never_prices_power_higher(kern: ModuleType, nmc:
     assert out[ref.O_P_CHG] == pytest.approx(
         chg * (3.1 + 0.1 * (0.85 + chg * k - 0.1) + chg * r_eff), rel=1e-9
     )
+
+
+@IMPLS
+def test_the_hysteresis_is_part_of_the_cells_ocv(kern: ModuleType, nmc: BatteryProfile) -> None:
+    # At rest on the charge branch the cell reads the table plus the hysteresis: no innovation.
+    state, params, table, c = arrays(nmc, soc=0.5)
+    params[ref.P_HYST_V] = 0.012
+    kern.coefficients(params, table, 0.5, 25.0, 1.0, c)
+    kern.correct(state, params, table, c, 0.0, ref.ocv_lookup(table, 0.5, 25.0) + 0.012, 25.0)
+    assert state[ref.S_INNOV] == pytest.approx(0.0, abs=1e-12)
+    assert state[ref.S_SOC] == pytest.approx(0.5, abs=1e-12)
+    assert state[ref.S_OCV] == pytest.approx(ref.ocv_lookup(table, 0.5, 25.0) + 0.012)
+
+
+@IMPLS
+@pytest.mark.parametrize("soc", [0.05, 0.5, 0.97])
+def test_the_sop_takes_the_hysteresis_only_where_it_brings_a_limit_nearer(
+    kern: ModuleType, nmc: BatteryProfile, soc: float
+) -> None:
+    # A pulse moves the cell towards its own branch (a charge pulse after a discharge raises the OCV as
+    # it goes), so the branch it starts on is not credited: the charge branch lowers the charge limit
+    # and leaves the discharge limit, the discharge branch the other way round.
+    profile = _kneed(nmc)
+    none = _pulse(kern, profile, soc)
+    up = _pulse(kern, profile, soc, hyst_v=0.015)
+    down = _pulse(kern, profile, soc, hyst_v=-0.015)
+    assert up[ref.O_I_CHG_V] < none[ref.O_I_CHG_V]
+    assert up[ref.O_I_DIS_V] == none[ref.O_I_DIS_V]
+    assert down[ref.O_I_DIS_V] < none[ref.O_I_DIS_V]
+    assert down[ref.O_I_CHG_V] == none[ref.O_I_CHG_V]
+    # Power: never priced higher than without the hysteresis.
+    for out in (up, down):
+        assert out[ref.O_P_DIS] <= none[ref.O_P_DIS] + 1e-9
+        assert out[ref.O_P_CHG] <= none[ref.O_P_CHG] + 1e-9
+    # The offset read as SoC takes the hysteresis's level too, the same one way.
+    assert _pulse(kern, profile, soc, ofs=0.01, hyst_v=0.015)[ref.O_I_CHG_V] <= up[ref.O_I_CHG_V]
+    assert _pulse(kern, profile, soc, ofs=-0.01, hyst_v=-0.015)[ref.O_I_DIS_V] <= down[ref.O_I_DIS_V]
