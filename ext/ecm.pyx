@@ -293,6 +293,25 @@ cdef double _pulse_current(const double* table, Py_ssize_t n, const double* c, d
     return inside
 
 
+cdef inline void _hysteresis_levels(const double* params, double k, double* dis, double* chg) noexcept nogil:
+    cdef double m = params[P_HYST_M]
+    cdef double h
+    if m <= 0.0:
+        dis[0] = 0.0
+        chg[0] = 0.0
+        return
+    h = params[P_HYST_V] / m
+    dis[0] = fmin(m * (-1.0 + (h + 1.0) * exp(-params[P_HYST_RATE] * k * params[P_I_DIS_MAX])), 0.0)
+    chg[0] = fmax(m * (1.0 - (1.0 - h) * exp(-params[P_HYST_RATE] * k * params[P_I_CHG_MAX])), 0.0)
+
+
+def hysteresis_levels(const double[::1] params, double k):
+    cdef double dis = 0.0
+    cdef double chg = 0.0
+    _hysteresis_levels(&params[0], k, &dis, &chg)
+    return dis, chg
+
+
 cdef void _sop(const double* state, const double* params, const double* table, Py_ssize_t n,
                const double* c, double horizon_s, double temp_c, double* out) noexcept nogil:
     cdef double soc = state[S_SOC]
@@ -305,8 +324,9 @@ cdef void _sop(const double* state, const double* params, const double* table, P
     cdef double ofs = state[S_OCV_OFS]
     cdef double v_relax_end = e1 * state[S_V1] + e2 * state[S_V2]
     cdef double v_relax_now = state[S_V1] + state[S_V2]
-    cdef double hd = fmin(params[P_HYST_V], 0.0)
-    cdef double hc = fmax(params[P_HYST_V], 0.0)
+    cdef double hd = 0.0
+    cdef double hc = 0.0
+    _hysteresis_levels(params, k, &hd, &hc)
     cdef double vd_end = v_relax_end - fmin(ofs, 0.0) - hd
     cdef double vd_now = v_relax_now - fmin(ofs, 0.0) - hd
     cdef double vc_end = v_relax_end - fmax(ofs, 0.0) - hc
@@ -355,11 +375,12 @@ cdef void _sop(const double* state, const double* params, const double* table, P
     v_end = (_ocv(table, n, soc - i_dis * k, temp_c) - vd_end - i_dis * r_eff - _eta(c, i_dis)
              - _surface_overpotential(table, n, soc, temp_c, k, kd, s_ref, 1.0, i_dis))
     if ofs < 0.0:
-        v_alt = (_ocv(table, n, soc_v - i_dis * k, temp_c) - (v_relax_end - hd) - i_dis * r_eff - _eta(c, i_dis)
-                 - _surface_overpotential(table, n, soc_v, temp_c, k, kd, s_ref, 1.0, i_dis))
+        v_alt = (_ocv(table, n, soc_v - i_dis * k, temp_c) - (v_relax_end - hd) - i_dis * r_eff
+                 - _eta(c, i_dis) - _surface_overpotential(table, n, soc_v, temp_c, k, kd, s_ref, 1.0, i_dis))
         v_end = fmin(v_end, v_alt)
     out[O_P_DIS] = i_dis * v_end
-    v_end = _ocv(table, n, soc + i_chg * k, temp_c) - v_relax_end + i_chg * r_eff + _eta(c, i_chg)
+    v_end = (_ocv(table, n, soc + i_chg * k, temp_c) - v_relax_end + fmin(params[P_HYST_V], 0.0)
+             + i_chg * r_eff + _eta(c, i_chg))
     out[O_P_CHG] = i_chg * v_end
 
 

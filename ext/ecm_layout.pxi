@@ -65,7 +65,9 @@ cdef enum:
     P_DIFF_TAU_S = 38
     P_OCV_SLOPE_REF = 39
     P_HYST_V = 40
-    P_N = 41
+    P_HYST_M = 41
+    P_HYST_RATE = 42
+    P_N = 43
     O_I_DIS_V = 0
     O_I_CHG_V = 1
     O_I_DIS = 2
@@ -155,6 +157,8 @@ def layout():
         "P_DIFF_TAU_S": P_DIFF_TAU_S,
         "P_OCV_SLOPE_REF": P_OCV_SLOPE_REF,
         "P_HYST_V": P_HYST_V,
+        "P_HYST_M": P_HYST_M,
+        "P_HYST_RATE": P_HYST_RATE,
         "P_N": P_N,
         "O_I_DIS_V": O_I_DIS_V,
         "O_I_CHG_V": O_I_CHG_V,

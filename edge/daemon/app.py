@@ -210,11 +210,11 @@ class Daemon:
                 log.warning("holding P = Q = 0: %s", self.controllers.hold_reason)
             await self._loop(stop)
         finally:
-            await finish(self._shutdown())
+            await finish(self._shutdown(), "daemon-shutdown")
         return 0
 
     async def _shutdown(self) -> None:
-        """Stop the stage first, then close down every task, file and link (each step bounded)."""
+        """Stop the stage first (bounded by STOP_TIMEOUT_S), then close down every task, file and link."""
         self.notifier.stopping("stopping: power stage to zero")
         if self._writer is not None:
             await self._writer.close()

@@ -1,7 +1,7 @@
 """Runs the owner's departure planner beside the fast cycle and hands the cycle its limit.
 
-Every ``PERIOD_S`` (every ``WAIT_S`` while it waits for its first SoC) a background task takes the latest snapshot the cycle made (SoC, pack energy, the
-charge power the limits allow) and the local wall time in the configured zone, and plans
+Every ``PERIOD_S`` (every ``WAIT_S`` while its plan lacks a SoC or the pack's energy) a background
+task takes the latest snapshot the cycle made (SoC, pack energy, the charge power the limits allow) and the local wall time in the configured zone, and plans
 (``edge.daemon.departure``). The cycle only reads ``limit.p_max_at(t)``: a plan that grew older than
 its ``max_age_s`` (a stalled task) allows no discharge on its own.
 
@@ -28,8 +28,8 @@ from edge.settings import Settings
 log = logging.getLogger(__name__)
 
 PERIOD_S = 5.0
-# How often it plans while it has no SoC to plan with (no snapshot yet, or none with the SoC): after a
-# start, discharge waits for the first reading, not for a whole period after it.
+# How often it plans while it has no SoC or pack energy to plan with (no snapshot yet, none with the
+# SoC, or a SoC lost): after a start, discharge waits for the first reading, not a whole period more.
 WAIT_S = 0.25
 WAITING = frozenset({"unknown_soc", "unknown_capacity"})
 SYSTEM_ZONE = Path("/etc/localtime")
@@ -99,7 +99,7 @@ class DepartureTask:
 
     @property
     def waiting(self) -> bool:
-        """A departure is set and its plan waits for a SoC (or the pack's energy) it has not had yet."""
+        """A departure is set and its plan waits for a SoC (or the pack's energy) it does not have."""
         if self.planner is None or not self.planner.has_departure:
             return False
         return self.limit is None or self.limit.state in WAITING

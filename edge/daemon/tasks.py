@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+# How long a shutdown run by finish() may go on after its caller is cancelled once more.
+FINISH_GRACE_S = 10.0
 
 
 async def wait_set(event: asyncio.Event, timeout_s: float) -> bool:
@@ -42,22 +46,34 @@ async def cancel(task: asyncio.Task[Any] | None) -> None:
             raise
 
 
-async def finish(coro: Coroutine[Any, Any, T]) -> T:
+async def finish(coro: Coroutine[Any, Any, T], name: str, grace_s: float = FINISH_GRACE_S) -> T:
     """Run ``coro`` to its end in a task of its own, then pass on a cancellation of the caller.
 
     A shutdown in the ``finally`` of a cancelled task would otherwise stop at its first wait: the
     task's pending cancellation makes ``cancel`` above re-raise, and ``asyncio.timeout`` of Python
     3.11.2 (Debian bookworm's, which the package runs on) turns its own expiry into that
-    cancellation instead of ``TimeoutError``. In a task of its own neither happens. The shutdown's
-    steps are bounded by their own timeouts, so a second cancellation waits for them too.
+    cancellation instead of ``TimeoutError``. In a task of its own neither happens. A further
+    cancellation of the caller waits ``grace_s`` more for it (its steps wait on a disk or a broker
+    that may hang), then cancels it: whoever cancels twice is not kept waiting for ever. It protects
+    against cancelling the caller only: a cancellation sent to every task reaches this one too.
     """
-    task = asyncio.ensure_future(coro)
-    cancelled = False
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(coro, name=name)
+    deadline: float | None = None
     while not task.done():
+        timeout = None if deadline is None else max(deadline - loop.time(), 0.0)
         try:
-            await asyncio.wait({task})
+            await asyncio.wait({task}, timeout=timeout)
         except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
-    return task.result()
+            if deadline is None:
+                deadline = loop.time() + grace_s
+            continue
+        if deadline is not None and not task.done():
+            log.error("%s still running %.0f s after a second cancellation: cancelled", name, grace_s)
+            task.cancel()
+            await asyncio.wait({task})
+    if deadline is None:
+        return task.result()
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("%s failed while its caller was being cancelled", name, exc_info=exc)
+    raise asyncio.CancelledError

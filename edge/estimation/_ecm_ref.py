@@ -105,11 +105,15 @@ P_DIFF_TAU_S: Final = 38
 # the table's median slope over the SoC window), V per unit SoC. Only the excess of the table's own
 # change over this is added (see _surface_overpotential).
 P_OCV_SLOPE_REF: Final = 39
-# The OCV's hysteresis now, V: the cell's OCV is the table's plus this (LFP's branches lie 10-20 mV either
-# side of the mean after a charge or a discharge). The estimator carries the hysteresis state and sets
-# it every sample; the SoP takes it only where it brings a limit nearer (see sop).
+# The OCV's hysteresis now, V: the cell's OCV is the table's plus this (LFP's branches lie about 20 mV
+# apart, either side of the mean, after a charge or a discharge). The estimator carries the hysteresis
+# state and sets this every sample; the SoP takes it only where it brings a limit nearer (see sop).
 P_HYST_V: Final = 40
-P_N: Final = 41
+# Half the branches' gap, V (P_HYST_V is this times the state, -1..1), and how fast a current moves
+# the state to its branch, per unit SoC: the SoP prices the move a pulse makes.
+P_HYST_M: Final = 41
+P_HYST_RATE: Final = 42
+P_N: Final = 43
 
 # SoP output layout, per horizon.
 O_I_DIS_V: Final = 0  # discharge current allowed by the voltage limit alone, A
@@ -464,6 +468,19 @@ def fuse_offset(state: MutableSequence[float], offset_meas: float, var: float, g
     return 1
 
 
+def hysteresis_levels(params: Sequence[float], k: float) -> tuple[float, float]:
+    """The OCV's hysteresis (V) a discharge and a charge pulse are priced at: each where a pulse at the
+    rating's current over the horizon (``k`` SoC per A) leaves it, and only where that brings the
+    limit nearer (at most 0 for a discharge, at least 0 for a charge)."""
+    m = params[P_HYST_M]
+    if m <= 0.0:
+        return 0.0, 0.0
+    h = params[P_HYST_V] / m
+    dis = -1.0 + (h + 1.0) * math.exp(-params[P_HYST_RATE] * k * params[P_I_DIS_MAX])
+    chg = 1.0 - (1.0 - h) * math.exp(-params[P_HYST_RATE] * k * params[P_I_CHG_MAX])
+    return min(m * dis, 0.0), max(m * chg, 0.0)
+
+
 def _surface_overpotential(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
     table: Sequence[float],
     soc: float,
@@ -580,11 +597,11 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     # The cell's voltage above the model's (the table's error where the SoC no longer follows it)
     # brings a charge pulse nearer its limit, below it a discharge pulse; the other way it is not
     # credited (under load it may be the overpotential's error, which turns with the current).
-    # The hysteresis likewise, one way only: a pulse moves it towards its own branch (a charge pulse
-    # after a discharge raises the OCV as it goes), so the branch it starts on is not credited.
+    # The hysteresis likewise, one way only, and where the pulse has moved it: towards the pulse's own
+    # branch (a charge pulse after a discharge raises the OCV as it goes), at the rating's current,
+    # the most the limit used asks for (a smaller current moves it less).
     hv = params[P_HYST_V]
-    hd = min(hv, 0.0)
-    hc = max(hv, 0.0)
+    hd, hc = hysteresis_levels(params, k)
     vd_end = v_relax_end - min(ofs, 0.0) - hd
     vd_now = v_relax_now - min(ofs, 0.0) - hd
     vc_end = v_relax_end - max(ofs, 0.0) - hc
@@ -649,11 +666,12 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
             - _surface_overpotential(table, soc_v, temp_c, k, kd, s_ref, 1.0, i_dis),
         )
     out[offset + O_P_DIS] = i_dis * v_end
-    # Charge power at the lower end voltage: without the offset, the hysteresis and the surface lead,
-    # whose higher voltage would let a power limit draw more current than the limit's.
+    # Charge power at the lower end voltage: without the offset, the hysteresis's charge branch and the
+    # surface lead, whose higher voltage would let a power limit draw more current than the limit's.
     v_end = (
         ocv_lookup(table, soc + i_chg * k, temp_c)
         - v_relax_end
+        + min(hv, 0.0)
         + i_chg * r_eff
         + kinetic_overpotential(c, i_chg)
     )

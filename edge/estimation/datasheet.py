@@ -202,9 +202,12 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
         "ocv.sigma_soc": "datasheet [ocv] sigma_soc"
         if "sigma_soc" in datasheet["ocv"]
         else "default for a few points (a knee's position)",
-        "ocv.hysteresis_v/rate": "datasheet [ocv] hysteresis_v / hysteresis_rate"
+        "ocv.hysteresis_v": "datasheet [ocv] hysteresis_v"
         if "hysteresis_v" in datasheet["ocv"]
         else "none (0: no hysteresis)",
+        "ocv.hysteresis_rate": "datasheet [ocv] hysteresis_rate"
+        if "hysteresis_rate" in datasheet["ocv"]
+        else "default (20 per unit SoC)",
         "sop.sensor_temp_error_c": "datasheet [sensor] temp_error_c"
         if "temp_error_c" in sensor
         else "default (2 K)",

@@ -343,7 +343,8 @@ class BatteryEstimator:
 
     @property
     def ocv_hysteresis_v(self) -> float:
-        """The OCV's hysteresis now (the cell's OCV less the table's), V per cell."""
+        """The OCV's hysteresis now (the cell's OCV less the table's), V per cell; its sigma is in
+        the telemetry (the branch not yet known at plug-in)."""
         return float(self._params[k.P_HYST_V])
 
     def _observe_offset(self, i_cell: float, at_rest: bool | None) -> None:
@@ -582,7 +583,9 @@ class BatteryEstimator:
         """SoP for every configured horizon (the latest sample's), lower of ours and the EV's."""
         p = self.profile
         ev = self._ev_limits
-        v_free = float(self._state[k.S_VFREE_POST]) * p.series
+        # Without the hysteresis's charge branch, as the kernel prices charge power: a higher voltage
+        # would let the EV's power cap draw more than its current cap.
+        v_free = (float(self._state[k.S_VFREE_POST]) - max(float(self._params[k.P_HYST_V]), 0.0)) * p.series
         f_dis, f_chg = self._rating_factors()
         if not self._temp_measured:
             # Nothing measures the pack's temperature, but the EV states its own limits: its BMS knows
@@ -665,6 +668,8 @@ class BatteryEstimator:
             "ev_soc_agreed": float(self.ev.agreed),
             "rejected_samples": float(self.rejected_samples),
             "current_offset_a": self.current_offset_a,
+            "ocv_hysteresis_v": self.ocv_hysteresis_v,
+            "ocv_hysteresis_sigma_v": self.profile.ocv_hysteresis_v * math.sqrt(self._hyst_var),
             "sop_fallback": float(not self.identification_converged),
             "efc": self.aging.equivalent_full_cycles(soh.capacity_ah),
         }

@@ -184,6 +184,8 @@ class BatteryProfile:
         p[k.P_OCV_SOC_VAR] = self.ocv_sigma_soc**2
         p[k.P_DIFF_TAU_S] = self.diffusion_tau_s
         p[k.P_OCV_SLOPE_REF] = self.ocv_slope_ref()
+        p[k.P_HYST_M] = self.ocv_hysteresis_v
+        p[k.P_HYST_RATE] = self.ocv_hysteresis_rate
         p[k.P_OVERPOT_REL] = self.overpotential_rel_sigma
         p[k.P_OFS_TAU_S] = OCV_OFFSET_TAU_S
         p[k.P_GATE] = self.gate_sigma

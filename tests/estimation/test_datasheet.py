@@ -95,6 +95,19 @@ def test_missing_and_bad_datasheet_fields_are_named(
     built = build_profile(doc, "sheet")
     assert built.profile().diffusion_tau_s == 500.0
     assert built.sources["model.diffusion_tau_s"] == "datasheet [model] diffusion_tau_s"
+    # The OCV's hysteresis: its half gap and rate validated, each one's source told apart.
+    doc["ocv"]["hysteresis_v"] = 0.5
+    with pytest.raises(ProfileError, match=r"'ocv.hysteresis_v' = 0.5 outside"):
+        build_profile(doc, "sheet")
+    doc["ocv"]["hysteresis_v"] = 0.012
+    doc["ocv"]["hysteresis_rate"] = 0.0
+    with pytest.raises(ProfileError, match=r"'ocv.hysteresis_rate' = 0.0 outside"):
+        build_profile(doc, "sheet")
+    del doc["ocv"]["hysteresis_rate"]
+    built = build_profile(doc, "sheet")
+    assert (built.profile().ocv_hysteresis_v, built.profile().ocv_hysteresis_rate) == (0.012, 20.0)
+    assert built.sources["ocv.hysteresis_v"] == "datasheet [ocv] hysteresis_v"
+    assert built.sources["ocv.hysteresis_rate"] == "default (20 per unit SoC)"
     bad = tmp_path / "bad.toml"
     bad.write_text("[battery\n")
     assert main(["battery-profile", str(bad)]) == 2

@@ -214,7 +214,8 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
     sigma_soc=st.floats(0.0, 0.1),
     ocv_offset=st.floats(-0.2, 0.2),
     diffusion_tau=st.floats(0.0, 20000.0),
-    hyst_v=st.floats(-0.03, 0.03),
+    hyst_m=st.floats(0.0, 0.03),
+    hyst_h=st.floats(-1.0, 1.0),
     profile_name=st.sampled_from(["nmc-lgm50", "lfp-a123-26650"]),
 )
 def test_compiled_step_agrees_with_reference(
@@ -234,7 +235,8 @@ def test_compiled_step_agrees_with_reference(
     sigma_soc: float,
     ocv_offset: float,
     diffusion_tau: float,
-    hyst_v: float,
+    hyst_m: float,
+    hyst_h: float,
     profile_name: str,
 ) -> None:
     profile = replace(load_profile(profile_name), ocv_sigma_soc=sigma_soc, diffusion_tau_s=diffusion_tau)
@@ -244,7 +246,7 @@ def test_compiled_step_agrees_with_reference(
         state[ref.S_V1], state[ref.S_V2], state[ref.S_P00], state[ref.S_I_PREV] = v1, v2, p00, i_prev
         state[ref.S_P01], state[ref.S_P03], state[ref.S_B] = 1e-6, -2e-6, offset
         state[ref.S_OCV_OFS] = ocv_offset  # read as a level and as SoC by the SoP
-        params[ref.P_HYST_V] = hyst_v
+        params[ref.P_HYST_M], params[ref.P_HYST_V] = hyst_m, hyst_m * hyst_h
         params[ref.P_R_GROWTH], params[ref.P_SOP_GROWTH], params[ref.P_GROWTH_OHMIC] = (
             growth,
             sop_growth,
@@ -443,13 +445,13 @@ def _kneed(nmc: BatteryProfile) -> BatteryProfile:
 
 
 def _pulse(
-    kern: ModuleType, profile: BatteryProfile, soc: float, ofs: float = 0.0, hyst_v: float = 0.0
+    kern: ModuleType, profile: BatteryProfile, soc: float, ofs: float = 0.0, hyst_h: float = 0.0
 ) -> np.ndarray:
     """The 10 s SoP outputs (O_*) from a rested ``soc`` with the smoothed offset ``ofs`` and the OCV's
-    hysteresis ``hyst_v``."""
+    hysteresis state ``hyst_h`` (the profile's gap and rate)."""
     state, params, table, c = arrays(profile, soc)
     state[ref.S_OCV_OFS] = ofs
-    params[ref.P_HYST_V] = hyst_v
+    params[ref.P_HYST_V] = profile.ocv_hysteresis_v * hyst_h
     kern.coefficients(params, table, soc, 25.0, 1.0, c)
     out = np.zeros(ref.O_N)
     kern.sop(state, params, table, c, 10.0, 25.0, out, 0)
@@ -617,25 +619,78 @@ def test_the_hysteresis_is_part_of_the_cells_ocv(kern: ModuleType, nmc: BatteryP
 
 
 @IMPLS
+def test_the_sop_prices_the_hysteresis_where_a_pulse_at_the_rating_leaves_it(
+    kern: ModuleType, nmc: BatteryProfile
+) -> None:
+    # 10 mV either side, rate 20: a 10 s pulse at 20 A on a 2 Ah cell moves 2.8 % of SoC.
+    params = replace(
+        nmc,
+        nameplate_capacity_ah=2.0,
+        ocv_hysteresis_v=0.01,
+        ocv_hysteresis_rate=20.0,
+        cell_i_charge_max_a=20.0,
+        cell_i_discharge_max_a=40.0,
+    ).kernel_params()
+    k = 10.0 / 3600.0 / 2.0
+    for h in (-1.0, -0.3, 0.0, 0.6, 1.0):
+        params[ref.P_HYST_V] = 0.01 * h
+        dis, chg = kern.hysteresis_levels(params, k)
+        assert chg == pytest.approx(max(0.01 * (1 - (1 - h) * math.exp(-20 * k * 20.0)), 0.0), abs=1e-15)
+        assert dis == pytest.approx(min(0.01 * (-1 + (1 + h) * math.exp(-20 * k * 40.0)), 0.0), abs=1e-15)
+    # At plug-in (h = 0) a charge pulse is priced 4.26 mV up (1 - e^-0.556), a discharge pulse at
+    # twice the current 6.71 mV down (1 - e^-1.11).
+    params[ref.P_HYST_V] = 0.0
+    dis, chg = kern.hysteresis_levels(params, k)
+    assert chg == pytest.approx(0.00426, abs=1e-5) and dis == pytest.approx(-0.00671, abs=1e-5)
+    params[ref.P_HYST_M] = 0.0
+    assert kern.hysteresis_levels(params, k) == (0.0, 0.0)
+
+
+@IMPLS
 @pytest.mark.parametrize("soc", [0.05, 0.5, 0.97])
 def test_the_sop_takes_the_hysteresis_only_where_it_brings_a_limit_nearer(
     kern: ModuleType, nmc: BatteryProfile, soc: float
 ) -> None:
     # A pulse moves the cell towards its own branch (a charge pulse after a discharge raises the OCV as
-    # it goes), so the branch it starts on is not credited: the charge branch lowers the charge limit
-    # and leaves the discharge limit, the discharge branch the other way round.
-    profile = _kneed(nmc)
-    none = _pulse(kern, profile, soc)
-    up = _pulse(kern, profile, soc, hyst_v=0.015)
-    down = _pulse(kern, profile, soc, hyst_v=-0.015)
-    assert up[ref.O_I_CHG_V] < none[ref.O_I_CHG_V]
-    assert up[ref.O_I_DIS_V] == none[ref.O_I_DIS_V]
-    assert down[ref.O_I_DIS_V] < none[ref.O_I_DIS_V]
-    assert down[ref.O_I_CHG_V] == none[ref.O_I_CHG_V]
-    # Power: never priced higher than without the hysteresis.
-    for out in (up, down):
+    # it goes), so the branch it starts on is not credited. With the kneed profile's 1e4 A ratings a
+    # pulse at the rating reaches its own branch: both limits are priced on their own branch whatever
+    # the state, and lower than without hysteresis.
+    none = _pulse(kern, _kneed(nmc), soc)
+    profile = replace(_kneed(nmc), ocv_hysteresis_v=0.015)
+    for h in (-1.0, 0.0, 1.0):
+        out = _pulse(kern, profile, soc, hyst_h=h)
+        assert out[ref.O_I_CHG_V] < none[ref.O_I_CHG_V]
+        assert out[ref.O_I_DIS_V] < none[ref.O_I_DIS_V]
         assert out[ref.O_P_DIS] <= none[ref.O_P_DIS] + 1e-9
         assert out[ref.O_P_CHG] <= none[ref.O_P_CHG] + 1e-9
-    # The offset read as SoC takes the hysteresis's level too, the same one way.
-    assert _pulse(kern, profile, soc, ofs=0.01, hyst_v=0.015)[ref.O_I_CHG_V] <= up[ref.O_I_CHG_V]
-    assert _pulse(kern, profile, soc, ofs=-0.01, hyst_v=-0.015)[ref.O_I_DIS_V] <= down[ref.O_I_DIS_V]
+    # Ratings small enough that the pulse hardly moves it: the branch it is on counts one way only.
+    slow = replace(profile, cell_i_charge_max_a=1e-3, cell_i_discharge_max_a=1e-3)
+    on_charge = _pulse(kern, slow, soc, hyst_h=1.0)
+    on_discharge = _pulse(kern, slow, soc, hyst_h=-1.0)
+    slow_none = _pulse(kern, replace(slow, ocv_hysteresis_v=0.0), soc)
+    assert on_charge[ref.O_I_CHG_V] < slow_none[ref.O_I_CHG_V]
+    assert on_charge[ref.O_I_DIS_V] == pytest.approx(slow_none[ref.O_I_DIS_V], rel=1e-3)
+    assert on_discharge[ref.O_I_DIS_V] < slow_none[ref.O_I_DIS_V]
+    assert on_discharge[ref.O_I_CHG_V] == pytest.approx(slow_none[ref.O_I_CHG_V], rel=1e-3)
+
+
+@IMPLS
+def test_the_offset_read_as_soc_starts_from_the_hysteresis_level_too(
+    kern: ModuleType, nmc: BatteryProfile
+) -> None:
+    # On the top knee with the cell above the model: the pulse from the SoC the table reads is the
+    # binding one, and it starts from the charge branch's level.
+    profile = replace(_kneed(nmc), ocv_hysteresis_v=0.015)
+    soc, ofs = 0.895, 0.01
+    out = _pulse(kern, profile, soc, ofs=ofs, hyst_h=1.0)
+    _, params, table, c = arrays(profile, soc)
+    kern.coefficients(params, table, soc, 25.0, 1.0, c)
+    r_eff, k, kd = _linear_terms(kern, profile)
+    soc_v = kern.ocv_inverse(table, soc, kern.ocv_lookup(table, soc, 25.0) + ofs, 25.0, -1.0)
+    s_ref = profile.ocv_slope_ref()
+    from_soc_v = kern.pulse_current(
+        table, c, soc_v, 25.0, -0.015, r_eff, k, kd, s_ref, profile.cell_v_max, -1.0
+    )
+    level = kern.pulse_current(table, c, soc, 25.0, -0.025, r_eff, k, kd, s_ref, profile.cell_v_max, -1.0)
+    assert from_soc_v < level
+    assert out[ref.O_I_CHG_V] == pytest.approx(from_soc_v, rel=1e-9)
