@@ -191,26 +191,19 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
         "model.r0/r1/r2, tau1/tau2": "generic for the capacity (a first guess the growth tracker scales), no replay given",
         "model.resistance_ea": "0: the SoP's cold floor (sop.resistance_ea_floor) carries the cold side",
         "model.i0_*": "none: linear resistances (conservative at high current)",
-        "model.diffusion_tau_s": "datasheet [model] diffusion_tau_s"
-        if "diffusion_tau_s" in model_sheet
-        else "default: within published electrodes' R^2/D, chosen on generated LFP packs (docs/estimation.md, Surface lead)",
+        "model.diffusion_tau_s": _told(
+            datasheet,
+            "model",
+            "diffusion_tau_s",
+            "default: within published electrodes' R^2/D, chosen on generated LFP packs (docs/estimation.md, Surface lead)",
+        ),
         "filter.*": f"defaults for {chemistry}; offset/rest from pack sensor figures "
         f"({offset_pack} A / {rest_pack} A pack)",
-        "ocv.sigma_v": "datasheet [ocv] sigma_v"
-        if "sigma_v" in datasheet["ocv"]
-        else "default for a few points",
-        "ocv.sigma_soc": "datasheet [ocv] sigma_soc"
-        if "sigma_soc" in datasheet["ocv"]
-        else "default for a few points (a knee's position)",
-        "ocv.hysteresis_v": "datasheet [ocv] hysteresis_v"
-        if "hysteresis_v" in datasheet["ocv"]
-        else "none (0: no hysteresis)",
-        "ocv.hysteresis_rate": "datasheet [ocv] hysteresis_rate"
-        if "hysteresis_rate" in datasheet["ocv"]
-        else "default (20 per unit SoC)",
-        "sop.sensor_temp_error_c": "datasheet [sensor] temp_error_c"
-        if "temp_error_c" in sensor
-        else "default (2 K)",
+        "ocv.sigma_v": _told(datasheet, "ocv", "sigma_v", "default for a few points"),
+        "ocv.sigma_soc": _told(datasheet, "ocv", "sigma_soc", "default for a few points (a knee's position)"),
+        "ocv.hysteresis_v": _told(datasheet, "ocv", "hysteresis_v", "none (0: no hysteresis)"),
+        "ocv.hysteresis_rate": _told(datasheet, "ocv", "hysteresis_rate", "default (20 per unit SoC)"),
+        "sop.sensor_temp_error_c": _told(datasheet, "sensor", "temp_error_c", "default (2 K)"),
         "sop.*": "defaults (docs/estimation.md, SoP)",
     }
     built = BuiltProfile(doc, sources)
@@ -218,6 +211,11 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
         _fit(built, replay, source)
     built.profile(source)  # validates the whole document
     return built
+
+
+def _told(datasheet: dict[str, Any], section: str, key: str, otherwise: str) -> str:
+    """Where a value the datasheet may give came from: its ``[section] key``, else ``otherwise``."""
+    return f"datasheet [{section}] {key}" if key in datasheet.get(section, {}) else otherwise
 
 
 def _fit(built: BuiltProfile, replay: Replay, source: str) -> None:

@@ -8,7 +8,9 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,6 +154,27 @@ def test_a_shutdown_in_a_cancelled_task_runs_to_its_end_through_finish(python: s
         assert out[2] == "timeout-only True stuck step timed out|end"
 
 
+async def _cancelled_twice(shutdown: Coroutine[Any, Any, None], grace_s: float = 10.0) -> asyncio.Task[None]:
+    """A task whose finally runs ``shutdown`` through finish(), cancelled once and then again while
+    the shutdown runs; returned once it has ended."""
+
+    async def main() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await finish(shutdown, "shutdown", grace_s=grace_s)
+
+    task = asyncio.create_task(main())
+    await asyncio.sleep(0.02)
+    task.cancel()
+    await asyncio.sleep(0.05)
+    assert not task.done()  # the first cancellation waits for the shutdown
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5.0)
+    assert done and task.cancelled()
+    return task
+
+
 async def test_finish_passes_on_a_second_cancellation_after_the_shutdown_ended() -> None:
     steps: list[str] = []
 
@@ -159,19 +182,8 @@ async def test_finish_passes_on_a_second_cancellation_after_the_shutdown_ended()
         await asyncio.sleep(0.2)
         steps.append("end")
 
-    async def main() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await finish(shutdown(), "shutdown")
-
-    task = asyncio.create_task(main())
-    await asyncio.sleep(0.05)
-    task.cancel()
-    await asyncio.sleep(0.05)
-    task.cancel()  # while the shutdown runs
-    await asyncio.wait({task})
-    assert task.cancelled() and steps == ["end"]
+    await _cancelled_twice(shutdown())
+    assert steps == ["end"]
 
 
 async def test_a_hung_shutdown_is_cancelled_a_grace_after_a_second_cancellation() -> None:
@@ -185,23 +197,10 @@ async def test_a_hung_shutdown_is_cancelled_a_grace_after_a_second_cancellation(
             ended.append("cancelled")
             raise
 
-    async def main() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await finish(shutdown(), "shutdown", grace_s=0.2)
-
     loop = asyncio.get_running_loop()
-    task = asyncio.create_task(main())
-    await asyncio.sleep(0.05)
-    task.cancel()
-    await asyncio.sleep(0.1)
-    assert not task.done()  # the first cancellation waits for the shutdown
     t0 = loop.time()
-    task.cancel()
-    done, _ = await asyncio.wait({task}, timeout=5.0)
-    assert done and task.cancelled() and ended == ["cancelled"]
-    assert loop.time() - t0 >= 0.2
+    await _cancelled_twice(shutdown(), grace_s=0.3)
+    assert len(ended) == 1 and loop.time() - t0 >= 0.3 + 0.07
 
 
 async def test_a_shutdowns_error_after_a_second_cancellation_is_logged(
@@ -211,19 +210,7 @@ async def test_a_shutdowns_error_after_a_second_cancellation_is_logged(
         await asyncio.sleep(0.1)
         raise OSError("disk gone")
 
-    async def main() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await finish(shutdown(), "shutdown")
-
-    task = asyncio.create_task(main())
-    await asyncio.sleep(0.02)
-    task.cancel()
-    await asyncio.sleep(0.02)
-    task.cancel()
-    await asyncio.wait({task})
-    assert task.cancelled()
+    await _cancelled_twice(shutdown())
     assert "shutdown failed while its caller was being cancelled" in caplog.text
     assert "disk gone" in caplog.text
 
