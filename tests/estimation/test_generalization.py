@@ -78,7 +78,7 @@ GENERATED = {
 # lfpwarm_v2h at 99 %) and +17.8 % (discharge, lfpwarm_v2h at 7.5 %) over before the SoP counted the
 # particles' surface lead and read the voltage's offset as SoC (docs/estimation.md, "Surface lead").
 # From a known start one point is still over: KNOWN_START_DIS_OVER_PCT.
-# lfpwarm_v2h at 4 % from a known start: +17.6 % (the generic curve's end, extended below empty, is
+# lfpwarm_v2h at 4 % from a known start: +17.4 % (the generic curve's end, extended below empty, is
 # not the cell's; docs/estimation.md, "Surface lead"). A ceiling against a regression.
 KNOWN_START_DIS_OVER_PCT = {"lfpwarm_v2h": 20.0}
 KNEE_TOP_SOC, KNEE_BOTTOM_SOC = 0.95, 0.10  # where a truth point counts as at a knee
