@@ -327,10 +327,12 @@ cdef void _sop(const double* state, const double* params, const double* table, P
     cdef double hd = 0.0
     cdef double hc = 0.0
     _hysteresis_levels(params, k, &hd, &hc)
-    cdef double vd_end = v_relax_end - fmin(ofs, 0.0) - hd
-    cdef double vd_now = v_relax_now - fmin(ofs, 0.0) - hd
-    cdef double vc_end = v_relax_end - fmax(ofs, 0.0) - hc
-    cdef double vc_now = v_relax_now - fmax(ofs, 0.0) - hc
+    cdef double hyst_d_end = v_relax_end - hd
+    cdef double hyst_c_end = v_relax_end - hc
+    cdef double vd_end = hyst_d_end - fmin(ofs, 0.0)
+    cdef double vd_now = v_relax_now - hd - fmin(ofs, 0.0)
+    cdef double vc_end = hyst_c_end - fmax(ofs, 0.0)
+    cdef double vc_now = v_relax_now - hc - fmax(ofs, 0.0)
     cdef double i_dis, i_chg, lim, v_end, v_alt, cur, sign, v_lim
     cdef double soc_v = soc
     i_dis = _pulse_current(table, n, c, soc, temp_c, vd_end, r_eff, k, kd, s_ref, params[P_V_MIN], 1.0)
@@ -339,7 +341,7 @@ cdef void _sop(const double* state, const double* params, const double* table, P
         sign = 1.0 if ofs < 0.0 else -1.0
         soc_v = _ocv_inverse(table, n, soc, _ocv(table, n, soc, temp_c) + ofs, temp_c, sign)
         v_lim = params[P_V_MIN] if ofs < 0.0 else params[P_V_MAX]
-        cur = _pulse_current(table, n, c, soc_v, temp_c, v_relax_end - (hd if ofs < 0.0 else hc), r_eff, k,
+        cur = _pulse_current(table, n, c, soc_v, temp_c, hyst_d_end if ofs < 0.0 else hyst_c_end, r_eff, k,
                              kd, s_ref, v_lim, sign)
         if ofs < 0.0:
             i_dis = fmin(i_dis, cur)
@@ -375,7 +377,7 @@ cdef void _sop(const double* state, const double* params, const double* table, P
     v_end = (_ocv(table, n, soc - i_dis * k, temp_c) - vd_end - i_dis * r_eff - _eta(c, i_dis)
              - _surface_overpotential(table, n, soc, temp_c, k, kd, s_ref, 1.0, i_dis))
     if ofs < 0.0:
-        v_alt = (_ocv(table, n, soc_v - i_dis * k, temp_c) - (v_relax_end - hd) - i_dis * r_eff
+        v_alt = (_ocv(table, n, soc_v - i_dis * k, temp_c) - hyst_d_end - i_dis * r_eff
                  - _eta(c, i_dis) - _surface_overpotential(table, n, soc_v, temp_c, k, kd, s_ref, 1.0, i_dis))
         v_end = fmin(v_end, v_alt)
     out[O_P_DIS] = i_dis * v_end

@@ -1,9 +1,10 @@
 """Runs the owner's departure planner beside the fast cycle and hands the cycle its limit.
 
 Every ``PERIOD_S`` (every ``WAIT_S`` while its plan lacks a SoC or the pack's energy) a background
-task takes the latest snapshot the cycle made (SoC, pack energy, the charge power the limits allow) and the local wall time in the configured zone, and plans
-(``edge.daemon.departure``). The cycle only reads ``limit.p_max_at(t)``: a plan that grew older than
-its ``max_age_s`` (a stalled task) allows no discharge on its own.
+task takes the latest snapshot the cycle made (SoC, pack energy, the charge power the limits allow)
+and the local wall time in the configured zone, and plans (``edge.daemon.departure``). The cycle
+only reads ``limit.p_max_at(t)``: a plan that grew older than its ``max_age_s`` (a stalled task)
+allows no discharge on its own.
 
 The local zone is a real zoneinfo zone (``owner.time_zone``, else the system's ``/etc/localtime``), so
 that a departure across a daylight-saving change is planned at the right instant.

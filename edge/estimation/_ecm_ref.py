@@ -600,12 +600,13 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     # The hysteresis likewise, one way only, and where the pulse has moved it: towards the pulse's own
     # branch (a charge pulse after a discharge raises the OCV as it goes), at the rating's current,
     # the most the limit used asks for (a smaller current moves it less).
-    hv = params[P_HYST_V]
     hd, hc = hysteresis_levels(params, k)
-    vd_end = v_relax_end - min(ofs, 0.0) - hd
-    vd_now = v_relax_now - min(ofs, 0.0) - hd
-    vc_end = v_relax_end - max(ofs, 0.0) - hc
-    vc_now = v_relax_now - max(ofs, 0.0) - hc
+    hyst_d_end = v_relax_end - hd
+    hyst_c_end = v_relax_end - hc
+    vd_end = hyst_d_end - min(ofs, 0.0)
+    vd_now = v_relax_now - hd - min(ofs, 0.0)
+    vc_end = hyst_c_end - max(ofs, 0.0)
+    vc_now = v_relax_now - hc - max(ofs, 0.0)
     # The pulse must respect the limit at its start (step on the present RC voltages) and at its end
     # (RC branches charged, SoC moved); with both branches relaxing one way, these bound the pulse.
     i_dis = pulse_current(table, c, soc, temp_c, vd_end, r_eff, k, kd, s_ref, params[P_V_MIN], 1.0)
@@ -619,7 +620,7 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
         sign = 1.0 if ofs < 0.0 else -1.0
         soc_v = ocv_inverse(table, soc, ocv_lookup(table, soc, temp_c) + ofs, temp_c, sign)
         v_lim = params[P_V_MIN] if ofs < 0.0 else params[P_V_MAX]
-        v_relax = v_relax_end - (hd if ofs < 0.0 else hc)
+        v_relax = hyst_d_end if ofs < 0.0 else hyst_c_end
         cur = pulse_current(table, c, soc_v, temp_c, v_relax, r_eff, k, kd, s_ref, v_lim, sign)
         if ofs < 0.0:
             i_dis = min(i_dis, cur)
@@ -660,7 +661,7 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
         v_end = min(
             v_end,
             ocv_lookup(table, soc_v - i_dis * k, temp_c)
-            - (v_relax_end - hd)
+            - hyst_d_end
             - i_dis * r_eff
             - kinetic_overpotential(c, i_dis)
             - _surface_overpotential(table, soc_v, temp_c, k, kd, s_ref, 1.0, i_dis),
@@ -671,7 +672,7 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     v_end = (
         ocv_lookup(table, soc + i_chg * k, temp_c)
         - v_relax_end
-        + min(hv, 0.0)
+        + min(params[P_HYST_V], 0.0)
         + i_chg * r_eff
         + kinetic_overpotential(c, i_chg)
     )

@@ -163,10 +163,9 @@ class BatteryEstimator:
         self._t_s: float | None = None
         self._v_cell = 0.0
         self._temp_c = profile.reference_temp_c
-        # The OCV's hysteresis state, -1 (discharge branch) .. +1 (charge branch), and its variance:
-        # at plug-in the branch is not known (uniform over -1..1); a swing of a few points in one
-        # direction tells it whatever it was (see _track_hysteresis).
-        self._hyst = 0.0
+        # The variance of the OCV's hysteresis state (-1 the discharge branch .. +1 the charge branch,
+        # held as its voltage in P_HYST_V): at plug-in the branch is not known (0, uniform over -1..1);
+        # a swing of a few points in one direction tells it whatever it was (see _track_hysteresis).
         self._hyst_var = 1.0 / 3.0
         self._set_ocv_var()
         self._temp_measured = False
@@ -329,10 +328,10 @@ class BatteryEstimator:
         dsoc = abs(i_cell) * dt_s / (3600.0 * self._params[k.P_Q_AH])
         decay = math.exp(-p.ocv_hysteresis_rate * dsoc)
         branch = 1.0 if i_cell < 0.0 else -1.0
-        self._hyst = branch + (self._hyst - branch) * decay
+        h = self._params[k.P_HYST_V] / p.ocv_hysteresis_v
         # Whatever the state was, it is that much nearer the branch: its error shrinks alike.
         self._hyst_var *= decay * decay
-        self._params[k.P_HYST_V] = p.ocv_hysteresis_v * self._hyst
+        self._params[k.P_HYST_V] = p.ocv_hysteresis_v * (branch + (h - branch) * decay)
         self._set_ocv_var()
 
     def _set_ocv_var(self) -> None:

@@ -23,11 +23,10 @@ def lfp() -> BatteryProfile:
 
 def _run(est: BatteryEstimator, profile: BatteryProfile, t0: float, seconds: int, cell_a: float) -> float:
     """Feed ``seconds`` of a constant cell current at the table's voltage; the time after."""
+    table = profile.ocv_table().tolist()
     for j in range(seconds):
-        t = t0 + j
-        soc = est.soc
-        v = k.ocv_lookup(profile.ocv_table().tolist(), soc, 25.0) - cell_a * profile.r0_ohm
-        est.update(t, v * profile.series, cell_a * profile.parallel, 25.0)
+        v = k.ocv_lookup(table, est.soc, 25.0) - cell_a * profile.r0_ohm
+        est.update(t0 + j, v * profile.series, cell_a * profile.parallel, 25.0)
     return t0 + seconds
 
 
