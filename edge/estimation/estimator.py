@@ -47,6 +47,17 @@ NIS_CLIP = 100.0  # one wild sample (a spike) moves the average by at most this 
 # While identification has not converged the SoP assumes at least the growth bound of a vehicle never
 # seen (the tracker's default prior, 1.0 + 2 x 0.5): the identified values are not evidence yet.
 UNCONVERGED_SOP_GROWTH = 2.0
+# How far below the profile's new cell the growth's upper bound may fall before the profile's current
+# dependence (its Butler-Volmer flattening) is no longer credited at all: the production spread of a
+# cell type's resistance and a profile's fit, about 10 %. From 1 down to 1 - this the credit falls in
+# proportion (``_apply_growth``).
+KINETIC_CREDIT_SPREAD = 0.1
+
+
+def kinetic_credit(growth_upper: float) -> float:
+    """The share of a profile's kinetic flattening the SoP credits a cell whose growth's upper bound
+    is ``growth_upper``: all of it at or above the profile's new cell, none a spread below."""
+    return min(max(1.0 - (1.0 - growth_upper) / KINETIC_CREDIT_SPREAD, 0.0), 1.0)
 
 
 def _carried_growth_sigma(record: VehicleRecord) -> float:
@@ -174,6 +185,7 @@ class BatteryEstimator:
         self._floor = 1.0
         self._nis_avg = NIS_CLIP  # nothing seen yet: not converged
         self._series_share: float | None = None
+        self._kinetic_credit = 1.0
         self._sop_cache: tuple[int, npt.NDArray[np.float64]] | None = None
         # Parameters, coefficients and outputs of the limits' second SoP (``_sop_out``).
         self._series_scratch = (np.empty_like(self._params), np.zeros(k.C_N), np.empty_like(self._out))
@@ -399,6 +411,16 @@ class BatteryEstimator:
             share = (est.upper - 1.0) / (sop - 1.0)  # sop >= upper: within (0, 1]
             if share > self.profile.growth_ohmic_share:
                 self._series_share = share
+        # A cell whose instant resistance is below the profile's new cell's is not explained by aging,
+        # which only raises it: the profile's kinetics are not this cell's, and neither is their
+        # flattening with current, which a pulse of several C would be credited with. A flat cell
+        # (ORegan2022's LG M50 with contact resistance, read as 0.73 at 20 degC) was +18 % over with it.
+        # So as the growth's upper bound falls below 1 the limits are also computed with that share of
+        # the kinetic overpotential taken as linear at its small-signal slope, all of it a spread below.
+        p = self.profile
+        self._kinetic_credit = 1.0
+        if p.i0_a > 0.0 or p.i0_b > 0.0:
+            self._kinetic_credit = kinetic_credit(est.upper)
 
     def _step_resistance_new(self, i_prev: float, i: float) -> float:
         """The new cell's instant response to the step from ``i_prev`` to ``i`` (measured, the
@@ -412,22 +434,38 @@ class BatteryEstimator:
         return float(c[k.C_R0]) + eta / (i - i_prev)
 
     def _sop_out(self) -> npt.NDArray[np.float64]:
-        """The kernel's SoP outputs, or their minimum with the identified growth priced as series
-        resistance (``_apply_growth``): computed once per sample, when the limits are first read.
+        """The kernel's SoP outputs, or their minimum with a second set where the growth's kind or the
+        cell's kinetics are in doubt (``_apply_growth``): the identified growth's excess priced as
+        series resistance, or the kinetics' flattening credited only in part. Computed once per
+        sample, when the limits are first read.
 
         The second set sees the state and parameters after the whole sample (EV SoC fused, growth
         and capacity applied), the kernel's before them: the minimum errs low, never high.
         """
         share = self._series_share
-        if share is None:
+        credit = self._kinetic_credit
+        if share is None and credit >= 1.0:
             return self._out
         if self._sop_cache is not None and self._sop_cache[0] == self.samples:
             return self._sop_cache[1]
         params, coef, out = self._series_scratch
         np.copyto(params, self._params)
-        params[k.P_GROWTH_OHMIC] = share
         soc = float(self._state[k.S_SOC])
-        impl.coefficients(params, self._table, soc, self._temp_c, float(params[k.P_SOP_GROWTH]), coef)
+        g_sop = float(params[k.P_SOP_GROWTH])
+        if share is not None:
+            params[k.P_GROWTH_OHMIC] = share
+            impl.coefficients(params, self._table, soc, self._temp_c, g_sop, coef)
+        else:
+            # The new cell's coefficients, all scaled by the SoP's growth; of the kinetic terms the
+            # credited share keeps its curve, the rest is their small-signal resistance in series.
+            impl.coefficients(params, self._table, soc, self._temp_c, 1.0, coef)
+            kinetic_ss = float(coef[k.C_RSS_NEW] - coef[k.C_R0])
+            coef[k.C_R0] = g_sop * (coef[k.C_R0] + (1.0 - credit) * kinetic_ss)
+            coef[k.C_R1] *= g_sop
+            coef[k.C_R2] *= g_sop
+            scale = credit * g_sop
+            coef[k.C_I0A] = coef[k.C_I0A] / scale if scale > 0.0 else 0.0
+            coef[k.C_I0B] = coef[k.C_I0B] / scale if scale > 0.0 else 0.0
         for j, horizon in enumerate(self._horizons):
             impl.sop(self._state, params, self._table, coef, float(horizon), self._temp_c, out, j * k.O_N)
         lowest = np.minimum(self._out, out)
@@ -530,6 +568,12 @@ class BatteryEstimator:
     def sop_growth(self) -> float:
         """The resistance growth the SoP works with: the tracker's upper bound or the cold floor."""
         return float(self._params[k.P_SOP_GROWTH])
+
+    @property
+    def sop_kinetic_credit(self) -> float:
+        """The share of the profile's kinetic flattening the limits credit the cell (``kinetic_credit``;
+        1 for a profile without a kinetic term)."""
+        return self._kinetic_credit
 
     @property
     def identification_converged(self) -> bool:
@@ -662,6 +706,7 @@ class BatteryEstimator:
             "resistance_growth": soh.resistance_growth,
             "resistance_growth_sigma": soh.resistance_growth_sigma,
             "sop_growth": self.sop_growth,
+            "sop_kinetic_credit": self.sop_kinetic_credit,
             "ev_soc_fused": float(self.ev.fused),
             "ev_soc_rejected": float(self.ev.rejected),
             "ev_soc_agreed": float(self.ev.agreed),

@@ -56,6 +56,11 @@ TRACES = {
     # 16 kWh pack, and 15 mV (50 % more than the profile says) in lfpfull_v2h's pack and scenario.
     "lfphyst_v2h": "lfp-a123-26650",
     "lfphystp_v2h": "lfp-a123-26650",
+    # ORegan2022's LG M50 aged by contact resistance (flat with current, unlike the profile's kinetics):
+    # orsa20 showed the profile's flattening credited to a cell below its new cell's resistance
+    # (2026-12-06, twelfth session); orsa25s8, in the 14 kWh pack at 25 degC, was made to judge the fix.
+    "orsa20": "nmc-lgm50",
+    "orsa25s8": "nmc-lgm50",
 }
 
 

@@ -58,6 +58,12 @@ CASES = {
     # and scenario (test_hysteresis.py).
     "lfphyst_v2h": "lfp-a123-26650",
     "lfphystp_v2h": "lfp-a123-26650",
+    # ORegan2022's LG M50 aged by contact resistance, whose 10 s response does not flatten with current as
+    # the profile's (Chen2020's) does: at 20 degC (+18 % over before the profile's kinetics were credited
+    # only to a cell at or above its new cell's resistance) and, made after that to judge it, in the
+    # 14 kWh pack at 25 degC (+56 % over before).
+    "orsa20": "nmc-lgm50",
+    "orsa25s8": "nmc-lgm50",
 }
 GENERATED = {
     "aged2_v2h",
@@ -73,6 +79,8 @@ GENERATED = {
     "nmcdeep_v2h",
     "lfphyst_v2h",
     "lfphystp_v2h",
+    "orsa20",
+    "orsa25s8",
 }
 # At the LFP knees the 10 s limits were +13.8 % (charge, lfpfull_v2h at 98 %), +34.4 % (charge,
 # lfpwarm_v2h at 99 %) and +17.8 % (discharge, lfpwarm_v2h at 7.5 %) over before the SoP counted the
@@ -91,11 +99,6 @@ KNEES = {  # top, bottom
     "lfphyst_v2h": (True, False),
     "lfphystp_v2h": (True, False),
 }
-# nmcdeep_v2h below 15 %: the cell's 10 s charge limit there (6.5C) is its electrolyte's, which the
-# ECM does not hold (as the NMC packs' discharge truth, docs/estimation.md "Roadmap"): the model's
-# figure is up to +46.7 % over. What the daemon uses is the datasheet's 0.7C rating, 13 % under the
-# cell's least limit. A ceiling against a regression on the model's figure alone.
-MODEL_OVER_PCT = {"nmcdeep_v2h": 50.0}
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +127,7 @@ def test_charge_limit_is_never_over_predicted_on_unseen_packs(
     soc_at = {float(p["t_s"]): float(p["soc_true"]) for p in meta["sop_truth"]["points"]}  # type: ignore[index]
     soc = np.asarray([soc_at[t] for t in r.chg10_t_s])
     true_chg, true_dis = np.asarray(r.chg10_true_a), np.asarray(r.dis10_true_a)
-    model_over = 1.0 + MODEL_OVER_PCT.get(name, 5.0) / 100.0
-    assert np.all(np.asarray(r.chg10_est_a) <= model_over * true_chg)  # the model's own figure
+    assert np.all(np.asarray(r.chg10_est_a) <= 1.05 * true_chg)  # the model's own figure
     # What the daemon uses (rating, derating, SoC window applied) likewise.
     assert np.all(np.asarray(r.chg10_limit_a) <= 1.05 * true_chg)
     assert np.all(np.asarray(r.dis10_limit_a) <= 1.05 * true_dis)
