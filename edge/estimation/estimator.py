@@ -50,7 +50,7 @@ UNCONVERGED_SOP_GROWTH = 2.0
 # How far below the profile's new cell the growth's upper bound may fall before the profile's current
 # dependence (its Butler-Volmer flattening) is no longer credited at all: the production spread of a
 # cell type's resistance and a profile's fit, about 10 %. From 1 down to 1 - this the credit falls in
-# proportion (``_apply_growth``).
+# proportion (``kinetic_credit``; why, ``_apply_growth``).
 KINETIC_CREDIT_SPREAD = 0.1
 
 
@@ -185,10 +185,11 @@ class BatteryEstimator:
         self._floor = 1.0
         self._nis_avg = NIS_CLIP  # nothing seen yet: not converged
         self._series_share: float | None = None
+        self._has_kinetics = profile.i0_a > 0.0 or profile.i0_b > 0.0
         self._kinetic_credit = 1.0
         self._sop_cache: tuple[int, npt.NDArray[np.float64]] | None = None
         # Parameters, coefficients and outputs of the limits' second SoP (``_sop_out``).
-        self._series_scratch = (np.empty_like(self._params), np.zeros(k.C_N), np.empty_like(self._out))
+        self._second_sop_scratch = (np.empty_like(self._params), np.zeros(k.C_N), np.empty_like(self._out))
         self._chord_coef = np.zeros(k.C_N, dtype=np.float64)
         self._apply_capacity()
         self._apply_growth()
@@ -417,10 +418,8 @@ class BatteryEstimator:
         # (ORegan2022's LG M50 with contact resistance, read as 0.73 at 20 degC) was +18 % over with it.
         # So as the growth's upper bound falls below 1 the limits are also computed with that share of
         # the kinetic overpotential taken as linear at its small-signal slope, all of it a spread below.
-        p = self.profile
-        self._kinetic_credit = 1.0
-        if p.i0_a > 0.0 or p.i0_b > 0.0:
-            self._kinetic_credit = kinetic_credit(est.upper)
+        # (A profile without a kinetic term has no flattening to withhold: no second SoP for it.)
+        self._kinetic_credit = kinetic_credit(est.upper) if self._has_kinetics else 1.0
 
     def _step_resistance_new(self, i_prev: float, i: float) -> float:
         """The new cell's instant response to the step from ``i_prev`` to ``i`` (measured, the
@@ -448,24 +447,24 @@ class BatteryEstimator:
             return self._out
         if self._sop_cache is not None and self._sop_cache[0] == self.samples:
             return self._sop_cache[1]
-        params, coef, out = self._series_scratch
+        params, coef, out = self._second_sop_scratch
         np.copyto(params, self._params)
         soc = float(self._state[k.S_SOC])
         g_sop = float(params[k.P_SOP_GROWTH])
-        if share is not None:
+        if credit < 1.0:  # the growth's upper bound is below 1, so no series share (above 1 only)
+            # The SoP's coefficients; of their kinetic terms the uncredited share is replaced by its
+            # small-signal resistance in series, the credited one keeps a Butler-Volmer curve of that
+            # share's slope (which flattens later than the share of the whole curve: conservative).
+            impl.coefficients(params, self._table, soc, self._temp_c, g_sop, coef)
+            rt = float(coef[k.C_RT])
+            kinetic_ss = sum(rt / (2.0 * float(coef[j])) for j in (k.C_I0A, k.C_I0B) if coef[j] > 0.0)
+            coef[k.C_R0] += (1.0 - credit) * kinetic_ss
+            coef[k.C_I0A] = coef[k.C_I0A] / credit if credit > 0.0 else 0.0
+            coef[k.C_I0B] = coef[k.C_I0B] / credit if credit > 0.0 else 0.0
+        else:
+            assert share is not None
             params[k.P_GROWTH_OHMIC] = share
             impl.coefficients(params, self._table, soc, self._temp_c, g_sop, coef)
-        else:
-            # The new cell's coefficients, all scaled by the SoP's growth; of the kinetic terms the
-            # credited share keeps its curve, the rest is their small-signal resistance in series.
-            impl.coefficients(params, self._table, soc, self._temp_c, 1.0, coef)
-            kinetic_ss = float(coef[k.C_RSS_NEW] - coef[k.C_R0])
-            coef[k.C_R0] = g_sop * (coef[k.C_R0] + (1.0 - credit) * kinetic_ss)
-            coef[k.C_R1] *= g_sop
-            coef[k.C_R2] *= g_sop
-            scale = credit * g_sop
-            coef[k.C_I0A] = coef[k.C_I0A] / scale if scale > 0.0 else 0.0
-            coef[k.C_I0B] = coef[k.C_I0B] / scale if scale > 0.0 else 0.0
         for j, horizon in enumerate(self._horizons):
             impl.sop(self._state, params, self._table, coef, float(horizon), self._temp_c, out, j * k.O_N)
         lowest = np.minimum(self._out, out)
