@@ -58,9 +58,11 @@ TRACES = {
     "lfphystp_v2h": "lfp-a123-26650",
     # ORegan2022's LG M50 aged by contact resistance (flat with current, unlike the profile's kinetics):
     # orsa20 showed the profile's flattening credited to a cell below its new cell's resistance
-    # (2026-12-06, twelfth session); orsa25s8, in the 14 kWh pack at 25 degC, was made to judge the fix.
+    # (2026-12-06, twelfth session); orsa25s8, in the 14 kWh pack at 25 degC, and orka20, aged in its
+    # kinetics instead, were made to judge the fix.
     "orsa20": "nmc-lgm50",
     "orsa25s8": "nmc-lgm50",
+    "orka20": "nmc-lgm50",
 }
 
 
