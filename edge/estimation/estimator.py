@@ -415,7 +415,7 @@ class BatteryEstimator:
         # A cell whose instant resistance is below the profile's new cell's is not explained by aging,
         # which only raises it: the profile's kinetics are not this cell's, and neither is their
         # flattening with current, which a pulse of several C would be credited with. A flat cell
-        # (ORegan2022's LG M50 with contact resistance, read as 0.73 at 20 degC) was +18 % over with it.
+        # (ORegan2022's LG M50 with contact resistance, read as 0.53-0.79 at 20 degC) was +18 % over.
         # So as the growth's upper bound falls below 1 the limits are also computed with that share of
         # the kinetic overpotential taken as linear at its small-signal slope, all of it a spread below.
         # (A profile without a kinetic term has no flattening to withhold: no second SoP for it.)
@@ -456,9 +456,7 @@ class BatteryEstimator:
             # small-signal resistance in series, the credited one keeps a Butler-Volmer curve of that
             # share's slope (which flattens later than the share of the whole curve: conservative).
             impl.coefficients(params, self._table, soc, self._temp_c, g_sop, coef)
-            rt = float(coef[k.C_RT])
-            kinetic_ss = sum(rt / (2.0 * float(coef[j])) for j in (k.C_I0A, k.C_I0B) if coef[j] > 0.0)
-            coef[k.C_R0] += (1.0 - credit) * kinetic_ss
+            coef[k.C_R0] += (1.0 - credit) * float(impl.kinetic_slope(coef, 0.0))
             coef[k.C_I0A] = coef[k.C_I0A] / credit if credit > 0.0 else 0.0
             coef[k.C_I0B] = coef[k.C_I0B] / credit if credit > 0.0 else 0.0
         else:

@@ -1,4 +1,5 @@
-"""The SoP's conservative side: the growth it uses is floored by a cold-side Arrhenius law (issue 17)."""
+"""The SoP's conservative side (issue 17): the growth it uses is floored by a cold-side Arrhenius law, its
+kind is priced the worse way, and a cell below the profile is not credited the profile's kinetics."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def test_a_cell_better_than_the_profile_gets_no_credit_beyond_the_floor(nmc: Bat
 
 
 def test_a_flat_cell_below_the_profile_is_not_credited_the_profiles_flattening(nmc: BatteryProfile) -> None:
-    # ORegan2022's LG M50 with 10 mOhm of contact resistance (a generated pack at 20 degC) reads 0.73 on
+    # ORegan2022's LG M50 with 10 mOhm of contact resistance (a generated pack at 20 degC) reads 0.53-0.79 on
     # this profile (Chen2020's LG M50) and does not flatten with current: priced with the profile's
     # Butler-Volmer curve its 10 s charge limit was +18 % over. Here a cell without a kinetic term whose
     # instant resistance is 0.85 x the profile's small-signal one, at V2H currents.

@@ -239,7 +239,7 @@ def test_a_stopped_suite_stops_its_workers_and_their_daemons(
     try:
         deadline = time.monotonic() + 60.0
         while len([c for c in _processes_under(tmp_path) if "v2g-edged --config" in c]) < jobs:
-            if proc.poll() is not None:  # ended before its daemons ran at once: say what it printed
+            if proc.poll() is not None:  # ended before all its daemons were running: say what it printed
                 assert proc.stdout is not None
                 pytest.fail(f"the suite ended ({proc.returncode}) first:\n{proc.stdout.read().decode()}")
             assert time.monotonic() < deadline, "the daemons did not start"
