@@ -112,6 +112,8 @@ def render(ds: DaemonStatus) -> list[str]:
         f"   SoH {fmt(None if st.soh is None else st.soh * 100, '%', 0)}"
         f"   SoP charge {fmt(st.sop_charge_w, 'W')} / discharge {fmt(st.sop_discharge_w, 'W')}"
     )
+    if st.sop_basis is not None:
+        lines.append(f"           SoP basis: {st.sop_basis}")
     if st.departure is not None:
         lines.append(f"departure  {st.departure}")
     if (se := st.session) is not None:

@@ -646,6 +646,7 @@ class Daemon:
             "soh": est.get("capacity_ratio"),
             "sop_charge_w": est.get(f"sop_{SOP_HORIZON}_import_ac_w"),
             "sop_discharge_w": est.get(f"sop_{SOP_HORIZON}_export_ac_w"),
+            "sop_basis": self.battery.sop_basis() if self.battery is not None else None,
         }
 
     def _state_health(self) -> dict[str, Any]:

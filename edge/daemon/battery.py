@@ -187,6 +187,10 @@ class BatteryTracker:
             return {}
         return {name: float(value) for name, value in self.estimator.telemetry().items()}
 
+    def sop_basis(self) -> str | None:
+        """What the SoP limits rest on (``BatteryEstimator.sop_basis``); None without an estimate."""
+        return None if self.estimator is None else self.estimator.sop_basis
+
     def end_session(self) -> None:
         """The EV left (or the daemon stops): keep what was learnt about it."""
         est, self.estimator = self.estimator, None

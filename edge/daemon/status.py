@@ -90,6 +90,7 @@ class Status(msgspec.Struct, kw_only=True):
     soh: float | None = None  # capacity now / nameplate, as the estimator sees it
     sop_charge_w: float | None = None  # what the pack can take / give for the SoP horizon, AC
     sop_discharge_w: float | None = None
+    sop_basis: str | None = None  # what the SoP limits rest on (the growth used and why), in words
     meter_age_s: float | None = None
     stage_age_s: float | None = None
     island_dither: Dither | None = None  # None: the daemon runs no reactive dither

@@ -567,6 +567,28 @@ class BatteryEstimator:
         return float(self._params[k.P_SOP_GROWTH])
 
     @property
+    def sop_basis(self) -> str:
+        """What the limits rest on, in words for a technician (``v2gctl status``): the growth they use
+        and where it comes from, and what else makes them lower than the identified cell's."""
+        g = self.resistance.estimate
+        read = f"read {g.growth:.2f} +/- {g.sigma:.2f}"
+        if not self.identification_converged:
+            return (
+                f"fallback: resistance not identified yet ({read}); growth {self.sop_growth:.2f}"
+                " assumed, the datasheet rating derated by temperature caps the limits"
+            )
+        source = "its upper bound" if g.upper >= self._growth_floor() else "the temperature floor"
+        text = f"growth {self.sop_growth:.2f} ({source}; {read})"
+        if self._series_share is not None:
+            text += ", its excess over a new cell priced as series resistance too"
+        if self._kinetic_credit < 1.0:
+            text += (
+                f", the profile's kinetic flattening credited {self._kinetic_credit * 100:.0f} %"
+                " (the cell reads below the profile's new cell)"
+            )
+        return text
+
+    @property
     def sop_kinetic_credit(self) -> float:
         """The share of the profile's kinetic flattening the limits credit the cell (``kinetic_credit``;
         1 for a profile without a kinetic term)."""

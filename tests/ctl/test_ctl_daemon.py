@@ -113,6 +113,8 @@ async def test_status_names_the_daemon_and_its_links_and_is_readable_by_the_grou
         assert "device     inverter [power_stage] ok" in r.out
         assert "aggregator off" in r.out
         assert "daemon_start" in r.out  # the last events, from the state store
+        # What the battery's power limits rest on: a vehicle just plugged in is not identified yet.
+        assert "SoP basis: fallback: resistance not identified yet" in r.out, r.out
         mode = stat.S_IMODE((b.run_dir / "status.json").stat().st_mode)
         assert mode == 0o640, oct(mode)
 
@@ -121,6 +123,7 @@ async def test_status_names_the_daemon_and_its_links_and_is_readable_by_the_grou
         assert r.rc == 0 and doc["running"] is True and doc["problems"] == []
         assert doc["status"]["pid"] == proc.pid and doc["status"]["config_path"] == str(b.config)
         assert {d["name"] for d in doc["status"]["devices"]} == {"inverter", "site_meter"}
+        assert doc["status"]["sop_basis"].startswith("fallback: ")
 
         await b.daemon.stop(b.plant.t_s)
         r = await b.ctl("status", "--runtime-dir", str(b.run_dir))

@@ -77,6 +77,10 @@ def test_a_cell_better_than_the_profile_gets_no_credit_beyond_the_floor(nmc: Bat
         true_charge_limit(linearised(nmc, soc, 25.0), soc, 25.0, g_good), rel=0.02
     )
     assert chg_good < 0.7 * chg_new < 0.7 * true_charge_limit(nmc, soc, 25.0, 0.6)
+    # And says so, for the technician.
+    basis = est.sop_basis
+    assert basis.startswith(f"growth {g_good:.2f} (the temperature floor; read 0.6")
+    assert basis.endswith("kinetic flattening credited 0 % (the cell reads below the profile's new cell)")
 
 
 def test_a_flat_cell_below_the_profile_is_not_credited_the_profiles_flattening(nmc: BatteryProfile) -> None:
@@ -204,6 +208,7 @@ def test_until_identification_converges_the_sop_falls_back_to_a_conservative_set
     assert not est.identification_converged
     assert est.sop_growth >= 2.0
     assert est.telemetry()["sop_fallback"] == 1.0
+    assert est.sop_basis.startswith("fallback: resistance not identified yet (read 0.50")
     for lim in est.limits():
         assert lim.fallback
         assert lim.charge_current_a <= nmc.cell_i_charge_max_a * nmc.parallel * (1 + 1e-9)
@@ -212,6 +217,8 @@ def test_until_identification_converges_the_sop_falls_back_to_a_conservative_set
     assert ok.identification_converged
     assert not ok.limits()[1].fallback
     assert ok.sop_growth < 2.0
+    assert ok.sop_basis.startswith(f"growth {ok.sop_growth:.2f} (")
+    assert "fallback" not in ok.sop_basis and "credited" not in ok.sop_basis
 
 
 @pytest.mark.parametrize("share", [0.0, 1.0])
