@@ -573,17 +573,22 @@ class BatteryEstimator:
         g = self.resistance.estimate
         read = f"read {g.growth:.2f} +/- {g.sigma:.2f}"
         if not self.identification_converged:
-            return (
-                f"fallback: resistance not identified yet ({read}); growth {self.sop_growth:.2f}"
-                " assumed, the datasheet rating derated by temperature caps the limits"
+            held = self.resistance.held(g.growth)
+            why = (
+                "the profile does not fit this cell, growth held at a bound"
+                if held
+                else "identification not converged"
             )
-        source = "its upper bound" if g.upper >= self._growth_floor() else "the temperature floor"
-        text = f"growth {self.sop_growth:.2f} ({source}; {read})"
+            text = f"fallback: {why} ({read}); growth {self.sop_growth:.2f} assumed"
+        else:
+            source = "its upper bound" if g.upper >= self._growth_floor() else "the temperature floor"
+            text = f"growth {self.sop_growth:.2f} ({source}; {read})"
         if self._series_share is not None:
-            text += ", its excess over a new cell priced as series resistance too"
+            text += f", the upper bound's excess over a new cell ({g.upper - 1.0:.2f}) also priced as series resistance"
         if self._kinetic_credit < 1.0:
+            # Rounded down: a credit short of all is not shown as all of it.
             text += (
-                f", the profile's kinetic flattening credited {self._kinetic_credit * 100:.0f} %"
+                f", the profile's kinetic flattening credited {math.floor(self._kinetic_credit * 100.0):.0f} %"
                 " (the cell reads below the profile's new cell)"
             )
         return text

@@ -114,7 +114,7 @@ async def test_status_names_the_daemon_and_its_links_and_is_readable_by_the_grou
         assert "aggregator off" in r.out
         assert "daemon_start" in r.out  # the last events, from the state store
         # What the battery's power limits rest on: a vehicle just plugged in is not identified yet.
-        assert "SoP basis: fallback: resistance not identified yet" in r.out, r.out
+        assert "SoP basis: fallback: identification not converged" in r.out, r.out
         mode = stat.S_IMODE((b.run_dir / "status.json").stat().st_mode)
         assert mode == 0o640, oct(mode)
 

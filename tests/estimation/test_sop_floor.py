@@ -208,7 +208,9 @@ def test_until_identification_converges_the_sop_falls_back_to_a_conservative_set
     assert not est.identification_converged
     assert est.sop_growth >= 2.0
     assert est.telemetry()["sop_fallback"] == 1.0
-    assert est.sop_basis.startswith("fallback: resistance not identified yet (read 0.50")
+    assert est.sop_basis.startswith(
+        "fallback: the profile does not fit this cell, growth held at a bound (read 0.50"
+    )
     for lim in est.limits():
         assert lim.fallback
         assert lim.charge_current_a <= nmc.cell_i_charge_max_a * nmc.parallel * (1 + 1e-9)
@@ -243,6 +245,9 @@ def test_a_growth_of_unknown_kind_is_priced_as_the_worse_of_both(name: str, shar
     limit = est.limits()[1].charge_current_voltage_limited_a
     truth = true_charge_limit(aged, float(s.soc[-1]), 25.0, 1.6)
     assert limit <= 1.05 * truth
+    g = est.resistance.estimate
+    assert est.sop_basis.startswith(f"growth {g.upper:.2f} (its upper bound; read {g.growth:.2f}")
+    assert f"excess over a new cell ({g.upper - 1.0:.2f}) also priced as series resistance" in est.sop_basis
     # The price for the other kind of aging: at most about a fifth below the cell's limit.
     assert limit >= 0.7 * truth
 
