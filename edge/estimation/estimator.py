@@ -581,7 +581,7 @@ class BatteryEstimator:
             )
             text = f"fallback: {why} ({read}); growth {self.sop_growth:.2f} assumed"
         else:
-            source = "its upper bound" if g.upper >= self._growth_floor() else "the temperature floor"
+            source = "its upper bound" if self.sop_growth <= g.upper else "the temperature floor"
             text = f"growth {self.sop_growth:.2f} ({source}; {read})"
         if self._series_share is not None:
             text += f", the upper bound's excess over a new cell ({g.upper - 1.0:.2f}) also priced as series resistance"
