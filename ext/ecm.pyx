@@ -7,7 +7,7 @@ The layouts and numeric constants are the reference's, included from ecm_layout.
 ``python -m ext.gen_layouts --write``); ``layout()`` returns the indices this module was built with.
 """
 
-from libc.math cimport M_PI, asinh, exp, fabs, floor, fmax, fmin, sqrt
+from libc.math cimport INFINITY, M_PI, asinh, exp, fabs, floor, fmax, fmin, sqrt
 
 include "ecm_layout.pxi"
 
@@ -312,6 +312,15 @@ def hysteresis_levels(const double[::1] params, double k):
     return dis, chg
 
 
+cdef inline double _electrolyte_cap(const double* params, double i_now_a, double sign,
+                                   double horizon_s) noexcept nogil:
+    cdef double kk = params[P_ELEC_K]
+    if kk <= 0.0:
+        return INFINITY
+    cdef double i0 = fmax(sign * i_now_a, 0.0)
+    return fmax(i0 + (kk - i0 * sqrt(params[P_ELEC_T_EQ_S])) / sqrt(horizon_s), 0.0)
+
+
 cdef void _sop(const double* state, const double* params, const double* table, Py_ssize_t n,
                const double* c, double horizon_s, double temp_c, double* out) noexcept nogil:
     cdef double soc = state[S_SOC]
@@ -352,6 +361,9 @@ cdef void _sop(const double* state, const double* params, const double* table, P
     if _pulse_margin(table, n, c, soc, temp_c, vc_now, c[C_R0], 0.0, params[P_V_MAX], -1.0, i_chg) < 0.0:
         i_chg = _pulse_current(table, n, c, soc, temp_c, vc_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MAX],
                                -1.0)
+    cdef double i_now = state[S_I_PREV] - state[S_B]
+    i_dis = fmin(i_dis, _electrolyte_cap(params, i_now, 1.0, horizon_s))
+    i_chg = fmin(i_chg, _electrolyte_cap(params, i_now, -1.0, horizon_s))
     out[O_I_DIS_V] = i_dis
     out[O_I_CHG_V] = i_chg
     lim = params[P_I_DIS_MAX] * _derate(temp_c, params[P_DIS_T0], params[P_DIS_T1], params[P_DIS_T2],
@@ -404,6 +416,10 @@ def pulse_current(const double[::1] table, const double[::1] c, double soc, doub
                   double r_lin, double k, double kd, double slope_ref, double v_lim, double sign):
     return _pulse_current(&table[0], table.shape[0] // 3, &c[0], soc, temp_c, v_relax, r_lin, k, kd,
                           slope_ref, v_lim, sign)
+
+
+def electrolyte_cap(const double[::1] params, double i_now_a, double sign, double horizon_s):
+    return _electrolyte_cap(&params[0], i_now_a, sign, horizon_s)
 
 
 def surface_lead_s(double horizon_s, double tau_s):

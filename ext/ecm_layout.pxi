@@ -67,7 +67,9 @@ cdef enum:
     P_HYST_V = 40
     P_HYST_M = 41
     P_HYST_RATE = 42
-    P_N = 43
+    P_ELEC_K = 43
+    P_ELEC_T_EQ_S = 44
+    P_N = 45
     O_I_DIS_V = 0
     O_I_CHG_V = 1
     O_I_DIS = 2
@@ -159,6 +161,8 @@ def layout():
         "P_HYST_V": P_HYST_V,
         "P_HYST_M": P_HYST_M,
         "P_HYST_RATE": P_HYST_RATE,
+        "P_ELEC_K": P_ELEC_K,
+        "P_ELEC_T_EQ_S": P_ELEC_T_EQ_S,
         "P_N": P_N,
         "O_I_DIS_V": O_I_DIS_V,
         "O_I_CHG_V": O_I_CHG_V,

@@ -113,11 +113,17 @@ P_HYST_V: Final = 40
 # the state to its branch, per unit SoC: the SoP prices the move a pulse makes.
 P_HYST_M: Final = 41
 P_HYST_RATE: Final = 42
-P_N: Final = 43
+# The electrolyte's limit on a pulse (Sand's time: a current I depletes the electrolyte at an electrode
+# after (K / I)^2, and the voltage runs away), A s^0.5 per cell at the SoP's temperature (0: none), and
+# the time whose depletion equals that of a current held until its concentration profile is steady,
+# s: a current already flowing has spent that much of the budget (see electrolyte_cap).
+P_ELEC_K: Final = 43
+P_ELEC_T_EQ_S: Final = 44
+P_N: Final = 45
 
 # SoP output layout, per horizon.
-O_I_DIS_V: Final = 0  # discharge current allowed by the voltage limit alone, A
-O_I_CHG_V: Final = 1  # charge current magnitude allowed by the voltage limit alone, A
+O_I_DIS_V: Final = 0  # discharge current the model allows (voltage limit, electrolyte), A
+O_I_CHG_V: Final = 1  # charge current magnitude the model allows, A
 O_I_DIS: Final = 2  # discharge current within voltage, SoC window and derated rating, A
 O_I_CHG: Final = 3
 O_P_DIS: Final = 4  # cell power at the end of the horizon at O_I_DIS, W (>= 0)
@@ -573,6 +579,18 @@ def pulse_current(  # noqa: PLR0917 - the kernel's numeric signature, mirrored i
     return inside
 
 
+def electrolyte_cap(params: Sequence[float], i_now_a: float, sign: float, horizon_s: float) -> float:
+    """Largest magnitude of a pulse ``sign * I`` over ``horizon_s`` the electrolyte carries, A (inf
+    without a limit): depletion ``I sqrt(t)`` (Sand) within ``P_ELEC_K``, less what the present current
+    ``i_now_a`` has spent where it flows the pulse's way, taken as held until steady (the most it can
+    have spent): ``I0 sqrt(T_EQ) + (I - I0) sqrt(h) <= K``."""
+    kk = params[P_ELEC_K]
+    if kk <= 0.0:
+        return math.inf
+    i0 = max(sign * i_now_a, 0.0)
+    return max(i0 + (kk - i0 * math.sqrt(params[P_ELEC_T_EQ_S])) / math.sqrt(horizon_s), 0.0)
+
+
 def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
     state: Sequence[float],
     params: Sequence[float],
@@ -630,6 +648,12 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
         i_dis = pulse_current(table, c, soc, temp_c, vd_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MIN], 1.0)
     if _pulse_margin(table, c, soc, temp_c, vc_now, c[C_R0], 0.0, params[P_V_MAX], -1.0, i_chg) < 0.0:
         i_chg = pulse_current(table, c, soc, temp_c, vc_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MAX], -1.0)
+    # The model's limit is also the electrolyte's: a pulse of several C depletes it within seconds,
+    # which no resistance of the ECM holds (a new LG M50 below 15 % takes 31-34 A for 10 s; the
+    # ECM's curve allowed up to 40 A).
+    i_now = state[S_I_PREV] - state[S_B]
+    i_dis = min(i_dis, electrolyte_cap(params, i_now, 1.0, horizon_s))
+    i_chg = min(i_chg, electrolyte_cap(params, i_now, -1.0, horizon_s))
     out[offset + O_I_DIS_V] = i_dis
     out[offset + O_I_CHG_V] = i_chg
     lim = params[P_I_DIS_MAX] * derate(

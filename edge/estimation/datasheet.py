@@ -35,6 +35,9 @@ FloatArray = npt.NDArray[np.float64]
 # The growth tracker scales the level.
 _GENERIC_R_OHM_AH = (0.04, 0.03, 0.03)
 _GENERIC_TAUS_S = (20.0, 300.0)
+# The electrolyte's limit, where the datasheet (or the cell's published parameters) gives it: taken
+# as given, none otherwise (docs/estimation.md, "The electrolyte's limit").
+_ELECTROLYTE_KEYS = ("electrolyte_k_a_sqrt_s", "electrolyte_t_eq_s", "electrolyte_ea_j_per_mol")
 
 # A few OCV points of a datasheet or a generic chemistry curve are this far (V) from a given cell
 # unless the datasheet says better ([ocv] sigma_v), and their features (an LFP knee, the steep low
@@ -158,7 +161,9 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
             "growth_ohmic_share": 0.0,
             # validated with the whole document (its field named there)
             "diffusion_tau_s": model_sheet.get("diffusion_tau_s", DIFFUSION_TAU_S),
-        },
+        }
+        # validated with the whole document (its field named there)
+        | {key: model_sheet[key] for key in _ELECTROLYTE_KEYS if key in model_sheet},
         "limits": {
             k: _need(datasheet, "limits", k, source)
             for k in (
@@ -196,6 +201,12 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
             "model",
             "diffusion_tau_s",
             "default: within published electrodes' R^2/D, chosen on generated LFP packs (docs/estimation.md, Surface lead)",
+        ),
+        "model.electrolyte_*": _told(
+            datasheet,
+            "model",
+            "electrolyte_k_a_sqrt_s",
+            "none (0: no electrolyte limit; the datasheet's rating caps the limits used)",
         ),
         "filter.*": f"defaults for {chemistry}; offset/rest from pack sensor figures "
         f"({offset_pack} A / {rest_pack} A pack)",

@@ -104,7 +104,7 @@ class PowerLimits:
     charge_dc_w: float
     export_ac_w: float  # discharge limit seen from the AC side
     import_ac_w: float  # charge limit seen from the AC side
-    discharge_current_voltage_limited_a: float  # the model's voltage limit alone (pack)
+    discharge_current_voltage_limited_a: float  # the model's own limit: voltage, electrolyte (pack)
     charge_current_voltage_limited_a: float
     fallback: bool = False  # identification not converged: conservative parameter set (see limits)
 
@@ -395,7 +395,7 @@ class BatteryEstimator:
     def _apply_growth(self) -> None:
         est = self.resistance.estimate
         self._params[k.P_R_GROWTH] = est.growth
-        sop = max(est.upper, self._growth_floor())
+        sop = max(est.upper, self._at_sop_temperature())
         if not self.identification_converged:
             sop = max(sop, UNCONVERGED_SOP_GROWTH)
         self._params[k.P_SOP_GROWTH] = sop
@@ -469,8 +469,9 @@ class BatteryEstimator:
         self._sop_cache = (self.samples, lowest)
         return lowest
 
-    def _growth_floor(self) -> float:
-        """The least resistance growth the SoP may assume at the present temperature.
+    def _at_sop_temperature(self) -> float:
+        """The least resistance growth the SoP may assume at the present temperature; sets the
+        electrolyte's limit (``P_ELEC_K``) at the same temperature.
 
         The tracker identifies the instant step resistance at low current; a pulse of 10 s at several C
         also sees diffusion and electrolyte polarisation, which grow faster in the cold than the
@@ -480,6 +481,8 @@ class BatteryEstimator:
         temperature less the sensor's stated error and a margin, or at ``sop_unknown_temp_c`` when
         nothing is measured.
         The floor is relative to the profile's own temperature dependence at the kernel's temperature.
+        The electrolyte's limit follows its own law (``electrolyte_ea_j_per_mol``) at that temperature;
+        neither is credited above the reference.
         """
         key = (self._temp_c, self._temp_measured)
         if key == self._floor_key:
@@ -487,15 +490,17 @@ class BatteryEstimator:
         p = self.profile
         t_sop = self._temp_c - p.sop_temp_allowance_c if self._temp_measured else p.sop_unknown_temp_c
         t_ref_k = p.reference_temp_c + k.KELVIN
-        ea_r = p.sop_resistance_ea_floor_j_per_mol / GAS_CONSTANT
-        # Warmer than the reference: no credit (a cell is not assumed better than at the reference).
-        law = math.exp(ea_r * max(0.0, 1.0 / (t_sop + k.KELVIN) - 1.0 / t_ref_k))
+        colder = max(0.0, 1.0 / (t_sop + k.KELVIN) - 1.0 / t_ref_k)
+        law = math.exp(p.sop_resistance_ea_floor_j_per_mol / GAS_CONSTANT * colder)
         c = self._coef_scratch
         params = self._params.tolist()
         k.coefficients(params, self._table_list, 0.5, p.reference_temp_c, 1.0, c)
         r_ref = c[k.C_RSS_NEW]
         k.coefficients(params, self._table_list, 0.5, self._temp_c, 1.0, c)
         model = c[k.C_RSS_NEW] / r_ref
+        self._params[k.P_ELEC_K] = p.electrolyte_k_a_sqrt_s * math.exp(
+            -p.electrolyte_ea_j_per_mol / GAS_CONSTANT * colder
+        )
         self._floor_key = key
         self._floor = law / model
         return self._floor

@@ -125,6 +125,13 @@ class BatteryProfile:
     # in a pulse, which the SoP counts where the table is steeper than its median (docs/estimation.md,
     # "Surface lead"). Published graphite and NMC electrodes: about 1000 to 10000 s.
     diffusion_tau_s: float = DIFFUSION_TAU_S
+    # The electrolyte's limit on a pulse (docs/estimation.md, "The electrolyte's limit"): Sand's
+    # constant of the cell at the reference temperature, A s^0.5 (a current I depletes the electrolyte
+    # at an electrode after (K / I)^2 s; 0: no limit), the time whose depletion equals a held current's
+    # steady one, s, and the activation energy of K (half the electrolyte diffusivity's), J/mol.
+    electrolyte_k_a_sqrt_s: float = 0.0
+    electrolyte_t_eq_s: float = 0.0
+    electrolyte_ea_j_per_mol: float = 0.0
     sop_unknown_temp_c: float = 0.0
     sop_resistance_ea_floor_j_per_mol: float = 30000.0
     # Where R0 / RC were fitted (``v2g-hil battery-profile --replay``): the record's name and window,
@@ -183,6 +190,8 @@ class BatteryProfile:
         p[k.P_OCV_VAR] = self.ocv_var(self.reference_temp_c)
         p[k.P_OCV_SOC_VAR] = self.ocv_sigma_soc**2
         p[k.P_DIFF_TAU_S] = self.diffusion_tau_s
+        p[k.P_ELEC_K] = self.electrolyte_k_a_sqrt_s  # at the reference: the estimator sets the SoP's
+        p[k.P_ELEC_T_EQ_S] = self.electrolyte_t_eq_s
         p[k.P_OCV_SLOPE_REF] = self.ocv_slope_ref()
         p[k.P_HYST_M] = self.ocv_hysteresis_v
         p[k.P_HYST_RATE] = self.ocv_hysteresis_rate
@@ -353,6 +362,9 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
         ocv_hysteresis_rate=_optional(doc, "ocv.hysteresis_rate", source, 1.0, 1000.0, 20.0),
         overpotential_rel_sigma=_optional(doc, "model.overpotential_rel_sigma", source, 0.0, 2.0, 0.25),
         diffusion_tau_s=_optional(doc, "model.diffusion_tau_s", source, 0.0, 1e5, DIFFUSION_TAU_S),
+        electrolyte_k_a_sqrt_s=_optional(doc, "model.electrolyte_k_a_sqrt_s", source, 0.0, 1e6, 0.0),
+        electrolyte_t_eq_s=_optional(doc, "model.electrolyte_t_eq_s", source, 0.0, 1e5, 0.0),
+        electrolyte_ea_j_per_mol=_optional(doc, "model.electrolyte_ea_j_per_mol", source, 0.0, 1e5, 0.0),
         sensor_temp_error_c=_optional(doc, "sop.sensor_temp_error_c", source, 0.0, 20.0, 2.0),
         sop_temp_margin_c=_optional(doc, "sop.temp_margin_c", source, 0.0, 20.0, 1.0),
         fit_trace=_fit_trace(doc, source),
@@ -362,6 +374,11 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
             doc, "sop.resistance_ea_floor_j_per_mol", source, 0.0, 1e5, 30000.0
         ),
     )
+    if profile.electrolyte_k_a_sqrt_s > 0.0 and profile.electrolyte_t_eq_s <= 0.0:
+        # Without it a current already flowing would leave the whole budget to the pulse.
+        raise ProfileError(
+            f"{source}: field 'model.electrolyte_t_eq_s' must be > 0 where 'model.electrolyte_k_a_sqrt_s' is given"
+        )
     return _checked_pack(profile, source)
 
 

@@ -99,7 +99,8 @@ def linear_profile(
     v_limits: tuple[float, float] = (2.9, 4.1),
 ) -> BatteryProfile:
     """The profile with a piecewise-linear OCV through (``ocv_soc``, ``ocv_v``) (by default straight,
-    3.0 + 1.0 * soc), no kinetic term and no temperature terms, within ``v_limits``."""
+    3.0 + 1.0 * soc), no kinetic term, no temperature terms and no electrolyte limit, within
+    ``v_limits``."""
     soc = ocv_soc or tuple(float(x) for x in np.linspace(0.0, 1.0, 11))
     return replace(
         profile,
@@ -110,6 +111,7 @@ def linear_profile(
         i0_a=0.0,
         i0_b=0.0,
         resistance_ea_j_per_mol=0.0,
+        electrolyte_k_a_sqrt_s=0.0,
         cell_v_min=v_limits[0],
         cell_v_max=v_limits[1],
     )

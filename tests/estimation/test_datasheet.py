@@ -114,3 +114,27 @@ def test_missing_and_bad_datasheet_fields_are_named(
     assert "not valid TOML" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["battery-profile", str(bad), "--window-s", "20:10"])
+
+
+def test_a_datasheet_may_give_the_electrolytes_limit() -> None:
+    # Taken as given (the cell's published electrolyte and geometry, docs/estimation.md "The
+    # electrolyte's limit"); a constant without the steady current's time is refused, naming it.
+    doc = load_datasheet(DATASHEETS / "nmc532-pouch.toml")
+    doc["model"] = {"electrolyte_k_a_sqrt_s": 120.0}
+    with pytest.raises(ProfileError, match=r"'model.electrolyte_t_eq_s' must be > 0 where"):
+        build_profile(doc, "sheet")
+    doc["model"]["electrolyte_t_eq_s"] = -5.0
+    with pytest.raises(ProfileError, match=r"'model.electrolyte_t_eq_s' = -5.0 outside"):
+        build_profile(doc, "sheet")
+    doc["model"] |= {"electrolyte_t_eq_s": 80.0, "electrolyte_ea_j_per_mol": 15000.0}
+    built = build_profile(doc, "sheet")
+    profile = built.profile()
+    assert (profile.electrolyte_k_a_sqrt_s, profile.electrolyte_t_eq_s) == (120.0, 80.0)
+    assert profile.electrolyte_ea_j_per_mol == 15000.0
+    assert built.sources["model.electrolyte_*"] == "datasheet [model] electrolyte_k_a_sqrt_s"
+    assert (
+        build_profile(load_datasheet(DATASHEETS / "nmc532-pouch.toml"), "sheet")
+        .profile()
+        .electrolyte_k_a_sqrt_s
+        == 0.0
+    )

@@ -216,6 +216,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
     diffusion_tau=st.floats(0.0, 20000.0),
     hyst_m=st.floats(0.0, 0.03),
     hyst_h=st.floats(-1.0, 1.0),
+    elec_k=st.floats(0.0, 200.0),
     profile_name=st.sampled_from(["nmc-lgm50", "lfp-a123-26650"]),
 )
 def test_compiled_step_agrees_with_reference(
@@ -237,9 +238,16 @@ def test_compiled_step_agrees_with_reference(
     diffusion_tau: float,
     hyst_m: float,
     hyst_h: float,
+    elec_k: float,
     profile_name: str,
 ) -> None:
-    profile = replace(load_profile(profile_name), ocv_sigma_soc=sigma_soc, diffusion_tau_s=diffusion_tau)
+    profile = replace(
+        load_profile(profile_name),
+        ocv_sigma_soc=sigma_soc,
+        diffusion_tau_s=diffusion_tau,
+        electrolyte_k_a_sqrt_s=elec_k,
+        electrolyte_t_eq_s=103.0,
+    )
     outs = []
     for kern in (ref, compiled):
         state, params, table, c = arrays(profile, soc)
@@ -445,11 +453,18 @@ def _kneed(nmc: BatteryProfile) -> BatteryProfile:
 
 
 def _pulse(
-    kern: ModuleType, profile: BatteryProfile, soc: float, ofs: float = 0.0, hyst_h: float = 0.0
+    kern: ModuleType,
+    profile: BatteryProfile,
+    soc: float,
+    ofs: float = 0.0,
+    hyst_h: float = 0.0,
+    i_now: float = 0.0,
 ) -> np.ndarray:
     """The 10 s SoP outputs (O_*) from a rested ``soc`` with the smoothed offset ``ofs`` and the OCV's
-    hysteresis state ``hyst_h`` (the profile's gap and rate)."""
+    hysteresis state ``hyst_h`` (the profile's gap and rate); ``i_now`` flowing (the RC branches still
+    at rest)."""
     state, params, table, c = arrays(profile, soc)
+    state[ref.S_I_PREV] = i_now
     state[ref.S_OCV_OFS] = ofs
     params[ref.P_HYST_V] = profile.ocv_hysteresis_v * hyst_h
     kern.coefficients(params, table, soc, 25.0, 1.0, c)
@@ -464,6 +479,43 @@ def _linear_terms(kern: ModuleType, profile: BatteryProfile, h: float = 10.0) ->
     r_eff = profile.r0_ohm + profile.r1_ohm * (1 - e1) + profile.r2_ohm * (1 - e2)
     per_a = 1.0 / 3600.0 / profile.nameplate_capacity_ah
     return r_eff, h * per_a, kern.surface_lead_s(h, profile.diffusion_tau_s) * per_a
+
+
+@IMPLS
+def test_the_electrolyte_caps_a_pulse_by_sands_time_less_what_the_present_current_spent(
+    kern: ModuleType, nmc: BatteryProfile
+) -> None:
+    # The straight table's pulses allow 63.5 / 90.8 A (charge / discharge) for 10 s; the
+    # electrolyte's constant 60 A s^0.5 allows 60 / sqrt(10) = 19.0 A from rest, and 2 A already
+    # flowing the pulse's way has spent 2 sqrt(100) of it: 2 + (60 - 20) / sqrt(10) = 14.6 A. A
+    # current the other way is not credited.
+    lin = replace(
+        linear_profile(nmc, v_limits=(2.5, 4.2)), cell_i_charge_max_a=1e4, cell_i_discharge_max_a=1e4
+    )
+    free = _pulse(kern, lin, 0.5)
+    assert min(free[ref.O_I_CHG_V], free[ref.O_I_DIS_V]) > 60.0
+    capped = replace(lin, electrolyte_k_a_sqrt_s=60.0, electrolyte_t_eq_s=100.0)
+    r_eff, k, _ = _linear_terms(kern, capped)
+    for i_now, chg, dis in (
+        (0.0, 60 / math.sqrt(10), 60 / math.sqrt(10)),
+        (-2.0, 2 + 40 / math.sqrt(10), 60 / math.sqrt(10)),
+        (2.0, 60 / math.sqrt(10), 2 + 40 / math.sqrt(10)),
+    ):
+        out = _pulse(kern, capped, 0.5, i_now=i_now)
+        assert out[ref.O_I_CHG_V] == pytest.approx(chg, rel=1e-12)
+        assert out[ref.O_I_DIS_V] == pytest.approx(dis, rel=1e-12)
+        # What the daemon may use and the power are the capped current's (the ratings are far above).
+        assert out[ref.O_I_CHG] == out[ref.O_I_CHG_V] and out[ref.O_I_DIS] == out[ref.O_I_DIS_V]
+        assert out[ref.O_P_DIS] == pytest.approx(dis * (3.5 - dis * (r_eff + k)), rel=1e-9)
+        assert kern.electrolyte_cap(capped.kernel_params(), i_now, -1.0, 10.0) == pytest.approx(
+            chg, rel=1e-12
+        )
+    # A current beyond the steady limit (60 / sqrt(100) = 6 A) allows less than itself (7 A: 3.8 A),
+    # from 8.8 A nothing; no limit is no cap.
+    params = capped.kernel_params()
+    assert kern.electrolyte_cap(params, -7.0, -1.0, 10.0) == pytest.approx(7 - 10 / math.sqrt(10), rel=1e-12)
+    assert kern.electrolyte_cap(params, -9.0, -1.0, 10.0) == 0.0
+    assert kern.electrolyte_cap(lin.kernel_params(), -7.0, -1.0, 10.0) == math.inf
 
 
 @IMPLS

@@ -1,5 +1,6 @@
 """The SoP's conservative side (issue 17): the growth it uses is floored by a cold-side Arrhenius law, its
-kind is priced the worse way, and a cell below the profile is not credited the profile's kinetics."""
+kind is priced the worse way, a cell below the profile is not credited the profile's kinetics, and the
+electrolyte's limit is taken at the SoP's temperature."""
 
 from __future__ import annotations
 
@@ -286,3 +287,21 @@ def test_a_new_cell_stepping_at_half_c_reads_as_new() -> None:
         est.update(float(s.t_s[j]), float(s.pack_v_v[j]), float(s.pack_i_a[j]), 25.0)
     assert est.resistance.estimate.steps > 100
     assert est.resistance.estimate.growth == pytest.approx(1.0, abs=0.03)
+
+
+@pytest.mark.parametrize(("temp_c", "t_sop_c"), [(35.0, None), (25.0, 22.0), (5.0, 2.0), (None, 0.0)])
+def test_the_electrolytes_limit_is_taken_at_the_sops_temperature(
+    nmc: BatteryProfile, temp_c: float | None, t_sop_c: float | None
+) -> None:
+    # Sand's constant scales with the square root of the electrolyte's diffusivity: lower in the cold,
+    # taken at the measured temperature less the sensor's allowance (or the unknown-temperature guess)
+    # and never credited above the reference.
+    est = BatteryEstimator(nmc, initial_soc=0.5)
+    v = float(np.interp(0.5, nmc.ocv_soc, nmc.ocv_v)) * nmc.series
+    est.update(0.0, v, 0.0, temp_c)
+    est.update(1.0, v, 0.0, temp_c)
+    expect = nmc.electrolyte_k_a_sqrt_s
+    if t_sop_c is not None:
+        colder = 1.0 / (t_sop_c + 273.15) - 1.0 / (nmc.reference_temp_c + 273.15)
+        expect *= math.exp(-nmc.electrolyte_ea_j_per_mol / GAS_CONSTANT * colder)
+    assert est._params[k.P_ELEC_K] == pytest.approx(expect, rel=1e-12)
