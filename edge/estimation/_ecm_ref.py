@@ -116,7 +116,7 @@ P_HYST_RATE: Final = 42
 # The electrolyte's limit on a pulse (Sand's time: a current I depletes the electrolyte at an electrode
 # after (K / I)^2, and the voltage runs away), A s^0.5 per cell at the SoP's temperature (0: none), and
 # the time whose depletion equals that of a current held until its concentration profile is steady,
-# s: a current already flowing has spent that much of the budget (see electrolyte_cap).
+# s, at that temperature: a current already flowing has spent that much of the budget (electrolyte_cap).
 P_ELEC_K: Final = 43
 P_ELEC_T_EQ_S: Final = 44
 P_N: Final = 45
@@ -583,12 +583,14 @@ def electrolyte_cap(params: Sequence[float], i_now_a: float, sign: float, horizo
     """Largest magnitude of a pulse ``sign * I`` over ``horizon_s`` the electrolyte carries, A (inf
     without a limit): depletion ``I sqrt(t)`` (Sand) within ``P_ELEC_K``, less what the present current
     ``i_now_a`` has spent where it flows the pulse's way, taken as held until steady (the most it can
-    have spent): ``I0 sqrt(T_EQ) + (I - I0) sqrt(h) <= K``."""
+    have spent): ``I0 sqrt(T_EQ) + (I - I0) sqrt(h) <= K``. Never below that current: the cell carries
+    it now, and a cap below it would make the charger cut the current, free the budget and climb back
+    (a current the crude steady term says the cell cannot hold, in the cold, would set that swing)."""
     kk = params[P_ELEC_K]
     if kk <= 0.0:
         return math.inf
     i0 = max(sign * i_now_a, 0.0)
-    return max(i0 + (kk - i0 * math.sqrt(params[P_ELEC_T_EQ_S])) / math.sqrt(horizon_s), 0.0)
+    return i0 + max(kk - i0 * math.sqrt(params[P_ELEC_T_EQ_S]), 0.0) / math.sqrt(horizon_s)
 
 
 def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx

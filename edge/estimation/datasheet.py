@@ -37,7 +37,12 @@ _GENERIC_R_OHM_AH = (0.04, 0.03, 0.03)
 _GENERIC_TAUS_S = (20.0, 300.0)
 # The electrolyte's limit, where the datasheet (or the cell's published parameters) gives it: taken
 # as given, none otherwise (docs/estimation.md, "The electrolyte's limit").
-_ELECTROLYTE_KEYS = ("electrolyte_k_a_sqrt_s", "electrolyte_t_eq_s", "electrolyte_ea_j_per_mol")
+_ELECTROLYTE_KEYS = (
+    "electrolyte_k_a_sqrt_s",
+    "electrolyte_t_eq_s",
+    "electrolyte_vtf_b_k",
+    "electrolyte_vtf_t0_k",
+)
 
 # A few OCV points of a datasheet or a generic chemistry curve are this far (V) from a given cell
 # unless the datasheet says better ([ocv] sigma_v), and their features (an LFP knee, the steep low
@@ -162,7 +167,6 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
             # validated with the whole document (its field named there)
             "diffusion_tau_s": model_sheet.get("diffusion_tau_s", DIFFUSION_TAU_S),
         }
-        # validated with the whole document (its field named there)
         | {key: model_sheet[key] for key in _ELECTROLYTE_KEYS if key in model_sheet},
         "limits": {
             k: _need(datasheet, "limits", k, source)
@@ -202,11 +206,10 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
             "diffusion_tau_s",
             "default: within published electrodes' R^2/D, chosen on generated LFP packs (docs/estimation.md, Surface lead)",
         ),
-        "model.electrolyte_*": _told(
-            datasheet,
-            "model",
-            "electrolyte_k_a_sqrt_s",
-            "none (0: no electrolyte limit; the datasheet's rating caps the limits used)",
+        "model.electrolyte_*": (
+            "datasheet [model] " + ", ".join(key for key in _ELECTROLYTE_KEYS if key in model_sheet)
+            if any(key in model_sheet for key in _ELECTROLYTE_KEYS)
+            else "none (0: no electrolyte limit; the datasheet's rating caps the limits used)"
         ),
         "filter.*": f"defaults for {chemistry}; offset/rest from pack sensor figures "
         f"({offset_pack} A / {rest_pack} A pack)",

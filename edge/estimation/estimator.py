@@ -60,6 +60,18 @@ def kinetic_credit(growth_upper: float) -> float:
     return min(max(1.0 - (1.0 - growth_upper) / KINETIC_CREDIT_SPREAD, 0.0), 1.0)
 
 
+def _diffusivity_rel(profile: BatteryProfile, temp_c: float) -> float:
+    """The electrolyte's diffusivity at ``temp_c`` over the reference's, by the profile's Vogel-Tammann-
+    Fulcher law; 1 at or above the reference (no credit for warmth), 0 at or below the law's T0."""
+    t_k, ref_k = temp_c + k.KELVIN, profile.reference_temp_c + k.KELVIN
+    b, t0 = profile.electrolyte_vtf_b_k, profile.electrolyte_vtf_t0_k
+    if b <= 0.0 or t_k >= ref_k:
+        return 1.0
+    if t_k <= t0:
+        return 0.0
+    return math.exp(-b * (1.0 / (t_k - t0) - 1.0 / (ref_k - t0)))
+
+
 def _carried_growth_sigma(record: VehicleRecord) -> float:
     """The prior width of a persisted growth: never tighter than the floor, so that it can follow
     aging, and as wide as an unknown vehicle's where the stored value was the former upper bound's
@@ -181,8 +193,9 @@ class BatteryEstimator:
         self._set_ocv_var()
         self._temp_measured = False
         self._coef_scratch = [0.0] * k.C_N
-        self._floor_key: tuple[float, bool] | None = None
+        self._sop_temp_key: tuple[float, bool] | None = None
         self._floor = 1.0
+        self._warm = 1.0
         self._nis_avg = NIS_CLIP  # nothing seen yet: not converged
         self._series_share: float | None = None
         self._has_kinetics = profile.i0_a > 0.0 or profile.i0_b > 0.0
@@ -395,7 +408,13 @@ class BatteryEstimator:
     def _apply_growth(self) -> None:
         est = self.resistance.estimate
         self._params[k.P_R_GROWTH] = est.growth
-        sop = max(est.upper, self._at_sop_temperature())
+        floor, warm = self._at_sop_temperature()
+        # Above the reference the SoP takes no credit for warmth (as the floor): the growth identified
+        # times the new cell's resistance at the reference, not at the warmer temperature. The profile's
+        # law is the new cell's kinetics; an aged cell's excess (contact resistance) does not fall with
+        # warmth, and a growth identified at 25 degC was applied at 29 degC, when a small aged pack
+        # self-heated on a charge, as 12 % less resistance than the cell had (+7.6 % over).
+        sop = max(est.upper * warm, floor)
         if not self.identification_converged:
             sop = max(sop, UNCONVERGED_SOP_GROWTH)
         self._params[k.P_SOP_GROWTH] = sop
@@ -409,7 +428,7 @@ class BatteryEstimator:
         # series (a generated pack aged by contact resistance was +9.7 % over with the mean).
         self._series_share = None
         if est.upper > 1.0:
-            share = (est.upper - 1.0) / (sop - 1.0)  # sop >= upper: within (0, 1]
+            share = warm * (est.upper - 1.0) / (sop - 1.0)  # sop >= upper * warm: within (0, 1]
             if share > self.profile.growth_ohmic_share:
                 self._series_share = share
         # A cell whose instant resistance is below the profile's new cell's is not explained by aging,
@@ -469,9 +488,11 @@ class BatteryEstimator:
         self._sop_cache = (self.samples, lowest)
         return lowest
 
-    def _at_sop_temperature(self) -> float:
-        """The least resistance growth the SoP may assume at the present temperature; sets the
-        electrolyte's limit (``P_ELEC_K``) at the same temperature.
+    def _at_sop_temperature(self) -> tuple[float, float]:
+        """The least resistance growth the SoP may assume at the present temperature, and the factor
+        that takes the new cell's resistance there back to the reference's where it is warmer (1 where
+        it is not); sets the electrolyte's limit (``P_ELEC_K``, ``P_ELEC_T_EQ_S``) at the same
+        temperature.
 
         The tracker identifies the instant step resistance at low current; a pulse of 10 s at several C
         also sees diffusion and electrolyte polarisation, which grow faster in the cold than the
@@ -481,12 +502,13 @@ class BatteryEstimator:
         temperature less the sensor's stated error and a margin, or at ``sop_unknown_temp_c`` when
         nothing is measured.
         The floor is relative to the profile's own temperature dependence at the kernel's temperature.
-        The electrolyte's limit follows its own law (``electrolyte_ea_j_per_mol``) at that temperature;
-        neither is credited above the reference.
+        The electrolyte's limit follows its diffusivity's law (``electrolyte_vtf_*``) at that
+        temperature: Sand's constant with its square root, the steady current's time with its inverse.
+        Neither is credited above the reference.
         """
         key = (self._temp_c, self._temp_measured)
-        if key == self._floor_key:
-            return self._floor
+        if key == self._sop_temp_key:
+            return self._floor, self._warm
         p = self.profile
         t_sop = self._temp_c - p.sop_temp_allowance_c if self._temp_measured else p.sop_unknown_temp_c
         t_ref_k = p.reference_temp_c + k.KELVIN
@@ -498,12 +520,13 @@ class BatteryEstimator:
         r_ref = c[k.C_RSS_NEW]
         k.coefficients(params, self._table_list, 0.5, self._temp_c, 1.0, c)
         model = c[k.C_RSS_NEW] / r_ref
-        self._params[k.P_ELEC_K] = p.electrolyte_k_a_sqrt_s * math.exp(
-            -p.electrolyte_ea_j_per_mol / GAS_CONSTANT * colder
-        )
-        self._floor_key = key
+        d_rel = _diffusivity_rel(p, t_sop)
+        self._params[k.P_ELEC_K] = p.electrolyte_k_a_sqrt_s * math.sqrt(d_rel)
+        self._params[k.P_ELEC_T_EQ_S] = p.electrolyte_t_eq_s / d_rel if d_rel > 0.0 else p.electrolyte_t_eq_s
+        self._sop_temp_key = key
         self._floor = law / model
-        return self._floor
+        self._warm = max(1.0, 1.0 / model)
+        return self._floor, self._warm
 
     # -- outputs ----------------------------------------------------------------------------------
 
@@ -586,7 +609,12 @@ class BatteryEstimator:
             )
             text = f"fallback: {why} ({read}); growth {self.sop_growth:.2f} assumed"
         else:
-            source = "its upper bound" if self.sop_growth <= g.upper else "the temperature floor"
+            if self.sop_growth > g.upper * self._warm:
+                source = "the temperature floor"
+            elif self._warm > 1.0:
+                source = "its upper bound, at the reference temperature's resistance"
+            else:
+                source = "its upper bound"
             text = f"growth {self.sop_growth:.2f} ({source}; {read})"
         if self._series_share is not None:
             text += f", the upper bound's excess over a new cell ({g.upper - 1.0:.2f}) also priced as series resistance"

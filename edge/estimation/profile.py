@@ -128,10 +128,12 @@ class BatteryProfile:
     # The electrolyte's limit on a pulse (docs/estimation.md, "The electrolyte's limit"): Sand's
     # constant of the cell at the reference temperature, A s^0.5 (a current I depletes the electrolyte
     # at an electrode after (K / I)^2 s; 0: no limit), the time whose depletion equals a held current's
-    # steady one, s, and the activation energy of K (half the electrolyte diffusivity's), J/mol.
+    # steady one, s, and the electrolyte diffusivity's temperature law, Vogel-Tammann-Fulcher
+    # D ~ exp(-B / (T - T0)), K (B 0: none). K scales with sqrt(D), the time with 1 / D.
     electrolyte_k_a_sqrt_s: float = 0.0
     electrolyte_t_eq_s: float = 0.0
-    electrolyte_ea_j_per_mol: float = 0.0
+    electrolyte_vtf_b_k: float = 0.0
+    electrolyte_vtf_t0_k: float = 0.0
     sop_unknown_temp_c: float = 0.0
     sop_resistance_ea_floor_j_per_mol: float = 30000.0
     # Where R0 / RC were fitted (``v2g-hil battery-profile --replay``): the record's name and window,
@@ -190,7 +192,8 @@ class BatteryProfile:
         p[k.P_OCV_VAR] = self.ocv_var(self.reference_temp_c)
         p[k.P_OCV_SOC_VAR] = self.ocv_sigma_soc**2
         p[k.P_DIFF_TAU_S] = self.diffusion_tau_s
-        p[k.P_ELEC_K] = self.electrolyte_k_a_sqrt_s  # at the reference: the estimator sets the SoP's
+        # At the reference temperature; the estimator sets them at the SoP's.
+        p[k.P_ELEC_K] = self.electrolyte_k_a_sqrt_s
         p[k.P_ELEC_T_EQ_S] = self.electrolyte_t_eq_s
         p[k.P_OCV_SLOPE_REF] = self.ocv_slope_ref()
         p[k.P_HYST_M] = self.ocv_hysteresis_v
@@ -364,7 +367,8 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
         diffusion_tau_s=_optional(doc, "model.diffusion_tau_s", source, 0.0, 1e5, DIFFUSION_TAU_S),
         electrolyte_k_a_sqrt_s=_optional(doc, "model.electrolyte_k_a_sqrt_s", source, 0.0, 1e6, 0.0),
         electrolyte_t_eq_s=_optional(doc, "model.electrolyte_t_eq_s", source, 0.0, 1e5, 0.0),
-        electrolyte_ea_j_per_mol=_optional(doc, "model.electrolyte_ea_j_per_mol", source, 0.0, 1e5, 0.0),
+        electrolyte_vtf_b_k=_optional(doc, "model.electrolyte_vtf_b_k", source, 0.0, 5000.0, 0.0),
+        electrolyte_vtf_t0_k=_optional(doc, "model.electrolyte_vtf_t0_k", source, 0.0, 273.15, 0.0),
         sensor_temp_error_c=_optional(doc, "sop.sensor_temp_error_c", source, 0.0, 20.0, 2.0),
         sop_temp_margin_c=_optional(doc, "sop.temp_margin_c", source, 0.0, 20.0, 1.0),
         fit_trace=_fit_trace(doc, source),
@@ -378,6 +382,14 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
         # Without it a current already flowing would leave the whole budget to the pulse.
         raise ProfileError(
             f"{source}: field 'model.electrolyte_t_eq_s' must be > 0 where 'model.electrolyte_k_a_sqrt_s' is given"
+        )
+    if (
+        profile.electrolyte_vtf_b_k > 0.0
+        and profile.electrolyte_vtf_t0_k >= profile.reference_temp_c + _KELVIN
+    ):
+        raise ProfileError(
+            f"{source}: field 'model.electrolyte_vtf_t0_k' = {profile.electrolyte_vtf_t0_k} must be below the "
+            "reference temperature (the law's divergence)"
         )
     return _checked_pack(profile, source)
 

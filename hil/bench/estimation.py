@@ -66,6 +66,9 @@ TRACES = {
     # nmcdeep_v2h's new cell at 20 degC, which reads at the profile (growth 1.0): below 15 % its 10 s
     # charge limit is the electrolyte's, +26.4 % over until the SoP held that limit (thirteenth session).
     "nmcdeep20": "nmc-lgm50",
+    # aged2_v2h's cell in the 14 kWh pack, warmed to 29 degC by its charge: +7.6 % over until the SoP
+    # took no credit for warmth on the identified growth (thirteenth session).
+    "deepsa25": "nmc-lgm50",
 }
 
 

@@ -126,12 +126,17 @@ def test_a_datasheet_may_give_the_electrolytes_limit() -> None:
     doc["model"]["electrolyte_t_eq_s"] = -5.0
     with pytest.raises(ProfileError, match=r"'model.electrolyte_t_eq_s' = -5.0 outside"):
         build_profile(doc, "sheet")
-    doc["model"] |= {"electrolyte_t_eq_s": 80.0, "electrolyte_ea_j_per_mol": 15000.0}
+    doc["model"] |= {"electrolyte_t_eq_s": 80.0, "electrolyte_vtf_b_k": 300.0, "electrolyte_vtf_t0_k": 300.0}
+    with pytest.raises(ProfileError, match=r"'model.electrolyte_vtf_t0_k' = 300.0 outside"):
+        build_profile(doc, "sheet")
+    doc["model"]["electrolyte_vtf_t0_k"] = 200.0
     built = build_profile(doc, "sheet")
     profile = built.profile()
     assert (profile.electrolyte_k_a_sqrt_s, profile.electrolyte_t_eq_s) == (120.0, 80.0)
-    assert profile.electrolyte_ea_j_per_mol == 15000.0
-    assert built.sources["model.electrolyte_*"] == "datasheet [model] electrolyte_k_a_sqrt_s"
+    assert (profile.electrolyte_vtf_b_k, profile.electrolyte_vtf_t0_k) == (300.0, 200.0)
+    assert built.sources["model.electrolyte_*"] == (
+        "datasheet [model] electrolyte_k_a_sqrt_s, electrolyte_t_eq_s, electrolyte_vtf_b_k, electrolyte_vtf_t0_k"
+    )
     assert (
         build_profile(load_datasheet(DATASHEETS / "nmc532-pouch.toml"), "sheet")
         .profile()

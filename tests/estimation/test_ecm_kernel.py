@@ -459,12 +459,13 @@ def _pulse(
     ofs: float = 0.0,
     hyst_h: float = 0.0,
     i_now: float = 0.0,
+    offset: float = 0.0,
 ) -> np.ndarray:
     """The 10 s SoP outputs (O_*) from a rested ``soc`` with the smoothed offset ``ofs`` and the OCV's
-    hysteresis state ``hyst_h`` (the profile's gap and rate); ``i_now`` flowing (the RC branches still
-    at rest)."""
+    hysteresis state ``hyst_h`` (the profile's gap and rate); ``i_now`` measured (the RC branches still
+    at rest) with the sensor's offset state ``offset``."""
     state, params, table, c = arrays(profile, soc)
-    state[ref.S_I_PREV] = i_now
+    state[ref.S_I_PREV], state[ref.S_B] = i_now, offset
     state[ref.S_OCV_OFS] = ofs
     params[ref.P_HYST_V] = profile.ocv_hysteresis_v * hyst_h
     kern.coefficients(params, table, soc, 25.0, 1.0, c)
@@ -510,11 +511,15 @@ def test_the_electrolyte_caps_a_pulse_by_sands_time_less_what_the_present_curren
         assert kern.electrolyte_cap(capped.kernel_params(), i_now, -1.0, 10.0) == pytest.approx(
             chg, rel=1e-12
         )
-    # A current beyond the steady limit (60 / sqrt(100) = 6 A) allows less than itself (7 A: 3.8 A),
-    # from 8.8 A nothing; no limit is no cap.
+    # The present current is the true one, the measured less the sensor's offset state: 2.5 A read
+    # with 0.5 A of it the offset.
+    out = _pulse(kern, capped, 0.5, i_now=-2.5, offset=-0.5)
+    assert out[ref.O_I_CHG_V] == pytest.approx(2 + 40 / math.sqrt(10), rel=1e-12)
+    # A current beyond the steady limit (60 / sqrt(100) = 6 A) has spent the budget: the pulse may
+    # not exceed it, and is never capped below it (the cell carries it now).
     params = capped.kernel_params()
-    assert kern.electrolyte_cap(params, -7.0, -1.0, 10.0) == pytest.approx(7 - 10 / math.sqrt(10), rel=1e-12)
-    assert kern.electrolyte_cap(params, -9.0, -1.0, 10.0) == 0.0
+    assert kern.electrolyte_cap(params, -7.0, -1.0, 10.0) == 7.0
+    assert kern.electrolyte_cap(params, 9.0, 1.0, 10.0) == 9.0
     assert kern.electrolyte_cap(lin.kernel_params(), -7.0, -1.0, 10.0) == math.inf
 
 

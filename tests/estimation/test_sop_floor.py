@@ -17,6 +17,13 @@ from edge.estimation.profile import GAS_CONSTANT, BatteryProfile, load_profile
 from edge.estimation.record import VehicleRecord
 
 
+@pytest.fixture(scope="module")
+def nmc() -> BatteryProfile:
+    """nmc-lgm50 without its electrolyte's limit: these tests are of the resistance the SoP assumes,
+    against simulated cells that have none (the limit has its own test at the end)."""
+    return replace(load_profile("nmc-lgm50"), electrolyte_k_a_sqrt_s=0.0)
+
+
 def run(
     nmc: BatteryProfile, temp_c: float | None, growth: float = 1.0, sensor_bias_c: float = 0.0
 ) -> tuple[BatteryEstimator, list[float]]:
@@ -39,8 +46,10 @@ def charge_limit_after(nmc: BatteryProfile, temp_c: float | None, growth: float 
 
 
 def true_charge_limit(nmc: BatteryProfile, soc: float, temp_c: float, growth: float) -> float:
-    """The simulated cell's own 10 s charge limit (pack A) from rest at ``soc`` and ``temp_c``."""
+    """The simulated cell's own 10 s charge limit (pack A) from rest at ``soc`` and ``temp_c`` (its
+    voltage's: the simulated cells have no electrolyte)."""
     params = nmc.kernel_params()
+    params[k.P_ELEC_K] = 0.0
     table = nmc.ocv_table().tolist()
     state = [0.0] * k.S_N
     state[k.S_SOC] = soc
@@ -273,6 +282,27 @@ def test_an_uncertain_growth_prices_its_whole_upper_excess_as_series() -> None:
     assert limit <= 1.05 * true_charge_limit(aged, float(s.soc[-1]), 25.0, 1.3)
 
 
+def test_a_growth_identified_cooler_is_not_credited_warmth(nmc: BatteryProfile) -> None:
+    # A vehicle known at 1.45 +/- 0.05 whose excess is contact resistance, which does not fall with
+    # warmth as the profile's kinetics do: at 25 degC its step resistance is 1.5 x the new cell's, at
+    # 35 degC (a small pack self-heating on a charge) more than 1.5 x the new cell's there. Scaling
+    # the growth by the profile's law put the 10 s charge limit above the cell's own; the SoP now
+    # takes the growth at the reference temperature's resistance.
+    c = [0.0] * k.C_N
+    k.coefficients(nmc.kernel_params().tolist(), nmc.ocv_table().tolist(), 0.6, 25.0, 1.0, c)
+    aged = replace(nmc, r0_ohm=nmc.r0_ohm + 0.5 * c[k.C_RSS_NEW])
+    s = simulate(aged, np.zeros(900), soc0=0.6, temp_c=35.0)
+    record = VehicleRecord(profile=nmc.name, sessions=3, growth=1.45, growth_sigma=0.05)
+    est = BatteryEstimator(nmc, initial_soc=0.6, record=record)
+    for j in range(len(s.t_s)):
+        est.update(float(s.t_s[j]), float(s.pack_v_v[j]), float(s.pack_i_a[j]), 35.0)
+    assert est.identification_converged and est.resistance.estimate.upper == pytest.approx(1.55)
+    truth = true_charge_limit(aged, float(s.soc[-1]), 35.0, 1.0)
+    limit = est.limits()[1].charge_current_voltage_limited_a
+    assert limit <= 1.05 * truth
+    assert "its upper bound, at the reference temperature's resistance" in est.sop_basis
+
+
 def test_a_new_cell_stepping_at_half_c_reads_as_new() -> None:
     # The tracker's regressor is the new cell's chord between the two currents: against the
     # small-signal resistance a Butler-Volmer cell stepping at 0.3-0.45C here read 0.93, and the SoP
@@ -291,17 +321,24 @@ def test_a_new_cell_stepping_at_half_c_reads_as_new() -> None:
 
 @pytest.mark.parametrize(("temp_c", "t_sop_c"), [(35.0, None), (25.0, 22.0), (5.0, 2.0), (None, 0.0)])
 def test_the_electrolytes_limit_is_taken_at_the_sops_temperature(
-    nmc: BatteryProfile, temp_c: float | None, t_sop_c: float | None
+    temp_c: float | None, t_sop_c: float | None
 ) -> None:
-    # Sand's constant scales with the square root of the electrolyte's diffusivity: lower in the cold,
-    # taken at the measured temperature less the sensor's allowance (or the unknown-temperature guess)
-    # and never credited above the reference.
-    est = BatteryEstimator(nmc, initial_soc=0.5)
-    v = float(np.interp(0.5, nmc.ocv_soc, nmc.ocv_v)) * nmc.series
+    # Sand's constant scales with the square root of the electrolyte's diffusivity, the time a steady
+    # current's depletion equals with its inverse: taken at the measured temperature less the sensor's
+    # allowance (or the unknown-temperature guess), never credited above the reference.
+    profile = load_profile("nmc-lgm50")
+    est = BatteryEstimator(profile, initial_soc=0.5)
+    v = float(np.interp(0.5, profile.ocv_soc, profile.ocv_v)) * profile.series
     est.update(0.0, v, 0.0, temp_c)
     est.update(1.0, v, 0.0, temp_c)
-    expect = nmc.electrolyte_k_a_sqrt_s
+    d_rel = 1.0
     if t_sop_c is not None:
-        colder = 1.0 / (t_sop_c + 273.15) - 1.0 / (nmc.reference_temp_c + 273.15)
-        expect *= math.exp(-nmc.electrolyte_ea_j_per_mol / GAS_CONSTANT * colder)
-    assert est._params[k.P_ELEC_K] == pytest.approx(expect, rel=1e-12)
+        b, t0 = profile.electrolyte_vtf_b_k, profile.electrolyte_vtf_t0_k
+        d_rel = math.exp(-b * (1.0 / (t_sop_c + 273.15 - t0) - 1.0 / (298.15 - t0)))
+    assert est._params[k.P_ELEC_K] == pytest.approx(
+        profile.electrolyte_k_a_sqrt_s * math.sqrt(d_rel), rel=1e-12
+    )
+    assert est._params[k.P_ELEC_T_EQ_S] == pytest.approx(profile.electrolyte_t_eq_s / d_rel, rel=1e-12)
+    # Valoen & Reimers' 1 M LiPF6: the diffusivity at 0 degC is 0.29 of 25 degC's.
+    if t_sop_c == 0.0:
+        assert d_rel == pytest.approx(0.29, abs=0.005)
