@@ -318,7 +318,8 @@ cdef inline double _electrolyte_cap(const double* params, double i_now_a, double
     if kk <= 0.0:
         return INFINITY
     cdef double i0 = fmax(sign * i_now_a, 0.0)
-    return i0 + fmax(kk - i0 * sqrt(params[P_ELEC_T_EQ_S]), 0.0) / sqrt(horizon_s)
+    cdef double t_eq = params[P_ELEC_T_EQ_S]
+    return i0 + fmax(kk - i0 * sqrt(t_eq), 0.0) / sqrt(fmin(horizon_s, t_eq))
 
 
 cdef void _sop(const double* state, const double* params, const double* table, Py_ssize_t n,

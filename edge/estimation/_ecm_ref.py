@@ -583,14 +583,16 @@ def electrolyte_cap(params: Sequence[float], i_now_a: float, sign: float, horizo
     """Largest magnitude of a pulse ``sign * I`` over ``horizon_s`` the electrolyte carries, A (inf
     without a limit): depletion ``I sqrt(t)`` (Sand) within ``P_ELEC_K``, less what the present current
     ``i_now_a`` has spent where it flows the pulse's way, taken as held until steady (the most it can
-    have spent): ``I0 sqrt(T_EQ) + (I - I0) sqrt(h) <= K``. Never below that current: the cell carries
+    have spent): ``I0 sqrt(T_EQ) + (I - I0) sqrt(h) <= K``, with h at most T_EQ (by then the pulse's own
+    profile is steady: a longer one allows what the steady term does). Never below that current: the cell carries
     it now, and a cap below it would make the charger cut the current, free the budget and climb back
     (a current the crude steady term says the cell cannot hold, in the cold, would set that swing)."""
     kk = params[P_ELEC_K]
     if kk <= 0.0:
         return math.inf
     i0 = max(sign * i_now_a, 0.0)
-    return i0 + max(kk - i0 * math.sqrt(params[P_ELEC_T_EQ_S]), 0.0) / math.sqrt(horizon_s)
+    t_eq = params[P_ELEC_T_EQ_S]
+    return i0 + max(kk - i0 * math.sqrt(t_eq), 0.0) / math.sqrt(min(horizon_s, t_eq))
 
 
 def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx

@@ -52,6 +52,9 @@ UNCONVERGED_SOP_GROWTH = 2.0
 # cell type's resistance and a profile's fit, about 10 %. From 1 down to 1 - this the credit falls in
 # proportion (``kinetic_credit``; why, ``_apply_growth``).
 KINETIC_CREDIT_SPREAD = 0.1
+# The least electrolyte diffusivity (over the reference's) the SoP's electrolyte limit is taken at: at
+# its law's T0 the electrolyte is frozen and the limit is the present current's (electrolyte_cap).
+DIFFUSIVITY_REL_MIN = 1e-6
 
 
 def kinetic_credit(growth_upper: float) -> float:
@@ -408,12 +411,12 @@ class BatteryEstimator:
     def _apply_growth(self) -> None:
         est = self.resistance.estimate
         self._params[k.P_R_GROWTH] = est.growth
-        floor, warm = self._at_sop_temperature()
+        floor, warm = self._sop_temperature_terms()
         # Above the reference the SoP takes no credit for warmth (as the floor): the growth identified
         # times the new cell's resistance at the reference, not at the warmer temperature. The profile's
         # law is the new cell's kinetics; an aged cell's excess (contact resistance) does not fall with
         # warmth, and a growth identified at 25 degC was applied at 29 degC, when a small aged pack
-        # self-heated on a charge, as 12 % less resistance than the cell had (+7.6 % over).
+        # self-heated on a charge, to a new cell's resistance 10 % lower there (+7.6 % over).
         sop = max(est.upper * warm, floor)
         if not self.identification_converged:
             sop = max(sop, UNCONVERGED_SOP_GROWTH)
@@ -428,7 +431,8 @@ class BatteryEstimator:
         # series (a generated pack aged by contact resistance was +9.7 % over with the mean).
         self._series_share = None
         if est.upper > 1.0:
-            share = warm * (est.upper - 1.0) / (sop - 1.0)  # sop >= upper * warm: within (0, 1]
+            # sop >= upper * warm and warm >= 1, so sop - 1 >= warm * (upper - 1) > 0: within (0, 1].
+            share = warm * (est.upper - 1.0) / (sop - 1.0)
             if share > self.profile.growth_ohmic_share:
                 self._series_share = share
         # A cell whose instant resistance is below the profile's new cell's is not explained by aging,
@@ -488,7 +492,7 @@ class BatteryEstimator:
         self._sop_cache = (self.samples, lowest)
         return lowest
 
-    def _at_sop_temperature(self) -> tuple[float, float]:
+    def _sop_temperature_terms(self) -> tuple[float, float]:
         """The least resistance growth the SoP may assume at the present temperature, and the factor
         that takes the new cell's resistance there back to the reference's where it is warmer (1 where
         it is not); sets the electrolyte's limit (``P_ELEC_K``, ``P_ELEC_T_EQ_S``) at the same
@@ -520,9 +524,10 @@ class BatteryEstimator:
         r_ref = c[k.C_RSS_NEW]
         k.coefficients(params, self._table_list, 0.5, self._temp_c, 1.0, c)
         model = c[k.C_RSS_NEW] / r_ref
-        d_rel = _diffusivity_rel(p, t_sop)
+        # A frozen electrolyte keeps a (vanishing) limit: K = 0 is the kernel's "none".
+        d_rel = max(_diffusivity_rel(p, t_sop), DIFFUSIVITY_REL_MIN)
         self._params[k.P_ELEC_K] = p.electrolyte_k_a_sqrt_s * math.sqrt(d_rel)
-        self._params[k.P_ELEC_T_EQ_S] = p.electrolyte_t_eq_s / d_rel if d_rel > 0.0 else p.electrolyte_t_eq_s
+        self._params[k.P_ELEC_T_EQ_S] = p.electrolyte_t_eq_s / d_rel
         self._sop_temp_key = key
         self._floor = law / model
         self._warm = max(1.0, 1.0 / model)
@@ -591,7 +596,9 @@ class BatteryEstimator:
 
     @property
     def sop_growth(self) -> float:
-        """The resistance growth the SoP works with: the tracker's upper bound or the cold floor."""
+        """The resistance growth the SoP works with (against the new cell at the present temperature):
+        the tracker's upper bound (taken at the reference temperature's resistance where warmer), the
+        cold floor, or the unconverged fallback."""
         return float(self._params[k.P_SOP_GROWTH])
 
     @property
@@ -612,7 +619,7 @@ class BatteryEstimator:
             if self.sop_growth > g.upper * self._warm:
                 source = "the temperature floor"
             elif self._warm > 1.0:
-                source = "its upper bound, at the reference temperature's resistance"
+                source = f"its upper bound {g.upper:.2f} taken at the reference temperature's resistance"
             else:
                 source = "its upper bound"
             text = f"growth {self.sop_growth:.2f} ({source}; {read})"

@@ -368,7 +368,8 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
         electrolyte_k_a_sqrt_s=_optional(doc, "model.electrolyte_k_a_sqrt_s", source, 0.0, 1e6, 0.0),
         electrolyte_t_eq_s=_optional(doc, "model.electrolyte_t_eq_s", source, 0.0, 1e5, 0.0),
         electrolyte_vtf_b_k=_optional(doc, "model.electrolyte_vtf_b_k", source, 0.0, 5000.0, 0.0),
-        electrolyte_vtf_t0_k=_optional(doc, "model.electrolyte_vtf_t0_k", source, 0.0, 273.15, 0.0),
+        # Below any reference temperature (-20 degC at least): 1 M LiPF6 in carbonates has 234 K.
+        electrolyte_vtf_t0_k=_optional(doc, "model.electrolyte_vtf_t0_k", source, 0.0, 250.0, 0.0),
         sensor_temp_error_c=_optional(doc, "sop.sensor_temp_error_c", source, 0.0, 20.0, 2.0),
         sop_temp_margin_c=_optional(doc, "sop.temp_margin_c", source, 0.0, 20.0, 1.0),
         fit_trace=_fit_trace(doc, source),
@@ -383,13 +384,11 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
         raise ProfileError(
             f"{source}: field 'model.electrolyte_t_eq_s' must be > 0 where 'model.electrolyte_k_a_sqrt_s' is given"
         )
-    if (
-        profile.electrolyte_vtf_b_k > 0.0
-        and profile.electrolyte_vtf_t0_k >= profile.reference_temp_c + _KELVIN
-    ):
+    if profile.electrolyte_k_a_sqrt_s > 0.0 and profile.electrolyte_vtf_b_k <= 0.0:
+        # Without it the limit would hold in the cold what it holds at the reference.
         raise ProfileError(
-            f"{source}: field 'model.electrolyte_vtf_t0_k' = {profile.electrolyte_vtf_t0_k} must be below the "
-            "reference temperature (the law's divergence)"
+            f"{source}: field 'model.electrolyte_vtf_b_k' must be > 0 where 'model.electrolyte_k_a_sqrt_s' "
+            "is given (the electrolyte diffusivity's temperature law; 1 M LiPF6 in EC/EMC: 124.3 K, T0 234 K)"
         )
     return _checked_pack(profile, source)
 

@@ -126,7 +126,10 @@ def test_a_datasheet_may_give_the_electrolytes_limit() -> None:
     doc["model"]["electrolyte_t_eq_s"] = -5.0
     with pytest.raises(ProfileError, match=r"'model.electrolyte_t_eq_s' = -5.0 outside"):
         build_profile(doc, "sheet")
-    doc["model"] |= {"electrolyte_t_eq_s": 80.0, "electrolyte_vtf_b_k": 300.0, "electrolyte_vtf_t0_k": 300.0}
+    doc["model"]["electrolyte_t_eq_s"] = 80.0
+    with pytest.raises(ProfileError, match=r"'model.electrolyte_vtf_b_k' must be > 0 where"):
+        build_profile(doc, "sheet")
+    doc["model"] |= {"electrolyte_vtf_b_k": 300.0, "electrolyte_vtf_t0_k": 300.0}
     with pytest.raises(ProfileError, match=r"'model.electrolyte_vtf_t0_k' = 300.0 outside"):
         build_profile(doc, "sheet")
     doc["model"]["electrolyte_vtf_t0_k"] = 200.0

@@ -520,6 +520,8 @@ def test_the_electrolyte_caps_a_pulse_by_sands_time_less_what_the_present_curren
     params = capped.kernel_params()
     assert kern.electrolyte_cap(params, -7.0, -1.0, 10.0) == 7.0
     assert kern.electrolyte_cap(params, 9.0, 1.0, 10.0) == 9.0
+    # A pulse longer than the steady time is a steady current: 60 / sqrt(100) = 6 A for 400 s.
+    assert kern.electrolyte_cap(params, 0.0, 1.0, 400.0) == pytest.approx(6.0, rel=1e-12)
     assert kern.electrolyte_cap(lin.kernel_params(), -7.0, -1.0, 10.0) == math.inf
 
 

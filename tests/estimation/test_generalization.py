@@ -51,10 +51,10 @@ CASES = {
     # Made after the surface lead's diffusion time was chosen on the three above, to judge it: the LFP
     # pack at 5 degC (6-98 %), in a 16 kWh 108s20p pack (13-98 %: before, its charge limit was +24.7 %
     # and the discharge limit used +50.3 % over), and a new LG M50 14 kWh pack down to 5 %. Below 15 %
-    # that pack's 10 s charge limit is its electrolyte's, which the ECM does not hold: the model's
-    # figure was +46.7 % over until the kinetic credit, and is +1.1 % since only because this new cell
-    # reads 0.955 of the profile (docs/estimation.md, "Surface lead"); a profile refit reading it at 1
-    # would fail the 5 % here, rightly.
+    # that pack's 10 s charge limit is its electrolyte's: the model's figure was +46.7 % over until the
+    # kinetic credit (+1.1 %, only because this new cell reads 0.955 of the profile), -8.9 % since the
+    # SoP holds the electrolyte's limit, which holds it with the credit forced to 1 too
+    # (test_the_electrolytes_limit_holds_a_cell_credited_the_profiles_kinetics).
     "lfpcold_v2h": "lfp-a123-26650",
     "lfpsmall_v2h": "lfp-a123-26650",
     "nmcdeep_v2h": "nmc-lgm50",

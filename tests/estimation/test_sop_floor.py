@@ -12,7 +12,12 @@ import pytest
 from ecm_support import duty, simulate
 
 from edge.estimation import _ecm_ref as k
-from edge.estimation.estimator import KINETIC_CREDIT_SPREAD, BatteryEstimator, kinetic_credit
+from edge.estimation.estimator import (
+    DIFFUSIVITY_REL_MIN,
+    KINETIC_CREDIT_SPREAD,
+    BatteryEstimator,
+    kinetic_credit,
+)
 from edge.estimation.profile import GAS_CONSTANT, BatteryProfile, load_profile
 from edge.estimation.record import VehicleRecord
 
@@ -300,7 +305,7 @@ def test_a_growth_identified_cooler_is_not_credited_warmth(nmc: BatteryProfile) 
     truth = true_charge_limit(aged, float(s.soc[-1]), 35.0, 1.0)
     limit = est.limits()[1].charge_current_voltage_limited_a
     assert limit <= 1.05 * truth
-    assert "its upper bound, at the reference temperature's resistance" in est.sop_basis
+    assert "its upper bound 1.55 taken at the reference temperature's resistance" in est.sop_basis
 
 
 def test_a_new_cell_stepping_at_half_c_reads_as_new() -> None:
@@ -319,13 +324,16 @@ def test_a_new_cell_stepping_at_half_c_reads_as_new() -> None:
     assert est.resistance.estimate.growth == pytest.approx(1.0, abs=0.03)
 
 
-@pytest.mark.parametrize(("temp_c", "t_sop_c"), [(35.0, None), (25.0, 22.0), (5.0, 2.0), (None, 0.0)])
+@pytest.mark.parametrize(
+    ("temp_c", "t_sop_c"), [(35.0, None), (25.0, 22.0), (5.0, 2.0), (None, 0.0), (-40.0, -43.0)]
+)
 def test_the_electrolytes_limit_is_taken_at_the_sops_temperature(
     temp_c: float | None, t_sop_c: float | None
 ) -> None:
     # Sand's constant scales with the square root of the electrolyte's diffusivity, the time a steady
     # current's depletion equals with its inverse: taken at the measured temperature less the sensor's
-    # allowance (or the unknown-temperature guess), never credited above the reference.
+    # allowance (or the unknown-temperature guess), never credited above the reference; below the law's
+    # T0 (234 K) the electrolyte is frozen and the limit nearly nothing, not none.
     profile = load_profile("nmc-lgm50")
     est = BatteryEstimator(profile, initial_soc=0.5)
     v = float(np.interp(0.5, profile.ocv_soc, profile.ocv_v)) * profile.series
@@ -334,7 +342,9 @@ def test_the_electrolytes_limit_is_taken_at_the_sops_temperature(
     d_rel = 1.0
     if t_sop_c is not None:
         b, t0 = profile.electrolyte_vtf_b_k, profile.electrolyte_vtf_t0_k
-        d_rel = math.exp(-b * (1.0 / (t_sop_c + 273.15 - t0) - 1.0 / (298.15 - t0)))
+        above = t_sop_c + 273.15 - t0
+        d_rel = math.exp(-b * (1.0 / above - 1.0 / (298.15 - t0))) if above > 0.0 else 0.0
+        d_rel = max(d_rel, DIFFUSIVITY_REL_MIN)
     assert est._params[k.P_ELEC_K] == pytest.approx(
         profile.electrolyte_k_a_sqrt_s * math.sqrt(d_rel), rel=1e-12
     )
@@ -342,3 +352,6 @@ def test_the_electrolytes_limit_is_taken_at_the_sops_temperature(
     # Valoen & Reimers' 1 M LiPF6: the diffusivity at 0 degC is 0.29 of 25 degC's.
     if t_sop_c == 0.0:
         assert d_rel == pytest.approx(0.29, abs=0.005)
+    if temp_c == -40.0:
+        assert d_rel == DIFFUSIVITY_REL_MIN
+        assert 0.0 < est.limits()[1].discharge_current_voltage_limited_a < 0.1 * profile.parallel
