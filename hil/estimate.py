@@ -11,8 +11,8 @@ columns and the JSON are read by the scoring code alone. Prints BENCH lines:
 * the share of the time the truth lies within the reported 2-sigma SoC band,
 * 10 s charge-limit error (%) at the truth points (those outside the window the profile's R0 / RC were
   fitted on, when fitted on this record): worst over-prediction, 90th percentile and median
-  (the model's voltage limit, which is what the truth defines), the same for the discharge limit
-  (whose truth is mostly electrolyte depletion, which the model does not know), and the worst
+  (the model's own limit, voltage and electrolyte, which is what the truth defines), the same for
+  the discharge limit (whose truth is mostly electrolyte depletion), and the worst
   over-prediction of the limits the daemon uses (after rating, derating and SoC window).
 
 ``--initial-soc`` defaults to the true initial SoC minus 20 points (plus 20 below 0.2): the target is

@@ -3,8 +3,8 @@
 One cell of the pack is modelled as OCV(SoC, T) in series with R0, a Butler-Volmer kinetic term and two
 RC branches (the Thevenin model with a nonlinear charge-transfer element). An extended Kalman filter
 tracks ``x = [soc, v1, v2, b]`` (b: the current sensor's offset); the state of power (SoP) is the
-largest constant current the same model allows over a horizon within the cell voltage limits, the SoC
-window and the temperature-derated current rating.
+largest constant current the same model allows over a horizon within the cell voltage limits and the
+electrolyte's (where the profile gives it), the SoC window and the temperature-derated current rating.
 
 The OCV table's own error is a bias, not white noise: many readings of a table that is off by a few mV
 in a flat region must not add up to a confident, wrong SoC. So each reading counts the table's error
@@ -583,10 +583,14 @@ def electrolyte_cap(params: Sequence[float], i_now_a: float, sign: float, horizo
     """Largest magnitude of a pulse ``sign * I`` over ``horizon_s`` the electrolyte carries, A (inf
     without a limit): depletion ``I sqrt(t)`` (Sand) within ``P_ELEC_K``, less what the present current
     ``i_now_a`` has spent where it flows the pulse's way, taken as held until steady (the most it can
-    have spent): ``I0 sqrt(T_EQ) + (I - I0) sqrt(h) <= K``, with h at most T_EQ (by then the pulse's own
-    profile is steady: a longer one allows what the steady term does). Never below that current: the cell carries
-    it now, and a cap below it would make the charger cut the current, free the budget and climb back
-    (a current the crude steady term says the cell cannot hold, in the cold, would set that swing)."""
+    have spent): ``I0 sqrt(T_EQ) + (I - I0) sqrt(h) <= K``, with h at most T_EQ (by then the pulse's
+    own profile is steady: a longer one allows what the steady term does).
+
+    Never below that current: the cell carries it now, and a cap below it would make the charger cut
+    the current, free the budget and climb back (a current above the steady term's ``K / sqrt(T_EQ)``,
+    in the cold, would set that swing). So it never lowers a current already flowing: that is the
+    rating's to do.
+    """
     kk = params[P_ELEC_K]
     if kk <= 0.0:
         return math.inf

@@ -55,6 +55,8 @@ KINETIC_CREDIT_SPREAD = 0.1
 # The least electrolyte diffusivity (over the reference's) the SoP's electrolyte limit is taken at: at
 # its law's T0 the electrolyte is frozen and the limit is the present current's (electrolyte_cap).
 DIFFUSIVITY_REL_MIN = 1e-6
+# SoC points (0..1) over which the warm factor takes the new cell's largest fall with warmth.
+WARM_GRID_POINTS = 21
 
 
 def kinetic_credit(growth_upper: float) -> float:
@@ -411,7 +413,7 @@ class BatteryEstimator:
     def _apply_growth(self) -> None:
         est = self.resistance.estimate
         self._params[k.P_R_GROWTH] = est.growth
-        floor, warm = self._sop_temperature_terms()
+        floor, warm = self._sop_temperature_terms()  # also sets the electrolyte's limit there
         # Above the reference the SoP takes no credit for warmth (as the floor): the growth identified
         # times the new cell's resistance at the reference, not at the warmer temperature. The profile's
         # law is the new cell's kinetics; an aged cell's excess (contact resistance) does not fall with
@@ -419,7 +421,7 @@ class BatteryEstimator:
         # self-heated on a charge, to a new cell's resistance 10 % lower there (+7.6 % over).
         sop = max(est.upper * warm, floor)
         if not self.identification_converged:
-            sop = max(sop, UNCONVERGED_SOP_GROWTH)
+            sop = max(sop, UNCONVERGED_SOP_GROWTH * warm)
         self._params[k.P_SOP_GROWTH] = sop
         # Film or contact resistance (series) and slower kinetics or RC growth (scaled: Butler-Volmer
         # flattens with current) raise the step resistance alike at V2H currents; a 10 s pulse of
@@ -524,13 +526,23 @@ class BatteryEstimator:
         r_ref = c[k.C_RSS_NEW]
         k.coefficients(params, self._table_list, 0.5, self._temp_c, 1.0, c)
         model = c[k.C_RSS_NEW] / r_ref
+        # The warm factor at the SoC where warmth lowers the new cell's resistance most (the kinetic
+        # share is largest at the table's ends): no credit is left anywhere in the window.
+        warm = 1.0
+        if self._temp_c > p.reference_temp_c:
+            for j in range(WARM_GRID_POINTS):
+                soc = j / (WARM_GRID_POINTS - 1)
+                k.coefficients(params, self._table_list, soc, p.reference_temp_c, 1.0, c)
+                r_ref_soc = c[k.C_RSS_NEW]
+                k.coefficients(params, self._table_list, soc, self._temp_c, 1.0, c)
+                warm = max(warm, r_ref_soc / c[k.C_RSS_NEW])
         # A frozen electrolyte keeps a (vanishing) limit: K = 0 is the kernel's "none".
         d_rel = max(_diffusivity_rel(p, t_sop), DIFFUSIVITY_REL_MIN)
         self._params[k.P_ELEC_K] = p.electrolyte_k_a_sqrt_s * math.sqrt(d_rel)
         self._params[k.P_ELEC_T_EQ_S] = p.electrolyte_t_eq_s / d_rel
         self._sop_temp_key = key
         self._floor = law / model
-        self._warm = max(1.0, 1.0 / model)
+        self._warm = warm
         return self._floor, self._warm
 
     # -- outputs ----------------------------------------------------------------------------------
@@ -756,8 +768,8 @@ class BatteryEstimator:
     def telemetry(self) -> dict[str, float]:
         """Flat figures for telemetry (no vehicle identifier in here), each estimate with its
         uncertainty: the SoC's sigma, the capacity's and whether it counts as learned, the growth's
-        sigma and the growth the limits are computed with (its upper bound or the cold floor: the
-        ``sop_*`` powers are that conservative bound, not a mean)."""
+        sigma and the growth the limits are computed with (``sop_growth``: the ``sop_*`` powers are
+        that conservative bound, not a mean)."""
         soh = self.soh
         out: dict[str, float] = {
             "soc": self.soc,

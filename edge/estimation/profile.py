@@ -129,7 +129,7 @@ class BatteryProfile:
     # constant of the cell at the reference temperature, A s^0.5 (a current I depletes the electrolyte
     # at an electrode after (K / I)^2 s; 0: no limit), the time whose depletion equals a held current's
     # steady one, s, and the electrolyte diffusivity's temperature law, Vogel-Tammann-Fulcher
-    # D ~ exp(-B / (T - T0)), K (B 0: none). K scales with sqrt(D), the time with 1 / D.
+    # D ~ exp(-B / (T - T0)), K (required with K). K scales with sqrt(D), the time with 1 / D.
     electrolyte_k_a_sqrt_s: float = 0.0
     electrolyte_t_eq_s: float = 0.0
     electrolyte_vtf_b_k: float = 0.0

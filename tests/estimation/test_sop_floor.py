@@ -22,11 +22,15 @@ from edge.estimation.profile import GAS_CONSTANT, BatteryProfile, load_profile
 from edge.estimation.record import VehicleRecord
 
 
+def without_limit(profile: BatteryProfile) -> BatteryProfile:
+    """The profile without its electrolyte's limit: these tests are of the resistance the SoP assumes,
+    against simulated cells that have none (the limit has its own test at the end)."""
+    return replace(profile, electrolyte_k_a_sqrt_s=0.0)
+
+
 @pytest.fixture(scope="module")
 def nmc() -> BatteryProfile:
-    """nmc-lgm50 without its electrolyte's limit: these tests are of the resistance the SoP assumes,
-    against simulated cells that have none (the limit has its own test at the end)."""
-    return replace(load_profile("nmc-lgm50"), electrolyte_k_a_sqrt_s=0.0)
+    return without_limit(load_profile("nmc-lgm50"))
 
 
 def run(
@@ -248,7 +252,7 @@ def test_a_growth_of_unknown_kind_is_priced_as_the_worse_of_both(name: str, shar
     # when all growth scaled), with linear
     # resistances only (the built profiles) scaling is (+7.6 % when the excess was priced as series
     # alone). A cell aged either way must not get a limit above its own.
-    profile = load_profile(name)
+    profile = without_limit(load_profile(name))
     aged = replace(profile, growth_ohmic_share=share)
     amplitude_a = 0.2 * profile.nameplate_capacity_ah * profile.parallel  # 0.2C, as V2H
     current = np.concatenate([duty(2400, amplitude_a=amplitude_a, hold_s=3), np.zeros(1800)])
@@ -273,7 +277,7 @@ def test_an_uncertain_growth_prices_its_whole_upper_excess_as_series() -> None:
     # kinetics, which flatten at several C (here +12 % over): a generated pack aged that way
     # (aged2_v2h) was +9.7 % over while its growth read 1.10 +/- 0.14 (truth about 1.25). A profile
     # without a Butler-Volmer term does not flatten, so only this one can tell.
-    profile = load_profile("nmc-lgm50")
+    profile = without_limit(load_profile("nmc-lgm50"))
     aged = replace(profile, growth_ohmic_share=1.0)
     s = simulate(aged, np.zeros(900), soc0=0.6, growth=1.3, temp_c=25.0)
     record = VehicleRecord(profile=profile.name, sessions=3, growth=1.1, growth_sigma=0.1)
@@ -312,7 +316,7 @@ def test_a_new_cell_stepping_at_half_c_reads_as_new() -> None:
     # The tracker's regressor is the new cell's chord between the two currents: against the
     # small-signal resistance a Butler-Volmer cell stepping at 0.3-0.45C here read 0.93, and the SoP
     # then scales its kinetics down (a generated 8-parallel pack stepping at 0.1-0.36C read 0.92).
-    profile = load_profile("nmc-lgm50")
+    profile = without_limit(load_profile("nmc-lgm50"))
     amplitude_a = 0.45 * profile.nameplate_capacity_ah * profile.parallel
     levels = np.tile([amplitude_a, -amplitude_a, 0.65 * amplitude_a, -0.65 * amplitude_a], 60)
     current = np.repeat(levels, 10).astype(np.float64)
