@@ -91,7 +91,10 @@ class _PriorityLock:
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
                 self.release()  # granted and cancelled at once: pass the bus on
-            else:
+            elif entry in self._waiters:
+                # A release between the cancellation and this line has already dropped the entry
+                # (its future was done); removing it again raised ValueError in place of the
+                # cancellation, and a daemon's shutdown stopped before stopping the stage.
                 self._waiters.remove(entry)
                 heapq.heapify(self._waiters)
             raise

@@ -217,7 +217,10 @@ class Daemon:
         """Stop the stage first (bounded by STOP_TIMEOUT_S), then close down every task, file and link."""
         self.notifier.stopping("stopping: power stage to zero")
         if self._writer is not None:
-            await self._writer.close()
+            try:
+                await self._writer.close()
+            except Exception:  # the stage is stopped below whatever the writer's end
+                log.exception("the setpoint writer ended with an error")
         await self._safe_stop()
         if self.battery is not None:
             self.battery.end_session()

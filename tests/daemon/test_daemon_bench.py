@@ -11,8 +11,10 @@ import json
 from pathlib import Path
 
 import aiomqtt
+import pytest
 
 from edge.daemon import status as status_file
+from edge.daemon.writer import SetpointWriter
 from hil.broker import Mosquitto
 from hil.plant import events as ev
 from tests.daemon.bench_support import running_daemon, running_plant, settings_for, until
@@ -35,6 +37,25 @@ async def test_serves_the_house_without_export_and_stops_safely(tmp_path: Path, 
         # After the daemon stopped: the stage was told to stop, its output falls to zero.
         await until(lambda: abs(plant.snapshot()["p_ev_w"]) < 50.0, 5, "power stage stopped")
         await asyncio.to_thread(notify_socket.wait_for, lambda m: m.startswith("STOPPING=1"))
+
+
+async def test_a_writer_that_ends_with_an_error_still_leaves_the_stage_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The setpoint writer's end raised in place of its cancellation (a race in the bus lock, since
+    # fixed: tests/drivers/test_bus_lock.py) and the shutdown ended there, before stopping the stage.
+    close = SetpointWriter.close
+
+    async def close_then_raise(self: SetpointWriter) -> None:
+        await close(self)
+        raise ValueError("list.remove(x): x not in list")
+
+    monkeypatch.setattr(SetpointWriter, "close", close_then_raise)
+    async with running_plant() as plant:
+        plant.apply(ev.HouseLoad(w=2000.0))
+        async with running_daemon(settings_for(plant), tmp_path):
+            await until(lambda: plant.snapshot()["p_ev_w"] > 1500.0, 10, "the EV serves the house load")
+        await until(lambda: abs(plant.snapshot()["p_ev_w"]) < 50.0, 5, "power stage stopped")
 
 
 async def test_uncommissioned_site_holds_zero_and_says_why(tmp_path: Path) -> None:
