@@ -40,3 +40,15 @@ async def test_a_waiter_cancelled_while_queued_leaves_the_queue() -> None:
     await asyncio.wait_for(second, 1.0)
     lock.release()
     await asyncio.wait_for(lock.acquire(0), 1.0)
+
+
+async def test_a_waiter_granted_then_cancelled_passes_the_bus_on() -> None:
+    lock = _PriorityLock()
+    await lock.acquire(1)
+    waiter = asyncio.create_task(lock.acquire(0))
+    await asyncio.sleep(0)
+    lock.release()  # granted: its future holds the result
+    waiter.cancel()  # before it ran
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await asyncio.wait_for(lock.acquire(1), 1.0)  # passed on, not held by the cancelled one
