@@ -135,6 +135,7 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
     model_sheet = datasheet.get("model", {})
     if not isinstance(model_sheet, dict):
         raise ProfileError(f"{source}: [model] must be a table")
+    electrolyte = [key for key in _ELECTROLYTE_KEYS if key in model_sheet]
     r0, r1, r2 = (x / float(capacity) for x in _GENERIC_R_OHM_AH)
     tau1, tau2 = _GENERIC_TAUS_S
     doc: dict[str, Any] = {
@@ -167,7 +168,7 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
             # validated with the whole document (its field named there)
             "diffusion_tau_s": model_sheet.get("diffusion_tau_s", DIFFUSION_TAU_S),
         }
-        | {key: model_sheet[key] for key in _ELECTROLYTE_KEYS if key in model_sheet},
+        | {key: model_sheet[key] for key in electrolyte},
         "limits": {
             k: _need(datasheet, "limits", k, source)
             for k in (
@@ -207,8 +208,8 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
             "default: within published electrodes' R^2/D, chosen on generated LFP packs (docs/estimation.md, Surface lead)",
         ),
         "model.electrolyte_*": (
-            "datasheet [model] " + ", ".join(key for key in _ELECTROLYTE_KEYS if key in model_sheet)
-            if any(key in model_sheet for key in _ELECTROLYTE_KEYS)
+            "datasheet [model] " + ", ".join(electrolyte)
+            if electrolyte
             else "none (0: no electrolyte limit; the datasheet's rating caps the limits used)"
         ),
         "filter.*": f"defaults for {chemistry}; offset/rest from pack sensor figures "

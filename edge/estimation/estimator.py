@@ -67,14 +67,15 @@ def kinetic_credit(growth_upper: float) -> float:
 
 def _diffusivity_rel(profile: BatteryProfile, temp_c: float) -> float:
     """The electrolyte's diffusivity at ``temp_c`` over the reference's, by the profile's Vogel-Tammann-
-    Fulcher law; 1 at or above the reference (no credit for warmth), 0 at or below the law's T0."""
+    Fulcher law; 1 at or above the reference (no credit for warmth), ``DIFFUSIVITY_REL_MIN`` at least:
+    a frozen electrolyte keeps a (vanishing) limit, K = 0 being the kernel's "none"."""
     t_k, ref_k = temp_c + k.KELVIN, profile.reference_temp_c + k.KELVIN
     b, t0 = profile.electrolyte_vtf_b_k, profile.electrolyte_vtf_t0_k
     if b <= 0.0 or t_k >= ref_k:
         return 1.0
     if t_k <= t0:
-        return 0.0
-    return math.exp(-b * (1.0 / (t_k - t0) - 1.0 / (ref_k - t0)))
+        return DIFFUSIVITY_REL_MIN
+    return max(math.exp(-b * (1.0 / (t_k - t0) - 1.0 / (ref_k - t0))), DIFFUSIVITY_REL_MIN)
 
 
 def _carried_growth_sigma(record: VehicleRecord) -> float:
@@ -520,24 +521,23 @@ class BatteryEstimator:
         t_ref_k = p.reference_temp_c + k.KELVIN
         colder = max(0.0, 1.0 / (t_sop + k.KELVIN) - 1.0 / t_ref_k)
         law = math.exp(p.sop_resistance_ea_floor_j_per_mol / GAS_CONSTANT * colder)
-        c = self._coef_scratch
         params = self._params.tolist()
-        k.coefficients(params, self._table_list, 0.5, p.reference_temp_c, 1.0, c)
-        r_ref = c[k.C_RSS_NEW]
-        k.coefficients(params, self._table_list, 0.5, self._temp_c, 1.0, c)
-        model = c[k.C_RSS_NEW] / r_ref
+
+        def fall(soc: float) -> float:
+            """The new cell's small-signal resistance at ``soc`` at the reference over that now."""
+            c = self._coef_scratch
+            k.coefficients(params, self._table_list, soc, p.reference_temp_c, 1.0, c)
+            r_ref = c[k.C_RSS_NEW]
+            k.coefficients(params, self._table_list, soc, self._temp_c, 1.0, c)
+            return float(r_ref / c[k.C_RSS_NEW])
+
+        model = 1.0 / fall(0.5)
         # The warm factor at the SoC where warmth lowers the new cell's resistance most (the kinetic
         # share is largest at the table's ends): no credit is left anywhere in the window.
         warm = 1.0
         if self._temp_c > p.reference_temp_c:
-            for j in range(WARM_GRID_POINTS):
-                soc = j / (WARM_GRID_POINTS - 1)
-                k.coefficients(params, self._table_list, soc, p.reference_temp_c, 1.0, c)
-                r_ref_soc = c[k.C_RSS_NEW]
-                k.coefficients(params, self._table_list, soc, self._temp_c, 1.0, c)
-                warm = max(warm, r_ref_soc / c[k.C_RSS_NEW])
-        # A frozen electrolyte keeps a (vanishing) limit: K = 0 is the kernel's "none".
-        d_rel = max(_diffusivity_rel(p, t_sop), DIFFUSIVITY_REL_MIN)
+            warm = max(1.0, *(fall(j / (WARM_GRID_POINTS - 1)) for j in range(WARM_GRID_POINTS)))
+        d_rel = _diffusivity_rel(p, t_sop)
         self._params[k.P_ELEC_K] = p.electrolyte_k_a_sqrt_s * math.sqrt(d_rel)
         self._params[k.P_ELEC_T_EQ_S] = p.electrolyte_t_eq_s / d_rel
         self._sop_temp_key = key
