@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import random
@@ -214,33 +215,42 @@ class Daemon:
         return 0
 
     async def _shutdown(self) -> None:
-        """Stop the stage first (bounded by STOP_TIMEOUT_S), then close down every task, file and link."""
+        """Stop the stage first (bounded by STOP_TIMEOUT_S), then close down every task, file and link.
+        A step that fails is logged and the rest still run: one broken part must not leave the stage
+        running, the drivers' bus open or the spool unflushed."""
         self.notifier.stopping("stopping: power stage to zero")
         if self._writer is not None:
-            try:
-                await self._writer.close()
-            except Exception:  # the stage is stopped below whatever the writer's end
-                log.exception("the setpoint writer ended with an error")
+            await _closing("the setpoint writer", self._writer.close)
         await self._safe_stop()
+        steps: list[tuple[str, Callable[[], object]]] = []
         if self.battery is not None:
-            self.battery.end_session()
+            steps.append(("the battery session", self.battery.end_session))
         if self.sessions is not None:
-            self.sessions.stop()  # the open session goes on with the next daemon
+            steps.append(("the charging session", self.sessions.stop))  # the next daemon goes on with it
         if self.dispatch_file is not None:
-            await self.dispatch_file.stop()
-        await self.departure.stop()
-        await self.planner.stop()
+            steps.append(("the dispatch file", self.dispatch_file.stop))
+        steps += [
+            ("the departure watch", self.departure.stop),
+            ("the planner", self.planner.stop),
+            ("a configuration reload", self._drop_reload),
+            ("the drivers", self.drivers.stop),
+            ("the daemon_stop event", lambda: self._event("daemon_stop", {})),
+        ]
+        if self.uplink is not None:
+            steps.append(("the aggregator link", self.uplink.stop))
+        if self.store is not None:
+            steps.append(("the state store", self.store.aclose))
+        steps.append(
+            ("the I/O thread", lambda: asyncio.get_running_loop().run_in_executor(None, self._io.shutdown))
+        )
+        for name, step in steps:
+            await _closing(name, step)
+        self.notifier.close()
+
+    async def _drop_reload(self) -> None:
         if self._reload is not None:
             with contextlib.suppress(Exception):  # a reload still being read at stop is dropped
                 await cancel(self._reload)
-        await self.drivers.stop()
-        self._event("daemon_stop", {})
-        if self.uplink is not None:
-            await self.uplink.stop()
-        if self.store is not None:
-            await self.store.aclose()
-        await asyncio.get_running_loop().run_in_executor(None, self._io.shutdown)
-        self.notifier.close()
 
     def snapshot(self, t: float, stop_request: bool) -> Snapshot:
         """Freeze this cycle's inputs."""
@@ -696,3 +706,13 @@ def _log_dump(path: Path, n: int, future: Future[None]) -> None:
         log.info("dumped the last %d cycles to %s", n, path)
     else:
         log.error("cannot dump the cycles to %s: %s", path, exc)
+
+
+async def _closing(name: str, step: Callable[[], object]) -> None:
+    """Run one shutdown step (a plain or async call); its failure is logged, not raised."""
+    try:
+        result = step()
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        log.exception("stopping: %s failed; the shutdown goes on", name)

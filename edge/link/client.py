@@ -58,6 +58,10 @@ DURABLE_RETRY_S = 1.0
 LIVE_MAX = 10_000
 HELD_BACK = "the spool cannot write: live records held back"
 GOOD_SESSION_S = 60.0  # a session this long resets the back-off
+# At a clean stop, records made just before it (the daemon_stop event) go out live within this, ahead
+# of the offline state, instead of waiting in the spool for the next daemon. Inside the stop's 2 s.
+STOP_DRAIN_S = 1.0
+STOP_DRAIN_POLL_S = 0.02
 REPLAY_START_JITTER_S = 10.0  # replay begins at a random moment within this after connecting
 REPLAY_BATCH_MAX_BYTES = 64 * 1024  # a batch stays small enough for a thin cellular uplink
 REPLAY_PUBLISH_TIMEOUT_S = 60.0
@@ -199,6 +203,7 @@ class AggregatorLink:
         self._live: deque[tuple[int, Kind, bytes]] = deque()
         self._live_ready = asyncio.Event()
         self._live_from: int | None = None  # first seq of this session's live records
+        self._live_pending: set[asyncio.Task[None]] = set()  # live publishes not yet acknowledged
         self._task: asyncio.Task[None] | None = None
         self._client: _CheckedClient | None = None
         self._reconnect = asyncio.Event()
@@ -261,14 +266,25 @@ class AggregatorLink:
         self._stopping = True  # no state republished from now on: it would say online
         client = self._client
         if client is not None and self.connected:
+            await self._drain_live(STOP_DRAIN_S)
             try:
-                async with asyncio.timeout(2.0):
+                async with asyncio.timeout(2.0 - STOP_DRAIN_S):
                     await self._publish_state(client, online=False)
             except (aiomqtt.MqttError, TimeoutError):
                 with contextlib.suppress(Exception):  # the connection may be gone already
                     client._client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=4))
         await cancel(self._task)
         self._task = None
+
+    async def _drain_live(self, within_s: float) -> None:
+        """Wait (at most ``within_s``) until the live records submitted so far are acknowledged; a
+        record left over stays in the spool, replayed by the next session."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + within_s
+        # A poll, not an event: three conditions (queue, pending publishes, the session) end the
+        # wait, once per daemon's life, bounded.
+        while (self._live or self._live_pending) and self.connected and loop.time() < end:  # noqa: ASYNC110
+            await asyncio.sleep(STOP_DRAIN_POLL_S)
 
     async def _run(self) -> None:
         mq = self.mq
@@ -413,7 +429,7 @@ class AggregatorLink:
         slots = asyncio.Semaphore(self.mq.inflight_max)
         props = _properties(PacketTypes.PUBLISH)
         failure: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        pending: set[asyncio.Task[None]] = set()
+        pending = self._live_pending
 
         async def one(seq: int, kind: Kind, body: bytes) -> None:
             try:
@@ -427,23 +443,28 @@ class AggregatorLink:
             self.spool.ack((seq,))
             self.published += 1
 
-        try:
+        async def take() -> tuple[int, Kind, bytes]:
             while True:
                 while not self._live:
                     self._live_ready.clear()
                     await _first(self._live_ready.wait(), failure)
-                seq, kind, body = self._live[0]
-                if not self.spool.durable(seq):
-                    # The spool cannot commit (full or failing card): a number published now could
-                    # be handed out again after a crash, and the aggregator would drop that record
-                    # as a duplicate. Hold live records back until a commit works.
-                    self.problem = HELD_BACK
-                    await _first(asyncio.sleep(DURABLE_RETRY_S), failure)
-                    continue
-                if self.problem == HELD_BACK:
-                    self.problem = None
-                self._live.popleft()
+                seq = self._live[0][0]
+                if self.spool.durable(seq):
+                    if self.problem == HELD_BACK:
+                        self.problem = None
+                    return self._live.popleft()
+                # The spool cannot commit (full or failing card): a number published now could be
+                # handed out again after a crash, and the aggregator would drop that record as a
+                # duplicate. Hold live records back until a commit works.
+                self.problem = HELD_BACK
+                await _first(asyncio.sleep(DURABLE_RETRY_S), failure)
+
+        try:
+            while True:
+                # The slot is taken before the record, so that a record is always either queued or
+                # in a pending task (a clean stop's drain waits for both).
                 await _first(slots.acquire(), failure)
+                seq, kind, body = await take()
                 task = asyncio.get_running_loop().create_task(one(seq, kind, body))
                 pending.add(task)
                 task.add_done_callback(pending.discard)

@@ -14,7 +14,9 @@ import aiomqtt
 import pytest
 
 from edge.daemon import status as status_file
+from edge.daemon.plan_task import PlanTask
 from edge.daemon.writer import SetpointWriter
+from edge.state import query
 from hil.broker import Mosquitto
 from hil.plant import events as ev
 from tests.daemon.bench_support import running_daemon, running_plant, settings_for, until
@@ -58,6 +60,29 @@ async def test_a_writer_that_ends_with_an_error_still_leaves_the_stage_stopped(
         # Stopped by command (SunSpec 715 OpCtl STOP), not only ramped to zero or left to its timer.
         assert plant.stage.state == "off" and plant.stage_dev.dev.get_raw(715, "OpCtl") == 0
         await until(lambda: abs(plant.snapshot()["p_ev_w"]) < 50.0, 5, "power stage stopped")
+
+
+async def test_a_shutdown_step_that_fails_leaves_the_steps_after_it_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The planner stops before the drivers, the daemon_stop event and the state store: a failure
+    # there once skipped all three (the bus left polling, the event never written).
+    stop = PlanTask.stop
+
+    async def stop_then_raise(self: PlanTask) -> None:
+        await stop(self)
+        raise RuntimeError("the planner's stop broke")
+
+    monkeypatch.setattr(PlanTask, "stop", stop_then_raise)
+    async with running_plant() as plant:
+        async with running_daemon(settings_for(plant), tmp_path):
+            await until(lambda: plant.snapshot()["p_ev_w"] is not None, 10, "the daemon runs")
+            await asyncio.sleep(1.0)
+        assert "stopping: the planner failed" in caplog.text
+        left = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("poll-")]
+        assert left == [], f"drivers still polling: {left}"
+        stops = query.events(tmp_path / "state" / "state.db", kinds=("daemon_stop",))
+        assert len(stops) == 1, "the daemon_stop event was not written"
 
 
 async def test_uncommissioned_site_holds_zero_and_says_why(tmp_path: Path) -> None:
