@@ -221,7 +221,7 @@ class Daemon:
         self.notifier.stopping("stopping: power stage to zero")
         if self._writer is not None:
             await _closing("the setpoint writer", self._writer.close)
-        await self._safe_stop()
+        await _closing("the power stage's stop", self._safe_stop)
         steps: list[tuple[str, Callable[[], object]]] = []
         if self.battery is not None:
             steps.append(("the battery session", self.battery.end_session))

@@ -58,8 +58,9 @@ DURABLE_RETRY_S = 1.0
 LIVE_MAX = 10_000
 HELD_BACK = "the spool cannot write: live records held back"
 GOOD_SESSION_S = 60.0  # a session this long resets the back-off
+STOP_S = 2.0  # a clean stop's time with the broker (within the unit's TimeoutStopSec, with the ramp)
 # At a clean stop, records made just before it (the daemon_stop event) go out live within this, ahead
-# of the offline state, instead of waiting in the spool for the next daemon. Inside the stop's 2 s.
+# of the offline state, instead of waiting in the spool for the next daemon. Part of STOP_S.
 STOP_DRAIN_S = 1.0
 STOP_DRAIN_POLL_S = 0.02
 REPLAY_START_JITTER_S = 10.0  # replay begins at a random moment within this after connecting
@@ -266,9 +267,10 @@ class AggregatorLink:
         self._stopping = True  # no state republished from now on: it would say online
         client = self._client
         if client is not None and self.connected:
+            deadline = asyncio.get_running_loop().time() + STOP_S
             await self._drain_live(STOP_DRAIN_S)
             try:
-                async with asyncio.timeout(2.0 - STOP_DRAIN_S):
+                async with asyncio.timeout_at(deadline):
                     await self._publish_state(client, online=False)
             except (aiomqtt.MqttError, TimeoutError):
                 with contextlib.suppress(Exception):  # the connection may be gone already
@@ -278,13 +280,17 @@ class AggregatorLink:
 
     async def _drain_live(self, within_s: float) -> None:
         """Wait (at most ``within_s``) until the live records submitted so far are acknowledged; a
-        record left over stays in the spool, replayed by the next session."""
+        record left over stays in the spool, replayed by the next session. Not while they are held
+        back (the spool cannot commit): they would not go out within the wait."""
         loop = asyncio.get_running_loop()
         end = loop.time() + within_s
-        # A poll, not an event: three conditions (queue, pending publishes, the session) end the
-        # wait, once per daemon's life, bounded.
-        while (self._live or self._live_pending) and self.connected and loop.time() < end:  # noqa: ASYNC110
+        # A poll, not an event: four conditions end the wait, once per daemon's life, bounded.
+        while self._live_outstanding() and loop.time() < end:  # noqa: ASYNC110
             await asyncio.sleep(STOP_DRAIN_POLL_S)
+
+    def _live_outstanding(self) -> bool:
+        """Live records queued or being published that this session can still deliver."""
+        return bool(self._live or self._live_pending) and self.connected and self.problem != HELD_BACK
 
     async def _run(self) -> None:
         mq = self.mq

@@ -7,6 +7,8 @@ import asyncio
 import json
 import random
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import msgspec
 
@@ -19,7 +21,7 @@ from tests.daemon.bench_support import until
 from tests.link.test_link_daemon import BASE, EVSE, SITE, Aggregator, aggregator, link_sections
 
 
-def _link(broker: Mosquitto, spool: Spool, **mqtt: object) -> AggregatorLink:
+def _link(broker: Any, spool: Spool, **mqtt: object) -> AggregatorLink:
     mq = msgspec.convert(link_sections(broker, **mqtt)["mqtt"], Mqtt)
     return AggregatorLink(
         mq,
@@ -67,3 +69,40 @@ async def _submit_and_stop(broker: Mosquitto, agg: Aggregator, spool: Spool, n: 
     assert offline and offline[-1] > last_event, "the offline state came before the last record"
     left = await spool.fetch(after_seq=first - 1, before_seq=spool.next_seq, limit=n)
     assert left == [], f"{len(left)} still in the spool"
+
+
+class _SlowBroker:
+    """Acknowledges each publish a few loop turns after it was sent."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    async def publish_checked(self, topic: str, body: bytes, **_: object) -> None:
+        for _turn in range(3):
+            await asyncio.sleep(0)
+        self.bodies.append(body)
+
+
+async def test_a_live_record_is_always_queued_or_being_published() -> None:
+    # What the stop's wait looks at: a record taken from the queue before a publish slot was free sat
+    # in neither for a few loop turns, and the wait could end with it unsent. Checked at every turn.
+    spool = Spool.open(None, max_bytes=1_000_000)
+    link = _link(SimpleNamespace(host="127.0.0.1", port=1), spool, inflight_max=1)
+    broker = _SlowBroker()
+    link.connected = True
+    link._live_from = spool.next_seq  # as a session sets it on connecting
+    n = 20
+    for i in range(n):
+        link.submit("event", json.dumps({"i": i}).encode(), 0.0)
+    task = asyncio.create_task(link._publish_live(broker))  # type: ignore[arg-type]
+    try:
+        turns = 0
+        while len(broker.bodies) < n:
+            assert link._live_outstanding(), f"{len(broker.bodies)} of {n} sent, none queued or pending"
+            await asyncio.sleep(0)
+            turns += 1
+            assert turns < 10_000
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert [json.loads(b)["i"] for b in broker.bodies] == list(range(n))
