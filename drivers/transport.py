@@ -67,6 +67,17 @@ class _Request:
     urgent: bool
 
 
+def _raise_if_cancelled() -> None:
+    """Raise the cancellation of the task running a request if pymodbus lost it: its ``asyncio.wait_for``
+    (Python 3.11) returns an answer that came in the loop turn the task was cancelled in, and a
+    cancelled request may come back as an I/O error. A stopped task must stop, not carry on with the
+    answer or the error (the setpoint writer then waited for its next command, and the daemon's
+    shutdown for the writer, for ever). ``asyncio.timeout`` above has taken back its own by then."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class _PriorityLock:
     """Who holds the bus next: the lowest priority number first (writes 0, reads 1), FIFO within one.
 
@@ -416,12 +427,16 @@ class BusWorker:
             # does not check the transaction id): a timed-out request taints the link. TCP drops the
             # connection (late answers die with it); RTU waits out the line and empties the buffer.
             await self._untaint()
+            _raise_if_cancelled()
             raise self._error(req, f"no answer within {self.config.timeout_s} s", "timeout", True) from None
         except ConnectionException as e:
             client.close()
+            _raise_if_cancelled()
             raise self._error(req, f"connection lost: {e}", "disconnected", True) from None
         except (ModbusException, OSError, ValueError, struct_error) as e:
+            _raise_if_cancelled()
             raise self._error(req, f"unreadable answer: {e}", "garbage", True) from None
+        _raise_if_cancelled()
         t1 = self.clock()
         if rr.isError():
             code = int(getattr(rr, "exception_code", 0) or 0)
