@@ -312,14 +312,27 @@ def hysteresis_levels(const double[::1] params, double k):
     return dis, chg
 
 
-cdef inline double _electrolyte_cap(const double* params, double i_now_a, double sign,
+cdef inline double _electrolyte_cap(const double* params, double i_now_a, double held_a, double sign,
                                    double horizon_s) noexcept nogil:
     cdef double kk = params[P_ELEC_K]
     if kk <= 0.0:
         return INFINITY
     cdef double i0 = fmax(sign * i_now_a, 0.0)
-    cdef double t_eq = params[P_ELEC_T_EQ_S]
-    return i0 + fmax(kk - i0 * sqrt(t_eq), 0.0) / sqrt(fmin(horizon_s, t_eq))
+    cdef double root_eq = sqrt(params[P_ELEC_T_EQ_S])
+    cdef double root_h = sqrt(fmin(horizon_s, params[P_ELEC_T_EQ_S]))
+    cdef double spent = i0 * root_eq + fmax(held_a - i0, 0.0) * (root_eq - root_h)
+    return i0 + fmax(kk - spent, 0.0) / root_h
+
+
+cdef inline void _hold_depletion(double* state, const double* params, double dt_s) noexcept nogil:
+    cdef double i = state[S_I_PREV] - state[S_B]
+    cdef double keep = 1.0
+    cdef double t_eq
+    if dt_s > 0.0:
+        t_eq = params[P_ELEC_T_EQ_S]
+        keep = exp(-dt_s / t_eq) if t_eq > 0.0 else 0.0
+    state[S_ELEC_DIS] = fmax(fmax(state[S_ELEC_DIS] * keep, i), 0.0)
+    state[S_ELEC_CHG] = fmax(fmax(state[S_ELEC_CHG] * keep, -i), 0.0)
 
 
 cdef void _sop(const double* state, const double* params, const double* table, Py_ssize_t n,
@@ -363,8 +376,8 @@ cdef void _sop(const double* state, const double* params, const double* table, P
         i_chg = _pulse_current(table, n, c, soc, temp_c, vc_now, c[C_R0], 0.0, 0.0, 0.0, params[P_V_MAX],
                                -1.0)
     cdef double i_now = state[S_I_PREV] - state[S_B]
-    i_dis = fmin(i_dis, _electrolyte_cap(params, i_now, 1.0, horizon_s))
-    i_chg = fmin(i_chg, _electrolyte_cap(params, i_now, -1.0, horizon_s))
+    i_dis = fmin(i_dis, _electrolyte_cap(params, i_now, state[S_ELEC_DIS], 1.0, horizon_s))
+    i_chg = fmin(i_chg, _electrolyte_cap(params, i_now, state[S_ELEC_CHG], -1.0, horizon_s))
     out[O_I_DIS_V] = i_dis
     out[O_I_CHG_V] = i_chg
     lim = params[P_I_DIS_MAX] * _derate(temp_c, params[P_DIS_T0], params[P_DIS_T1], params[P_DIS_T2],
@@ -419,8 +432,12 @@ def pulse_current(const double[::1] table, const double[::1] c, double soc, doub
                           slope_ref, v_lim, sign)
 
 
-def electrolyte_cap(const double[::1] params, double i_now_a, double sign, double horizon_s):
-    return _electrolyte_cap(&params[0], i_now_a, sign, horizon_s)
+def electrolyte_cap(const double[::1] params, double i_now_a, double held_a, double sign, double horizon_s):
+    return _electrolyte_cap(&params[0], i_now_a, held_a, sign, horizon_s)
+
+
+def hold_depletion(double[::1] state, const double[::1] params, double dt_s):
+    _hold_depletion(&state[0], &params[0], dt_s)
 
 
 def surface_lead_s(double horizon_s, double tau_s):
@@ -490,6 +507,7 @@ def step(double[::1] state, const double[::1] params, const double[::1] table, d
         _predict(st, pa, cc, dt_s)
         _correct(st, pa, tb, n, cc, i_a, v_v, temp_c)
         _smooth_offset(st, pa, dt_s)
+        _hold_depletion(st, pa, dt_s)
         _coefficients(pa, tb, n, st[S_SOC], temp_c, pa[P_SOP_GROWTH], cc)
         for j in range(horizons_s.shape[0]):
             _sop(st, pa, tb, n, cc, horizons_s[j], temp_c, &out[j * O_N])
@@ -537,6 +555,7 @@ cdef class Kernel:
             _predict(st, pa, cc, dt_s)
             _correct(st, pa, tb, n, cc, i_a, v_v, temp_c)
             _smooth_offset(st, pa, dt_s)
+            _hold_depletion(st, pa, dt_s)
             _coefficients(pa, tb, n, st[S_SOC], temp_c, pa[P_SOP_GROWTH], cc)
             for j in range(nh):
                 _sop(st, pa, tb, n, cc, hz[j], temp_c, &o[j * O_N])

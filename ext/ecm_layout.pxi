@@ -23,7 +23,9 @@ cdef enum:
     S_VFREE_PRIOR = 19
     S_VFREE_POST = 20
     S_OCV_OFS = 21
-    S_N = 22
+    S_ELEC_DIS = 22
+    S_ELEC_CHG = 23
+    S_N = 24
     P_Q_AH = 0
     P_R0 = 1
     P_R1 = 2
@@ -117,6 +119,8 @@ def layout():
         "S_VFREE_PRIOR": S_VFREE_PRIOR,
         "S_VFREE_POST": S_VFREE_POST,
         "S_OCV_OFS": S_OCV_OFS,
+        "S_ELEC_DIS": S_ELEC_DIS,
+        "S_ELEC_CHG": S_ELEC_CHG,
         "S_N": S_N,
         "P_Q_AH": P_Q_AH,
         "P_R0": P_R0,

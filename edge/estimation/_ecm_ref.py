@@ -51,7 +51,12 @@ S_VFREE_POST: Final = 20  # OCV - v1 - v2 of the updated state, V
 # Smoothed voltage innovation, V: what the voltage shows beyond the model, mostly the table's error
 # once the SoC no longer follows it. The SoP takes it where it lowers a limit (see sop).
 S_OCV_OFS: Final = 21
-S_N: Final = 22
+# The electrolyte's memory, per way (discharge, charge), A per cell (>= 0): the current whose steady
+# depletion the electrolyte may still hold. A current that falls leaves its depletion behind, relaxing
+# over the steady time P_ELEC_T_EQ_S; the electrolyte's limit counts it spent (hold_depletion).
+S_ELEC_DIS: Final = 22
+S_ELEC_CHG: Final = 23
+S_N: Final = 24
 
 # Parameter array layout.
 P_Q_AH: Final = 0  # capacity used by the filter, Ah
@@ -579,24 +584,54 @@ def pulse_current(  # noqa: PLR0917 - the kernel's numeric signature, mirrored i
     return inside
 
 
-def electrolyte_cap(params: Sequence[float], i_now_a: float, sign: float, horizon_s: float) -> float:
+def electrolyte_cap(
+    params: Sequence[float], i_now_a: float, held_a: float, sign: float, horizon_s: float
+) -> float:
     """Largest magnitude of a pulse ``sign * I`` over ``horizon_s`` the electrolyte carries, A (inf
-    without a limit): depletion ``I sqrt(t)`` (Sand) within ``P_ELEC_K``, less what the present current
-    ``i_now_a`` has spent where it flows the pulse's way, taken as held until steady (the most it can
-    have spent): ``I0 sqrt(T_EQ) + (I - I0) sqrt(h) <= K``, with h at most T_EQ (by then the pulse's
-    own profile is steady: a longer one allows what the steady term does).
+    without a limit). Depletion adds up over the current's steps, each ``dI sqrt(t)`` (Sand), steady
+    after T_EQ (``P_ELEC_T_EQ_S``), and must stay within ``P_ELEC_K``:
 
-    Never below that current: the cell carries it now, and a cap below it would make the charger cut
-    the current, free the budget and climb back (a current above the steady term's ``K / sqrt(T_EQ)``,
-    in the cold, would set that swing). So it never lowers a current already flowing: that is the
-    rating's to do.
+    * the present current ``i_now_a``, where it flows the pulse's way, taken as held until steady
+      (the most it can have spent): ``I0 sqrt(T_EQ)``;
+    * the larger current ``held_a`` (>= 0, that way) whose depletion the electrolyte may still hold
+      (hold_depletion), taken as steady and as falling to I0 only as the pulse starts (the least
+      relaxation it can have had): ``+ (held - I0) (sqrt(T_EQ) - sqrt(h))``;
+    * the pulse's own step: ``+ (I - I0) sqrt(h)``;
+
+    with h at most T_EQ (by then the pulse's own profile is steady: a longer one allows what the
+    steady term does).
+
+    Never below the present current: the cell carries it now, and a cap below it would make the
+    charger cut the current, free the budget and climb back (a current above the steady term's
+    ``K / sqrt(T_EQ)``, in the cold, would set that swing). So it never lowers a current already
+    flowing: that is the rating's to do.
     """
     kk = params[P_ELEC_K]
     if kk <= 0.0:
         return math.inf
     i0 = max(sign * i_now_a, 0.0)
-    t_eq = params[P_ELEC_T_EQ_S]
-    return i0 + max(kk - i0 * math.sqrt(t_eq), 0.0) / math.sqrt(min(horizon_s, t_eq))
+    root_eq = math.sqrt(params[P_ELEC_T_EQ_S])
+    root_h = math.sqrt(min(horizon_s, params[P_ELEC_T_EQ_S]))
+    spent = i0 * root_eq + max(held_a - i0, 0.0) * (root_eq - root_h)
+    return i0 + max(kk - spent, 0.0) / root_h
+
+
+def hold_depletion(state: MutableSequence[float], params: Sequence[float], dt_s: float) -> None:
+    """Update the electrolyte's memory (S_ELEC_DIS / S_ELEC_CHG) to the present true current over
+    ``dt_s``: a larger one is taken at once, a smaller one lets the memory relax as exp(-t / T_EQ).
+    By the steps' sum (electrolyte_cap), what a fall leaves spent after t is the share
+    (sqrt(T_EQ) - sqrt(t + h)) / (sqrt(T_EQ) - sqrt(h)) of what it left at once; exp(-t / T_EQ / 2)
+    stays above that for every t and horizon h (the closest: h = T_EQ / 4, just after the fall).
+    Twice that time is the margin for a real electrolyte, whose response bends below sqrt(t) before
+    it is steady, so that more of a fall stays spent than the sum says. Without a limit (T_EQ 0) it is
+    the present current."""
+    i = state[S_I_PREV] - state[S_B]
+    keep = 1.0
+    if dt_s > 0.0:
+        t_eq = params[P_ELEC_T_EQ_S]
+        keep = math.exp(-dt_s / t_eq) if t_eq > 0.0 else 0.0
+    state[S_ELEC_DIS] = max(state[S_ELEC_DIS] * keep, i, 0.0)
+    state[S_ELEC_CHG] = max(state[S_ELEC_CHG] * keep, -i, 0.0)
 
 
 def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
@@ -659,9 +694,11 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     # The model's limit is also the electrolyte's: a pulse of several C depletes it within seconds,
     # which no resistance of the ECM holds (a new LG M50 below 15 % takes 31-34 A for 10 s; the
     # ECM's curve allowed up to 40 A).
+    # A current that has just fallen leaves its depletion behind (held in S_ELEC_*): 2 s after a
+    # 3.7 A charge of the same cell stopped, the cell took 23 A for 10 s, 60 s after 30 A.
     i_now = state[S_I_PREV] - state[S_B]
-    i_dis = min(i_dis, electrolyte_cap(params, i_now, 1.0, horizon_s))
-    i_chg = min(i_chg, electrolyte_cap(params, i_now, -1.0, horizon_s))
+    i_dis = min(i_dis, electrolyte_cap(params, i_now, state[S_ELEC_DIS], 1.0, horizon_s))
+    i_chg = min(i_chg, electrolyte_cap(params, i_now, state[S_ELEC_CHG], -1.0, horizon_s))
     out[offset + O_I_DIS_V] = i_dis
     out[offset + O_I_CHG_V] = i_chg
     lim = params[P_I_DIS_MAX] * derate(
@@ -727,7 +764,8 @@ def step(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm
 
     ``c`` is scratch space (C_N values) that holds the SoP's coefficients at the updated state
     afterwards. The filter uses the growth estimate, the SoP its upper bound. Between the two, the
-    voltage innovation is smoothed into S_OCV_OFS over P_OFS_TAU_S.
+    voltage innovation is smoothed into S_OCV_OFS over P_OFS_TAU_S and the electrolyte's memory
+    follows the current (hold_depletion).
     """
     coefficients(params, table, state[S_SOC], temp_c, params[P_R_GROWTH], c)
     predict(state, params, c, dt_s)
@@ -736,6 +774,7 @@ def step(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm
         state[S_OCV_OFS] = state[S_OCV_OFS] + (state[S_INNOV] - state[S_OCV_OFS]) * dt_s / (
             dt_s + params[P_OFS_TAU_S]
         )
+    hold_depletion(state, params, dt_s)
     coefficients(params, table, state[S_SOC], temp_c, params[P_SOP_GROWTH], c)
     for j in range(len(horizons_s)):
         sop(state, params, table, c, horizons_s[j], temp_c, out, j * O_N)

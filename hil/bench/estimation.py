@@ -69,6 +69,9 @@ TRACES = {
     # aged2_v2h's cell in the 14 kWh pack, warmed to 29 degC by its charge: +7.6 % over until the SoP
     # took no credit for warmth on the identified growth (thirteenth session).
     "deepsa25": "nmc-lgm50",
+    # nmcdeep20's cell in an intermittent 11 kW charge: the depletion a charge leaves in its pauses.
+    "nmcstop20": "nmc-lgm50",
+    "nmcstopb20": "nmc-lgm50",
 }
 
 

@@ -217,6 +217,8 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
     hyst_m=st.floats(0.0, 0.03),
     hyst_h=st.floats(-1.0, 1.0),
     elec_k=st.floats(0.0, 200.0),
+    held_dis=st.floats(0.0, 30.0),
+    held_chg=st.floats(0.0, 30.0),
     profile_name=st.sampled_from(["nmc-lgm50", "lfp-a123-26650"]),
 )
 def test_compiled_step_agrees_with_reference(
@@ -239,6 +241,8 @@ def test_compiled_step_agrees_with_reference(
     hyst_m: float,
     hyst_h: float,
     elec_k: float,
+    held_dis: float,
+    held_chg: float,
     profile_name: str,
 ) -> None:
     profile = replace(
@@ -254,6 +258,7 @@ def test_compiled_step_agrees_with_reference(
         state[ref.S_V1], state[ref.S_V2], state[ref.S_P00], state[ref.S_I_PREV] = v1, v2, p00, i_prev
         state[ref.S_P01], state[ref.S_P03], state[ref.S_B] = 1e-6, -2e-6, offset
         state[ref.S_OCV_OFS] = ocv_offset  # read as a level and as SoC by the SoP
+        state[ref.S_ELEC_DIS], state[ref.S_ELEC_CHG] = held_dis, held_chg
         params[ref.P_HYST_M], params[ref.P_HYST_V] = hyst_m, hyst_m * hyst_h
         params[ref.P_R_GROWTH], params[ref.P_SOP_GROWTH], params[ref.P_GROWTH_OHMIC] = (
             growth,
@@ -482,6 +487,15 @@ def _linear_terms(kern: ModuleType, profile: BatteryProfile, h: float = 10.0) ->
     return r_eff, h * per_a, kern.surface_lead_s(h, profile.diffusion_tau_s) * per_a
 
 
+def _electrolyte_profiles(nmc: BatteryProfile) -> tuple[BatteryProfile, BatteryProfile]:
+    """A straight table with ratings far above its pulses, without and with an electrolyte's limit
+    (K = 60 A s^0.5, T_EQ = 100 s)."""
+    lin = replace(
+        linear_profile(nmc, v_limits=(2.5, 4.2)), cell_i_charge_max_a=1e4, cell_i_discharge_max_a=1e4
+    )
+    return lin, replace(lin, electrolyte_k_a_sqrt_s=60.0, electrolyte_t_eq_s=100.0)
+
+
 @IMPLS
 def test_the_electrolyte_caps_a_pulse_by_sands_time_less_what_the_present_current_spent(
     kern: ModuleType, nmc: BatteryProfile
@@ -490,12 +504,9 @@ def test_the_electrolyte_caps_a_pulse_by_sands_time_less_what_the_present_curren
     # electrolyte's constant 60 A s^0.5 allows 60 / sqrt(10) = 19.0 A from rest, and 2 A already
     # flowing the pulse's way has spent 2 sqrt(100) of it: 2 + (60 - 20) / sqrt(10) = 14.6 A. A
     # current the other way is not credited.
-    lin = replace(
-        linear_profile(nmc, v_limits=(2.5, 4.2)), cell_i_charge_max_a=1e4, cell_i_discharge_max_a=1e4
-    )
+    lin, capped = _electrolyte_profiles(nmc)
     free = _pulse(kern, lin, 0.5)
     assert min(free[ref.O_I_CHG_V], free[ref.O_I_DIS_V]) > 60.0
-    capped = replace(lin, electrolyte_k_a_sqrt_s=60.0, electrolyte_t_eq_s=100.0)
     r_eff, k, _ = _linear_terms(kern, capped)
     for i_now, chg, dis in (
         (0.0, 60 / math.sqrt(10), 60 / math.sqrt(10)),
@@ -508,7 +519,7 @@ def test_the_electrolyte_caps_a_pulse_by_sands_time_less_what_the_present_curren
         # What the daemon may use and the power are the capped current's (the ratings are far above).
         assert out[ref.O_I_CHG] == out[ref.O_I_CHG_V] and out[ref.O_I_DIS] == out[ref.O_I_DIS_V]
         assert out[ref.O_P_DIS] == pytest.approx(dis * (3.5 - dis * (r_eff + k)), rel=1e-9)
-        assert kern.electrolyte_cap(capped.kernel_params(), i_now, -1.0, 10.0) == pytest.approx(
+        assert kern.electrolyte_cap(capped.kernel_params(), i_now, 0.0, -1.0, 10.0) == pytest.approx(
             chg, rel=1e-12
         )
     # The present current is the true one, the measured less the sensor's offset state: 2.5 A read
@@ -518,11 +529,64 @@ def test_the_electrolyte_caps_a_pulse_by_sands_time_less_what_the_present_curren
     # A current beyond the steady limit (60 / sqrt(100) = 6 A) has spent the budget: the pulse may
     # not exceed it, and is never capped below it (the cell carries it now).
     params = capped.kernel_params()
-    assert kern.electrolyte_cap(params, -7.0, -1.0, 10.0) == 7.0
-    assert kern.electrolyte_cap(params, 9.0, 1.0, 10.0) == 9.0
+    assert kern.electrolyte_cap(params, -7.0, 0.0, -1.0, 10.0) == 7.0
+    assert kern.electrolyte_cap(params, 9.0, 0.0, 1.0, 10.0) == 9.0
     # A pulse longer than the steady time is a steady current: 60 / sqrt(100) = 6 A for 400 s.
-    assert kern.electrolyte_cap(params, 0.0, 1.0, 400.0) == pytest.approx(6.0, rel=1e-12)
-    assert kern.electrolyte_cap(lin.kernel_params(), -7.0, -1.0, 10.0) == math.inf
+    assert kern.electrolyte_cap(params, 0.0, 0.0, 1.0, 400.0) == pytest.approx(6.0, rel=1e-12)
+    assert kern.electrolyte_cap(lin.kernel_params(), -7.0, 0.0, -1.0, 10.0) == math.inf
+
+
+@IMPLS
+def test_a_current_that_falls_leaves_its_depletion_for_the_steady_time(
+    kern: ModuleType, nmc: BatteryProfile
+) -> None:
+    # K = 60 A s^0.5, T_EQ = 100 s. A 2 A charge held until steady, then stopped: just after the stop
+    # the pulse may take what it could while the charge flowed, 2 + (60 - 20) / sqrt(10) = 14.6 A (the
+    # steps' sum: the stop's relief and the pulse start together), not the 19.0 A of an electrolyte at
+    # rest; the memory relaxes as exp(-t / 100 s) towards that.
+    lin, capped = _electrolyte_profiles(nmc)
+    params = capped.kernel_params()
+    root_eq, root_h = 10.0, math.sqrt(10.0)
+
+    def chg_after(held: float) -> float:
+        return (60.0 - held * (root_eq - root_h)) / root_h
+
+    assert kern.electrolyte_cap(params, 0.0, 2.0, -1.0, 10.0) == pytest.approx(2 + 40 / root_h, rel=1e-12)
+    assert kern.electrolyte_cap(params, 0.0, 2.0, -1.0, 10.0) == pytest.approx(chg_after(2.0), rel=1e-12)
+    # Held the other way, or below the present current: nothing more spent than the present's.
+    assert kern.electrolyte_cap(params, 0.0, 0.0, -1.0, 10.0) == pytest.approx(60 / root_h, rel=1e-12)
+    assert kern.electrolyte_cap(params, -3.0, 2.0, -1.0, 10.0) == pytest.approx(
+        kern.electrolyte_cap(params, -3.0, 0.0, -1.0, 10.0), rel=1e-12
+    )
+    # Part of the way down: 1 A flowing, 2 A held.
+    assert kern.electrolyte_cap(params, -1.0, 2.0, -1.0, 10.0) == pytest.approx(
+        1 + (60 - 1 * root_eq - 1 * (root_eq - root_h)) / root_h, rel=1e-12
+    )
+    # Through the filter's step: the memory follows the true current (measured less the offset).
+    state, params, table, c = arrays(capped, 0.5)
+    horizons = np.array([10.0])
+    out = np.zeros(ref.O_N)
+    state[ref.S_B], state[ref.S_P33], params[ref.P_Q_B] = -0.5, 0.0, 0.0  # a known, fixed offset
+    for _ in range(3):
+        kern.step(state, params, table, 1.0, -2.5, 3.5 - 2.0 * capped.r0_ohm, 25.0, horizons, out, c)
+    assert state[ref.S_ELEC_CHG] == pytest.approx(2.0, rel=1e-9) and state[ref.S_ELEC_DIS] == 0.0
+    assert out[ref.O_I_CHG_V] == pytest.approx(2 + 40 / root_h, rel=1e-9)
+    state[ref.S_B] = 0.0
+    kern.step(state, params, table, 1.0, 0.0, 3.5, 25.0, horizons, out, c)  # stopped
+    assert state[ref.S_ELEC_CHG] == pytest.approx(2.0 * math.exp(-0.01), rel=1e-9)
+    assert out[ref.O_I_CHG_V] == pytest.approx(chg_after(2.0 * math.exp(-0.01)), rel=1e-9)
+    kern.step(state, params, table, 99.0, 0.0, 3.5, 25.0, horizons, out, c)
+    assert state[ref.S_ELEC_CHG] == pytest.approx(2.0 * math.exp(-1.0), rel=1e-9)
+    assert out[ref.O_I_CHG_V] == pytest.approx(chg_after(2.0 * math.exp(-1.0)), rel=1e-9)
+    # A larger current the other way is taken at once; the charge's memory relaxes on.
+    kern.step(state, params, table, 1.0, 4.0, 3.5 - 4.0 * capped.r0_ohm, 25.0, horizons, out, c)
+    assert state[ref.S_ELEC_DIS] == pytest.approx(4.0, rel=1e-9)
+    assert state[ref.S_ELEC_CHG] == pytest.approx(2.0 * math.exp(-1.01), rel=1e-9)
+    # Without a steady time the memory is the present current.
+    plain = lin.kernel_params()
+    plain[ref.P_ELEC_T_EQ_S] = 0.0
+    kern.hold_depletion(state, plain, 1.0)
+    assert (state[ref.S_ELEC_DIS], state[ref.S_ELEC_CHG]) == (4.0, 0.0)
 
 
 @IMPLS

@@ -79,6 +79,12 @@ CASES = {
     # identified at 25 degC, scaled by the profile's law, put the charge limit +7.6 % over until the SoP
     # stopped crediting warmth (docs/estimation.md, "No credit for warmth").
     "deepsa25": "nmc-lgm50",
+    # nmcdeep20's cell charged at 11 kW in 10 min blocks with 3 min pauses: 2 s into a pause the
+    # electrolyte still held the charge's depletion, and the 10 s charge limit was +19.6 % over while
+    # the SoP credited the fall at once (development), +13.2 % on the second pack, its truth 10, 25 and
+    # 40 s into the pauses (made to judge; docs/estimation.md, "The electrolyte's memory").
+    "nmcstop20": "nmc-lgm50",
+    "nmcstopb20": "nmc-lgm50",
 }
 GENERATED = {
     "aged2_v2h",
@@ -99,6 +105,8 @@ GENERATED = {
     "orka20",
     "nmcdeep20",
     "deepsa25",
+    "nmcstop20",
+    "nmcstopb20",
 }
 # At the LFP knees the 10 s limits were +13.8 % (charge, lfpfull_v2h at 98 %), +34.4 % (charge,
 # lfpwarm_v2h at 99 %) and +17.8 % (discharge, lfpwarm_v2h at 7.5 %) over before the SoP counted the
@@ -139,10 +147,11 @@ def test_charge_limit_is_never_over_predicted_on_unseen_packs(
     load: Callable[[str], Trace], generalized: Callable[[str], Replay], name: str
 ) -> None:
     r = generalized(name)
-    assert len(r.chg10_true_a) == (18 if name in GENERATED else 20)  # every truth point scored
     meta = load(name).meta
     assert meta is not None
-    soc_at = {float(p["t_s"]): float(p["soc_true"]) for p in meta["sop_truth"]["points"]}  # type: ignore[index]
+    points = meta["sop_truth"]["points"]  # type: ignore[index]
+    assert len(r.chg10_true_a) == (len(points) if name in GENERATED else 20)  # every truth point scored
+    soc_at = {float(p["t_s"]): float(p["soc_true"]) for p in points}
     soc = np.asarray([soc_at[t] for t in r.chg10_t_s])
     true_chg, true_dis = np.asarray(r.chg10_true_a), np.asarray(r.dis10_true_a)
     assert np.all(np.asarray(r.chg10_est_a) <= 1.05 * true_chg)  # the model's own figure

@@ -18,7 +18,11 @@ GEN_SERIES, GEN_PARALLEL, GEN_V_MIN, GEN_V_MAX, GEN_SOC_START and GEN_SOC_END se
 limits, start and charge end (default 96, 43, 2.5, 4.2, 0.7, 0.85); GEN_V_CELL the cell voltage the
 powers are converted at (default 3.6: the house load at it, the charge at it + 0.3 V); GEN_CAP_A the SoP
 bisection's cap per cell (default 50 A); GEN_HYST_V and GEN_HYST_GAMMA the hysteresis's half gap and
-decay rate (default 0.010 V, 50).
+decay rate (default 0.010 V, 50). GEN_CHARGE_W sets the charge's power (default 7000 W);
+GEN_CHARGE_ON_S and GEN_CHARGE_OFF_S make it intermittent (on for ON, off for OFF, as a solar surplus
+that comes and goes; default 0: one block), and the SoP truth then also sits GEN_STOP_AFTER_S into each
+of the first GEN_STOP_POINTS pauses (default "2,60" s and 4): the electrolyte's depletion a current
+leaves once it stops.
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ CAP_A = float(os.environ.get("GEN_CAP_A", "50"))  # per cell: an LFP 26650 holds
 # LFP hysteresis (aging "hysteresis"): half the gap between the branches, V, and the decay rate.
 HYST_V = float(os.environ.get("GEN_HYST_V", "0.010"))
 HYST_GAMMA = float(os.environ.get("GEN_HYST_GAMMA", "50"))
+CHARGE_W = float(os.environ.get("GEN_CHARGE_W", "7000"))
+CHARGE_ON_S = int(os.environ.get("GEN_CHARGE_ON_S", "0"))
+CHARGE_OFF_S = int(os.environ.get("GEN_CHARGE_OFF_S", "0"))
+STOP_POINTS = int(os.environ.get("GEN_STOP_POINTS", "4"))
+STOP_AFTER_S = [int(x) for x in os.environ.get("GEN_STOP_AFTER_S", "2,60").split(",")]
 
 
 # What Prada2013 (A123 26650 LFP) lacks for a thermal SPMe, as the shared lfp_day took it: Chen2020's
@@ -150,12 +159,22 @@ def main(name: str, parameter_set: str, ambient_c: float, seed: int, aging: str)
     i_load = np.array(power_w[:load_s]) / (V_CELL * SERIES * PARALLEL)
     soc0, soc_end = SOC_START, SOC_END
     q_out0 = (1 - soc0) * q_true
-    i_charge = -7000.0 / ((V_CELL + 0.3) * SERIES * PARALLEL)
+    i_charge = -CHARGE_W / ((V_CELL + 0.3) * SERIES * PARALLEL)
     charge_s = int(((q_out0 + i_load.sum() / 3600) / q_true - (1 - soc_end)) * q_true * 3600 / -i_charge)
-    end_s = rest0_s + load_s + rest1_s + charge_s + 3600
+    on_s, off_s = (CHARGE_ON_S, CHARGE_OFF_S) if CHARGE_ON_S > 0 and CHARGE_OFF_S > 0 else (charge_s, 0)
+    blocks = -(-charge_s // on_s)
+    end_s = rest0_s + load_s + rest1_s + charge_s + (blocks - 1) * off_s + 3600
     profile = np.zeros(end_s + 1)
     profile[rest0_s : rest0_s + load_s] = i_load
-    profile[rest0_s + load_s + rest1_s : rest0_s + load_s + rest1_s + charge_s] = i_charge
+    stop_times: list[int] = []
+    begin, left = rest0_s + load_s + rest1_s, charge_s
+    while left > 0:
+        run = min(on_s, left)
+        profile[begin : begin + run] = i_charge
+        left -= run
+        if left > 0 and len(stop_times) < len(STOP_AFTER_S) * STOP_POINTS:
+            stop_times += [begin + run + after for after in STOP_AFTER_S]
+        begin += run + off_s
 
     pv = parameters(parameter_set, aging)
     pv["Ambient temperature [K]"] = pv["Initial temperature [K]"] = ambient_c + 273.15
@@ -170,7 +189,7 @@ def main(name: str, parameter_set: str, ambient_c: float, seed: int, aging: str)
         }
     )
     initial_soc = 1 - q_out0 / float(esoh["Q"])
-    sop_times = list(range(88, end_s, max(1, end_s // 18)))[:20]
+    sop_times = sorted({*list(range(88, end_s, max(1, end_s // 18)))[:20], *stop_times})
     bounds = sorted({0, *sop_times, end_s})
     pulse_values = pv.copy()
     pulse_values["Current function [A]"] = "[input]"
