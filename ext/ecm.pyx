@@ -331,8 +331,10 @@ cdef inline void _hold_depletion(double* state, const double* params, double dt_
     if dt_s > 0.0:
         t_eq = params[P_ELEC_T_EQ_S]
         keep = exp(-dt_s / t_eq) if t_eq > 0.0 else 0.0
-    state[S_ELEC_DIS] = fmax(fmax(state[S_ELEC_DIS] * keep, i), 0.0)
-    state[S_ELEC_CHG] = fmax(fmax(state[S_ELEC_CHG] * keep, -i), 0.0)
+    cdef double way = fmax(i, 0.0)
+    state[S_ELEC_DIS] = way + fmax(state[S_ELEC_DIS] - way, 0.0) * keep
+    way = fmax(-i, 0.0)
+    state[S_ELEC_CHG] = way + fmax(state[S_ELEC_CHG] - way, 0.0) * keep
 
 
 cdef void _sop(const double* state, const double* params, const double* table, Py_ssize_t n,
@@ -505,9 +507,9 @@ def step(double[::1] state, const double[::1] params, const double[::1] table, d
     with nogil:
         _coefficients(pa, tb, n, st[S_SOC], temp_c, pa[P_R_GROWTH], cc)
         _predict(st, pa, cc, dt_s)
+        _hold_depletion(st, pa, dt_s)
         _correct(st, pa, tb, n, cc, i_a, v_v, temp_c)
         _smooth_offset(st, pa, dt_s)
-        _hold_depletion(st, pa, dt_s)
         _coefficients(pa, tb, n, st[S_SOC], temp_c, pa[P_SOP_GROWTH], cc)
         for j in range(horizons_s.shape[0]):
             _sop(st, pa, tb, n, cc, horizons_s[j], temp_c, &out[j * O_N])
@@ -553,9 +555,9 @@ cdef class Kernel:
         with nogil:
             _coefficients(pa, tb, n, st[S_SOC], temp_c, pa[P_R_GROWTH], cc)
             _predict(st, pa, cc, dt_s)
+            _hold_depletion(st, pa, dt_s)
             _correct(st, pa, tb, n, cc, i_a, v_v, temp_c)
             _smooth_offset(st, pa, dt_s)
-            _hold_depletion(st, pa, dt_s)
             _coefficients(pa, tb, n, st[S_SOC], temp_c, pa[P_SOP_GROWTH], cc)
             for j in range(nh):
                 _sop(st, pa, tb, n, cc, hz[j], temp_c, &o[j * O_N])

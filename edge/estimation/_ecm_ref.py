@@ -52,8 +52,9 @@ S_VFREE_POST: Final = 20  # OCV - v1 - v2 of the updated state, V
 # once the SoC no longer follows it. The SoP takes it where it lowers a limit (see sop).
 S_OCV_OFS: Final = 21
 # The electrolyte's memory, per way (discharge, charge), A per cell (>= 0): the current whose steady
-# depletion the electrolyte may still hold. A current that falls leaves its depletion behind, relaxing
-# over the steady time P_ELEC_T_EQ_S; the electrolyte's limit counts it spent (hold_depletion).
+# depletion the electrolyte may still hold, at least the current held over the last interval. A
+# current that falls leaves its depletion behind, whose excess relaxes over the steady time
+# P_ELEC_T_EQ_S; the electrolyte's limit counts it spent (hold_depletion).
 S_ELEC_DIS: Final = 22
 S_ELEC_CHG: Final = 23
 S_N: Final = 24
@@ -617,21 +618,26 @@ def electrolyte_cap(
 
 
 def hold_depletion(state: MutableSequence[float], params: Sequence[float], dt_s: float) -> None:
-    """Update the electrolyte's memory (S_ELEC_DIS / S_ELEC_CHG) to the present true current over
-    ``dt_s``: a larger one is taken at once, a smaller one lets the memory relax as exp(-t / T_EQ).
+    """Carry the electrolyte's memory (S_ELEC_DIS / S_ELEC_CHG) over ``dt_s`` under the true current
+    held over it (``S_I_PREV - S_B`` before the correction takes the new sample): a larger one is
+    taken (as steady), and the excess of the memory above it relaxes as exp(-t / T_EQ).
+
     By the steps' sum (electrolyte_cap), what a fall leaves spent after t is the share
     (sqrt(T_EQ) - sqrt(t + h)) / (sqrt(T_EQ) - sqrt(h)) of what it left at once; exp(-t / T_EQ / 2)
     stays above that for every t and horizon h (the closest: h = T_EQ / 4, just after the fall).
     Twice that time is the margin for a real electrolyte, whose response bends below sqrt(t) before
-    it is steady, so that more of a fall stays spent than the sum says. Without a limit (T_EQ 0) it is
-    the present current."""
+    it is steady, so that more of a fall stays spent than the sum says. Each fall's excess relaxes
+    from its own time (a partial fall, to a current still flowing, included). Without a limit (T_EQ
+    0) it is the current held."""
     i = state[S_I_PREV] - state[S_B]
     keep = 1.0
     if dt_s > 0.0:
         t_eq = params[P_ELEC_T_EQ_S]
         keep = math.exp(-dt_s / t_eq) if t_eq > 0.0 else 0.0
-    state[S_ELEC_DIS] = max(state[S_ELEC_DIS] * keep, i, 0.0)
-    state[S_ELEC_CHG] = max(state[S_ELEC_CHG] * keep, -i, 0.0)
+    way = max(i, 0.0)
+    state[S_ELEC_DIS] = way + max(state[S_ELEC_DIS] - way, 0.0) * keep
+    way = max(-i, 0.0)
+    state[S_ELEC_CHG] = way + max(state[S_ELEC_CHG] - way, 0.0) * keep
 
 
 def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
@@ -763,18 +769,19 @@ def step(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm
     """One sample: predict over ``dt_s``, correct with (``i_a``, ``v_v``), then the SoP per horizon.
 
     ``c`` is scratch space (C_N values) that holds the SoP's coefficients at the updated state
-    afterwards. The filter uses the growth estimate, the SoP its upper bound. Between the two, the
-    voltage innovation is smoothed into S_OCV_OFS over P_OFS_TAU_S and the electrolyte's memory
-    follows the current (hold_depletion).
+    afterwards. The filter uses the growth estimate, the SoP its upper bound. The electrolyte's memory
+    follows the current held over ``dt_s`` (hold_depletion, before the correction takes the new
+    one); between the filter and the SoP the voltage innovation is smoothed into S_OCV_OFS over
+    P_OFS_TAU_S.
     """
     coefficients(params, table, state[S_SOC], temp_c, params[P_R_GROWTH], c)
     predict(state, params, c, dt_s)
+    hold_depletion(state, params, dt_s)
     correct(state, params, table, c, i_a, v_v, temp_c)
     if dt_s > 0.0:
         state[S_OCV_OFS] = state[S_OCV_OFS] + (state[S_INNOV] - state[S_OCV_OFS]) * dt_s / (
             dt_s + params[P_OFS_TAU_S]
         )
-    hold_depletion(state, params, dt_s)
     coefficients(params, table, state[S_SOC], temp_c, params[P_SOP_GROWTH], c)
     for j in range(len(horizons_s)):
         sop(state, params, table, c, horizons_s[j], temp_c, out, j * O_N)

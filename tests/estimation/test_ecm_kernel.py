@@ -562,31 +562,86 @@ def test_a_current_that_falls_leaves_its_depletion_for_the_steady_time(
     assert kern.electrolyte_cap(params, -1.0, 2.0, -1.0, 10.0) == pytest.approx(
         1 + (60 - 1 * root_eq - 1 * (root_eq - root_h)) / root_h, rel=1e-12
     )
-    # Through the filter's step: the memory follows the true current (measured less the offset).
+    # Through the filter's step: the memory carries the true current held over each interval
+    # (measured less the offset), taken before the correction takes the new sample.
     state, params, table, c = arrays(capped, 0.5)
     horizons = np.array([10.0])
     out = np.zeros(ref.O_N)
     state[ref.S_B], state[ref.S_P33], params[ref.P_Q_B] = -0.5, 0.0, 0.0  # a known, fixed offset
+    state[ref.S_I_PREV] = -2.5  # as the estimator's start: the first sample's current
+
+    def step(dt: float, measured: float) -> None:
+        v = 3.5 - (measured - state[ref.S_B]) * capped.r0_ohm
+        kern.step(state, params, table, dt, measured, v, 25.0, horizons, out, c)
+
+    def chg(i_now: float, held: float) -> float:
+        spent = i_now * root_eq + max(held - i_now, 0.0) * (root_eq - root_h)
+        return i_now + (60.0 - spent) / root_h
+
     for _ in range(3):
-        kern.step(state, params, table, 1.0, -2.5, 3.5 - 2.0 * capped.r0_ohm, 25.0, horizons, out, c)
+        step(1.0, -2.5)  # 2 A of charge
     assert state[ref.S_ELEC_CHG] == pytest.approx(2.0, rel=1e-9) and state[ref.S_ELEC_DIS] == 0.0
     assert out[ref.O_I_CHG_V] == pytest.approx(2 + 40 / root_h, rel=1e-9)
-    state[ref.S_B] = 0.0
-    kern.step(state, params, table, 1.0, 0.0, 3.5, 25.0, horizons, out, c)  # stopped
-    assert state[ref.S_ELEC_CHG] == pytest.approx(2.0 * math.exp(-0.01), rel=1e-9)
-    assert out[ref.O_I_CHG_V] == pytest.approx(chg_after(2.0 * math.exp(-0.01)), rel=1e-9)
-    kern.step(state, params, table, 99.0, 0.0, 3.5, 25.0, horizons, out, c)
-    assert state[ref.S_ELEC_CHG] == pytest.approx(2.0 * math.exp(-1.0), rel=1e-9)
-    assert out[ref.O_I_CHG_V] == pytest.approx(chg_after(2.0 * math.exp(-1.0)), rel=1e-9)
-    # A larger current the other way is taken at once; the charge's memory relaxes on.
-    kern.step(state, params, table, 1.0, 4.0, 3.5 - 4.0 * capped.r0_ohm, 25.0, horizons, out, c)
+    step(1.0, -1.5)  # falls to 1 A: the 2 A's depletion is all there
+    assert state[ref.S_ELEC_CHG] == pytest.approx(2.0, rel=1e-9)
+    assert out[ref.O_I_CHG_V] == pytest.approx(chg(1.0, 2.0), rel=1e-9)
+    step(99.0, -1.5)  # the fall's excess relaxes, not the current still flowing
+    assert state[ref.S_ELEC_CHG] == pytest.approx(1.0 + math.exp(-0.99), rel=1e-9)
+    assert out[ref.O_I_CHG_V] == pytest.approx(chg(1.0, 1.0 + math.exp(-0.99)), rel=1e-9)
+    step(1.0, -0.5)  # stopped
+    assert state[ref.S_ELEC_CHG] == pytest.approx(1.0 + math.exp(-1.0), rel=1e-9)
+    assert out[ref.O_I_CHG_V] == pytest.approx(chg(0.0, 1.0 + math.exp(-1.0)), rel=1e-9)
+    assert out[ref.O_I_CHG_V] == pytest.approx(chg_after(1.0 + math.exp(-1.0)), rel=1e-9)
+    # A discharge: counted as steady from its first sample (the cap's present current), held from
+    # the next; the charge's memory relaxes on.
+    step(1.0, 3.5)
+    assert out[ref.O_I_DIS_V] == pytest.approx(4 + 20 / root_h, rel=1e-9)
+    step(1.0, 3.5)
     assert state[ref.S_ELEC_DIS] == pytest.approx(4.0, rel=1e-9)
-    assert state[ref.S_ELEC_CHG] == pytest.approx(2.0 * math.exp(-1.01), rel=1e-9)
-    # Without a steady time the memory is the present current.
+    assert state[ref.S_ELEC_CHG] == pytest.approx((1.0 + math.exp(-1.0)) * math.exp(-0.02), rel=1e-9)
+    # Without a steady time the memory is the current held.
     plain = lin.kernel_params()
     plain[ref.P_ELEC_T_EQ_S] = 0.0
     kern.hold_depletion(state, plain, 1.0)
     assert (state[ref.S_ELEC_DIS], state[ref.S_ELEC_CHG]) == (4.0, 0.0)
+
+
+@IMPLS
+@settings(max_examples=120, deadline=None)
+@given(
+    history=st.lists(st.tuples(st.floats(0.0, 10.0), st.integers(1, 150)), min_size=1, max_size=8),
+    horizon=st.sampled_from([2.0, 10.0, 25.0, 30.0, 100.0, 300.0]),
+)
+def test_the_memory_never_counts_less_depletion_than_the_steps_sum(
+    kern: ModuleType, history: list[tuple[float, int]], horizon: float
+) -> None:
+    # Any history of currents one way (held for whole seconds, as the daemon's samples), then a pulse:
+    # the depletion the current's steps add up to (each dI sqrt(t), steady after T_EQ) at the pulse's
+    # end, with the pulse at the cap, is within K. K is large so that the cap is above the present
+    # current and the comparison is of the depletion spent.
+    t_eq, big_k = 100.0, 1e4
+    params = np.zeros(ref.P_N)
+    params[ref.P_ELEC_K], params[ref.P_ELEC_T_EQ_S] = big_k, t_eq
+    state = np.zeros(ref.S_N)
+    state[ref.S_I_PREV] = history[0][0]
+    kern.hold_depletion(state, params, 0.0)  # the first sample: steady since ever
+    steps: list[tuple[float, float]] = []  # (time, change of current)
+    t, current = 0.0, history[0][0]
+    for i_a, seconds in history:
+        steps.append((t, i_a - current))
+        current = i_a
+        for _ in range(seconds):
+            kern.hold_depletion(state, params, 1.0)  # the interval under the current held
+            state[ref.S_I_PREV] = i_a  # then the sample's
+            t += 1.0
+    cap = kern.electrolyte_cap(params, current, state[ref.S_ELEC_DIS], 1.0, horizon)
+    end = t + horizon
+
+    def root(dt: float) -> float:
+        return math.sqrt(min(dt, t_eq))
+
+    spent = history[0][0] * math.sqrt(t_eq) + sum(d * root(end - ts) for ts, d in steps)
+    assert spent + (cap - current) * root(horizon) <= big_k * (1 + 1e-12)
 
 
 @IMPLS

@@ -162,7 +162,9 @@ def main(name: str, parameter_set: str, ambient_c: float, seed: int, aging: str)
     i_charge = -CHARGE_W / ((V_CELL + 0.3) * SERIES * PARALLEL)
     charge_s = int(((q_out0 + i_load.sum() / 3600) / q_true - (1 - soc_end)) * q_true * 3600 / -i_charge)
     on_s, off_s = (CHARGE_ON_S, CHARGE_OFF_S) if CHARGE_ON_S > 0 and CHARGE_OFF_S > 0 else (charge_s, 0)
-    blocks = -(-charge_s // on_s)
+    if off_s and max(STOP_AFTER_S) >= off_s:
+        raise SystemExit(f"GEN_STOP_AFTER_S {STOP_AFTER_S}: each within the pause, under {off_s} s")
+    blocks = -(-charge_s // max(on_s, 1))
     end_s = rest0_s + load_s + rest1_s + charge_s + (blocks - 1) * off_s + 3600
     profile = np.zeros(end_s + 1)
     profile[rest0_s : rest0_s + load_s] = i_load
