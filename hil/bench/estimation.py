@@ -72,6 +72,7 @@ TRACES = {
     # nmcdeep20's cell in an intermittent 11 kW charge: the depletion a charge leaves in its pauses.
     "nmcstop20": "nmc-lgm50",
     "nmcstopb20": "nmc-lgm50",
+    "nmcstopc15": "nmc-lgm50",
 }
 
 

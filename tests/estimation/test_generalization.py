@@ -82,9 +82,11 @@ CASES = {
     # nmcdeep20's cell charged at 11 kW in 10 min blocks with 3 min pauses: 2 s into a pause the
     # electrolyte still held the charge's depletion, and the 10 s charge limit was +19.6 % over while
     # the SoP credited the fall at once (development), +13.2 % on the second pack, its truth 10, 25 and
-    # 40 s into the pauses (made to judge; docs/estimation.md, "The electrolyte's memory").
+    # 40 s into the pauses (made to judge; docs/estimation.md, "The electrolyte's memory"), and +9.3 %
+    # at 15 degC with 3 min blocks and 90 s pauses (made to judge after the review's mend).
     "nmcstop20": "nmc-lgm50",
     "nmcstopb20": "nmc-lgm50",
+    "nmcstopc15": "nmc-lgm50",
 }
 GENERATED = {
     "aged2_v2h",
@@ -107,6 +109,7 @@ GENERATED = {
     "deepsa25",
     "nmcstop20",
     "nmcstopb20",
+    "nmcstopc15",
 }
 # At the LFP knees the 10 s limits were +13.8 % (charge, lfpfull_v2h at 98 %), +34.4 % (charge,
 # lfpwarm_v2h at 99 %) and +17.8 % (discharge, lfpwarm_v2h at 7.5 %) over before the SoP counted the
