@@ -67,15 +67,15 @@ class _Request:
     urgent: bool
 
 
-def _raise_if_cancelled() -> None:
-    """Raise the cancellation of the task running a request if pymodbus lost it: its ``asyncio.wait_for``
-    (Python 3.11) returns an answer that came in the loop turn the task was cancelled in, and a
-    cancelled request may come back as an I/O error. A stopped task must stop, not carry on with the
-    answer or the error (the setpoint writer then waited for its next command, and the daemon's
-    shutdown for the writer, for ever). ``asyncio.timeout`` above has taken back its own by then."""
+def _cancelling() -> bool:
+    """Whether the task running a request has been cancelled, even if pymodbus lost the cancellation:
+    its ``asyncio.wait_for`` (Python 3.11) returns an answer, or a failed connect, that came in the
+    loop turn the task was cancelled in, and a cancelled request may come back as an I/O error. A
+    stopped task must stop, not carry on with the answer or the error (the setpoint writer then
+    waited for its next command, and the daemon's shutdown for the writer, for ever). The
+    ``asyncio.timeout`` guards below have taken back their own cancellations by then."""
     task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
+    return task is not None and task.cancelling() > 0
 
 
 class _PriorityLock:
@@ -312,11 +312,18 @@ class BusWorker:
             if self._tainted:
                 await self._untaint()
             try:
-                return await self._execute(req)
+                regs = await self._execute(req)
             except asyncio.CancelledError:
                 # The caller gave up with the request on the wire: its answer may still come.
                 self._tainted = True
                 raise
+            except DriverError:
+                if _cancelling():  # the failure ended the request: the line is as the error left it
+                    raise asyncio.CancelledError from None
+                raise
+            if _cancelling():
+                raise asyncio.CancelledError
+            return regs
         finally:
             self._lock.release()
 
@@ -396,7 +403,7 @@ class BusWorker:
             except DriverError as e:
                 err = e
                 link.stats.failure(e.kind)
-                if not e.retryable:
+                if not e.retryable or _cancelling():
                     break
                 continue
             link._succeeded()
@@ -427,16 +434,12 @@ class BusWorker:
             # does not check the transaction id): a timed-out request taints the link. TCP drops the
             # connection (late answers die with it); RTU waits out the line and empties the buffer.
             await self._untaint()
-            _raise_if_cancelled()
             raise self._error(req, f"no answer within {self.config.timeout_s} s", "timeout", True) from None
         except ConnectionException as e:
             client.close()
-            _raise_if_cancelled()
             raise self._error(req, f"connection lost: {e}", "disconnected", True) from None
         except (ModbusException, OSError, ValueError, struct_error) as e:
-            _raise_if_cancelled()
             raise self._error(req, f"unreadable answer: {e}", "garbage", True) from None
-        _raise_if_cancelled()
         t1 = self.clock()
         if rr.isError():
             code = int(getattr(rr, "exception_code", 0) or 0)

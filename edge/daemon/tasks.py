@@ -29,14 +29,20 @@ async def wait_set(event: asyncio.Event, timeout_s: float) -> bool:
     return event.is_set()
 
 
-async def cancel(task: asyncio.Task[Any] | None) -> None:
+async def cancel(task: asyncio.Task[Any] | None, *, again_after_s: float | None = None) -> None:
     """Cancel ``task`` (if any) and wait for it to end.
 
     The task's own CancelledError stays inside; a cancellation of the caller while it waits is
     passed on (the caller is being stopped too, and swallowing that would keep it running).
+    ``again_after_s``: cancel again at that interval until it has ended, for a task whose awaits may
+    lose a cancellation (a library's ``asyncio.wait_for`` on Python 3.11) and whose clean-up is
+    quicker than that; the daemon waits for it before stopping the power stage.
     """
     if task is None:
         return
+    while again_after_s is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=again_after_s)
     task.cancel()
     try:
         await task

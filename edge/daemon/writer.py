@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_PERIOD_S = 1.0
 RESYNC_MIN_S = 5.0  # first re-send of start/stop when the stage reports the opposite
 RESYNC_MAX_S = 60.0
+CLOSE_AGAIN_S = 0.5  # close: cancel again after this if the task has not ended (a lost cancellation)
 
 
 class SetpointWriter:
@@ -60,7 +61,8 @@ class SetpointWriter:
         return self._task is not None and not self._task.done()
 
     async def close(self) -> None:
-        await cancel(self._task)
+        # It must have ended before the stage's stop, or a start it sends after would undo it.
+        await cancel(self._task, again_after_s=CLOSE_AGAIN_S)
         self._task = None
 
     async def _run(self) -> None:

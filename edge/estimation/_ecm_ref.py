@@ -623,7 +623,7 @@ def hold_depletion(state: MutableSequence[float], params: Sequence[float], dt_s:
     taken (as steady), and the excess of the memory above it relaxes as exp(-t / T_EQ).
 
     By the steps' sum (electrolyte_cap), what a fall leaves spent after t is the share
-    (sqrt(T_EQ) - sqrt(t + h)) / (sqrt(T_EQ) - sqrt(h)) of what it left at once; exp(-t / T_EQ / 2)
+    (sqrt(T_EQ) - sqrt(t + h)) / (sqrt(T_EQ) - sqrt(h)) of what it left at once; exp(-2 t / T_EQ)
     stays above that for every t and horizon h (the closest: h = T_EQ / 4, just after the fall).
     Twice that time is the margin for a real electrolyte, whose response bends below sqrt(t) before
     it is steady, so that more of a fall stays spent than the sum says. Each fall's excess relaxes

@@ -40,6 +40,32 @@ async def test_cancel_waits_for_the_task_and_swallows_its_cancellation() -> None
     await cancel(None)
 
 
+async def test_cancel_again_ends_a_task_that_lost_its_first_cancellation() -> None:
+    # As a library's asyncio.wait_for does on Python 3.11 when its wait ends in the same loop turn.
+    lost = 0
+
+    async def loses_one() -> None:
+        nonlocal lost
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            lost += 1
+        await asyncio.Event().wait()  # carries on as if not stopped
+
+    task = asyncio.create_task(loses_one())
+    await asyncio.sleep(0)
+    async with asyncio.timeout(2.0):
+        await cancel(task, again_after_s=0.05)
+    assert task.cancelled() and lost == 1
+    # Cancelled once only, it runs on.
+    task = asyncio.create_task(loses_one())
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.wait({task}, timeout=0.2)
+    assert not task.done() and lost == 2
+    await cancel(task, again_after_s=0.05)
+
+
 async def test_the_callers_own_cancellation_is_not_swallowed() -> None:
     inner = asyncio.create_task(_slow_to_end())
     await asyncio.sleep(0)

@@ -4,6 +4,7 @@ statistics, log-once, and readings that never get a fresh time from a failed rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -309,3 +310,30 @@ async def test_a_request_answered_as_its_task_is_cancelled_ends_cancelled(
         await asyncio.wait_for(pending, 2.0)
     fault.delay_s = 0.0
     assert (await meter.read()).p_site_import_w == 1500.0  # the bus goes on serving
+
+
+async def test_a_connect_failing_as_its_task_is_cancelled_ends_cancelled(
+    modbus_tcp_server: Any, drivers_factory: BuildDrivers
+) -> None:
+    # pymodbus's connect waits with asyncio.wait_for too: a connection refused in the loop turn of the
+    # cancellation returns False, and the task went on with "cannot connect" as if not stopped.
+    img = SunSpecImage(meter_models())
+    srv = await modbus_tcp_server([img.sim_device(2)])
+    d = await drivers_factory({"link": tcp_bus(srv, timeout_s=1.0, retries=0)}, {"meter": METER})
+    meter = d.site_meter
+    assert meter is not None
+    await meter.read()
+    client = d.buses["link"]._client
+    client.close()
+
+    async def refused_as_cancelled() -> bool:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.2)
+        return False
+
+    client.connect = refused_as_cancelled
+    pending = asyncio.create_task(meter.read())
+    await asyncio.sleep(0.05)  # connecting
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(pending, 2.0)
