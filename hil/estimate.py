@@ -101,6 +101,10 @@ class Replay:
     chg10_median_pct: float = math.nan
     soc_in_2sigma: float = math.nan  # share of the scored samples with the truth inside 2 sigma
     rejected: int = 0
+    # Truth points at the bisection's cap: the cell's limit is higher, so an error against one is an
+    # upper bound (an "over" there is not known to be one).
+    chg10_truth_capped: int = 0
+    dis10_truth_capped: int = 0
 
 
 def load_trace(path: Path) -> Trace:
@@ -176,10 +180,11 @@ def replay(
         raise ValueError(f"{trace.name}: no soc_true column to play the EV's SoC from")
     est = estimator or BatteryEstimator(profile, initial_soc=initial_soc)
     h10 = [j for j, h in enumerate(profile.horizons_s) if abs(h - 10.0) < 1e-9]
-    points: dict[float, tuple[float, float]] = {}
+    points: dict[float, tuple[float, float, bool, bool]] = {}
     if trace.meta is not None and h10:
         sop = trace.meta.get("sop_truth")
         truth_points = sop.get("points", []) if isinstance(sop, dict) else []
+        cap_a = float(sop.get("bisection_cap_a_cell", math.inf)) if isinstance(sop, dict) else math.inf
         # A profile fitted on this record (its R0 / RC) is not judged on the window it was fitted on.
         fit_window = profile.fit_window_s if profile.fit_trace == trace.name else None
         for p in truth_points:
@@ -188,6 +193,8 @@ def replay(
             points[float(p["t_s"])] = (
                 float(p["max_charge_current_a_pack"]),
                 float(p["max_discharge_current_a_pack"]),
+                _capped(p, "charge", cap_a),
+                _capped(p, "discharge", cap_a),
             )
     n = len(trace.t_s)
     soc = np.empty(n)
@@ -212,7 +219,9 @@ def replay(
         t_key = float(round(t_list[j]))
         if t_key in points and abs(t_list[j] - t_key) < 0.5:
             lim = est.limits()[h10[0]]
-            chg_true, dis_true = points.pop(t_key)
+            chg_true, dis_true, chg_capped, dis_capped = points.pop(t_key)
+            result.chg10_truth_capped += chg_capped
+            result.dis10_truth_capped += dis_capped
             result.chg10_est_a.append(lim.charge_current_voltage_limited_a)
             result.chg10_true_a.append(chg_true)
             result.chg10_t_s.append(t_key)
@@ -223,6 +232,13 @@ def replay(
     est.end_session()
     _score(result, est, trace)
     return result, est
+
+
+def _capped(point: dict[str, object], way: str, cap_a: float) -> bool:
+    """Whether a truth point's ``way`` limit is the bisection's cap (flagged, or within its last step:
+    14 halvings end 2^-14 below it), not the cell's."""
+    top = float(point[f"max_{way}_current_a_cell"])  # type: ignore[arg-type]
+    return bool(point.get(f"{way}_capped")) or top >= cap_a * (1.0 - 2.0**-13)
 
 
 def _over_pct(est: list[float], true: list[float]) -> FloatArray:
@@ -286,6 +302,9 @@ def _score(r: Replay, est: BatteryEstimator, trace: Trace) -> None:
                 "%",
             ),
         ]
+        for way, capped in (("chg10", r.chg10_truth_capped), ("dis10", r.dis10_truth_capped)):
+            if capped:
+                r.figures.append(Figure(f"estimate.{name}.{way}_truth_capped", capped, "points"))
 
 
 def plot(r: Replay, path: Path, title: str) -> None:
