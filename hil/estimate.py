@@ -34,8 +34,10 @@ import gzip
 import json
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -234,11 +236,14 @@ def replay(
     return result, est
 
 
-def _capped(point: dict[str, object], way: str, cap_a: float) -> bool:
-    """Whether a truth point's ``way`` limit is the bisection's cap (flagged, or within its last step:
-    14 halvings end 2^-14 below it), not the cell's."""
-    top = float(point[f"max_{way}_current_a_cell"])  # type: ignore[arg-type]
-    return bool(point.get(f"{way}_capped")) or top >= cap_a * (1.0 - 2.0**-13)
+def _capped(point: Mapping[str, Any], way: str, cap_a: float) -> bool:
+    """Whether a truth point's ``way`` limit is the bisection's cap, not the cell's: the shared sets
+    flag it (their values are rounded); ours end 14 halvings below the cap when every step held,
+    2^-14 of it, which no failed step reaches."""
+    flag = point.get(f"{way}_capped")
+    if flag is not None:
+        return bool(flag)
+    return float(point[f"max_{way}_current_a_cell"]) >= cap_a * (1.0 - 1.5 * 2.0**-14)
 
 
 def _over_pct(est: list[float], true: list[float]) -> FloatArray:
