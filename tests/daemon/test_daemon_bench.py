@@ -41,18 +41,23 @@ async def test_serves_the_house_without_export_and_stops_safely(tmp_path: Path, 
         await asyncio.to_thread(notify_socket.wait_for, lambda m: m.startswith("STOPPING=1"))
 
 
+def _then_raise(monkeypatch: pytest.MonkeyPatch, cls: type, name: str, error: Exception) -> None:
+    """Make ``cls.name`` (a coroutine method) do its work and then raise ``error``."""
+    method = getattr(cls, name)
+
+    async def then_raise(self: object) -> None:
+        await method(self)
+        raise error
+
+    monkeypatch.setattr(cls, name, then_raise)
+
+
 async def test_a_writer_that_ends_with_an_error_still_leaves_the_stage_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The setpoint writer's end raised in place of its cancellation (a race in the bus lock, since
     # fixed: tests/drivers/test_bus_lock.py) and the shutdown ended there, before stopping the stage.
-    close = SetpointWriter.close
-
-    async def close_then_raise(self: SetpointWriter) -> None:
-        await close(self)
-        raise ValueError("list.remove(x): x not in list")
-
-    monkeypatch.setattr(SetpointWriter, "close", close_then_raise)
+    _then_raise(monkeypatch, SetpointWriter, "close", ValueError("list.remove(x): x not in list"))
     async with running_plant() as plant:
         plant.apply(ev.HouseLoad(w=2000.0))
         async with running_daemon(settings_for(plant), tmp_path):
@@ -69,13 +74,7 @@ async def test_a_shutdown_step_that_fails_leaves_the_steps_after_it_done(
 ) -> None:
     # The planner stops before the drivers, the daemon_stop event and the state store: a failure
     # there once skipped all three (the bus left polling, the event never written).
-    stop = PlanTask.stop
-
-    async def stop_then_raise(self: PlanTask) -> None:
-        await stop(self)
-        raise RuntimeError("the planner's stop broke")
-
-    monkeypatch.setattr(PlanTask, "stop", stop_then_raise)
+    _then_raise(monkeypatch, PlanTask, "stop", RuntimeError("the planner's stop broke"))
     async with running_plant() as plant:
         async with running_daemon(settings_for(plant), tmp_path):
             await until(lambda: plant.snapshot()["p_ev_w"] is not None, 10, "the daemon runs")
