@@ -150,7 +150,7 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
         # validated with the whole document (its field named there)
         | {
             key: datasheet["ocv"][key]
-            for key in ("hysteresis_v", "hysteresis_rate")
+            for key in ("hysteresis_v", "hysteresis_rate", "knee_slope_v")
             if key in datasheet["ocv"]
         },
         "model": {
@@ -218,6 +218,7 @@ def build_profile(datasheet: dict[str, Any], source: str, replay: Replay | None 
         "ocv.sigma_soc": _told(datasheet, "ocv", "sigma_soc", "default for a few points (a knee's position)"),
         "ocv.hysteresis_v": _told(datasheet, "ocv", "hysteresis_v", "none (0: no hysteresis)"),
         "ocv.hysteresis_rate": _told(datasheet, "ocv", "hysteresis_rate", "default (20 per unit SoC)"),
+        "ocv.knee_slope_v": _told(datasheet, "ocv", "knee_slope_v", "none (0: no knee fixes)"),
         "sop.sensor_temp_error_c": _told(datasheet, "sensor", "temp_error_c", "default (2 K)"),
         "sop.*": "defaults (docs/estimation.md, SoP)",
     }

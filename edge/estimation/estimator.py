@@ -23,6 +23,7 @@ from edge.estimation.aging import AgingIndicators
 from edge.estimation.capacity import AnchorTracker, CapacityEstimator, CapacityPoint
 from edge.estimation.ecm import impl
 from edge.estimation.fusion import EvSocPolicy, EvSocState
+from edge.estimation.knee import MIN_C_RATE, KneeFix, KneeTracker
 from edge.estimation.profile import GAS_CONSTANT, BatteryProfile
 from edge.estimation.record import FORMER_UPPER_BOUND, VehicleRecord, VehicleRecords
 from edge.estimation.resistance import UNKNOWN_GROWTH_SIGMA, ResistanceTracker
@@ -42,6 +43,9 @@ RESERVE_SIGMAS = 2.0
 # averaged over NIS_TAU_S, within NIS_CONVERGED (3 sigma rms; 1 when the model fits).
 GROWTH_SIGMA_CONVERGED = 0.25  # half the unknown vehicle's prior: the steps have told something
 NIS_TAU_S = 300.0
+# A knee fix further than this many sigmas (its own and the estimate's) from the estimate is not fused:
+# a step of the plateau steeper than the profile's knee slope must not move the SoC to a knee.
+KNEE_GATE = 3.0
 NIS_CONVERGED = 9.0
 NIS_CLIP = 100.0  # one wild sample (a spike) moves the average by at most this over its weight
 # While identification has not converged the SoP assumes at least the growth bound of a vehicle never
@@ -189,6 +193,17 @@ class BatteryEstimator:
         )
         self.aging = AgingIndicators.from_dict(self.record.aging)
         self.ev = EvSocState()
+        self.knee = (
+            KneeTracker(
+                soc=np.asarray(profile.ocv_soc),
+                ocv=np.asarray(profile.ocv_v),
+                slope_v=profile.ocv_knee_slope_v,
+                sigma_soc=profile.ocv_sigma_soc,
+                min_current_a=MIN_C_RATE * profile.nameplate_capacity_ah,
+            )
+            if profile.ocv_knee_slope_v > 0.0
+            else None
+        )
         self._t_s: float | None = None
         self._v_cell = 0.0
         self._temp_c = profile.reference_temp_c
@@ -313,6 +328,13 @@ class BatteryEstimator:
                     self._step_resistance_new(i_prev, i),
                 )
             self._apply_growth()
+            if self.knee is not None:
+                i_true = i - self._state[k.S_B]
+                fix = self.knee.update(
+                    dt, i_true, v - self._params[k.P_HYST_V], self._coef[k.C_R0], self._params[k.P_Q_AH]
+                )
+                if fix is not None:
+                    self._fuse_knee(fix)
             # An anchor's SoC is read from the OCV table: the table's error counts in full, not only
             # the filter's variance (which, once the SoC no longer follows the voltage, holds what
             # the counting since the previous anchor tells: no independent evidence), or a datasheet
@@ -391,22 +413,53 @@ class BatteryEstimator:
             self._kernel.fuse_offset(i_cell, (0.1 * thr) ** 2, math.inf)
 
     def _fuse_ev_soc(self, t_s: float, ev_soc: float, i_cell: float) -> None:
-        # The EV's figure repeats its scale error in every reading, so readings do not average: it can
-        # bring the SoC variance down to its own error, never below (fused with the variance that
-        # leaves exactly that; an estimate already better only checks it against the gate). The gate
-        # is judged here, on the figure's own variance: the kernel's would see the inflated one.
-        err_var = self.ev_policy.variance(i_cell, self._params[k.P_Q_AH])
-        p00 = float(self._state[k.S_P00])
-        nu = ev_soc - float(self._state[k.S_SOC])
-        if nu * nu > self.ev_policy.gate**2 * (p00 + err_var):
+        # The EV's figure repeats its scale error in every reading: see _fuse_repeating.
+        outcome = self._fuse_repeating(
+            ev_soc, self.ev_policy.variance(i_cell, self._params[k.P_Q_AH]), self.ev_policy.gate
+        )
+        if outcome == "rejected":
             self.ev.rejected += 1
-        elif p00 > err_var:
-            self._kernel.fuse_soc(ev_soc, p00 * err_var / (p00 - err_var), math.inf)
+        elif outcome == "fused":
             self.ev.fused += 1
         else:
             self.ev.agreed += 1
         self.ev.last_soc = ev_soc
         self.ev.last_t_s = t_s
+
+    def _fuse_knee(self, fix: KneeFix) -> None:
+        # A knee's place on the table is off by the same amount at every crossing, and the filter's
+        # own readings at the knee see that error too: a fix repeats its error, as the EV's figure.
+        # Fused as independent evidence, the generic LFP curve's low knee (5 points early against
+        # the A123 cell) pulled a known SoC 1.4 points off, for the rest of the record.
+        before = float(self._state[k.S_SOC])
+        outcome = self._fuse_repeating(fix.soc, fix.var, KNEE_GATE)
+        log.info(
+            "SoC at the %s knee (slope %.2f V per unit SoC): %.3f +/- %.3f, estimate %.3f -> %.3f (%s)",
+            fix.knee,
+            fix.slope_v,
+            fix.soc,
+            math.sqrt(fix.var),
+            before,
+            float(self._state[k.S_SOC]),
+            outcome,
+        )
+
+    def _fuse_repeating(self, soc: float, err_var: float, gate: float) -> str:
+        """Fuse a SoC figure whose error (variance ``err_var``) repeats in every figure of its kind.
+
+        Such figures do not average: one can bring the SoC's variance down to its error, never below
+        (fused with the variance that leaves exactly that); an estimate already better is only checked
+        against it. The gate is judged on the figure's own variance (the kernel's would see the
+        inflated one). Returns "rejected", "fused" or "agreed".
+        """
+        p00 = float(self._state[k.S_P00])
+        nu = soc - float(self._state[k.S_SOC])
+        if nu * nu > gate * gate * (p00 + err_var):
+            return "rejected"
+        if p00 > err_var:
+            self._kernel.fuse_soc(soc, p00 * err_var / (p00 - err_var), math.inf)
+            return "fused"
+        return "agreed"
 
     def _apply_capacity(self) -> None:
         self._params[k.P_Q_AH] = self.capacity.estimate.capacity_ah

@@ -21,6 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.estimation import _ecm_ref as k
+from edge.estimation.knee import WINDOW_SOC as KNEE_WINDOW_SOC
+from edge.estimation.knee import table_knees
 
 GAS_CONSTANT = 8.314462618  # J/(mol K)
 # Default diffusion time of the electrodes' particles (BatteryProfile.diffusion_tau_s), s.
@@ -117,6 +119,10 @@ class BatteryProfile:
     # SoC moved (Plett / Axen one-state model: 20 means 1/e of the way left after 5 % of SoC). 0: none.
     ocv_hysteresis_v: float = 0.0
     ocv_hysteresis_rate: float = 20.0
+    # Where the OCV's slope (V per unit SoC) over 2 % of SoC crosses this value towards either end of
+    # the table, the cell is at a knee of a flat curve, whose place the table tells whatever its offset
+    # in volts (edge.estimation.knee; LFP). 0: no knee fixes (curves without a plateau: NMC).
+    ocv_knee_slope_v: float = 0.0
     # Share of the modelled overpotential (ohmic, kinetic, RC) the model may be off by: diffusion,
     # electrolyte and temperature effects a two-RC model does not hold, so the voltage under load
     # tells the OCV less than at rest.
@@ -363,6 +369,7 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
         ocv_sigma_soc=_optional(doc, "ocv.sigma_soc", source, 0.0, 0.2, 0.0),
         ocv_hysteresis_v=_optional(doc, "ocv.hysteresis_v", source, 0.0, 0.1, 0.0),
         ocv_hysteresis_rate=_optional(doc, "ocv.hysteresis_rate", source, 1.0, 1000.0, 20.0),
+        ocv_knee_slope_v=_optional(doc, "ocv.knee_slope_v", source, 0.0, 100.0, 0.0),
         overpotential_rel_sigma=_optional(doc, "model.overpotential_rel_sigma", source, 0.0, 2.0, 0.25),
         diffusion_tau_s=_optional(doc, "model.diffusion_tau_s", source, 0.0, 1e5, DIFFUSION_TAU_S),
         electrolyte_k_a_sqrt_s=_optional(doc, "model.electrolyte_k_a_sqrt_s", source, 0.0, 1e6, 0.0),
@@ -379,6 +386,13 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
             doc, "sop.resistance_ea_floor_j_per_mol", source, 0.0, 1e5, 30000.0
         ),
     )
+    if profile.ocv_knee_slope_v > 0.0 and table_knees(
+        np.asarray(profile.ocv_soc), np.asarray(profile.ocv_v), profile.ocv_knee_slope_v, KNEE_WINDOW_SOC
+    ) == (None, None):
+        raise ProfileError(
+            f"{source}: field 'ocv.knee_slope_v' = {profile.ocv_knee_slope_v}: the table's slope never "
+            "crosses it between a plateau and an end (no knee to fix the SoC at)"
+        )
     if profile.electrolyte_k_a_sqrt_s > 0.0 and profile.electrolyte_t_eq_s <= 0.0:
         # Without it a current already flowing would leave the whole budget to the pulse.
         raise ProfileError(

@@ -128,6 +128,15 @@ def _estimator_ns(n: int) -> float:
     return (time.perf_counter_ns() - t0) / n
 
 
+def _estimator_lfp_ns(n: int) -> float:
+    """The update on an LFP profile under a steady charge: the knee tracker's window runs every sample."""
+    est = BatteryEstimator(load_profile("lfp-a123-26650"), initial_soc=0.5)
+    t0 = time.perf_counter_ns()
+    for j in range(n):
+        est.update(float(j), 354.0 + (0.05 if j & 1 else -0.05), -40.0, 25.0)
+    return (time.perf_counter_ns() - t0) / n
+
+
 def run(quick: bool = False) -> list[Figure]:
     from hil.estimate import default_initial_soc, load_trace, replay, trace_profile
 
@@ -140,6 +149,7 @@ def run(quick: bool = False) -> list[Figure]:
             Figure("estimation.step.compiled", c_ns, "ns/update", ref_ns / c_ns, "estimation.step.reference")
         )
     figures.append(Figure("estimation.estimator.update", _estimator_ns(n // 2), "ns/sample"))
+    figures.append(Figure("estimation.estimator.update_lfp", _estimator_lfp_ns(n // 2), "ns/sample"))
     data = _data_dir()
     if data is None:
         return figures

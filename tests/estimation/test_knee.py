@@ -1,0 +1,132 @@
+"""Knee fixes (edge.estimation.knee): the slope of the voltage against counted charge, not its level."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ecm_support import DATASHEETS
+
+from edge.estimation.knee import KneeFix, KneeTracker, table_knees
+from edge.estimation.profile import ProfileError, configured_profile, load_profile
+
+# The generic LFP curve of the lfp-a123-26650 profile.
+SOC = np.array([0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0])
+OCV = np.array([2.5, 3.05, 3.18, 3.23, 3.25, 3.27, 3.28, 3.29, 3.3, 3.32, 3.33, 3.34, 3.5])
+CAPACITY_AH = 2.3
+
+
+def tracker() -> KneeTracker:
+    return KneeTracker(soc=SOC, ocv=OCV, slope_v=1.0, sigma_soc=0.04, min_current_a=0.02 * CAPACITY_AH)
+
+
+def drive(
+    knees: KneeTracker,
+    soc0: float,
+    soc1: float,
+    *,
+    i_a: float,
+    shift_soc: float = 0.0,
+    offset_v: float = 0.0,
+    noise_v: float = 0.002,
+    r_ohm: float = 0.04,
+    seed: int = 1,
+) -> list[tuple[KneeFix, float]]:
+    """A cell whose OCV is the curve moved ``shift_soc`` along its axis and ``offset_v`` in volts, at
+    a steady ``i_a`` (discharge positive) from ``soc0`` until ``soc1``: the fixes with the true SoC."""
+    rng = np.random.default_rng(seed)
+    fixes = []
+    soc = soc0
+    while min(soc0, soc1) <= soc <= max(soc0, soc1):
+        soc -= i_a / (3600.0 * CAPACITY_AH)
+        v = float(np.interp(soc - shift_soc, SOC, OCV)) + offset_v - r_ohm * i_a + rng.normal(0.0, noise_v)
+        fix = knees.update(1.0, i_a, v, r_ohm, CAPACITY_AH)
+        if fix is not None:
+            fixes.append((fix, soc))
+    return fixes
+
+
+def test_the_tables_knees_are_where_its_slope_over_the_window_reaches_the_threshold() -> None:
+    bottom, top = table_knees(SOC, OCV, 1.0, 0.02)
+    # Piecewise linear: the least-squares slope over a window whose share f lies past a kink is the
+    # flat side's plus the difference times 3 f^2 - 2 f^3. At the top 0.2 + 3.0 (...) reaches 1.0 at
+    # f = 0.339 (past 0.95), at the bottom 0.5 + 2.1 (...) at f = 0.317 (below 0.1).
+    assert top == pytest.approx(0.95 - 0.01 + 0.339 * 0.02, abs=0.0006)
+    assert bottom == pytest.approx(0.10 + 0.01 - 0.317 * 0.02, abs=0.0006)
+    # A straight line has no knee; one steep all along has no plateau.
+    line = np.linspace(3.0, 4.0, len(SOC))
+    assert table_knees(SOC, line, 2.0, 0.02) == (None, None)
+    assert table_knees(SOC, line, 0.5, 0.02) == (None, None)
+
+
+@pytest.mark.parametrize("offset_v", [0.0, -0.03, 0.03])
+@pytest.mark.parametrize("shift_soc", [0.0, 0.02, -0.03])
+def test_a_charge_into_the_top_knee_gives_one_fix_there_whatever_the_curves_offset(
+    offset_v: float, shift_soc: float
+) -> None:
+    knees = tracker()
+    # Up to the cell's full charge (the curve held flat beyond its end would be no cell's).
+    end = min(0.999, 0.999 + shift_soc)
+    fixes = drive(knees, 0.6, end, i_a=-0.2 * CAPACITY_AH, shift_soc=shift_soc, offset_v=offset_v)
+    ((fix, soc),) = fixes  # noise about the threshold makes no second one
+    assert fix.knee == "top"
+    # The fix reads the knee where the table has it: the cell's, less its shift along the axis.
+    assert fix.soc == pytest.approx(soc - shift_soc, abs=0.006)
+    assert fix.var == pytest.approx(0.04**2 + 0.02**2 / 12.0)
+
+
+def test_the_bottom_knee_is_fixed_going_into_it_and_coming_out_of_it() -> None:
+    knees = tracker()
+    ((down, soc_down),) = drive(knees, 0.4, 0.02, i_a=0.3 * CAPACITY_AH)
+    assert down.knee == "bottom" and down.soc == pytest.approx(soc_down, abs=0.006)
+    ((up, soc_up),) = drive(knees, 0.02, 0.5, i_a=-0.3 * CAPACITY_AH)
+    assert up.knee == "bottom" and up.soc == pytest.approx(soc_up, abs=0.006)
+    # Leaving the top knee on a discharge.
+    ((top, soc_top),) = drive(knees, 0.999, 0.8, i_a=0.2 * CAPACITY_AH)
+    assert top.knee == "top" and top.soc == pytest.approx(soc_top, abs=0.006)
+    assert knees.fixes == 3
+
+
+def test_no_fix_on_the_plateau_nor_from_a_current_that_does_not_hold() -> None:
+    knees = tracker()
+    assert drive(knees, 0.2, 0.9, i_a=-0.3 * CAPACITY_AH) == []  # the curve's stage step is 0.2 V
+    # Through the knee at a current that moves by 20 % every 100 s: no window is steady.
+    rng = np.random.default_rng(4)
+    soc = 0.8
+    for j in range(4000):
+        i_a = -0.2 * CAPACITY_AH * (1.2 if (j // 100) % 2 else 1.0)
+        soc -= i_a / (3600.0 * CAPACITY_AH)
+        v = float(np.interp(soc, SOC, OCV)) - 0.04 * i_a + rng.normal(0.0, 0.002)
+        assert knees.update(1.0, i_a, v, 0.04, CAPACITY_AH) is None
+    # Below 2 % of C the segment never starts.
+    assert drive(knees, 0.9, 0.999, i_a=-0.015 * CAPACITY_AH) == []
+
+
+def test_a_drift_of_the_current_is_taken_out_with_the_resistance() -> None:
+    # A charger at constant power: the current falls as the voltage rises (here 8 % over the run,
+    # within the segment's 10 %). Its IR change would read as 0.25 V per unit SoC on its own.
+    knees = tracker()
+    soc, fixes = 0.6, []
+    while soc <= 0.999:
+        i_a = -0.2 * CAPACITY_AH * (1.0 - 0.2 * (soc - 0.6))
+        soc -= i_a / (3600.0 * CAPACITY_AH)
+        v = float(np.interp(soc, SOC, OCV)) - 0.15 * i_a
+        fix = knees.update(1.0, i_a, v, 0.15, CAPACITY_AH)
+        if fix is not None:
+            fixes.append((fix, soc))
+    ((fix, at),) = fixes
+    assert fix.soc == pytest.approx(at, abs=0.006)
+
+
+def test_knees_are_the_lfp_profiles_and_a_slope_without_one_is_refused(tmp_path: Path) -> None:
+    assert configured_profile("lfp-a123-26650", 108, 95).ocv_knee_slope_v == 1.0
+    assert configured_profile("lfp-prismatic", 108, 1).ocv_knee_slope_v == 1.0
+    assert configured_profile("nmc-lgm50", 96, 43).ocv_knee_slope_v == 0.0  # off where no plateau
+    with pytest.raises(ValueError, match="knee slope"):
+        KneeTracker(soc=SOC, ocv=OCV, slope_v=0.0, sigma_soc=0.04, min_current_a=0.05)
+    text = (DATASHEETS.parent / "lfp-a123-26650.toml").read_text()
+    path = tmp_path / "p.toml"
+    path.write_text(text.replace("knee_slope_v = 1.0", "knee_slope_v = 50.0"))
+    with pytest.raises(ProfileError, match=r"'ocv.knee_slope_v' = 50.0: the table's slope never crosses"):
+        load_profile(path)
