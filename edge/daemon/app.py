@@ -124,7 +124,11 @@ class Daemon:
         stage = self.drivers.power_stage
         # Built also with estimation off: its view then carries the nameplate pack energy the
         # departure planner needs.
-        self.battery = BatteryTracker(settings.battery, self.store, port=stage.name) if stage else None
+        self.battery = (
+            BatteryTracker(settings.battery, self.store, port=stage.name, wall_clock=wall_clock)
+            if stage
+            else None
+        )
         self.sessions = SessionTracker(self.store, port=stage.name) if stage else None
         self.events = EventDeriver()
         dispatch_path = settings.operation.dispatch_file or (

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from drivers.capabilities import PowerStageRatings, PowerStageReading
@@ -100,7 +102,14 @@ class BatteryTracker:
     """The estimator of the EV plugged in at ``port`` (the power stage's name), fed once per new
     power-stage reading; with ``cfg.estimate`` off it only reports the nominal pack's energy."""
 
-    def __init__(self, cfg: Battery, store: StateStore | None, *, port: str) -> None:
+    def __init__(
+        self,
+        cfg: Battery,
+        store: StateStore | None,
+        *,
+        port: str,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         profile = configured_profile(cfg.profile, cfg.series, cfg.parallel, cfg.sop_horizon_s)
         self.profile = profile
         self.estimate = cfg.estimate
@@ -108,6 +117,9 @@ class BatteryTracker:
         self.horizon_s = cfg.sop_horizon_s
         self.efficiency = ChargerEfficiency(charge=cfg.charge_efficiency, discharge=cfg.discharge_efficiency)
         self.store = store
+        # Stamps the electrolyte's memory in the records, so that a restarted daemon relaxes it by the
+        # time that really passed (the readings' clock starts over with the process).
+        self.wall_clock = wall_clock
         self.estimator: BatteryEstimator | None = None
         self._key: str | None = None
         self._last_t_s: float | None = None
@@ -149,7 +161,7 @@ class BatteryTracker:
             and self._key is not None
             and checkpoint_due(self._checkpoint_t_s, stage.t_s)
         ):
-            self.store.put_vehicle(self._key, est.checkpoint())
+            self.store.put_vehicle(self._key, est.checkpoint(self.wall_clock() + CHECKPOINT_PERIOD_S))
             self._checkpoint_t_s = stage.t_s
         lim = next(x for x in est.limits() if x.horizon_s == self.horizon_s)
         self.view = BatteryView(
@@ -161,7 +173,11 @@ class BatteryTracker:
         self._checkpoint_t_s = stage.t_s
         if self.store is not None:
             est, self._key = BatteryEstimator.for_vehicle(
-                self.store, vehicle_id(self.port, stage), self.profile, efficiency=self.efficiency
+                self.store,
+                vehicle_id(self.port, stage),
+                self.profile,
+                efficiency=self.efficiency,
+                t_unix_s=self.wall_clock(),
             )
         else:
             est = BatteryEstimator(self.profile, efficiency=self.efficiency)
@@ -197,6 +213,6 @@ class BatteryTracker:
         self.view = self._nominal
         if est is None:
             return
-        record = est.end_session()
+        record = est.end_session(self.wall_clock())
         if self.store is not None and self._key is not None:
             self.store.put_vehicle(self._key, record)

@@ -25,7 +25,7 @@ from edge.estimation.ecm import impl
 from edge.estimation.fusion import EvSocPolicy, EvSocState
 from edge.estimation.knee import MIN_C_RATE, KneeFix, KneeTracker
 from edge.estimation.profile import GAS_CONSTANT, BatteryProfile
-from edge.estimation.record import FORMER_UPPER_BOUND, VehicleRecord, VehicleRecords
+from edge.estimation.record import FORMER_UPPER_BOUND, ElectrolyteMemory, VehicleRecord, VehicleRecords
 from edge.estimation.resistance import UNKNOWN_GROWTH_SIGMA, ResistanceTracker
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,10 @@ class BatteryEstimator:
         record: VehicleRecord | None = None,
         efficiency: ChargerEfficiency | None = None,
         ev_policy: EvSocPolicy | None = None,
+        t_unix_s: float | None = None,
     ) -> None:
+        """``t_unix_s``: the wall-clock time the session starts at, which relaxes the electrolyte's
+        memory the record left (None: not known, and the memory starts empty)."""
         if initial_soc is not None and not -0.05 <= initial_soc <= 1.05:
             raise ValueError(f"initial_soc = {initial_soc} outside [-0.05, 1.05]")
         self.profile = profile
@@ -166,6 +169,10 @@ class BatteryEstimator:
         self.ev_policy = ev_policy or EvSocPolicy()
         self.record = record or VehicleRecord(profile=profile.name)
         self.record.sessions += 1
+        # A daemon restarted in a pause after a charge would otherwise take the charge's depletion as
+        # gone: up to +20 % over the cell's 10 s charge limit for a minute or two (nmcstop20).
+        memory = self.record.electrolyte
+        self._held_at_start = (0.0, 0.0) if memory is None or t_unix_s is None else memory.after(t_unix_s)
         self._table = profile.ocv_table()
         self._table_list = self._table.tolist()
         self._params = profile.kernel_params()
@@ -241,8 +248,10 @@ class BatteryEstimator:
         initial_soc: float | None = None,
         efficiency: ChargerEfficiency | None = None,
         ev_policy: EvSocPolicy | None = None,
+        t_unix_s: float | None = None,
     ) -> tuple[BatteryEstimator, str]:
-        """An estimator seeded with what ``store`` knows about the vehicle, and its telemetry key."""
+        """An estimator seeded with what ``store`` knows about the vehicle (``t_unix_s``: the session's
+        wall-clock start, see the constructor), and its telemetry key."""
         key = store.key(vehicle_id)
         record = store.vehicle(key)
         if record is not None and record.profile != profile.name:
@@ -253,7 +262,14 @@ class BatteryEstimator:
                 profile.name,
             )
             record = None
-        est = cls(profile, initial_soc=initial_soc, record=record, efficiency=efficiency, ev_policy=ev_policy)
+        est = cls(
+            profile,
+            initial_soc=initial_soc,
+            record=record,
+            efficiency=efficiency,
+            ev_policy=ev_policy,
+            t_unix_s=t_unix_s,
+        )
         return est, key
 
     # -- per-sample input -------------------------------------------------------------------------
@@ -374,6 +390,7 @@ class BatteryEstimator:
         s[k.S_P33] = self.profile.current_offset_sigma_a**2
         s[k.S_I_PREV] = i_cell
         s[k.S_VFREE_POST] = v_cell + i_cell * self.profile.r0_ohm
+        s[k.S_ELEC_DIS], s[k.S_ELEC_CHG] = self._held_at_start
 
     def _track_hysteresis(self, dt_s: float, i_cell: float) -> None:
         """Move the hysteresis state towards the branch of the current held over ``dt_s`` (charge: +1)
@@ -854,34 +871,49 @@ class BatteryEstimator:
             out[f"sop_{h}_import_ac_w"] = lim.import_ac_w
         return out
 
-    def checkpoint(self) -> VehicleRecord:
+    def checkpoint(self, until_unix_s: float | None = None) -> VehicleRecord:
         """The record ``end_session`` would return now, while the session goes on (nothing changes).
 
         A rest anchor still pending is in it as the observation it would make, so a crash during a
-        long rest does not lose the charge counted since the previous anchor.
+        long rest does not lose the charge counted since the previous anchor. ``until_unix_s``: the
+        wall-clock time until which the present currents may flow before the next checkpoint (a
+        killed daemon's memory relaxes from then); None keeps no electrolyte memory.
         """
         pending = self.anchors.pending()
         points = self.capacity.points if pending is None else self.capacity.points_with(pending)
-        return self._record(points)
+        return self._record(points, until_unix_s)
 
-    def end_session(self) -> VehicleRecord:
-        """Close the session: commit a pending rest anchor and return the record to persist."""
+    def end_session(self, t_unix_s: float | None = None) -> VehicleRecord:
+        """Close the session at wall-clock ``t_unix_s`` (None: not known, no electrolyte memory kept):
+        commit a pending rest anchor and return the record to persist."""
         point = self.anchors.commit()
         if point is not None:
             self.capacity.add(point)
             self._apply_capacity()
-        self.record = self._record(self.capacity.points)
+        self.record = self._record(self.capacity.points, t_unix_s)
         return self.record
 
-    def _record(self, points: list[CapacityPoint]) -> VehicleRecord:
+    def _record(self, points: list[CapacityPoint], until_unix_s: float | None) -> VehicleRecord:
         # A new record each time: one handed out must not change under its holder as learning goes on.
         growth = self.resistance.estimate
         # A growth held at a bound is the clamp's: the next session starts it as unknown, not as known.
         held = self.resistance.held(growth.growth)
+        s = self._state
+        memory = self.record.electrolyte  # a session that took no sample leaves it as it was
+        if self.samples > 0:
+            memory = None
+            if until_unix_s is not None and self.profile.electrolyte_k_a_sqrt_s > 0.0:
+                memory = ElectrolyteMemory(
+                    float(s[k.S_ELEC_DIS]),
+                    float(s[k.S_ELEC_CHG]),
+                    until_unix_s,
+                    float(self._params[k.P_ELEC_T_EQ_S]),
+                )
         return replace(
             self.record,
             capacity_points=list(points),
             growth=growth.growth,
             growth_sigma=max(growth.sigma, UNKNOWN_GROWTH_SIGMA) if held else growth.sigma,
             aging=self.aging.to_dict(),
+            electrolyte=memory,
         )

@@ -9,6 +9,7 @@ is what the estimator needs of a store (``edge.state.StateStore`` in the daemon)
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,6 +25,24 @@ SALT_BYTES = 16
 FORMER_UPPER_BOUND = 5.0
 
 
+@dataclass(frozen=True)
+class ElectrolyteMemory:
+    """The electrolyte's memory (docs/estimation.md, "The electrolyte's memory") as a session left it:
+    the currents per cell whose depletion it may still hold, each way, and the wall-clock time until
+    which they may have flowed (a checkpoint's is a period after it: the session may have gone on)."""
+
+    held_dis_a: float
+    held_chg_a: float
+    until_unix_s: float
+    t_eq_s: float  # the time constant it relaxes with, at the temperature it was left at
+
+    def after(self, t_unix_s: float) -> tuple[float, float]:
+        """The currents still held at ``t_unix_s``; a clock that reads earlier (stepped back, not yet
+        set after a reboot) relaxes nothing."""
+        keep = math.exp(-max(t_unix_s - self.until_unix_s, 0.0) / self.t_eq_s)
+        return self.held_dis_a * keep, self.held_chg_a * keep
+
+
 @dataclass
 class VehicleRecord:
     """What is kept between sessions for one vehicle."""
@@ -34,6 +53,7 @@ class VehicleRecord:
     growth: float = 1.0
     growth_sigma: float = UNKNOWN_GROWTH_SIGMA
     aging: dict[str, float] = field(default_factory=dict)
+    electrolyte: ElectrolyteMemory | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +67,15 @@ class VehicleRecord:
             "growth": self.growth,
             "growth_sigma": self.growth_sigma,
             "aging": self.aging,
+            # Likewise a key of its own (a release before it starts the memory empty, as it always did).
+            "electrolyte": None
+            if self.electrolyte is None
+            else [
+                self.electrolyte.held_dis_a,
+                self.electrolyte.held_chg_a,
+                self.electrolyte.until_unix_s,
+                self.electrolyte.t_eq_s,
+            ],
         }
 
     @classmethod
@@ -63,6 +92,13 @@ class VehicleRecord:
         for row, low in zip(rows, soc_low, strict=True):
             dsoc, ah, var_dsoc, var_ah, weight = (float(x) for x in row)
             points.append(CapacityPoint(dsoc, ah, var_dsoc, var_ah, weight, float(low)))
+        memory = data.get("electrolyte")
+        electrolyte = None
+        if memory is not None:
+            dis, chg, until, t_eq = (float(x) for x in memory)
+            if not (min(dis, chg) >= 0.0 and math.isfinite(dis + chg + until + t_eq) and t_eq > 0.0):
+                raise ValueError(f"electrolyte memory {memory!r} is not one")
+            electrolyte = ElectrolyteMemory(dis, chg, until, t_eq)
         return cls(
             profile=str(data["profile"]),
             sessions=int(data["sessions"]),
@@ -70,6 +106,7 @@ class VehicleRecord:
             growth=float(data["growth"]),
             growth_sigma=float(data["growth_sigma"]),
             aging={str(k): float(v) for k, v in dict(data["aging"]).items()},
+            electrolyte=electrolyte,
         )
 
 

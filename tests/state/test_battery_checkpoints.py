@@ -4,6 +4,7 @@ checkpoint. Readings carry their own times (no clock, no sleeps)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from drivers.capabilities import PowerStageReading
 from edge.daemon.battery import CHECKPOINT_PERIOD_S, BatteryTracker
+from edge.estimation import _ecm_ref as k
 from edge.estimation.profile import load_profile
 from edge.settings.model import Battery
 from edge.state import StateStore
@@ -110,3 +112,35 @@ def test_without_a_store_nothing_is_kept(tmp_path: Path) -> None:
     tracker.end_session()
     assert tracker.estimator is None
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_killed_daemon_restarted_keeps_the_electrolytes_memory_for_the_time_that_passed(
+    tmp_path: Path, open_state: OpenState
+) -> None:
+    # The readings' clock starts over with the process; the wall clock does not. A checkpoint stamps
+    # the memory a period ahead: the charge may have gone on until the next one.
+    wall = [1.8e9]
+    store = open_state(tmp_path)
+    tracker = BatteryTracker(Battery(), store, port=PORT, wall_clock=lambda: wall[0])
+    for stage in readings(0.0, 150.0):
+        wall[0] = 1.8e9 + stage.t_s
+        tracker.update(stage, at_rest=False)
+    assert await store.flush()
+    await store.aclose()
+    reopened = open_state(tmp_path)
+    record = reopened.vehicle(reopened.key(PORT))
+    assert record is not None and record.electrolyte is not None
+    held = record.electrolyte.held_chg_a
+    assert held == pytest.approx(20.0 / PROFILE.parallel, rel=0.02)
+    pause = PowerStageReading(t_s=0.0, p_w=0.0, dc_v_v=PACK_V, dc_i_a=0.0)
+    assert record.electrolyte.until_unix_s == pytest.approx(1.8e9 + 120.4 + CHECKPOINT_PERIOD_S)
+    for after_s, kept in (
+        (30.0, 1.0),
+        (600.0, math.exp(-(600.0 - CHECKPOINT_PERIOD_S) / record.electrolyte.t_eq_s)),
+    ):
+        wall[0] = 1.8e9 + 120.4 + after_s  # after the last checkpoint, at 120.4 s of the readings
+        again = BatteryTracker(Battery(), open_state(tmp_path), port=PORT, wall_clock=lambda: wall[0])
+        again.update(pause, at_rest=True)
+        est = again.estimator
+        assert est is not None
+        assert float(est._state[k.S_ELEC_CHG]) == pytest.approx(held * kept, rel=1e-6)
