@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -46,6 +47,10 @@ NIS_TAU_S = 300.0
 # A knee fix further than this many sigmas (its own and the estimate's) from the estimate is not fused:
 # a step of the plateau steeper than the profile's knee slope must not move the SoC to a knee.
 KNEE_GATE = 3.0
+KNEE_FIXES_KEPT = 16
+# The least time a steady current must have flowed before its voltage's slope is taken (the profile's
+# RC branches may settle sooner; the particles' surface lead builds over minutes).
+KNEE_SETTLE_MIN_S = 60.0
 NIS_CONVERGED = 9.0
 NIS_CLIP = 100.0  # one wild sample (a spike) moves the average by at most this over its weight
 # While identification has not converged the SoP assumes at least the growth bound of a vehicle never
@@ -207,10 +212,14 @@ class BatteryEstimator:
                 slope_v=profile.ocv_knee_slope_v,
                 sigma_soc=profile.ocv_sigma_soc,
                 min_current_a=MIN_C_RATE * profile.nameplate_capacity_ah,
+                # The model's RC branches at 5 % of their steady voltage: the rest is the OCV's.
+                settle_s=max(KNEE_SETTLE_MIN_S, 3.0 * max(profile.tau1_s, profile.tau2_s)),
             )
             if profile.ocv_knee_slope_v > 0.0
             else None
         )
+        # The session's last knee fixes: when, what, and what the fusion made of it.
+        self.knee_fixes: deque[tuple[float, KneeFix, str]] = deque(maxlen=KNEE_FIXES_KEPT)
         self._t_s: float | None = None
         self._v_cell = 0.0
         self._temp_c = profile.reference_temp_c
@@ -347,10 +356,15 @@ class BatteryEstimator:
             if self.knee is not None:
                 i_true = i - self._state[k.S_B]
                 fix = self.knee.update(
-                    dt, i_true, v - self._params[k.P_HYST_V], self._coef[k.C_R0], self._params[k.P_Q_AH]
+                    dt,
+                    i_true,
+                    v - self._params[k.P_HYST_V],
+                    self._coef[k.C_R0],
+                    self._params[k.P_Q_AH],
+                    trusted=self._state[k.S_NIS] <= self._params[k.P_GATE] ** 2,
                 )
                 if fix is not None:
-                    self._fuse_knee(fix)
+                    self._fuse_knee(t_s, fix)
             # An anchor's SoC is read from the OCV table: the table's error counts in full, not only
             # the filter's variance (which, once the SoC no longer follows the voltage, holds what
             # the counting since the previous anchor tells: no independent evidence), or a datasheet
@@ -443,13 +457,14 @@ class BatteryEstimator:
         self.ev.last_soc = ev_soc
         self.ev.last_t_s = t_s
 
-    def _fuse_knee(self, fix: KneeFix) -> None:
+    def _fuse_knee(self, t_s: float, fix: KneeFix) -> None:
         # A knee's place on the table is off by the same amount at every crossing, and the filter's
         # own readings at the knee see that error too: a fix repeats its error, as the EV's figure.
         # Fused as independent evidence, the generic LFP curve's low knee (5 points early against
         # the A123 cell) pulled a known SoC 1.4 points off, for the rest of the record.
         before = float(self._state[k.S_SOC])
         outcome = self._fuse_repeating(fix.soc, fix.var, KNEE_GATE)
+        self.knee_fixes.append((t_s, fix, outcome))
         log.info(
             "SoC at the %s knee (slope %.2f V per unit SoC): %.3f +/- %.3f, estimate %.3f -> %.3f (%s)",
             fix.knee,

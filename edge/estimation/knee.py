@@ -6,8 +6,9 @@ at arm's length (its consider update), and so it also holds it at the knee a lon
 from a start 20 points low it sat at 79 % +/- 11 through an hour's rest at 98 % (lfpfull_v2h), the
 knee's 25 mV of innovation being no more than the plateau's error allows.
 
-The slope itself carries no such offset. Under a steady one-way current the terminal voltage moves as
-the OCV does (the overpotential stays; what is left of a drift in the current is taken out with the
+The slope itself carries no such offset. Under a steady one-way current, once the model's RC branches
+have settled (``settle_s``: three of the profile's longest time constants), the terminal voltage moves
+as the OCV does (the overpotential stays; what is left of a drift in the current is taken out with the
 series resistance), so a least-squares slope of voltage against the counted SoC over a window of
 ``window_soc`` is the OCV's slope there, whatever the table's level. Where it crosses
 ``slope_v`` (the profile's ``ocv.knee_slope_v``, well above the plateau's graphite steps) the cell
@@ -18,7 +19,8 @@ the window.
 
 Top knee: reached by a charge (the slope rises through the threshold) and left by a discharge (it
 falls through it); the bottom knee the other way round. One fix per crossing; a segment ends when the
-current changes way, stops, or moves by more than ``current_tol`` of itself.
+current changes way, stops, or moves by more than ``current_tol`` of itself, at a gap in the samples,
+and at a sample the filter's gate refused (a spike would move a window's slope by volts per unit).
 """
 
 from __future__ import annotations
@@ -48,24 +50,31 @@ class KneeFix:
     slope_v: float  # the slope measured, V per unit SoC
 
 
-def _table_slope(soc: np.ndarray, ocv: np.ndarray, centre: float, window: float) -> float:
-    x = np.linspace(centre - window / 2.0, centre + window / 2.0, _TABLE_SAMPLES)
+def table_slopes(soc: np.ndarray, ocv: np.ndarray, centres: np.ndarray, window: float) -> np.ndarray:
+    """The table's least-squares slope over a window of ``window`` around each of ``centres``, taken
+    on evenly spaced points as the cell's is on evenly spaced samples."""
+    x = centres[:, None] + np.linspace(-window / 2.0, window / 2.0, _TABLE_SAMPLES)[None, :]
     y = np.interp(x, soc, ocv)
-    return float(np.polyfit(x, y, 1)[0])
+    dx = x - x.mean(axis=1, keepdims=True)
+    return np.asarray(((dx * (y - y.mean(axis=1, keepdims=True))).sum(axis=1)) / (dx * dx).sum(axis=1))
 
 
 def table_knees(
     soc: np.ndarray, ocv: np.ndarray, slope_v: float, window: float
 ) -> tuple[float | None, float | None]:
-    """(bottom, top): the window centres where the table's slope, going from its plateau towards
-    each end, first reaches ``slope_v`` (None where that end never does: no knee to fix on)."""
+    """(bottom, top): the window centres where the table's slope, going from its plateau (its
+    flattest point) towards each end, first reaches ``slope_v`` (None where that end never does:
+    no knee to fix on)."""
     centres = np.arange(window / 2.0, 1.0 - window / 2.0 + 1e-12, _GRID_STEP)
-    steep = np.array([_table_slope(soc, ocv, c, window) >= slope_v for c in centres])
-    if steep.all() or not steep.any():
+    slopes = table_slopes(soc, ocv, centres, window)
+    plateau = int(np.argmin(slopes))
+    steep = slopes >= slope_v
+    if steep[plateau]:  # steep everywhere: no plateau, no knee
         return None, None
-    flat = np.flatnonzero(~steep)
-    bottom = float(centres[flat[0] - 1]) if flat[0] > 0 else None
-    top = float(centres[flat[-1] + 1]) if flat[-1] < len(centres) - 1 else None
+    below = np.flatnonzero(steep[:plateau])
+    above = np.flatnonzero(steep[plateau:])
+    bottom = float(centres[below[-1]]) if len(below) else None
+    top = float(centres[plateau + above[0]]) if len(above) else None
     return bottom, top
 
 
@@ -80,10 +89,10 @@ class KneeTracker:
         slope_v: float,
         sigma_soc: float,
         min_current_a: float,
-        settle_soc: float = 0.0,
+        settle_s: float,
         window_soc: float = WINDOW_SOC,
         current_tol: float = 0.1,
-        settle_s: float = 60.0,
+        max_dt_s: float = 10.0,
     ) -> None:
         if slope_v <= 0.0:
             raise ValueError(f"knee slope {slope_v} V per unit SoC must be > 0")
@@ -91,7 +100,7 @@ class KneeTracker:
         self.window = window_soc
         self.current_tol = current_tol
         self.settle_s = settle_s
-        self.settle_soc = settle_soc
+        self.max_dt_s = max_dt_s
         self.min_current_a = min_current_a
         self.bottom, self.top = table_knees(soc, ocv, slope_v, window_soc)
         # The crossing lies somewhere in the window: uniform over it around the centre.
@@ -108,17 +117,23 @@ class KneeTracker:
         self._sx = self._sy = self._sxx = self._sxy = 0.0
         self._below: bool | None = None  # the last slope's side of the threshold
         # A crossing counts only coming from well to its side: from the plateau (half the slope) into
-        # a knee, from a knee (twice it) out of it. Noise about the threshold is neither.
+        # a knee, from a knee (twice it) out of it. Noise about the threshold is neither. A segment
+        # leaves a knee only if it began in one: steep before anything flat (a bump of the plateau
+        # rises and falls within a segment that began flat).
         self._from_flat = False
         self._from_steep = False
+        self._seen_flat = False
 
-    def update(self, dt_s: float, i_a: float, v_v: float, r_ohm: float, capacity_ah: float) -> KneeFix | None:
+    def update(
+        self, dt_s: float, i_a: float, v_v: float, r_ohm: float, capacity_ah: float, *, trusted: bool = True
+    ) -> KneeFix | None:
         """One sample: ``i_a`` the true cell current held over ``dt_s`` (discharge positive), ``v_v``
         the cell's terminal voltage less the OCV's modelled hysteresis, ``r_ohm`` its series
-        resistance now, ``capacity_ah`` the capacity the SoC is counted in. Returns a fix when the
-        slope has just crossed the knee's."""
+        resistance now, ``capacity_ah`` the capacity the SoC is counted in; ``trusted`` False for a
+        sample the filter's gate refused. Returns a fix when the slope has just crossed the knee's."""
         if (
-            dt_s <= 0.0
+            not trusted
+            or not 0.0 < dt_s <= self.max_dt_s
             or abs(i_a) < self.min_current_a
             or (i_a > 0.0) != (self._i_a > 0.0)
             or abs(i_a - self._i_a) > self.current_tol * abs(self._i_a)
@@ -127,7 +142,7 @@ class KneeTracker:
             return None
         self._age_s += dt_s
         self._q -= i_a * dt_s / (3600.0 * capacity_ah)
-        if self._age_s < self.settle_s or abs(self._q) < self.settle_soc:
+        if self._age_s < self.settle_s:
             return None
         # The voltage the segment's first current would give (a drift of the current is not the
         # OCV's), from the first one's: the sums stay small.
@@ -144,8 +159,10 @@ class KneeTracker:
             return None
         # dV / dSoC with the SoC rising on charge: the same sign whichever way the segment runs.
         slope = (self._sxy - self._sx * self._sy / n) / var_x
-        self._from_flat = self._from_flat or slope <= 0.5 * self.slope_v
-        self._from_steep = self._from_steep or slope >= 2.0 * self.slope_v
+        flat = slope <= 0.5 * self.slope_v
+        self._from_flat = self._from_flat or flat
+        self._seen_flat = self._seen_flat or flat
+        self._from_steep = self._from_steep or (slope >= 2.0 * self.slope_v and not self._seen_flat)
         below, self._below = self._below, slope < self.slope_v
         if below is None or below == self._below:
             return None
@@ -162,7 +179,7 @@ class KneeTracker:
         if centre is None:
             return None
         self.fixes += 1
-        return KneeFix(centre + (x - self._sx / n), self.var, knee, slope)
+        return KneeFix(float(centre + (x - self._sx / n)), self.var, knee, float(slope))
 
     def _add(self, x: float, y: float, sign: float) -> None:
         if sign > 0.0:

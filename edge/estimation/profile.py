@@ -386,6 +386,13 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
             doc, "sop.resistance_ea_floor_j_per_mol", source, 0.0, 1e5, 30000.0
         ),
     )
+    if profile.ocv_knee_slope_v > 0.0 and profile.ocv_sigma_soc <= 0.0:
+        # A fix would then claim the window's half point, where a chemistry's curve puts its knee
+        # points away from a given cell's.
+        raise ProfileError(
+            f"{source}: field 'ocv.knee_slope_v' needs 'ocv.sigma_soc' > 0 (how far along the SoC axis "
+            "the cell's knees may sit from the table's)"
+        )
     if profile.ocv_knee_slope_v > 0.0 and table_knees(
         np.asarray(profile.ocv_soc), np.asarray(profile.ocv_v), profile.ocv_knee_slope_v, KNEE_WINDOW_SOC
     ) == (None, None):

@@ -203,9 +203,19 @@ def test_lfp_from_a_known_start_keeps_its_soc(load: Callable[[str], Trace], name
     assert trace.meta is not None
     profile = trace_profile("lfp-a123-26650", trace)
     s0 = float(trace.meta["initial_soc_true"])  # type: ignore[arg-type]
-    r, _ = replay(profile, trace, None, BatteryEstimator(profile, initial_soc=s0, initial_soc_sigma=0.02))
+    r, est = replay(profile, trace, None, BatteryEstimator(profile, initial_soc=s0, initial_soc_sigma=0.02))
     assert r.soc_rmse_pct <= 1.0
     assert r.soc_in_2sigma >= 0.9
+    # Every knee fix at the knee it names (truth 0.973-0.975 at the top ones, 0.166-0.168 at the bottom
+    # ones); each pack charged to 98 % or more has one at the top (lfplow_v2h stops at 97 %, where
+    # this cell's slope has not yet reached the knee's).
+    assert trace.soc_true is not None
+    for t_s, fix, _ in est.knee_fixes:
+        truth = float(np.interp(t_s, trace.t_s, trace.soc_true))
+        assert truth >= 0.95 if fix.knee == "top" else truth <= 0.2
+        assert abs(fix.soc - truth) <= 0.06
+    if float(np.max(trace.soc_true)) >= 0.98:
+        assert any(fix.knee == "top" for _, fix, _ in est.knee_fixes)
     # An estimate at the knee sees the knee: the 10 s limits the daemon uses stay within 5 % of the
     # cell's there too (lfpwarm_v2h: charge +15.7 % at 99 %, discharge +133 % at 4 % before the
     # surface lead), but for one point (KNOWN_START_DIS_OVER_PCT).
@@ -216,9 +226,7 @@ def test_lfp_from_a_known_start_keeps_its_soc(load: Callable[[str], Trace], name
 
 
 @pytest.mark.parametrize("name", ["lfpfull_v2h", "lfphystp_v2h"])
-def test_a_charge_into_lfps_top_knee_fixes_a_wrong_soc(
-    load: Callable[[str], Trace], generalized: Callable[[str], Replay], name: str
-) -> None:
+def test_a_charge_into_lfps_top_knee_fixes_a_wrong_soc(load: Callable[[str], Trace], name: str) -> None:
     # Started 20 points low, the estimate sat on the plateau's reading through the charge into the
     # knee and an hour's rest at 98 %: 0.788 +/- 0.11 at the end on both, its 25 mV innovation no
     # more than the curve's offset allows. The voltage's slope against the counted charge carries no
@@ -226,7 +234,11 @@ def test_a_charge_into_lfps_top_knee_fixes_a_wrong_soc(
     # fix 1.8 points early (the curve's knee against this cell's) and weighed as a repeating error.
     trace = load(name)
     assert trace.soc_true is not None
-    r = generalized(name)
+    r, est = replay(trace_profile(CASES[name], trace), trace, default_initial_soc(trace))
+    ((t_s, fix, outcome),) = est.knee_fixes
+    assert (
+        fix.knee == "top" and outcome == "fused" and float(np.interp(t_s, trace.t_s, trace.soc_true)) > 0.97
+    )
     without, _ = replay(
         replace(trace_profile(CASES[name], trace), ocv_knee_slope_v=0.0), trace, default_initial_soc(trace)
     )
