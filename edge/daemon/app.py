@@ -125,7 +125,13 @@ class Daemon:
         # Built also with estimation off: its view then carries the nameplate pack energy the
         # departure planner needs.
         self.battery = (
-            BatteryTracker(settings.battery, self.store, port=stage.name, wall_clock=wall_clock)
+            BatteryTracker(
+                settings.battery,
+                self.store,
+                port=stage.name,
+                revert_s=float(settings.devices[stage.name].setpoint_revert_s),
+                wall_clock=wall_clock,
+            )
             if stage
             else None
         )

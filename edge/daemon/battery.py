@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from drivers.capabilities import PowerStageRatings, PowerStageReading
 from edge.daemon.vehicle import ev_present, vehicle_id
@@ -32,12 +33,30 @@ from edge.estimation.estimator import (
     SampleError,
 )
 from edge.estimation.profile import configured_profile, pack_energy_per_soc_wh
+from edge.estimation.record import ClockStamp
 from edge.settings.model import Battery
 from edge.state import StateStore
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_PERIOD_S = 60.0
+# A record is also written when the electrolyte's memory rises above the last one's by this share and
+# current per cell, at most every so many seconds of readings (a daemon killed within them leaves the
+# rise before it).
+RISE_SHARE = 1.1
+RISE_MIN_A = 0.02
+RISE_CHECKPOINT_MIN_S = 10.0
+# The next checkpoint comes with the first reading of the next minute: up to a reading interval late.
+STAMP_MARGIN_S = 5.0
+BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+
+
+def current_boot_id() -> str:
+    """This boot's id (Linux), "" where there is none: then only the wall clock stamps."""
+    try:
+        return BOOT_ID_PATH.read_text(encoding="ascii").strip()
+    except OSError:
+        return ""
 
 
 def checkpoint_due(last_t_s: float, t_s: float) -> bool:
@@ -108,8 +127,14 @@ class BatteryTracker:
         store: StateStore | None,
         *,
         port: str,
+        revert_s: float = 10.0,
         wall_clock: Callable[[], float] = time.time,
+        mono_clock: Callable[[], float] = time.monotonic,
+        boot_id: str | None = None,
     ) -> None:
+        """``revert_s``: the power stage's own reversion time (a killed daemon's last setpoint holds
+        that long); the clocks and ``boot_id`` stamp the electrolyte's memory in the records, so that
+        a restarted daemon relaxes it by the time that really passed (``edge.estimation.record``)."""
         profile = configured_profile(cfg.profile, cfg.series, cfg.parallel, cfg.sop_horizon_s)
         self.profile = profile
         self.estimate = cfg.estimate
@@ -117,16 +142,22 @@ class BatteryTracker:
         self.horizon_s = cfg.sop_horizon_s
         self.efficiency = ChargerEfficiency(charge=cfg.charge_efficiency, discharge=cfg.discharge_efficiency)
         self.store = store
-        # Stamps the electrolyte's memory in the records, so that a restarted daemon relaxes it by the
-        # time that really passed (the readings' clock starts over with the process).
+        self.revert_s = revert_s
         self.wall_clock = wall_clock
+        self.mono_clock = mono_clock
+        self.boot_id = current_boot_id() if boot_id is None else boot_id
         self.estimator: BatteryEstimator | None = None
         self._key: str | None = None
         self._last_t_s: float | None = None
         self._checkpoint_t_s = 0.0
+        self._written_held = (0.0, 0.0)  # the electrolyte's memory in the last record written
+        self._rise_written_s = -math.inf
         self._refusing = False
         self._nominal = BatteryView(e_per_soc_wh=pack_energy_per_soc_wh(profile))
         self.view = self._nominal
+
+    def _now(self) -> ClockStamp:
+        return ClockStamp(self.wall_clock(), self.mono_clock(), self.boot_id)
 
     def update(self, stage: PowerStageReading | None, *, at_rest: bool) -> BatteryView:
         """Advance with ``stage`` (a reading already seen is not fed twice)."""
@@ -137,7 +168,7 @@ class BatteryTracker:
             self.end_session()
             return self.view
         if stage.dc_v_v is None or stage.dc_i_a is None:
-            self.view = self._unknown()
+            self._blind(stage.t_s)
             return self.view
         est = self.estimator or self._start_session(stage)
         limits = EvLimits(
@@ -151,23 +182,47 @@ class BatteryTracker:
             if not self._refusing:
                 log.warning("battery estimator refuses the power stage's DC readings: %s", exc)
             self._refusing = True
-            self.view = self._unknown()
+            self._blind(stage.t_s)
             return self.view
         if self._refusing:
             log.info("battery estimator accepts the DC readings again")
         self._refusing = False
-        if (
-            self.store is not None
-            and self._key is not None
-            and checkpoint_due(self._checkpoint_t_s, stage.t_s)
-        ):
-            self.store.put_vehicle(self._key, est.checkpoint(self.wall_clock() + CHECKPOINT_PERIOD_S))
-            self._checkpoint_t_s = stage.t_s
+        self._keep(est, stage.t_s)
         lim = next(x for x in est.limits() if x.horizon_s == self.horizon_s)
         self.view = BatteryView(
             est.soc, lim.export_ac_w, lim.import_ac_w, self._e_per_soc_wh(est), soc_sigma=est.soc_sigma
         )
         return self.view
+
+    def _blind(self, t_s: float) -> None:
+        """No accepted sample: no SoC or limits of our own, and the electrolyte's memory not known."""
+        self.view = self._unknown()
+        if self.estimator is not None:
+            self.estimator.blind()
+            self._keep(self.estimator, t_s)
+
+    def _keep(self, est: BatteryEstimator, t_s: float) -> None:
+        """Checkpoint once a minute of reading time, and at once when the electrolyte's memory rises
+        well above the last record's (a charge that starts after a checkpoint: a killed daemon would
+        otherwise leave a record that says nothing of it)."""
+        if self.store is None or self._key is None:
+            return
+        held = est.held_now()
+        rise = any(h > RISE_SHARE * w + RISE_MIN_A for h, w in zip(held, self._written_held, strict=True))
+        due = checkpoint_due(self._checkpoint_t_s, t_s)
+        if not (due or (rise and t_s - self._rise_written_s >= RISE_CHECKPOINT_MIN_S)):
+            return
+        # Until the next checkpoint, and the power stage's own reversion after it, the present current
+        # may flow on if the process dies now.
+        self.store.put_vehicle(self._key, est.checkpoint(self._now().plus(self._ahead_s())))
+        self._written_held = held
+        if due:
+            self._checkpoint_t_s = t_s
+        else:
+            self._rise_written_s = t_s
+
+    def _ahead_s(self) -> float:
+        return CHECKPOINT_PERIOD_S + STAMP_MARGIN_S + self.revert_s
 
     def _start_session(self, stage: PowerStageReading) -> BatteryEstimator:
         self._checkpoint_t_s = stage.t_s
@@ -177,8 +232,10 @@ class BatteryTracker:
                 vehicle_id(self.port, stage),
                 self.profile,
                 efficiency=self.efficiency,
-                t_unix_s=self.wall_clock(),
+                now=self._now(),
             )
+            memory = est.record.electrolyte
+            self._written_held = (0.0, 0.0) if memory is None else (memory.held_dis_a, memory.held_chg_a)
         else:
             est = BatteryEstimator(self.profile, efficiency=self.efficiency)
         self.estimator = est
@@ -213,6 +270,7 @@ class BatteryTracker:
         self.view = self._nominal
         if est is None:
             return
-        record = est.end_session(self.wall_clock())
+        # A clean end: the stage is stopped (or the EV gone); should the stop fail, it reverts.
+        record = est.end_session(self._now().plus(self.revert_s))
         if self.store is not None and self._key is not None:
             self.store.put_vehicle(self._key, record)

@@ -26,7 +26,13 @@ from edge.estimation.ecm import impl
 from edge.estimation.fusion import EvSocPolicy, EvSocState
 from edge.estimation.knee import MIN_C_RATE, KneeFix, KneeTracker
 from edge.estimation.profile import GAS_CONSTANT, BatteryProfile
-from edge.estimation.record import FORMER_UPPER_BOUND, ElectrolyteMemory, VehicleRecord, VehicleRecords
+from edge.estimation.record import (
+    FORMER_UPPER_BOUND,
+    ClockStamp,
+    ElectrolyteMemory,
+    VehicleRecord,
+    VehicleRecords,
+)
 from edge.estimation.resistance import UNKNOWN_GROWTH_SIGMA, ResistanceTracker
 
 log = logging.getLogger(__name__)
@@ -163,10 +169,10 @@ class BatteryEstimator:
         record: VehicleRecord | None = None,
         efficiency: ChargerEfficiency | None = None,
         ev_policy: EvSocPolicy | None = None,
-        t_unix_s: float | None = None,
+        now: ClockStamp | None = None,
     ) -> None:
-        """``t_unix_s``: the wall-clock time the session starts at, which relaxes the electrolyte's
-        memory the record left (None: not known, and the memory starts empty)."""
+        """``now``: the moment the session starts, which relaxes the electrolyte's memory the record
+        left (None: not known, and the memory starts empty)."""
         if initial_soc is not None and not -0.05 <= initial_soc <= 1.05:
             raise ValueError(f"initial_soc = {initial_soc} outside [-0.05, 1.05]")
         self.profile = profile
@@ -177,7 +183,8 @@ class BatteryEstimator:
         # A daemon restarted in a pause after a charge would otherwise take the charge's depletion as
         # gone: up to +20 % over the cell's 10 s charge limit for a minute or two (nmcstop20).
         memory = self.record.electrolyte
-        self._held_at_start = (0.0, 0.0) if memory is None or t_unix_s is None else memory.after(t_unix_s)
+        self._held_at_start = (0.0, 0.0) if memory is None or now is None else memory.after(now)
+        self._blind = False  # currents flowed that no accepted sample saw (see blind())
         self._table = profile.ocv_table()
         self._table_list = self._table.tolist()
         self._params = profile.kernel_params()
@@ -257,10 +264,10 @@ class BatteryEstimator:
         initial_soc: float | None = None,
         efficiency: ChargerEfficiency | None = None,
         ev_policy: EvSocPolicy | None = None,
-        t_unix_s: float | None = None,
+        now: ClockStamp | None = None,
     ) -> tuple[BatteryEstimator, str]:
-        """An estimator seeded with what ``store`` knows about the vehicle (``t_unix_s``: the session's
-        wall-clock start, see the constructor), and its telemetry key."""
+        """An estimator seeded with what ``store`` knows about the vehicle (``now``: the session's
+        start, see the constructor), and its telemetry key."""
         key = store.key(vehicle_id)
         record = store.vehicle(key)
         if record is not None and record.profile != profile.name:
@@ -277,7 +284,7 @@ class BatteryEstimator:
             record=record,
             efficiency=efficiency,
             ev_policy=ev_policy,
-            t_unix_s=t_unix_s,
+            now=now,
         )
         return est, key
 
@@ -339,6 +346,12 @@ class BatteryEstimator:
         if p.ocv_hysteresis_v > 0.0 and dt > 0.0:
             self._track_hysteresis(dt, i_prev - self._state[k.S_B])
         self._kernel.step(dt, i, v, self._temp_c)
+        if self._blind:
+            # The currents the charger drove while no sample was accepted may have been up to the
+            # cell's ratings until a moment ago: the memory holds those from now, and relaxes.
+            st = self._state
+            st[k.S_ELEC_DIS] = max(st[k.S_ELEC_DIS], p.cell_i_discharge_max_a)
+            st[k.S_ELEC_CHG] = max(st[k.S_ELEC_CHG], p.cell_i_charge_max_a)
         if dt > 0.0:
             w = math.exp(-dt / NIS_TAU_S)
             self._nis_avg = w * self._nis_avg + (1.0 - w) * min(float(self._state[k.S_NIS]), NIS_CLIP)
@@ -390,6 +403,7 @@ class BatteryEstimator:
         self._t_s = t_s
         self._v_cell = v
         self.samples += 1
+        self._blind = False
 
     def _start(self, v_cell: float, i_cell: float) -> None:
         soc = self._initial_soc
@@ -886,44 +900,58 @@ class BatteryEstimator:
             out[f"sop_{h}_import_ac_w"] = lim.import_ac_w
         return out
 
-    def checkpoint(self, until_unix_s: float | None = None) -> VehicleRecord:
+    def blind(self) -> None:
+        """Currents flow that no accepted sample sees (samples refused, DC readings missing): until the
+        next accepted sample the electrolyte's memory is not known, and a record written meanwhile
+        holds the cell's rated currents."""
+        self._blind = True
+
+    def held_now(self) -> tuple[float, float]:
+        """The currents per cell (discharge, charge) whose depletion the electrolyte may hold now: its
+        memory, the present current (whose interval has not been held yet), and the cell's ratings
+        while blind."""
+        s = self._state
+        i_now = float(s[k.S_I_PREV] - s[k.S_B]) if self.samples else 0.0
+        dis = max(float(s[k.S_ELEC_DIS]), i_now, 0.0)
+        chg = max(float(s[k.S_ELEC_CHG]), -i_now, 0.0)
+        if self._blind:
+            dis = max(dis, self.profile.cell_i_discharge_max_a)
+            chg = max(chg, self.profile.cell_i_charge_max_a)
+        return dis, chg
+
+    def checkpoint(self, until: ClockStamp | None = None) -> VehicleRecord:
         """The record ``end_session`` would return now, while the session goes on (nothing changes).
 
         A rest anchor still pending is in it as the observation it would make, so a crash during a
-        long rest does not lose the charge counted since the previous anchor. ``until_unix_s``: the
-        wall-clock time until which the present currents may flow before the next checkpoint (a
-        killed daemon's memory relaxes from then); None keeps no electrolyte memory.
+        long rest does not lose the charge counted since the previous anchor. ``until``: the moment
+        until which the present currents may flow if the process dies now (the next checkpoint, and
+        the power stage's own reversion after it); None keeps no electrolyte memory.
         """
         pending = self.anchors.pending()
         points = self.capacity.points if pending is None else self.capacity.points_with(pending)
-        return self._record(points, until_unix_s)
+        return self._record(points, until)
 
-    def end_session(self, t_unix_s: float | None = None) -> VehicleRecord:
-        """Close the session at wall-clock ``t_unix_s`` (None: not known, no electrolyte memory kept):
-        commit a pending rest anchor and return the record to persist."""
+    def end_session(self, at: ClockStamp | None = None) -> VehicleRecord:
+        """Close the session at ``at`` (None: not known, no electrolyte memory kept): commit a pending
+        rest anchor and return the record to persist."""
         point = self.anchors.commit()
         if point is not None:
             self.capacity.add(point)
             self._apply_capacity()
-        self.record = self._record(self.capacity.points, t_unix_s)
+        self.record = self._record(self.capacity.points, at)
         return self.record
 
-    def _record(self, points: list[CapacityPoint], until_unix_s: float | None) -> VehicleRecord:
+    def _record(self, points: list[CapacityPoint], until: ClockStamp | None) -> VehicleRecord:
         # A new record each time: one handed out must not change under its holder as learning goes on.
         growth = self.resistance.estimate
         # A growth held at a bound is the clamp's: the next session starts it as unknown, not as known.
         held = self.resistance.held(growth.growth)
-        s = self._state
-        memory = self.record.electrolyte  # a session that took no sample leaves it as it was
-        if self.samples > 0:
+        memory = self.record.electrolyte  # a session that saw nothing leaves it as it was
+        if self.samples > 0 or self._blind:
             memory = None
-            if until_unix_s is not None and self.profile.electrolyte_k_a_sqrt_s > 0.0:
-                memory = ElectrolyteMemory(
-                    float(s[k.S_ELEC_DIS]),
-                    float(s[k.S_ELEC_CHG]),
-                    until_unix_s,
-                    float(self._params[k.P_ELEC_T_EQ_S]),
-                )
+            if until is not None and self.profile.electrolyte_k_a_sqrt_s > 0.0:
+                dis, chg = self.held_now()
+                memory = ElectrolyteMemory(dis, chg, float(self._params[k.P_ELEC_T_EQ_S]), until)
         return replace(
             self.record,
             capacity_points=list(points),

@@ -9,6 +9,7 @@ is what the estimator needs of a store (``edge.state.StateStore`` in the daemon)
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,6 +20,8 @@ from edge.estimation.resistance import UNKNOWN_GROWTH_SIGMA
 FORMAT_VERSION = 1
 SALT_BYTES = 16
 
+log = logging.getLogger(__name__)
+
 
 # Records written before 2026-12-05 held any growth above 5 at exactly this value (the tracker's upper
 # bound then), with the sigma of the steps as if it had been identified.
@@ -26,21 +29,69 @@ FORMER_UPPER_BOUND = 5.0
 
 
 @dataclass(frozen=True)
+class ClockStamp:
+    """A moment by the wall clock and by the boot's monotonic clock, with the boot it belongs to.
+
+    Within one boot (a daemon restarted) the monotonic clock tells the time that passed even when the
+    wall clock was stepped in between (NTP's first sync on a board without a real-time clock); across
+    boots only the wall clock can."""
+
+    unix_s: float
+    mono_s: float
+    boot_id: str
+
+    def plus(self, seconds: float) -> ClockStamp:
+        return ClockStamp(self.unix_s + seconds, self.mono_s + seconds, self.boot_id)
+
+    def since(self, then: ClockStamp) -> float:
+        """Seconds from ``then`` to this moment, never below 0 (a wall clock stepped back, or not set
+        yet after a reboot, relaxes nothing)."""
+        if self.boot_id and self.boot_id == then.boot_id:
+            return max(self.mono_s - then.mono_s, 0.0)
+        return max(self.unix_s - then.unix_s, 0.0)
+
+
+@dataclass(frozen=True)
 class ElectrolyteMemory:
     """The electrolyte's memory (docs/estimation.md, "The electrolyte's memory") as a session left it:
-    the currents per cell whose depletion it may still hold, each way, and the wall-clock time until
-    which they may have flowed (a checkpoint's is a period after it: the session may have gone on)."""
+    the currents per cell whose depletion it may still hold, each way, and the moment until which
+    they may have flowed (a checkpoint's is ahead of it: the session may have gone on)."""
 
     held_dis_a: float
     held_chg_a: float
-    until_unix_s: float
     t_eq_s: float  # the time constant it relaxes with, at the temperature it was left at
+    until: ClockStamp
 
-    def after(self, t_unix_s: float) -> tuple[float, float]:
-        """The currents still held at ``t_unix_s``; a clock that reads earlier (stepped back, not yet
-        set after a reboot) relaxes nothing."""
-        keep = math.exp(-max(t_unix_s - self.until_unix_s, 0.0) / self.t_eq_s)
+    def after(self, now: ClockStamp) -> tuple[float, float]:
+        """The currents still held at ``now``."""
+        keep = math.exp(-now.since(self.until) / self.t_eq_s)
         return self.held_dis_a * keep, self.held_chg_a * keep
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "held_dis_a": self.held_dis_a,
+            "held_chg_a": self.held_chg_a,
+            "t_eq_s": self.t_eq_s,
+            "until_unix_s": self.until.unix_s,
+            "until_mono_s": self.until.mono_s,
+            "boot_id": self.until.boot_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> ElectrolyteMemory:
+        """Raises ValueError, KeyError or TypeError for anything that is not one."""
+        if not isinstance(data, dict):
+            raise TypeError(f"an electrolyte memory is a JSON object, not {type(data).__name__}")
+        held_dis, held_chg, t_eq, unix_s, mono_s = (
+            float(data[key]) for key in ("held_dis_a", "held_chg_a", "t_eq_s", "until_unix_s", "until_mono_s")
+        )
+        if not (
+            math.isfinite(held_dis + held_chg + t_eq + unix_s + mono_s)
+            and min(held_dis, held_chg) >= 0.0
+            and t_eq > 0.0
+        ):
+            raise ValueError(f"electrolyte memory {data!r} is not one")
+        return cls(held_dis, held_chg, t_eq, ClockStamp(unix_s, mono_s, str(data["boot_id"])))
 
 
 @dataclass
@@ -68,14 +119,7 @@ class VehicleRecord:
             "growth_sigma": self.growth_sigma,
             "aging": self.aging,
             # Likewise a key of its own (a release before it starts the memory empty, as it always did).
-            "electrolyte": None
-            if self.electrolyte is None
-            else [
-                self.electrolyte.held_dis_a,
-                self.electrolyte.held_chg_a,
-                self.electrolyte.until_unix_s,
-                self.electrolyte.t_eq_s,
-            ],
+            "electrolyte": None if self.electrolyte is None else self.electrolyte.to_json(),
         }
 
     @classmethod
@@ -92,13 +136,14 @@ class VehicleRecord:
         for row, low in zip(rows, soc_low, strict=True):
             dsoc, ah, var_dsoc, var_ah, weight = (float(x) for x in row)
             points.append(CapacityPoint(dsoc, ah, var_dsoc, var_ah, weight, float(low)))
-        memory = data.get("electrolyte")
         electrolyte = None
-        if memory is not None:
-            dis, chg, until, t_eq = (float(x) for x in memory)
-            if not (min(dis, chg) >= 0.0 and math.isfinite(dis + chg + until + t_eq) and t_eq > 0.0):
-                raise ValueError(f"electrolyte memory {memory!r} is not one")
-            electrolyte = ElectrolyteMemory(dis, chg, until, t_eq)
+        if data.get("electrolyte") is not None:
+            # Minutes' worth of caution is not worth the vehicle's capacity, growth and aging: a memory
+            # that cannot be read starts empty, as before it was kept.
+            try:
+                electrolyte = ElectrolyteMemory.from_json(data["electrolyte"])
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("vehicle record: electrolyte memory ignored (%s)", exc)
         return cls(
             profile=str(data["profile"]),
             sessions=int(data["sessions"]),

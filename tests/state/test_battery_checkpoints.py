@@ -5,14 +5,14 @@ checkpoint. Readings carry their own times (no clock, no sleeps)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from drivers.capabilities import PowerStageReading
-from edge.daemon.battery import CHECKPOINT_PERIOD_S, BatteryTracker
+from edge.daemon.battery import CHECKPOINT_PERIOD_S, STAMP_MARGIN_S, BatteryTracker
 from edge.estimation import _ecm_ref as k
 from edge.estimation.profile import load_profile
 from edge.settings.model import Battery
@@ -46,6 +46,9 @@ async def test_checkpoints_every_minute_of_reading_time(tmp_path: Path, open_sta
         if record != last:
             saved_at.append(stage.t_s)
             last = record
+    # The session's first reading: a charge from it is the electrolyte's memory rising from nothing
+    # (test_a_charge_that_starts_after_a_checkpoint_is_written_at_once).
+    assert saved_at.pop(0) == 5000.0
     # The first reading of each new minute of the readings' clock after the session's start (5000 s):
     # every tracker checkpoints in the same minutes, so that their records share a transaction.
     assert len(saved_at) == 5
@@ -114,17 +117,53 @@ def test_without_a_store_nothing_is_kept(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+class Clocks:
+    """The wall clock and the boot's monotonic clock, moved by hand; one boot unless told."""
+
+    def __init__(self) -> None:
+        self.unix_s = 1.8e9
+        self.mono_s = 0.0
+        self.boot_id = "boot-a"
+
+    def tracker(self, store: StateStore) -> BatteryTracker:
+        return BatteryTracker(
+            Battery(),
+            store,
+            port=PORT,
+            revert_s=10.0,
+            wall_clock=lambda: self.unix_s,
+            mono_clock=lambda: self.mono_s,
+            boot_id=self.boot_id,
+        )
+
+    def at(self, reading_s: float) -> None:
+        self.unix_s, self.mono_s = 1.8e9 + reading_s, reading_s
+
+    def feed(self, tracker: BatteryTracker, stages: Iterable[PowerStageReading]) -> None:
+        for stage in stages:
+            self.at(stage.t_s)
+            tracker.update(stage, at_rest=stage.dc_i_a == 0.0)
+
+    def restarted_held(self, store: StateStore) -> float:
+        """A daemon started now: the charge current its electrolyte's memory holds at its first reading."""
+        tracker = self.tracker(store)
+        tracker.update(pause(self.mono_s), at_rest=True)
+        assert tracker.estimator is not None
+        return float(tracker.estimator._state[k.S_ELEC_CHG])
+
+
+def pause(t_s: float) -> PowerStageReading:
+    return PowerStageReading(t_s=t_s, p_w=0.0, dc_v_v=PACK_V, dc_i_a=0.0)
+
+
 async def test_a_killed_daemon_restarted_keeps_the_electrolytes_memory_for_the_time_that_passed(
     tmp_path: Path, open_state: OpenState
 ) -> None:
-    # The readings' clock starts over with the process; the wall clock does not. A checkpoint stamps
-    # the memory a period ahead: the charge may have gone on until the next one.
-    wall = [1.8e9]
+    # A checkpoint stamps the memory ahead: the charge may go on until the next one and the power
+    # stage's own reversion after it.
+    clocks = Clocks()
     store = open_state(tmp_path)
-    tracker = BatteryTracker(Battery(), store, port=PORT, wall_clock=lambda: wall[0])
-    for stage in readings(0.0, 150.0):
-        wall[0] = 1.8e9 + stage.t_s
-        tracker.update(stage, at_rest=False)
+    clocks.feed(clocks.tracker(store), readings(0.0, 150.0))
     assert await store.flush()
     await store.aclose()
     reopened = open_state(tmp_path)
@@ -132,15 +171,52 @@ async def test_a_killed_daemon_restarted_keeps_the_electrolytes_memory_for_the_t
     assert record is not None and record.electrolyte is not None
     held = record.electrolyte.held_chg_a
     assert held == pytest.approx(20.0 / PROFILE.parallel, rel=0.02)
-    pause = PowerStageReading(t_s=0.0, p_w=0.0, dc_v_v=PACK_V, dc_i_a=0.0)
-    assert record.electrolyte.until_unix_s == pytest.approx(1.8e9 + 120.4 + CHECKPOINT_PERIOD_S)
-    for after_s, kept in (
-        (30.0, 1.0),
-        (600.0, math.exp(-(600.0 - CHECKPOINT_PERIOD_S) / record.electrolyte.t_eq_s)),
-    ):
-        wall[0] = 1.8e9 + 120.4 + after_s  # after the last checkpoint, at 120.4 s of the readings
-        again = BatteryTracker(Battery(), open_state(tmp_path), port=PORT, wall_clock=lambda: wall[0])
-        again.update(pause, at_rest=True)
-        est = again.estimator
-        assert est is not None
-        assert float(est._state[k.S_ELEC_CHG]) == pytest.approx(held * kept, rel=1e-6)
+    ahead = CHECKPOINT_PERIOD_S + STAMP_MARGIN_S + 10.0
+    assert record.electrolyte.until.mono_s == pytest.approx(120.4 + ahead)
+    for after_s, kept in ((30.0, 1.0), (600.0, math.exp(-(600.0 - ahead) / record.electrolyte.t_eq_s))):
+        clocks.at(120.4 + after_s)  # after the last checkpoint, at 120.4 s of the readings
+        assert clocks.restarted_held(open_state(tmp_path)) == pytest.approx(held * kept, rel=1e-6)
+    # The wall clock stepped a year forward within the boot: the boot's clock tells the time.
+    clocks.at(120.4 + 30.0)
+    clocks.unix_s += 3.2e7
+    assert clocks.restarted_held(open_state(tmp_path)) == pytest.approx(held)
+
+
+async def test_a_charge_that_starts_after_a_checkpoint_is_written_at_once(
+    tmp_path: Path, open_state: OpenState
+) -> None:
+    # Review: the kill came 30 s into a charge that began after the minute's checkpoint, and the record
+    # said nothing of it.
+    clocks = Clocks()
+    store = open_state(tmp_path)
+    tracker = clocks.tracker(store)
+    clocks.feed(tracker, (pause(float(t)) for t in np.arange(0.0, 65.0, 0.7)))
+    clocks.feed(tracker, readings(65.1, 30.0))
+    assert await store.flush()
+    await store.aclose()
+    clocks.at(97.0)
+    assert clocks.restarted_held(open_state(tmp_path)) == pytest.approx(20.0 / PROFILE.parallel, rel=0.02)
+
+
+async def test_a_clean_end_and_a_blind_spell_stamp_what_they_know(
+    tmp_path: Path, open_state: OpenState
+) -> None:
+    clocks = Clocks()
+    store = open_state(tmp_path)
+    key = store.key(PORT)
+    tracker = clocks.tracker(store)
+    clocks.feed(tracker, readings(0.0, 30.0))
+    # DC readings missing while the charger may run: the cell's ratings, written at once.
+    clocks.at(40.0)
+    tracker.update(PowerStageReading(t_s=40.0, p_w=-7000.0), at_rest=False)
+    record = store.vehicle(key)
+    assert record is not None and record.electrolyte is not None
+    assert record.electrolyte.held_dis_a == PROFILE.cell_i_discharge_max_a
+    # A clean end (the EV gone, or the daemon stopping the stage) stamps its own time and the
+    # stage's reversion, should the stop fail.
+    clocks.at(50.0)
+    tracker.update(unplugged(50.0), at_rest=True)
+    record = store.vehicle(key)
+    assert record is not None and record.electrolyte is not None
+    assert record.electrolyte.until.mono_s == pytest.approx(60.0)
+    assert record.electrolyte.held_dis_a == PROFILE.cell_i_discharge_max_a
