@@ -54,6 +54,8 @@ NIS_TAU_S = 300.0
 # a step of the plateau steeper than the profile's knee slope must not move the SoC to a knee.
 KNEE_GATE = 3.0
 KNEE_FIXES_KEPT = 16
+# A sample further than this many of the sensor's sigmas from the knee window's line is a disturbance.
+KNEE_OUTLIER_SIGMAS = 4.0
 # The least time a steady current must have flowed before its voltage's slope is taken (the profile's
 # RC branches may settle sooner; the particles' surface lead builds over minutes).
 KNEE_SETTLE_MIN_S = 60.0
@@ -219,8 +221,10 @@ class BatteryEstimator:
                 slope_v=profile.ocv_knee_slope_v,
                 sigma_soc=profile.ocv_sigma_soc,
                 min_current_a=MIN_C_RATE * profile.nameplate_capacity_ah,
-                # The model's RC branches at 5 % of their steady voltage: the rest is the OCV's.
-                settle_s=max(KNEE_SETTLE_MIN_S, 3.0 * max(profile.tau1_s, profile.tau2_s)),
+                # The model's RC drops are taken out of the voltage; its longest time constant left
+                # out as well, for what of a cell's relaxation the model does not hold.
+                settle_s=max(KNEE_SETTLE_MIN_S, profile.tau1_s, profile.tau2_s),
+                outlier_v=KNEE_OUTLIER_SIGMAS * profile.voltage_sigma_v,
             )
             if profile.ocv_knee_slope_v > 0.0
             else None
@@ -368,13 +372,13 @@ class BatteryEstimator:
             self._apply_growth()
             if self.knee is not None:
                 i_true = i - self._state[k.S_B]
+                st = self._state
                 fix = self.knee.update(
                     dt,
                     i_true,
-                    v - self._params[k.P_HYST_V],
+                    v + st[k.S_V1] + st[k.S_V2] - self._params[k.P_HYST_V],
                     self._coef[k.C_R0],
                     self._params[k.P_Q_AH],
-                    trusted=self._state[k.S_NIS] <= self._params[k.P_GATE] ** 2,
                 )
                 if fix is not None:
                     self._fuse_knee(t_s, fix)

@@ -393,13 +393,8 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
             f"{source}: field 'ocv.knee_slope_v' needs 'ocv.sigma_soc' > 0 (how far along the SoC axis "
             "the cell's knees may sit from the table's)"
         )
-    if profile.ocv_knee_slope_v > 0.0 and table_knees(
-        np.asarray(profile.ocv_soc), np.asarray(profile.ocv_v), profile.ocv_knee_slope_v, KNEE_WINDOW_SOC
-    ) == (None, None):
-        raise ProfileError(
-            f"{source}: field 'ocv.knee_slope_v' = {profile.ocv_knee_slope_v}: the table's slope never "
-            "crosses it between a plateau and an end (no knee to fix the SoC at)"
-        )
+    if profile.ocv_knee_slope_v > 0.0:
+        _check_knees(profile, source)
     if profile.electrolyte_k_a_sqrt_s > 0.0 and profile.electrolyte_t_eq_s <= 0.0:
         # Without it a current already flowing would leave the whole budget to the pulse.
         raise ProfileError(
@@ -412,6 +407,21 @@ def parse_profile(doc: dict[str, Any], source: str) -> BatteryProfile:
             "is given (the electrolyte diffusivity's temperature law; 1 M LiPF6 in EC/EMC: 124.3 K, T0 234 K)"
         )
     return _checked_pack(profile, source)
+
+
+def _check_knees(profile: BatteryProfile, source: str) -> None:
+    """Refuse a knee slope the table cannot honour (edge.estimation.knee)."""
+    field_ = f"{source}: field 'ocv.knee_slope_v' = {profile.ocv_knee_slope_v}"
+    try:
+        knees = table_knees(
+            np.asarray(profile.ocv_soc), np.asarray(profile.ocv_v), profile.ocv_knee_slope_v, KNEE_WINDOW_SOC
+        )
+    except ValueError as exc:
+        raise ProfileError(f"{field_}: {exc}") from None
+    if knees == (None, None):
+        raise ProfileError(
+            f"{field_}: the table's slope never crosses it between a plateau and an end (no knee to fix the SoC at)"
+        )
 
 
 def _fit_trace(doc: dict[str, Any], source: str) -> str:

@@ -81,7 +81,9 @@ def test_a_biased_flat_table_does_not_pull_a_known_soc() -> None:
     err, _ = lfp_plateau_run(shipped, cell, 0.55, 0.55, 0.02)
     assert float(np.sqrt(np.mean(err**2))) <= 0.01
     # The same readings taken as white noise (no table error declared) pull it off: the test can tell.
-    blind = replace(shipped, ocv_sigma_v=0.0, ocv_sigma_dvdt_v_per_k=0.0, ocv_sigma_soc=0.0)
+    blind = replace(
+        shipped, ocv_sigma_v=0.0, ocv_sigma_dvdt_v_per_k=0.0, ocv_sigma_soc=0.0, ocv_knee_slope_v=0.0
+    )
     err, _ = lfp_plateau_run(blind, cell, 0.55, 0.55, 0.02)
     assert float(np.max(np.abs(err))) >= 0.05
 
