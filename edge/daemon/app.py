@@ -130,6 +130,7 @@ class Daemon:
                 self.store,
                 port=stage.name,
                 revert_s=float(settings.devices[stage.name].setpoint_revert_s),
+                reading_s=settings.devices[stage.name].poll_s,
                 wall_clock=wall_clock,
             )
             if stage

@@ -40,13 +40,13 @@ from edge.state import StateStore
 log = logging.getLogger(__name__)
 
 CHECKPOINT_PERIOD_S = 60.0
-# A record is also written when the electrolyte's memory rises above the last one's by this share and
-# current per cell, at most every so many seconds of readings (a daemon killed within them leaves the
-# rise before it).
+# A record is also written when the electrolyte's memory rises above the last one's by this share, to
+# a current that matters (BatteryEstimator.electrolyte_relevant_a), at most every so many seconds of
+# readings unless it more than doubles (a daemon killed within them leaves the rise before it).
 RISE_SHARE = 1.1
-RISE_MIN_A = 0.02
 RISE_CHECKPOINT_MIN_S = 10.0
-# The next checkpoint comes with the first reading of the next minute: up to a reading interval late.
+# The next checkpoint comes with the first reading of the next minute: up to a reading interval late
+# (twice the stage's poll period, 5 s at least).
 STAMP_MARGIN_S = 5.0
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 
@@ -128,12 +128,13 @@ class BatteryTracker:
         *,
         port: str,
         revert_s: float = 10.0,
+        reading_s: float = 1.0,
         wall_clock: Callable[[], float] = time.time,
         mono_clock: Callable[[], float] = time.monotonic,
         boot_id: str | None = None,
     ) -> None:
         """``revert_s``: the power stage's own reversion time (a killed daemon's last setpoint holds
-        that long); the clocks and ``boot_id`` stamp the electrolyte's memory in the records, so that
+        that long), ``reading_s`` its poll period; the clocks and ``boot_id`` stamp the electrolyte's memory in the records, so that
         a restarted daemon relaxes it by the time that really passed (``edge.estimation.record``)."""
         profile = configured_profile(cfg.profile, cfg.series, cfg.parallel, cfg.sop_horizon_s)
         self.profile = profile
@@ -143,6 +144,7 @@ class BatteryTracker:
         self.efficiency = ChargerEfficiency(charge=cfg.charge_efficiency, discharge=cfg.discharge_efficiency)
         self.store = store
         self.revert_s = revert_s
+        self.reading_s = reading_s
         self.wall_clock = wall_clock
         self.mono_clock = mono_clock
         self.boot_id = current_boot_id() if boot_id is None else boot_id
@@ -168,7 +170,7 @@ class BatteryTracker:
             self.end_session()
             return self.view
         if stage.dc_v_v is None or stage.dc_i_a is None:
-            self._blind(stage.t_s)
+            self._blind(stage)
             return self.view
         est = self.estimator or self._start_session(stage)
         limits = EvLimits(
@@ -182,7 +184,7 @@ class BatteryTracker:
             if not self._refusing:
                 log.warning("battery estimator refuses the power stage's DC readings: %s", exc)
             self._refusing = True
-            self._blind(stage.t_s)
+            self._blind(stage)
             return self.view
         if self._refusing:
             log.info("battery estimator accepts the DC readings again")
@@ -194,23 +196,48 @@ class BatteryTracker:
         )
         return self.view
 
-    def _blind(self, t_s: float) -> None:
-        """No accepted sample: no SoC or limits of our own, and the electrolyte's memory not known."""
+    def _blind(self, stage: PowerStageReading) -> None:
+        """No accepted sample: no SoC or limits of our own; the electrolyte's memory takes the current
+        the stage's power says flows."""
         self.view = self._unknown()
-        if self.estimator is not None:
-            self.estimator.blind()
-            self._keep(self.estimator, t_s)
+        est = self.estimator
+        if est is None:
+            return
+        est.blind(self._cell_current_a(stage, est))
+        self._keep(est, stage.t_s)
+
+    def _cell_current_a(self, stage: PowerStageReading, est: BatteryEstimator) -> float | None:
+        """The cell current (discharge positive) a reading tells without an accepted sample: its DC
+        power, else its AC power (less the charger's losses at most: the larger magnitude), over the
+        pack's voltage (the reading's if plausible, else the last accepted); the DC current only
+        where there is no power (the refused field may be the current). None where nothing tells."""
+        p = self.profile
+        v_cell_ok = stage.dc_v_v is not None and p.cell_v_min <= stage.dc_v_v / p.series <= p.cell_v_max
+        v_pack = stage.dc_v_v if v_cell_ok and stage.dc_v_v is not None else est.cell_v * p.series
+        if stage.dc_p_w is not None and math.isfinite(stage.dc_p_w):
+            return stage.dc_p_w / v_pack / p.parallel
+        if stage.p_w is not None and math.isfinite(stage.p_w):
+            eff = min(self.efficiency.charge, self.efficiency.discharge)
+            return stage.p_w / eff / v_pack / p.parallel
+        if stage.dc_i_a is not None and math.isfinite(stage.dc_i_a):
+            return stage.dc_i_a / p.parallel
+        return None
 
     def _keep(self, est: BatteryEstimator, t_s: float) -> None:
-        """Checkpoint once a minute of reading time, and at once when the electrolyte's memory rises
-        well above the last record's (a charge that starts after a checkpoint: a killed daemon would
-        otherwise leave a record that says nothing of it)."""
+        """Checkpoint once a minute of reading time, and soon when the electrolyte's memory rises well
+        above the last record's to a current that matters (a charge that starts after a checkpoint: a
+        killed daemon would otherwise leave a record that says nothing of it)."""
         if self.store is None or self._key is None:
             return
         held = est.held_now()
-        rise = any(h > RISE_SHARE * w + RISE_MIN_A for h, w in zip(held, self._written_held, strict=True))
+        relevant = est.electrolyte_relevant_a()
+        rise, doubled = False, False
+        for h, w in zip(held, self._written_held, strict=True):
+            if h >= relevant and h > RISE_SHARE * w:
+                rise = True
+                doubled = doubled or h > 2.0 * w
         due = checkpoint_due(self._checkpoint_t_s, t_s)
-        if not (due or (rise and t_s - self._rise_written_s >= RISE_CHECKPOINT_MIN_S)):
+        if not (due or (rise and (doubled or t_s - self._rise_written_s >= RISE_CHECKPOINT_MIN_S))):
             return
         # Until the next checkpoint, and the power stage's own reversion after it, the present current
         # may flow on if the process dies now.
@@ -222,7 +249,7 @@ class BatteryTracker:
             self._rise_written_s = t_s
 
     def _ahead_s(self) -> float:
-        return CHECKPOINT_PERIOD_S + STAMP_MARGIN_S + self.revert_s
+        return CHECKPOINT_PERIOD_S + max(STAMP_MARGIN_S, 2.0 * self.reading_s) + self.revert_s
 
     def _start_session(self, stage: PowerStageReading) -> BatteryEstimator:
         self._checkpoint_t_s = stage.t_s
@@ -234,8 +261,7 @@ class BatteryTracker:
                 efficiency=self.efficiency,
                 now=self._now(),
             )
-            memory = est.record.electrolyte
-            self._written_held = (0.0, 0.0) if memory is None else (memory.held_dis_a, memory.held_chg_a)
+            self._written_held = est.held_now()  # the record's memory, relaxed to now
         else:
             est = BatteryEstimator(self.profile, efficiency=self.efficiency)
         self.estimator = est

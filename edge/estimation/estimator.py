@@ -187,6 +187,7 @@ class BatteryEstimator:
         memory = self.record.electrolyte
         self._held_at_start = (0.0, 0.0) if memory is None or now is None else memory.after(now)
         self._blind = False  # currents flowed that no accepted sample saw (see blind())
+        self._blind_held = (0.0, 0.0)  # the largest of them each way, per cell
         self._table = profile.ocv_table()
         self._table_list = self._table.tolist()
         self._params = profile.kernel_params()
@@ -351,11 +352,12 @@ class BatteryEstimator:
             self._track_hysteresis(dt, i_prev - self._state[k.S_B])
         self._kernel.step(dt, i, v, self._temp_c)
         if self._blind:
-            # The currents the charger drove while no sample was accepted may have been up to the
-            # cell's ratings until a moment ago: the memory holds those from now, and relaxes.
+            # What the charger drove while no sample was accepted may have flowed until a moment ago:
+            # the memory holds it from now, and relaxes.
             st = self._state
-            st[k.S_ELEC_DIS] = max(st[k.S_ELEC_DIS], p.cell_i_discharge_max_a)
-            st[k.S_ELEC_CHG] = max(st[k.S_ELEC_CHG], p.cell_i_charge_max_a)
+            st[k.S_ELEC_DIS] = max(st[k.S_ELEC_DIS], self._blind_held[0])
+            st[k.S_ELEC_CHG] = max(st[k.S_ELEC_CHG], self._blind_held[1])
+            self._blind_held = (0.0, 0.0)
         if dt > 0.0:
             w = math.exp(-dt / NIS_TAU_S)
             self._nis_avg = w * self._nis_avg + (1.0 - w) * min(float(self._state[k.S_NIS]), NIS_CLIP)
@@ -904,24 +906,42 @@ class BatteryEstimator:
             out[f"sop_{h}_import_ac_w"] = lim.import_ac_w
         return out
 
-    def blind(self) -> None:
-        """Currents flow that no accepted sample sees (samples refused, DC readings missing): until the
-        next accepted sample the electrolyte's memory is not known, and a record written meanwhile
-        holds the cell's rated currents."""
+    def blind(self, i_cell_a: float | None) -> None:
+        """Currents flow that no accepted sample sees (samples refused, DC readings missing);
+        ``i_cell_a`` is the cell current the charger's power says flows (discharge positive), None
+        where not even that is known (the last current seen is then taken to go on, as the kernel's
+        hold does). The electrolyte's memory holds what flowed, from the next accepted sample."""
         self._blind = True
+        if i_cell_a is not None and math.isfinite(i_cell_a):
+            dis, chg = self._blind_held
+            self._blind_held = (max(dis, i_cell_a), max(chg, -i_cell_a))
 
     def held_now(self) -> tuple[float, float]:
         """The currents per cell (discharge, charge) whose depletion the electrolyte may hold now: its
-        memory, the present current (whose interval has not been held yet), and the cell's ratings
-        while blind."""
+        memory (before the first sample, what the record left), the present current (whose interval
+        has not been held yet), and what flowed while blind."""
         s = self._state
-        i_now = float(s[k.S_I_PREV] - s[k.S_B]) if self.samples else 0.0
-        dis = max(float(s[k.S_ELEC_DIS]), i_now, 0.0)
-        chg = max(float(s[k.S_ELEC_CHG]), -i_now, 0.0)
-        if self._blind:
-            dis = max(dis, self.profile.cell_i_discharge_max_a)
-            chg = max(chg, self.profile.cell_i_charge_max_a)
-        return dis, chg
+        if self.samples:
+            i_now = float(s[k.S_I_PREV] - s[k.S_B])
+            dis = max(float(s[k.S_ELEC_DIS]), i_now, 0.0)
+            chg = max(float(s[k.S_ELEC_CHG]), -i_now, 0.0)
+        else:
+            dis, chg = self._held_at_start
+        return max(dis, self._blind_held[0]), max(chg, self._blind_held[1])
+
+    def electrolyte_relevant_a(self) -> float:
+        """The held current per cell below which the electrolyte's memory spends under a tenth of its
+        budget on a 10 s pulse (inf without the limit): smaller ones need no record of their own."""
+        kk, t_eq = float(self._params[k.P_ELEC_K]), float(self._params[k.P_ELEC_T_EQ_S])
+        span = math.sqrt(t_eq) - math.sqrt(min(10.0, t_eq))
+        return 0.1 * kk / span if kk > 0.0 and span > 0.0 else math.inf
+
+    @property
+    def cell_v(self) -> float:
+        """The last accepted cell voltage (the table's mid-SoC OCV before the first)."""
+        return (
+            self._v_cell if self.samples else float(np.interp(0.5, self.profile.ocv_soc, self.profile.ocv_v))
+        )
 
     def checkpoint(self, until: ClockStamp | None = None) -> VehicleRecord:
         """The record ``end_session`` would return now, while the session goes on (nothing changes).

@@ -69,22 +69,44 @@ def test_a_current_that_has_just_started_is_in_the_record(nmc: BatteryProfile) -
     assert memory is not None and memory.held_chg_a == pytest.approx(3.7, rel=0.01)
 
 
-def test_a_blind_spell_holds_the_cells_ratings(nmc: BatteryProfile) -> None:
-    # Samples refused or missing while the charger runs: what flowed is not known.
-    est, pack_v, i_cell = charged(nmc, seconds=30)  # 0.74C: above the datasheet's 0.7C charge
-    est.blind()
+def test_a_blind_spell_holds_what_the_chargers_power_says_flowed(nmc: BatteryProfile) -> None:
+    # Samples refused or missing while the charger runs: the current its power tells.
+    est, pack_v, i_cell = charged(nmc, seconds=30)
+    est.blind(2.0 * i_cell)  # the charge doubled meanwhile
     memory = est.checkpoint(T0).electrolyte
     assert memory is not None
-    assert memory.held_dis_a == nmc.cell_i_discharge_max_a
-    assert memory.held_chg_a == pytest.approx(max(nmc.cell_i_charge_max_a, -i_cell))
-    # The next accepted sample holds them from its own time (they may have flowed until then; the
-    # kernel also holds the last current seen over the gap).
+    assert memory.held_dis_a == 0.0 and memory.held_chg_a == pytest.approx(-2.0 * i_cell)
+    # The next accepted sample holds it from its own time (it may have flowed until then), and it
+    # relaxes after.
     est.update(100.0, pack_v, 0.0, 25.0)
-    assert float(est._state[k.S_ELEC_DIS]) == nmc.cell_i_discharge_max_a
-    assert float(est._state[k.S_ELEC_CHG]) == pytest.approx(memory.held_chg_a)
+    assert float(est._state[k.S_ELEC_CHG]) == pytest.approx(-2.0 * i_cell)
     est.update(200.0, pack_v, 0.0, 25.0)
-    assert float(est._state[k.S_ELEC_DIS]) < nmc.cell_i_discharge_max_a  # and relaxes again
-    assert est.held_now()[1] < memory.held_chg_a
+    assert est.held_now()[1] < -2.0 * i_cell
+    # Not even the power known: the last current seen is taken to go on (the kernel's hold).
+    est.blind(None)
+    assert est.held_now() == pytest.approx((0.0, float(est._state[k.S_ELEC_CHG])))
+
+
+def test_one_missing_sample_leaves_the_limits_as_they_were(nmc: BatteryProfile) -> None:
+    # Review: holding the cell's ratings after a blind spell took the discharge limit to 0 for six
+    # minutes at the SoP's temperature with none measured (0 degC), after a single missing reading.
+    i_pack = -0.5 * nmc.nameplate_capacity_ah * nmc.parallel
+    s = simulate(nmc, np.full(120, i_pack), soc0=0.5)
+    est = BatteryEstimator(nmc, initial_soc=0.5)
+    for j in range(120):  # no temperature: the daemon's case
+        est.update(float(s.t_s[j]), float(s.pack_v_v[j]), i_pack)
+    pack_v, i_cell = float(s.pack_v_v[-1]), i_pack / nmc.parallel
+    before = est.limits()[1]
+    assert before.discharge_current_voltage_limited_a > 1.0
+    est.blind(i_cell)
+    est.update(121.0, pack_v, i_cell * nmc.parallel)
+    after = est.limits()[1]
+    assert after.discharge_current_voltage_limited_a == pytest.approx(
+        before.discharge_current_voltage_limited_a, rel=0.05
+    )
+    assert after.charge_current_voltage_limited_a == pytest.approx(
+        before.charge_current_voltage_limited_a, rel=0.05
+    )
 
 
 def test_the_time_that_passed_is_the_boots_clock_within_a_boot_and_the_wall_clock_across() -> None:
@@ -126,6 +148,12 @@ def test_only_a_profile_with_the_limit_and_a_session_that_saw_something_write_it
     kept = ElectrolyteMemory(0.0, 2.0, 103.0, T0)
     idle = BatteryEstimator(nmc, record=VehicleRecord(profile=nmc.name, electrolyte=kept), now=T0)
     assert idle.end_session(T0.plus(10.0)).electrolyte == kept
+    # One blind before any sample keeps it, relaxed to the session's start (review: it held only
+    # what the blind reading told).
+    blind = BatteryEstimator(nmc, record=VehicleRecord(profile=nmc.name, electrolyte=kept), now=T0.plus(50.0))
+    blind.blind(-0.5)
+    memory = blind.checkpoint(T0.plus(60.0)).electrolyte
+    assert memory is not None and memory.held_chg_a == pytest.approx(2.0 * math.exp(-50.0 / 103.0))
     lfp = load_profile("lfp-prismatic")  # no electrolyte limit: nothing to remember
     other = BatteryEstimator(lfp, initial_soc=0.5)
     other.update(0.0, 3.3 * lfp.series, -50.0, 25.0)

@@ -198,6 +198,23 @@ async def test_a_charge_that_starts_after_a_checkpoint_is_written_at_once(
     assert clocks.restarted_held(open_state(tmp_path)) == pytest.approx(20.0 / PROFILE.parallel, rel=0.02)
 
 
+async def test_a_ramp_is_written_as_it_doubles(tmp_path: Path, open_state: OpenState) -> None:
+    # Review: readings every 0.2 s and a charger ramping 40 A/s; the first rise was written at the
+    # first small reading and the 10 s floor held back the rest: a kill 5 s in kept 6 % of the charge.
+    clocks = Clocks()
+    store = open_state(tmp_path)
+    tracker = clocks.tracker(store)
+    ramp = [
+        PowerStageReading(t_s=t, p_w=0.0, dc_v_v=PACK_V, dc_i_a=-min(40.0 * t, 130.0))
+        for t in np.arange(0.2, 5.0, 0.2)
+    ]
+    clocks.feed(tracker, ramp)
+    assert await store.flush()
+    await store.aclose()
+    clocks.at(7.0)
+    assert clocks.restarted_held(open_state(tmp_path)) >= 0.5 * 130.0 / PROFILE.parallel
+
+
 async def test_a_clean_end_and_a_blind_spell_stamp_what_they_know(
     tmp_path: Path, open_state: OpenState
 ) -> None:
@@ -206,12 +223,16 @@ async def test_a_clean_end_and_a_blind_spell_stamp_what_they_know(
     key = store.key(PORT)
     tracker = clocks.tracker(store)
     clocks.feed(tracker, readings(0.0, 30.0))
-    # DC readings missing while the charger may run: the cell's ratings, written at once.
+    # DC readings missing while the charger runs harder: the current its AC power tells (over the
+    # last pack voltage, the charger's losses counted on the large side), written at once.
     clocks.at(40.0)
-    tracker.update(PowerStageReading(t_s=40.0, p_w=-7000.0), at_rest=False)
+    tracker.update(PowerStageReading(t_s=40.0, p_w=-20000.0), at_rest=False)
     record = store.vehicle(key)
     assert record is not None and record.electrolyte is not None
-    assert record.electrolyte.held_dis_a == PROFILE.cell_i_discharge_max_a
+    told = (
+        20000.0 / min(Battery().charge_efficiency, Battery().discharge_efficiency) / PACK_V / PROFILE.parallel
+    )
+    assert record.electrolyte.held_chg_a == pytest.approx(told, rel=0.01)
     # A clean end (the EV gone, or the daemon stopping the stage) stamps its own time and the
     # stage's reversion, should the stop fail.
     clocks.at(50.0)
@@ -219,4 +240,4 @@ async def test_a_clean_end_and_a_blind_spell_stamp_what_they_know(
     record = store.vehicle(key)
     assert record is not None and record.electrolyte is not None
     assert record.electrolyte.until.mono_s == pytest.approx(60.0)
-    assert record.electrolyte.held_dis_a == PROFILE.cell_i_discharge_max_a
+    assert record.electrolyte.held_chg_a == pytest.approx(told, rel=0.01)
