@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from drivers.capabilities import PowerStageRatings, PowerStageReading
 from edge.daemon.vehicle import ev_present, vehicle_id
 from edge.estimation.estimator import (
@@ -134,8 +136,9 @@ class BatteryTracker:
         boot_id: str | None = None,
     ) -> None:
         """``revert_s``: the power stage's own reversion time (a killed daemon's last setpoint holds
-        that long), ``reading_s`` its poll period; the clocks and ``boot_id`` stamp the electrolyte's memory in the records, so that
-        a restarted daemon relaxes it by the time that really passed (``edge.estimation.record``)."""
+        that long), ``reading_s`` its poll period; the clocks and ``boot_id`` stamp the electrolyte's
+        memory in the records, so that a restarted daemon relaxes it by the time that really passed
+        (``edge.estimation.record``)."""
         profile = configured_profile(cfg.profile, cfg.series, cfg.parallel, cfg.sop_horizon_s)
         self.profile = profile
         self.estimate = cfg.estimate
@@ -154,6 +157,10 @@ class BatteryTracker:
         self._checkpoint_t_s = 0.0
         self._written_held = (0.0, 0.0)  # the electrolyte's memory in the last record written
         self._rise_written_s = -math.inf
+        # The largest cell currents (discharge, charge) the stage's power told before a session had
+        # an accepted sample.
+        self._unseen = (0.0, 0.0)
+        self._mid_cell_v = float(np.interp(0.5, profile.ocv_soc, profile.ocv_v))
         self._refusing = False
         self._nominal = BatteryView(e_per_soc_wh=pack_energy_per_soc_wh(profile))
         self.view = self._nominal
@@ -202,18 +209,24 @@ class BatteryTracker:
         self.view = self._unknown()
         est = self.estimator
         if est is None:
+            # Before the session's first accepted sample (a daemon restarted while the readings are
+            # missing): kept for the session to hold from its start.
+            i_cell = self._cell_current_a(stage, self._mid_cell_v)
+            if i_cell is not None:
+                dis, chg = self._unseen
+                self._unseen = (max(dis, i_cell), max(chg, -i_cell))
             return
-        est.blind(self._cell_current_a(stage, est))
+        est.blind(self._cell_current_a(stage, est.cell_v))
         self._keep(est, stage.t_s)
 
-    def _cell_current_a(self, stage: PowerStageReading, est: BatteryEstimator) -> float | None:
+    def _cell_current_a(self, stage: PowerStageReading, cell_v: float) -> float | None:
         """The cell current (discharge positive) a reading tells without an accepted sample: its DC
         power, else its AC power (less the charger's losses at most: the larger magnitude), over the
-        pack's voltage (the reading's if plausible, else the last accepted); the DC current only
+        pack's voltage (the reading's if plausible, else ``cell_v``'s); the DC current only
         where there is no power (the refused field may be the current). None where nothing tells."""
         p = self.profile
         v_cell_ok = stage.dc_v_v is not None and p.cell_v_min <= stage.dc_v_v / p.series <= p.cell_v_max
-        v_pack = stage.dc_v_v if v_cell_ok and stage.dc_v_v is not None else est.cell_v * p.series
+        v_pack = stage.dc_v_v if v_cell_ok and stage.dc_v_v is not None else cell_v * p.series
         if stage.dc_p_w is not None and math.isfinite(stage.dc_p_w):
             return stage.dc_p_w / v_pack / p.parallel
         if stage.p_w is not None and math.isfinite(stage.p_w):
@@ -264,6 +277,12 @@ class BatteryTracker:
             self._written_held = est.held_now()  # the record's memory, relaxed to now
         else:
             est = BatteryEstimator(self.profile, efficiency=self.efficiency)
+        # What the charger drove while the readings were missing before this first accepted sample.
+        dis, chg = self._unseen
+        for i_cell in (dis, -chg):
+            if i_cell:
+                est.blind(i_cell)
+        self._unseen = (0.0, 0.0)
         self.estimator = est
         log.info(
             "battery session started at %s (profile %s, %d sessions known)",
@@ -294,6 +313,7 @@ class BatteryTracker:
         """The EV left (or the daemon stops): keep what was learnt about it."""
         est, self.estimator = self.estimator, None
         self.view = self._nominal
+        self._unseen = (0.0, 0.0)
         if est is None:
             return
         # A clean end: the stage is stopped (or the EV gone); should the stop fail, it reverts.

@@ -50,8 +50,8 @@ RESERVE_SIGMAS = 2.0
 # averaged over NIS_TAU_S, within NIS_CONVERGED (3 sigma rms; 1 when the model fits).
 GROWTH_SIGMA_CONVERGED = 0.25  # half the unknown vehicle's prior: the steps have told something
 NIS_TAU_S = 300.0
-# A knee fix further than this many sigmas (its own and the estimate's) from the estimate is not fused:
-# a step of the plateau steeper than the profile's knee slope must not move the SoC to a knee.
+# A knee fix further than this many sigmas (its own and the estimate's) from the estimate is not fused
+# (a fix far off a surer estimate says more of the fix than of the SoC).
 KNEE_GATE = 3.0
 KNEE_FIXES_KEPT = 16
 # A sample further than this many of the sensor's sigmas from the knee window's line is a disturbance.
@@ -931,9 +931,10 @@ class BatteryEstimator:
 
     def electrolyte_relevant_a(self) -> float:
         """The held current per cell below which the electrolyte's memory spends under a tenth of its
-        budget on a 10 s pulse (inf without the limit): smaller ones need no record of their own."""
+        budget on the shortest SoP pulse (inf without the limit): smaller ones need no record of their
+        own."""
         kk, t_eq = float(self._params[k.P_ELEC_K]), float(self._params[k.P_ELEC_T_EQ_S])
-        span = math.sqrt(t_eq) - math.sqrt(min(10.0, t_eq))
+        span = math.sqrt(t_eq) - math.sqrt(min(float(self._horizons.min()), t_eq))
         return 0.1 * kk / span if kk > 0.0 and span > 0.0 else math.inf
 
     @property

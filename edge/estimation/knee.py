@@ -143,12 +143,13 @@ class KneeTracker:
         self._from_flat = False
         self._from_steep = False
         self._seen_flat = False
-        # A crossing waiting for the slope to stay past the threshold over half a window: the knee's
+        # A crossing waiting for the slope to stay past the threshold over a quarter window: the knee's
         # name, its table centre less the window's centroid then, and the counted SoC then.
         self._pending: tuple[str, float, float] | None = None
 
     def update(self, dt_s: float, i_a: float, v_v: float, r_ohm: float, capacity_ah: float) -> KneeFix | None:
-        """One sample: ``i_a`` the true cell current held over ``dt_s`` (discharge positive), ``v_v``
+        """One sample: ``i_a`` the true cell current at it (discharge positive; the charge over ``dt_s``
+        is counted with it, one sample off at a step, which ends a segment anyway), ``v_v``
         the cell's terminal voltage with the model's RC drops and the OCV's hysteresis taken out,
         ``r_ohm`` its series resistance now, ``capacity_ah`` the capacity the SoC is counted in.
         Returns a fix once the slope has crossed the knee's and stayed past it."""
@@ -157,11 +158,15 @@ class KneeTracker:
             or abs(i_a) < self.min_current_a
             or (i_a > 0.0) != (self._i_a > 0.0)
             or abs(i_a - self._i_a) > self.current_tol * abs(self._i_a)
-            or self._outliers > MAX_OUTLIERS
+            or self._outliers >= MAX_OUTLIERS
         ):
             # A segment that ends past a crossing it had not gone back over confirms it: a charge
-            # stops at the top knee (the EV's own limit) as often as it runs on.
-            fix = self._confirm() if self._pending is not None else None
+            # stops at the top knee (the EV's own limit) as often as it runs on. Not across a gap in
+            # the samples: the charge that flowed in it is not counted here.
+            fix = None
+            if self._pending is not None and 0.0 < dt_s <= self.max_dt_s:
+                self._q -= self._i_a * dt_s / (3600.0 * capacity_ah)
+                fix = self._confirm()
             self._reset(i_a if abs(i_a) >= self.min_current_a else 0.0)
             return fix
         self._age_s += dt_s
@@ -228,7 +233,8 @@ class KneeTracker:
         self._pending = None
         self._from_flat = self._from_steep = False
         self.fixes += 1
-        return KneeFix(float(offset + self._window[-1][0]), self.var, knee, float(self._slope))
+        # The SoC counted to now, samples left out of the window included.
+        return KneeFix(float(offset + self._q), self.var, knee, float(self._slope))
 
     def _add(self, x: float, y: float, sign: float) -> None:
         if sign > 0.0:

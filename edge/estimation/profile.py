@@ -420,7 +420,8 @@ def _check_knees(profile: BatteryProfile, source: str) -> None:
         raise ProfileError(f"{field_}: {exc}") from None
     if knees == (None, None):
         raise ProfileError(
-            f"{field_}: the table's slope never crosses it between a plateau and an end (no knee to fix the SoC at)"
+            f"{field_}: the table's slope never crosses it between a plateau and an end "
+            "(no knee to fix the SoC at)"
         )
 
 

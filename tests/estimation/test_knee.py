@@ -272,3 +272,21 @@ def test_a_charge_that_stops_just_past_the_crossing_confirms_it() -> None:
     assert drive(knees, 0.6, 0.959, i_a=-0.2 * CAPACITY_AH) == []
     fix = knees.update(1.0, 0.0, 3.36, 0.04, CAPACITY_AH)
     assert fix is not None and fix.knee == "top" and fix.soc == pytest.approx(0.959, abs=0.006)
+
+
+def test_a_gap_after_the_crossing_confirms_nothing_and_samples_left_out_are_counted() -> None:
+    # Review: the segment's end confirmed a crossing at the window's last sample, so a fix after a
+    # gap of 300 s at 0.5C read 0.957 where the cell was at 0.998, and after a run of samples off the
+    # window's line it lagged by them.
+    knees = tracker()
+    assert drive(knees, 0.6, 0.959, i_a=-0.2 * CAPACITY_AH) == []
+    assert knees.update(300.0, -0.2 * CAPACITY_AH, 3.36, 0.04, CAPACITY_AH) is None
+    knees = tracker()
+    assert drive(knees, 0.6, 0.959, i_a=-0.2 * CAPACITY_AH) == []
+    soc, fix = 0.959, None
+    for _ in range(31):  # 0.1 V off the line: left out, counted, then the segment starts over
+        soc += 0.2 / 3600.0
+        fix = knees.update(1.0, -0.2 * CAPACITY_AH, float(np.interp(soc, SOC, OCV)) + 0.1, 0.04, CAPACITY_AH)
+        if fix is not None:
+            break
+    assert fix is not None and fix.knee == "top" and fix.soc == pytest.approx(soc, abs=0.001)

@@ -215,6 +215,21 @@ async def test_a_ramp_is_written_as_it_doubles(tmp_path: Path, open_state: OpenS
     assert clocks.restarted_held(open_state(tmp_path)) >= 0.5 * 130.0 / PROFILE.parallel
 
 
+async def test_a_charge_before_the_sessions_first_accepted_sample_is_held(
+    tmp_path: Path, open_state: OpenState
+) -> None:
+    # Review: a daemon restarted while the DC readings were missing forgot what the charger drove
+    # until the first accepted one.
+    clocks = Clocks()
+    tracker = clocks.tracker(open_state(tmp_path))
+    clocks.feed(tracker, (PowerStageReading(t_s=float(t), p_w=-20000.0) for t in range(10)))
+    assert tracker.estimator is None
+    clocks.feed(tracker, [pause(10.0)])
+    assert tracker.estimator is not None
+    told = 20000.0 / min(Battery().charge_efficiency, Battery().discharge_efficiency)
+    assert tracker.estimator.held_now()[1] >= 0.9 * told / PACK_V / PROFILE.parallel
+
+
 async def test_a_clean_end_and_a_blind_spell_stamp_what_they_know(
     tmp_path: Path, open_state: OpenState
 ) -> None:
