@@ -23,8 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from drivers.capabilities import PowerStageRatings, PowerStageReading
 from edge.daemon.vehicle import ev_present, vehicle_id
 from edge.estimation.estimator import (
@@ -33,6 +31,7 @@ from edge.estimation.estimator import (
     ChargerEfficiency,
     EvLimits,
     SampleError,
+    widened,
 )
 from edge.estimation.profile import configured_profile, pack_energy_per_soc_wh
 from edge.estimation.record import ClockStamp
@@ -160,7 +159,6 @@ class BatteryTracker:
         # The largest cell currents (discharge, charge) the stage's power told before a session had
         # an accepted sample.
         self._unseen = (0.0, 0.0)
-        self._mid_cell_v = float(np.interp(0.5, profile.ocv_soc, profile.ocv_v))
         self._refusing = False
         self._nominal = BatteryView(e_per_soc_wh=pack_energy_per_soc_wh(profile))
         self.view = self._nominal
@@ -211,10 +209,9 @@ class BatteryTracker:
         if est is None:
             # Before the session's first accepted sample (a daemon restarted while the readings are
             # missing): kept for the session to hold from its start.
-            i_cell = self._cell_current_a(stage, self._mid_cell_v)
+            i_cell = self._cell_current_a(stage, self.profile.soc_to_ocv(0.5))
             if i_cell is not None:
-                dis, chg = self._unseen
-                self._unseen = (max(dis, i_cell), max(chg, -i_cell))
+                self._unseen = widened(self._unseen, i_cell)
             return
         est.blind(self._cell_current_a(stage, est.cell_v))
         self._keep(est, stage.t_s)

@@ -76,6 +76,11 @@ DIFFUSIVITY_REL_MIN = 1e-6
 WARM_GRID_POINTS = 21
 
 
+def widened(held: tuple[float, float], i_cell_a: float) -> tuple[float, float]:
+    """``held`` (discharge, charge magnitudes per cell) widened by a current (discharge positive)."""
+    return max(held[0], i_cell_a), max(held[1], -i_cell_a)
+
+
 def kinetic_credit(growth_upper: float) -> float:
     """The share of a profile's kinetic flattening the SoP credits a cell whose growth's upper bound
     is ``growth_upper``: all of it at or above the profile's new cell, none a spread below."""
@@ -913,8 +918,7 @@ class BatteryEstimator:
         hold does). The electrolyte's memory holds what flowed, from the next accepted sample."""
         self._blind = True
         if i_cell_a is not None and math.isfinite(i_cell_a):
-            dis, chg = self._blind_held
-            self._blind_held = (max(dis, i_cell_a), max(chg, -i_cell_a))
+            self._blind_held = widened(self._blind_held, i_cell_a)
 
     def held_now(self) -> tuple[float, float]:
         """The currents per cell (discharge, charge) whose depletion the electrolyte may hold now: its
@@ -940,9 +944,7 @@ class BatteryEstimator:
     @property
     def cell_v(self) -> float:
         """The last accepted cell voltage (the table's mid-SoC OCV before the first)."""
-        return (
-            self._v_cell if self.samples else float(np.interp(0.5, self.profile.ocv_soc, self.profile.ocv_v))
-        )
+        return self._v_cell if self.samples else self.profile.soc_to_ocv(0.5)
 
     def checkpoint(self, until: ClockStamp | None = None) -> VehicleRecord:
         """The record ``end_session`` would return now, while the session goes on (nothing changes).

@@ -222,6 +222,11 @@ class BatteryProfile:
         """Variance of the table's error at ``temp_c`` (its own and its temperature coefficient's), V^2."""
         return self.ocv_sigma_v**2 + (self.ocv_sigma_dvdt_v_per_k * (temp_c - 25.0)) ** 2
 
+    def soc_to_ocv(self, soc: float, temp_c: float = 25.0) -> float:
+        """The table's OCV at ``soc`` and ``temp_c``, V per cell."""
+        ocv = np.asarray(self.ocv_v) + np.asarray(self.docv_dt_v_per_k) * (temp_c - 25.0)
+        return float(np.interp(soc, np.asarray(self.ocv_soc), ocv))
+
     def ocv_to_soc(self, cell_v: float, temp_c: float = 25.0) -> float:
         """Invert the OCV table (monotonic by validation) at ``temp_c``."""
         soc = np.asarray(self.ocv_soc)

@@ -173,6 +173,13 @@ def run(
     return est, s
 
 
+def one_top_fix_fused_at_the_truth(est: BatteryEstimator, s: Synthetic) -> None:
+    assert est.knee is not None and est.knee.fixes == 1
+    ((t_s, fix, outcome),) = est.knee_fixes
+    assert fix.knee == "top" and outcome == "fused"
+    assert fix.soc == pytest.approx(float(np.interp(t_s, s.t_s, s.soc)), abs=0.01)
+
+
 @pytest.mark.parametrize(("c_rate", "soc0"), [(1.0, 0.5), (-1.0, 0.3), (1.0, 0.9)])
 def test_the_models_own_rc_build_up_at_a_segments_start_is_no_knee(c_rate: float, soc0: float) -> None:
     # lfp-prismatic's second branch takes 400 s, at -10 degC and 1C its build-up read as steep and
@@ -213,11 +220,7 @@ def test_an_estimate_far_off_at_the_knee_still_gets_its_fix() -> None:
     # Review: resetting on the filter's normalised innovation lost the fix exactly where an estimate
     # 20 points low most needs it (lfp-prismatic at 0.1C: the innovation passed the gate at 0.981).
     profile = configured_profile("lfp-prismatic", 108, 2)
-    est, s = run(profile, -0.1, 0.86, 4800, start=0.66, sigma=0.05)
-    assert est.knee is not None and est.knee.fixes == 1
-    ((t_s, fix, outcome),) = est.knee_fixes
-    assert fix.knee == "top" and outcome == "fused"
-    assert fix.soc == pytest.approx(float(np.interp(t_s, s.t_s, s.soc)), abs=0.01)
+    one_top_fix_fused_at_the_truth(*run(profile, -0.1, 0.86, 4800, start=0.66, sigma=0.05))
 
 
 def test_a_segment_that_began_flat_leaves_no_knee_and_a_gap_starts_it_over() -> None:
@@ -247,11 +250,7 @@ def test_a_charge_into_the_knee_fixes_a_soc_started_wrong() -> None:
     # The profile's own curve: the fix lands within the window of the truth, the estimate with it.
     profile = configured_profile("lfp-a123-26650", 108, 95)
     est, s = run(profile, -0.3, 0.80, 2300, start=0.60, sigma=0.2)
-    assert est.knee is not None and est.knee.fixes == 1
-    ((t_s, fix, outcome),) = est.knee_fixes
-    assert fix.knee == "top" and outcome == "fused"
-    truth = float(np.interp(t_s, s.t_s, s.soc))
-    assert fix.soc == pytest.approx(truth, abs=0.01)
+    one_top_fix_fused_at_the_truth(est, s)
     assert est.soc == pytest.approx(float(s.soc[-1]), abs=0.03)
     assert abs(est.soc - float(s.soc[-1])) <= 2.0 * est.soc_sigma
 
