@@ -230,11 +230,15 @@ def test_a_stopped_suite_stops_its_workers_and_their_daemons(
     ids = ["fw-char2-over-dis-daemon", "fw-char2-over-dis-inverter"]
     argv = ["--suite", "ieee1547", "--quick", "--owner", "both", "--jobs", str(jobs), "--out", str(tmp_path)]
     cmd = [sys.executable, "-m", "hil.cli", "run", *argv, *[a for i in ids for a in ("--only", i)]]
-    # SIGHUP at its default whatever this test inherits (under nohup, as CI may run, the suite rightly
-    # keeps ignoring it): set, then exec the suite in the same process.
-    default_hup = "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    # SIGHUP and SIGINT at their defaults whatever this test inherits (under nohup SIGHUP is ignored, and
+    # a shell without job control starts a background job with SIGINT ignored; the suite rightly keeps
+    # ignoring both there): set, then exec the suite in the same process.
+    at_defaults = (
+        "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+        "signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-c", default_hup, *cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [sys.executable, "-c", at_defaults, *cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
         deadline = time.monotonic() + 60.0
