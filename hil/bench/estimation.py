@@ -73,6 +73,12 @@ TRACES = {
     "nmcstop20": "nmc-lgm50",
     "nmcstopb20": "nmc-lgm50",
     "nmcstopc15": "nmc-lgm50",
+    # Cells of other kinds, made to judge (sixteenth session) and tuning nothing: an NCA cell at 20 and
+    # 5 degC and a small high-power NMC pouch at 15 degC, each with a profile built from a datasheet
+    # (a generic curve) and 25 minutes of its first record (a path: relative to the data directory).
+    "nca20": "profiles/nca-judge.toml",
+    "nca5": "profiles/nca-judge.toml",
+    "ecker15": "profiles/nmc-hp-judge.toml",
 }
 
 
@@ -158,7 +164,8 @@ def run(quick: bool = False) -> list[Figure]:
         if not path.exists():  # $V2G_BATTERY_DATA may hold only the shared sets: their figures still print
             continue
         trace = load_trace(path)
-        profile = trace_profile(TRACES[name], trace)
+        spec = TRACES[name]
+        profile = trace_profile(str(data / spec) if spec.endswith(".toml") else spec, trace)
         result, _ = replay(profile, trace, default_initial_soc(trace))
         figures += [
             Figure(f.name.replace("estimate.", "estimation.", 1), f.value, f.unit) for f in result.figures

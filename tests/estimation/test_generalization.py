@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from ecm_support import datasheet_only
+from ecm_support import BATTERY_DATA, datasheet_only
 
 from edge.estimation import estimator
 from edge.estimation.estimator import BatteryEstimator
@@ -24,6 +24,8 @@ from edge.estimation.record import FORMER_UPPER_BOUND, VehicleRecord
 from edge.estimation.resistance import UNKNOWN_GROWTH_SIGMA
 from hil.estimate import EvSocFeed, Replay, Trace, default_initial_soc, replay, trace_profile
 
+# Profiles built for cells judged and not shipped (tests/data/battery/README.md).
+JUDGED_PROFILES = BATTERY_DATA / "profiles"
 CASES = {
     "warm_freqreg": "nmc-lgm50",
     "cool_v2h": "nmc-lgm50",
@@ -87,6 +89,12 @@ CASES = {
     "nmcstop20": "nmc-lgm50",
     "nmcstopb20": "nmc-lgm50",
     "nmcstopc15": "nmc-lgm50",
+    # Other kinds of cell, made to judge after the electrolyte's memory (2026-12-07) and tuning nothing:
+    # an NCA cell at 20 and 5 degC and a small high-power NMC pouch at 15 degC, each with a profile built
+    # from a datasheet holding a generic curve of its chemistry and 25 minutes of its first record.
+    "nca20": str(JUDGED_PROFILES / "nca-judge.toml"),
+    "nca5": str(JUDGED_PROFILES / "nca-judge.toml"),
+    "ecker15": str(JUDGED_PROFILES / "nmc-hp-judge.toml"),
 }
 GENERATED = {
     "aged2_v2h",
@@ -110,6 +118,9 @@ GENERATED = {
     "nmcstop20",
     "nmcstopb20",
     "nmcstopc15",
+    "nca20",
+    "nca5",
+    "ecker15",
 }
 # At the LFP knees the 10 s limits were +13.8 % (charge, lfpfull_v2h at 98 %), +34.4 % (charge,
 # lfpwarm_v2h at 99 %) and +17.8 % (discharge, lfpwarm_v2h at 7.5 %) over before the SoP counted the
