@@ -216,7 +216,9 @@ class BatteryEstimator:
             soc_sigma_floor=0.01,
         )
         self.resistance = ResistanceTracker(
-            prior_growth=self.record.growth, prior_sigma=_carried_growth_sigma(self.record)
+            prior_growth=self.record.growth,
+            prior_sigma=_carried_growth_sigma(self.record),
+            capacity_ah=profile.nameplate_capacity_ah,
         )
         self.aging = AgingIndicators.from_dict(self.record.aging)
         self.ev = EvSocState()

@@ -32,6 +32,13 @@ from dataclasses import dataclass
 
 # Within this share of a bound the growth is the clamp's value, not the data's.
 BOUND_MARGIN = 0.05
+# The steps taken, in C-rates of the cell's nameplate (0.02 A and 2.5 A on a 5 Ah cell): a cell's
+# resistance scales about inversely with its capacity, so a step of a given C-rate moves the voltage
+# about as far on any cell size, and the chord is computed where the kinetics are near-linear. In
+# amperes, a 160 Ah prismatic cell at 1p took 16 steps of two hours of V2G load (a 7 kW load is 20 A
+# per cell there), and a 0.43 Ah cell in a 400-parallel pack 6 of a three-hour house load.
+MIN_STEP_C = 0.004
+MAX_CURRENT_C = 0.5
 # The growth's standard deviation for a vehicle never seen: it may be new or well aged.
 UNKNOWN_GROWTH_SIGMA = 0.5
 
@@ -55,22 +62,21 @@ class ResistanceTracker:
         noise_v: float = 0.003,
         forgetting: float = 0.9995,
         sop_sigmas: float = 2.0,
-        min_step_a: float = 0.02,
-        max_current_a: float = 2.5,
+        capacity_ah: float,
         max_dt_s: float = 2.0,
         bounds: tuple[float, float] = (0.5, 20.0),
     ) -> None:
-        if prior_sigma <= 0.0 or noise_v <= 0.0 or min_step_a <= 0.0:
+        if prior_sigma <= 0.0 or noise_v <= 0.0 or capacity_ah <= 0.0:
             raise ValueError(
-                f"prior_sigma {prior_sigma}, noise_v {noise_v} and min_step_a {min_step_a} must be > 0"
+                f"prior_sigma {prior_sigma}, noise_v {noise_v} and capacity_ah {capacity_ah} must be > 0"
             )
         self.prior_growth = prior_growth
         self.prior_precision = 1.0 / prior_sigma**2
         self.noise_var = noise_v**2
         self.forgetting = forgetting
         self.sop_sigmas = sop_sigmas
-        self.min_step_a = min_step_a
-        self.max_current_a = max_current_a
+        self.min_step_a = MIN_STEP_C * capacity_ah
+        self.max_current_a = MAX_CURRENT_C * capacity_ah
         self.max_dt_s = max_dt_s
         self.bounds = bounds
         self._sxx = 0.0

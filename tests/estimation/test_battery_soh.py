@@ -11,7 +11,7 @@ from ecm_support import Synthetic, duty, simulate
 
 from edge.estimation.capacity import AnchorTracker, CapacityEstimator, CapacityPoint
 from edge.estimation.estimator import BatteryEstimator
-from edge.estimation.profile import BatteryProfile
+from edge.estimation.profile import BatteryProfile, load_profile
 from edge.estimation.record import VehicleRecord
 from edge.estimation.resistance import ResistanceTracker
 from edge.state import StateStore
@@ -117,7 +117,7 @@ def test_anchor_tracker_pairs_rests_and_ignores_short_swings() -> None:
 
 
 def test_resistance_tracker_upper_bound_shrinks_with_evidence() -> None:
-    tr = ResistanceTracker()
+    tr = ResistanceTracker(capacity_ah=5.0)
     first = tr.estimate
     assert first.growth == 1.0
     assert first.upper == pytest.approx(2.0)
@@ -198,3 +198,18 @@ def test_a_record_keeps_how_deep_each_observation_reached() -> None:
     assert loaded == CapacityPoint(0.4, 2.0, 1e-4, 1e-4, 0.97, soc_low=1.0)
     # The rows keep their former shape, so that a release before this one reads the record too.
     assert record.to_json()["capacity_points"] == [[0.4, 2.0, 1e-4, 1e-4, 0.97]]
+
+
+def test_a_large_format_cell_identifies_its_growth_from_a_v2h_load() -> None:
+    # The steps the tracker takes are C-rates of the cell: in amperes (0.02 A .. 2.5 A, a 5 Ah cell's
+    # 0.004C .. 0.5C) this 160 Ah cell at 1p, 20 A per cell at 7 kW, took 16 steps of two hours of
+    # this load and read 1.09 +/- 0.47.
+    profile = load_profile("lfp-prismatic")
+    s = simulate(profile, duty(7200, seed=5, amplitude_a=25.0), soc0=0.6, growth=1.5)
+    v = s.pack_v_v + np.random.default_rng(4).normal(0.0, 0.002 * profile.series, len(s.t_s))
+    est = BatteryEstimator(profile, initial_soc=0.6, initial_soc_sigma=0.02)
+    for j in range(len(s.t_s)):
+        est.update(float(s.t_s[j]), float(v[j]), float(s.pack_i_a[j]), 25.0)
+    g = est.resistance.estimate
+    assert g.growth == pytest.approx(1.5, abs=0.05)
+    assert g.sigma < 0.05
