@@ -755,7 +755,36 @@ class BatteryEstimator:
                 f", the profile's kinetic flattening credited {math.floor(self._kinetic_credit * 100.0):.0f} %"
                 " (the cell reads below the profile's new cell)"
             )
-        return text
+        return text + self._temperature_basis()
+
+    def _temperature_basis(self) -> str:
+        """``sop_basis``'s words for a pack temperature nothing measures ('' when one is measured): a
+        charge limit of 0 must say why (the rating derated at the guess, the EV stating no limit)."""
+        if self._temp_measured:
+            return ""
+        factors = self._rating_factors()
+        sides = []
+        for side, factor, told in zip(
+            ("discharge", "charge"), factors, self._ev_states_limits(), strict=True
+        ):
+            if told:
+                sides.append(f"the {side} rating not derated (the EV's own {side} limit bounds it)")
+            elif factor < 1.0:
+                # Rounded down, as the credit: a rating short of all is not shown as all of it.
+                sides.append(
+                    f"the {side} rating derated to {math.floor(factor * 100.0):.0f} % there"
+                    f" (the EV states no {side} limit)"
+                )
+        text = f"; no pack temperature measured: computed at {self.profile.sop_unknown_temp_c:g} degC (sop.unknown_temp_c)"
+        return text + "".join(f", {side}" for side in sides)
+
+    def _ev_states_limits(self) -> tuple[bool, bool]:
+        """Whether the EV states its own (discharge, charge) limit, in power or current."""
+        ev = self._ev_limits
+        return (
+            ev.max_discharge_power_w is not None or ev.max_discharge_current_a is not None,
+            ev.max_charge_power_w is not None or ev.max_charge_current_a is not None,
+        )
 
     @property
     def sop_kinetic_credit(self) -> float:
@@ -822,10 +851,9 @@ class BatteryEstimator:
             # Nothing measures the pack's temperature, but the EV states its own limits: its BMS knows
             # the temperature, so the rating is not derated for a guess (a guess of 0 degC would forbid
             # charging on every charger without a pack sensor); the EV's figures bound the limits below.
-            if ev.max_discharge_power_w is not None or ev.max_discharge_current_a is not None:
-                f_dis = 1.0
-            if ev.max_charge_power_w is not None or ev.max_charge_current_a is not None:
-                f_chg = 1.0
+            told_dis, told_chg = self._ev_states_limits()
+            f_dis = 1.0 if told_dis else f_dis
+            f_chg = 1.0 if told_chg else f_chg
         converged = self.identification_converged
         rated_dis = p.cell_i_discharge_max_a * f_dis * p.parallel
         rated_chg = p.cell_i_charge_max_a * f_chg * p.parallel

@@ -11,28 +11,39 @@ from edge.estimation.estimator import BatteryEstimator, EvLimits
 from edge.estimation.profile import load_profile
 
 
-def _limits(ev: EvLimits | None, temp_c: float | None) -> tuple[float, float]:
+def _limits(ev: EvLimits | None, temp_c: float | None) -> tuple[float, float, str]:
     p = load_profile("nmc-lgm50")
     est = BatteryEstimator(p, initial_soc=0.6)
     v = float(np.interp(0.6, p.ocv_soc, p.ocv_v)) * p.series
     for t in range(60):
         est.update(float(t), v, 0.0, temp_c, ev_limits=ev)
     lim = next(x for x in est.limits() if x.horizon_s == 10.0)
-    return lim.discharge_dc_w, lim.charge_dc_w
+    return lim.discharge_dc_w, lim.charge_dc_w, est.sop_basis
 
 
 def test_unknown_temperature_without_ev_limits_keeps_the_cold_guess() -> None:
-    _, chg = _limits(None, None)
+    _, chg, basis = _limits(None, None)
     assert chg == 0.0  # 0 degC is the cell's charge cut-off (charge_derating_c starts at 0)
+    # A technician sees why (v2gctl status): the limits named nothing of it before.
+    assert basis.endswith(
+        "; no pack temperature measured: computed at 0 degC (sop.unknown_temp_c),"
+        " the charge rating derated to 0 % there (the EV states no charge limit)"
+    )
 
 
 def test_unknown_temperature_with_the_evs_limits_charges_within_them() -> None:
     ev = EvLimits(max_charge_power_w=11_000.0, max_discharge_power_w=11_000.0)
-    dis, chg = _limits(ev, None)
+    dis, chg, basis = _limits(ev, None)
     assert chg == 11_000.0 and dis == 11_000.0
+    assert basis.endswith(
+        "no pack temperature measured: computed at 0 degC (sop.unknown_temp_c),"
+        " the discharge rating not derated (the EV's own discharge limit bounds it),"
+        " the charge rating not derated (the EV's own charge limit bounds it)"
+    )
 
 
 def test_a_measured_cold_pack_is_derated_whatever_the_ev_states() -> None:
     ev = EvLimits(max_charge_power_w=11_000.0, max_discharge_power_w=11_000.0)
-    _, chg = _limits(ev, -5.0)
+    _, chg, basis = _limits(ev, -5.0)
     assert chg == 0.0
+    assert "temperature" not in basis
