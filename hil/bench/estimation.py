@@ -79,6 +79,10 @@ TRACES = {
     "nca20": "profiles/nca-judge.toml",
     "nca5": "profiles/nca-judge.toml",
     "ecker15": "profiles/nmc-hp-judge.toml",
+    # Large-format cells (160 Ah LFP at 1p with the shipped lfp-prismatic, 77 Ah NMC at 3p), made to
+    # judge the resistance tracker's steps in C-rates.
+    "lfpbig25": "lfp-prismatic",
+    "nmcbig20": "profiles/nmc-big-judge.toml",
 }
 
 

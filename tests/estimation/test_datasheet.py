@@ -22,6 +22,7 @@ BUILT = {
     "lfp-a123-26650": ("lfp_day", "120:1920", DATASHEETS, SHIPPED_PROFILES),
     "nca-judge": ("nca20", "100:1580", BATTERY_DATA / "datasheets", BATTERY_DATA / "profiles"),
     "nmc-hp-judge": ("ecker15", "100:1460", BATTERY_DATA / "datasheets", BATTERY_DATA / "profiles"),
+    "nmc-big-judge": ("nmcbig20", "100:1650", BATTERY_DATA / "datasheets", BATTERY_DATA / "profiles"),
 }
 
 

@@ -219,8 +219,11 @@ def test_a_disturbance_of_the_voltage_is_no_knee(
 def test_an_estimate_far_off_at_the_knee_still_gets_its_fix() -> None:
     # Review: resetting on the filter's normalised innovation lost the fix exactly where an estimate
     # 20 points low most needs it (lfp-prismatic at 0.1C: the innovation passed the gate at 0.981).
+    # Told 0.10 of sigma: told 0.05 (4 sigma off) the fix was fused while the profile claimed its
+    # public-knowledge curve to 5 mV; at its 20 mV the filter stays further back (0.79 at the knee)
+    # and the fix, 0.20 away, is past its gate (docs/estimation.md, "Cells of other kinds").
     profile = configured_profile("lfp-prismatic", 108, 2)
-    one_top_fix_fused_at_the_truth(*run(profile, -0.1, 0.86, 4800, start=0.66, sigma=0.05))
+    one_top_fix_fused_at_the_truth(*run(profile, -0.1, 0.86, 4800, start=0.66, sigma=0.1))
 
 
 def test_a_segment_that_began_flat_leaves_no_knee_and_a_gap_starts_it_over() -> None:

@@ -19,7 +19,8 @@ limits, start and charge end (default 96, 43, 2.5, 4.2, 0.7, 0.85); GEN_V_CELL t
 powers are converted at (default 3.6: the house load at it, the charge at it + 0.3 V); GEN_CAP_A the SoP
 bisection's cap per cell (default 50 A); GEN_HYST_V and GEN_HYST_GAMMA the hysteresis's half gap and
 decay rate (default 0.010 V, 50). GEN_CHARGE_W sets the charge's power (default 7000 W);
-GEN_CHARGE_ON_S and GEN_CHARGE_OFF_S make it intermittent (on for ON, off for OFF, as a solar surplus
+GEN_CELL_SCALE makes a large-format cell of the set's design (electrodes, volume and cooling
+surface scaled); GEN_CHARGE_ON_S and GEN_CHARGE_OFF_S make it intermittent (on for ON, off for OFF, as a solar surplus
 that comes and goes; default 0: one block), and the SoP truth then also sits GEN_STOP_AFTER_S into each
 of the first GEN_STOP_POINTS pauses (default "2,60" s and 4): the electrolyte's depletion a current
 leaves once it stops.
@@ -58,6 +59,10 @@ CHARGE_ON_S = int(os.environ.get("GEN_CHARGE_ON_S", "0"))
 CHARGE_OFF_S = int(os.environ.get("GEN_CHARGE_OFF_S", "0"))
 STOP_POINTS = int(os.environ.get("GEN_STOP_POINTS", "4"))
 STOP_AFTER_S = [int(x) for x in os.environ.get("GEN_STOP_AFTER_S", "2,60").split(",")]
+# A large-format cell of the parameter set's design: its electrodes this many times as wide (capacity and
+# conductances scale with it), its volume too, its cooling surface by the 2/3 power (a larger cell
+# cools less per volume).
+CELL_SCALE = float(os.environ.get("GEN_CELL_SCALE", "1"))
 
 
 # What Prada2013 (A123 26650 LFP) lacks for a thermal SPMe, as the shared lfp_day took it: Chen2020's
@@ -82,6 +87,11 @@ def parameters(parameter_set: str, aging: str) -> pybamm.ParameterValues:
             {"Cell volume [m3]": 3.45e-5, "Cell cooling surface area [m2]": 0.00637},
             check_already_exists=False,
         )
+    if CELL_SCALE != 1.0:
+        p["Electrode width [m]"] *= CELL_SCALE
+        p["Nominal cell capacity [A.h]"] *= CELL_SCALE
+        p["Cell volume [m3]"] *= CELL_SCALE
+        p["Cell cooling surface area [m2]"] *= CELL_SCALE ** (2.0 / 3.0)
     p["Upper voltage cut-off [V]"] = V_MAX
     if "Open-circuit voltage at 100% SOC [V]" in p.keys():  # noqa: SIM118 - ParameterValues is not a dict
         p["Open-circuit voltage at 100% SOC [V]"] = V_MAX
