@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -81,6 +81,12 @@ def widened(held: tuple[float, float], i_cell_a: float) -> tuple[float, float]:
     return max(held[0], i_cell_a), max(held[1], -i_cell_a)
 
 
+def _floor_pct(share: float) -> int:
+    """``share`` in whole percent, rounded down (a share short of all is not shown as all of it), with
+    the float's error taken off first (0.29 * 100 is 28.999...)."""
+    return math.floor(share * 100.0 + 1e-9)
+
+
 def kinetic_credit(growth_upper: float) -> float:
     """The share of a profile's kinetic flattening the SoP credits a cell whose growth's upper bound
     is ``growth_upper``: all of it at or above the profile's new cell, none a spread below."""
@@ -131,6 +137,12 @@ class EvLimits:
     max_discharge_current_a: float | None = None
     max_charge_power_w: float | None = None
     max_discharge_power_w: float | None = None
+
+    def stated(self) -> EvLimits:
+        """These limits with what is not a magnitude (NaN, infinite, negative) as not forwarded: a NaN
+        counted as a stated limit, so at an unknown temperature the rating was not derated, while
+        ``min`` with it bounded nothing."""
+        return EvLimits(*(v if v is not None and 0.0 <= v < math.inf else None for v in astuple(self)))
 
 
 @dataclass(frozen=True)
@@ -344,7 +356,7 @@ class BatteryEstimator:
                 self._set_ocv_var()
             self._temp_measured = True
         if ev_limits is not None:
-            self._ev_limits = ev_limits
+            self._ev_limits = ev_limits.stated()
         v = pack_v_v / p.series
         i = pack_i_a / p.parallel
         if self._t_s is None:
@@ -750,32 +762,37 @@ class BatteryEstimator:
         if self._series_share is not None:
             text += f", the upper bound's excess over a new cell ({g.upper - 1.0:.2f}) also priced as series resistance"
         if self._kinetic_credit < 1.0:
-            # Rounded down: a credit short of all is not shown as all of it.
             text += (
-                f", the profile's kinetic flattening credited {math.floor(self._kinetic_credit * 100.0):.0f} %"
+                f", the profile's kinetic flattening credited {_floor_pct(self._kinetic_credit)} %"
                 " (the cell reads below the profile's new cell)"
             )
         return text + self._temperature_basis()
 
     def _temperature_basis(self) -> str:
-        """``sop_basis``'s words for a pack temperature nothing measures ('' when one is measured): a
-        charge limit of 0 must say why (the rating derated at the guess, the EV stating no limit)."""
-        if self._temp_measured:
-            return ""
+        """``sop_basis``'s words for the temperature's part: a charge limit of 0 must say why (a cold
+        pack, or no pack temperature and no limit from the EV)."""
+        p = self.profile
         factors = self._rating_factors()
         sides = []
+        if self._temp_measured:
+            for side, factor in zip(("discharge", "charge"), factors, strict=True):
+                if factor < 1.0:
+                    sides.append(f"the {side} rating derated to {_floor_pct(factor)} %")
+            where = f"at the pack's {self._temp_c:g} degC +/- {p.sop_temp_allowance_c:g} K (the sensor's allowance)"
+            return f"; {', '.join(sides)} {where}" if sides else ""
         for side, factor, told in zip(
             ("discharge", "charge"), factors, self._ev_states_limits(), strict=True
         ):
             if told:
-                sides.append(f"the {side} rating not derated (the EV's own {side} limit bounds it)")
+                sides.append(f"the {side} rating not derated (the EV states its own {side} limit)")
             elif factor < 1.0:
-                # Rounded down, as the credit: a rating short of all is not shown as all of it.
                 sides.append(
-                    f"the {side} rating derated to {math.floor(factor * 100.0):.0f} % there"
-                    f" (the EV states no {side} limit)"
+                    f"the {side} rating derated to {_floor_pct(factor)} % there (the EV states no {side} limit)"
                 )
-        text = f"; no pack temperature measured: computed at {self.profile.sop_unknown_temp_c:g} degC (sop.unknown_temp_c)"
+        text = (
+            "; no pack temperature measured: the ratings and the resistance floor taken at "
+            f"{p.sop_unknown_temp_c:g} degC (sop.unknown_temp_c)"
+        )
         return text + "".join(f", {side}" for side in sides)
 
     def _ev_states_limits(self) -> tuple[bool, bool]:

@@ -35,8 +35,9 @@ BOUND_MARGIN = 0.05
 # The steps taken, in C-rates of the cell's nameplate (0.02 A and 2.5 A on a 5 Ah cell): a cell's
 # resistance scales about inversely with its capacity, so a step of a given C-rate moves the voltage
 # about as far on any cell size, and the chord is computed where the kinetics are near-linear. In
-# amperes, a 160 Ah prismatic cell at 1p took 16 steps of two hours of V2G load (a 7 kW load is 20 A
-# per cell there), and a 0.43 Ah cell in a 400-parallel pack 6 of a three-hour house load.
+# amperes, a 160 Ah prismatic cell at 1p took the sensor's noise for steps and few of a V2G load's (a
+# 7 kW load is 20 A per cell there), and a 0.43 Ah cell in a 400-parallel pack 6 of a three-hour house
+# load.
 MIN_STEP_C = 0.004
 MAX_CURRENT_C = 0.5
 # The growth's standard deviation for a vehicle never seen: it may be new or well aged.
@@ -66,7 +67,7 @@ class ResistanceTracker:
         max_dt_s: float = 2.0,
         bounds: tuple[float, float] = (0.5, 20.0),
     ) -> None:
-        if prior_sigma <= 0.0 or noise_v <= 0.0 or capacity_ah <= 0.0:
+        if prior_sigma <= 0.0 or noise_v <= 0.0 or not 0.0 < capacity_ah < math.inf:
             raise ValueError(
                 f"prior_sigma {prior_sigma}, noise_v {noise_v} and capacity_ah {capacity_ah} must be > 0"
             )

@@ -74,8 +74,9 @@ TRACES = {
     "nmcstopb20": "nmc-lgm50",
     "nmcstopc15": "nmc-lgm50",
     # Cells of other kinds, made to judge (sixteenth session) and tuning nothing: an NCA cell at 20 and
-    # 5 degC and a small high-power NMC pouch at 15 degC, each with a profile built from a datasheet
-    # (a generic curve) and 25 minutes of its first record (a path: relative to the data directory).
+    # 5 degC and a high-power NMC layer (one electrode pair of a pouch) at 15 degC, each with a profile
+    # built from a datasheet (a generic curve) and 25 minutes of its first record (a path: relative to
+    # the data directory).
     "nca20": "profiles/nca-judge.toml",
     "nca5": "profiles/nca-judge.toml",
     "ecker15": "profiles/nmc-hp-judge.toml",
@@ -164,12 +165,13 @@ def run(quick: bool = False) -> list[Figure]:
     if data is None:
         return figures
     for name in list(TRACES)[:1] if quick else TRACES:
-        path = data / f"{name}.csv.gz"
-        if not path.exists():  # $V2G_BATTERY_DATA may hold only the shared sets: their figures still print
+        path, spec = data / f"{name}.csv.gz", TRACES[name]
+        profile_path = data / spec if spec.endswith(".toml") else None
+        # $V2G_BATTERY_DATA may hold only the shared sets (or no judged profiles): the others still print.
+        if not path.exists() or (profile_path is not None and not profile_path.exists()):
             continue
         trace = load_trace(path)
-        spec = TRACES[name]
-        profile = trace_profile(str(data / spec) if spec.endswith(".toml") else spec, trace)
+        profile = trace_profile(str(profile_path) if profile_path is not None else spec, trace)
         result, _ = replay(profile, trace, default_initial_soc(trace))
         figures += [
             Figure(f.name.replace("estimate.", "estimation.", 1), f.value, f.unit) for f in result.figures

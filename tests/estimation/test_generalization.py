@@ -90,8 +90,9 @@ CASES = {
     "nmcstopb20": "nmc-lgm50",
     "nmcstopc15": "nmc-lgm50",
     # Other kinds of cell, made to judge after the electrolyte's memory (2026-12-07) and tuning nothing:
-    # an NCA cell at 20 and 5 degC and a small high-power NMC pouch at 15 degC, each with a profile built
-    # from a datasheet holding a generic curve of its chemistry and 25 minutes of its first record.
+    # an NCA cell at 20 and 5 degC and a high-power NMC layer (one electrode pair of a pouch) at
+    # 15 degC, each with a profile built from a datasheet holding a generic curve of its chemistry and
+    # 25 minutes of its first record.
     "nca20": str(JUDGED_PROFILES / "nca-judge.toml"),
     "nca5": str(JUDGED_PROFILES / "nca-judge.toml"),
     "ecker15": str(JUDGED_PROFILES / "nmc-hp-judge.toml"),
@@ -263,6 +264,8 @@ def test_a_charge_into_lfps_top_knee_fixes_a_wrong_soc(load: Callable[[str], Tra
     without, _ = replay(
         replace(trace_profile(CASES[name], trace), ocv_knee_slope_v=0.0), trace, default_initial_soc(trace)
     )
+    # The fix itself within 2 points of the cell (0.961 at 0.973-0.975, the curve's knee early).
+    assert fix.soc == pytest.approx(float(np.interp(t_s, trace.t_s, trace.soc_true)), abs=0.02)
     final_true = float(trace.soc_true[-1])
     assert abs(final_true - float(r.soc[-1])) < abs(final_true - float(without.soc[-1]))
     if name == "lfphystp_v2h":  # the plateau's reading holds to the end without the fix

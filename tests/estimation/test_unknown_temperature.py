@@ -5,6 +5,8 @@ charge. Found by the bench: a daemon on the embedded config never charged the si
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from edge.estimation.estimator import BatteryEstimator, EvLimits
@@ -26,8 +28,8 @@ def test_unknown_temperature_without_ev_limits_keeps_the_cold_guess() -> None:
     assert chg == 0.0  # 0 degC is the cell's charge cut-off (charge_derating_c starts at 0)
     # A technician sees why (v2gctl status): the limits named nothing of it before.
     assert basis.endswith(
-        "; no pack temperature measured: computed at 0 degC (sop.unknown_temp_c),"
-        " the charge rating derated to 0 % there (the EV states no charge limit)"
+        "; no pack temperature measured: the ratings and the resistance floor taken at 0 degC"
+        " (sop.unknown_temp_c), the charge rating derated to 0 % there (the EV states no charge limit)"
     )
 
 
@@ -36,14 +38,25 @@ def test_unknown_temperature_with_the_evs_limits_charges_within_them() -> None:
     dis, chg, basis = _limits(ev, None)
     assert chg == 11_000.0 and dis == 11_000.0
     assert basis.endswith(
-        "no pack temperature measured: computed at 0 degC (sop.unknown_temp_c),"
-        " the discharge rating not derated (the EV's own discharge limit bounds it),"
-        " the charge rating not derated (the EV's own charge limit bounds it)"
+        "no pack temperature measured: the ratings and the resistance floor taken at 0 degC"
+        " (sop.unknown_temp_c), the discharge rating not derated (the EV states its own discharge limit),"
+        " the charge rating not derated (the EV states its own charge limit)"
     )
+
+
+def test_a_limit_the_ev_states_as_nan_is_no_limit() -> None:
+    # A NaN counted as stated: the rating went underated at the unknown temperature and min() with
+    # the NaN bounded nothing, so the charger could charge at the full rating of a pack at 0 degC.
+    dis, chg, basis = _limits(EvLimits(max_charge_power_w=math.nan, max_discharge_power_w=-1.0), None)
+    assert chg == 0.0 and "the EV states no charge limit" in basis
+    assert dis > 0.0 and "its own discharge limit" not in basis
 
 
 def test_a_measured_cold_pack_is_derated_whatever_the_ev_states() -> None:
     ev = EvLimits(max_charge_power_w=11_000.0, max_discharge_power_w=11_000.0)
     _, chg, basis = _limits(ev, -5.0)
     assert chg == 0.0
-    assert "temperature" not in basis
+    assert basis.endswith(
+        "; the charge rating derated to 0 % at the pack's -5 degC +/- 3 K (the sensor's allowance)"
+    )
+    assert "no pack temperature measured" not in basis

@@ -17,7 +17,7 @@ current (held between samples) on the C/20 capacity at 25 degC from full. Noise 
 GEN_SERIES, GEN_PARALLEL, GEN_V_MIN, GEN_V_MAX, GEN_SOC_START and GEN_SOC_END set another pack, voltage
 limits, start and charge end (default 96, 43, 2.5, 4.2, 0.7, 0.85); GEN_V_CELL the cell voltage the
 powers are converted at (default 3.6: the house load at it, the charge at it + 0.3 V); GEN_CAP_A the SoP
-bisection's cap per cell (default 50 A); GEN_HYST_V and GEN_HYST_GAMMA the hysteresis's half gap and
+bisection's cap per cell (default 50 A times GEN_CELL_SCALE); GEN_HYST_V and GEN_HYST_GAMMA the hysteresis's half gap and
 decay rate (default 0.010 V, 50). GEN_CHARGE_W sets the charge's power (default 7000 W);
 GEN_CELL_SCALE makes a large-format cell of the set's design (electrodes, volume and cooling
 surface scaled); GEN_CHARGE_ON_S and GEN_CHARGE_OFF_S make it intermittent (on for ON, off for OFF, as a solar surplus
@@ -50,7 +50,6 @@ V_CELL = float(os.environ.get("GEN_V_CELL", "3.6"))
 # small6c_v2h stops at 75 %).
 SOC_END = float(os.environ.get("GEN_SOC_END", "0.85"))
 HORIZON_S = 10.0
-CAP_A = float(os.environ.get("GEN_CAP_A", "50"))  # per cell: an LFP 26650 holds over 50 A for 10 s
 # LFP hysteresis (aging "hysteresis"): half the gap between the branches, V, and the decay rate.
 HYST_V = float(os.environ.get("GEN_HYST_V", "0.010"))
 HYST_GAMMA = float(os.environ.get("GEN_HYST_GAMMA", "50"))
@@ -61,8 +60,11 @@ STOP_POINTS = int(os.environ.get("GEN_STOP_POINTS", "4"))
 STOP_AFTER_S = [int(x) for x in os.environ.get("GEN_STOP_AFTER_S", "2,60").split(",")]
 # A large-format cell of the parameter set's design: its electrodes this many times as wide (capacity and
 # conductances scale with it), its volume too, its cooling surface by the 2/3 power (a larger cell
-# cools less per volume).
+# cools less per volume). The model has no tab or terminal resistance, which in a real large cell does
+# not shrink in proportion: such a cell is a little better than a real one.
 CELL_SCALE = float(os.environ.get("GEN_CELL_SCALE", "1"))
+# The SoP bisection's cap per cell (an LFP 26650 holds over 50 A for 10 s), a larger cell's in proportion.
+CAP_A = float(os.environ.get("GEN_CAP_A", str(50 * CELL_SCALE)))
 
 
 # What Prada2013 (A123 26650 LFP) lacks for a thermal SPMe, as the shared lfp_day took it: Chen2020's
@@ -102,7 +104,7 @@ def parameters(parameter_set: str, aging: str) -> pybamm.ParameterValues:
         p["Negative electrode active material volume fraction"] *= 0.97
         p["Positive electrode active material volume fraction"] *= 0.92
         p["Initial concentration in negative electrode [mol.m-3]"] *= 0.80 / 0.97
-        p["Contact resistance [Ohm]"] = 0.010
+        p["Contact resistance [Ohm]"] = 0.010 / CELL_SCALE  # a larger cell's in proportion
     elif aging == "kinetic-aged":
         # The resistance growth as slower kinetics only (exchange currents / 2.5), some lithium loss.
         p["Initial concentration in negative electrode [mol.m-3]"] *= 0.90
