@@ -521,13 +521,11 @@ class BatteryEstimator:
         Such figures do not average: one can bring the SoC's variance down to its error, never below
         (fused with the variance that leaves exactly that); an estimate already better is only checked
         against it. The gate is judged on the figure's own variance (the kernel's would see the
-        inflated one) and on the whole SoC variance the estimate reports, an unknown fade's scale
-        included: a figure within what the estimate says it does not know is no outlier. Returns
-        "rejected", "fused" or "agreed".
+        inflated one). Returns "rejected", "fused" or "agreed".
         """
         p00 = float(self._state[k.S_P00])
         nu = soc - float(self._state[k.S_SOC])
-        if nu * nu > gate * gate * (self.soc_sigma**2 + err_var):
+        if nu * nu > gate * gate * (p00 + err_var):
             return "rejected"
         if p00 > err_var:
             self._kernel.fuse_soc(soc, p00 * err_var / (p00 - err_var), math.inf)
