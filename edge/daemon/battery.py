@@ -84,6 +84,14 @@ class BatteryView:
 UNKNOWN = BatteryView()
 
 
+def ev_soc_of(stage: PowerStageReading) -> float | None:
+    """The EV's SoC as the stage forwards it, None unless it is one (0..1): a map without bounds that
+    forwards percent (85) read as a known SoC far above any reserve, and the estimator refused every
+    sample that carried it."""
+    soc = stage.ev_soc
+    return soc if soc is not None and 0.0 <= soc <= 1.0 else None
+
+
 def reserve_soc(stage: PowerStageReading, battery: BatteryView) -> float:
     """The SoC the owner's reserve and departure are judged on (NaN when nothing is known).
 
@@ -94,8 +102,8 @@ def reserve_soc(stage: PowerStageReading, battery: BatteryView) -> float:
     profile's) must not spend the owner's reserve.
     """
     own = battery.soc_est
-    ev_soc = stage.ev_soc
-    if ev_soc is not None and not math.isnan(ev_soc):
+    ev_soc = ev_soc_of(stage)
+    if ev_soc is not None:
         return ev_soc if math.isnan(own) else min(ev_soc, own)
     if math.isnan(own):
         return math.nan
@@ -109,12 +117,13 @@ def power_limits(
     the EV's limits and the estimator's state of power (no ratings read yet: nothing)."""
     p_dis = ratings.p_max_export_w if ratings else 0.0
     p_chg = ratings.p_max_charge_w if ratings else 0.0
+    # A negative limit is no magnitude: nothing on that side (the planner refuses a negative one).
     for limit in (stage.ev_p_max_discharge_w, battery.p_max_discharge_w):
         if limit is not None and not math.isnan(limit):
-            p_dis = min(p_dis, limit)
+            p_dis = min(p_dis, max(limit, 0.0))
     for limit in (stage.ev_p_max_charge_w, battery.p_max_charge_w):
         if limit is not None and not math.isnan(limit):
-            p_chg = min(p_chg, limit)
+            p_chg = min(p_chg, max(limit, 0.0))
     return p_dis, p_chg
 
 
@@ -183,7 +192,12 @@ class BatteryTracker:
         )
         try:
             est.update(
-                stage.t_s, stage.dc_v_v, stage.dc_i_a, ev_soc=stage.ev_soc, ev_limits=limits, at_rest=at_rest
+                stage.t_s,
+                stage.dc_v_v,
+                stage.dc_i_a,
+                ev_soc=ev_soc_of(stage),
+                ev_limits=limits,
+                at_rest=at_rest,
             )
         except SampleError as exc:
             if not self._refusing:

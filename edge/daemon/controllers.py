@@ -29,7 +29,7 @@ from edge.control.pq_params import params_from_settings as pq_params_from_settin
 from edge.control.pq_types import Constraint, binding_names
 from edge.control.protect_params import ProtectParamError, cap_applies, export_cap_w
 from edge.control.protect_params import params_from_settings as protect_params_from_settings
-from edge.daemon.battery import power_limits, reserve_soc
+from edge.daemon.battery import ev_soc_of, power_limits, reserve_soc
 from edge.daemon.snapshot import Command, Dither, Snapshot
 from edge.settings import Settings, energize_lock
 
@@ -221,7 +221,7 @@ class Controllers:
         )
 
         p_dis, p_chg = power_limits(ratings, stage, battery)
-        soc_ev = math.nan if stage.ev_soc is None else stage.ev_soc
+        soc_ev = math.nan if (ev_soc := ev_soc_of(stage)) is None else ev_soc
         p_request, bound_by = self._request(snap, reserve_soc(stage, battery), cap_mode)
 
         o = self._pq_o

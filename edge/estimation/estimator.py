@@ -778,7 +778,7 @@ class BatteryEstimator:
             for side, factor in zip(("discharge", "charge"), factors, strict=True):
                 if factor < 1.0:
                     sides.append(f"the {side} rating derated to {_floor_pct(factor)} %")
-            where = f"at the pack's {self._temp_c:g} degC +/- {p.sop_temp_allowance_c:g} K (the sensor's allowance)"
+            where = f"at the pack's {self._temp_c:g} degC +/- {p.sop_temp_allowance_c:g} K (the sensor's error and a margin)"
             return f"; {', '.join(sides)} {where}" if sides else ""
         for side, factor, told in zip(
             ("discharge", "charge"), factors, self._ev_states_limits(), strict=True
@@ -789,10 +789,7 @@ class BatteryEstimator:
                 sides.append(
                     f"the {side} rating derated to {_floor_pct(factor)} % there (the EV states no {side} limit)"
                 )
-        text = (
-            "; no pack temperature measured: the ratings and the resistance floor taken at "
-            f"{p.sop_unknown_temp_c:g} degC (sop.unknown_temp_c)"
-        )
+        text = f"; no pack temperature measured: the resistance floor taken at {p.sop_unknown_temp_c:g} degC (sop.unknown_temp_c)"
         return text + "".join(f", {side}" for side in sides)
 
     def _ev_states_limits(self) -> tuple[bool, bool]:

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.capabilities import PowerStageReading
-from edge.daemon.battery import BatteryTracker, BatteryView, reserve_soc
+from drivers.capabilities import PowerStageRatings, PowerStageReading
+from edge.daemon.battery import BatteryTracker, BatteryView, power_limits, reserve_soc
 from edge.estimation.profile import load_profile
 from edge.settings.model import Battery
 from edge.state import StateStore
@@ -59,3 +59,27 @@ def test_the_tracker_hands_the_reserve_the_estimators_band(
     assert reserve == pytest.approx(view.soc_est - 2.0 * view.soc_sigma)
     assert reserve < view.soc_est
     assert est.reserve_soc == pytest.approx(reserve)
+
+
+def test_an_ev_soc_that_is_no_soc_is_not_taken_for_one(tmp_path: Path) -> None:
+    # A map without bounds forwarding percent: 85 read as a known SoC far above any reserve, and the
+    # estimator refused every sample that carried it (blind for the whole session).
+    s = PowerStageReading(t_s=0.0, p_w=0.0, ev_soc=85.0)
+    assert math.isnan(reserve_soc(s, BatteryView()))
+    assert reserve_soc(s, BatteryView(soc_est=0.5, soc_sigma=0.04)) == pytest.approx(0.42)
+    profile = load_profile("nmc-lgm50")
+    tracker = BatteryTracker(Battery(), None, port=PORT)
+    v = float(np.interp(0.6, profile.ocv_soc, profile.ocv_v)) * profile.series
+    for t in range(5):
+        view = tracker.update(
+            PowerStageReading(t_s=float(t), p_w=0.0, dc_v_v=v, dc_i_a=0.0, ev_state="CONNECTED", ev_soc=85.0),
+            at_rest=True,
+        )
+    assert not math.isnan(view.soc_est) and tracker.estimator is not None
+    assert tracker.estimator.samples == 5  # every sample taken, the figure left out
+
+
+def test_a_negative_ev_power_limit_allows_nothing_on_its_side() -> None:
+    ratings = PowerStageRatings(t_s=0.0, p_max_export_w=7000.0, p_max_charge_w=7000.0)
+    s = PowerStageReading(t_s=0.0, p_w=0.0, ev_p_max_charge_w=-50.0, ev_p_max_discharge_w=math.nan)
+    assert power_limits(ratings, s, BatteryView()) == (7000.0, 0.0)  # never a negative magnitude

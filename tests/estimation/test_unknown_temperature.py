@@ -28,8 +28,8 @@ def test_unknown_temperature_without_ev_limits_keeps_the_cold_guess() -> None:
     assert chg == 0.0  # 0 degC is the cell's charge cut-off (charge_derating_c starts at 0)
     # A technician sees why (v2gctl status): the limits named nothing of it before.
     assert basis.endswith(
-        "; no pack temperature measured: the ratings and the resistance floor taken at 0 degC"
-        " (sop.unknown_temp_c), the charge rating derated to 0 % there (the EV states no charge limit)"
+        "; no pack temperature measured: the resistance floor taken at 0 degC (sop.unknown_temp_c),"
+        " the charge rating derated to 0 % there (the EV states no charge limit)"
     )
 
 
@@ -38,8 +38,8 @@ def test_unknown_temperature_with_the_evs_limits_charges_within_them() -> None:
     dis, chg, basis = _limits(ev, None)
     assert chg == 11_000.0 and dis == 11_000.0
     assert basis.endswith(
-        "no pack temperature measured: the ratings and the resistance floor taken at 0 degC"
-        " (sop.unknown_temp_c), the discharge rating not derated (the EV states its own discharge limit),"
+        "no pack temperature measured: the resistance floor taken at 0 degC (sop.unknown_temp_c),"
+        " the discharge rating not derated (the EV states its own discharge limit),"
         " the charge rating not derated (the EV states its own charge limit)"
     )
 
@@ -57,6 +57,6 @@ def test_a_measured_cold_pack_is_derated_whatever_the_ev_states() -> None:
     _, chg, basis = _limits(ev, -5.0)
     assert chg == 0.0
     assert basis.endswith(
-        "; the charge rating derated to 0 % at the pack's -5 degC +/- 3 K (the sensor's allowance)"
+        "; the charge rating derated to 0 % at the pack's -5 degC +/- 3 K (the sensor's error and a margin)"
     )
     assert "no pack temperature measured" not in basis
