@@ -32,7 +32,7 @@ from drivers.sunspec.functions import plan_from_settings
 from drivers.sunspec.power_stage import SunSpecPowerStage
 from edge import __version__
 from edge.daemon import status as status_file
-from edge.daemon.battery import UNKNOWN, BatteryTracker, BatteryView
+from edge.daemon.battery import UNKNOWN, BatteryTracker, BatteryView, ev_soc_of
 from edge.daemon.controllers import KERNEL_HOLD, Controllers, KernelSettingsError
 from edge.daemon.dispatch import Dispatcher
 from edge.daemon.dispatch_file import DispatchFile
@@ -509,7 +509,7 @@ class Daemon:
             "q_meas_var": stage.q_var if stage else None,
             "p_site_import_w": meter.p_site_import_w if meter else None,
             "f_hz": snap.f_hz(),
-            "soc": stage.ev_soc if stage else None,
+            "soc": ev_soc_of(stage) if stage else None,
             "meter_age_s": snap.meter_age_s(),
             "stage_age_s": snap.stage_age_s(),
         }
@@ -558,7 +558,7 @@ class Daemon:
                 else pl.Point(
                     p_w=stage.p_w, q_var=stage.q_var, v_pu=None, f_hz=stage.f_hz, age_s=snap.stage_age_s()
                 ),
-                soc=stage.ev_soc if stage is not None else None,
+                soc=ev_soc_of(stage) if stage is not None else None,
                 soh=est.get("capacity_ratio"),
                 sop_charge_w=est.get(f"sop_{SOP_HORIZON}_import_ac_w"),
                 sop_discharge_w=est.get(f"sop_{SOP_HORIZON}_export_ac_w"),
