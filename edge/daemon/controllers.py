@@ -221,8 +221,12 @@ class Controllers:
         )
 
         p_dis, p_chg = power_limits(ratings, stage, battery)
-        soc_ev = math.nan if (ev_soc := ev_soc_of(stage)) is None else ev_soc
-        p_request, bound_by = self._request(snap, reserve_soc(stage, battery), cap_mode)
+        reserve = reserve_soc(stage, battery)
+        # The kernel judges the reserve on the lower of the two SoCs and fullness on the higher: without
+        # the EV's figure the lower is our estimate's 2-sigma bound (the reserve's SoC), not its point
+        # value, which let a dispatch discharge an uncertain estimate through the owner's reserve.
+        soc_ev = reserve if (ev_soc := ev_soc_of(stage)) is None else ev_soc
+        p_request, bound_by = self._request(snap, reserve, cap_mode)
 
         o = self._pq_o
         pq.pack_and_step(

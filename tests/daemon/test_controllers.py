@@ -9,6 +9,7 @@ import math
 import pytest
 
 from drivers.capabilities import MeterReading, PowerStageRatings, PowerStageReading
+from edge.daemon.battery import BatteryView
 from edge.daemon.controllers import Controllers, phase_base_v
 from edge.daemon.dispatch import Basis
 from edge.daemon.snapshot import Command, Snapshot
@@ -258,3 +259,22 @@ def test_a_stage_rated_below_the_settings_apparent_power_holds_the_dither() -> N
     held = _run(Controllers(settings), 3.0, (240.0, None, None), ratings=lower)
     assert (held.p_w, held.q_var) == (0.0, 0.0)
     assert any("reports 7000 VA" in r and "inverter.s_rated_va = 7400 VA" in r for r in held.reasons)
+
+
+@pytest.mark.parametrize(("soc_est", "discharges"), [(0.33, False), (0.45, True)])
+def test_without_the_evs_soc_the_reserve_is_judged_on_the_estimates_band(
+    soc_est: float, discharges: bool
+) -> None:
+    # The owner's reserve (owner.min_soc 0.3) on an estimate of +/- 0.04: at 0.33 its 2-sigma bound is
+    # 0.25, below the reserve. The kernel judged it on the point estimate and discharged 2 kW there.
+    c = Controllers(settings_with())
+    battery = BatteryView(soc_est=soc_est, soc_sigma=0.04)
+    p, cmd = 0.0, None
+    for k in range(200):
+        t = k * 0.1
+        stage = PowerStageReading(t_s=t, p_w=p, v_ac_v=240.0, f_hz=60.0)
+        meter = MeterReading(t_s=t, p_site_import_w=2000.0 - p, v_l1_v=240.0, f_hz=60.0)
+        cmd = c.step(Snapshot(t, t, meter, stage, RATINGS, V2H, battery))
+        p = cmd.p_w
+    assert cmd is not None
+    assert (cmd.p_w > 1000.0) if discharges else (cmd.p_w == 0.0)
