@@ -139,10 +139,10 @@ class EvLimits:
     max_discharge_power_w: float | None = None
 
     def stated(self) -> EvLimits:
-        """These limits with what is not a magnitude (NaN, infinite, negative) as not forwarded: a NaN
-        counted as a stated limit, so at an unknown temperature the rating was not derated, while
-        ``min`` with it bounded nothing."""
-        return EvLimits(*(v if v is not None and 0.0 <= v < math.inf else None for v in astuple(self)))
+        """These limits with a NaN or infinite one as not forwarded and a negative one as 0 (nothing on
+        that side, as the daemon's ``power_limits`` takes it): a NaN counted as a stated limit, so at an
+        unknown temperature the rating was not derated, while ``min`` with it bounded nothing."""
+        return EvLimits(*(None if v is None or not math.isfinite(v) else max(v, 0.0) for v in astuple(self)))
 
 
 @dataclass(frozen=True)
@@ -778,7 +778,10 @@ class BatteryEstimator:
             for side, factor in zip(("discharge", "charge"), factors, strict=True):
                 if factor < 1.0:
                     sides.append(f"the {side} rating derated to {_floor_pct(factor)} %")
-            where = f"at the pack's {self._temp_c:g} degC +/- {p.sop_temp_allowance_c:g} K (the sensor's error and a margin)"
+            where = (
+                f"at the pack's {self._temp_c:g} degC +/- {p.sop_temp_allowance_c:g} K"
+                " (the sensor's error and a margin)"
+            )
             return f"; {', '.join(sides)} {where}" if sides else ""
         for side, factor, told in zip(
             ("discharge", "charge"), factors, self._ev_states_limits(), strict=True
@@ -787,9 +790,13 @@ class BatteryEstimator:
                 sides.append(f"the {side} rating not derated (the EV states its own {side} limit)")
             elif factor < 1.0:
                 sides.append(
-                    f"the {side} rating derated to {_floor_pct(factor)} % there (the EV states no {side} limit)"
+                    f"the {side} rating derated to {_floor_pct(factor)} % there"
+                    f" (the EV states no {side} limit)"
                 )
-        text = f"; no pack temperature measured: the resistance floor taken at {p.sop_unknown_temp_c:g} degC (sop.unknown_temp_c)"
+        text = (
+            "; no pack temperature measured: the resistance floor taken at"
+            f" {p.sop_unknown_temp_c:g} degC (sop.unknown_temp_c)"
+        )
         return text + "".join(f", {side}" for side in sides)
 
     def _ev_states_limits(self) -> tuple[bool, bool]:

@@ -70,6 +70,7 @@ class ResistanceTracker:
         if prior_sigma <= 0.0 or noise_v <= 0.0 or not 0.0 < capacity_ah < math.inf:
             raise ValueError(
                 f"prior_sigma {prior_sigma}, noise_v {noise_v} and capacity_ah {capacity_ah} must be > 0"
+                " (and the capacity finite)"
             )
         self.prior_growth = prior_growth
         self.prior_precision = 1.0 / prior_sigma**2

@@ -44,12 +44,15 @@ def test_unknown_temperature_with_the_evs_limits_charges_within_them() -> None:
     )
 
 
-def test_a_limit_the_ev_states_as_nan_is_no_limit() -> None:
-    # A NaN counted as stated: the rating went underated at the unknown temperature and min() with
+def test_a_limit_the_ev_states_as_nan_is_no_limit_and_a_negative_one_is_nothing() -> None:
+    # A NaN counted as stated: the rating was not derated at the unknown temperature and min() with
     # the NaN bounded nothing, so the charger could charge at the full rating of a pack at 0 degC.
-    dis, chg, basis = _limits(EvLimits(max_charge_power_w=math.nan, max_discharge_power_w=-1.0), None)
+    dis, chg, basis = _limits(EvLimits(max_charge_power_w=math.nan), None)
     assert chg == 0.0 and "the EV states no charge limit" in basis
-    assert dis > 0.0 and "its own discharge limit" not in basis
+    assert dis > 0.0
+    # A negative limit allows nothing on its side, as the daemon's power_limits takes it.
+    dis, _, basis = _limits(EvLimits(max_discharge_power_w=-1.0), None)
+    assert dis == 0.0 and "the EV states its own discharge limit" in basis
 
 
 def test_a_measured_cold_pack_is_derated_whatever_the_ev_states() -> None:
