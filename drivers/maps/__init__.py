@@ -247,6 +247,15 @@ def validate_map(vmap: VendorMap, origin: str) -> None:
                     f"{where} capability {p.capability!r} is also served by {seen_caps[p.capability]!r}",
                 )
             seen_caps[p.capability] = name
+        if p.capability == "ev_soc" and not (
+            p.min is not None and p.max is not None and 0.0 <= p.min <= p.max <= 1.0
+        ):
+            # A map forwarding percent unbounded read as a known SoC far above any reserve.
+            raise _bad(
+                origin,
+                f"{where} capability 'ev_soc' needs min and max within 0..1 (the SoC is a fraction: scale"
+                " percent by 0.01), so that a reading outside them is no SoC",
+            )
         if p.scale == 0:
             raise _bad(origin, f"{where} scale = 0")
         if p.readable:

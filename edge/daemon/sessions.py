@@ -42,7 +42,7 @@ import math
 import msgspec
 
 from drivers.capabilities import PowerStageReading
-from edge.daemon.battery import BatteryView, checkpoint_due
+from edge.daemon.battery import BatteryView, checkpoint_due, ev_soc_of
 from edge.daemon.snapshot import Command, Snapshot
 from edge.daemon.vehicle import ev_present, vehicle_id
 from edge.state import ENERGY_COUNTERS, OpenSession, StateStore
@@ -269,10 +269,11 @@ def _interval_wh(p0_w: float | None, p1_w: float | None, dt_s: float) -> tuple[f
 
 def _soc(stage: PowerStageReading, battery: BatteryView) -> float | None:
     """The EV's reported SoC, else the estimate; None when neither is a SoC."""
-    for soc in (stage.ev_soc, battery.soc_est):
-        if soc is not None and 0.0 <= soc <= 1.0:  # NaN fails both comparisons
-            return soc
-    return None
+    ev_soc = ev_soc_of(stage)
+    if ev_soc is not None:
+        return ev_soc
+    own = battery.soc_est
+    return own if 0.0 <= own <= 1.0 else None  # NaN fails both comparisons
 
 
 def _duration(seconds: float) -> str:

@@ -83,6 +83,21 @@ def test_broken_maps_fail_at_load_naming_the_point(text: str, match: str) -> Non
     assert "vendor map test.toml" in str(e.value)
 
 
+@pytest.mark.parametrize(
+    "bounds",
+    ["", "min = 1.0\nmax = 100.0", "min = -0.1\nmax = 1.0", "min = 0.9\nmax = 0.1"],
+)
+def test_an_ev_soc_point_must_be_a_bounded_fraction(bounds: str) -> None:
+    # A map forwarding percent unbounded read as a known SoC (85) far above any reserve.
+    text = (Path(__file__).resolve().parents[2] / "config" / "devices" / "wallbox-quasar.toml").read_text()
+    broken = text.replace("min = 0.01\nmax = 1.0", bounds)
+    assert broken != text
+    with pytest.raises(
+        DriverError, match=r"\[points\.ev_soc\] capability 'ev_soc' needs min and max within 0\.\.1"
+    ):
+        parse_map(broken, "test.toml")
+
+
 def test_map_dir_override(tmp_path: Path) -> None:
     (tmp_path / "mine.toml").write_text(MINIMAL)
     assert load_map("mine", tmp_path).map.name == "x"
