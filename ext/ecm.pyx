@@ -84,6 +84,13 @@ cdef void _coefficients(const double* params, const double* table, Py_ssize_t n,
     c[C_RSS_NEW] = rss
 
 
+cdef void _sop_coefficients(const double* params, const double* table, Py_ssize_t n, double soc,
+                            double temp_c, double* c) noexcept nogil:
+    _coefficients(params, table, n, soc, temp_c, params[P_SOP_GROWTH], c)
+    c[C_R1] = c[C_R1] * params[P_SOP_RC1]
+    c[C_R2] = c[C_R2] * params[P_SOP_RC2]
+
+
 cdef inline double _eta(const double* c, double i_a) noexcept nogil:
     cdef double eta = 0.0
     if c[C_I0A] > 0.0:
@@ -409,8 +416,10 @@ cdef void _sop(const double* state, const double* params, const double* table, P
                  - _eta(c, i_dis) - _surface_overpotential(table, n, soc_v, temp_c, k, kd, s_ref, 1.0, i_dis))
         v_end = fmin(v_end, v_alt)
     out[O_P_DIS] = i_dis * v_end
+    cdef double r_pow = (c[C_R0] + c[C_R1] * (1.0 - e1) / fmax(params[P_SOP_RC1], 1.0)
+                         + c[C_R2] * (1.0 - e2) / fmax(params[P_SOP_RC2], 1.0))
     v_end = (_ocv(table, n, soc + i_chg * k, temp_c) - v_relax_end + fmin(params[P_HYST_V], 0.0)
-             + i_chg * r_eff + _eta(c, i_chg))
+             + i_chg * r_pow + _eta(c, i_chg))
     out[O_P_CHG] = i_chg * v_end
 
 
@@ -453,6 +462,11 @@ def derate(double temp_c, double t0, double t1, double t2, double t3):
 def coefficients(const double[::1] params, const double[::1] table, double soc, double temp_c, double g,
                  double[::1] c):
     _coefficients(&params[0], &table[0], table.shape[0] // 3, soc, temp_c, g, &c[0])
+
+
+def sop_coefficients(const double[::1] params, const double[::1] table, double soc, double temp_c,
+                     double[::1] c):
+    _sop_coefficients(&params[0], &table[0], table.shape[0] // 3, soc, temp_c, &c[0])
 
 
 def kinetic_overpotential(const double[::1] c, double i_a):
@@ -510,7 +524,7 @@ def step(double[::1] state, const double[::1] params, const double[::1] table, d
         _hold_depletion(st, pa, dt_s)
         _correct(st, pa, tb, n, cc, i_a, v_v, temp_c)
         _smooth_offset(st, pa, dt_s)
-        _coefficients(pa, tb, n, st[S_SOC], temp_c, pa[P_SOP_GROWTH], cc)
+        _sop_coefficients(pa, tb, n, st[S_SOC], temp_c, cc)
         for j in range(horizons_s.shape[0]):
             _sop(st, pa, tb, n, cc, horizons_s[j], temp_c, &out[j * O_N])
 
@@ -558,7 +572,7 @@ cdef class Kernel:
             _hold_depletion(st, pa, dt_s)
             _correct(st, pa, tb, n, cc, i_a, v_v, temp_c)
             _smooth_offset(st, pa, dt_s)
-            _coefficients(pa, tb, n, st[S_SOC], temp_c, pa[P_SOP_GROWTH], cc)
+            _sop_coefficients(pa, tb, n, st[S_SOC], temp_c, cc)
             for j in range(nh):
                 _sop(st, pa, tb, n, cc, hz[j], temp_c, &o[j * O_N])
 

@@ -71,7 +71,9 @@ cdef enum:
     P_HYST_RATE = 42
     P_ELEC_K = 43
     P_ELEC_T_EQ_S = 44
-    P_N = 45
+    P_SOP_RC1 = 45
+    P_SOP_RC2 = 46
+    P_N = 47
     O_I_DIS_V = 0
     O_I_CHG_V = 1
     O_I_DIS = 2
@@ -167,6 +169,8 @@ def layout():
         "P_HYST_RATE": P_HYST_RATE,
         "P_ELEC_K": P_ELEC_K,
         "P_ELEC_T_EQ_S": P_ELEC_T_EQ_S,
+        "P_SOP_RC1": P_SOP_RC1,
+        "P_SOP_RC2": P_SOP_RC2,
         "P_N": P_N,
         "O_I_DIS_V": O_I_DIS_V,
         "O_I_CHG_V": O_I_CHG_V,

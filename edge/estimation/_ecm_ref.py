@@ -125,7 +125,11 @@ P_HYST_RATE: Final = 42
 # s, at that temperature: a current already flowing has spent that much of the budget (electrolyte_cap).
 P_ELEC_K: Final = 43
 P_ELEC_T_EQ_S: Final = 44
-P_N: Final = 45
+# The SoP's RC branch resistances over the coefficients' (the growth's scaling of the profile): 1 until
+# the estimator's RC identification has converged, then its upper bound (edge/estimation/rc.py).
+P_SOP_RC1: Final = 45
+P_SOP_RC2: Final = 46
+P_N: Final = 47
 
 # SoP output layout, per horizon.
 O_I_DIS_V: Final = 0  # discharge current the model allows (voltage limit, electrolyte), A
@@ -277,6 +281,15 @@ def coefficients(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in
     c[C_I0B] = i0b / gm
     c[C_RT] = rt
     c[C_RSS_NEW] = rss
+
+
+def sop_coefficients(
+    params: Sequence[float], table: Sequence[float], soc: float, temp_c: float, c: MutableSequence[float]
+) -> None:
+    """The SoP's coefficients: at the SoP's growth, its RC branches scaled as identified."""
+    coefficients(params, table, soc, temp_c, params[P_SOP_GROWTH], c)
+    c[C_R1] = c[C_R1] * params[P_SOP_RC1]
+    c[C_R2] = c[C_R2] * params[P_SOP_RC2]
 
 
 def kinetic_overpotential(c: Sequence[float], i_a: float) -> float:
@@ -742,13 +755,19 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
             - _surface_overpotential(table, soc_v, temp_c, k, kd, s_ref, 1.0, i_dis),
         )
     out[offset + O_P_DIS] = i_dis * v_end
-    # Charge power at the lower end voltage: without the offset, the hysteresis's charge branch and the
-    # surface lead, whose higher voltage would let a power limit draw more current than the limit's.
+    # Charge power at the lower end voltage: without the offset, the hysteresis's charge branch, the
+    # surface lead and the identified RC branches' excess over the profile's (an upper bound),
+    # whose higher voltage would let a power limit draw more current than the limit's.
+    r_pow = (
+        c[C_R0]
+        + c[C_R1] * (1.0 - e1) / max(params[P_SOP_RC1], 1.0)
+        + c[C_R2] * (1.0 - e2) / max(params[P_SOP_RC2], 1.0)
+    )
     v_end = (
         ocv_lookup(table, soc + i_chg * k, temp_c)
         - v_relax_end
         + min(params[P_HYST_V], 0.0)
-        + i_chg * r_eff
+        + i_chg * r_pow
         + kinetic_overpotential(c, i_chg)
     )
     out[offset + O_P_CHG] = i_chg * v_end
@@ -782,7 +801,7 @@ def step(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm
         state[S_OCV_OFS] = state[S_OCV_OFS] + (state[S_INNOV] - state[S_OCV_OFS]) * dt_s / (
             dt_s + params[P_OFS_TAU_S]
         )
-    coefficients(params, table, state[S_SOC], temp_c, params[P_SOP_GROWTH], c)
+    sop_coefficients(params, table, state[S_SOC], temp_c, c)
     for j in range(len(horizons_s)):
         sop(state, params, table, c, horizons_s[j], temp_c, out, j * O_N)
 

@@ -201,6 +201,7 @@ class BatteryProfile:
         # At the reference temperature; the estimator sets them at the SoP's.
         p[k.P_ELEC_K] = self.electrolyte_k_a_sqrt_s
         p[k.P_ELEC_T_EQ_S] = self.electrolyte_t_eq_s
+        p[k.P_SOP_RC1] = p[k.P_SOP_RC2] = 1.0  # the profile's split until identified
         p[k.P_OCV_SLOPE_REF] = self.ocv_slope_ref()
         p[k.P_HYST_M] = self.ocv_hysteresis_v
         p[k.P_HYST_RATE] = self.ocv_hysteresis_rate

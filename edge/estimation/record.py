@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from edge.estimation.capacity import CapacityPoint
 from edge.estimation.resistance import UNKNOWN_GROWTH_SIGMA
 
 FORMAT_VERSION = 1
+T = TypeVar("T")
 SALT_BYTES = 16
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,27 @@ class ElectrolyteMemory:
         return cls(held_dis, held_chg, t_eq, ClockStamp(unix_s, mono_s, str(data["boot_id"])))
 
 
+@dataclass(frozen=True)
+class RcScales:
+    """The RC branches' identified scales against the profile's (``edge.estimation.rc``) and their
+    standard deviations."""
+
+    scale: tuple[float, float]
+    sigma: tuple[float, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scale": list(self.scale), "sigma": list(self.sigma)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> RcScales:
+        """Raises ValueError, KeyError or TypeError for anything that is not two positive finite pairs."""
+        scale = [float(x) for x in data["scale"]]
+        sigma = [float(x) for x in data["sigma"]]
+        if len(scale) != 2 or len(sigma) != 2 or not all(math.isfinite(x) and x > 0.0 for x in scale + sigma):
+            raise ValueError(f"RC scales {scale} +/- {sigma}: two positive finite values each expected")
+        return cls((scale[0], scale[1]), (sigma[0], sigma[1]))
+
+
 @dataclass
 class VehicleRecord:
     """What is kept between sessions for one vehicle."""
@@ -105,6 +128,7 @@ class VehicleRecord:
     growth_sigma: float = UNKNOWN_GROWTH_SIGMA
     aging: dict[str, float] = field(default_factory=dict)
     electrolyte: ElectrolyteMemory | None = None
+    rc: RcScales | None = None  # None: not identified (the profile's split, as a vehicle never seen)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,6 +144,7 @@ class VehicleRecord:
             "aging": self.aging,
             # Likewise a key of its own (a release before it starts the memory empty, as it always did).
             "electrolyte": None if self.electrolyte is None else self.electrolyte.to_json(),
+            "rc": None if self.rc is None else self.rc.to_json(),  # a key of its own, as above
         }
 
     @classmethod
@@ -136,14 +161,11 @@ class VehicleRecord:
         for row, low in zip(rows, soc_low, strict=True):
             dsoc, ah, var_dsoc, var_ah, weight = (float(x) for x in row)
             points.append(CapacityPoint(dsoc, ah, var_dsoc, var_ah, weight, float(low)))
-        electrolyte = None
-        if data.get("electrolyte") is not None:
-            # Minutes' worth of caution is not worth the vehicle's capacity, growth and aging: a memory
-            # that cannot be read starts empty, as before it was kept.
-            try:
-                electrolyte = ElectrolyteMemory.from_json(data["electrolyte"])
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("vehicle record: electrolyte memory ignored (%s)", exc)
+        # Minutes' worth of caution is not worth the vehicle's capacity, growth and aging: a memory
+        # that cannot be read starts empty, and scales that cannot be read start the branches as
+        # unknown, as before either was kept.
+        electrolyte = _optional(data, "electrolyte", ElectrolyteMemory.from_json, "electrolyte memory")
+        rc = _optional(data, "rc", RcScales.from_json, "RC scales")
         return cls(
             profile=str(data["profile"]),
             sessions=int(data["sessions"]),
@@ -152,7 +174,19 @@ class VehicleRecord:
             growth_sigma=float(data["growth_sigma"]),
             aging={str(k): float(v) for k, v in dict(data["aging"]).items()},
             electrolyte=electrolyte,
+            rc=rc,
         )
+
+
+def _optional(data: dict[str, Any], key: str, parse: Callable[[Any], T], what: str) -> T | None:
+    """``parse(data[key])``; None where the key is missing or null, or (logged) unreadable."""
+    if data.get(key) is None:
+        return None
+    try:
+        return parse(data[key])
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("vehicle record: %s ignored (%s)", what, exc)
+        return None
 
 
 def vehicle_key(salt: bytes, vehicle_id: str) -> str:

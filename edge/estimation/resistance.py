@@ -44,6 +44,12 @@ MAX_CURRENT_C = 0.5
 UNKNOWN_GROWTH_SIGMA = 0.5
 
 
+def at_bound(value: float, bounds: tuple[float, float]) -> bool:
+    """Whether an identified ``value`` sits at one of its ``bounds``: the clamp's, not the data's."""
+    lo, hi = bounds
+    return value < lo * (1.0 + BOUND_MARGIN) or value > hi * (1.0 - BOUND_MARGIN)
+
+
 @dataclass(frozen=True)
 class GrowthEstimate:
     growth: float
@@ -87,8 +93,7 @@ class ResistanceTracker:
 
     def held(self, growth: float) -> bool:
         """Whether ``growth`` sits at one of the bounds (the profile does not fit the cell there)."""
-        lo, hi = self.bounds
-        return growth < lo * (1.0 + BOUND_MARGIN) or growth > hi * (1.0 - BOUND_MARGIN)
+        return at_bound(growth, self.bounds)
 
     @property
     def estimate(self) -> GrowthEstimate:

@@ -219,6 +219,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
     elec_k=st.floats(0.0, 200.0),
     held_dis=st.floats(0.0, 30.0),
     held_chg=st.floats(0.0, 30.0),
+    rc_scales=st.tuples(st.floats(0.2, 10.0), st.floats(0.2, 10.0)),
     profile_name=st.sampled_from(["nmc-lgm50", "lfp-a123-26650"]),
 )
 def test_compiled_step_agrees_with_reference(
@@ -243,6 +244,7 @@ def test_compiled_step_agrees_with_reference(
     elec_k: float,
     held_dis: float,
     held_chg: float,
+    rc_scales: tuple[float, float],
     profile_name: str,
 ) -> None:
     profile = replace(
@@ -265,6 +267,7 @@ def test_compiled_step_agrees_with_reference(
             sop_growth,
             share,
         )
+        params[ref.P_SOP_RC1], params[ref.P_SOP_RC2] = rc_scales
         horizons = np.asarray(profile.horizons_s)
         out = np.zeros(ref.O_N * len(horizons))
         v = ref.ocv_lookup(table, soc, temp) + dv

@@ -1,0 +1,216 @@
+"""Online identification of the RC branches' resistances from the voltage's relaxation.
+
+The growth tracker (``resistance.py``) identifies the instant step resistance; what a 10 s pulse sees
+beyond it is mostly the RC branches' polarisation, which a generic or another cell's profile may hold
+in a different share (a cold pack's RC part is larger than the profile's, relative to its instant
+part: docs/estimation.md, "RC identification"). The filter cannot tell: it corrects its RC states
+from the voltage at every sample, so their amplitude follows the data and says nothing of the
+resistance behind them.
+
+So this tracker keeps its own, open-loop copy of the two branches, driven by the current alone with
+the filter's resistances (the profile's at the present temperature, times the identified growth):
+``u_k``. A cell whose branch ``k`` is ``h_k`` times that holds ``h_k u_k``. Between two current steps
+(a segment: the instant response, whose growth is uncertain, stays out) the voltage less the OCV's
+change by the charge counted and the instant response to the current's noise is
+``c - h_1 u_1 - h_2 u_2`` plus the sensor's noise, with ``c`` the segment's own level (the table's
+offset, the hysteresis). Per segment that level and a term in the charge counted within it (a table's
+slope that is not the cell's drifts the voltage with the charge) are regressed out, and what remains of
+the voltage on what remains of ``-u_1`` and ``-u_2`` gives ``h_1`` and ``h_2``: a rest after a
+charge, where the charge does not move, tells the most. Levels, not differences of samples: the
+sensor's noise is white in the levels, and the relaxation's information is in its whole curve.
+The regression is Bayesian (prior 1 +/- ``prior_sigma`` each, the profile's split, for a vehicle never
+seen; a known vehicle's persisted scales) with forgetting in time, so each scale has a standard deviation; the SoP takes the upper bound (mean + ``sop_sigmas``
+sigma), the filter is not changed.
+
+The time constants stay the profile's: with two branches a wrong time constant shows as a shift
+between the two scales, and the 10 s resistance the SoP needs is what the pair then reproduces.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# A scale for a vehicle never seen: the profile's split between instant and RC response, give or take
+# half of it (read on the records: 2.6 on a pack at 0 degC, 1.5 at 8 degC, 0.5 on an aged cell).
+UNKNOWN_RC_SIGMA = 0.5
+# The regression forgets with this time constant: the RC branches change with the SoC, which the model
+# does not hold (a session's two hours weigh most), and with temperature beyond the profile's law.
+FORGET_TAU_S = 7200.0
+
+
+@dataclass(frozen=True)
+class RcEstimate:
+    scale: tuple[float, float]  # R1, R2 over the filter's (the profile's at T, times the growth)
+    sigma: tuple[float, float]
+    upper: tuple[float, float]  # what the SoP uses
+    samples: int  # held samples regressed
+
+
+def _segment_sums(m: list[float], moved: bool) -> tuple[float, float, float, float, float]:
+    """A segment's normal equations for (h1, h2) once its level and, where the charge ``moved``, its
+    term in the charge are regressed out: ``m`` holds n, then the sums of Q, X1, X2, Y, QQ, QX1, QX2,
+    QY, X1X1, X1X2, X2X2, X1Y, X2Y over its samples. Returns (X1X1, X1X2, X2X2, X1Y, X2Y) of the
+    residuals."""
+    n, q, x1, x2, y, qq, qx1, qx2, qy, x11, x12, x22, x1y, x2y = m
+    det = n * qq - q * q
+    # A rest (the sensor's offset is all that "flows") leaves no drift to take out, and a slow branch's
+    # relaxation is nearly linear in time: taking a trend out would take most of it (a review measured
+    # a 900 s rest's information on the 227 s branch cut from 58.6 to 11.2).
+    if not moved or det <= 1e-12 * n * qq:
+        return (x11 - x1 * x1 / n, x12 - x1 * x2 / n, x22 - x2 * x2 / n, x1y - x1 * y / n, x2y - x2 * y / n)
+
+    # With A = [1, Q]: S_ab - (A'a)' (A'A)^-1 (A'b) for each pair a, b of X1, X2, Y.
+    def proj(sa: float, qa: float, sb: float, qb: float) -> float:
+        return (sa * (qq * sb - q * qb) + qa * (n * qb - q * sb)) / det
+
+    return (
+        x11 - proj(x1, qx1, x1, qx1),
+        x12 - proj(x1, qx1, x2, qx2),
+        x22 - proj(x2, qx2, x2, qx2),
+        x1y - proj(x1, qx1, y, qy),
+        x2y - proj(x2, qx2, y, qy),
+    )
+
+
+class RcTracker:
+    """Scales of the two RC branches' resistances against the profile's (growth-scaled) values."""
+
+    def __init__(
+        self,
+        *,
+        tau_s: tuple[float, float],
+        noise_v: float,
+        min_step_a: float,
+        rest_current_a: float,
+        prior: tuple[float, float] = (1.0, 1.0),
+        prior_sigma: tuple[float, float] = (UNKNOWN_RC_SIGMA, UNKNOWN_RC_SIGMA),
+        forget_tau_s: float = FORGET_TAU_S,
+        sop_sigmas: float = 2.0,
+        bounds: tuple[float, float] = (0.2, 10.0),
+    ) -> None:
+        if min(tau_s) <= 0.0 or noise_v <= 0.0 or min(prior_sigma) <= 0.0 or forget_tau_s <= 0.0:
+            raise ValueError(
+                f"tau_s {tau_s}, noise_v {noise_v}, prior_sigma {prior_sigma} and forget_tau_s"
+                f" {forget_tau_s} must be > 0"
+            )
+        self.tau_s = tau_s
+        self.noise_var = noise_v * noise_v
+        self.min_step_a = min_step_a
+        self.rest_current_a = rest_current_a
+        self.prior = prior
+        self.prior_precision = (1.0 / prior_sigma[0] ** 2, 1.0 / prior_sigma[1] ** 2)
+        self.forget_tau_s = forget_tau_s
+        self.sop_sigmas = sop_sigmas
+        self.bounds = bounds
+        # A segment longer than this is closed and a new one begun: over a long one-way swing the
+        # table's slope error is no longer linear in the charge.
+        self.max_segment_s = max(4.0 * tau_s[1], 120.0)
+        self._u1 = self._u2 = 0.0
+        # The open segment: its time, cumulative charge Q (Ah), -u (X1, X2) and voltage (Y) since its
+        # first sample, and the sums of their products (``_segment_sums``).
+        self._seg_t_s = 0.0
+        self._q = self._x1 = self._x2 = self._y = 0.0
+        self._m = [0.0] * 14
+        self._moved = False  # a current above the rest current flowed in the open segment
+        # Closed segments' normal equations (X1X1, X1X2, X2X2, X1Y, X2Y) over the noise variance, as of
+        # ``_s_t_s`` on the tracker's clock ``_t_s`` (forgotten lazily: see ``_closed_now``).
+        self._s = [0.0] * 5
+        self._t_s = self._s_t_s = 0.0
+        self._dt_cached = -1.0
+        self._a = (0.0, 0.0)
+        self.samples = 0
+
+    def decay(self, dt_s: float) -> tuple[float, float]:
+        """The branches' decay over ``dt_s``: exp(-dt / tau) each."""
+        if dt_s != self._dt_cached:
+            self._a = (math.exp(-dt_s / self.tau_s[0]), math.exp(-dt_s / self.tau_s[1]))
+            self._dt_cached = dt_s
+        return self._a
+
+    def update(  # noqa: PLR0917 - called per sample; positional is the cheap call
+        self,
+        dt_s: float,
+        i_held_a: float,
+        r1_ohm: float,
+        r2_ohm: float,
+        y_v: float,
+        held: bool,
+    ) -> None:
+        """One interval ``dt_s`` under the current ``i_held_a`` (the filter's true current, discharge
+        positive), the filter's branch resistances over it, and ``y_v``: the voltage's change less
+        the OCV's by the charge counted and the instant response to the current's change. ``held``:
+        the current did not step (a step closes the segment and begins the next)."""
+        if dt_s <= 0.0:
+            return
+        a1, a2 = self.decay(dt_s)
+        u1, u2 = self._u1, self._u2
+        self._u1 = a1 * u1 + r1_ohm * (1.0 - a1) * i_held_a
+        self._u2 = a2 * u2 + r2_ohm * (1.0 - a2) * i_held_a
+        self._t_s += dt_s
+        if not held or self._seg_t_s >= self.max_segment_s:
+            self._close()
+            return
+        self._seg_t_s += dt_s
+        if abs(i_held_a) >= self.rest_current_a:
+            self._moved = True
+        q = self._q = self._q + i_held_a * dt_s / 3600.0
+        x1 = self._x1 = self._x1 - (self._u1 - u1)
+        x2 = self._x2 = self._x2 - (self._u2 - u2)
+        y = self._y = self._y + y_v
+        m = self._m
+        m[0] += 1.0
+        m[1] += q
+        m[2] += x1
+        m[3] += x2
+        m[4] += y
+        m[5] += q * q
+        m[6] += q * x1
+        m[7] += q * x2
+        m[8] += q * y
+        m[9] += x1 * x1
+        m[10] += x1 * x2
+        m[11] += x2 * x2
+        m[12] += x1 * y
+        m[13] += x2 * y
+        self.samples += 1
+
+    def _closed_now(self) -> list[float]:
+        """The closed segments' sums forgotten up to now (exp(-age / forget_tau_s))."""
+        f = math.exp(-(self._t_s - self._s_t_s) / self.forget_tau_s)
+        return [f * v for v in self._s]
+
+    def _close(self) -> None:
+        """Add the open segment to the closed ones and begin a new one at this sample (its origin)."""
+        if self._m[0] >= 2.0:
+            s = self._closed_now()
+            w = 1.0 / self.noise_var
+            for j, v in enumerate(_segment_sums(self._m, self._moved)):
+                s[j] += w * v
+            self._s = s
+            self._s_t_s = self._t_s
+        self._seg_t_s = 0.0
+        self._q = self._x1 = self._x2 = self._y = 0.0
+        self._m = [1.0] + [0.0] * 13  # the origin sample: all zero
+        self._moved = False
+
+    @property
+    def estimate(self) -> RcEstimate:
+        s = self._closed_now()
+        if self._m[0] >= 2.0:
+            w = 1.0 / self.noise_var
+            for j, v in enumerate(_segment_sums(self._m, self._moved)):
+                s[j] += w * v
+        p1, p2 = self.prior_precision
+        a, b, d = p1 + s[0], s[1], p2 + s[2]
+        det = a * d - b * b  # > 0: the prior makes the precision positive definite
+        r1, r2 = p1 * self.prior[0] + s[3], p2 * self.prior[1] + s[4]
+        h1 = (d * r1 - b * r2) / det
+        h2 = (a * r2 - b * r1) / det
+        lo, hi = self.bounds
+        h1 = min(max(h1, lo), hi)
+        h2 = min(max(h2, lo), hi)
+        s1 = math.sqrt(d / det)
+        s2 = math.sqrt(a / det)
+        k = self.sop_sigmas
+        return RcEstimate((h1, h2), (s1, s2), (min(h1 + k * s1, hi), min(h2 + k * s2, hi)), self.samples)
