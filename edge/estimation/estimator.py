@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 
 # A carried-over growth is never trusted tighter than this, so it can follow aging between sessions.
 _GROWTH_SIGMA_FLOOR = 0.05
-# Nor carried-over RC scales: they were identified over other SoCs and temperatures (the session's
-# forgetting stands in for the model's lack of either), so the next session can move them.
+# Nor carried-over RC scales: they were identified over other SoCs and temperatures, so the next
+# session can move them (they are also forgotten as its own data are: edge/estimation/rc.py).
 _RC_SIGMA_FLOOR = 0.1
 # The capacity is reported as learned once its standard deviation is within this share of it.
 CAPACITY_LEARNED_REL_SIGMA = 0.03
@@ -247,12 +247,11 @@ class BatteryEstimator:
             tau_s=(profile.tau1_s, profile.tau2_s),
             noise_v=profile.voltage_sigma_v,
             min_step_a=self.resistance.min_step_a,
-            rest_current_a=profile.rest_current_a,
-            prior=(1.0, 1.0) if carried is None else carried.scale,
-            prior_sigma=(
-                (UNKNOWN_RC_SIGMA, UNKNOWN_RC_SIGMA)
-                if carried is None
-                else (max(carried.sigma[0], _RC_SIGMA_FLOOR), max(carried.sigma[1], _RC_SIGMA_FLOOR))
+            carried=None
+            if carried is None
+            else (
+                carried.scale,
+                (max(carried.sigma[0], _RC_SIGMA_FLOOR), max(carried.sigma[1], _RC_SIGMA_FLOOR)),
             ),
         )
         self._rc_coef = np.zeros(k.C_N, dtype=np.float64)
@@ -419,7 +418,9 @@ class BatteryEstimator:
         if dt > 0.0:
             w = math.exp(-dt / NIS_TAU_S)
             self._nis_avg = w * self._nis_avg + (1.0 - w) * min(float(self._state[k.S_NIS]), NIS_CLIP)
-            self._track_rc(dt, i_held, float(i - i_prev), v - v_prev, vfree_post_prev, v_rc_prev)
+            self._track_rc(
+                dt, i_held, float(i_prev), float(i - i_prev), v - v_prev, vfree_post_prev, v_rc_prev
+            )
             if self.resistance.accepts(dt, i_prev, i):
                 self.resistance.update(
                     dt,
@@ -474,13 +475,14 @@ class BatteryEstimator:
         self,
         dt_s: float,
         i_held: float,
+        i_meas: float,
         di: float,
         dv: float,
         vfree_post_prev: float,
         v_rc_prev: tuple[float, float],
     ) -> None:
         """Hand the RC tracker the interval just filtered: the true current ``i_held`` the kernel held
-        over it, the filter's branch resistances (at the growth the kernel used, not yet updated), and
+        over it (measured: ``i_meas``; below the rest current a rest, whatever the offset state says), the filter's branch resistances (at the growth the kernel used, not yet updated), and
         the voltage's change ``dv`` less the OCV's by the charge counted (the kernel's predicted free
         voltage less its predicted branch change) and the instant response to the current's change
         ``di``. An interval with currents no sample saw (``blind``) closes the segment."""
@@ -500,7 +502,8 @@ class BatteryEstimator:
         d_rc_pred += (r1 * (1.0 - a1) + r2 * (1.0 - a2)) * i_held
         d_ocv = float(st[k.S_VFREE_PRIOR]) - vfree_post_prev + d_rc_pred
         held = abs(di) < self.rc.min_step_a and not self._blind
-        self.rc.update(dt_s, i_held, r1, r2, dv - d_ocv + r_inst * di, held)
+        resting = abs(i_meas) < self.profile.rest_current_a
+        self.rc.update(dt_s, i_held, r1, r2, dv - d_ocv + r_inst * di, held, resting)
         if self.samples % RC_APPLY_EVERY == 0:
             self._apply_rc()
 
@@ -1127,11 +1130,13 @@ class BatteryEstimator:
 
     def _rc_record(self) -> RcScales | None:
         """The RC scales to keep: the record's where nothing was regressed, else the estimate's, a
-        branch held at a bound starting as unknown next time (as the growth)."""
+        branch held at a bound with the unknown vehicle's sigma (the clamp's value, not the data's:
+        the next session starts it as unknown there, as the growth)."""
         if self.rc.samples == 0:
             return self.record.rc
         e = self.rc.estimate
-        held = [at_bound(e.scale[j], self.rc.bounds) for j in (0, 1)]
-        scale = tuple(1.0 if held[j] else e.scale[j] for j in (0, 1))
-        sigma = tuple(max(e.sigma[j], UNKNOWN_RC_SIGMA) if held[j] else e.sigma[j] for j in (0, 1))
-        return RcScales((scale[0], scale[1]), (sigma[0], sigma[1]))
+        sigma = tuple(
+            max(e.sigma[j], UNKNOWN_RC_SIGMA) if at_bound(e.scale[j], self.rc.bounds) else e.sigma[j]
+            for j in (0, 1)
+        )
+        return RcScales(e.scale, (sigma[0], sigma[1]))

@@ -18,8 +18,8 @@ slope that is not the cell's drifts the voltage with the charge) are regressed o
 the voltage on what remains of ``-u_1`` and ``-u_2`` gives ``h_1`` and ``h_2``: a rest after a
 charge, where the charge does not move, tells the most. Levels, not differences of samples: the
 sensor's noise is white in the levels, and the relaxation's information is in its whole curve.
-The regression is Bayesian (prior 1 +/- ``prior_sigma`` each, the profile's split, for a vehicle never
-seen; a known vehicle's persisted scales) with forgetting in time, so each scale has a standard deviation; the SoP takes the upper bound (mean + ``sop_sigmas``
+The regression is Bayesian (prior 1 +/- ``prior_sigma`` each, the profile's split; a known vehicle's
+persisted scales as data beyond it) with forgetting in time, so each scale has a standard deviation; the SoP takes the upper bound (mean + ``sop_sigmas``
 sigma), the filter is not changed.
 
 The time constants stay the profile's: with two branches a wrong time constant shows as a shift
@@ -82,14 +82,13 @@ class RcTracker:
         tau_s: tuple[float, float],
         noise_v: float,
         min_step_a: float,
-        rest_current_a: float,
-        prior: tuple[float, float] = (1.0, 1.0),
-        prior_sigma: tuple[float, float] = (UNKNOWN_RC_SIGMA, UNKNOWN_RC_SIGMA),
+        carried: tuple[tuple[float, float], tuple[float, float]] | None = None,
+        prior_sigma: float = UNKNOWN_RC_SIGMA,
         forget_tau_s: float = FORGET_TAU_S,
         sop_sigmas: float = 2.0,
         bounds: tuple[float, float] = (0.2, 10.0),
     ) -> None:
-        if min(tau_s) <= 0.0 or noise_v <= 0.0 or min(prior_sigma) <= 0.0 or forget_tau_s <= 0.0:
+        if min(tau_s) <= 0.0 or noise_v <= 0.0 or prior_sigma <= 0.0 or forget_tau_s <= 0.0:
             raise ValueError(
                 f"tau_s {tau_s}, noise_v {noise_v}, prior_sigma {prior_sigma} and forget_tau_s"
                 f" {forget_tau_s} must be > 0"
@@ -97,12 +96,22 @@ class RcTracker:
         self.tau_s = tau_s
         self.noise_var = noise_v * noise_v
         self.min_step_a = min_step_a
-        self.rest_current_a = rest_current_a
-        self.prior = prior
-        self.prior_precision = (1.0 / prior_sigma[0] ** 2, 1.0 / prior_sigma[1] ** 2)
+        self.prior_precision = 1.0 / (prior_sigma * prior_sigma)
         self.forget_tau_s = forget_tau_s
         self.sop_sigmas = sop_sigmas
         self.bounds = bounds
+        # A known vehicle's scales (mean, sigma per branch) are what earlier sessions' data said: they
+        # enter as that data, beyond the unknown vehicle's prior, and are forgotten as the session's
+        # own (identified at other SoCs and temperatures; a carried scale held at full weight kept the
+        # SoP's bound below a cell three times the stored one, review). Their sigma is taken within
+        # the unknown prior's, the scale within the bounds.
+        self._carried = [(0.0, 1.0), (0.0, 1.0)]  # (precision beyond the prior's, mean) per branch
+        if carried is not None:
+            for j in (0, 1):
+                scale, sigma = carried[0][j], carried[1][j]
+                if math.isfinite(scale) and math.isfinite(sigma) and sigma > 0.0:
+                    extra = max(1.0 / (sigma * sigma) - self.prior_precision, 0.0)
+                    self._carried[j] = (extra, min(max(scale, bounds[0]), bounds[1]))
         # A segment longer than this is closed and a new one begun: over a long one-way swing the
         # table's slope error is no longer linear in the charge.
         self.max_segment_s = max(4.0 * tau_s[1], 120.0)
@@ -136,11 +145,13 @@ class RcTracker:
         r2_ohm: float,
         y_v: float,
         held: bool,
+        resting: bool,
     ) -> None:
         """One interval ``dt_s`` under the current ``i_held_a`` (the filter's true current, discharge
         positive), the filter's branch resistances over it, and ``y_v``: the voltage's change less
         the OCV's by the charge counted and the instant response to the current's change. ``held``:
-        the current did not step (a step closes the segment and begins the next)."""
+        the current did not step (a step closes the segment and begins the next); ``resting``: the
+        measured current was below the rest current (a segment of rests alone keeps its trend)."""
         if dt_s <= 0.0:
             return
         a1, a2 = self.decay(dt_s)
@@ -152,7 +163,7 @@ class RcTracker:
             self._close()
             return
         self._seg_t_s += dt_s
-        if abs(i_held_a) >= self.rest_current_a:
+        if not resting:
             self._moved = True
         q = self._q = self._q + i_held_a * dt_s / 3600.0
         x1 = self._x1 = self._x1 - (self._u1 - u1)
@@ -201,10 +212,12 @@ class RcTracker:
             w = 1.0 / self.noise_var
             for j, v in enumerate(_segment_sums(self._m, self._moved)):
                 s[j] += w * v
-        p1, p2 = self.prior_precision
-        a, b, d = p1 + s[0], s[1], p2 + s[2]
+        p = self.prior_precision
+        f = math.exp(-self._t_s / self.forget_tau_s)  # the carried scales' weight left
+        (c1, m1), (c2, m2) = self._carried
+        a, b, d = p + f * c1 + s[0], s[1], p + f * c2 + s[2]
         det = a * d - b * b  # > 0: the prior makes the precision positive definite
-        r1, r2 = p1 * self.prior[0] + s[3], p2 * self.prior[1] + s[4]
+        r1, r2 = p + f * c1 * m1 + s[3], p + f * c2 * m2 + s[4]  # the prior's mean is 1
         h1 = (d * r1 - b * r2) / det
         h2 = (a * r2 - b * r1) / det
         lo, hi = self.bounds
