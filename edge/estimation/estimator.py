@@ -474,18 +474,19 @@ class BatteryEstimator:
     def _track_rc(  # noqa: PLR0917 - called per sample
         self,
         dt_s: float,
-        i_held: float,
-        i_meas: float,
-        di: float,
-        dv: float,
-        vfree_post_prev: float,
-        v_rc_prev: tuple[float, float],
+        i_held_a: float,
+        i_meas_a: float,
+        di_a: float,
+        dv_v: float,
+        vfree_post_prev_v: float,
+        v_rc_prev_v: tuple[float, float],
     ) -> None:
-        """Hand the RC tracker the interval just filtered: the true current ``i_held`` the kernel held
-        over it (measured: ``i_meas``; below the rest current a rest, whatever the offset state says), the filter's branch resistances (at the growth the kernel used, not yet updated), and
-        the voltage's change ``dv`` less the OCV's by the charge counted (the kernel's predicted free
+        """Hand the RC tracker the interval just filtered: the true current the kernel held over it
+        (measured: ``i_meas_a``; below the rest current a rest, whatever the offset state says), the
+        filter's branch resistances (at the growth the kernel used, not yet updated), and the
+        voltage's change ``dv_v`` less the OCV's by the charge counted (the kernel's predicted free
         voltage less its predicted branch change) and the instant response to the current's change
-        ``di``. An interval with currents no sample saw (``blind``) closes the segment."""
+        ``di_a``. An interval with currents no sample saw (``blind``) closes the segment."""
         st = self._state
         growth = float(self._params[k.P_R_GROWTH])
         if self._rc_key != (self._temp_c, growth):
@@ -498,12 +499,12 @@ class BatteryEstimator:
             self._rc_key = (self._temp_c, growth)
         r1, r2, r_inst = self._rc_r
         a1, a2 = self.rc.decay(dt_s)
-        d_rc_pred = (a1 - 1.0) * v_rc_prev[0] + (a2 - 1.0) * v_rc_prev[1]
-        d_rc_pred += (r1 * (1.0 - a1) + r2 * (1.0 - a2)) * i_held
-        d_ocv = float(st[k.S_VFREE_PRIOR]) - vfree_post_prev + d_rc_pred
-        held = abs(di) < self.rc.min_step_a and not self._blind
-        resting = abs(i_meas) < self.profile.rest_current_a
-        self.rc.update(dt_s, i_held, r1, r2, dv - d_ocv + r_inst * di, held, resting)
+        d_rc_pred = (a1 - 1.0) * v_rc_prev_v[0] + (a2 - 1.0) * v_rc_prev_v[1]
+        d_rc_pred += (r1 * (1.0 - a1) + r2 * (1.0 - a2)) * i_held_a
+        d_ocv = float(st[k.S_VFREE_PRIOR]) - vfree_post_prev_v + d_rc_pred
+        held = abs(di_a) < self.rc.min_step_a and not self._blind
+        resting = abs(i_meas_a) < self.profile.rest_current_a
+        self.rc.update(dt_s, i_held_a, r1, r2, dv_v - d_ocv + r_inst * di_a, held, resting)
         if self.samples % RC_APPLY_EVERY == 0:
             self._apply_rc()
 
@@ -513,11 +514,15 @@ class BatteryEstimator:
         otherwise. A branch identified below the profile's is not credited: on the NCA pack with a
         built profile (nca20) the credit raised the model's 10 s discharge limit from +6.4 to +7.7 %
         over the truth (docs/estimation.md, "RC identification")."""
-        est = self.rc.estimate
         for j, index in enumerate((k.P_SOP_RC1, k.P_SOP_RC2)):
-            converged = est.sigma[j] <= RC_SIGMA_CONVERGED
-            upper = est.upper[j] if math.isfinite(est.upper[j]) else self.rc.bounds[1]
-            self._params[index] = max(upper, 1.0) if converged else 1.0
+            used = 1.0
+            # A known vehicle's stored scales only add: the SoP takes the larger of the bounds with
+            # and without them, so a record never prices a branch lower than a vehicle never seen
+            # (a stored 0.98 held a cell at 3 to 1.69 for its first minutes, review).
+            for est in (self.rc.estimate, self.rc.unseen):
+                if est.sigma[j] <= RC_SIGMA_CONVERGED:
+                    used = max(used, est.upper[j] if math.isfinite(est.upper[j]) else self.rc.bounds[1])
+            self._params[index] = used
 
     def _start(self, v_cell: float, i_cell: float) -> None:
         soc = self._initial_soc

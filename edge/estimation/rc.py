@@ -18,9 +18,9 @@ slope that is not the cell's drifts the voltage with the charge) are regressed o
 the voltage on what remains of ``-u_1`` and ``-u_2`` gives ``h_1`` and ``h_2``: a rest after a
 charge, where the charge does not move, tells the most. Levels, not differences of samples: the
 sensor's noise is white in the levels, and the relaxation's information is in its whole curve.
-The regression is Bayesian (prior 1 +/- ``prior_sigma`` each, the profile's split; a known vehicle's
-persisted scales as data beyond it) with forgetting in time, so each scale has a standard deviation; the SoP takes the upper bound (mean + ``sop_sigmas``
-sigma), the filter is not changed.
+The regression is Bayesian (prior 1 +/- ``prior_sigma`` each, the profile's split; a known
+vehicle's persisted scales as data beyond it) with forgetting in time, so each scale has a standard
+deviation; the SoP takes the upper bound (mean + ``sop_sigmas`` sigma), the filter is not changed.
 
 The time constants stay the profile's: with two branches a wrong time constant shows as a shift
 between the two scales, and the 10 s resistance the SoP needs is what the pair then reproduces.
@@ -34,6 +34,8 @@ from dataclasses import dataclass
 # A scale for a vehicle never seen: the profile's split between instant and RC response, give or take
 # half of it (read on the records: 2.6 on a pack at 0 degC, 1.5 at 8 degC, 0.5 on an aged cell).
 UNKNOWN_RC_SIGMA = 0.5
+# The tightest sigma a carried scale is taken at (a record's figure, not the tracker's to trust further).
+CARRIED_SIGMA_MIN = 1e-3
 # The regression forgets with this time constant: the RC branches change with the SoC, which the model
 # does not hold (a session's two hours weigh most), and with temperature beyond the profile's law.
 FORGET_TAU_S = 7200.0
@@ -100,18 +102,21 @@ class RcTracker:
         self.forget_tau_s = forget_tau_s
         self.sop_sigmas = sop_sigmas
         self.bounds = bounds
-        # A known vehicle's scales (mean, sigma per branch) are what earlier sessions' data said: they
-        # enter as that data, beyond the unknown vehicle's prior, and are forgotten as the session's
-        # own (identified at other SoCs and temperatures; a carried scale held at full weight kept the
-        # SoP's bound below a cell three times the stored one, review). Their sigma is taken within
-        # the unknown prior's, the scale within the bounds.
-        self._carried = [(0.0, 1.0), (0.0, 1.0)]  # (precision beyond the prior's, mean) per branch
+        # A known vehicle's scales (mean, sigma per branch) are what earlier sessions' data said beyond
+        # the unknown vehicle's prior: they enter as those data (the precision beyond the prior's, at
+        # the mean that gives back the stored scale), and are forgotten as the session's own are
+        # (identified at other SoCs and temperatures; held at full weight, a stored scale kept the
+        # SoP's bound below a cell three times it, review). The scale is taken within the bounds.
+        self._carried = [(0.0, 1.0), (0.0, 1.0)]  # (precision beyond the prior's, the data's mean)
         if carried is not None:
             for j in (0, 1):
                 scale, sigma = carried[0][j], carried[1][j]
-                if math.isfinite(scale) and math.isfinite(sigma) and sigma > 0.0:
-                    extra = max(1.0 / (sigma * sigma) - self.prior_precision, 0.0)
-                    self._carried[j] = (extra, min(max(scale, bounds[0]), bounds[1]))
+                # One no surer than the prior adds nothing.
+                if math.isfinite(scale) and 0.0 < sigma < prior_sigma:
+                    precision = 1.0 / max(sigma, CARRIED_SIGMA_MIN) ** 2
+                    extra = precision - self.prior_precision
+                    mean = min(max(scale, bounds[0]), bounds[1])
+                    self._carried[j] = (extra, (precision * mean - self.prior_precision) / extra)
         # A segment longer than this is closed and a new one begun: over a long one-way swing the
         # table's slope error is no longer linear in the charge.
         self.max_segment_s = max(4.0 * tau_s[1], 120.0)
@@ -207,17 +212,27 @@ class RcTracker:
 
     @property
     def estimate(self) -> RcEstimate:
+        """The scales from the session's data, the prior and what is left of the carried scales."""
+        return self._solve(math.exp(-self._t_s / self.forget_tau_s))
+
+    @property
+    def unseen(self) -> RcEstimate:
+        """The scales from the session's data and the prior alone, as for a vehicle never seen."""
+        return self._solve(0.0)
+
+    def _solve(self, carried_weight: float) -> RcEstimate:
         s = self._closed_now()
         if self._m[0] >= 2.0:
             w = 1.0 / self.noise_var
             for j, v in enumerate(_segment_sums(self._m, self._moved)):
                 s[j] += w * v
         p = self.prior_precision
-        f = math.exp(-self._t_s / self.forget_tau_s)  # the carried scales' weight left
         (c1, m1), (c2, m2) = self._carried
-        a, b, d = p + f * c1 + s[0], s[1], p + f * c2 + s[2]
+        c1 *= carried_weight
+        c2 *= carried_weight
+        a, b, d = p + c1 + s[0], s[1], p + c2 + s[2]
         det = a * d - b * b  # > 0: the prior makes the precision positive definite
-        r1, r2 = p + f * c1 * m1 + s[3], p + f * c2 * m2 + s[4]  # the prior's mean is 1
+        r1, r2 = p + c1 * m1 + s[3], p + c2 * m2 + s[4]  # the profile's split, 1, is the prior's mean
         h1 = (d * r1 - b * r2) / det
         h2 = (a * r2 - b * r1) / det
         lo, hi = self.bounds

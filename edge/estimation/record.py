@@ -104,6 +104,10 @@ class RcScales:
     scale: tuple[float, float]
     sigma: tuple[float, float]
 
+    def __post_init__(self) -> None:
+        if not all(math.isfinite(x) and x > 0.0 for x in (*self.scale, *self.sigma)):
+            raise ValueError(f"RC scales {self.scale} +/- {self.sigma}: positive finite values expected")
+
     def to_json(self) -> dict[str, Any]:
         return {"scale": list(self.scale), "sigma": list(self.sigma)}
 
@@ -112,8 +116,8 @@ class RcScales:
         """Raises ValueError, KeyError or TypeError for anything that is not two positive finite pairs."""
         scale = [float(x) for x in data["scale"]]
         sigma = [float(x) for x in data["sigma"]]
-        if len(scale) != 2 or len(sigma) != 2 or not all(math.isfinite(x) and x > 0.0 for x in scale + sigma):
-            raise ValueError(f"RC scales {scale} +/- {sigma}: two positive finite values each expected")
+        if len(scale) != 2 or len(sigma) != 2:
+            raise ValueError(f"RC scales {scale} +/- {sigma}: two values each expected")
         return cls((scale[0], scale[1]), (sigma[0], sigma[1]))
 
 
