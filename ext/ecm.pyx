@@ -86,6 +86,7 @@ cdef void _coefficients(const double* params, const double* table, Py_ssize_t n,
 
 cdef void _sop_coefficients(const double* params, const double* table, Py_ssize_t n, double soc,
                             double temp_c, double* c) noexcept nogil:
+    _coefficients(params, table, n, soc, temp_c, params[P_R_GROWTH], &c[C_POW])
     _coefficients(params, table, n, soc, temp_c, params[P_SOP_GROWTH], c)
     c[C_R1] = c[C_R1] * params[P_SOP_RC1]
     c[C_R2] = c[C_R2] * params[P_SOP_RC2]
@@ -416,10 +417,9 @@ cdef void _sop(const double* state, const double* params, const double* table, P
                  - _eta(c, i_dis) - _surface_overpotential(table, n, soc_v, temp_c, k, kd, s_ref, 1.0, i_dis))
         v_end = fmin(v_end, v_alt)
     out[O_P_DIS] = i_dis * v_end
-    cdef double r_pow = (c[C_R0] + c[C_R1] * (1.0 - e1) / fmax(params[P_SOP_RC1], 1.0)
-                         + c[C_R2] * (1.0 - e2) / fmax(params[P_SOP_RC2], 1.0))
+    cdef double r_pow = c[C_POW + C_R0] + c[C_POW + C_R1] * (1.0 - e1) + c[C_POW + C_R2] * (1.0 - e2)
     v_end = (_ocv(table, n, soc + i_chg * k, temp_c) - v_relax_end + fmin(params[P_HYST_V], 0.0)
-             + i_chg * r_pow + _eta(c, i_chg))
+             + i_chg * r_pow + _eta(&c[C_POW], i_chg))
     out[O_P_CHG] = i_chg * v_end
 
 
@@ -459,13 +459,24 @@ def derate(double temp_c, double t0, double t1, double t2, double t3):
     return _derate(temp_c, t0, t1, t2, t3)
 
 
+cdef _check_c(const double[::1] c):
+    # The coefficients are written and read through pointers: a short array would be overrun.
+    if c.shape[0] < C_N:
+        raise ValueError("c shorter than the kernel's layout (C_N)")
+
+
 def coefficients(const double[::1] params, const double[::1] table, double soc, double temp_c, double g,
                  double[::1] c):
+    cdef Py_ssize_t j
+    _check_c(c)
     _coefficients(&params[0], &table[0], table.shape[0] // 3, soc, temp_c, g, &c[0])
+    for j in range(C_POW):
+        c[C_POW + j] = c[j]
 
 
 def sop_coefficients(const double[::1] params, const double[::1] table, double soc, double temp_c,
                      double[::1] c):
+    _check_c(c)
     _sop_coefficients(&params[0], &table[0], table.shape[0] // 3, soc, temp_c, &c[0])
 
 
@@ -507,6 +518,7 @@ def fuse_offset(double[::1] state, double offset_meas, double var, double gate):
 
 def sop(const double[::1] state, const double[::1] params, const double[::1] table, const double[::1] c,
         double horizon_s, double temp_c, double[::1] out, Py_ssize_t offset):
+    _check_c(c)
     _sop(&state[0], &params[0], &table[0], table.shape[0] // 3, &c[0], horizon_s, temp_c, &out[offset])
 
 

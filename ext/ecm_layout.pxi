@@ -88,7 +88,8 @@ cdef enum:
     C_I0B = 4
     C_RT = 5
     C_RSS_NEW = 6
-    C_N = 7
+    C_POW = 7
+    C_N = 14
     NEWTON_ITERATIONS = 8
 
 cdef double NEWTON_TOL_V = 0.0001
@@ -186,5 +187,6 @@ def layout():
         "C_I0B": C_I0B,
         "C_RT": C_RT,
         "C_RSS_NEW": C_RSS_NEW,
+        "C_POW": C_POW,
         "C_N": C_N,
     }

@@ -148,7 +148,10 @@ C_I0A: Final = 3
 C_I0B: Final = 4
 C_RT: Final = 5  # 2 R T / F, V
 C_RSS_NEW: Final = 6  # small-signal resistance to an instant current step, new cell (R0 + kinetics), ohm
-C_N: Final = 7
+# The SoP prices its charge power with a second set (C_R0 .. C_RSS_NEW from here on): the coefficients at
+# the filter's growth, without the SoP's bounds (see sop). ``coefficients`` writes both alike.
+C_POW: Final = 7
+C_N: Final = 14
 
 # Every index constant above (S_, P_, O_, C_ and their _N sizes) in declaration order: what
 # ext/gen_layouts.py writes into the compiled kernel, and what its layout() must return.
@@ -231,15 +234,16 @@ def derate(temp_c: float, t0: float, t1: float, t2: float, t3: float) -> float:
     return 1.0
 
 
-def coefficients(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
+def _coefficient_set(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
     params: Sequence[float],
     table: Sequence[float],
     soc: float,
     temp_c: float,
     g: float,
     c: MutableSequence[float],
+    at: int,
 ) -> None:
-    """Model coefficients at ``soc``, ``temp_c`` and resistance growth ``g`` into ``c`` (layout C_*).
+    """Model coefficients at ``soc``, ``temp_c`` and resistance growth ``g`` into ``c[at:]`` (layout C_*).
 
     ``table`` holds three uniform columns over soc 0..1: OCV at 25 degC, dOCV/dT, and the relative
     exchange current (1.0 where the kinetics do not depend on SoC). Growth ``g`` with ohmic share
@@ -274,20 +278,37 @@ def coefficients(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in
         # A cell better than the profile: everything scales (a negative series term would be absurd).
         gm = g
         added = 0.0
-    c[C_R0] = r0 * gm + added
-    c[C_R1] = r1 * gm
-    c[C_R2] = r2 * gm
-    c[C_I0A] = i0a / gm
-    c[C_I0B] = i0b / gm
-    c[C_RT] = rt
-    c[C_RSS_NEW] = rss
+    c[at + C_R0] = r0 * gm + added
+    c[at + C_R1] = r1 * gm
+    c[at + C_R2] = r2 * gm
+    c[at + C_I0A] = i0a / gm
+    c[at + C_I0B] = i0b / gm
+    c[at + C_RT] = rt
+    c[at + C_RSS_NEW] = rss
+
+
+def coefficients(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.pyx
+    params: Sequence[float],
+    table: Sequence[float],
+    soc: float,
+    temp_c: float,
+    g: float,
+    c: MutableSequence[float],
+) -> None:
+    """Model coefficients at ``soc``, ``temp_c`` and resistance growth ``g`` into ``c`` (layout C_*),
+    the charge power's pricing set (C_POW) alike (see ``_coefficient_set``)."""
+    _coefficient_set(params, table, soc, temp_c, g, c, 0)
+    for j in range(C_POW):
+        c[C_POW + j] = c[j]
 
 
 def sop_coefficients(
     params: Sequence[float], table: Sequence[float], soc: float, temp_c: float, c: MutableSequence[float]
 ) -> None:
-    """The SoP's coefficients: at the SoP's growth, its RC branches scaled as identified."""
-    coefficients(params, table, soc, temp_c, params[P_SOP_GROWTH], c)
+    """The SoP's coefficients: at the SoP's growth, its RC branches scaled as identified; the charge
+    power's pricing set at the filter's growth, the profile's branches."""
+    _coefficient_set(params, table, soc, temp_c, params[P_R_GROWTH], c, C_POW)
+    _coefficient_set(params, table, soc, temp_c, params[P_SOP_GROWTH], c, 0)
     c[C_R1] = c[C_R1] * params[P_SOP_RC1]
     c[C_R2] = c[C_R2] * params[P_SOP_RC2]
 
@@ -756,19 +777,17 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
         )
     out[offset + O_P_DIS] = i_dis * v_end
     # Charge power at the lower end voltage: without the offset, the hysteresis's charge branch, the
-    # surface lead and the identified RC branches' excess over the profile's (an upper bound),
-    # whose higher voltage would let a power limit draw more current than the limit's.
-    r_pow = (
-        c[C_R0]
-        + c[C_R1] * (1.0 - e1) / max(params[P_SOP_RC1], 1.0)
-        + c[C_R2] * (1.0 - e2) / max(params[P_SOP_RC2], 1.0)
-    )
+    # surface lead, and the SoP's bounds on the resistance (the growth's upper bound, the cold floor,
+    # the identified RC branches' excess: the pricing set is at the filter's growth), whose higher
+    # voltage would let a power limit draw more current than the limit's (2 % more at the rating
+    # while the growth was unconverged, review).
+    r_pow = c[C_POW + C_R0] + c[C_POW + C_R1] * (1.0 - e1) + c[C_POW + C_R2] * (1.0 - e2)
     v_end = (
         ocv_lookup(table, soc + i_chg * k, temp_c)
         - v_relax_end
         + min(params[P_HYST_V], 0.0)
         + i_chg * r_pow
-        + kinetic_overpotential(c, i_chg)
+        + kinetic_overpotential(c[C_POW:], i_chg)
     )
     out[offset + O_P_CHG] = i_chg * v_end
 

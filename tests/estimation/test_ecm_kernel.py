@@ -875,3 +875,34 @@ def test_the_offset_read_as_soc_starts_from_the_hysteresis_level_too(
     level = kern.pulse_current(table, c, soc, 25.0, -0.025, r_eff, k, kd, s_ref, profile.cell_v_max, -1.0)
     assert from_soc_v < level
     assert out[ref.O_I_CHG_V] == pytest.approx(from_soc_v, rel=1e-9)
+
+
+@IMPLS
+@pytest.mark.parametrize("soc", [0.3, 0.6])
+def test_charge_power_is_priced_at_the_filters_growth_not_the_sops_bound(
+    kern: ModuleType, nmc: BatteryProfile, soc: float
+) -> None:
+    # Where the rating sets the charge current, its power is that current times the end voltage; priced
+    # at the SoP's growth bound (2 while unconverged) the voltage was 2 % higher than a cell at the
+    # filter's growth shows, and a power limit let that cell draw 2 % more than the rating.
+    state, params, table, c = arrays(nmc, soc)
+    out = np.zeros(ref.O_N)
+    priced = []
+    for g_sop in (1.0, 2.0):
+        params[ref.P_R_GROWTH], params[ref.P_SOP_GROWTH] = 1.0, g_sop
+        kern.sop_coefficients(params, table, soc, 25.0, c)
+        kern.sop(state, params, table, c, 10.0, 25.0, out, 0)
+        assert out[ref.O_I_CHG] < out[ref.O_I_CHG_V]  # the rating binds
+        priced.append(out[ref.O_P_CHG] / out[ref.O_I_CHG])
+    assert priced[1] == pytest.approx(priced[0], rel=1e-12)
+    # ... and the filter's growth does move it: the pricing is the model's voltage at that growth.
+    params[ref.P_R_GROWTH] = 1.5
+    kern.sop_coefficients(params, table, soc, 25.0, c)
+    kern.sop(state, params, table, c, 10.0, 25.0, out, 0)
+    assert out[ref.O_P_CHG] / out[ref.O_I_CHG] > priced[0] * 1.005
+
+
+def test_a_short_coefficient_array_is_refused() -> None:
+    params, table = load_profile("nmc-lgm50").kernel_params(), load_profile("nmc-lgm50").ocv_table()
+    with pytest.raises(ValueError, match="C_N"):
+        compiled.sop_coefficients(params, table, 0.5, 25.0, np.zeros(ref.C_POW))
