@@ -524,6 +524,7 @@ def sop(const double[::1] state, const double[::1] params, const double[::1] tab
 
 def step(double[::1] state, const double[::1] params, const double[::1] table, double dt_s, double i_a,
          double v_v, double temp_c, const double[::1] horizons_s, double[::1] out, double[::1] c):
+    _check_c(c)
     cdef Py_ssize_t n = table.shape[0] // 3
     cdef Py_ssize_t j
     cdef double* st = &state[0]

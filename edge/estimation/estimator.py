@@ -1137,9 +1137,10 @@ class BatteryEstimator:
         """The RC scales to keep: the record's where nothing was regressed, else the estimate's, a
         branch held at a bound with the unknown vehicle's sigma (the clamp's value, not the data's:
         the next session starts it as unknown there, as the growth)."""
-        if self.rc.samples == 0:
-            return self.record.rc
         e = self.rc.estimate
+        # Nothing regressed, or a state gone non-finite: what the record held, rather than no record.
+        if self.rc.samples == 0 or not all(math.isfinite(x) for x in (*e.scale, *e.sigma)):
+            return self.record.rc
         sigma = tuple(
             max(e.sigma[j], UNKNOWN_RC_SIGMA) if at_bound(e.scale[j], self.rc.bounds) else e.sigma[j]
             for j in (0, 1)

@@ -902,7 +902,19 @@ def test_charge_power_is_priced_at_the_filters_growth_not_the_sops_bound(
     assert out[ref.O_P_CHG] / out[ref.O_I_CHG] > priced[0] * 1.005
 
 
-def test_a_short_coefficient_array_is_refused() -> None:
-    params, table = load_profile("nmc-lgm50").kernel_params(), load_profile("nmc-lgm50").ocv_table()
-    with pytest.raises(ValueError, match="C_N"):
-        compiled.sop_coefficients(params, table, 0.5, 25.0, np.zeros(ref.C_POW))
+def test_a_short_coefficient_array_is_refused(nmc: BatteryProfile) -> None:
+    # The compiled kernel writes and reads the coefficients through pointers: a short array is refused
+    # by every entry point, not overrun.
+    state, params, table, _ = arrays(nmc)
+    short = np.zeros(ref.C_POW)
+    horizons, out = np.asarray(nmc.horizons_s), np.zeros(ref.O_N * len(nmc.horizons_s))
+    calls = [
+        lambda: compiled.coefficients(params, table, 0.5, 25.0, 1.0, short),
+        lambda: compiled.sop_coefficients(params, table, 0.5, 25.0, short),
+        lambda: compiled.sop(state, params, table, short, 10.0, 25.0, out, 0),
+        lambda: compiled.step(state, params, table, 1.0, 0.0, 3.7, 25.0, horizons, out, short),
+        lambda: compiled.Kernel(state, params, table, horizons, out, short),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"C_N|layout"):
+            call()
