@@ -254,9 +254,6 @@ class BatteryEstimator:
                 (max(carried.sigma[0], _RC_SIGMA_FLOOR), max(carried.sigma[1], _RC_SIGMA_FLOOR)),
             ),
         )
-        self._rc_coef = np.zeros(k.C_N, dtype=np.float64)
-        self._rc_key: tuple[float, float] | None = None
-        self._rc_r = (0.0, 0.0, 0.0)  # the filter's R1, R2 and small-signal instant resistance at the key
         self.aging = AgingIndicators.from_dict(self.record.aging)
         self.ev = EvSocState()
         self.knee = (
@@ -406,7 +403,7 @@ class BatteryEstimator:
         i_held = float(i_prev - st[k.S_B])  # the true current the kernel's prediction holds
         v_prev = self._v_cell
         if p.ocv_hysteresis_v > 0.0 and dt > 0.0:
-            self._track_hysteresis(dt, i_prev - self._state[k.S_B])
+            self._track_hysteresis(dt, i_held)
         self._kernel.step(dt, i, v, self._temp_c)
         if self._blind:
             # What the charger drove while no sample was accepted may have flowed until a moment ago:
@@ -483,21 +480,15 @@ class BatteryEstimator:
     ) -> None:
         """Hand the RC tracker the interval just filtered: the true current the kernel held over it
         (measured: ``i_meas_a``; below the rest current a rest, whatever the offset state says), the
-        filter's branch resistances (at the growth the kernel used, not yet updated), and the
-        voltage's change ``dv_v`` less the OCV's by the charge counted (the kernel's predicted free
-        voltage less its predicted branch change) and the instant response to the current's change
-        ``di_a``. An interval with currents no sample saw (``blind``) closes the segment."""
+        filter's branch resistances (at the growth the kernel used, not yet updated: the kernel's
+        charge-power set, C_POW, holds them), and the voltage's change ``dv_v`` less the OCV's by the
+        charge counted (the kernel's predicted free voltage less its predicted branch change) and the
+        instant response to the current's change ``di_a``. An interval with currents no sample saw
+        (``blind``) closes the segment."""
         st = self._state
-        growth = float(self._params[k.P_R_GROWTH])
-        if self._rc_key != (self._temp_c, growth):
-            # The branches do not depend on the SoC; the instant response only enters with the current's
-            # noise between steps, so its slope where the key last changed does.
-            c = self._rc_coef
-            impl.coefficients(self._params, self._table, float(st[k.S_SOC]), self._temp_c, growth, c)
-            r_inst = float(c[k.C_R0]) + float(impl.kinetic_slope(c, 0.0))
-            self._rc_r = (float(c[k.C_R1]), float(c[k.C_R2]), r_inst)
-            self._rc_key = (self._temp_c, growth)
-        r1, r2, r_inst = self._rc_r
+        filt = self._coef[k.C_POW :]
+        r1, r2 = float(filt[k.C_R1]), float(filt[k.C_R2])
+        r_inst = float(filt[k.C_R0]) + float(impl.kinetic_slope(filt, 0.0))
         a1, a2 = self.rc.decay(dt_s)
         d_rc_pred = (a1 - 1.0) * v_rc_prev_v[0] + (a2 - 1.0) * v_rc_prev_v[1]
         d_rc_pred += (r1 * (1.0 - a1) + r2 * (1.0 - a2)) * i_held_a
