@@ -348,7 +348,7 @@ cdef inline void _hold_depletion(double* state, const double* params, double dt_
 cdef void _sop(const double* state, const double* params, const double* table, Py_ssize_t n,
                const double* c, double horizon_s, double temp_c, double* out) noexcept nogil:
     cdef double soc = state[S_SOC]
-    cdef double e1 = exp(-horizon_s / params[P_TAU1])
+    cdef double e1 = exp(-horizon_s / (params[P_TAU1] * params[P_SOP_TAU1]))
     cdef double e2 = exp(-horizon_s / params[P_TAU2])
     cdef double r_eff = c[C_R0] + c[C_R1] * (1.0 - e1) + c[C_R2] * (1.0 - e2)
     cdef double k = horizon_s / (3600.0 * params[P_Q_AH])
@@ -417,8 +417,10 @@ cdef void _sop(const double* state, const double* params, const double* table, P
                  - _eta(c, i_dis) - _surface_overpotential(table, n, soc_v, temp_c, k, kd, s_ref, 1.0, i_dis))
         v_end = fmin(v_end, v_alt)
     out[O_P_DIS] = i_dis * v_end
-    cdef double r_pow = c[C_POW + C_R0] + c[C_POW + C_R1] * (1.0 - e1) + c[C_POW + C_R2] * (1.0 - e2)
-    v_end = (_ocv(table, n, soc + i_chg * k, temp_c) - v_relax_end + fmin(params[P_HYST_V], 0.0)
+    cdef double e1_pow = exp(-horizon_s / params[P_TAU1])
+    cdef double r_pow = c[C_POW + C_R0] + c[C_POW + C_R1] * (1.0 - e1_pow) + c[C_POW + C_R2] * (1.0 - e2)
+    v_end = (_ocv(table, n, soc + i_chg * k, temp_c) - (e1_pow * state[S_V1] + e2 * state[S_V2])
+             + fmin(params[P_HYST_V], 0.0)
              + i_chg * r_pow + _eta(&c[C_POW], i_chg))
     out[O_P_CHG] = i_chg * v_end
 

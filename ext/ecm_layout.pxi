@@ -73,7 +73,8 @@ cdef enum:
     P_ELEC_T_EQ_S = 44
     P_SOP_RC1 = 45
     P_SOP_RC2 = 46
-    P_N = 47
+    P_SOP_TAU1 = 47
+    P_N = 48
     O_I_DIS_V = 0
     O_I_CHG_V = 1
     O_I_DIS = 2
@@ -172,6 +173,7 @@ def layout():
         "P_ELEC_T_EQ_S": P_ELEC_T_EQ_S,
         "P_SOP_RC1": P_SOP_RC1,
         "P_SOP_RC2": P_SOP_RC2,
+        "P_SOP_TAU1": P_SOP_TAU1,
         "P_N": P_N,
         "O_I_DIS_V": O_I_DIS_V,
         "O_I_CHG_V": O_I_CHG_V,

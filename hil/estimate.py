@@ -284,12 +284,18 @@ def _score(r: Replay, est: BatteryEstimator, trace: Trace) -> None:
         ]
     r.resistance_growth = soh.resistance_growth
     r.figures.append(Figure(f"estimate.{name}.resistance_growth", r.resistance_growth, "x"))
-    rc = est.rc.estimate
+    # The time constant the data favour, its tracker's scales, and the time constant the SoP took.
+    tau1_scale, tracker, _ = est.rc.best()
+    rc = tracker.estimate
     for j in (0, 1):
         r.figures += [
             Figure(f"estimate.{name}.rc{j + 1}_scale", rc.scale[j], "x"),
             Figure(f"estimate.{name}.rc{j + 1}_scale_sigma", rc.sigma[j], "x"),
         ]
+    r.figures += [
+        Figure(f"estimate.{name}.rc_tau1_scale", tau1_scale, "x"),
+        Figure(f"estimate.{name}.rc_tau1_scale_sop", est.rc_choice.tau1_scale, "x"),
+    ]
     if r.chg10_true_a:
         e = _over_pct(r.chg10_est_a, r.chg10_true_a)
         r.chg10_over_max_pct = float(np.max(e))

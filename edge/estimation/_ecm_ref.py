@@ -129,7 +129,10 @@ P_ELEC_T_EQ_S: Final = 44
 # the estimator's RC identification has converged, then its upper bound (edge/estimation/rc.py).
 P_SOP_RC1: Final = 45
 P_SOP_RC2: Final = 46
-P_N: Final = 47
+# The SoP's first time constant over the profile's (P_TAU1): 1 until the RC identification finds the
+# fast branch faster (edge/estimation/rc.py, RcBank). The charge power keeps the filter's (P_TAU1).
+P_SOP_TAU1: Final = 47
+P_N: Final = 48
 
 # SoP output layout, per horizon.
 O_I_DIS_V: Final = 0  # discharge current the model allows (voltage limit, electrolyte), A
@@ -686,7 +689,7 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
 ) -> None:
     """State of power over ``horizon_s`` from the current state; writes O_N values at ``out[offset:]``."""
     soc = state[S_SOC]
-    e1 = math.exp(-horizon_s / params[P_TAU1])
+    e1 = math.exp(-horizon_s / (params[P_TAU1] * params[P_SOP_TAU1]))
     e2 = math.exp(-horizon_s / params[P_TAU2])
     r_eff = c[C_R0] + c[C_R1] * (1.0 - e1) + c[C_R2] * (1.0 - e2)
     k = horizon_s / (3600.0 * params[P_Q_AH])
@@ -781,10 +784,13 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     # the identified RC branches' excess: the pricing set is at the filter's growth), whose higher
     # voltage would let a power limit draw more current than the limit's (2 % more at the rating
     # while the growth was unconverged, review).
-    r_pow = c[C_POW + C_R0] + c[C_POW + C_R1] * (1.0 - e1) + c[C_POW + C_R2] * (1.0 - e2)
+    # The filter's first time constant too: an identified faster one raises the resistance a pulse
+    # sees, and with it the voltage a charge is priced at.
+    e1_pow = math.exp(-horizon_s / params[P_TAU1])
+    r_pow = c[C_POW + C_R0] + c[C_POW + C_R1] * (1.0 - e1_pow) + c[C_POW + C_R2] * (1.0 - e2)
     v_end = (
         ocv_lookup(table, soc + i_chg * k, temp_c)
-        - v_relax_end
+        - (e1_pow * state[S_V1] + e2 * state[S_V2])
         + min(params[P_HYST_V], 0.0)
         + i_chg * r_pow
         + kinetic_overpotential(c[C_POW:], i_chg)

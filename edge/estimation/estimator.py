@@ -26,7 +26,7 @@ from edge.estimation.ecm import impl
 from edge.estimation.fusion import EvSocPolicy, EvSocState
 from edge.estimation.knee import MIN_C_RATE, KneeFix, KneeTracker
 from edge.estimation.profile import GAS_CONSTANT, BatteryProfile
-from edge.estimation.rc import UNKNOWN_RC_SIGMA, RcTracker
+from edge.estimation.rc import UNKNOWN_RC_SIGMA, RcBank, RcChoice
 from edge.estimation.record import (
     FORMER_UPPER_BOUND,
     ClockStamp,
@@ -65,10 +65,8 @@ KNEE_OUTLIER_SIGMAS = 4.0
 # RC branches may settle sooner; the particles' surface lead builds over minutes).
 KNEE_SETTLE_MIN_S = 60.0
 NIS_CONVERGED = 9.0
-# An RC branch's identified scale enters the SoP once its standard deviation is within this (half the
-# unknown vehicle's prior, as the growth's); it is looked at every this many samples (a few tens of
-# seconds change little of a regression that forgets over hours).
-RC_SIGMA_CONVERGED = 0.25
+# The RC identification is looked at every this many samples (a few tens of seconds change little of a
+# regression that forgets over hours).
 RC_APPLY_EVERY = 30
 NIS_CLIP = 100.0  # one wild sample (a spike) moves the average by at most this over its weight
 # While identification has not converged the SoP assumes at least the growth bound of a vehicle never
@@ -243,7 +241,7 @@ class BatteryEstimator:
             capacity_ah=profile.nameplate_capacity_ah,
         )
         carried = self.record.rc
-        self.rc = RcTracker(
+        self.rc = RcBank(
             tau_s=(profile.tau1_s, profile.tau2_s),
             noise_v=profile.voltage_sigma_v,
             min_step_a=self.resistance.min_step_a,
@@ -253,7 +251,12 @@ class BatteryEstimator:
                 carried.scale,
                 (max(carried.sigma[0], _RC_SIGMA_FLOOR), max(carried.sigma[1], _RC_SIGMA_FLOOR)),
             ),
+            carried_tau1_scale=1.0 if carried is None else carried.tau1_scale,
+            carried_tau1_log_odds=0.0 if carried is None else carried.tau1_log_odds,
         )
+        self.rc_choice = RcChoice(
+            1.0, (1.0, 1.0)
+        )  # what the SoP takes of it (the profile's until identified)
         self.aging = AgingIndicators.from_dict(self.record.aging)
         self.ev = EvSocState()
         self.knee = (
@@ -489,7 +492,7 @@ class BatteryEstimator:
         filt = self._coef[k.C_POW :]
         r1, r2 = float(filt[k.C_R1]), float(filt[k.C_R2])
         r_inst = float(filt[k.C_R0]) + float(impl.kinetic_slope(filt, 0.0))
-        a1, a2 = self.rc.decay(dt_s)
+        a1, a2 = self.rc.profile.decay(dt_s)
         d_rc_pred = (a1 - 1.0) * v_rc_prev_v[0] + (a2 - 1.0) * v_rc_prev_v[1]
         d_rc_pred += (r1 * (1.0 - a1) + r2 * (1.0 - a2)) * i_held_a
         d_ocv = float(st[k.S_VFREE_PRIOR]) - vfree_post_prev_v + d_rc_pred
@@ -500,20 +503,11 @@ class BatteryEstimator:
             self._apply_rc()
 
     def _apply_rc(self) -> None:
-        """Hand the SoP each RC branch's identified scale, its upper bound, once its standard deviation
-        is within RC_SIGMA_CONVERGED and where it is above the profile's split (1), which it keeps
-        otherwise. A branch identified below the profile's is not credited: on the NCA pack with a
-        built profile (nca20) the credit raised the model's 10 s discharge limit from +6.4 to +7.7 %
-        over the truth (docs/estimation.md, "RC identification")."""
-        for j, index in enumerate((k.P_SOP_RC1, k.P_SOP_RC2)):
-            used = 1.0
-            # A known vehicle's stored scales only add: the SoP takes the larger of the bounds with
-            # and without them, so a record never prices a branch lower than a vehicle never seen
-            # (a stored 0.98 held a cell at 3 to 1.69 for its first minutes, review).
-            for est in (self.rc.estimate, self.rc.unseen):
-                if est.sigma[j] <= RC_SIGMA_CONVERGED:
-                    used = max(used, est.upper[j] if math.isfinite(est.upper[j]) else self.rc.bounds[1])
-            self._params[index] = used
+        """Hand the SoP the RC identification's choice (``RcBank.choose``): the first time constant
+        and the branches' scales, the profile's until identified."""
+        choice = self.rc_choice = self.rc.choose()
+        self._params[k.P_SOP_TAU1] = choice.tau1_scale
+        self._params[k.P_SOP_RC1], self._params[k.P_SOP_RC2] = choice.used
 
     def _start(self, v_cell: float, i_cell: float) -> None:
         soc = self._initial_soc
@@ -1128,12 +1122,13 @@ class BatteryEstimator:
         """The RC scales to keep: the record's where nothing was regressed, else the estimate's, a
         branch held at a bound with the unknown vehicle's sigma (the clamp's value, not the data's:
         the next session starts it as unknown there, as the growth)."""
-        e = self.rc.estimate
+        tau1_scale, tracker, odds = self.rc.best()
+        e = tracker.estimate
         # Nothing regressed, or a state gone non-finite: what the record held, rather than no record.
-        if self.rc.samples == 0 or not all(math.isfinite(x) for x in (*e.scale, *e.sigma)):
+        if tracker.samples == 0 or not all(math.isfinite(x) for x in (*e.scale, *e.sigma)):
             return self.record.rc
         sigma = tuple(
-            max(e.sigma[j], UNKNOWN_RC_SIGMA) if at_bound(e.scale[j], self.rc.bounds) else e.sigma[j]
+            max(e.sigma[j], UNKNOWN_RC_SIGMA) if at_bound(e.scale[j], tracker.bounds) else e.sigma[j]
             for j in (0, 1)
         )
-        return RcScales(e.scale, (sigma[0], sigma[1]))
+        return RcScales(e.scale, (sigma[0], sigma[1]), tau1_scale, odds)

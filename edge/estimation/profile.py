@@ -202,6 +202,7 @@ class BatteryProfile:
         p[k.P_ELEC_K] = self.electrolyte_k_a_sqrt_s
         p[k.P_ELEC_T_EQ_S] = self.electrolyte_t_eq_s
         p[k.P_SOP_RC1] = p[k.P_SOP_RC2] = 1.0  # the profile's split until identified
+        p[k.P_SOP_TAU1] = 1.0  # the profile's time constant until identified
         p[k.P_OCV_SLOPE_REF] = self.ocv_slope_ref()
         p[k.P_HYST_M] = self.ocv_hysteresis_v
         p[k.P_HYST_RATE] = self.ocv_hysteresis_rate

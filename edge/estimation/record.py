@@ -99,17 +99,33 @@ class ElectrolyteMemory:
 @dataclass(frozen=True)
 class RcScales:
     """The RC branches' identified scales against the profile's (``edge.estimation.rc``) and their
-    standard deviations."""
+    standard deviations, at the first time constant ``tau1_scale`` times the profile's, which the
+    sessions favoured over the profile's by ``tau1_log_odds`` (records before it was identified: 1,
+    0)."""
 
     scale: tuple[float, float]
     sigma: tuple[float, float]
+    tau1_scale: float = 1.0
+    tau1_log_odds: float = 0.0
 
     def __post_init__(self) -> None:
-        if not all(math.isfinite(x) and x > 0.0 for x in (*self.scale, *self.sigma)):
-            raise ValueError(f"RC scales {self.scale} +/- {self.sigma}: positive finite values expected")
+        if not all(math.isfinite(x) and x > 0.0 for x in (*self.scale, *self.sigma, self.tau1_scale)):
+            raise ValueError(
+                f"RC scales {self.scale} +/- {self.sigma} at time constant x{self.tau1_scale}:"
+                " positive finite values expected"
+            )
+        if not (math.isfinite(self.tau1_log_odds) and self.tau1_log_odds >= 0.0):
+            raise ValueError(
+                f"RC time constant's log odds {self.tau1_log_odds}: a finite value >= 0 expected"
+            )
 
     def to_json(self) -> dict[str, Any]:
-        return {"scale": list(self.scale), "sigma": list(self.sigma)}
+        return {
+            "scale": list(self.scale),
+            "sigma": list(self.sigma),
+            "tau1_scale": self.tau1_scale,
+            "tau1_log_odds": self.tau1_log_odds,
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> RcScales:
@@ -118,7 +134,12 @@ class RcScales:
         sigma = [float(x) for x in data["sigma"]]
         if len(scale) != 2 or len(sigma) != 2:
             raise ValueError(f"RC scales {scale} +/- {sigma}: two values each expected")
-        return cls((scale[0], scale[1]), (sigma[0], sigma[1]))
+        return cls(
+            (scale[0], scale[1]),
+            (sigma[0], sigma[1]),
+            float(data.get("tau1_scale", 1.0)),
+            float(data.get("tau1_log_odds", 0.0)),
+        )
 
 
 @dataclass

@@ -220,6 +220,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
     held_dis=st.floats(0.0, 30.0),
     held_chg=st.floats(0.0, 30.0),
     rc_scales=st.tuples(st.floats(0.2, 10.0), st.floats(0.2, 10.0)),
+    tau1_scale=st.floats(0.1, 1.0),
     profile_name=st.sampled_from(["nmc-lgm50", "lfp-a123-26650"]),
 )
 def test_compiled_step_agrees_with_reference(
@@ -245,6 +246,7 @@ def test_compiled_step_agrees_with_reference(
     held_dis: float,
     held_chg: float,
     rc_scales: tuple[float, float],
+    tau1_scale: float,
     profile_name: str,
 ) -> None:
     profile = replace(
@@ -268,6 +270,7 @@ def test_compiled_step_agrees_with_reference(
             share,
         )
         params[ref.P_SOP_RC1], params[ref.P_SOP_RC2] = rc_scales
+        params[ref.P_SOP_TAU1] = tau1_scale
         horizons = np.asarray(profile.horizons_s)
         out = np.zeros(ref.O_N * len(horizons))
         v = ref.ocv_lookup(table, soc, temp) + dv
@@ -900,6 +903,28 @@ def test_charge_power_is_priced_at_the_filters_growth_not_the_sops_bound(
     kern.sop_coefficients(params, table, soc, 25.0, c)
     kern.sop(state, params, table, c, 10.0, 25.0, out, 0)
     assert out[ref.O_P_CHG] / out[ref.O_I_CHG] > priced[0] * 1.005
+
+
+@IMPLS
+def test_a_faster_first_time_constant_lowers_the_limits_but_not_the_charge_powers_pricing(
+    kern: ModuleType, nmc: BatteryProfile
+) -> None:
+    # The SoP's first time constant (P_SOP_TAU1) sets how much of the fast branch a pulse sees; the
+    # charge power stays priced at the filter's (a higher voltage would let a power limit draw more
+    # than the current limit's current).
+    state, params, table, c = arrays(nmc, 0.6)
+    state[ref.S_V1] = -0.004  # a charge's polarisation left in the fast branch
+    out = np.zeros(ref.O_N)
+    got = []
+    for tau1_scale in (1.0, 0.5):
+        params[ref.P_SOP_TAU1] = tau1_scale
+        kern.sop_coefficients(params, table, 0.6, 25.0, c)
+        kern.sop(state, params, table, c, 10.0, 25.0, out, 0)
+        got.append((out[ref.O_I_CHG_V], out[ref.O_I_DIS_V], out[ref.O_I_CHG], out[ref.O_P_CHG]))
+    assert got[1][0] < got[0][0] * 0.97  # 10 s sees 54 % of the branch at 13 s, 32 % at 26 s
+    assert got[1][1] <= got[0][1]
+    assert got[1][2] == got[0][2] > 0.0  # the rating binds here
+    assert got[1][3] == pytest.approx(got[0][3], rel=1e-12)
 
 
 def test_a_short_coefficient_array_is_refused(nmc: BatteryProfile) -> None:

@@ -293,7 +293,8 @@ def test_the_electrolytes_limit_holds_a_cell_credited_the_profiles_kinetics(
     # nmcdeep_v2h's cell reads 0.955 of the profile, so part of the profile's kinetic flattening is
     # withheld from it; a profile refit that reads it at 1 credits all of it. Below 15 % the cell's
     # 10 s charge limit is then its electrolyte's, which the ECM's curve does not hold: +46.7 % over
-    # without the limit, within the 5 % with it (a current already flowing spends its share).
+    # without the limit (+17.3 % since the fast branch's time constant is identified, 0.71 of the
+    # profile's there), within the 5 % with it (a current already flowing spends its share).
     monkeypatch.setattr(estimator, "kinetic_credit", lambda _upper: 1.0)
     trace = load("nmcdeep_v2h")
     profile = trace_profile(CASES["nmcdeep_v2h"], trace)
@@ -301,7 +302,7 @@ def test_the_electrolytes_limit_holds_a_cell_credited_the_profiles_kinetics(
     for k_a_sqrt_s in (0.0, profile.electrolyte_k_a_sqrt_s):
         r, _ = replay(replace(profile, electrolyte_k_a_sqrt_s=k_a_sqrt_s), trace, default_initial_soc(trace))
         over[k_a_sqrt_s] = float(np.max(np.asarray(r.chg10_est_a) / np.asarray(r.chg10_true_a)))
-    assert over[0.0] > 1.3
+    assert over[0.0] > 1.1
     assert over[profile.electrolyte_k_a_sqrt_s] <= 1.05
 
 

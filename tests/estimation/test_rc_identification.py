@@ -12,9 +12,9 @@ from ecm_support import duty, simulate
 
 from edge.estimation import _ecm_ref as k
 from edge.estimation.ecm import impl
-from edge.estimation.estimator import RC_SIGMA_CONVERGED, BatteryEstimator
+from edge.estimation.estimator import BatteryEstimator
 from edge.estimation.profile import load_profile
-from edge.estimation.rc import UNKNOWN_RC_SIGMA, RcTracker, _segment_sums
+from edge.estimation.rc import RC_SIGMA_CONVERGED, UNKNOWN_RC_SIGMA, RcTracker, _segment_sums
 from edge.estimation.record import RcScales, VehicleRecord
 
 
@@ -24,17 +24,19 @@ def _run(
     hold_s: int = 60,
     noise_v: float = 0.002,
     shift_soc_at: dict[int, float] | None = None,
+    cell_tau1: float = 1.0,
+    record: VehicleRecord | None = None,
 ) -> BatteryEstimator:
     """An estimator with nmc-lgm50 fed a V2G-like load (random levels held ``hold_s``) on a cell whose
-    branches are ``cell_r`` times the profile's (the sensor's noise ``noise_v`` per cell); after the
-    samples in ``shift_soc_at`` a fusion moves its SoC by that much (as an EV figure or a knee fix
-    does between two samples)."""
+    branches are ``cell_r`` times the profile's, its first time constant ``cell_tau1`` times (the
+    sensor's noise ``noise_v`` per cell); after the samples in ``shift_soc_at`` a fusion moves its SoC
+    by that much (as an EV figure or a knee fix does between two samples)."""
     p = load_profile("nmc-lgm50")
-    cell = replace(p, r1_ohm=p.r1_ohm * cell_r[0], r2_ohm=p.r2_ohm * cell_r[1])
+    cell = replace(p, r1_ohm=p.r1_ohm * cell_r[0], r2_ohm=p.r2_ohm * cell_r[1], tau1_s=p.tau1_s * cell_tau1)
     i = duty(n, amplitude_a=0.4 * p.nameplate_capacity_ah * p.parallel, hold_s=hold_s)
     syn = simulate(cell, i, 0.6)
     v = syn.pack_v_v + np.random.default_rng(1).normal(0.0, noise_v * p.series, n)
-    est = BatteryEstimator(p, initial_soc=0.6, initial_soc_sigma=0.02)
+    est = BatteryEstimator(p, initial_soc=0.6, initial_soc_sigma=0.02, record=record)
     for j in range(n):
         est.update(float(syn.t_s[j]), float(v[j]), float(i[j]), 25.0)
         shift = (shift_soc_at or {}).get(j)
@@ -44,9 +46,19 @@ def _run(
 
 
 def _held_by_sop(est: BatteryEstimator) -> None:
-    """What the SoP takes of each branch: a converged scale's upper bound where above the profile's
-    split, the split (1) otherwise (as of its last look, RC_APPLY_EVERY samples ago at most)."""
-    e = est.rc.estimate
+    """On a cell of the profile's time constants the data favour them; the SoP takes the choice, and
+    at the profile's time constant each branch's converged scale's upper bound where above the
+    profile's split, the split (1) otherwise (as of its last look, RC_APPLY_EVERY samples ago at
+    most). A faster time constant the data cannot rule out may be chosen (a small branch tells little
+    of its time constant), with scales of at least 1: more resistance at every horizon."""
+    choice = est.rc_choice
+    assert est._params[k.P_SOP_TAU1] == choice.tau1_scale
+    assert (est._params[k.P_SOP_RC1], est._params[k.P_SOP_RC2]) == choice.used
+    assert est.rc.best()[0] == 1.0
+    if choice.tau1_scale != 1.0:
+        assert min(choice.used) >= 1.0
+        return
+    e = est.rc.profile.estimate
     for j, index in enumerate((k.P_SOP_RC1, k.P_SOP_RC2)):
         used = est._params[index]
         if e.sigma[j] <= RC_SIGMA_CONVERGED:
@@ -58,7 +70,7 @@ def _held_by_sop(est: BatteryEstimator) -> None:
 @pytest.mark.parametrize("cell_r", [(1.0, 1.0), (2.0, 1.0), (0.5, 1.0), (3.0, 1.5)])
 def test_the_fast_branchs_scale_converges_to_the_cells(cell_r: tuple[float, float]) -> None:
     est = _run(cell_r)
-    e = est.rc.estimate
+    e = est.rc.profile.estimate
     assert e.sigma[0] < 0.1  # two hours of minute-long levels: well within the SoP's threshold
     assert abs(e.scale[0] - cell_r[0]) < 2.0 * e.sigma[0] + 0.03 * cell_r[0]
     _held_by_sop(est)
@@ -70,7 +82,7 @@ def test_the_fast_branchs_scale_converges_to_the_cells(cell_r: tuple[float, floa
 def test_the_slow_branch_is_told_by_long_holds(cell_r: tuple[float, float]) -> None:
     # Ten-minute levels (the slow branch's 227 s settle in each): both scales converge to the cell's.
     est = _run(cell_r, n=14400, hold_s=600)
-    e = est.rc.estimate
+    e = est.rc.profile.estimate
     assert max(e.sigma) < 0.1
     for j in (0, 1):
         assert abs(e.scale[j] - cell_r[j]) < 2.0 * e.sigma[j] + 0.03 * cell_r[j]
@@ -82,29 +94,32 @@ def test_a_branch_outside_its_prior_is_not_claimed_known() -> None:
     # sigmas) is read above the profile's but stays unconverged, and the SoP keeps the profile's split
     # for it meanwhile (that part of an unknown cell stays unpriced, as before the identification).
     est = _run((1.0, 3.0))
-    e = est.rc.estimate
+    e = est.rc.profile.estimate
     assert e.sigma[1] > RC_SIGMA_CONVERGED
     assert 1.0 < e.scale[1] < 3.0
     assert est._params[k.P_SOP_RC2] == 1.0
 
 
-def _limits_10s(est: BatteryEstimator, rc: tuple[float, float]) -> tuple[float, float, float, float]:
+def _limits_10s(
+    est: BatteryEstimator, rc: tuple[float, float], tau1_scale: float = 1.0, horizon_s: float = 10.0
+) -> tuple[float, float, float, float]:
     """The kernel's 10 s discharge and charge currents (the model's), and the charge current within
     the rating and its power, per cell, for the estimator's present state with the SoP's branches at
-    ``rc``."""
+    ``rc`` and its first time constant ``tau1_scale`` times the profile's (or over ``horizon_s``)."""
     params = est._params.copy()
     params[k.P_SOP_RC1], params[k.P_SOP_RC2] = rc
+    params[k.P_SOP_TAU1] = tau1_scale
     c = np.zeros(k.C_N)
     out = np.zeros(k.O_N)
     soc = float(est._state[k.S_SOC])
     impl.sop_coefficients(params, est._table, soc, est._temp_c, c)
-    impl.sop(est._state, params, est._table, c, 10.0, est._temp_c, out, 0)
+    impl.sop(est._state, params, est._table, c, horizon_s, est._temp_c, out, 0)
     return float(out[k.O_I_DIS_V]), float(out[k.O_I_CHG_V]), float(out[k.O_I_CHG]), float(out[k.O_P_CHG])
 
 
 def test_a_cell_with_larger_branches_gets_lower_limits_and_none_above_its_own() -> None:
     big = _run((3.0, 1.5))
-    assert big.rc.estimate.sigma[0] <= RC_SIGMA_CONVERGED
+    assert big.rc.profile.estimate.sigma[0] <= RC_SIGMA_CONVERGED
     used = (float(big._params[k.P_SOP_RC1]), float(big._params[k.P_SOP_RC2]))
     assert used[0] > 2.9
     identified = _limits_10s(big, used)
@@ -117,6 +132,56 @@ def test_a_cell_with_larger_branches_gets_lower_limits_and_none_above_its_own() 
     # Priced with the cell's own branches: the identified limits are not above them.
     assert identified[0] <= cells[0] * 1.005
     assert identified[1] <= cells[1] * 1.005
+
+
+@pytest.mark.parametrize("cell_tau1", [0.3, 0.5])
+def test_a_faster_fast_branch_is_identified_and_priced(cell_tau1: float) -> None:
+    # A cell whose fast branch settles in a third of the profile's 26 s: the scales alone (at the
+    # profile's time constant) put its 10 s charge limit 14 % over the cell's; the bank finds the time
+    # constant within a step of its grid and the SoP's limits fall to the cell's or below, at every
+    # horizon.
+    est = _run((1.0, 1.0), cell_tau1=cell_tau1)
+    best, _, odds = est.rc.best()
+    assert abs(np.log(best / cell_tau1)) < np.log(np.sqrt(2.0)) + 1e-9
+    assert odds > 3.0  # decisively, not by the prior's tilt
+    choice = est.rc_choice
+    assert choice.tau1_scale == best == est._params[k.P_SOP_TAU1]
+    assert (est._params[k.P_SOP_RC1], est._params[k.P_SOP_RC2]) == choice.used
+    for horizon in est.profile.horizons_s:
+        cells = _limits_10s(est, (1.0, 1.0), cell_tau1, horizon)
+        used = _limits_10s(est, choice.used, choice.tau1_scale, horizon)
+        assert used[1] <= cells[1] * 1.005
+        assert used[0] <= cells[0] * 1.005
+        assert used[1] >= cells[1] * 0.9  # and not far below: the time constant, not a margin
+        # Never more than the profile's own branches allowed.
+        profiles = _limits_10s(est, (1.0, 1.0), 1.0, horizon)
+        assert used[1] <= profiles[1] * (1 + 1e-9)
+        assert used[0] <= profiles[0] * (1 + 1e-9)
+    # What the SoP took before, the profile's time constant with its tracker's scales, was over.
+    before = _limits_10s(est, est.rc.profile.used(1.0))
+    cells = _limits_10s(est, (1.0, 1.0), cell_tau1)
+    assert before[1] > cells[1] * (1.05 if cell_tau1 < 0.4 else 1.02)
+
+
+def test_a_faster_time_constant_is_kept_for_the_vehicle() -> None:
+    first = _run((1.0, 1.0), cell_tau1=0.5)
+    best, _, odds = first.rc.best()
+    rc = VehicleRecord.from_json(first.end_session().to_json()).rc
+    assert rc is not None
+    assert rc.tau1_scale == best == 0.5 and rc.tau1_log_odds == pytest.approx(odds)
+    # The next session takes it from its first sample on (its scales and its odds over the profile's).
+    again = _first_sample(VehicleRecord(profile="nmc-lgm50", rc=rc))
+    assert again.rc.best()[0] == 0.5
+    assert again._params[k.P_SOP_TAU1] == 0.5
+    # A record of an older release (no time constant) is the profile's; a broken one is ignored.
+    old = {"scale": [1.2, 1.0], "sigma": [0.1, 0.3]}
+    assert RcScales.from_json(old) == RcScales((1.2, 1.0), (0.1, 0.3), 1.0, 0.0)
+    for broken in ({**old, "tau1_scale": 0.0}, {**old, "tau1_log_odds": -1.0}, {**old, "tau1_scale": "x"}):
+        with pytest.raises(ValueError):
+            RcScales.from_json(broken)
+    # Odds for a time constant not on this release's grid go nowhere.
+    stray = _first_sample(VehicleRecord(profile="nmc-lgm50", rc=RcScales((1.2, 1.0), (0.1, 0.3), 0.6, 50.0)))
+    assert stray.rc.best()[0] == 1.0
 
 
 def test_charge_power_is_priced_at_the_profiles_branches_not_the_identified_excess() -> None:
@@ -133,9 +198,9 @@ def test_charge_power_is_priced_at_the_profiles_branches_not_the_identified_exce
 def test_a_fusion_between_two_samples_does_not_move_the_scales() -> None:
     # A fusion moves the SoC (and the OCV) between two samples; the trackers must not read that jump
     # as the voltage's (a review measured a slow branch moved from 1.00 to 0.80 by one such fusion).
-    plain = _run((2.0, 1.0)).rc.estimate
+    plain = _run((2.0, 1.0)).rc.profile.estimate
     shifted = _run((2.0, 1.0), shift_soc_at={j: (-1) ** (j // 500) * 0.01 for j in range(500, 7200, 500)})
-    e = shifted.rc.estimate
+    e = shifted.rc.profile.estimate
     # The fast branch within a quarter of its sigma (1.5 sigmas off when the jumps were read as the
     # voltage's); the slow one, told by little, within one (the SoC held 1 point off moves the table's
     # slope the counting is priced at).
@@ -150,7 +215,7 @@ def test_without_steps_nothing_is_learned_and_the_sop_keeps_the_profiles_split()
     ocv = float(np.interp(0.6, p.ocv_soc, p.ocv_v)) * p.series
     for j in range(3600):
         est.update(float(j), ocv, 0.0, 25.0)
-    e = est.rc.estimate
+    e = est.rc.profile.estimate
     assert e.scale == pytest.approx((1.0, 1.0))
     assert e.sigma == pytest.approx((UNKNOWN_RC_SIGMA, UNKNOWN_RC_SIGMA))
     assert est._params[k.P_SOP_RC1] == 1.0
@@ -163,12 +228,12 @@ def test_an_interval_no_sample_saw_closes_the_segment() -> None:
     ocv = float(np.interp(0.6, p.ocv_soc, p.ocv_v)) * p.series
     est.update(0.0, ocv, 0.0, 25.0)
     est.update(1.0, ocv, 0.0, 25.0)
-    before = est.rc.samples
+    before = est.rc.profile.samples
     est.blind(None)
     est.update(2.0, ocv, 0.0, 25.0)
-    assert est.rc.samples == before  # not regressed: a new segment begins there
+    assert est.rc.profile.samples == before  # not regressed: a new segment begins there
     est.update(3.0, ocv, 0.0, 25.0)
-    assert est.rc.samples == before + 1
+    assert est.rc.profile.samples == before + 1
 
 
 @pytest.mark.parametrize("moved", [True, False])
@@ -242,11 +307,11 @@ def test_a_vehicle_seen_again_starts_from_its_scales() -> None:
     first = _run((3.0, 1.0))
     record = VehicleRecord.from_json(first.end_session().to_json())
     assert record.rc is not None
-    assert record.rc.scale[0] == pytest.approx(first.rc.estimate.scale[0])
+    assert record.rc.scale[0] == pytest.approx(first.rc.profile.estimate.scale[0])
     # The next session: the fast branch known from its first sample on (its sigma floored at 0.1, the
     # unknown prior's 0.5 beneath it), and the SoP prices it from the start.
     again = _first_sample(record)
-    e = again.rc.estimate
+    e = again.rc.profile.estimate
     assert e.sigma[0] == pytest.approx(0.1)
     assert e.scale[0] == pytest.approx(record.rc.scale[0])  # not pulled towards the prior again
     assert again._params[k.P_SOP_RC1] == pytest.approx(e.upper[0])
@@ -274,21 +339,21 @@ def test_a_carried_scale_gives_way_to_the_sessions_data_and_never_lowers_the_sop
             est.update(float(syn.t_s[j]), float(v[j]), float(i[j]), 25.0)
         if j % 300 == 299:
             assert known._params[k.P_SOP_RC1] >= unseen._params[k.P_SOP_RC1]
-    e = known.rc.estimate
+    e = known.rc.profile.estimate
     assert e.scale[0] > 2.8  # the record's 0.98 forgotten: 2.73 when held at full weight
     assert known._params[k.P_SOP_RC1] > 3.0
 
 
 def test_a_scale_held_at_a_bound_is_kept_as_unknown() -> None:
     est = _run((1.0, 1.0), n=600)
-    est.rc._s = [1e12, 0.0, 1e12, 1e14, 1e12]  # a regression gone wild: scale 100 on the fast branch
-    assert est.rc.estimate.scale[0] == est.rc.bounds[1]
+    est.rc.profile._s = [1e12, 0.0, 1e12, 1e14, 1e12]  # a regression gone wild: scale 100 on the fast branch
+    assert est.rc.profile.estimate.scale[0] == est.rc.profile.bounds[1]
     rc = est.end_session().rc
     assert rc is not None
     # The clamp's value with the unknown vehicle's sigma (as the growth): the next session starts the
     # branch as unknown.
-    assert rc.scale[0] == est.rc.bounds[1] and rc.sigma[0] == UNKNOWN_RC_SIGMA
-    e = _first_sample(VehicleRecord(profile="nmc-lgm50", rc=rc)).rc.estimate
+    assert rc.scale[0] == est.rc.profile.bounds[1] and rc.sigma[0] == UNKNOWN_RC_SIGMA
+    e = _first_sample(VehicleRecord(profile="nmc-lgm50", rc=rc)).rc.profile.estimate
     assert e.scale[0] == pytest.approx(1.0) and e.sigma[0] == pytest.approx(UNKNOWN_RC_SIGMA)
 
 
@@ -313,7 +378,7 @@ def test_records_without_scales_or_with_broken_ones_read_as_unknown(caplog: pyte
     assert "RC scales ignored" in caplog.text
     # Readable but absurd: a sigma wider than the unknown prior's adds nothing, and nothing breaks.
     wide = _first_sample(VehicleRecord(profile="nmc-lgm50", rc=RcScales((5.0, 1e300), (1e200, 1e-300))))
-    e = wide.rc.estimate
+    e = wide.rc.profile.estimate
     assert e.scale[0] == pytest.approx(1.0) and e.sigma[0] == pytest.approx(UNKNOWN_RC_SIGMA)
     assert e.scale[1] == pytest.approx(10.0) and e.sigma[1] == pytest.approx(0.1)  # bounded, floored
     with pytest.raises(ValueError, match="positive finite"):
@@ -325,3 +390,16 @@ def test_records_without_scales_or_with_broken_ones_read_as_unknown(caplog: pyte
     e = rc.estimate
     assert all(np.isfinite(x) for x in (*e.scale, *e.sigma, *e.upper))
     assert e.scale == pytest.approx((2.0, 0.5))
+
+
+def test_a_profile_without_a_fast_branch_keeps_its_time_constant() -> None:
+    # A profile may hold R1 = 0 (a series resistance and one branch): nothing to scale or time.
+    p = load_profile("nmc-lgm50")
+    flat = replace(p, r1_ohm=0.0)
+    est = BatteryEstimator(flat, initial_soc=0.6, initial_soc_sigma=0.02)
+    i = duty(1800, amplitude_a=0.4 * p.nameplate_capacity_ah * p.parallel, hold_s=60)
+    syn = simulate(flat, i, 0.6)
+    for j in range(1800):
+        est.update(float(syn.t_s[j]), float(syn.pack_v_v[j]), float(i[j]), 25.0)
+    assert est._params[k.P_SOP_TAU1] == 1.0
+    assert all(np.isfinite(x.charge_current_a) and x.charge_current_a > 0.0 for x in est.limits())
