@@ -355,13 +355,15 @@ cdef void _sop(const double* state, const double* params, const double* table, P
     cdef double kd = _surface_lead_s(horizon_s, params[P_DIFF_TAU_S]) / (3600.0 * params[P_Q_AH])
     cdef double s_ref = params[P_OCV_SLOPE_REF]
     cdef double ofs = state[S_OCV_OFS]
-    cdef double v_relax_end = e1 * state[S_V1] + e2 * state[S_V2]
+    cdef double e1_filter = exp(-horizon_s / params[P_TAU1])
+    cdef double v1_end_lo = fmin(e1 * state[S_V1], e1_filter * state[S_V1])
+    cdef double v1_end_hi = fmax(e1 * state[S_V1], e1_filter * state[S_V1])
     cdef double v_relax_now = state[S_V1] + state[S_V2]
     cdef double hd = 0.0
     cdef double hc = 0.0
     _hysteresis_levels(params, k, &hd, &hc)
-    cdef double hyst_d_end = v_relax_end - hd
-    cdef double hyst_c_end = v_relax_end - hc
+    cdef double hyst_d_end = v1_end_hi + e2 * state[S_V2] - hd
+    cdef double hyst_c_end = v1_end_lo + e2 * state[S_V2] - hc
     cdef double vd_end = hyst_d_end - fmin(ofs, 0.0)
     cdef double vd_now = v_relax_now - hd - fmin(ofs, 0.0)
     cdef double vc_end = hyst_c_end - fmax(ofs, 0.0)
@@ -417,9 +419,8 @@ cdef void _sop(const double* state, const double* params, const double* table, P
                  - _eta(c, i_dis) - _surface_overpotential(table, n, soc_v, temp_c, k, kd, s_ref, 1.0, i_dis))
         v_end = fmin(v_end, v_alt)
     out[O_P_DIS] = i_dis * v_end
-    cdef double e1_pow = exp(-horizon_s / params[P_TAU1])
-    cdef double r_pow = c[C_POW + C_R0] + c[C_POW + C_R1] * (1.0 - e1_pow) + c[C_POW + C_R2] * (1.0 - e2)
-    v_end = (_ocv(table, n, soc + i_chg * k, temp_c) - (e1_pow * state[S_V1] + e2 * state[S_V2])
+    cdef double r_pow = c[C_POW + C_R0] + c[C_POW + C_R1] * (1.0 - e1_filter) + c[C_POW + C_R2] * (1.0 - e2)
+    v_end = (_ocv(table, n, soc + i_chg * k, temp_c) - (e1_filter * state[S_V1] + e2 * state[S_V2])
              + fmin(params[P_HYST_V], 0.0)
              + i_chg * r_pow + _eta(&c[C_POW], i_chg))
     out[O_P_CHG] = i_chg * v_end

@@ -284,16 +284,17 @@ def _score(r: Replay, est: BatteryEstimator, trace: Trace) -> None:
         ]
     r.resistance_growth = soh.resistance_growth
     r.figures.append(Figure(f"estimate.{name}.resistance_growth", r.resistance_growth, "x"))
-    # The time constant the data favour, its tracker's scales, and the time constant the SoP took.
-    tau1_scale, tracker, _ = est.rc.best()
-    rc = tracker.estimate
+    # The scales at the profile's time constants; the most probable faster one, if any, and the one
+    # the SoP took.
+    rc = est.rc.profile.estimate
+    fast = est.rc.fast()
     for j in (0, 1):
         r.figures += [
             Figure(f"estimate.{name}.rc{j + 1}_scale", rc.scale[j], "x"),
             Figure(f"estimate.{name}.rc{j + 1}_scale_sigma", rc.sigma[j], "x"),
         ]
     r.figures += [
-        Figure(f"estimate.{name}.rc_tau1_scale", tau1_scale, "x"),
+        Figure(f"estimate.{name}.rc_tau1_scale", 1.0 if fast is None else fast.tau1_scale, "x"),
         Figure(f"estimate.{name}.rc_tau1_scale_sop", est.rc_choice.tau1_scale, "x"),
     ]
     if r.chg10_true_a:

@@ -696,7 +696,13 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     kd = surface_lead_s(horizon_s, params[P_DIFF_TAU_S]) / (3600.0 * params[P_Q_AH])
     s_ref = params[P_OCV_SLOPE_REF]
     ofs = state[S_OCV_OFS]
-    v_relax_end = e1 * state[S_V1] + e2 * state[S_V2]
+    # The fast branch's present voltage relaxes over the pulse at the SoP's time constant or the
+    # filter's, whichever brings the pulse nearer its limit: a faster one charges the branch sooner but
+    # also lets what it holds go sooner, which alone would raise a limit where the branch holds more
+    # than the pulse would put in it (a charge near full, review).
+    e1_filter = math.exp(-horizon_s / params[P_TAU1])
+    v1_end_lo = min(e1 * state[S_V1], e1_filter * state[S_V1])
+    v1_end_hi = max(e1 * state[S_V1], e1_filter * state[S_V1])
     v_relax_now = state[S_V1] + state[S_V2]
     # The cell's voltage above the model's (the table's error where the SoC no longer follows it)
     # brings a charge pulse nearer its limit, below it a discharge pulse; the other way it is not
@@ -705,8 +711,8 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     # branch (a charge pulse after a discharge raises the OCV as it goes), at the rating's current,
     # the most the limit used asks for (a smaller current moves it less).
     hd, hc = hysteresis_levels(params, k)
-    hyst_d_end = v_relax_end - hd
-    hyst_c_end = v_relax_end - hc
+    hyst_d_end = v1_end_hi + e2 * state[S_V2] - hd
+    hyst_c_end = v1_end_lo + e2 * state[S_V2] - hc
     vd_end = hyst_d_end - min(ofs, 0.0)
     vd_now = v_relax_now - hd - min(ofs, 0.0)
     vc_end = hyst_c_end - max(ofs, 0.0)
@@ -786,11 +792,10 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     # while the growth was unconverged, review).
     # The filter's first time constant too: an identified faster one raises the resistance a pulse
     # sees, and with it the voltage a charge is priced at.
-    e1_pow = math.exp(-horizon_s / params[P_TAU1])
-    r_pow = c[C_POW + C_R0] + c[C_POW + C_R1] * (1.0 - e1_pow) + c[C_POW + C_R2] * (1.0 - e2)
+    r_pow = c[C_POW + C_R0] + c[C_POW + C_R1] * (1.0 - e1_filter) + c[C_POW + C_R2] * (1.0 - e2)
     v_end = (
         ocv_lookup(table, soc + i_chg * k, temp_c)
-        - (e1_pow * state[S_V1] + e2 * state[S_V2])
+        - (e1_filter * state[S_V1] + e2 * state[S_V2])
         + min(params[P_HYST_V], 0.0)
         + i_chg * r_pow
         + kinetic_overpotential(c[C_POW:], i_chg)

@@ -41,9 +41,6 @@ log = logging.getLogger(__name__)
 
 # A carried-over growth is never trusted tighter than this, so it can follow aging between sessions.
 _GROWTH_SIGMA_FLOOR = 0.05
-# Nor carried-over RC scales: they were identified over other SoCs and temperatures, so the next
-# session can move them (they are also forgotten as its own data are: edge/estimation/rc.py).
-_RC_SIGMA_FLOOR = 0.1
 # The capacity is reported as learned once its standard deviation is within this share of it.
 CAPACITY_LEARNED_REL_SIGMA = 0.03
 # Half-width of the SoC span over which the OCV slope is taken for an anchor's uncertainty.
@@ -245,18 +242,11 @@ class BatteryEstimator:
             tau_s=(profile.tau1_s, profile.tau2_s),
             noise_v=profile.voltage_sigma_v,
             min_step_a=self.resistance.min_step_a,
-            carried=None
-            if carried is None
-            else (
-                carried.scale,
-                (max(carried.sigma[0], _RC_SIGMA_FLOOR), max(carried.sigma[1], _RC_SIGMA_FLOOR)),
-            ),
-            carried_tau1_scale=1.0 if carried is None else carried.tau1_scale,
-            carried_tau1_log_odds=0.0 if carried is None else carried.tau1_log_odds,
+            carried=None if carried is None else (carried.scale, carried.sigma),
+            carried_fast=None if carried is None else carried.fast,
         )
-        self.rc_choice = RcChoice(
-            1.0, (1.0, 1.0)
-        )  # what the SoP takes of it (the profile's until identified)
+        # What the SoP takes of it: the profile's until identified.
+        self.rc_choice = RcChoice(1.0, (1.0, 1.0))
         self.aging = AgingIndicators.from_dict(self.record.aging)
         self.ev = EvSocState()
         self.knee = (
@@ -1119,10 +1109,11 @@ class BatteryEstimator:
         )
 
     def _rc_record(self) -> RcScales | None:
-        """The RC scales to keep: the record's where nothing was regressed, else the estimate's, a
-        branch held at a bound with the unknown vehicle's sigma (the clamp's value, not the data's:
-        the next session starts it as unknown there, as the growth)."""
-        tau1_scale, tracker, odds = self.rc.best()
+        """The RC scales to keep: the record's where nothing was regressed, else the estimate's at the
+        profile's time constants, a branch held at a bound with the unknown vehicle's sigma (the
+        clamp's value, not the data's: the next session starts it as unknown there, as the growth);
+        and a faster first time constant where the data favour one (``RcBank.fast``)."""
+        tracker = self.rc.profile
         e = tracker.estimate
         # Nothing regressed, or a state gone non-finite: what the record held, rather than no record.
         if tracker.samples == 0 or not all(math.isfinite(x) for x in (*e.scale, *e.sigma)):
@@ -1131,4 +1122,4 @@ class BatteryEstimator:
             max(e.sigma[j], UNKNOWN_RC_SIGMA) if at_bound(e.scale[j], tracker.bounds) else e.sigma[j]
             for j in (0, 1)
         )
-        return RcScales(e.scale, (sigma[0], sigma[1]), tau1_scale, odds)
+        return RcScales(e.scale, (sigma[0], sigma[1]), self.rc.fast())

@@ -41,9 +41,18 @@ from dataclasses import dataclass
 UNKNOWN_RC_SIGMA = 0.5
 # The tightest sigma a carried scale is taken at (a record's figure, not the tracker's to trust further).
 CARRIED_SIGMA_MIN = 1e-3
+# A vehicle's record is taken no tighter than this (RcBank): its scales were identified over other SoCs
+# and temperatures, so the next session can move them (they are also forgotten as its own data are).
+CARRIED_SIGMA_FLOOR = 0.1
 # The regression forgets with this time constant: the RC branches change with the SoC, which the model
 # does not hold (a session's two hours weigh most), and with temperature beyond the profile's law.
 FORGET_TAU_S = 7200.0
+# The polarisation a pack brings to the session, per branch (V per cell): mean 0, this wide (a drive's
+# or a fast charge's is tens of mV; the prior only keeps the regression defined).
+W_PRIOR_PRECISION = 1.0 / 0.5**2
+# Its decay below this share of where it began is taken as gone: a segment begun after that leaves
+# its terms out (35 minutes with nmc-lgm50's 227 s slow branch).
+Z_NEGLIGIBLE = 1e-4
 # The SoP takes a branch's scale once its standard deviation is within this (the prior's half).
 RC_SIGMA_CONVERGED = 0.25
 # The first time constants the bank compares, over the profile's: the profile's first, then faster by
@@ -65,30 +74,46 @@ class RcEstimate:
     samples: int  # held samples regressed
 
 
-def _segment_sums(m: list[float], moved: bool) -> tuple[float, float, float, float, float]:
-    """A segment's normal equations for (h1, h2) once its level and, where the charge ``moved``, its
-    term in the charge are regressed out: ``m`` holds n, then the sums of Q, X1, X2, Y, QQ, QX1, QX2,
-    QY, X1X1, X1X2, X2X2, X1Y, X2Y over its samples. Returns (X1X1, X1X2, X2X2, X1Y, X2Y) of the
-    residuals."""
-    n, q, x1, x2, y, qq, qx1, qx2, qy, x11, x12, x22, x1y, x2y = m
+# The variables a segment's sums hold, in this order: -u1, -u2 (X1, X2), the polarisation a pack brought
+# to the session decaying with each branch's time constant (Z1, Z2) and the voltage (Y); the pairs whose
+# residual products the regression takes (``_segment_sums``), in the order of the segment's sums.
+_PAIRS = (
+    (0, 0),
+    (0, 1),
+    (1, 1),
+    (0, 4),
+    (1, 4),
+    (2, 2),
+    (2, 3),
+    (3, 3),
+    (0, 2),
+    (0, 3),
+    (1, 2),
+    (1, 3),
+    (2, 4),
+    (3, 4),
+)
+_SEG_N = 13 + len(_PAIRS)
+
+
+def _segment_sums(m: list[float], moved: bool) -> list[float]:
+    """A segment's normal equations once its level and, where the charge ``moved``, its term in the
+    charge are regressed out: ``m`` holds n, the sums of Q and QQ, of X1, X2, Z1, Z2 and Y, of Q times
+    each of them, then of the products in ``_PAIRS``, over its samples. Returns those products of the
+    residuals: X1X1, X1X2, X2X2, X1Y, X2Y, Z1Z1, Z1Z2, Z2Z2, X1Z1, X1Z2, X2Z1, X2Z2, Z1Y, Z2Y."""
+    n, q, qq = m[0], m[1], m[2]
+    sv, qv = m[3:8], m[8:13]
     det = n * qq - q * q
     # A rest (the sensor's offset is all that "flows") leaves no drift to take out, and a slow branch's
     # relaxation is nearly linear in time: taking a trend out would take most of it (a review measured
     # a 900 s rest's information on the 227 s branch cut from 58.6 to 11.2).
     if not moved or det <= 1e-12 * n * qq:
-        return (x11 - x1 * x1 / n, x12 - x1 * x2 / n, x22 - x2 * x2 / n, x1y - x1 * y / n, x2y - x2 * y / n)
-
-    # With A = [1, Q]: S_ab - (A'a)' (A'A)^-1 (A'b) for each pair a, b of X1, X2, Y.
-    def proj(sa: float, qa: float, sb: float, qb: float) -> float:
-        return (sa * (qq * sb - q * qb) + qa * (n * qb - q * sb)) / det
-
-    return (
-        x11 - proj(x1, qx1, x1, qx1),
-        x12 - proj(x1, qx1, x2, qx2),
-        x22 - proj(x2, qx2, x2, qx2),
-        x1y - proj(x1, qx1, y, qy),
-        x2y - proj(x2, qx2, y, qy),
-    )
+        return [m[13 + j] - sv[a] * sv[b] / n for j, (a, b) in enumerate(_PAIRS)]
+    # With A = [1, Q]: S_ab - (A'a)' (A'A)^-1 (A'b) for each pair.
+    return [
+        m[13 + j] - (sv[a] * (qq * sv[b] - q * qv[b]) + qv[a] * (n * qv[b] - q * sv[b])) / det
+        for j, (a, b) in enumerate(_PAIRS)
+    ]
 
 
 class RcTracker:
@@ -137,15 +162,23 @@ class RcTracker:
         # table's slope error is no longer linear in the charge.
         self.max_segment_s = max(4.0 * tau_s[1], 120.0)
         self._u1 = self._u2 = 0.0
-        # The open segment: its time, cumulative charge Q (Ah), -u (X1, X2) and voltage (Y) since its
-        # first sample, and the sums of their products (``_segment_sums``).
+        # A pack brings the polarisation of what it did before the session (a drive, another charger):
+        # the open-loop branches start at zero, so the cell holds theirs plus w_k z_k, z_k = exp(-t /
+        # tau_k) from the tracker's start, with w_k unknown (regressed with the scales, each w_k's prior
+        # wide: W_PRIOR_SIGMA_V). Read as the branches', a charge's polarisation put a fast branch twice
+        # the profile's at 0.87 +/- 0.16 after 5 minutes and 1.51 +/- 0.12 after 15.
+        self._z1 = self._z2 = 1.0
+        # The open segment: its time, cumulative charge Q (Ah), -u (X1, X2), -z (Z1, Z2) and voltage (Y)
+        # since its first sample, and the sums of their products (``_segment_sums``); the z terms only
+        # while they are not negligible (``_seg_z``: all zero once they are).
         self._seg_t_s = 0.0
-        self._q = self._x1 = self._x2 = self._y = 0.0
-        self._m = [0.0] * 14
+        self._q = self._x1 = self._x2 = self._zc1 = self._zc2 = self._y = 0.0
+        self._m = [0.0] * _SEG_N
+        self._seg_z = True
         self._moved = False  # a current above the rest current flowed in the open segment
-        # Closed segments' normal equations (X1X1, X1X2, X2X2, X1Y, X2Y) over the noise variance, as of
-        # ``_s_t_s`` on the tracker's clock ``_t_s`` (forgotten lazily: see ``_closed_now``).
-        self._s = [0.0] * 5
+        # Closed segments' normal equations (the residual products of ``_segment_sums``) over the noise
+        # variance, as of ``_s_t_s`` on the tracker's clock ``_t_s`` (forgotten lazily: ``_closed_now``).
+        self._s = [0.0] * len(_PAIRS)
         self._t_s = self._s_t_s = 0.0
         self._dt_cached = -1.0
         self._a = (0.0, 0.0)
@@ -179,6 +212,9 @@ class RcTracker:
         u1, u2 = self._u1, self._u2
         self._u1 = a1 * u1 + r1_ohm * (1.0 - a1) * i_held_a
         self._u2 = a2 * u2 + r2_ohm * (1.0 - a2) * i_held_a
+        z1, z2 = self._z1, self._z2
+        self._z1 = a1 * z1
+        self._z2 = a2 * z2
         self._t_s += dt_s
         if not held or self._seg_t_s >= self.max_segment_s:
             self._close()
@@ -193,18 +229,34 @@ class RcTracker:
         m = self._m
         m[0] += 1.0
         m[1] += q
-        m[2] += x1
-        m[3] += x2
-        m[4] += y
-        m[5] += q * q
-        m[6] += q * x1
-        m[7] += q * x2
-        m[8] += q * y
-        m[9] += x1 * x1
-        m[10] += x1 * x2
-        m[11] += x2 * x2
-        m[12] += x1 * y
-        m[13] += x2 * y
+        m[2] += q * q
+        m[3] += x1
+        m[4] += x2
+        m[7] += y
+        m[8] += q * x1
+        m[9] += q * x2
+        m[12] += q * y
+        m[13] += x1 * x1
+        m[14] += x1 * x2
+        m[15] += x2 * x2
+        m[16] += x1 * y
+        m[17] += x2 * y
+        if self._seg_z:
+            c1 = self._zc1 = self._zc1 - (self._z1 - z1)
+            c2 = self._zc2 = self._zc2 - (self._z2 - z2)
+            m[5] += c1
+            m[6] += c2
+            m[10] += q * c1
+            m[11] += q * c2
+            m[18] += c1 * c1
+            m[19] += c1 * c2
+            m[20] += c2 * c2
+            m[21] += x1 * c1
+            m[22] += x1 * c2
+            m[23] += x2 * c1
+            m[24] += x2 * c2
+            m[25] += c1 * y
+            m[26] += c2 * y
         self.samples += 1
 
     def _closed_now(self) -> list[float]:
@@ -222,8 +274,9 @@ class RcTracker:
             self._s = s
             self._s_t_s = self._t_s
         self._seg_t_s = 0.0
-        self._q = self._x1 = self._x2 = self._y = 0.0
-        self._m = [1.0] + [0.0] * 13  # the origin sample: all zero
+        self._q = self._x1 = self._x2 = self._zc1 = self._zc2 = self._y = 0.0
+        self._m = [1.0] + [0.0] * (_SEG_N - 1)  # the origin sample: all zero
+        self._seg_z = max(self._z1, self._z2) > Z_NEGLIGIBLE
         self._moved = False
 
     def carried_weight(self) -> float:
@@ -243,14 +296,13 @@ class RcTracker:
     def log_evidence(self) -> float:
         """The log evidence the session's data (forgotten as the scales' are, not the carried scales)
         give this tracker's time constants, up to a term that is the same for every tracker fed the
-        same samples (the voltages' own sum of squares, the prior's): with ``A`` the posterior's
-        precision and ``r`` its right-hand side, ``r' A^-1 r / 2 - log det A / 2``."""
-        s = self._sums()
-        p = self.prior_precision
-        a, b, d = p + s[0], s[1], p + s[2]
-        r1, r2 = p + s[3], p + s[4]
+        same samples (the voltages' own sum of squares, the priors'): with ``A`` the posterior's
+        precision and ``r`` its right-hand side over the scales and the brought polarisation,
+        ``r' A^-1 r / 2 - log det A / 2``."""
+        (a, b, d, r1, r2), (w_quad, w_logdet) = self._marginal(0.0)
         det = a * d - b * b
-        return 0.5 * (d * r1 * r1 - 2.0 * b * r1 * r2 + a * r2 * r2) / det - 0.5 * math.log(det)
+        quad = (d * r1 * r1 - 2.0 * b * r1 * r2 + a * r2 * r2) / det
+        return 0.5 * (quad + w_quad) - 0.5 * (math.log(det) + w_logdet)
 
     def used(self, floor: float) -> tuple[float, float]:
         """What the SoP may take of each branch: of this estimate and the one without the carried
@@ -274,15 +326,38 @@ class RcTracker:
                 s[j] += w * v
         return s
 
-    def _solve(self, carried_weight: float) -> RcEstimate:
+    def _marginal(
+        self, carried_weight: float
+    ) -> tuple[tuple[float, float, float, float, float], tuple[float, float]]:
+        """The posterior's precision (a, b, d) and right-hand side (r1, r2) for the two scales, the
+        brought polarisation's w1, w2 marginalised out (their Schur complement), and that block's own
+        terms of the log evidence: r_w' A_ww^-1 r_w and log det A_ww."""
         s = self._sums()
         p = self.prior_precision
         (c1, m1), (c2, m2) = self._carried
         c1 *= carried_weight
         c2 *= carried_weight
-        a, b, d = p + c1 + s[0], s[1], p + c2 + s[2]
-        det = a * d - b * b  # > 0: the prior makes the precision positive definite
-        r1, r2 = p + c1 * m1 + s[3], p + c2 * m2 + s[4]  # the profile's split, 1, is the prior's mean
+        # The profile's split, 1, is the scales' prior mean; the polarisation's is 0.
+        w11, w12, w22 = W_PRIOR_PRECISION + s[5], s[6], W_PRIOR_PRECISION + s[7]
+        det_w = w11 * w22 - w12 * w12
+        x1z1, x1z2, x2z1, x2z2 = s[8], s[9], s[10], s[11]
+        rw1, rw2 = s[12], s[13]
+        # M = A_hw A_ww^-1
+        m11 = (x1z1 * w22 - x1z2 * w12) / det_w
+        m12 = (x1z2 * w11 - x1z1 * w12) / det_w
+        m21 = (x2z1 * w22 - x2z2 * w12) / det_w
+        m22 = (x2z2 * w11 - x2z1 * w12) / det_w
+        a = p + c1 + s[0] - (m11 * x1z1 + m12 * x1z2)
+        b = s[1] - (m11 * x2z1 + m12 * x2z2)
+        d = p + c2 + s[2] - (m21 * x2z1 + m22 * x2z2)
+        r1 = p + c1 * m1 + s[3] - (m11 * rw1 + m12 * rw2)
+        r2 = p + c2 * m2 + s[4] - (m21 * rw1 + m22 * rw2)
+        w_quad = (w22 * rw1 * rw1 - 2.0 * w12 * rw1 * rw2 + w11 * rw2 * rw2) / det_w
+        return (a, b, d, r1, r2), (w_quad, math.log(det_w))
+
+    def _solve(self, carried_weight: float) -> RcEstimate:
+        (a, b, d, r1, r2), _ = self._marginal(carried_weight)
+        det = a * d - b * b  # > 0: the priors make the precision positive definite
         h1 = (d * r1 - b * r2) / det
         h2 = (a * r2 - b * r1) / det
         lo, hi = self.bounds
@@ -308,6 +383,31 @@ class RcChoice:
     used: tuple[float, float]
 
 
+@dataclass(frozen=True)
+class FastBranch:
+    """A faster first time constant than the profile's (``tau1_scale`` times it) that a vehicle's
+    sessions favoured, its tracker's scales and their sigmas, and the log odds of the sessions' data
+    for it over the profile's (the evidence's, not the prior's)."""
+
+    tau1_scale: float
+    scale: tuple[float, float]
+    sigma: tuple[float, float]
+    log_odds: float
+
+    def __post_init__(self) -> None:
+        if not (
+            0.0 < self.tau1_scale < 1.0
+            and all(math.isfinite(x) and x > 0.0 for x in (*self.scale, *self.sigma))
+            and math.isfinite(self.log_odds)
+            and self.log_odds >= 0.0
+        ):
+            raise ValueError(
+                f"fast branch at time constant x{self.tau1_scale}, scales {self.scale} +/- {self.sigma},"
+                f" log odds {self.log_odds}: a time constant in (0, 1), positive finite scales and"
+                " finite odds >= 0 expected"
+            )
+
+
 class RcBank:
     """``RcTracker``s fed the same samples, one per first time constant in ``TAU1_SCALES`` (times the
     profile's ``tau_s[0]``)."""
@@ -319,26 +419,36 @@ class RcBank:
         noise_v: float,
         min_step_a: float,
         carried: tuple[tuple[float, float], tuple[float, float]] | None = None,
-        carried_tau1_scale: float = 1.0,
-        carried_tau1_log_odds: float = 0.0,
+        carried_fast: FastBranch | None = None,
     ) -> None:
-        # A record's scales were identified at its time constant: they go to that tracker alone (one
-        # of another grid, from another release, to none), and the odds its sessions gave that time
-        # constant over the profile's to its prior, forgotten as the scales are.
-        self._carried_j = -1
-        for j, m in enumerate(TAU1_SCALES):
-            if abs(math.log(m / carried_tau1_scale)) < 0.01:
-                self._carried_j = j
+        # A record's scales at the profile's time constant go to that tracker (so a known vehicle's
+        # branches are priced from its first sample, whatever the time constants do); those at a
+        # faster one to its tracker alone (one of another grid, from another release, to none), with
+        # the odds its sessions gave it, added to its prior and forgotten as the scales are.
+        self._fast_j = -1
+        if carried_fast is not None:
+            for j, m in enumerate(TAU1_SCALES[1:], start=1):
+                if abs(math.log(m / carried_fast.tau1_scale)) < 0.01:
+                    self._fast_j = j
+
+        def floored(
+            scales: tuple[tuple[float, float], tuple[float, float]],
+        ) -> tuple[tuple[float, float], tuple[float, float]]:
+            sigma = scales[1]
+            return scales[0], (max(sigma[0], CARRIED_SIGMA_FLOOR), max(sigma[1], CARRIED_SIGMA_FLOOR))
+
+        per_tracker: list[tuple[tuple[float, float], tuple[float, float]] | None] = [None] * len(TAU1_SCALES)
+        if carried is not None:
+            per_tracker[0] = floored(carried)
+        if carried_fast is not None and self._fast_j > 0:
+            per_tracker[self._fast_j] = floored((carried_fast.scale, carried_fast.sigma))
         self.trackers = tuple(
-            RcTracker(
-                tau_s=(tau_s[0] * m, tau_s[1]),
-                noise_v=noise_v,
-                min_step_a=min_step_a,
-                carried=carried if j == self._carried_j else None,
-            )
-            for j, m in enumerate(TAU1_SCALES)
+            RcTracker(tau_s=(tau_s[0] * m, tau_s[1]), noise_v=noise_v, min_step_a=min_step_a, carried=c)
+            for m, c in zip(TAU1_SCALES, per_tracker, strict=True)
         )
-        self._carried_odds = carried_tau1_log_odds if math.isfinite(carried_tau1_log_odds) else 0.0
+        self._fast_odds = 0.0
+        if carried_fast is not None and math.isfinite(carried_fast.log_odds):
+            self._fast_odds = carried_fast.log_odds
         self.tau_s = tau_s
         self.min_step_a = min_step_a
 
@@ -361,26 +471,36 @@ class RcBank:
         for t in self.trackers:
             t.update(dt_s, i_held_a, r1_ohm, r2_ohm, y_v, held, resting)
 
-    def log_posterior(self) -> list[float]:
-        """Per time constant of TAU1_SCALES its log posterior, up to a common term: the session's
-        evidence, the prior ``tau1_log_prior`` and what is left of a record's odds; a non-finite
-        evidence reads as impossible."""
+    def _log_odds(self) -> list[float]:
+        """Per time constant of TAU1_SCALES the log odds of the data for it over the profile's: the
+        session's evidence and what is left of a record's odds; a non-finite evidence reads as
+        impossible."""
+        evidence = [t.log_evidence() for t in self.trackers]
         out = []
-        for j, (m, t) in enumerate(zip(TAU1_SCALES, self.trackers, strict=True)):
-            ev = t.log_evidence()
-            post = ev + tau1_log_prior(m) if math.isfinite(ev) else -math.inf
-            if j == self._carried_j:
-                post += self._carried_odds * t.carried_weight()
-            out.append(post)
+        for j, (t, ev) in enumerate(zip(self.trackers, evidence, strict=True)):
+            odds = ev - evidence[0] if math.isfinite(ev) and math.isfinite(evidence[0]) else -math.inf
+            if j == 0:
+                odds = 0.0
+            elif j == self._fast_j:
+                odds += self._fast_odds * t.carried_weight()
+            out.append(odds)
         return out
 
-    def best(self) -> tuple[float, RcTracker, float]:
-        """The most probable first time constant (over the profile's), its tracker, and the log odds it
-        has over the profile's."""
-        post = self.log_posterior()
+    def log_posterior(self) -> list[float]:
+        """Per time constant of TAU1_SCALES its log posterior over the profile's: the data's odds and
+        the prior ``tau1_log_prior``."""
+        return [odds + tau1_log_prior(m) for m, odds in zip(TAU1_SCALES, self._log_odds(), strict=True)]
+
+    def fast(self) -> FastBranch | None:
+        """What to keep of a faster time constant: the most probable, where it is more probable than
+        the profile's and its scales are finite (None otherwise)."""
+        odds = self._log_odds()
+        post = [o + tau1_log_prior(m) for m, o in zip(TAU1_SCALES, odds, strict=True)]
         j = max(range(len(TAU1_SCALES)), key=lambda j: post[j])
-        odds = post[j] - post[0] if math.isfinite(post[0]) else 0.0
-        return TAU1_SCALES[j], self.trackers[j], odds
+        e = self.trackers[j].estimate
+        if j == 0 or not all(math.isfinite(x) for x in (*e.scale, *e.sigma, odds[j])):
+            return None
+        return FastBranch(TAU1_SCALES[j], e.scale, e.sigma, max(odds[j], 0.0))
 
     def choose(self) -> RcChoice:
         """What the SoP takes: of the profile's time constant and the faster ones whose fast branch has
@@ -388,12 +508,13 @@ class RcBank:
         odds), with its tracker's scales (``RcTracker.used``), none below the profile's split (1: a
         branch identified below it is not credited; on the NCA pack with a built profile, nca20, the
         credit raised the model's 10 s discharge limit from +6.4 to +7.7 % over the truth:
-        docs/estimation.md, "RC identification"). A faster time constant with scales of at least 1
-        gives more resistance at every horizon than the profile's own branches."""
+        docs/estimation.md, "RC identification"). The kernel relaxes what the fast branch holds at
+        whichever time constant, its own or the profile's, is the more cautious, so a faster one
+        with scales of at least 1 never raises a limit over the profile's own branches."""
         j_best, p_best = 0, -math.inf
         for j, (t, post) in enumerate(zip(self.trackers, self.log_posterior(), strict=True)):
-            if j and min(t.estimate.sigma[0], t.unseen.sigma[0]) > RC_SIGMA_CONVERGED:
-                continue
+            if j and not min(t.estimate.sigma[0], t.unseen.sigma[0]) <= RC_SIGMA_CONVERGED:
+                continue  # unconverged, or not finite
             if post > p_best:
                 j_best, p_best = j, post
         return RcChoice(TAU1_SCALES[j_best], self.trackers[j_best].used(1.0))

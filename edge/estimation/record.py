@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from edge.estimation.capacity import CapacityPoint
+from edge.estimation.rc import FastBranch
 from edge.estimation.resistance import UNKNOWN_GROWTH_SIGMA
 
 FORMAT_VERSION = 1
@@ -99,47 +100,49 @@ class ElectrolyteMemory:
 @dataclass(frozen=True)
 class RcScales:
     """The RC branches' identified scales against the profile's (``edge.estimation.rc``) and their
-    standard deviations, at the first time constant ``tau1_scale`` times the profile's, which the
-    sessions favoured over the profile's by ``tau1_log_odds`` (records before it was identified: 1,
-    0)."""
+    standard deviations, at the profile's time constants; and a faster first time constant the
+    sessions favoured, with its own (``fast``; records before it was identified: none)."""
 
     scale: tuple[float, float]
     sigma: tuple[float, float]
-    tau1_scale: float = 1.0
-    tau1_log_odds: float = 0.0
+    fast: FastBranch | None = None
 
     def __post_init__(self) -> None:
-        if not all(math.isfinite(x) and x > 0.0 for x in (*self.scale, *self.sigma, self.tau1_scale)):
-            raise ValueError(
-                f"RC scales {self.scale} +/- {self.sigma} at time constant x{self.tau1_scale}:"
-                " positive finite values expected"
-            )
-        if not (math.isfinite(self.tau1_log_odds) and self.tau1_log_odds >= 0.0):
-            raise ValueError(
-                f"RC time constant's log odds {self.tau1_log_odds}: a finite value >= 0 expected"
-            )
+        if not all(math.isfinite(x) and x > 0.0 for x in (*self.scale, *self.sigma)):
+            raise ValueError(f"RC scales {self.scale} +/- {self.sigma}: positive finite values expected")
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "scale": list(self.scale),
-            "sigma": list(self.sigma),
-            "tau1_scale": self.tau1_scale,
-            "tau1_log_odds": self.tau1_log_odds,
-        }
+        data: dict[str, Any] = {"scale": list(self.scale), "sigma": list(self.sigma)}
+        f = self.fast
+        if f is not None:
+            data["fast"] = {
+                "tau1_scale": f.tau1_scale,
+                "scale": list(f.scale),
+                "sigma": list(f.sigma),
+                "log_odds": f.log_odds,
+            }
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> RcScales:
-        """Raises ValueError, KeyError or TypeError for anything that is not two positive finite pairs."""
-        scale = [float(x) for x in data["scale"]]
-        sigma = [float(x) for x in data["sigma"]]
-        if len(scale) != 2 or len(sigma) != 2:
-            raise ValueError(f"RC scales {scale} +/- {sigma}: two values each expected")
-        return cls(
-            (scale[0], scale[1]),
-            (sigma[0], sigma[1]),
-            float(data.get("tau1_scale", 1.0)),
-            float(data.get("tau1_log_odds", 0.0)),
-        )
+        """Raises ValueError, KeyError or TypeError for anything that is not two positive finite pairs
+        (and, where there is one, a readable faster time constant)."""
+        scale, sigma = _pairs(data)
+        fast = None
+        if "fast" in data:
+            f = data["fast"]
+            fast_scale, fast_sigma = _pairs(f)
+            fast = FastBranch(float(f["tau1_scale"]), fast_scale, fast_sigma, float(f["log_odds"]))
+        return cls(scale, sigma, fast)
+
+
+def _pairs(data: Any) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``data``'s "scale" and "sigma", two numbers each."""
+    scale = [float(x) for x in data["scale"]]
+    sigma = [float(x) for x in data["sigma"]]
+    if len(scale) != 2 or len(sigma) != 2:
+        raise ValueError(f"RC scales {scale} +/- {sigma}: two values each expected")
+    return (scale[0], scale[1]), (sigma[0], sigma[1])
 
 
 @dataclass
