@@ -420,7 +420,7 @@ cdef void _sop(const double* state, const double* params, const double* table, P
         v_end = fmin(v_end, v_alt)
     out[O_P_DIS] = i_dis * v_end
     cdef double r_pow = c[C_POW + C_R0] + c[C_POW + C_R1] * (1.0 - e1_filter) + c[C_POW + C_R2] * (1.0 - e2)
-    v_end = (_ocv(table, n, soc + i_chg * k, temp_c) - (e1_filter * state[S_V1] + e2 * state[S_V2])
+    v_end = (_ocv(table, n, soc + i_chg * k, temp_c) - (v1_end_hi + e2 * state[S_V2])
              + fmin(params[P_HYST_V], 0.0)
              + i_chg * r_pow + _eta(&c[C_POW], i_chg))
     out[O_P_CHG] = i_chg * v_end

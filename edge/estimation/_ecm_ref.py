@@ -790,12 +790,14 @@ def sop(  # noqa: PLR0917 - the kernel's numeric signature, mirrored in ext/ecm.
     # the identified RC branches' excess: the pricing set is at the filter's growth), whose higher
     # voltage would let a power limit draw more current than the limit's (2 % more at the rating
     # while the growth was unconverged, review).
-    # The filter's first time constant too: an identified faster one raises the resistance a pulse
-    # sees, and with it the voltage a charge is priced at.
+    # The filter's first time constant for the branch's charging (an identified faster one raises the
+    # resistance a pulse sees, and with it the voltage), and what the branch holds relaxed at the
+    # more of the two (near full it holds more than the pulse puts in: its faster relaxation alone
+    # lowers the voltage, review).
     r_pow = c[C_POW + C_R0] + c[C_POW + C_R1] * (1.0 - e1_filter) + c[C_POW + C_R2] * (1.0 - e2)
     v_end = (
         ocv_lookup(table, soc + i_chg * k, temp_c)
-        - (e1_filter * state[S_V1] + e2 * state[S_V2])
+        - (v1_end_hi + e2 * state[S_V2])
         + min(params[P_HYST_V], 0.0)
         + i_chg * r_pow
         + kinetic_overpotential(c[C_POW:], i_chg)

@@ -48,7 +48,11 @@ CARRIED_SIGMA_FLOOR = 0.1
 # does not hold (a session's two hours weigh most), and with temperature beyond the profile's law.
 FORGET_TAU_S = 7200.0
 # The polarisation a pack brings to the session, per branch (V per cell): mean 0, this wide (a drive's
-# or a fast charge's is tens of mV; the prior only keeps the regression defined).
+# or a fast charge's is tens of mV; the prior only keeps the regression defined). Under one steady
+# current from the session's first sample it cannot be told from the branches' response (the same
+# shape): the scales then stay unknown until a step or a rest, which is the truth of it. A prior of
+# 3-10 mV instead put a branch twice the profile's at the lower bound, sigma 0.12-0.27, after a
+# charge that went on from before the session (docs/estimation.md, "RC identification").
 W_PRIOR_PRECISION = 1.0 / 0.5**2
 # Its decay below this share of where it began is taken as gone: a segment begun after that leaves
 # its terms out (35 minutes with nmc-lgm50's 227 s slow branch).
@@ -165,15 +169,15 @@ class RcTracker:
         # A pack brings the polarisation of what it did before the session (a drive, another charger):
         # the open-loop branches start at zero, so the cell holds theirs plus w_k z_k, z_k = exp(-t /
         # tau_k) from the tracker's start, with w_k unknown (regressed with the scales, each w_k's prior
-        # wide: W_PRIOR_SIGMA_V). Read as the branches', a charge's polarisation put a fast branch twice
-        # the profile's at 0.87 +/- 0.16 after 5 minutes and 1.51 +/- 0.12 after 15.
+        # wide: W_PRIOR_PRECISION). Read as the branches', a charge's polarisation put a fast branch
+        # twice the profile's at 0.87 +/- 0.16 after 5 minutes and 1.51 +/- 0.12 after 15.
         self._z1 = self._z2 = 1.0
         # The open segment: its time, cumulative charge Q (Ah), -u (X1, X2), -z (Z1, Z2) and voltage (Y)
         # since its first sample, and the sums of their products (``_segment_sums``); the z terms only
         # while they are not negligible (``_seg_z``: all zero once they are).
         self._seg_t_s = 0.0
         self._q = self._x1 = self._x2 = self._zc1 = self._zc2 = self._y = 0.0
-        self._m = [0.0] * _SEG_N
+        self._m = [1.0] + [0.0] * (_SEG_N - 1)  # the origin sample: all zero
         self._seg_z = True
         self._moved = False  # a current above the rest current flowed in the open segment
         # Closed segments' normal equations (the residual products of ``_segment_sums``) over the noise
@@ -517,4 +521,9 @@ class RcBank:
                 continue  # unconverged, or not finite
             if post > p_best:
                 j_best, p_best = j, post
-        return RcChoice(TAU1_SCALES[j_best], self.trackers[j_best].used(1.0))
+        used = self.trackers[j_best].used(1.0)
+        if j_best:
+            # The slow branch's time constant is the same in every tracker: the profile's tracker's
+            # scale for it (a record's, from the first sample) stands beside the faster one's.
+            used = (used[0], max(used[1], self.profile.used(1.0)[1]))
+        return RcChoice(TAU1_SCALES[j_best], used)
