@@ -240,6 +240,7 @@ class BatteryEstimator:
         carried = self.record.rc
         self.rc = RcBank(
             tau_s=(profile.tau1_s, profile.tau2_s),
+            r_ohm=(profile.r1_ohm, profile.r2_ohm),
             noise_v=profile.voltage_sigma_v,
             min_step_a=self.resistance.min_step_a,
             carried=None if carried is None else (carried.scale, carried.sigma),
@@ -495,7 +496,7 @@ class BatteryEstimator:
     def _apply_rc(self) -> None:
         """Hand the SoP the RC identification's choice (``RcBank.choose``): the first time constant
         and the branches' scales, the profile's until identified."""
-        choice = self.rc_choice = self.rc.choose()
+        choice = self.rc_choice = self.rc.choose(self.profile.horizons_s)
         self._params[k.P_SOP_TAU1] = choice.tau1_scale
         self._params[k.P_SOP_RC1], self._params[k.P_SOP_RC2] = choice.used
 

@@ -34,7 +34,10 @@ profile's, so no horizon sees less resistance than with the profile's own branch
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from edge.estimation.resistance import at_bound
 
 # A scale for a vehicle never seen: the profile's split between instant and RC response, give or take
 # half of it (read on the records: 2.6 on a pack at 0 degC, 1.5 at 8 degC, 0.5 on an aged cell).
@@ -308,18 +311,24 @@ class RcTracker:
         quad = (d * r1 * r1 - 2.0 * b * r1 * r2 + a * r2 * r2) / det
         return 0.5 * (quad + w_quad) - 0.5 * (math.log(det) + w_logdet)
 
-    def used(self, floor: float) -> tuple[float, float]:
+    def used(self, floor: float, carried: bool = True) -> tuple[float, float]:
         """What the SoP may take of each branch: of this estimate and the one without the carried
-        scales, the larger upper bound among those converged (within RC_SIGMA_CONVERGED); the prior's
-        1 where neither is; never below ``floor``. A record thus only adds (a stored 0.98 held a cell
-        at 3 to 1.69 for its first minutes, review)."""
+        scales (only the latter where not ``carried``), the larger upper bound among those converged
+        (within RC_SIGMA_CONVERGED); the prior's 1 where neither is; never below ``floor``. A record
+        thus only adds (a stored 0.98 held a cell at 3 to 1.69 for its first minutes, review)."""
         used = [-math.inf, -math.inf]
-        for est in (self.estimate, self.unseen):
+        for est in (self.estimate, self.unseen) if carried else (self.unseen,):
             for j in (0, 1):
                 if est.sigma[j] <= RC_SIGMA_CONVERGED:
                     upper = est.upper[j] if math.isfinite(est.upper[j]) else self.bounds[1]
                     used[j] = max(used[j], upper)
         return tuple(max(1.0 if u == -math.inf else u, floor) for u in used)  # type: ignore[return-value]
+
+    def converged(self, carried: bool = True) -> bool:
+        """Whether the fast branch's scale is known within RC_SIGMA_CONVERGED (with or without the
+        carried scales); a non-finite sigma is not."""
+        sigma = min(self.estimate.sigma[0], self.unseen.sigma[0]) if carried else self.unseen.sigma[0]
+        return sigma <= RC_SIGMA_CONVERGED
 
     def _sums(self) -> list[float]:
         """The normal equations of the closed segments, forgotten up to now, and of the open one."""
@@ -414,12 +423,14 @@ class FastBranch:
 
 class RcBank:
     """``RcTracker``s fed the same samples, one per first time constant in ``TAU1_SCALES`` (times the
-    profile's ``tau_s[0]``)."""
+    profile's ``tau_s[0]``), for a profile whose branches are ``r_ohm`` (the growth and the
+    temperature scale both alike, so the profile's values are what ``choose`` weighs)."""
 
     def __init__(
         self,
         *,
         tau_s: tuple[float, float],
+        r_ohm: tuple[float, float],
         noise_v: float,
         min_step_a: float,
         carried: tuple[tuple[float, float], tuple[float, float]] | None = None,
@@ -454,6 +465,7 @@ class RcBank:
         if carried_fast is not None and math.isfinite(carried_fast.log_odds):
             self._fast_odds = carried_fast.log_odds
         self.tau_s = tau_s
+        self.r_ohm = r_ohm
         self.min_step_a = min_step_a
 
     @property
@@ -475,55 +487,90 @@ class RcBank:
         for t in self.trackers:
             t.update(dt_s, i_held_a, r1_ohm, r2_ohm, y_v, held, resting)
 
-    def _log_odds(self) -> list[float]:
+    def _log_odds(self, carried: bool = True) -> list[float]:
         """Per time constant of TAU1_SCALES the log odds of the data for it over the profile's: the
-        session's evidence and what is left of a record's odds; a non-finite evidence reads as
-        impossible."""
+        session's evidence and, where ``carried``, what is left of a record's odds; a non-finite
+        evidence reads as impossible."""
         evidence = [t.log_evidence() for t in self.trackers]
         out = []
         for j, (t, ev) in enumerate(zip(self.trackers, evidence, strict=True)):
             odds = ev - evidence[0] if math.isfinite(ev) and math.isfinite(evidence[0]) else -math.inf
             if j == 0:
                 odds = 0.0
-            elif j == self._fast_j:
+            elif j == self._fast_j and carried:
                 odds += self._fast_odds * t.carried_weight()
             out.append(odds)
         return out
 
-    def log_posterior(self) -> list[float]:
+    def log_posterior(self, carried: bool = True) -> list[float]:
         """Per time constant of TAU1_SCALES its log posterior over the profile's: the data's odds and
         the prior ``tau1_log_prior``."""
-        return [odds + tau1_log_prior(m) for m, odds in zip(TAU1_SCALES, self._log_odds(), strict=True)]
+        odds = self._log_odds(carried)
+        return [o + tau1_log_prior(m) for m, o in zip(TAU1_SCALES, odds, strict=True)]
 
-    def fast(self) -> FastBranch | None:
-        """What to keep of a faster time constant: the most probable, where it is more probable than
-        the profile's and its scales are finite (None otherwise)."""
-        odds = self._log_odds()
-        post = [o + tau1_log_prior(m) for m, o in zip(TAU1_SCALES, odds, strict=True)]
-        j = max(range(len(TAU1_SCALES)), key=lambda j: post[j])
-        e = self.trackers[j].estimate
-        if j == 0 or not all(math.isfinite(x) for x in (*e.scale, *e.sigma, odds[j])):
-            return None
-        return FastBranch(TAU1_SCALES[j], e.scale, e.sigma, max(odds[j], 0.0))
-
-    def choose(self) -> RcChoice:
-        """What the SoP takes: of the profile's time constant and the faster ones whose fast branch has
-        converged, the most probable (the evidence, with the prior ``tau1_log_prior`` and a record's
-        odds), with its tracker's scales (``RcTracker.used``), none below the profile's split (1: a
-        branch identified below it is not credited; on the NCA pack with a built profile, nca20, the
-        credit raised the model's 10 s discharge limit from +6.4 to +7.7 % over the truth:
-        docs/estimation.md, "RC identification"). The kernel relaxes what the fast branch holds at
-        whichever time constant, its own or the profile's, is the more cautious, so a faster one
-        with scales of at least 1 never raises a limit over the profile's own branches."""
+    def _most_probable(self, carried: bool) -> int:
+        """The index of the most probable time constant among the profile's and the faster ones whose
+        fast branch has converged."""
         j_best, p_best = 0, -math.inf
-        for j, (t, post) in enumerate(zip(self.trackers, self.log_posterior(), strict=True)):
-            if j and not min(t.estimate.sigma[0], t.unseen.sigma[0]) <= RC_SIGMA_CONVERGED:
-                continue  # unconverged, or not finite
+        for j, (t, post) in enumerate(zip(self.trackers, self.log_posterior(carried), strict=True)):
+            if j and not t.converged(carried):
+                continue
             if post > p_best:
                 j_best, p_best = j, post
-        used = self.trackers[j_best].used(1.0)
-        if j_best:
-            # The slow branch's time constant is the same in every tracker: the profile's tracker's
-            # scale for it (a record's, from the first sample) stands beside the faster one's.
-            used = (used[0], max(used[1], self.profile.used(1.0)[1]))
-        return RcChoice(TAU1_SCALES[j_best], used)
+        return j_best
+
+    def fast(self) -> FastBranch | None:
+        """What to keep of a faster time constant: the one the SoP would take (``_most_probable``),
+        where that is a faster one with finite scales (None otherwise); a scale held at a bound with
+        the unknown vehicle's sigma (the clamp's value, not the data's)."""
+        j = self._most_probable(carried=True)
+        t = self.trackers[j]
+        e = t.estimate
+        odds = self._log_odds()[j]
+        if j == 0 or not all(math.isfinite(x) for x in (*e.scale, *e.sigma, odds)):
+            return None
+        sigma = tuple(
+            max(e.sigma[b], UNKNOWN_RC_SIGMA) if at_bound(e.scale[b], t.bounds) else e.sigma[b]
+            for b in (0, 1)
+        )
+        return FastBranch(TAU1_SCALES[j], e.scale, (sigma[0], sigma[1]), max(odds, 0.0))
+
+    def choose(self, horizons_s: Sequence[float]) -> RcChoice:
+        """What the SoP takes: the most probable time constant (``_most_probable``: the evidence, the
+        prior ``tau1_log_prior`` and a record's odds) with its tracker's scales (``RcTracker.used``),
+        none below the profile's split (1: a branch identified below it is not credited; on the NCA
+        pack with a built profile, nca20, the credit raised the model's 10 s discharge limit from +6.4
+        to +7.7 % over the truth: docs/estimation.md, "RC identification"); and no less cautious than
+        the profile's time constant with its tracker's scales, nor than what the same data give a
+        vehicle never seen (its most probable without the record): the faster of the two time
+        constants, the scales raised so that at no horizon of ``horizons_s`` the branches give less
+        resistance than any of the three. The most probable is not the most cautious: where the
+        evidence is split, a faster time constant with a lower scale put a 30 s charge limit 6-11 %
+        over the cell's own for minutes, and a record's odds for a faster one 13 % over (review).
+        The kernel relaxes what the fast branch holds at whichever time constant, the SoP's or the
+        profile's, is the more cautious."""
+        j = self._most_probable(carried=True)
+        never_seen = self._most_probable(carried=False)
+        references = [
+            (TAU1_SCALES[j], self.trackers[j].used(1.0)),
+            (1.0, self.profile.used(1.0)),
+            (TAU1_SCALES[never_seen], self.trackers[never_seen].used(1.0, carried=False)),
+        ]
+        # The fastest of the time constants: with scales that cover each at every horizon, what the
+        # branch already holds also relaxes at the most cautious of them (the kernel takes the more
+        # cautious of this and the profile's, and the relaxation is monotonic in the time constant).
+        m = min(TAU1_SCALES[j], TAU1_SCALES[never_seen])
+        h1, h2 = self.trackers[j].used(1.0)
+        h2 = max(h2, *(ref[1][1] for ref in references))  # the slow branch's time constant is every tracker's
+        r1, r2 = self.r_ohm
+        tau1, tau2 = self.tau_s
+        for h in horizons_s:
+            if h <= 0.0 or r1 <= 0.0:
+                continue
+            rise = r1 * (1.0 - math.exp(-h / (tau1 * m)))
+            for m_ref, (g1, g2) in references:
+                want = g1 * r1 * (1.0 - math.exp(-h / (tau1 * m_ref))) + (g2 - h2) * r2 * (
+                    1.0 - math.exp(-h / tau2)
+                )
+                h1 = max(h1, want / rise)
+        return RcChoice(m, (h1, h2))

@@ -129,7 +129,7 @@ class RcScales:
         (and, where there is one, a readable faster time constant)."""
         scale, sigma = _pairs(data)
         fast = None
-        if "fast" in data:
+        if data.get("fast") is not None:
             f = data["fast"]
             fast_scale, fast_sigma = _pairs(f)
             fast = FastBranch(float(f["tau1_scale"]), fast_scale, fast_sigma, float(f["log_odds"]))

@@ -17,9 +17,11 @@ from edge.estimation.profile import load_profile
 from edge.estimation.rc import (
     _PAIRS,
     RC_SIGMA_CONVERGED,
+    TAU1_SCALES,
     UNKNOWN_RC_SIGMA,
     W_PRIOR_PRECISION,
     FastBranch,
+    RcChoice,
     RcTracker,
     _segment_sums,
 )
@@ -154,7 +156,9 @@ def test_a_faster_fast_branch_is_identified_and_priced(cell_tau1: float) -> None
         used = _limits_10s(est, choice.used, choice.tau1_scale, horizon)
         assert used[1] <= cells[1] * 1.005
         assert used[0] <= cells[0] * 1.005
-        assert used[1] >= cells[1] * 0.9  # and not far below: the time constant, not a margin
+        # And not far below: the time constant, not a margin (the profile's time constant's fitted
+        # scales floor it, 1.70 at the profile's for the cell at 0.3: -10.7 % at 10 s).
+        assert used[1] >= cells[1] * 0.85
         # Never more than the profile's own branches allowed.
         profiles = _limits_10s(est, (1.0, 1.0), 1.0, horizon)
         assert used[1] <= profiles[1] * (1 + 1e-9)
@@ -214,6 +218,102 @@ def test_a_record_of_a_faster_time_constant_only_adds() -> None:
     )
     assert stray._params[k.P_SOP_TAU1] == 1.0 and stray._params[k.P_SOP_RC1] == plain._params[k.P_SOP_RC1]
     assert stray.rc.fast() is None
+
+
+def _charge_limits(est: BatteryEstimator, choice: RcChoice) -> list[float]:
+    """The model's charge and discharge currents at every horizon with ``choice`` in the SoP."""
+    out = []
+    for horizon in est.profile.horizons_s:
+        got = _limits_10s(est, choice.used, choice.tau1_scale, horizon)
+        out += [got[0], got[1]]
+    return out
+
+
+def test_the_most_probable_time_constant_is_never_less_cautious_than_the_profiles() -> None:
+    # A cell at the profile's time constants with three times its fast branch: for minutes a faster
+    # time constant is about as probable, its tracker's scale lower (2.2 against 3.2), and taken whole
+    # it put the 30 s charge limit 6-11 % over the cell's own (review). The choice is raised to the
+    # profile's time constant's pricing at every horizon.
+    p = load_profile("nmc-lgm50")
+    cell = replace(p, r1_ohm=p.r1_ohm * 3.0)
+    n = 1800
+    i = duty(n, amplitude_a=0.4 * p.nameplate_capacity_ah * p.parallel, hold_s=60, seed=1)
+    syn = simulate(cell, i, 0.6)
+    v = syn.pack_v_v + np.random.default_rng(1).normal(0.0, 0.002 * p.series, n)
+    est = BatteryEstimator(p, initial_soc=0.6, initial_soc_sigma=0.02)
+    faster = 0
+    for j in range(n):
+        est.update(float(syn.t_s[j]), float(v[j]), float(i[j]), 25.0)
+        if j % 60 == 59:
+            choice = est.rc.choose(p.horizons_s)
+            faster += choice.tau1_scale < 1.0
+            profiles = _charge_limits(est, RcChoice(1.0, est.rc.profile.used(1.0)))
+            for a, b in zip(_charge_limits(est, choice), profiles, strict=True):
+                assert a <= b * (1.0 + 1e-9)
+            if est.rc.profile.converged():
+                cells = _charge_limits(est, RcChoice(1.0, (3.0, 1.0)))
+                for a, b in zip(_charge_limits(est, choice), cells, strict=True):
+                    assert a <= b * 1.005
+    assert faster > 0  # the case the rule is for did arise
+
+
+def test_a_records_faster_time_constant_never_prices_below_a_vehicle_never_seen() -> None:
+    # A record from a session on a cell at half the profile's first time constant (odds 81), then a
+    # session on a cell at the profile's with twice its fast branch: the record's odds keep the faster
+    # one for 20 minutes, whose scale (from the earlier cell) was below this cell's; taken whole its
+    # 30 s charge limit was 19 % over the unseen vehicle's and 13 % over the cell's own (review).
+    first = _run((1.0, 1.0), cell_tau1=0.5)
+    record = VehicleRecord.from_json(first.end_session().to_json())
+    assert record.rc is not None and record.rc.fast is not None
+    p = load_profile("nmc-lgm50")
+    cell = replace(p, r1_ohm=p.r1_ohm * 2.0)
+    n = 2400
+    i = duty(n, amplitude_a=0.4 * p.nameplate_capacity_ah * p.parallel, hold_s=60, seed=4)
+    syn = simulate(cell, i, 0.6)
+    v = syn.pack_v_v + np.random.default_rng(4).normal(0.0, 0.002 * p.series, n)
+    known = BatteryEstimator(p, initial_soc=0.6, initial_soc_sigma=0.02, record=record)
+    unseen = BatteryEstimator(p, initial_soc=0.6, initial_soc_sigma=0.02)
+    kept_faster = 0
+    worst = -1.0
+    for j in range(n):
+        for est in (known, unseen):
+            est.update(float(syn.t_s[j]), float(v[j]), float(i[j]), 25.0)
+        if j % 300 == 299:
+            kept_faster += known.rc_choice.tau1_scale < 1.0
+            # On the same state (the record also carries the growth, which moves the filter's):
+            # against what the same data give a vehicle never seen, by construction; against the
+            # unseen vehicle's own estimator, whose filter (and so the voltages the trackers are
+            # fed) differs a little, within a percent.
+            # (The choice as of now: the SoP's is refreshed every RC_APPLY_EVERY samples.)
+            mine = _charge_limits(known, known.rc.choose(p.horizons_s))
+            ns = TAU1_SCALES[known.rc._most_probable(carried=False)]
+            never_seen = RcChoice(ns, known.rc.trackers[TAU1_SCALES.index(ns)].used(1.0, carried=False))
+            for a, b in zip(mine, _charge_limits(known, never_seen), strict=True):
+                assert a <= b * (1.0 + 1e-9)
+            for a, b in zip(
+                _charge_limits(known, known.rc_choice), _charge_limits(known, unseen.rc_choice), strict=True
+            ):
+                worst = max(worst, a / b - 1.0)
+    assert worst < 0.01, worst
+    assert kept_faster > 0
+
+
+def test_what_is_kept_of_a_faster_time_constant_is_what_the_sop_took() -> None:
+    # A faster time constant whose fast branch has not converged is not kept (the SoP never used it,
+    # and its odds would steer the next session).
+    for n in (300, 900, 7200):
+        est = _run((1.0, 1.0), n=n, cell_tau1=0.5)
+        fast = est.rc.fast()
+        choice = est.rc.choose(est.profile.horizons_s)
+        if fast is None:
+            assert choice.tau1_scale == 1.0
+        else:
+            assert fast.tau1_scale == choice.tau1_scale
+            assert est.rc.trackers[TAU1_SCALES.index(fast.tau1_scale)].converged()
+    assert fast is not None  # two hours tell it
+    # A record written with "fast": null reads as none.
+    data = RcScales((1.2, 1.0), (0.1, 0.3)).to_json()
+    assert RcScales.from_json({**data, "fast": None}) == RcScales((1.2, 1.0), (0.1, 0.3))
 
 
 def test_records_of_the_time_constant_read_or_are_refused() -> None:
