@@ -13,7 +13,7 @@ from ecm_support import duty, simulate
 from edge.estimation import _ecm_ref as k
 from edge.estimation.ecm import impl
 from edge.estimation.estimator import BatteryEstimator
-from edge.estimation.profile import load_profile
+from edge.estimation.profile import BatteryProfile, load_profile
 from edge.estimation.rc import (
     _PAIRS,
     RC_SIGMA_CONVERGED,
@@ -26,6 +26,18 @@ from edge.estimation.rc import (
     _segment_sums,
 )
 from edge.estimation.record import RcScales, VehicleRecord
+
+
+def _load(
+    cell: BatteryProfile, n: int, hold_s: int = 60, seeds: tuple[int, int] = (3, 1), noise_v: float = 0.002
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Times, pack currents and measured pack voltages of ``cell`` (at 60 %) under a V2G-like load
+    of random levels held ``hold_s``, the sensor's noise ``noise_v`` per cell (the load's and the
+    noise's ``seeds``)."""
+    i = duty(n, amplitude_a=0.4 * cell.nameplate_capacity_ah * cell.parallel, hold_s=hold_s, seed=seeds[0])
+    syn = simulate(cell, i, 0.6)
+    noise = np.random.default_rng(seeds[1]).normal(0.0, noise_v * cell.series, n)
+    return syn.t_s, i, syn.pack_v_v + noise
 
 
 def _run(
@@ -43,12 +55,10 @@ def _run(
     by that much (as an EV figure or a knee fix does between two samples)."""
     p = load_profile("nmc-lgm50")
     cell = replace(p, r1_ohm=p.r1_ohm * cell_r[0], r2_ohm=p.r2_ohm * cell_r[1], tau1_s=p.tau1_s * cell_tau1)
-    i = duty(n, amplitude_a=0.4 * p.nameplate_capacity_ah * p.parallel, hold_s=hold_s)
-    syn = simulate(cell, i, 0.6)
-    v = syn.pack_v_v + np.random.default_rng(1).normal(0.0, noise_v * p.series, n)
+    t, i, v = _load(cell, n, hold_s=hold_s, noise_v=noise_v)
     est = BatteryEstimator(p, initial_soc=0.6, initial_soc_sigma=0.02, record=record)
     for j in range(n):
-        est.update(float(syn.t_s[j]), float(v[j]), float(i[j]), 25.0)
+        est.update(float(t[j]), float(v[j]), float(i[j]), 25.0)
         shift = (shift_soc_at or {}).get(j)
         if shift is not None:
             assert est._kernel.fuse_soc(float(est._state[k.S_SOC]) + shift, 1e-10, float("inf")) == 1
@@ -237,13 +247,11 @@ def test_the_most_probable_time_constant_is_never_less_cautious_than_the_profile
     p = load_profile("nmc-lgm50")
     cell = replace(p, r1_ohm=p.r1_ohm * 3.0)
     n = 1800
-    i = duty(n, amplitude_a=0.4 * p.nameplate_capacity_ah * p.parallel, hold_s=60, seed=1)
-    syn = simulate(cell, i, 0.6)
-    v = syn.pack_v_v + np.random.default_rng(1).normal(0.0, 0.002 * p.series, n)
+    t, i, v = _load(cell, n, seeds=(1, 1))
     est = BatteryEstimator(p, initial_soc=0.6, initial_soc_sigma=0.02)
     faster = 0
     for j in range(n):
-        est.update(float(syn.t_s[j]), float(v[j]), float(i[j]), 25.0)
+        est.update(float(t[j]), float(v[j]), float(i[j]), 25.0)
         if j % 60 == 59:
             choice = est.rc.choose(p.horizons_s)
             faster += choice.tau1_scale < 1.0
@@ -268,16 +276,14 @@ def test_a_records_faster_time_constant_never_prices_below_a_vehicle_never_seen(
     p = load_profile("nmc-lgm50")
     cell = replace(p, r1_ohm=p.r1_ohm * 2.0)
     n = 2400
-    i = duty(n, amplitude_a=0.4 * p.nameplate_capacity_ah * p.parallel, hold_s=60, seed=4)
-    syn = simulate(cell, i, 0.6)
-    v = syn.pack_v_v + np.random.default_rng(4).normal(0.0, 0.002 * p.series, n)
+    t, i, v = _load(cell, n, seeds=(4, 4))
     known = BatteryEstimator(p, initial_soc=0.6, initial_soc_sigma=0.02, record=record)
     unseen = BatteryEstimator(p, initial_soc=0.6, initial_soc_sigma=0.02)
     kept_faster = 0
     worst = -1.0
     for j in range(n):
         for est in (known, unseen):
-            est.update(float(syn.t_s[j]), float(v[j]), float(i[j]), 25.0)
+            est.update(float(t[j]), float(v[j]), float(i[j]), 25.0)
         if j % 300 == 299:
             kept_faster += known.rc_choice.tau1_scale < 1.0
             # On the same state (the record also carries the growth, which moves the filter's):
@@ -580,15 +586,13 @@ def test_a_carried_scale_gives_way_to_the_sessions_data_and_never_lowers_the_sop
     p = load_profile("nmc-lgm50")
     cell = replace(p, r1_ohm=p.r1_ohm * 3.0)
     n = 7200
-    i = duty(n, amplitude_a=0.4 * p.nameplate_capacity_ah * p.parallel, hold_s=60)
-    syn = simulate(cell, i, 0.6)
-    v = syn.pack_v_v + np.random.default_rng(1).normal(0.0, 0.002 * p.series, n)
+    t, i, v = _load(cell, n)
     stored = VehicleRecord(profile=p.name, sessions=3, rc=RcScales((0.98, 1.0), (0.04, 0.3)))
     known = BatteryEstimator(p, initial_soc=0.6, initial_soc_sigma=0.02, record=stored)
     unseen = BatteryEstimator(p, initial_soc=0.6, initial_soc_sigma=0.02)
     for j in range(n):
         for est in (known, unseen):
-            est.update(float(syn.t_s[j]), float(v[j]), float(i[j]), 25.0)
+            est.update(float(t[j]), float(v[j]), float(i[j]), 25.0)
         if j % 300 == 299:
             assert known._params[k.P_SOP_RC1] >= unseen._params[k.P_SOP_RC1]
     e = known.rc.profile.estimate
