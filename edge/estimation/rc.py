@@ -190,6 +190,7 @@ class RcTracker:
         self._dt_cached = -1.0
         self._a = (0.0, 0.0)
         self.samples = 0
+        self._sums_cache: tuple[tuple[float, int, list[float]], list[float]] | None = None
 
     def decay(self, dt_s: float) -> tuple[float, float]:
         """The branches' decay over ``dt_s``: exp(-dt / tau) each."""
@@ -331,12 +332,18 @@ class RcTracker:
         return sigma <= RC_SIGMA_CONVERGED
 
     def _sums(self) -> list[float]:
-        """The normal equations of the closed segments, forgotten up to now, and of the open one."""
+        """The normal equations of the closed segments, forgotten up to now, and of the open one
+        (kept until the next sample: the bank's choice reads them a dozen times)."""
+        key = (self._t_s, self.samples, self._s)
+        cached = self._sums_cache
+        if cached is not None and cached[0][:2] == key[:2] and cached[0][2] is self._s:
+            return cached[1]
         s = self._closed_now()
         if self._m[0] >= 2.0:
             w = 1.0 / self.noise_var
             for j, v in enumerate(_segment_sums(self._m, self._moved)):
                 s[j] += w * v
+        self._sums_cache = (key, s)
         return s
 
     def _marginal(
