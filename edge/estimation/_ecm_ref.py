@@ -130,7 +130,8 @@ P_ELEC_T_EQ_S: Final = 44
 P_SOP_RC1: Final = 45
 P_SOP_RC2: Final = 46
 # The SoP's first time constant over the profile's (P_TAU1): 1 until the RC identification finds the
-# fast branch faster (edge/estimation/rc.py, RcBank). The charge power keeps the filter's (P_TAU1).
+# fast branch faster (edge/estimation/rc.py, RcBank). What the branch holds relaxes at the more cautious
+# of the two; the charge power is priced at the lower voltage of both (``sop``).
 P_SOP_TAU1: Final = 47
 P_N: Final = 48
 
