@@ -1113,7 +1113,7 @@ class BatteryEstimator:
         """The RC scales to keep: the record's where nothing was regressed, else the estimate's at the
         profile's time constants, a branch held at a bound with the unknown vehicle's sigma (the
         clamp's value, not the data's: the next session starts it as unknown there, as the growth);
-        and a faster first time constant where the data favour one (``RcBank.fast``)."""
+        and the most probable faster first time constant, where it has converged (``RcBank.fast``)."""
         tracker = self.rc.profile
         e = tracker.estimate
         # Nothing regressed, or a state gone non-finite: what the record held, rather than no record.

@@ -27,8 +27,13 @@ first seconds see more of it than the profile's time constant lets through (at a
 26 s, the 10 s charge limit came out 14 % over the cell's with the scales identified). So ``RcBank``
 runs trackers of the same samples over faster first time constants and compares the evidence each
 gives the session's data; the SoP takes the most probable (a prior about the profile's) with the
-scales identified with it (``RcBank.choose``). A slower one is not credited, nor a branch below the
-profile's, so no horizon sees less resistance than with the profile's own branches.
+scales identified with it, made no less cautious at any horizon than the profile's time constant with
+its scales or what a vehicle never seen would be given (``RcBank.choose``). A slower one is not
+credited, nor a branch below the profile's.
+
+A pack also brings the polarisation of what it did before the session; each tracker regresses it out
+as two terms decaying from its start (``RcTracker``), which costs what a steady current from the first
+sample could tell (the two have the same shape there).
 """
 
 from __future__ import annotations
@@ -68,8 +73,9 @@ RC_SIGMA_CONVERGED = 0.25
 TAU1_SCALES = (1.0, 0.707, 0.5, 0.354, 0.25, 0.177)
 # The prior on the first time constant: log-normal about the profile's, this standard deviation (a
 # factor 1.65). The profile's is its cell type's; on the records the data rarely tell the time
-# constants apart (within 1-4 in log evidence over the whole grid), and a flat prior then took the
-# fastest, the charge limits' medians 15 points lower at no gain (docs/estimation.md).
+# constants apart (within 1-4 in log evidence over the whole grid), and the most cautious of those not
+# ruled out (a flat prior) was nearly always the fastest: the charge limits' medians 13-17 points lower
+# at no gain (docs/estimation.md).
 TAU1_LOG_SIGMA = 0.5
 
 
@@ -131,7 +137,6 @@ class RcTracker:
         *,
         tau_s: tuple[float, float],
         noise_v: float,
-        min_step_a: float,
         carried: tuple[tuple[float, float], tuple[float, float]] | None = None,
         prior_sigma: float = UNKNOWN_RC_SIGMA,
         forget_tau_s: float = FORGET_TAU_S,
@@ -145,7 +150,6 @@ class RcTracker:
             )
         self.tau_s = tau_s
         self.noise_var = noise_v * noise_v
-        self.min_step_a = min_step_a
         self.prior_precision = 1.0 / (prior_sigma * prior_sigma)
         self.forget_tau_s = forget_tau_s
         self.sop_sigmas = sop_sigmas
@@ -312,18 +316,18 @@ class RcTracker:
         quad = (d * r1 * r1 - 2.0 * b * r1 * r2 + a * r2 * r2) / det
         return 0.5 * (quad + w_quad) - 0.5 * (math.log(det) + w_logdet)
 
-    def used(self, floor: float, carried: bool = True) -> tuple[float, float]:
+    def used(self, carried: bool = True) -> tuple[float, float]:
         """What the SoP may take of each branch: of this estimate and the one without the carried
         scales (only the latter where not ``carried``), the larger upper bound among those converged
-        (within RC_SIGMA_CONVERGED); the prior's 1 where neither is; never below ``floor``. A record
-        thus only adds (a stored 0.98 held a cell at 3 to 1.69 for its first minutes, review)."""
-        used = [-math.inf, -math.inf]
+        (within RC_SIGMA_CONVERGED); never below the profile's split, 1 (a branch identified below it
+        is not credited). A record thus only adds (a stored 0.98 held a cell at 3 to 1.69 for its
+        first minutes, review)."""
+        used = [1.0, 1.0]
         for est in (self.estimate, self.unseen) if carried else (self.unseen,):
             for j in (0, 1):
                 if est.sigma[j] <= RC_SIGMA_CONVERGED:
-                    upper = est.upper[j] if math.isfinite(est.upper[j]) else self.bounds[1]
-                    used[j] = max(used[j], upper)
-        return tuple(max(1.0 if u == -math.inf else u, floor) for u in used)  # type: ignore[return-value]
+                    used[j] = max(used[j], est.upper[j] if math.isfinite(est.upper[j]) else self.bounds[1])
+        return used[0], used[1]
 
     def converged(self, carried: bool = True) -> bool:
         """Whether the fast branch's scale is known within RC_SIGMA_CONVERGED (with or without the
@@ -397,7 +401,7 @@ def tau1_log_prior(scale: float) -> float:
 @dataclass(frozen=True)
 class RcChoice:
     """What the SoP takes of the RC identification: the first time constant over the profile's and
-    the two branches' scales (``RcTracker.used``) of the tracker that gave them."""
+    the two branches' scales (``RcBank.choose``)."""
 
     tau1_scale: float
     used: tuple[float, float]
@@ -465,7 +469,7 @@ class RcBank:
         if carried_fast is not None and self._fast_j > 0:
             per_tracker[self._fast_j] = floored((carried_fast.scale, carried_fast.sigma))
         self.trackers = tuple(
-            RcTracker(tau_s=(tau_s[0] * m, tau_s[1]), noise_v=noise_v, min_step_a=min_step_a, carried=c)
+            RcTracker(tau_s=(tau_s[0] * m, tau_s[1]), noise_v=noise_v, carried=c)
             for m, c in zip(TAU1_SCALES, per_tracker, strict=True)
         )
         self._fast_odds = 0.0
@@ -509,7 +513,7 @@ class RcBank:
             out.append(odds)
         return out
 
-    def log_posterior(self, carried: bool = True) -> list[float]:
+    def _log_posterior(self, carried: bool) -> list[float]:
         """Per time constant of TAU1_SCALES its log posterior over the profile's: the data's odds and
         the prior ``tau1_log_prior``."""
         odds = self._log_odds(carried)
@@ -519,18 +523,24 @@ class RcBank:
         """The index of the most probable time constant among the profile's and the faster ones whose
         fast branch has converged."""
         j_best, p_best = 0, -math.inf
-        for j, (t, post) in enumerate(zip(self.trackers, self.log_posterior(carried), strict=True)):
+        for j, (t, post) in enumerate(zip(self.trackers, self._log_posterior(carried), strict=True)):
             if j and not t.converged(carried):
                 continue
             if post > p_best:
                 j_best, p_best = j, post
         return j_best
 
+    def _candidates(self) -> tuple[int, int]:
+        """The indices of the most probable time constant, and of what the same data give a vehicle
+        never seen (without the record's odds and scales). The SoP takes the faster of the two (the
+        larger index: TAU1_SCALES falls)."""
+        return self._most_probable(carried=True), self._most_probable(carried=False)
+
     def fast(self) -> FastBranch | None:
-        """What to keep of a faster time constant: the one the SoP would take (``_most_probable``),
-        where that is a faster one with finite scales (None otherwise); a scale held at a bound with
-        the unknown vehicle's sigma (the clamp's value, not the data's)."""
-        j = self._most_probable(carried=True)
+        """What to keep of a faster time constant: the one the SoP takes (``_candidates``), where that is
+        a faster one with finite scales (None otherwise); a scale held at a bound with the unknown
+        vehicle's sigma (the clamp's value, not the data's)."""
+        j = max(self._candidates())
         t = self.trackers[j]
         e = t.estimate
         odds = self._log_odds()[j]
@@ -556,18 +566,18 @@ class RcBank:
         over the cell's own for minutes, and a record's odds for a faster one 13 % over (review).
         The kernel relaxes what the fast branch holds at whichever time constant, the SoP's or the
         profile's, is the more cautious."""
-        j = self._most_probable(carried=True)
-        never_seen = self._most_probable(carried=False)
+        j, never_seen = self._candidates()
         references = [
-            (TAU1_SCALES[j], self.trackers[j].used(1.0)),
-            (1.0, self.profile.used(1.0)),
-            (TAU1_SCALES[never_seen], self.trackers[never_seen].used(1.0, carried=False)),
+            (TAU1_SCALES[j], self.trackers[j].used()),
+            (1.0, self.profile.used()),
+            (TAU1_SCALES[never_seen], self.trackers[never_seen].used(carried=False)),
         ]
-        # The fastest of the time constants: with scales that cover each at every horizon, what the
-        # branch already holds also relaxes at the most cautious of them (the kernel takes the more
-        # cautious of this and the profile's, and the relaxation is monotonic in the time constant).
-        m = min(TAU1_SCALES[j], TAU1_SCALES[never_seen])
-        h1, h2 = self.trackers[j].used(1.0)
+        # The fastest of the time constants (TAU1_SCALES falls with the index): with scales that cover
+        # each at every horizon, what the branch already holds also relaxes at the most cautious of
+        # them (the kernel takes the more cautious of this and the profile's, and the relaxation is
+        # monotonic in the time constant).
+        m = TAU1_SCALES[max(j, never_seen)]
+        h1, h2 = references[0][1]
         h2 = max(h2, *(ref[1][1] for ref in references))  # the slow branch's time constant is every tracker's
         r1, r2 = self.r_ohm
         tau1, tau2 = self.tau_s
