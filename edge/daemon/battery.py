@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drivers.capabilities import PowerStageRatings, PowerStageReading
-from edge.daemon.vehicle import ev_present, vehicle_id
+from edge.daemon.vehicle import NO_SOC_STATES, ev_present, vehicle_id
 from edge.estimation.estimator import (
     RESERVE_SIGMAS,
     BatteryEstimator,
@@ -87,9 +87,14 @@ UNKNOWN = BatteryView()
 def ev_soc_of(stage: PowerStageReading) -> float | None:
     """The EV's SoC as the stage forwards it, None unless it is one (0..1): a map without bounds that
     forwards percent (85) read as a known SoC far above any reserve, and the estimator refused every
-    sample that carried it."""
+    sample that carried it. None too where the stage's state says no EV's battery has reported
+    (``NO_SOC_STATES``)."""
     soc = stage.ev_soc
-    return soc if soc is not None and 0.0 <= soc <= 1.0 else None
+    if soc is None or not 0.0 <= soc <= 1.0:
+        return None
+    if stage.ev_state is not None and stage.ev_state.lower() in NO_SOC_STATES:
+        return None
+    return soc
 
 
 def reserve_soc(stage: PowerStageReading, battery: BatteryView) -> float:

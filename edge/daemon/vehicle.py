@@ -14,6 +14,10 @@ from drivers.capabilities import PowerStageReading
 
 # How drivers name "no EV" (SunSpec 802 State DISCONNECTED; IEC 61851 state A), compared in lower case.
 UNPLUGGED_STATES = frozenset({"unplugged", "disconnected", "a"})
+# States in which no SoC the stage forwards is the EV's: none plugged in, or one whose battery has not
+# reported yet (SunSpec 802 INITIALIZING). A SunSpec stage may hold 0 % there, which read as a known
+# SoC put the owner's reserve at empty.
+NO_SOC_STATES = UNPLUGGED_STATES | {"initializing"}
 
 
 def ev_present(stage: PowerStageReading) -> bool | None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from drivers.capabilities import PowerStageRatings, PowerStageReading
-from edge.daemon.battery import BatteryTracker, BatteryView, power_limits, reserve_soc
+from edge.daemon.battery import BatteryTracker, BatteryView, ev_soc_of, power_limits, reserve_soc
 from edge.estimation.profile import load_profile
 from edge.settings.model import Battery
 from edge.state import StateStore
@@ -38,6 +38,20 @@ def test_the_reserve_uses_the_lower_bound_of_an_uncertain_estimate() -> None:
     assert reserve_soc(with_ev, BatteryView(soc_est=0.38, soc_sigma=0.10)) == pytest.approx(0.35)
     assert reserve_soc(with_ev, BatteryView(soc_est=0.32, soc_sigma=0.10)) == pytest.approx(0.32)
     assert reserve_soc(with_ev, BatteryView()) == pytest.approx(0.35)
+
+
+@pytest.mark.parametrize("state", ["DISCONNECTED", "INITIALIZING", "A", "unplugged"])
+def test_a_figure_no_ev_has_reported_is_not_its_soc(state: str) -> None:
+    # A SunSpec stage may hold 0 % while no EV is plugged in or its battery has not reported yet: read
+    # as a known SoC it put the owner's reserve at empty (and fused an empty pack into the estimate).
+    none_yet = PowerStageReading(t_s=0.0, p_w=0.0, ev_state=state, ev_soc=0.0)
+    assert ev_soc_of(none_yet) is None
+    assert reserve_soc(none_yet, BatteryView(soc_est=0.5, soc_sigma=0.04)) == pytest.approx(0.42)
+    # Once the EV is connected its figure is its own, 0 % included; a stage that states nothing is
+    # taken at its figure, as before.
+    for reported in ("CONNECTED", "STANDBY", None):
+        s = PowerStageReading(t_s=0.0, p_w=0.0, ev_state=reported, ev_soc=0.0)
+        assert ev_soc_of(s) == 0.0
 
 
 @pytest.mark.parametrize("profile", ["nmc-lgm50", "lfp-a123-26650"])
