@@ -242,7 +242,6 @@ class BatteryEstimator:
             tau_s=(profile.tau1_s, profile.tau2_s),
             r_ohm=(profile.r1_ohm, profile.r2_ohm),
             noise_v=profile.voltage_sigma_v,
-            min_step_a=self.resistance.min_step_a,
             carried=None if carried is None else (carried.scale, carried.sigma),
             carried_fast=None if carried is None else carried.fast,
         )
@@ -487,9 +486,11 @@ class BatteryEstimator:
         d_rc_pred = (a1 - 1.0) * v_rc_prev_v[0] + (a2 - 1.0) * v_rc_prev_v[1]
         d_rc_pred += (r1 * (1.0 - a1) + r2 * (1.0 - a2)) * i_held_a
         d_ocv = float(st[k.S_VFREE_PRIOR]) - vfree_post_prev_v + d_rc_pred
-        held = abs(di_a) < self.rc.min_step_a and not self._blind
+        held = abs(di_a) < self.resistance.min_step_a and not self._blind
         resting = abs(i_meas_a) < self.profile.rest_current_a
-        self.rc.update(dt_s, i_held_a, r1, r2, dv_v - d_ocv + r_inst * di_a, held, resting)
+        y = dv_v - d_ocv + r_inst * di_a
+        for tracker in self.rc.trackers:
+            tracker.update(dt_s, i_held_a, r1, r2, y, held, resting)
         if self.samples % RC_APPLY_EVERY == 0:
             self._apply_rc()
 

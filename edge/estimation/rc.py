@@ -433,9 +433,10 @@ class FastBranch:
 
 
 class RcBank:
-    """``RcTracker``s fed the same samples, one per first time constant in ``TAU1_SCALES`` (times the
-    profile's ``tau_s[0]``), for a profile whose branches are ``r_ohm`` (the growth and the
-    temperature scale both alike, so the profile's values are what ``choose`` weighs)."""
+    """``RcTracker``s to be fed the same samples (``trackers``), one per first time constant in
+    ``TAU1_SCALES`` (times the profile's ``tau_s[0]``), for a profile whose branches are ``r_ohm``
+    (the growth and the temperature scale both alike, so the profile's values are what ``choose``
+    weighs)."""
 
     def __init__(
         self,
@@ -443,7 +444,6 @@ class RcBank:
         tau_s: tuple[float, float],
         r_ohm: tuple[float, float],
         noise_v: float,
-        min_step_a: float,
         carried: tuple[tuple[float, float], tuple[float, float]] | None = None,
         carried_fast: FastBranch | None = None,
     ) -> None:
@@ -477,26 +477,11 @@ class RcBank:
             self._fast_odds = carried_fast.log_odds
         self.tau_s = tau_s
         self.r_ohm = r_ohm
-        self.min_step_a = min_step_a
 
     @property
     def profile(self) -> RcTracker:
         """The tracker at the profile's time constants."""
         return self.trackers[0]
-
-    def update(  # noqa: PLR0917 - called per sample; positional is the cheap call
-        self,
-        dt_s: float,
-        i_held_a: float,
-        r1_ohm: float,
-        r2_ohm: float,
-        y_v: float,
-        held: bool,
-        resting: bool,
-    ) -> None:
-        """``RcTracker.update`` of every tracker."""
-        for t in self.trackers:
-            t.update(dt_s, i_held_a, r1_ohm, r2_ohm, y_v, held, resting)
 
     def _log_odds(self, carried: bool = True) -> list[float]:
         """Per time constant of TAU1_SCALES the log odds of the data for it over the profile's: the
